@@ -1,0 +1,7 @@
+"""``python -m discinvert``: the command line."""
+
+import sys
+
+from discinvert.cli import main
+
+sys.exit(main())

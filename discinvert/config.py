@@ -1,0 +1,180 @@
+"""An inverter's configuration: what it was fit for, stored beside its weights.
+
+The same JSON object goes into a ``.safetensors`` file's metadata (:meth:`Inverter.save`)
+and, later, into a Hub repo's ``config.json``. It carries a format version; configs
+of older versions are upgraded by :func:`migrate`, newer ones are refused.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from discinvert.network import CNConfig
+
+__all__ = ["FORMAT_VERSION", "InverterConfig", "migrate"]
+
+FORMAT_VERSION = 1
+"""Version of the on-disk format written by this library."""
+
+_FINGERPRINT_PREFIX = "sha256:"
+
+
+def migrate(data: dict[str, Any], *, source: str) -> dict[str, Any]:
+    """Bring a stored config to :data:`FORMAT_VERSION`.
+
+    Raises:
+        ValueError: the version is missing, malformed, or newer than this library reads.
+    """
+    version = data.get("format_version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise ValueError(f"{source}: expected an integer 'format_version' >= 1, got {version!r}.")
+    if version > FORMAT_VERSION:
+        raise ValueError(
+            f"{source}: written in discinvert format version {version}, but this discinvert "
+            f"reads versions up to {FORMAT_VERSION}. Upgrade discinvert "
+            "(pip install -U discinvert) to load it."
+        )
+    # Version 1 is the first format: nothing to migrate yet.
+    return data
+
+
+def _shape(value: Any, key: str, source: str) -> tuple[int, ...]:
+    if (
+        not isinstance(value, list)
+        or not value
+        or any(not isinstance(d, int) or isinstance(d, bool) or d < 1 for d in value)
+    ):
+        raise ValueError(f"{source}: expected '{key}' to be a non-empty list of positive ints, got {value!r}.")
+    return tuple(value)
+
+
+def _str(value: Any, key: str, source: str) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"{source}: expected '{key}' to be a string, got {value!r}.")
+    return value
+
+
+def _fingerprint(value: Any, key: str, source: str) -> str:
+    text = _str(value, key, source)
+    digest = text[len(_FINGERPRINT_PREFIX):]
+    if not text.startswith(_FINGERPRINT_PREFIX) or len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+        raise ValueError(f"{source}: expected '{key}' to be 'sha256:' and 64 hex digits, got {value!r}.")
+    return text
+
+
+@dataclass(frozen=True)
+class InverterConfig:
+    """Everything an inverter needs besides its weights.
+
+    Attributes:
+        feature_layer: dotted name of D's layer whose output the CN reads.
+        latent_shape: shape of one latent code, e.g. ``(100, 1, 1)``.
+        image_shape: shape of one image as G produces it, e.g. ``(1, 28, 28)``.
+        feature_dim: flattened size of the feature layer's output.
+        cn: the connection network's architecture.
+        generator_fingerprint: SHA-256 of G's weights and buffers.
+        discriminator_fingerprint: SHA-256 of D's weights and buffers up to the feature layer.
+        discriminator_modules: D's submodules that run up to the feature layer.
+        conditional: fit with a :class:`~discinvert.Conditioning` (encode needs conditions).
+        latent_prior: ``"normal"`` for N(0, I), ``"custom"`` for a user's sampler.
+        fit: how it was fit (steps, batch size, lr, seed, best validation MSE, seconds);
+            informative only.
+    """
+
+    feature_layer: str
+    latent_shape: tuple[int, ...]
+    image_shape: tuple[int, ...]
+    feature_dim: int
+    cn: CNConfig
+    generator_fingerprint: str
+    discriminator_fingerprint: str
+    discriminator_modules: tuple[str, ...]
+    conditional: bool = False
+    latent_prior: str = "normal"
+    fit: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def latent_dim(self) -> int:
+        """Number of values in one latent code."""
+        return math.prod(self.latent_shape)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form, with ``format_version`` and ``library_version``."""
+        from discinvert._version import __version__
+
+        return {
+            "format_version": FORMAT_VERSION,
+            "library_version": __version__,
+            "feature_layer": self.feature_layer,
+            "latent_shape": list(self.latent_shape),
+            "image_shape": list(self.image_shape),
+            "feature_dim": self.feature_dim,
+            "cn": self.cn.to_dict(),
+            "generator_fingerprint": self.generator_fingerprint,
+            "discriminator_fingerprint": self.discriminator_fingerprint,
+            "discriminator_modules": list(self.discriminator_modules),
+            "conditional": self.conditional,
+            "latent_prior": self.latent_prior,
+            "fit": dict(self.fit),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any, *, source: str = "config") -> "InverterConfig":
+        """Validate and build a config; ``source`` names the file in error messages.
+
+        Raises:
+            ValueError: not an object, unknown or missing keys, wrong types or ranges,
+                a newer format version, or a CN whose sizes disagree with the config.
+        """
+        if not isinstance(data, dict):
+            raise ValueError(f"{source}: expected a JSON object, got {type(data).__name__}.")
+        data = migrate(data, source=source)
+        required = {
+            "format_version", "library_version", "feature_layer", "latent_shape", "image_shape",
+            "feature_dim", "cn", "generator_fingerprint", "discriminator_fingerprint",
+            "discriminator_modules", "conditional", "latent_prior", "fit",
+        }
+        missing = sorted(required - set(data))
+        unknown = sorted(set(data) - required)
+        if missing or unknown:
+            raise ValueError(f"{source}: missing keys {missing}, unknown keys {unknown}.")
+        _str(data["library_version"], "library_version", source)
+        feature_dim = data["feature_dim"]
+        if not isinstance(feature_dim, int) or isinstance(feature_dim, bool) or feature_dim < 1:
+            raise ValueError(f"{source}: expected 'feature_dim' to be a positive int, got {feature_dim!r}.")
+        modules = data["discriminator_modules"]
+        if not isinstance(modules, list) or any(not isinstance(m, str) for m in modules):
+            raise ValueError(f"{source}: expected 'discriminator_modules' to be a list of strings, got {modules!r}.")
+        if not isinstance(data["conditional"], bool):
+            raise ValueError(f"{source}: expected 'conditional' to be a bool, got {data['conditional']!r}.")
+        if data["latent_prior"] not in ("normal", "custom"):
+            raise ValueError(f"{source}: expected 'latent_prior' 'normal' or 'custom', got {data['latent_prior']!r}.")
+        if not isinstance(data["fit"], dict):
+            raise ValueError(f"{source}: expected 'fit' to be an object, got {data['fit']!r}.")
+        try:
+            cn = CNConfig.from_dict(data["cn"])
+        except ValueError as error:
+            raise ValueError(f"{source}: {error}") from None
+        config = cls(
+            feature_layer=_str(data["feature_layer"], "feature_layer", source),
+            latent_shape=_shape(data["latent_shape"], "latent_shape", source),
+            image_shape=_shape(data["image_shape"], "image_shape", source),
+            feature_dim=feature_dim,
+            cn=cn,
+            generator_fingerprint=_fingerprint(data["generator_fingerprint"], "generator_fingerprint", source),
+            discriminator_fingerprint=_fingerprint(
+                data["discriminator_fingerprint"], "discriminator_fingerprint", source
+            ),
+            discriminator_modules=tuple(modules),
+            conditional=data["conditional"],
+            latent_prior=data["latent_prior"],
+            fit=dict(data["fit"]),
+        )
+        if cn.in_features != feature_dim or cn.out_features != config.latent_dim:
+            raise ValueError(
+                f"{source}: the CN maps {cn.in_features} → {cn.out_features} values, but the "
+                f"config says feature_dim={feature_dim} and latent_shape={list(config.latent_shape)}."
+            )
+        return config

@@ -1,0 +1,134 @@
+"""Discriminator features with an early exit.
+
+A forward hook on the feature layer captures its output and raises
+:class:`_StopForward`, so the rest of D is never computed. The hook lives only for
+the duration of one call and is removed in ``finally``: no hook is ever left on the
+user's model between calls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+from discinvert.conditioning import Conditioning
+from discinvert.layers import _first_tensor
+
+__all__ = ["FeatureTap", "LayerNotReachedError"]
+
+
+class _StopForward(Exception):
+    """Raised by the feature hook to end D's forward pass; caught by :class:`FeatureTap` only."""
+
+
+class LayerNotReachedError(ValueError):
+    """D's forward pass finished without ever running the feature layer."""
+
+
+class FeatureTap:
+    """``D_f``: images → flattened output of one layer of D.
+
+    Args:
+        discriminator: the user's D. It is called, never modified; the caller is
+            responsible for eval mode (see :func:`discinvert.guard.frozen`).
+        layer_name: dotted name of the feature layer (for messages).
+        layer: the feature layer module inside ``discriminator``.
+        conditioning: how to call a conditional D, or ``None`` for ``D(images)``.
+    """
+
+    def __init__(
+        self,
+        discriminator: nn.Module,
+        layer_name: str,
+        layer: nn.Module,
+        *,
+        conditioning: Conditioning | None = None,
+    ) -> None:
+        self.discriminator = discriminator
+        self.layer_name = layer_name
+        self.layer = layer
+        self.conditioning = conditioning
+
+    def _call(self, images: torch.Tensor, conditions: torch.Tensor | None) -> Any:
+        if self.conditioning is None:
+            return self.discriminator(images)
+        if conditions is None:
+            raise ValueError(
+                "conditions: this inverter was fit with a Conditioning, so the images' "
+                "conditions (e.g. class labels) must be given; got None."
+            )
+        return self.conditioning.call_discriminator(self.discriminator, images, conditions)
+
+    def __call__(self, images: torch.Tensor, conditions: torch.Tensor | None = None) -> torch.Tensor:
+        """Return the feature layer's output for ``images``, shape ``(N, feature_dim)``.
+
+        Grad mode is the caller's: under ``torch.no_grad()`` nothing is recorded, with
+        grad enabled the features are differentiable with respect to ``images``.
+
+        Raises:
+            LayerNotReachedError: D returned without running the feature layer.
+            ValueError: the layer's output holds no tensor or lost the batch dimension.
+        """
+        captured: list[Any] = []
+
+        def hook(_module: nn.Module, _inputs: Any, output: Any) -> None:
+            captured.append(output)
+            raise _StopForward
+
+        handle = self.layer.register_forward_hook(hook)
+        try:
+            self._call(images, conditions)
+        except _StopForward:
+            pass
+        finally:
+            handle.remove()
+        if not captured:
+            raise LayerNotReachedError(
+                f"feature_layer {self.layer_name!r}: D's forward pass finished without "
+                "running this layer. Choose a layer D actually calls (see "
+                "discinvert.list_layers(D, example_images))."
+            )
+        tensor = _first_tensor(captured[0])
+        if tensor is None:
+            raise ValueError(
+                f"feature_layer {self.layer_name!r}: expected the layer to output a tensor "
+                f"(or a tuple starting with one), got {type(captured[0]).__name__}."
+            )
+        batch = images.shape[0]
+        if tensor.dim() == 0 or tensor.shape[0] != batch:
+            raise ValueError(
+                f"feature_layer {self.layer_name!r}: expected an output with batch "
+                f"dimension {batch} first, got shape {tuple(tensor.shape)}."
+            )
+        return tensor.reshape(batch, -1)
+
+
+def reached_modules(tap: FeatureTap, images: torch.Tensor, conditions: torch.Tensor | None = None) -> list[str]:
+    """Names of D's submodules whose forward starts before the feature layer's output is taken.
+
+    These are the modules whose weights can influence the features; their parameters
+    and buffers make up D's fingerprint.
+    """
+    names: list[str] = []
+    seen: set[int] = set()
+    handles = []
+
+    def make_hook(name: str, module: nn.Module) -> Callable[..., None]:
+        def pre_hook(_module: nn.Module, _inputs: Any) -> None:
+            if id(module) not in seen:
+                seen.add(id(module))
+                names.append(name)
+
+        return pre_hook
+
+    try:
+        for name, module in tap.discriminator.named_modules():
+            handles.append(module.register_forward_pre_hook(make_hook(name, module)))
+        tap(images, conditions)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return names

@@ -1,0 +1,128 @@
+"""Running the user's GAN: where it lives, how G is called, and whether (G, D, layer) fit together."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from discinvert.conditioning import Conditioning
+from discinvert.features import FeatureTap
+
+__all__ = ["generate", "model_device", "model_dtype", "probe", "resolve_device"]
+
+
+def model_device(module: nn.Module) -> torch.device | None:
+    """Device of the module's first parameter or buffer; ``None`` if it holds none."""
+    for tensor in module.parameters():
+        return tensor.device
+    for tensor in module.buffers():
+        return tensor.device
+    return None
+
+
+def model_dtype(module: nn.Module) -> torch.dtype:
+    """Dtype of the module's first floating parameter or buffer (float32 if none)."""
+    for tensor in list(module.parameters()) + list(module.buffers()):
+        if tensor.is_floating_point():
+            return tensor.dtype
+    return torch.float32
+
+
+def _same_device(a: torch.device, b: torch.device) -> bool:
+    if a.type != b.type:
+        return False
+    if a.type != "cuda":
+        return True
+    current = torch.cuda.current_device() if torch.cuda.is_available() else 0
+    return (a.index if a.index is not None else current) == (b.index if b.index is not None else current)
+
+
+def resolve_device(
+    generator: nn.Module, discriminator: nn.Module, device: str | torch.device | None
+) -> torch.device:
+    """The device to work on: where G and D live, else ``device``, else the CPU.
+
+    The user's models are never moved.
+
+    Raises:
+        ValueError: G and D live on different devices, or ``device`` names another
+            device than the one they live on.
+    """
+    g_device = model_device(generator)
+    d_device = model_device(discriminator)
+    if g_device is not None and d_device is not None and not _same_device(g_device, d_device):
+        raise ValueError(
+            f"generator and discriminator must live on the same device; got G on {g_device} "
+            f"and D on {d_device}. Move them with G.to(device) and D.to(device) first."
+        )
+    found = g_device if g_device is not None else d_device
+    if device is not None:
+        try:
+            wanted = torch.device(device)
+        except (RuntimeError, TypeError) as error:
+            raise ValueError(f"device: expected a torch device such as 'cpu' or 'cuda', got {device!r} ({error}).") from None
+        if found is not None and not _same_device(found, wanted):
+            raise ValueError(
+                f"device: asked for {wanted}, but G and D live on {found}. discinvert never moves "
+                f"your models: move them with G.to({str(wanted)!r}) and D.to({str(wanted)!r}), or "
+                "leave device=None."
+            )
+        return wanted
+    return found if found is not None else torch.device("cpu")
+
+
+def generate(
+    generator: nn.Module,
+    latents: torch.Tensor,
+    conditions: torch.Tensor | None = None,
+    conditioning: Conditioning | None = None,
+) -> torch.Tensor:
+    """Images ``G(z)`` (or ``conditioning.call_generator(G, z, y)``), cast latents to G's dtype."""
+    latents = latents.to(model_dtype(generator))
+    if conditioning is None:
+        return generator(latents)
+    return conditioning.call_generator(generator, latents, conditions)
+
+
+def probe(
+    generator: nn.Module,
+    tap: FeatureTap,
+    latents: torch.Tensor,
+    conditions: torch.Tensor | None = None,
+    conditioning: Conditioning | None = None,
+) -> tuple[tuple[int, ...], int]:
+    """Run G and D_f on a small batch and return ``(image_shape, feature_dim)``.
+
+    Call it under :func:`discinvert.guard.frozen` and ``torch.no_grad()``.
+
+    Raises:
+        ValueError: G rejects latents of this shape or returns no image batch;
+            D fails on G's images; the feature layer is never reached.
+    """
+    batch = latents.shape[0]
+    shape = tuple(latents.shape[1:])
+    try:
+        images = generate(generator, latents, conditions, conditioning)
+    except Exception as error:  # the user's G: any failure means a shape it rejects
+        raise ValueError(
+            f"latent_shape: the generator rejected latents of shape {shape} (a batch of "
+            f"{tuple(latents.shape)}): {type(error).__name__}: {error}"
+        ) from error
+    if not isinstance(images, torch.Tensor) or images.dim() < 2 or images.shape[0] != batch:
+        got = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
+        raise ValueError(
+            f"generator: expected a batch of images with {batch} first for latents of shape "
+            f"{tuple(latents.shape)}, got {got}."
+        )
+    if not images.is_floating_point():
+        raise ValueError(f"generator: expected floating-point images, got dtype {images.dtype}.")
+    try:
+        features = tap(images, conditions)
+    except ValueError:  # ours (layer never reached, bad layer output): already clear
+        raise
+    except Exception as error:  # the user's D
+        raise ValueError(
+            f"discriminator: failed on the generator's images of shape {tuple(images.shape)} "
+            f"before reaching feature_layer {tap.layer_name!r}: {type(error).__name__}: {error}"
+        ) from error
+    return tuple(images.shape[1:]), features.shape[1]

@@ -1,0 +1,416 @@
+"""The :class:`Inverter`: image → latent code through D's features and the connection network."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import warnings
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch import nn
+
+from discinvert.conditioning import Conditioning
+from discinvert.config import InverterConfig
+from discinvert.features import FeatureTap
+from discinvert.fingerprint import fingerprint_discriminator, fingerprint_generator
+from discinvert.gan import generate, model_device, model_dtype, probe
+from discinvert.guard import frozen
+from discinvert.layers import resolve_layer
+from discinvert.network import ConnectionNetwork
+from discinvert.serialization import read_inverter_file, write_inverter_file
+
+__all__ = ["DEFAULT_BATCH_SIZE", "FingerprintMismatchError", "Inverter"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_BATCH_SIZE = 256
+"""Images per forward pass in :meth:`Inverter.encode` and :meth:`Inverter.reconstruct`."""
+
+
+class FingerprintMismatchError(ValueError):
+    """The inverter was fit for another generator or discriminator."""
+
+
+class _GAN:
+    """Plain holder so G and D are referenced, never registered as the inverter's submodules."""
+
+    def __init__(self, generator: nn.Module, discriminator: nn.Module, tap: FeatureTap, conditioning: Conditioning | None):
+        self.generator = generator
+        self.discriminator = discriminator
+        self.tap = tap
+        self.conditioning = conditioning
+
+
+def _check_batch_size(batch_size: int | None) -> int:
+    if batch_size is None:
+        return DEFAULT_BATCH_SIZE
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+        raise ValueError(f"batch_size: expected a positive int or None, got {batch_size!r}.")
+    return batch_size
+
+
+class Inverter(nn.Module):
+    """An inverse mapping for a pretrained GAN: ``z ≈ CN(D_f(x))``.
+
+    It holds the connection network (its only submodule, ``cn``) and its
+    :class:`~discinvert.config.InverterConfig`. G and D are referenced, not
+    registered: they never appear in :meth:`state_dict`, in saved files, or under
+    ``.to()``/``.parameters()``. Every method leaves G and D as it found them.
+
+    Build one with :func:`discinvert.fit_inverter` or :meth:`Inverter.load`.
+
+    Args:
+        config: what the inverter was fit for.
+        generator: G, mapping latents ``(N, *latent_shape)`` to images ``(N, *image_shape)``.
+        discriminator: D; ``config.feature_layer`` must name one of its submodules.
+        conditioning: for a conditional GAN, how to call G and D (required exactly
+            when ``config.conditional``).
+
+    Raises:
+        ValueError: the feature layer is not in D, or conditioning disagrees with the config.
+    """
+
+    def __init__(
+        self,
+        config: InverterConfig,
+        *,
+        generator: nn.Module,
+        discriminator: nn.Module,
+        conditioning: Conditioning | None = None,
+    ) -> None:
+        super().__init__()
+        for name, model in (("generator", generator), ("discriminator", discriminator)):
+            if not isinstance(model, nn.Module):
+                raise ValueError(f"{name}: expected a torch.nn.Module, got {type(model).__name__}.")
+        if config.conditional and conditioning is None:
+            raise ValueError(
+                "conditioning: this inverter was fit for a conditional GAN; pass the same "
+                "Conditioning (how to call G and D with labels) you fit it with."
+            )
+        if not config.conditional and conditioning is not None:
+            raise ValueError("conditioning: this inverter was fit for an unconditional GAN; got a Conditioning.")
+        layer_name, layer = resolve_layer(discriminator, config.feature_layer)
+        self.config = config
+        self.cn = ConnectionNetwork(config.cn)
+        tap = FeatureTap(discriminator, layer_name, layer, conditioning=conditioning)
+        self._gan = _GAN(generator, discriminator, tap, conditioning)
+        device = model_device(discriminator) or model_device(generator)
+        if device is not None:
+            self.cn.to(device)
+        self.eval()
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def generator(self) -> nn.Module:
+        """The GAN's generator G (referenced, not owned)."""
+        return self._gan.generator
+
+    @property
+    def discriminator(self) -> nn.Module:
+        """The GAN's discriminator D (referenced, not owned)."""
+        return self._gan.discriminator
+
+    @property
+    def conditioning(self) -> Conditioning | None:
+        """How a conditional GAN is called, or ``None``."""
+        return self._gan.conditioning
+
+    @property
+    def feature_layer(self) -> str:
+        """Dotted name of D's feature layer."""
+        return self.config.feature_layer
+
+    @property
+    def latent_shape(self) -> tuple[int, ...]:
+        """Shape of one latent code."""
+        return self.config.latent_shape
+
+    @property
+    def image_shape(self) -> tuple[int, ...]:
+        """Shape of one image as G produces it."""
+        return self.config.image_shape
+
+    # ------------------------------------------------------------------ inputs
+    def _check_images(self, images: torch.Tensor | np.ndarray) -> torch.Tensor:
+        if isinstance(images, np.ndarray):
+            if images.dtype.kind != "f":
+                raise ValueError(
+                    f"images: expected floating-point values in the generator's range (as G "
+                    f"produces them), got a numpy array of dtype {images.dtype}; convert and "
+                    "scale them first (e.g. uint8 x → x / 127.5 - 1 for a tanh generator)."
+                )
+            images = torch.from_numpy(np.ascontiguousarray(images))
+        elif not isinstance(images, torch.Tensor):
+            raise ValueError(
+                f"images: expected a torch.Tensor or numpy array of shape (N, {', '.join(map(str, self.image_shape))}), "
+                f"got {type(images).__name__}."
+            )
+        elif not images.is_floating_point():
+            raise ValueError(
+                f"images: expected floating-point values in the generator's range (as G "
+                f"produces them), got dtype {images.dtype}; convert and scale them first "
+                "(e.g. uint8 x → x / 127.5 - 1 for a tanh generator)."
+            )
+        expected = self.image_shape
+        if images.dim() != len(expected) + 1 or tuple(images.shape[1:]) != expected:
+            hint = " (a single image: add a batch dimension, images[None])" if tuple(images.shape) == expected else ""
+            raise ValueError(
+                f"images: expected shape (N, {', '.join(map(str, expected))}), got "
+                f"{tuple(images.shape)}{hint}."
+            )
+        if images.numel() and not bool(torch.isfinite(images).all()):
+            bad = int((~torch.isfinite(images)).sum())
+            raise ValueError(f"images: expected finite values, got {bad} NaN or Inf value(s).")
+        return images
+
+    def _check_conditions(self, conditions: torch.Tensor | np.ndarray | None, n: int) -> torch.Tensor | None:
+        if self.conditioning is None:
+            if conditions is not None:
+                raise ValueError("conditions: this inverter is unconditional; expected None.")
+            return None
+        if conditions is None:
+            raise ValueError(
+                "conditions: this inverter was fit for a conditional GAN; pass the images' "
+                "conditions (e.g. class labels of shape (N,))."
+            )
+        if isinstance(conditions, np.ndarray):
+            conditions = torch.from_numpy(np.ascontiguousarray(conditions))
+        if not isinstance(conditions, torch.Tensor) or conditions.dim() == 0 or conditions.shape[0] != n:
+            got = tuple(conditions.shape) if isinstance(conditions, torch.Tensor) else type(conditions).__name__
+            raise ValueError(f"conditions: expected a tensor with {n} rows (one per image), got {got}.")
+        return conditions
+
+    def _run_device(self) -> torch.device:
+        device = model_device(self.discriminator) or model_device(self.generator)
+        if device is None:
+            device = next(self.cn.parameters()).device
+        if next(self.cn.parameters()).device != device:
+            logger.debug("moving the connection network to %s, where the GAN lives", device)
+            self.cn.to(device)
+        return device
+
+    # ------------------------------------------------------------------ inference
+    def encode(
+        self,
+        images: torch.Tensor | np.ndarray,
+        batch_size: int | None = None,
+        *,
+        conditions: torch.Tensor | np.ndarray | None = None,
+    ) -> torch.Tensor:
+        """Latent codes for images: one partial pass of D plus the connection network.
+
+        Args:
+            images: ``(N, *image_shape)``, floating point, in G's value range (as G
+                produces them, e.g. [-1, 1] for a tanh generator); tensor or numpy array.
+            batch_size: images per forward pass (default :data:`DEFAULT_BATCH_SIZE`);
+                results do not depend on it.
+            conditions: for a conditional GAN, ``(N, ...)`` conditions (e.g. labels).
+
+        Returns:
+            ``(N, *latent_shape)`` codes, float32, on the images' device (CPU for numpy),
+            without grad. An empty batch gives an empty result.
+
+        Raises:
+            ValueError: wrong type, dtype or shape, NaN/Inf values, bad conditions.
+        """
+        x = self._check_images(images)
+        c = self._check_conditions(conditions, x.shape[0])
+        size = _check_batch_size(batch_size)
+        out_device = x.device
+        if x.shape[0] == 0:
+            return torch.empty((0, *self.latent_shape), device=out_device)
+        device = self._run_device()
+        d_dtype = model_dtype(self.discriminator)
+        cn_dtype = next(self.cn.parameters()).dtype
+        chunks = []
+        with frozen(self, self.generator, self.discriminator), torch.no_grad():
+            for start in range(0, x.shape[0], size):
+                xb = x[start : start + size].to(device=device, dtype=d_dtype)
+                cb = None if c is None else c[start : start + size].to(device)
+                features = self._gan.tap(xb, cb).to(cn_dtype)
+                chunks.append(self.cn(features).reshape(-1, *self.latent_shape).to(out_device))
+        return torch.cat(chunks)
+
+    def decode(
+        self,
+        latents: torch.Tensor,
+        batch_size: int | None = None,
+        *,
+        conditions: torch.Tensor | np.ndarray | None = None,
+    ) -> torch.Tensor:
+        """Images ``G(z)`` for codes ``(N, *latent_shape)``, batched, without grad, on the codes' device.
+
+        Raises:
+            ValueError: codes of the wrong type or shape, NaN/Inf values, bad conditions.
+        """
+        if not isinstance(latents, torch.Tensor) or not latents.is_floating_point():
+            got = f"dtype {latents.dtype}" if isinstance(latents, torch.Tensor) else type(latents).__name__
+            raise ValueError(f"latents: expected a floating-point tensor of shape (N, {', '.join(map(str, self.latent_shape))}), got {got}.")
+        if latents.dim() != len(self.latent_shape) + 1 or tuple(latents.shape[1:]) != self.latent_shape:
+            raise ValueError(
+                f"latents: expected shape (N, {', '.join(map(str, self.latent_shape))}), got {tuple(latents.shape)}."
+            )
+        if latents.numel() and not bool(torch.isfinite(latents).all()):
+            raise ValueError("latents: expected finite values, got NaN or Inf.")
+        c = self._check_conditions(conditions, latents.shape[0])
+        size = _check_batch_size(batch_size)
+        out_device = latents.device
+        if latents.shape[0] == 0:
+            return torch.empty((0, *self.image_shape), device=out_device)
+        device = self._run_device()
+        chunks = []
+        with frozen(self.generator, self.discriminator), torch.no_grad():
+            for start in range(0, latents.shape[0], size):
+                zb = latents[start : start + size].to(device)
+                cb = None if c is None else c[start : start + size].to(device)
+                chunks.append(generate(self.generator, zb, cb, self.conditioning).to(out_device))
+        return torch.cat(chunks)
+
+    def reconstruct(
+        self,
+        images: torch.Tensor | np.ndarray,
+        batch_size: int | None = None,
+        *,
+        conditions: torch.Tensor | np.ndarray | None = None,
+    ) -> torch.Tensor:
+        """``G(encode(images))``: ``(N, *image_shape)`` in G's range, on the images' device."""
+        codes = self.encode(images, batch_size, conditions=conditions)
+        return self.decode(codes, batch_size, conditions=conditions)
+
+    def forward(self, images: torch.Tensor, conditions: torch.Tensor | None = None) -> torch.Tensor:
+        """Differentiable codes ``CN(D_f(images))`` for use inside larger models; see :meth:`encode` for inference."""
+        with frozen(self.discriminator):  # D in eval mode: its BatchNorm statistics stay put
+            features = self._gan.tap(images, conditions)
+        return self.cn(features.to(next(self.cn.parameters()).dtype)).reshape(-1, *self.latent_shape)
+
+    # ------------------------------------------------------------------ files
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the CN's weights and config to one ``.safetensors`` file, atomically.
+
+        G and D are not saved; their fingerprints are, so :meth:`load` can tell
+        whether it is given the same GAN.
+        """
+        written = write_inverter_file(path, self.state_dict(), self.config)
+        logger.info("saved inverter to %s", written)
+        return written
+
+    def check_fingerprints(self, *, on_mismatch: Literal["raise", "warn"] = "raise", source: str = "inverter") -> bool:
+        """Compare G's and D's weights with the fingerprints recorded at fit time.
+
+        Returns:
+            ``True`` when both match.
+
+        Raises:
+            FingerprintMismatchError: a mismatch, when ``on_mismatch="raise"``.
+        """
+        if on_mismatch not in ("raise", "warn"):
+            raise ValueError(f"on_mismatch: expected 'raise' or 'warn', got {on_mismatch!r}.")
+        problems = []
+        if fingerprint_generator(self.generator) != self.config.generator_fingerprint:
+            problems.append("the generator's weights differ from those it was fit with")
+        try:
+            d_print = fingerprint_discriminator(self.discriminator, self.config.discriminator_modules)
+        except ValueError as error:
+            problems.append(str(error))
+        else:
+            if d_print != self.config.discriminator_fingerprint:
+                problems.append("the discriminator's weights up to the feature layer differ from those it was fit with")
+        if not problems:
+            return True
+        message = (
+            f"{source}: this inverter was fit for another GAN: {'; '.join(problems)}. "
+            "Its codes would be wrong for this GAN; refit it, or pass on_mismatch='warn' to load anyway."
+        )
+        if on_mismatch == "raise":
+            raise FingerprintMismatchError(message)
+        warnings.warn(message, stacklevel=3)
+        logger.warning(message)
+        return False
+
+    def _check_against_gan(self, source: str) -> None:
+        """Run G and D_f on two latents and compare image and feature sizes with the config."""
+        device = self._run_device()
+        conditioning = self.conditioning
+        generator = torch.Generator(device=device).manual_seed(0)
+        latents = torch.randn((2, *self.latent_shape), generator=generator, device=device)
+        conditions = None if conditioning is None else conditioning.sampler(2, generator, device)
+        with frozen(self.generator, self.discriminator), torch.no_grad():
+            image_shape, feature_dim = probe(self.generator, self._gan.tap, latents, conditions, conditioning)
+        if image_shape != self.image_shape or feature_dim != self.config.feature_dim:
+            raise ValueError(
+                f"{source}: fit for images of shape {self.image_shape} and {self.config.feature_dim} "
+                f"features at {self.feature_layer!r}, but this GAN gives images of shape "
+                f"{image_shape} and {feature_dim} features."
+            )
+
+    @classmethod
+    def from_state(
+        cls,
+        state: dict[str, torch.Tensor],
+        config: InverterConfig,
+        *,
+        generator: nn.Module,
+        discriminator: nn.Module,
+        conditioning: Conditioning | None = None,
+        on_mismatch: Literal["raise", "warn"] = "raise",
+        source: str = "inverter",
+    ) -> "Inverter":
+        """Build a validated inverter from checked weights and config (used by the loaders).
+
+        Nothing is returned unless every check passed: the layer exists in D, the GAN
+        gives the configured image and feature sizes, the fingerprints match (or
+        ``on_mismatch="warn"``), and the weights load strictly.
+        """
+        inverter = cls(config, generator=generator, discriminator=discriminator, conditioning=conditioning)
+        inverter._check_against_gan(source)
+        inverter.check_fingerprints(on_mismatch=on_mismatch, source=source)
+        inverter.load_state_dict(state, strict=True)
+        return inverter.eval()
+
+    @classmethod
+    def load(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        generator: nn.Module,
+        discriminator: nn.Module,
+        conditioning: Conditioning | None = None,
+        on_mismatch: Literal["raise", "warn"] = "raise",
+    ) -> "Inverter":
+        """Load an inverter written by :meth:`save` for the given G and D.
+
+        Args:
+            path: the ``.safetensors`` file.
+            generator, discriminator: the GAN it was fit for.
+            conditioning: the same :class:`~discinvert.Conditioning` as at fit time, for
+                a conditional GAN.
+            on_mismatch: ``"raise"`` (default) refuses an inverter whose fingerprints show
+                it was fit for another GAN; ``"warn"`` loads it with a warning.
+
+        Raises:
+            FileNotFoundError: no file at ``path``.
+            ValueError: a truncated, corrupt or foreign file; a newer format version; a
+                config and weights that disagree; a GAN that does not fit the config.
+            FingerprintMismatchError: fit for another GAN (``on_mismatch="raise"``).
+        """
+        state, config = read_inverter_file(path)
+        return cls.from_state(
+            state,
+            config,
+            generator=generator,
+            discriminator=discriminator,
+            conditioning=conditioning,
+            on_mismatch=on_mismatch,
+            source=str(path),
+        )
+
+    def extra_repr(self) -> str:
+        return (
+            f"feature_layer={self.feature_layer!r}, feature_dim={self.config.feature_dim}, "
+            f"latent_shape={self.latent_shape}, image_shape={self.image_shape}, "
+            f"latent_dim={math.prod(self.latent_shape)}"
+        )

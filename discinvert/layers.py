@@ -1,0 +1,155 @@
+"""Find the discriminator's layers by name, and list them for the user.
+
+A feature layer is named by its dotted path in ``D.named_modules()`` (``"main.9"``,
+``"blocks.3.act"``, or a bare index ``"8"`` for a top-level ``nn.Sequential``), or
+handed over as the submodule itself.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from discinvert.guard import frozen
+
+__all__ = ["LayerInfo", "list_layers", "resolve_layer"]
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    """One submodule of a model.
+
+    Attributes:
+        name: dotted name from ``named_modules()`` (``""`` is the model itself).
+        type: the module's class name.
+        output_shape: shape of its first output for the example input, batch
+            dimension included; ``None`` when no example was given or the layer
+            was not reached.
+        num_parameters: parameters held directly or by its children.
+    """
+
+    name: str
+    type: str
+    output_shape: tuple[int, ...] | None
+    num_parameters: int
+
+    @property
+    def features(self) -> int | None:
+        """Flattened feature size per sample, or ``None`` without a shape."""
+        if self.output_shape is None or len(self.output_shape) == 0:
+            return None
+        size = 1
+        for dim in self.output_shape[1:]:
+            size *= dim
+        return size
+
+
+def resolve_layer(model: nn.Module, layer: str | nn.Module) -> tuple[str, nn.Module]:
+    """Return ``(name, module)`` for ``layer`` inside ``model``.
+
+    Raises:
+        ValueError: ``layer`` names no submodule of ``model`` (the message lists close
+            matches and points to :func:`list_layers`), or a module was given that is
+            not part of ``model``, or ``layer`` is neither a string nor a module.
+    """
+    if isinstance(layer, nn.Module):
+        for name, module in model.named_modules(remove_duplicate=False):
+            if module is layer:
+                return name, module
+        raise ValueError(
+            f"feature_layer: the given {type(layer).__name__} module is not a submodule of "
+            f"the discriminator ({type(model).__name__}); pass one of its submodules or its "
+            "dotted name (see discinvert.list_layers(D))."
+        )
+    if not isinstance(layer, str):
+        raise ValueError(
+            "feature_layer: expected a dotted layer name (str) or a submodule of the "
+            f"discriminator, got {type(layer).__name__}."
+        )
+    modules = dict(model.named_modules(remove_duplicate=False))
+    if layer in modules:
+        return layer, modules[layer]
+    names = [name for name in modules if name]
+    close = difflib.get_close_matches(layer, names, n=5, cutoff=0.5)
+    hint = f" Close matches: {', '.join(repr(c) for c in close)}." if close else ""
+    raise ValueError(
+        f"feature_layer: {layer!r} is not a layer of the discriminator "
+        f"({type(model).__name__}).{hint} Call discinvert.list_layers(D) to see all "
+        "layer names with their output shapes."
+    )
+
+
+def _first_tensor(output: Any) -> torch.Tensor | None:
+    """The tensor a layer's output stands for: itself, or the first tensor of a tuple/list."""
+    if isinstance(output, torch.Tensor):
+        return output
+    if isinstance(output, (tuple, list)):
+        for item in output:
+            found = _first_tensor(item)
+            if found is not None:
+                return found
+    return None
+
+
+def list_layers(
+    model: nn.Module,
+    example_input: torch.Tensor | tuple[Any, ...] | None = None,
+    *,
+    call: Callable[[nn.Module, Any], Any] | None = None,
+) -> list[LayerInfo]:
+    """List a model's layers with types and, given an example input, output shapes.
+
+    Use it to choose ``feature_layer`` for :func:`discinvert.fit_inverter`: the paper
+    takes the discriminator's last hidden layer.
+
+    Args:
+        model: usually the discriminator D.
+        example_input: a batch D accepts, e.g. ``G(z)`` of shape ``(N, C, H, W)``, or a
+            tuple of positional arguments for a D taking several (images, labels).
+        call: how to call the model on ``example_input`` when the default
+            (``model(example_input)`` or ``model(*example_input)`` for a tuple) does
+            not fit.
+
+    Returns:
+        One :class:`LayerInfo` per submodule, in ``named_modules()`` order. The model
+        runs once, in eval mode without gradients, and comes back unchanged.
+    """
+    shapes: dict[str, tuple[int, ...]] = {}
+    if example_input is not None:
+        handles = []
+
+        def make_hook(name: str) -> Callable[..., None]:
+            def hook(_module: nn.Module, _inputs: Any, output: Any) -> None:
+                tensor = _first_tensor(output)
+                if tensor is not None and name not in shapes:
+                    shapes[name] = tuple(tensor.shape)
+
+            return hook
+
+        try:
+            for name, module in model.named_modules():
+                handles.append(module.register_forward_hook(make_hook(name)))
+            with frozen(model), torch.no_grad():
+                if call is not None:
+                    call(model, example_input)
+                elif isinstance(example_input, tuple):
+                    model(*example_input)
+                else:
+                    model(example_input)
+        finally:
+            for handle in handles:
+                handle.remove()
+    return [
+        LayerInfo(
+            name=name,
+            type=type(module).__name__,
+            output_shape=shapes.get(name),
+            num_parameters=sum(p.numel() for p in module.parameters()),
+        )
+        for name, module in model.named_modules()
+    ]

@@ -1,0 +1,133 @@
+"""The single-file inverter format: one ``.safetensors`` file, config in its metadata.
+
+Weights are stored with safetensors only (loading never runs code). The metadata
+holds ``format`` (``"discinvert.inverter"``), ``format_version``, ``library_version``
+and ``config`` (the JSON of :class:`~discinvert.config.InverterConfig`). Files are
+written atomically: a temporary file in the same folder, fsync, then ``os.replace``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import safetensors
+import safetensors.torch
+import torch
+
+from discinvert._version import __version__
+from discinvert.config import FORMAT_VERSION, InverterConfig
+from discinvert.network import ConnectionNetwork
+
+__all__ = ["FORMAT_NAME", "atomic_write", "check_state_dict", "read_inverter_file", "write_inverter_file"]
+
+FORMAT_NAME = "discinvert.inverter"
+
+
+def atomic_write(path: str | os.PathLike[str], write: Callable[[str], None]) -> Path:
+    """Call ``write(tmp_path)`` for a temporary file beside ``path``, then move it into place.
+
+    A crash or exception leaves either the old file or none, never a partial one.
+    """
+    target = Path(path)
+    directory = target.parent if str(target.parent) else Path(".")
+    directory.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
+    os.close(fd)
+    try:
+        write(tmp)
+        with open(tmp, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return target
+
+
+def write_inverter_file(path: str | os.PathLike[str], state: dict[str, torch.Tensor], config: InverterConfig) -> Path:
+    """Write ``state`` (the CN's weights) and ``config`` to one ``.safetensors`` file."""
+    tensors = {name: tensor.detach().to("cpu").contiguous().clone() for name, tensor in state.items()}
+    metadata = {
+        "format": FORMAT_NAME,
+        "format_version": str(FORMAT_VERSION),
+        "library_version": __version__,
+        "config": json.dumps(config.to_dict(), sort_keys=True),
+    }
+    return atomic_write(path, lambda tmp: safetensors.torch.save_file(tensors, tmp, metadata=metadata))
+
+
+def check_state_dict(state: dict[str, torch.Tensor], config: InverterConfig, *, source: str) -> None:
+    """Check tensor names, shapes and dtypes against the CN that ``config`` describes.
+
+    Raises:
+        ValueError: missing or unexpected tensors, or a shape or dtype that disagrees.
+    """
+    with torch.device("meta"):
+        reference = {f"cn.{k}": v for k, v in ConnectionNetwork(config.cn).state_dict().items()}
+    missing = sorted(set(reference) - set(state))
+    unexpected = sorted(set(state) - set(reference))
+    if missing or unexpected:
+        raise ValueError(
+            f"{source}: the weights do not match the config's connection network: "
+            f"missing tensors {missing[:5]}, unexpected tensors {unexpected[:5]}."
+        )
+    for name, expected in reference.items():
+        got = state[name]
+        if tuple(got.shape) != tuple(expected.shape) or got.dtype != expected.dtype:
+            raise ValueError(
+                f"{source}: tensor {name!r}: expected shape {tuple(expected.shape)} and dtype "
+                f"{expected.dtype}, got shape {tuple(got.shape)} and dtype {got.dtype}."
+            )
+
+
+def read_inverter_file(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], InverterConfig]:
+    """Read and validate an inverter file written by :func:`write_inverter_file`.
+
+    Returns:
+        ``(state, config)``: CPU tensors keyed as in ``Inverter.state_dict()``, and the
+        validated config.
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        ValueError: a truncated or corrupt file, a file that is not a discinvert
+            inverter, a newer format version, or weights that disagree with the config.
+            The message names the file.
+    """
+    source = str(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{source}: no such inverter file.")
+    try:
+        with safetensors.safe_open(source, framework="pt") as handle:
+            metadata = handle.metadata() or {}
+            state = {name: handle.get_tensor(name) for name in handle.keys()}
+    except safetensors.SafetensorError as error:
+        raise ValueError(f"{source}: not a readable safetensors file ({error}); it may be truncated or corrupt.") from None
+    except (OSError, RuntimeError) as error:
+        # safetensors reports some header damage as OSError/RuntimeError instead.
+        raise ValueError(f"{source}: not a readable safetensors file ({error}); it may be truncated or corrupt.") from None
+    if metadata.get("format") != FORMAT_NAME:
+        raise ValueError(
+            f"{source}: not a discinvert inverter file (expected metadata format "
+            f"{FORMAT_NAME!r}, got {metadata.get('format')!r})."
+        )
+    try:
+        version = int(metadata.get("format_version", ""))
+    except ValueError:
+        raise ValueError(f"{source}: expected an integer format_version, got {metadata.get('format_version')!r}.") from None
+    try:
+        data = json.loads(metadata.get("config", ""))
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{source}: the config in the file's metadata is not valid JSON ({error}).") from None
+    if isinstance(data, dict) and data.get("format_version") != version:
+        raise ValueError(
+            f"{source}: the header says format version {version} but the config says "
+            f"{data.get('format_version')!r}; the file was altered."
+        )
+    config = InverterConfig.from_dict(data, source=source)
+    check_state_dict(state, config, source=source)
+    return state, config
