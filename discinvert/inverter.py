@@ -95,7 +95,8 @@ class Inverter(nn.Module):
             raise ValueError("conditioning: this inverter was fit for an unconditional GAN; got a Conditioning.")
         layer_name, layer = resolve_layer(discriminator, config.feature_layer)
         self.config = config
-        self.cn = ConnectionNetwork(config.cn)
+        with torch.random.fork_rng(devices=[]):  # building the CN must not move the user's RNG
+            self.cn = ConnectionNetwork(config.cn)
         tap = FeatureTap(discriminator, layer_name, layer, conditioning=conditioning)
         self._gan = _GAN(generator, discriminator, tap, conditioning)
         device = model_device(discriminator) or model_device(generator)

@@ -1,0 +1,153 @@
+"""Bad input gets a ValueError naming what was expected and what came."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from discinvert import Inverter, LayerNotReachedError, fit_inverter
+from tests.conftest import LATENT, TinyGAN
+
+QUICK = dict(steps=10, batch_size=16, cn_hidden=(32,), progress=False, validation_size=32, seed=0)
+
+
+@pytest.fixture
+def fitted(make_gan) -> tuple[TinyGAN, Inverter]:
+    gan = make_gan("dcgan")
+    return gan, fit_inverter(gan.generator, gan.discriminator, gan.feature_layer, latent_shape=gan.latent_shape, **QUICK)
+
+
+def test_unknown_layer_lists_close_matches(make_gan) -> None:
+    gan = make_gan("wgan_gp")
+    with pytest.raises(ValueError) as info:
+        fit_inverter(gan.generator, gan.discriminator, "blocks.1.actt", latent_shape=(LATENT,))
+    message = str(info.value)
+    assert "'blocks.1.act'" in message and "list_layers" in message
+
+
+def test_module_not_in_d(make_gan) -> None:
+    gan = make_gan("dcgan")
+    with pytest.raises(ValueError, match="not a submodule"):
+        fit_inverter(gan.generator, gan.discriminator, nn.ReLU(), latent_shape=(LATENT, 1, 1))
+
+
+def test_layer_d_never_reaches(make_gan) -> None:
+    gan = make_gan("mlp")
+    gan.discriminator.unused = nn.Linear(128, 128)
+    with pytest.raises(LayerNotReachedError, match="without running this layer"):
+        fit_inverter(gan.generator, gan.discriminator, "unused", latent_shape=(LATENT,), steps=2)
+
+
+def test_latent_shape_g_rejects_is_named(make_gan) -> None:
+    gan = make_gan("dcgan")
+    with pytest.raises(ValueError, match=r"rejected latents of shape \(8,\)"):
+        fit_inverter(gan.generator, gan.discriminator, "4", latent_shape=(LATENT,), steps=2)
+
+
+def test_neither_latent_shape_nor_sampler(make_gan) -> None:
+    gan = make_gan("dcgan")
+    with pytest.raises(ValueError, match="latent_shape.*latent_sampler"):
+        fit_inverter(gan.generator, gan.discriminator, "4")
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"latent_shape": (0,)}, "latent_shape"),
+        ({"latent_shape": "100"}, "latent_shape"),
+        ({"latent_shape": (LATENT, 1, 1), "steps": 0}, "steps"),
+        ({"latent_shape": (LATENT, 1, 1), "batch_size": 1}, "batch_size"),
+        ({"latent_shape": (LATENT, 1, 1), "lr": -1.0}, "lr"),
+        ({"latent_shape": (LATENT, 1, 1), "lr": float("nan")}, "lr"),
+        ({"latent_shape": (LATENT, 1, 1), "seed": -3}, "seed"),
+        ({"latent_shape": (LATENT, 1, 1), "device": "gpu:banana"}, "device"),
+        ({"latent_shape": (LATENT, 1, 1), "device": "meta"}, "never moves"),
+        ({"latent_shape": (LATENT, 1, 1), "progress": "yes"}, "progress"),
+        ({"latent_shape": (LATENT, 1, 1), "cn_hidden": (0,)}, "hidden"),
+    ],
+)
+def test_bad_fit_arguments(make_gan, kwargs, message) -> None:
+    gan = make_gan("dcgan")
+    with pytest.raises(ValueError, match=message):
+        fit_inverter(gan.generator, gan.discriminator, "4", **kwargs)
+
+
+def test_models_must_be_modules(make_gan) -> None:
+    gan = make_gan("dcgan")
+    with pytest.raises(ValueError, match="generator: expected a torch.nn.Module"):
+        fit_inverter(lambda z: z, gan.discriminator, "4", latent_shape=(LATENT, 1, 1))
+
+
+def test_g_and_d_on_different_devices(make_gan) -> None:
+    gan = make_gan("dcgan")
+    gan.discriminator.to("meta")
+    with pytest.raises(ValueError, match="same device"):
+        fit_inverter(gan.generator, gan.discriminator, "4", latent_shape=(LATENT, 1, 1))
+
+
+@pytest.mark.parametrize(
+    "images, message",
+    [
+        (torch.zeros(2, 1, 9, 9), r"expected shape \(N, 1, 8, 8\), got \(2, 1, 9, 9\)"),
+        (torch.zeros(1, 8, 8), r"got \(1, 8, 8\)"),
+        (torch.zeros(1, 1, 8, 8, 1), "expected shape"),
+        (torch.zeros(2, 1, 8, 8, dtype=torch.uint8), "floating-point.*uint8"),
+        (np.zeros((2, 1, 8, 8), dtype=np.uint8), "floating-point.*uint8"),
+        (torch.zeros(2, 1, 8, 8, dtype=torch.int64), "floating-point.*int64"),
+        ([[0.0]], "torch.Tensor or numpy array"),
+        (torch.tensor(float("nan")).expand(3, 1, 8, 8).clone(), "192 NaN or Inf"),
+        (torch.zeros(2, 1, 8, 8).index_fill_(0, torch.tensor([1]), float("inf")), "64 NaN or Inf"),
+    ],
+)
+def test_bad_images(fitted, images, message) -> None:
+    _, inverter = fitted
+    with pytest.raises(ValueError, match=message):
+        inverter.encode(images)
+    with pytest.raises(ValueError, match=message):
+        inverter.reconstruct(images)
+
+
+def test_single_image_gets_a_hint(fitted) -> None:
+    _, inverter = fitted
+    with pytest.raises(ValueError, match=r"images\[None\]"):
+        inverter.encode(torch.zeros(1, 8, 8))
+
+
+def test_empty_batch_gives_empty_result(fitted) -> None:
+    _, inverter = fitted
+    codes = inverter.encode(torch.zeros(0, 1, 8, 8))
+    assert codes.shape == (0, LATENT, 1, 1)
+    assert inverter.reconstruct(np.zeros((0, 1, 8, 8), dtype=np.float32)).shape == (0, 1, 8, 8)
+
+
+@pytest.mark.parametrize("batch_size", [0, -1, 2.5, True])
+def test_bad_batch_size(fitted, batch_size) -> None:
+    _, inverter = fitted
+    with pytest.raises(ValueError, match="batch_size"):
+        inverter.encode(torch.zeros(2, 1, 8, 8), batch_size=batch_size)
+
+
+def test_bad_latents_for_decode(fitted) -> None:
+    _, inverter = fitted
+    with pytest.raises(ValueError, match=r"expected shape \(N, 8, 1, 1\)"):
+        inverter.decode(torch.zeros(2, LATENT))
+    with pytest.raises(ValueError, match="finite"):
+        inverter.decode(torch.full((2, LATENT, 1, 1), float("inf")))
+
+
+def test_conditions_checked(make_gan) -> None:
+    gan = make_gan("conditional")
+    inverter = fit_inverter(gan.generator, gan.discriminator, gan.feature_layer, latent_shape=gan.latent_shape, conditioning=gan.conditioning, **QUICK)
+    _, x, y = gan.sample(4)
+    with pytest.raises(ValueError, match="conditional GAN"):
+        inverter.encode(x)
+    with pytest.raises(ValueError, match="4 rows"):
+        inverter.encode(x, conditions=y[:3])
+    plain = make_gan("dcgan")
+    flat = fit_inverter(plain.generator, plain.discriminator, "4", latent_shape=(LATENT, 1, 1), **QUICK)
+    with pytest.raises(ValueError, match="unconditional"):
+        flat.encode(plain.sample(2)[1], conditions=torch.zeros(2))
+    with pytest.raises(ValueError, match="conditional GAN"):
+        Inverter(inverter.config, generator=gan.generator, discriminator=gan.discriminator)

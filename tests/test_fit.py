@@ -1,0 +1,141 @@
+"""fit_inverter on every kind of tiny GAN: it inverts, it is reproducible, it leaves the GAN alone."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from discinvert import Inverter, fit_inverter
+from tests.conftest import LATENT, TinyGAN, assert_untouched, snapshot
+
+FAST = dict(steps=300, batch_size=64, cn_hidden=(256, 256), progress=False, validation_size=256)
+
+
+def _fit(gan: TinyGAN, **overrides) -> Inverter:
+    kwargs = {**FAST, "seed": 0, **gan.fit_kwargs, **overrides}
+    return fit_inverter(
+        gan.generator, gan.discriminator, gan.feature_layer,
+        latent_shape=gan.latent_shape, conditioning=gan.conditioning, **kwargs,
+    )
+
+
+def test_inverts_far_better_than_trivial(tiny_gan: TinyGAN) -> None:
+    before = snapshot(tiny_gan.generator, tiny_gan.discriminator)
+    inverter = _fit(tiny_gan)
+    assert_untouched(before, tiny_gan.generator, tiny_gan.discriminator)
+
+    z, x, y = tiny_gan.sample(512)
+    codes = inverter.encode(x, conditions=y)
+    assert codes.shape == (512, *tiny_gan.latent_shape)
+    mse = float(((codes - z) ** 2).mean())
+    # Predicting zero (the prior's mean) scores E[z^2] = 1.
+    assert mse < 0.35, f"{tiny_gan.name}: latent MSE {mse:.3f}"
+    fit = inverter.config.fit
+    assert fit["best_validation_mse"] < 0.35 < fit["baseline_validation_mse"]
+    assert_untouched(before, tiny_gan.generator, tiny_gan.discriminator)
+
+
+def test_default_connection_network_is_the_papers(make_gan) -> None:
+    gan = make_gan("dcgan")
+    inverter = fit_inverter(gan.generator, gan.discriminator, "4", latent_shape=(LATENT, 1, 1), steps=2, seed=0, progress=False)
+    kinds = [type(m).__name__ for m in inverter.cn.layers]
+    assert kinds == ["Linear", "BatchNorm1d", "LeakyReLU", "Linear", "BatchNorm1d", "LeakyReLU", "Linear"]
+    assert inverter.cn.layers[0].out_features == 1024 and inverter.cn.layers[3].out_features == 1024
+    assert inverter.cn.layers[6].out_features == LATENT
+    assert inverter.config.feature_dim == 64 * 4 * 4
+    assert inverter.config.image_shape == (1, 8, 8)
+
+
+def test_same_seed_bit_identical_and_global_rng_untouched(make_gan) -> None:
+    gan = make_gan("dcgan")
+    state = torch.get_rng_state()
+    a = _fit(gan, steps=50, seed=7)
+    assert torch.equal(torch.get_rng_state(), state), "fit_inverter changed the global RNG"
+    b = _fit(gan, steps=50, seed=7)
+    c = _fit(gan, steps=50, seed=8)
+    sa, sb, sc = a.state_dict(), b.state_dict(), c.state_dict()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert not all(torch.equal(sa[k], sc[k]) for k in sa)
+    assert a.config.fit == {**b.config.fit, "seconds": a.config.fit["seconds"]}
+
+
+def test_seed_none_is_recorded(make_gan) -> None:
+    gan = make_gan("mlp")
+    inverter = _fit(gan, steps=5, seed=None)
+    assert isinstance(inverter.config.fit["seed"], int)
+
+
+def test_best_validation_cn_is_returned(make_gan) -> None:
+    gan = make_gan("mlp")
+    inverter = _fit(gan, steps=200, eval_every=50)
+    fit = inverter.config.fit
+    assert fit["best_validation_mse"] <= fit["final_validation_mse"]
+    assert fit["best_step"] in (50, 100, 150, 200)
+
+
+def test_custom_latent_sampler_uniform_prior(make_gan) -> None:
+    gan = make_gan("wgan_gp")
+
+    def uniform(n: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
+        return torch.rand((n, LATENT), generator=generator, device=device) * 2 - 1
+
+    inverter = fit_inverter(gan.generator, gan.discriminator, gan.feature_layer, latent_sampler=uniform, **FAST, seed=0)
+    assert inverter.latent_shape == (LATENT,)
+    assert inverter.config.latent_prior == "custom"
+    z = uniform(256, torch.Generator().manual_seed(5), torch.device("cpu"))
+    gan.generator.eval()
+    with torch.no_grad():
+        x = gan.generator(z)
+    mse = float(((inverter.encode(x) - z) ** 2).mean())
+    assert mse < 0.1, mse  # the uniform prior's variance is 1/3
+
+
+def test_sampler_disagreeing_with_latent_shape_is_refused(make_gan) -> None:
+    gan = make_gan("mlp")
+
+    def wrong(n: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
+        return torch.randn((n, LATENT + 1), generator=generator, device=device)
+
+    with pytest.raises(ValueError, match=r"latent_shape \(8,\)"):
+        fit_inverter(gan.generator, gan.discriminator, "body.3", latent_shape=(LATENT,), latent_sampler=wrong, steps=2)
+
+
+def test_feature_layer_as_module_and_flat_or_4d_latents(make_gan) -> None:
+    gan = make_gan("dcgan")
+    layer = gan.discriminator[4]
+    inverter = fit_inverter(gan.generator, gan.discriminator, layer, latent_shape=(LATENT, 1, 1), steps=3, seed=0, progress=False)
+    assert inverter.feature_layer == "4"
+    flat = make_gan("wgan_gp")
+    inverter = fit_inverter(flat.generator, flat.discriminator, "blocks.1.act", latent_shape=LATENT, steps=3, seed=0, progress=False)
+    assert inverter.latent_shape == (LATENT,)
+
+
+def test_early_exit_does_not_run_the_rest_of_d(make_gan) -> None:
+    gan = make_gan("dcgan")
+    calls = []
+    handle = gan.discriminator[5].register_forward_hook(lambda *args: calls.append(1))
+    try:
+        inverter = fit_inverter(gan.generator, gan.discriminator, "4", latent_shape=(LATENT, 1, 1), steps=3, seed=0, progress=False)
+        inverter.encode(gan.sample(4)[1])
+    finally:
+        handle.remove()
+    assert calls == []
+
+
+def test_progress_bar_shows_when_asked(make_gan, capsys) -> None:
+    gan = make_gan("mlp")
+    _fit(gan, steps=5, progress=True, eval_every=5)
+    err = capsys.readouterr().err
+    assert "fit CN" in err and "val=" in err
+    _fit(gan, steps=5, progress=False)
+    assert "fit CN" not in capsys.readouterr().err
+
+
+def test_numpy_images_are_accepted(make_gan) -> None:
+    gan = make_gan("dcgan")
+    inverter = _fit(gan, steps=5)
+    _, x, _ = gan.sample(6)
+    from_numpy = inverter.encode(x.numpy().astype(np.float64))
+    assert from_numpy.device.type == "cpu"
+    torch.testing.assert_close(from_numpy, inverter.encode(x), rtol=1e-5, atol=1e-5)

@@ -1,0 +1,196 @@
+"""save/load: bit-exact round trips, atomic writes, and clear errors for every bad file."""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+
+import pytest
+import safetensors
+import safetensors.torch
+import torch
+
+from discinvert import FingerprintMismatchError, Inverter, fit_inverter
+from discinvert.config import FORMAT_VERSION
+from tests.conftest import LATENT, TinyGAN
+
+QUICK = dict(steps=30, batch_size=32, cn_hidden=(64, 32), progress=False, validation_size=64, seed=0)
+
+
+@pytest.fixture
+def fitted(make_gan) -> tuple[TinyGAN, Inverter]:
+    gan = make_gan("dcgan")
+    return gan, fit_inverter(gan.generator, gan.discriminator, gan.feature_layer, latent_shape=gan.latent_shape, **QUICK)
+
+
+def _rewrite(path, *, tensors=None, metadata=None) -> None:
+    with safetensors.safe_open(str(path), framework="pt") as handle:
+        old_meta = handle.metadata()
+        old = {k: handle.get_tensor(k) for k in handle.keys()}
+    safetensors.torch.save_file(tensors if tensors is not None else old, str(path), metadata=metadata if metadata is not None else old_meta)
+
+
+def _config(path) -> dict:
+    with safetensors.safe_open(str(path), framework="pt") as handle:
+        return json.loads(handle.metadata()["config"])
+
+
+def test_round_trip_is_bit_exact(fitted, tmp_path) -> None:
+    gan, inverter = fitted
+    path = inverter.save(tmp_path / "inv.safetensors")
+    assert os.listdir(tmp_path) == ["inv.safetensors"]  # no temporary file left
+    loaded = Inverter.load(path, generator=gan.generator, discriminator=gan.discriminator)
+    original, restored = inverter.state_dict(), loaded.state_dict()
+    assert original.keys() == restored.keys()
+    assert all(torch.equal(original[k], restored[k]) for k in original)
+    assert loaded.config == inverter.config
+    assert not loaded.training and not loaded.cn.training
+    _, x, _ = gan.sample(16)
+    assert torch.equal(loaded.encode(x), inverter.encode(x))
+
+
+def test_file_holds_cn_and_metadata_only(fitted, tmp_path) -> None:
+    gan, inverter = fitted
+    path = inverter.save(tmp_path / "inv.safetensors")
+    with safetensors.safe_open(str(path), framework="pt") as handle:
+        keys = list(handle.keys())
+        meta = handle.metadata()
+    assert keys and all(k.startswith("cn.") for k in keys)
+    assert meta["format"] == "discinvert.inverter" and meta["format_version"] == str(FORMAT_VERSION)
+    config = json.loads(meta["config"])
+    for key in ("feature_layer", "latent_shape", "image_shape", "feature_dim", "cn", "generator_fingerprint",
+                "discriminator_fingerprint", "library_version", "format_version"):
+        assert key in config
+    assert config["latent_shape"] == [LATENT, 1, 1] and config["image_shape"] == [1, 8, 8]
+
+
+def test_save_is_atomic_when_writing_fails(fitted, tmp_path, monkeypatch) -> None:
+    gan, inverter = fitted
+    path = inverter.save(tmp_path / "inv.safetensors")
+    before = path.read_bytes()
+
+    def broken(*args, **kwargs):
+        raise OSError("disk full (simulated)")
+
+    monkeypatch.setattr(safetensors.torch, "save_file", broken)
+    with pytest.raises(OSError, match="simulated"):
+        inverter.save(path)
+    assert path.read_bytes() == before
+    assert os.listdir(tmp_path) == ["inv.safetensors"]
+
+
+def test_missing_file(fitted, tmp_path) -> None:
+    gan, _ = fitted
+    with pytest.raises(FileNotFoundError, match="nope.safetensors"):
+        Inverter.load(tmp_path / "nope.safetensors", generator=gan.generator, discriminator=gan.discriminator)
+
+
+@pytest.mark.parametrize("cut", [4, 50, -10])
+def test_truncated_file_names_the_file(fitted, tmp_path, cut) -> None:
+    gan, inverter = fitted
+    path = inverter.save(tmp_path / "inv.safetensors")
+    data = path.read_bytes()
+    path.write_bytes(data[:cut])
+    with pytest.raises(ValueError, match="inv.safetensors"):
+        Inverter.load(path, generator=gan.generator, discriminator=gan.discriminator)
+
+
+def test_garbage_file(fitted, tmp_path) -> None:
+    gan, _ = fitted
+    path = tmp_path / "garbage.safetensors"
+    path.write_bytes(os.urandom(2000))
+    with pytest.raises(ValueError, match="garbage.safetensors"):
+        Inverter.load(path, generator=gan.generator, discriminator=gan.discriminator)
+
+
+def test_foreign_safetensors_file(fitted, tmp_path) -> None:
+    gan, _ = fitted
+    path = tmp_path / "model.safetensors"
+    safetensors.torch.save_file({"weight": torch.zeros(3)}, str(path))
+    with pytest.raises(ValueError, match="not a discinvert inverter"):
+        Inverter.load(path, generator=gan.generator, discriminator=gan.discriminator)
+
+
+def test_newer_format_version_says_upgrade(fitted, tmp_path) -> None:
+    gan, inverter = fitted
+    path = inverter.save(tmp_path / "inv.safetensors")
+    config = _config(path)
+    config["format_version"] = FORMAT_VERSION + 1
+    meta = {"format": "discinvert.inverter", "format_version": str(FORMAT_VERSION + 1), "library_version": "9.0", "config": json.dumps(config)}
+    _rewrite(path, metadata=meta)
+    with pytest.raises(ValueError, match="[Uu]pgrade discinvert"):
+        Inverter.load(path, generator=gan.generator, discriminator=gan.discriminator)
+
+
+@pytest.mark.parametrize(
+    "tamper, message",
+    [
+        (lambda c: c.update(feature_dim="lots"), "feature_dim"),
+        (lambda c: c.update(latent_shape=[LATENT, -1]), "latent_shape"),
+        (lambda c: c.update(surprise=1), "unknown keys"),
+        (lambda c: c.pop("cn"), "missing keys"),
+        (lambda c: c.update(generator_fingerprint="md5:abc"), "generator_fingerprint"),
+        (lambda c: c["cn"].update(hidden=[64, 33]), "cn.layers"),
+        (lambda c: c.update(latent_shape=[LATENT + 1, 1, 1]), "CN maps"),
+    ],
+)
+def test_tampered_config_is_refused(fitted, tmp_path, tamper, message) -> None:
+    gan, inverter = fitted
+    path = inverter.save(tmp_path / "inv.safetensors")
+    config = _config(path)
+    tamper(config)
+    meta = {"format": "discinvert.inverter", "format_version": str(FORMAT_VERSION), "library_version": "0.1.0", "config": json.dumps(config)}
+    _rewrite(path, metadata=meta)
+    with pytest.raises(ValueError, match=message):
+        Inverter.load(path, generator=gan.generator, discriminator=gan.discriminator)
+
+
+def test_weights_disagreeing_with_config(fitted, tmp_path) -> None:
+    gan, inverter = fitted
+    path = inverter.save(tmp_path / "inv.safetensors")
+    tensors = {k: v.clone() for k, v in inverter.state_dict().items()}
+    tensors["cn.layers.0.weight"] = tensors["cn.layers.0.weight"][:, :-1].contiguous()
+    _rewrite(path, tensors=tensors)
+    with pytest.raises(ValueError, match="cn.layers.0.weight"):
+        Inverter.load(path, generator=gan.generator, discriminator=gan.discriminator)
+    tensors = {k: v.clone() for k, v in inverter.state_dict().items()}
+    tensors["cn.extra"] = torch.zeros(1)
+    _rewrite(path, tensors=tensors)
+    with pytest.raises(ValueError, match="unexpected tensors"):
+        Inverter.load(path, generator=gan.generator, discriminator=gan.discriminator)
+
+
+def test_inverter_for_another_gan_raises_or_warns(fitted, make_gan, tmp_path) -> None:
+    gan, inverter = fitted
+    path = inverter.save(tmp_path / "inv.safetensors")
+    other = make_gan("dcgan")
+    with torch.no_grad():
+        other.generator.main[0].weight.mul_(1.01)
+    with pytest.raises(FingerprintMismatchError, match="generator's weights differ"):
+        Inverter.load(path, generator=other.generator, discriminator=gan.discriminator)
+    with pytest.warns(UserWarning, match="fit for another GAN"):
+        loaded = Inverter.load(path, generator=other.generator, discriminator=gan.discriminator, on_mismatch="warn")
+    assert torch.equal(loaded.state_dict()["cn.layers.0.weight"], inverter.state_dict()["cn.layers.0.weight"])
+
+
+def test_d_head_after_the_feature_layer_does_not_count(fitted, tmp_path) -> None:
+    gan, inverter = fitted
+    path = inverter.save(tmp_path / "inv.safetensors")
+    with torch.no_grad():
+        gan.discriminator[5].weight.add_(1.0)  # after the feature layer "4"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        Inverter.load(path, generator=gan.generator, discriminator=gan.discriminator)
+    with torch.no_grad():
+        gan.discriminator[3].running_mean.add_(0.5)  # BatchNorm statistics before it do count
+    with pytest.raises(FingerprintMismatchError, match="discriminator's weights"):
+        Inverter.load(path, generator=gan.generator, discriminator=gan.discriminator)
+
+
+def test_gan_of_another_shape_is_refused(fitted, make_gan, tmp_path) -> None:
+    _, inverter = fitted
+    path = inverter.save(tmp_path / "inv.safetensors")
+    mlp = make_gan("mlp")
+    with pytest.raises(ValueError):
+        Inverter.load(path, generator=mlp.generator, discriminator=mlp.discriminator)
