@@ -289,13 +289,17 @@ class Inverter(nn.Module):
         return self.cn(features.to(next(self.cn.parameters()).dtype)).reshape(-1, *self.latent_shape)
 
     # ------------------------------------------------------------------ files
-    def save(self, path: str | os.PathLike[str]) -> Path:
+    def save(self, path: str | os.PathLike[str], *, dtype: torch.dtype = torch.float32) -> Path:
         """Write the CN's weights and config to one ``.safetensors`` file, atomically.
 
         G and D are not saved; their fingerprints are, so :meth:`load` can tell
-        whether it is given the same GAN.
+        whether it is given the same GAN. ``dtype=torch.float16`` halves the file;
+        such weights load back as float32 (only float32 round-trips bit-exactly).
+
+        Raises:
+            ValueError: ``dtype`` is not float32, float16 or bfloat16.
         """
-        written = write_inverter_file(path, self.state_dict(), self.config)
+        written = write_inverter_file(path, self.state_dict(), self.config, dtype=dtype)
         logger.info("saved inverter to %s", written)
         return written
 

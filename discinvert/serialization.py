@@ -26,6 +26,8 @@ __all__ = ["FORMAT_NAME", "atomic_write", "check_state_dict", "read_inverter_fil
 
 FORMAT_NAME = "discinvert.inverter"
 
+_STORED_FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+
 
 def atomic_write(path: str | os.PathLike[str], write: Callable[[str], None]) -> Path:
     """Call ``write(tmp_path)`` for a temporary file beside ``path``, then move it into place.
@@ -39,6 +41,9 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[str], None]) -> 
     os.close(fd)
     try:
         write(tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file ordinary permissions
         with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, target)
@@ -49,9 +54,24 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[str], None]) -> 
     return target
 
 
-def write_inverter_file(path: str | os.PathLike[str], state: dict[str, torch.Tensor], config: InverterConfig) -> Path:
-    """Write ``state`` (the CN's weights) and ``config`` to one ``.safetensors`` file."""
-    tensors = {name: tensor.detach().to("cpu").contiguous().clone() for name, tensor in state.items()}
+def write_inverter_file(
+    path: str | os.PathLike[str],
+    state: dict[str, torch.Tensor],
+    config: InverterConfig,
+    *,
+    dtype: torch.dtype = torch.float32,
+) -> Path:
+    """Write ``state`` (the CN's weights) and ``config`` to one ``.safetensors`` file.
+
+    Floating tensors are stored as ``dtype`` (float32, float16 or bfloat16); they load
+    back as float32. Only float32 round-trips bit-exactly.
+    """
+    if dtype not in _STORED_FLOAT_DTYPES:
+        raise ValueError(f"dtype: expected one of {_STORED_FLOAT_DTYPES}, got {dtype}.")
+    tensors = {
+        name: tensor.detach().to("cpu", dtype=dtype if tensor.is_floating_point() else tensor.dtype).contiguous().clone()
+        for name, tensor in state.items()
+    }
     metadata = {
         "format": FORMAT_NAME,
         "format_version": str(FORMAT_VERSION),
@@ -78,7 +98,9 @@ def check_state_dict(state: dict[str, torch.Tensor], config: InverterConfig, *, 
         )
     for name, expected in reference.items():
         got = state[name]
-        if tuple(got.shape) != tuple(expected.shape) or got.dtype != expected.dtype:
+        # Floating weights may be stored in half precision (save(dtype=...)); they load as float32.
+        dtype_ok = got.dtype in _STORED_FLOAT_DTYPES if expected.dtype.is_floating_point else got.dtype == expected.dtype
+        if tuple(got.shape) != tuple(expected.shape) or not dtype_ok:
             raise ValueError(
                 f"{source}: tensor {name!r}: expected shape {tuple(expected.shape)} and dtype "
                 f"{expected.dtype}, got shape {tuple(got.shape)} and dtype {got.dtype}."
@@ -130,4 +152,5 @@ def read_inverter_file(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Te
         )
     config = InverterConfig.from_dict(data, source=source)
     check_state_dict(state, config, source=source)
+    state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
     return state, config

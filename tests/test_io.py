@@ -194,3 +194,16 @@ def test_gan_of_another_shape_is_refused(fitted, make_gan, tmp_path) -> None:
     mlp = make_gan("mlp")
     with pytest.raises(ValueError):
         Inverter.load(path, generator=mlp.generator, discriminator=mlp.discriminator)
+
+
+def test_half_precision_file_loads_as_float32(fitted, tmp_path) -> None:
+    gan, inverter = fitted
+    full = inverter.save(tmp_path / "full.safetensors")
+    half = inverter.save(tmp_path / "half.safetensors", dtype=torch.float16)
+    assert half.stat().st_size < 0.6 * full.stat().st_size
+    loaded = Inverter.load(half, generator=gan.generator, discriminator=gan.discriminator)
+    assert next(loaded.cn.parameters()).dtype == torch.float32
+    _, x, _ = gan.sample(8)
+    torch.testing.assert_close(loaded.encode(x), inverter.encode(x), rtol=2e-2, atol=2e-2)
+    with pytest.raises(ValueError, match="dtype"):
+        inverter.save(tmp_path / "x.safetensors", dtype=torch.int8)
