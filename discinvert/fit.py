@@ -38,11 +38,11 @@ __all__ = ["DEFAULT_LR", "DEFAULT_STEPS", "fit_inverter"]
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_STEPS = 3000
+DEFAULT_STEPS = 2000
 """Default number of CN updates; chosen by the sweep in ``benchmarks/fit_defaults.py``
-(see ``docs/benchmarks.md``)."""
+(see ``docs/defaults.md``)."""
 
-DEFAULT_LR = 1e-3
+DEFAULT_LR = 2e-3
 """Default peak Adam learning rate; chosen by the same sweep."""
 
 _BETAS = (0.5, 0.999)  # the authors' released code used beta1 = 0.5
