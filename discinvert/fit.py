@@ -10,17 +10,14 @@ validation error; the CN with the lowest validation error is returned.
 from __future__ import annotations
 
 import contextlib
-import copy
 import logging
 import math
 import os
-import time
 from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from discinvert.conditioning import Conditioning
@@ -33,6 +30,8 @@ from discinvert.inverter import Inverter
 from discinvert.latents import LatentSampler, normal_sampler, parse_latent_shape
 from discinvert.layers import resolve_layer
 from discinvert.network import CNConfig, ConnectionNetwork
+from discinvert.training import train_regressor
+from discinvert.validation import positive_float, positive_int
 
 __all__ = ["DEFAULT_LR", "DEFAULT_STEPS", "fit_inverter"]
 
@@ -44,23 +43,6 @@ DEFAULT_STEPS = 2000
 
 DEFAULT_LR = 2e-3
 """Default peak Adam learning rate; chosen by the same sweep."""
-
-_BETAS = (0.5, 0.999)  # the authors' released code used beta1 = 0.5
-
-
-def _positive_int(value: object, name: str, minimum: int = 1) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise ValueError(f"{name}: expected an int >= {minimum}, got {value!r}.")
-    return value
-
-
-def _lr_factor(step: int, steps: int, warmup: int) -> float:
-    """Linear warm-up, then cosine decay to 1% of the peak learning rate."""
-    if step < warmup:
-        return (step + 1) / warmup
-    progress = (step - warmup) / max(1, steps - warmup)
-    return 0.01 + 0.99 * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
-
 
 def _new_seed() -> int:
     return int.from_bytes(os.urandom(8), "little") >> 2
@@ -139,17 +121,16 @@ def fit_inverter(
     shape = parse_latent_shape(latent_shape) if latent_shape is not None else None
     if latent_sampler is not None and not callable(latent_sampler):
         raise ValueError(f"latent_sampler: expected a callable (n, generator, device) -> Tensor, got {latent_sampler!r}.")
-    steps = _positive_int(steps, "steps")
-    batch_size = _positive_int(batch_size, "batch_size", 2)
-    validation_size = _positive_int(validation_size, "validation_size", 2)
-    eval_every = _positive_int(eval_every, "eval_every")
-    if not isinstance(lr, (int, float)) or isinstance(lr, bool) or not math.isfinite(lr) or lr <= 0:
-        raise ValueError(f"lr: expected a positive finite float, got {lr!r}.")
+    steps = positive_int(steps, "steps")
+    batch_size = positive_int(batch_size, "batch_size", 2)
+    validation_size = positive_int(validation_size, "validation_size", 2)
+    eval_every = positive_int(eval_every, "eval_every")
+    lr = positive_float(lr, "lr")
     if progress is not None and not isinstance(progress, bool):
         raise ValueError(f"progress: expected None, True or False, got {progress!r}.")
     if seed is None:
         seed = _new_seed()
-    seed = _positive_int(seed, "seed", 0)
+    seed = positive_int(seed, "seed", 0)
     run_device = resolve_device(generator, discriminator, device)
     sampler = latent_sampler if latent_sampler is not None else normal_sampler(shape)  # type: ignore[arg-type]
     tap = FeatureTap(discriminator, layer_name, layer, conditioning=conditioning)
@@ -203,62 +184,22 @@ def fit_inverter(
             batch_norm=cn_batch_norm,
         )
         cn = ConnectionNetwork(cn_config).to(run_device)
-        optimizer = torch.optim.Adam(cn.parameters(), lr=lr, betas=_BETAS)
-        warmup = max(1, min(100, steps // 20))
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _lr_factor(s, steps, warmup))
-
-        def validate() -> float:
-            cn.eval()
-            with torch.no_grad():
-                error = sum(
-                    F.mse_loss(cn(f_val[i : i + batch_size]), t_val[i : i + batch_size], reduction="sum")
-                    for i in range(0, validation_size, batch_size)
-                )
-            cn.train()
-            return float(error) / t_val.numel()
-
         logger.info(
             "fitting CN %d -> %d on %s: %d steps of %d pairs, lr %.2g, seed %d",
             feature_dim, cn_config.out_features, run_device, steps, batch_size, lr, seed,
         )
-        best_error, best_step, best_state = math.inf, 0, copy.deepcopy(cn.state_dict())
-        last_error = math.inf
-        history: list[list[float]] = []
-        started = time.perf_counter()
-        bar = tqdm(total=steps, desc="fit CN", unit="step", disable=(None if progress is None else not progress), dynamic_ncols=True)
-        try:
-            cn.train()
-            running = torch.zeros((), device=run_device)
-            for step in range(steps):
-                with torch.no_grad():
-                    z, c = draw(batch_size, train_rng)
-                    features = tap(generate(generator, z, c, conditioning), c).float()
-                target = z.reshape(batch_size, -1).float()
-                loss = F.mse_loss(cn(features), target)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                scheduler.step()
-                running += loss.detach()
-                bar.update(1)
-                if (step + 1) % eval_every == 0 or step + 1 == steps:
-                    last_error = validate()
-                    train_loss = float(running) / ((step % eval_every) + 1)
-                    running.zero_()
-                    history.append([step + 1, round(train_loss, 6), round(last_error, 6), round(time.perf_counter() - started, 3)])
-                    if last_error < best_error:
-                        best_error, best_step = last_error, step + 1
-                        best_state = copy.deepcopy(cn.state_dict())
-                    bar.set_postfix(loss=f"{train_loss:.4f}", val=f"{last_error:.4f}", best=f"{best_error:.4f}")
-                    logger.debug("step %d: train %.5f, validation %.5f", step + 1, train_loss, last_error)
-        finally:
-            bar.close()
-        seconds = time.perf_counter() - started
-        if not math.isfinite(best_error):
-            raise ValueError(
-                f"fit diverged: the validation error was never finite (last {last_error}); "
-                "lower lr or check that G's outputs and D's features are finite."
-            )
+
+        def next_batch() -> tuple[torch.Tensor, torch.Tensor]:
+            with torch.no_grad():
+                z, c = draw(batch_size, train_rng)
+                features = tap(generate(generator, z, c, conditioning), c).float()
+            return features, z.reshape(batch_size, -1).float()
+
+        result = train_regressor(
+            cn, next_batch, f_val, t_val, steps=steps, lr=lr, batch_size=batch_size,
+            eval_every=eval_every, progress=progress, desc="fit CN",
+        )
+        best_error, best_step, last_error, seconds = result.best_error, result.best_step, result.last_error, result.seconds
         logger.info(
             "fit done in %.1f s: best validation MSE %.5f at step %d (predicting the mean: %.5f)",
             seconds, best_error, best_step, baseline,
@@ -287,9 +228,9 @@ def fit_inverter(
             "baseline_validation_mse": baseline,
             "seconds": round(seconds, 3),
             "device": str(run_device),
-            "history": history,
+            "history": result.history,
         },
     )
     inverter = Inverter(config, generator=generator, discriminator=discriminator, conditioning=conditioning)
-    inverter.cn.load_state_dict(best_state, strict=True)
+    inverter.cn.load_state_dict(result.best_state, strict=True)
     return inverter.eval()

@@ -7,7 +7,7 @@ import math
 import os
 import warnings
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 import torch
@@ -21,7 +21,9 @@ from discinvert.gan import generate, model_device, model_dtype, probe
 from discinvert.guard import frozen
 from discinvert.layers import resolve_layer
 from discinvert.network import ConnectionNetwork
+from discinvert.optimize import DEFAULT_REFINE_LR, optimize_latents
 from discinvert.serialization import read_inverter_file, write_inverter_file
+from discinvert.validation import positive_int
 
 __all__ = ["DEFAULT_BATCH_SIZE", "FingerprintMismatchError", "Inverter"]
 
@@ -46,11 +48,7 @@ class _GAN:
 
 
 def _check_batch_size(batch_size: int | None) -> int:
-    if batch_size is None:
-        return DEFAULT_BATCH_SIZE
-    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-        raise ValueError(f"batch_size: expected a positive int or None, got {batch_size!r}.")
-    return batch_size
+    return DEFAULT_BATCH_SIZE if batch_size is None else positive_int(batch_size, "batch_size")
 
 
 class Inverter(nn.Module):
@@ -281,6 +279,75 @@ class Inverter(nn.Module):
         """``G(encode(images))``: ``(N, *image_shape)`` in G's range, on the images' device."""
         codes = self.encode(images, batch_size, conditions=conditions)
         return self.decode(codes, batch_size, conditions=conditions)
+
+    def refine(
+        self,
+        images: torch.Tensor | np.ndarray,
+        steps: int = 50,
+        *,
+        lr: float = DEFAULT_REFINE_LR,
+        loss: Literal["mse", "l1"] = "mse",
+        feature_weight: float = 0.0,
+        prior_weight: float = 0.0,
+        batch_size: int | None = None,
+        progress: bool | None = None,
+        tol: float | None = None,
+        conditions: torch.Tensor | np.ndarray | None = None,
+    ) -> torch.Tensor:
+        """Hybrid inversion: start from :meth:`encode`, then optimise each image's code.
+
+        Adam on ``z`` against the pixel loss, optionally plus a discriminator-feature
+        term (``feature_weight``: distance between ``D_f(G(z))`` and ``D_f(x)``, against
+        the drift toward average-looking images that pixel-only losses show) and a
+        latent prior term (``prior_weight``: ``||z||²``). G and D come back unchanged.
+
+        Args:
+            images: ``(N, *image_shape)`` in G's value range; tensor or numpy array.
+            steps: Adam steps per image; ``0`` returns exactly :meth:`encode`'s codes.
+            lr: Adam step size on ``z``.
+            loss: pixel loss, ``"mse"`` or ``"l1"``.
+            feature_weight: weight of the discriminator-feature term (0: off).
+            prior_weight: weight of the latent prior term (0: off).
+            batch_size: images optimised together (default :data:`DEFAULT_BATCH_SIZE`);
+                bounds memory, does not change results beyond float rounding.
+            progress: tqdm bar; ``None`` on a terminal only.
+            tol: early stop of a batch when its mean loss improves by less than this
+                relative amount over 10 steps; ``None`` runs all steps.
+            conditions: ``(N, ...)`` conditions for a conditional GAN.
+
+        Returns:
+            ``(N, *latent_shape)`` codes (the best seen per image), float32, on the
+            images' device.
+
+        Raises:
+            ValueError: bad images, conditions or options.
+        """
+        positive_int(steps, "steps", 0)
+        x = self._check_images(images)
+        c = self._check_conditions(conditions, x.shape[0])
+        size = _check_batch_size(batch_size)
+        codes = self.encode(x, size, conditions=c)
+        if steps == 0 or x.shape[0] == 0:
+            return codes
+        device = self._run_device()
+        refined = optimize_latents(
+            self.generator,
+            x.to(device=device, dtype=model_dtype(self.generator)),
+            codes.to(device),
+            steps=steps,
+            lr=lr,
+            loss=loss,
+            tap=self._gan.tap,
+            feature_weight=feature_weight,
+            prior_weight=prior_weight,
+            conditions=None if c is None else c.to(device),
+            conditioning=self.conditioning,
+            batch_size=size,
+            tol=tol,
+            progress=progress,
+            discriminator=self.discriminator,
+        )
+        return refined.to(codes.device)
 
     def forward(self, images: torch.Tensor, conditions: torch.Tensor | None = None) -> torch.Tensor:
         """Differentiable codes ``CN(D_f(images))`` for use inside larger models; see :meth:`encode` for inference."""

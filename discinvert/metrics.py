@@ -1,0 +1,260 @@
+"""Evaluating GANs and inverters.
+
+- :func:`reconstruction_score`: the paper's GAN metric — PSNR and SSIM of reconstructed
+  unseen test images, ``n`` images drawn ``repeats`` times, mean ± std over the draws.
+  Low scores mean poor image quality or poor coverage of the data's modes.
+- :func:`latent_recovery`: how well ``encode(G(z))`` recovers ``z`` on fresh samples.
+- :func:`nearest_neighbour_accuracy`: 1-NN classification accuracy in code space (the
+  BiGAN feature-learning protocol).
+
+PSNR and SSIM come from scikit-image on images mapped from G's value range to [0, 1]
+(clipped), with ``data_range=1`` and ``channel_axis`` for colour images.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+import numpy as np
+import torch
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+from discinvert.inverter import Inverter
+from discinvert.latents import LatentSampler, normal_sampler
+from discinvert.validation import positive_int
+
+__all__ = [
+    "draw_subsets",
+    "image_quality",
+    "latent_recovery",
+    "nearest_neighbour_accuracy",
+    "reconstruction_score",
+    "summarize_draws",
+]
+
+logger = logging.getLogger(__name__)
+
+
+class Encoder(Protocol):
+    """Anything with ``encode(images) -> codes``: an :class:`Inverter` or a baseline encoder."""
+
+    def encode(self, images: torch.Tensor) -> torch.Tensor: ...
+
+
+def _to_unit_numpy(images: torch.Tensor | np.ndarray, value_range: tuple[float, float]) -> np.ndarray:
+    low, high = value_range
+    array = images.detach().float().cpu().numpy() if isinstance(images, torch.Tensor) else np.asarray(images, dtype=np.float32)
+    return np.clip((array - low) / (high - low), 0.0, 1.0)
+
+
+def image_quality(
+    originals: torch.Tensor | np.ndarray,
+    reconstructions: torch.Tensor | np.ndarray,
+    *,
+    value_range: tuple[float, float] = (-1.0, 1.0),
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-image PSNR (dB) and SSIM of reconstructions against originals.
+
+    Args:
+        originals, reconstructions: ``(N, C, H, W)`` in ``value_range`` (mapped to
+            [0, 1] and clipped before scoring).
+        value_range: the images' ``(low, high)``; ``(-1, 1)`` for a tanh generator.
+
+    Returns:
+        ``(psnr, ssim)``, each of shape ``(N,)``. Identical images give PSNR ``inf``.
+
+    Raises:
+        ValueError: shapes differ or are not ``(N, C, H, W)``; a bad value range.
+    """
+    if len(value_range) != 2 or not value_range[0] < value_range[1]:
+        raise ValueError(f"value_range: expected (low, high) with low < high, got {value_range!r}.")
+    a = _to_unit_numpy(originals, value_range)
+    b = _to_unit_numpy(reconstructions, value_range)
+    if a.shape != b.shape or a.ndim != 4:
+        raise ValueError(
+            f"images: expected originals and reconstructions of the same shape (N, C, H, W), got "
+            f"{a.shape} and {b.shape}."
+        )
+    psnr = np.empty(a.shape[0])
+    ssim = np.empty(a.shape[0])
+    for i in range(a.shape[0]):
+        x, y = a[i], b[i]
+        psnr[i] = peak_signal_noise_ratio(x, y, data_range=1.0) if not np.array_equal(x, y) else math.inf
+        if x.shape[0] == 1:
+            ssim[i] = structural_similarity(x[0], y[0], data_range=1.0)
+        else:
+            ssim[i] = structural_similarity(np.moveaxis(x, 0, -1), np.moveaxis(y, 0, -1), data_range=1.0, channel_axis=-1)
+    return psnr, ssim
+
+
+def draw_subsets(total: int, n: int, repeats: int, seed: int) -> list[np.ndarray]:
+    """``repeats`` random subsets of ``n`` indices out of ``total`` (each without replacement).
+
+    With ``n == total`` and ``repeats == 1`` the subset is ``0 .. total-1`` in order.
+
+    Raises:
+        ValueError: ``n`` larger than ``total``, or non-positive counts.
+    """
+    n = positive_int(n, "n")
+    repeats = positive_int(repeats, "repeats")
+    if n > total:
+        raise ValueError(f"n: expected at most the number of images ({total}), got {n}.")
+    if n == total and repeats == 1:
+        return [np.arange(total)]
+    rng = np.random.default_rng(seed)
+    return [np.sort(rng.choice(total, size=n, replace=False)) for _ in range(repeats)]
+
+
+def summarize_draws(psnr: np.ndarray, ssim: np.ndarray, subsets: list[np.ndarray]) -> dict[str, float]:
+    """Mean ± std over draws of each draw's mean PSNR and SSIM (std with ddof=0)."""
+    psnr_means = np.array([psnr[idx].mean() for idx in subsets])
+    ssim_means = np.array([ssim[idx].mean() for idx in subsets])
+    return {
+        "psnr_mean": float(psnr_means.mean()),
+        "psnr_std": float(psnr_means.std()),
+        "ssim_mean": float(ssim_means.mean()),
+        "ssim_std": float(ssim_means.std()),
+    }
+
+
+def reconstruction_score(
+    inverter: Inverter,
+    images: torch.Tensor | np.ndarray,
+    *,
+    n: int = 1000,
+    repeats: int = 5,
+    seed: int = 0,
+    refine_steps: int = 0,
+    batch_size: int | None = None,
+    value_range: tuple[float, float] = (-1.0, 1.0),
+    conditions: torch.Tensor | np.ndarray | None = None,
+) -> dict[str, float | int]:
+    """The paper's GAN metric: reconstruct unseen test images and score them.
+
+    ``n`` images are drawn ``repeats`` times (without replacement within a draw); each
+    image is reconstructed once (``G(encode(x))``, or ``G(refine(x, refine_steps))``),
+    and each draw's mean PSNR and SSIM is taken; the result is the mean and standard
+    deviation over draws. With ``n`` equal to the number of images and ``repeats=1`` it
+    scores exactly those images once.
+
+    Args:
+        inverter: the GAN's inverter.
+        images: ``(N, C, H, W)`` test images in G's value range (never used in fitting).
+        n, repeats, seed: the draws (paper: 1,000 × 5).
+        refine_steps: ``0`` for the CN alone, else hybrid refinement steps.
+        batch_size: images per forward pass.
+        value_range: G's output range, mapped to [0, 1] for scoring.
+        conditions: ``(N, ...)`` conditions for a conditional GAN.
+
+    Returns:
+        ``{"psnr_mean", "psnr_std", "ssim_mean", "ssim_std", "n", "repeats", "seconds"}``;
+        ``seconds`` is the wall time spent inverting and reconstructing.
+    """
+    total = images.shape[0]
+    subsets = draw_subsets(total, n, repeats, seed)
+    used = np.unique(np.concatenate(subsets))
+    x = torch.as_tensor(images)[torch.as_tensor(used)]
+    c = None if conditions is None else torch.as_tensor(conditions)[torch.as_tensor(used)]
+    started = time.perf_counter()
+    if refine_steps:
+        codes = inverter.refine(x, refine_steps, batch_size=batch_size, conditions=c, progress=False)
+    else:
+        codes = inverter.encode(x, batch_size, conditions=c)
+    recon = inverter.decode(codes, batch_size, conditions=c)
+    seconds = time.perf_counter() - started
+    psnr_used, ssim_used = image_quality(x, recon, value_range=value_range)
+    psnr = np.full(total, np.nan)
+    ssim = np.full(total, np.nan)
+    psnr[used], ssim[used] = psnr_used, ssim_used
+    return {**summarize_draws(psnr, ssim, subsets), "n": n, "repeats": repeats, "seconds": seconds}
+
+
+def latent_recovery(
+    inverter: Inverter,
+    n: int = 1000,
+    *,
+    seed: int = 0,
+    batch_size: int | None = None,
+    latent_sampler: LatentSampler | None = None,
+) -> dict[str, float | int]:
+    """Recover fresh latents: MSE and mean cosine similarity between ``z`` and ``encode(G(z))``.
+
+    Args:
+        inverter: an unconditional inverter.
+        n: number of fresh samples.
+        latent_sampler: the prior, default ``N(0, I)`` of the inverter's latent shape.
+
+    Returns:
+        ``{"mse", "cosine", "n"}``. Predicting zero scores an MSE of 1 under ``N(0, I)``.
+
+    Raises:
+        ValueError: a conditional inverter (draw conditions yourself and compare).
+    """
+    n = positive_int(n, "n")
+    if inverter.conditioning is not None:
+        raise ValueError("latent_recovery: expected an unconditional inverter; got a conditional one.")
+    device = next(inverter.cn.parameters()).device
+    sampler = latent_sampler or normal_sampler(inverter.latent_shape)
+    z = sampler(n, torch.Generator(device=device).manual_seed(seed), device)
+    codes = inverter.encode(inverter.decode(z, batch_size), batch_size)
+    flat_z, flat_c = z.reshape(n, -1).float(), codes.reshape(n, -1).float()
+    return {
+        "mse": float(((flat_c - flat_z) ** 2).mean()),
+        "cosine": float(torch.nn.functional.cosine_similarity(flat_c, flat_z, dim=1).mean()),
+        "n": n,
+    }
+
+
+def nearest_neighbour_accuracy(
+    inverter: Encoder | Callable[[torch.Tensor], torch.Tensor],
+    train_images: torch.Tensor | np.ndarray,
+    train_labels: torch.Tensor | np.ndarray,
+    test_images: torch.Tensor | np.ndarray,
+    test_labels: torch.Tensor | np.ndarray,
+    *,
+    metric: str = "euclidean",
+    chunk: int = 1024,
+) -> float:
+    """1-nearest-neighbour classification accuracy in code space (BiGAN protocol).
+
+    Args:
+        inverter: an :class:`Inverter`, anything with ``encode(images)``, or a callable
+            ``images -> codes``.
+        train_images, test_images: ``(N, *image_shape)`` in G's range.
+        train_labels, test_labels: ``(N,)`` integer labels.
+        metric: ``"euclidean"`` or ``"cosine"`` distance between flattened codes.
+        chunk: test codes compared at once (memory bound).
+
+    Returns:
+        Accuracy in [0, 1].
+
+    Raises:
+        ValueError: label counts that do not match the images, empty sets, unknown metric.
+    """
+    if metric not in ("euclidean", "cosine"):
+        raise ValueError(f"metric: expected 'euclidean' or 'cosine', got {metric!r}.")
+    encode = inverter.encode if hasattr(inverter, "encode") else inverter
+    y_train = torch.as_tensor(np.asarray(train_labels)).reshape(-1)
+    y_test = torch.as_tensor(np.asarray(test_labels)).reshape(-1)
+    if len(y_train) != len(train_images) or len(y_test) != len(test_images):
+        raise ValueError(
+            f"labels: expected one per image, got {len(y_train)} labels for {len(train_images)} training "
+            f"images and {len(y_test)} for {len(test_images)} test images."
+        )
+    if len(y_train) == 0 or len(y_test) == 0:
+        raise ValueError("images: expected non-empty training and test sets.")
+    train_codes = encode(torch.as_tensor(train_images)).reshape(len(y_train), -1).float().cpu()
+    test_codes = encode(torch.as_tensor(test_images)).reshape(len(y_test), -1).float().cpu()
+    if metric == "cosine":
+        train_codes = torch.nn.functional.normalize(train_codes, dim=1)
+        test_codes = torch.nn.functional.normalize(test_codes, dim=1)
+    correct = 0
+    for start in range(0, len(y_test), chunk):
+        distances = torch.cdist(test_codes[start : start + chunk], train_codes)
+        nearest = distances.argmin(dim=1)
+        correct += int((y_train[nearest] == y_test[start : start + chunk]).sum())
+    return correct / len(y_test)

@@ -1,0 +1,111 @@
+"""The paper's metric and the other evaluation functions, checked against independent computations."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+from discinvert import fit_inverter
+from discinvert.metrics import (
+    draw_subsets,
+    image_quality,
+    latent_recovery,
+    nearest_neighbour_accuracy,
+    reconstruction_score,
+)
+
+QUICK = dict(steps=60, batch_size=32, cn_hidden=(64,), progress=False, validation_size=64, seed=0)
+
+
+@pytest.fixture
+def fitted(make_gan):
+    gan = make_gan("dcgan")
+    return gan, fit_inverter(gan.generator, gan.discriminator, gan.feature_layer, latent_shape=gan.latent_shape, **QUICK)
+
+
+def test_reconstruction_score_matches_scikit_image(fitted) -> None:
+    gan, inverter = fitted
+    _, x, _ = gan.sample(20)
+    x = x.clamp(-0.9, 0.9) + 0.05 * torch.randn(x.shape, generator=torch.Generator().manual_seed(1))
+    score = reconstruction_score(inverter, x, n=20, repeats=1)
+    recon = inverter.reconstruct(x).numpy()
+    a = np.clip((x.numpy() + 1) / 2, 0, 1)
+    b = np.clip((recon + 1) / 2, 0, 1)
+    psnr = [peak_signal_noise_ratio(a[i, 0], b[i, 0], data_range=1) for i in range(20)]
+    ssim = [structural_similarity(a[i, 0], b[i, 0], data_range=1) for i in range(20)]
+    assert score["psnr_mean"] == pytest.approx(np.mean(psnr), rel=1e-9)
+    assert score["ssim_mean"] == pytest.approx(np.mean(ssim), rel=1e-9)
+    assert score["psnr_std"] == 0.0 and score["n"] == 20 and score["repeats"] == 1
+
+
+def test_draws_mean_and_std(fitted) -> None:
+    gan, inverter = fitted
+    _, x, _ = gan.sample(30)
+    score = reconstruction_score(inverter, x, n=10, repeats=4, seed=3)
+    psnr, ssim = image_quality(x, inverter.reconstruct(x))
+    draws = draw_subsets(30, 10, 4, 3)
+    means = [psnr[d].mean() for d in draws]
+    assert score["psnr_mean"] == pytest.approx(np.mean(means))
+    assert score["psnr_std"] == pytest.approx(np.std(means))
+    assert score["ssim_mean"] == pytest.approx(np.mean([ssim[d].mean() for d in draws]))
+    assert all(len(set(d)) == 10 for d in draws)
+    refined = reconstruction_score(inverter, x, n=10, repeats=4, seed=3, refine_steps=10)
+    assert refined["psnr_mean"] > score["psnr_mean"]
+
+
+def test_colour_images_use_channel_axis() -> None:
+    rng = np.random.default_rng(0)
+    a = rng.uniform(-1, 1, (3, 3, 16, 16)).astype(np.float32)
+    b = np.clip(a + rng.normal(0, 0.1, a.shape), -1, 1).astype(np.float32)
+    psnr, ssim = image_quality(a, b)
+    ua, ub = (a + 1) / 2, (b + 1) / 2
+    expected = structural_similarity(np.moveaxis(ua[0], 0, -1), np.moveaxis(ub[0], 0, -1), data_range=1, channel_axis=-1)
+    assert ssim[0] == pytest.approx(expected)
+    assert psnr[0] == pytest.approx(peak_signal_noise_ratio(ua[0], ub[0], data_range=1))
+    assert image_quality(a, a)[0][0] == float("inf")
+
+
+def test_metric_errors(fitted) -> None:
+    gan, inverter = fitted
+    _, x, _ = gan.sample(5)
+    with pytest.raises(ValueError, match="at most the number of images"):
+        reconstruction_score(inverter, x, n=6, repeats=1)
+    with pytest.raises(ValueError, match="same shape"):
+        image_quality(x, x[:2])
+    with pytest.raises(ValueError, match="value_range"):
+        image_quality(x, x, value_range=(1.0, -1.0))
+
+
+def test_latent_recovery(fitted) -> None:
+    _, inverter = fitted
+    result = latent_recovery(inverter, 200, seed=5)
+    z = torch.randn((200, *inverter.latent_shape), generator=torch.Generator().manual_seed(5))
+    codes = inverter.encode(inverter.decode(z))
+    assert result["mse"] == pytest.approx(float(((codes - z) ** 2).mean()), rel=1e-5)
+    assert result["n"] == 200 and 0.0 < result["mse"] < 0.8 and result["cosine"] > 0.4
+
+
+class _Identity:
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        return images.reshape(len(images), -1)
+
+
+def test_nearest_neighbour_accuracy_known_answer() -> None:
+    centres = torch.tensor([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]])
+    rng = torch.Generator().manual_seed(0)
+    train = centres.repeat_interleave(20, 0) + torch.randn(60, 2, generator=rng)
+    train_labels = torch.arange(3).repeat_interleave(20)
+    test = centres.repeat_interleave(5, 0) + torch.randn(15, 2, generator=rng)
+    test_labels = torch.arange(3).repeat_interleave(5)
+    assert nearest_neighbour_accuracy(_Identity(), train, train_labels, test, test_labels) == 1.0
+    wrong = (test_labels + 1) % 3
+    assert nearest_neighbour_accuracy(_Identity(), train, train_labels, test, wrong) == 0.0
+    # Half the test points moved onto another centre: exactly half right.
+    moved = test.clone()
+    moved[::2] = centres[(test_labels[::2] + 1) % 3]
+    expected = 1 - len(range(0, 15, 2)) / 15
+    assert nearest_neighbour_accuracy(lambda t: t, train, train_labels, moved, test_labels) == pytest.approx(expected)
+    with pytest.raises(ValueError, match="one per image"):
+        nearest_neighbour_accuracy(_Identity(), train, train_labels[:5], test, test_labels)
