@@ -5,15 +5,20 @@ from __future__ import annotations
 import logging
 import math
 
-import numpy as np
 import pytest
 import torch
 
 from discinvert import Inverter, fit_inverter
-from discinvert.edit import apply_direction, attribute_direction, edit, interpolate, interpolate_images
+from discinvert.edit import (
+    apply_direction,
+    attribute_direction,
+    edit,
+    interpolate,
+    interpolate_images,
+)
 from tests.conftest import LATENT, TinyGAN, _build, assert_untouched, snapshot
 
-QUICK = dict(steps=30, batch_size=32, cn_hidden=(64,), progress=False, validation_size=64, seed=0)
+QUICK = {"steps": 30, "batch_size": 32, "cn_hidden": (64,), "progress": False, "validation_size": 64, "seed": 0}
 
 
 def _fit(gan: TinyGAN) -> Inverter:
@@ -335,11 +340,10 @@ def test_editing_leaves_g_and_d_untouched() -> None:
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_results_follow_the_inputs_device() -> None:
     gan = _build("dcgan")
+    _, images, _ = gan.sample(8)  # TinyGAN.sample draws on the CPU, so before the move
     gan.generator.cuda()
     gan.discriminator.cuda()
     inverter = _fit(gan)
-    _, images, _ = gan.sample(8)  # sampled on the CPU
-    images = images.cpu() if images.is_cuda else images
     direction = attribute_direction(inverter, images[:4], images[4:])
     assert direction.device.type == "cpu"
     direction_cuda = attribute_direction(inverter, images[:4].cuda(), images[4:])
