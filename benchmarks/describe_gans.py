@@ -1,0 +1,59 @@
+#!/usr/bin/env python
+"""Write docs/reference_gans.md from the training records of the reference GANs.
+
+    python benchmarks/describe_gans.py runs/dcgan runs/lsgan runs/wgan-gp
+
+Reads each directory's ``config.json`` (written by ``benchmarks/train_gan.py``: the command,
+device, time, epochs, losses per epoch) and copies its ``samples.png`` to ``docs/images/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import shutil
+import sys
+from pathlib import Path
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("gans", type=Path, nargs="+")
+    parser.add_argument("--out", type=Path, default=Path("docs/reference_gans.md"))
+    args = parser.parse_args(argv)
+    command = "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv if argv is not None else sys.argv[1:])])
+    print(command)
+    images = args.out.parent / "images"
+    images.mkdir(parents=True, exist_ok=True)
+    lines = ["# Reference GANs", "", f"Written by `{command}` from the training records.", "",
+             "All trained on the Fashion-MNIST **train** split only (60,000 images in [-1, 1]); the test split is",
+             "kept for evaluation. Architecture: `discinvert/architectures.py` (DCGAN-style, z of shape (100, 1, 1);",
+             "D's feature layer is its last hidden activation, 256x4x4 = 4,096 values).", ""]
+    for folder in args.gans:
+        record = json.loads((folder / "config.json").read_text())
+        config, extra = record["config"], record["extra"]
+        name = config["loss"]
+        last = extra["losses_per_epoch"][-1]
+        opt = extra.get("optimiser", {})
+        lines += [
+            f"## {name}",
+            "",
+            f"    {extra['command']}",
+            "",
+            f"- {extra['epochs']} epochs, batch {extra['batch_size']}, {extra['train_seconds']:.0f} s on {extra.get('device_name', extra['device'])} "
+            f"(torch {extra['torch_version']}); seed {extra['seed']}.",
+            f"- Optimiser: {opt.get('name')} lr {opt.get('lr')} betas {opt.get('betas')}; n_critic {extra.get('n_critic')}, "
+            f"gradient penalty {extra.get('gp_weight')}; D BatchNorm: {config['d_batch_norm']}; feature layer `{config['feature_layer']}`.",
+            f"- Last epoch: D loss {last['d_loss']:.4f}, G loss {last['g_loss']:.4f}.",
+            "",
+        ]
+        if (folder / "samples.png").is_file():
+            shutil.copyfile(folder / "samples.png", images / f"samples-{name}.png")
+            lines += [f"![samples of {name}](images/samples-{name}.png)", ""]
+    args.out.write_text("\n".join(lines))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

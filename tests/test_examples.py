@@ -1,0 +1,25 @@
+"""The short examples run as written."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _run(*args: str, cwd: Path) -> str:
+    result = subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=600, cwd=cwd)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout
+
+
+def test_quickstart(tmp_path) -> None:
+    out = _run(str(ROOT / "examples" / "quickstart.py"), "--steps", "20", "--out", str(tmp_path / "q"), cwd=tmp_path)
+    assert "identical codes" in out and (tmp_path / "q" / "inverter.safetensors").is_file()
+
+
+def test_conditional_gan(tmp_path) -> None:
+    out = _run(str(ROOT / "examples" / "conditional_gan.py"), "--steps", "20", cwd=tmp_path)
+    assert "latent MSE" in out
