@@ -27,7 +27,7 @@ from discinvert.latents import normal_sampler, parse_latent_shape
 from discinvert.layers import resolve_layer
 from discinvert.network import CNConfig, ConnectionNetwork
 from discinvert.optimize import DEFAULT_REFINE_LR, optimize_latents
-from discinvert.training import train_regressor
+from discinvert.training import FreshBatches, train_regressor
 from discinvert.validation import positive_float, positive_int
 
 __all__ = ["NaiveEncoder", "fit_naive_encoder", "optimization_only"]
@@ -143,7 +143,7 @@ def fit_naive_encoder(
             return x, z.reshape(batch_size, -1).float()
 
         result = train_regressor(
-            encoder, next_batch, x_val, z_val.reshape(validation_size, -1).float(), steps=steps, lr=lr,
+            encoder, FreshBatches(next_batch), x_val, z_val.reshape(validation_size, -1).float(), steps=steps, lr=lr,
             batch_size=batch_size, eval_every=eval_every, progress=progress, desc="fit naive encoder",
         )
     encoder.load_state_dict(result.best_state)

@@ -14,12 +14,14 @@ import logging
 import math
 import os
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from tqdm.contrib.logging import logging_redirect_tqdm
 
+from discinvert import distributed
 from discinvert.conditioning import Conditioning
 from discinvert.config import InverterConfig
 from discinvert.features import FeatureTap, reached_modules
@@ -30,7 +32,8 @@ from discinvert.inverter import Inverter
 from discinvert.latents import LatentSampler, normal_sampler, parse_latent_shape
 from discinvert.layers import resolve_layer
 from discinvert.network import CNConfig, ConnectionNetwork
-from discinvert.training import train_regressor
+from discinvert.pool import BatchPool
+from discinvert.training import Checkpointing, FreshBatches, train_regressor
 from discinvert.validation import positive_float, positive_int
 
 __all__ = ["DEFAULT_LR", "DEFAULT_STEPS", "fit_inverter"]
@@ -66,6 +69,10 @@ def fit_inverter(
     conditioning: Conditioning | None = None,
     validation_size: int = 1024,
     eval_every: int = 100,
+    reuse: int = 1,
+    checkpoint_path: str | os.PathLike[str] | None = None,
+    checkpoint_every: int = 500,
+    resume: bool = False,
 ) -> Inverter:
     """Fit an inverter (image → latent) for a pretrained GAN from its discriminator's features.
 
@@ -98,6 +105,22 @@ def fit_inverter(
         conditioning: for a conditional GAN, how to draw conditions and call G and D.
         validation_size: held-out latents for validation, drawn once.
         eval_every: steps between validations (and after the last step).
+        reuse: ``1`` (default) draws every batch fresh. ``k > 1`` keeps a pool of
+            :data:`POOL_BATCHES` generated batches, trains each step on a random batch
+            from the pool and replaces its oldest batch every ``k`` steps, so each
+            generated sample serves about ``k`` updates: generation costs ``k`` times less
+            (see ``docs/speed.md`` for its effect on accuracy).
+        checkpoint_path: write a resumable checkpoint there every ``checkpoint_every``
+            steps (atomically: an interrupted fit leaves the last one valid).
+        checkpoint_every: steps between checkpoints.
+        resume: continue from ``checkpoint_path`` if it exists; the result equals an
+            uninterrupted fit with the same seed (bit-identical on the CPU). A checkpoint
+            of another fit (other GAN, sizes or settings) is refused.
+
+    Under ``torchrun`` (``WORLD_SIZE > 1``) the fit joins the default process group
+    (initialising it: NCCL on CUDA, Gloo on CPU), trains one CN with
+    DistributedDataParallel on ``batch_size`` pairs per process, draws different latents
+    on each rank (seed + rank), and returns the same inverter on every rank.
 
     Returns:
         An :class:`Inverter` with the CN of lowest validation error, in eval mode, on
@@ -128,12 +151,21 @@ def fit_inverter(
     lr = positive_float(lr, "lr")
     if progress is not None and not isinstance(progress, bool):
         raise ValueError(f"progress: expected None, True or False, got {progress!r}.")
-    if seed is None:
-        seed = _new_seed()
-    seed = positive_int(seed, "seed", 0)
+    reuse = positive_int(reuse, "reuse")
+    checkpoint_every = positive_int(checkpoint_every, "checkpoint_every")
+    if resume and checkpoint_path is None:
+        raise ValueError("resume: expected a checkpoint_path to resume from; got resume=True without one.")
     run_device = resolve_device(generator, discriminator, device)
     sampler = latent_sampler if latent_sampler is not None else normal_sampler(shape)  # type: ignore[arg-type]
     tap = FeatureTap(discriminator, layer_name, layer, conditioning=conditioning)
+    dist_ctx = distributed.context(run_device)
+    if dist_ctx.enabled and checkpoint_path is not None:
+        raise ValueError("checkpoint_path: checkpoints are not supported under torchrun yet; fit without them.")
+    if seed is None:
+        seed = _new_seed()
+        if dist_ctx.enabled:
+            seed = int(distributed.broadcast_scalar(float(seed % 2**52), run_device))
+    seed = positive_int(seed, "seed", 0)
 
     rng_devices = [run_device] if run_device.type == "cuda" else []
     with contextlib.ExitStack() as stack:
@@ -141,7 +173,7 @@ def fit_inverter(
         stack.enter_context(torch.random.fork_rng(devices=rng_devices))
         stack.enter_context(logging_redirect_tqdm())
         torch.manual_seed(seed)
-        train_rng = torch.Generator(device=run_device).manual_seed(seed)
+        train_rng = torch.Generator(device=run_device).manual_seed(seed + 1_000_003 * dist_ctx.rank)
         val_rng = torch.Generator(device=run_device).manual_seed(seed + 1)
 
         def draw(n: int, rng: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -189,15 +221,28 @@ def fit_inverter(
             feature_dim, cn_config.out_features, run_device, steps, batch_size, lr, seed,
         )
 
-        def next_batch() -> tuple[torch.Tensor, torch.Tensor]:
+        def fresh() -> tuple[torch.Tensor, torch.Tensor]:
             with torch.no_grad():
                 z, c = draw(batch_size, train_rng)
                 features = tap(generate(generator, z, c, conditioning), c).float()
             return features, z.reshape(batch_size, -1).float()
 
+        source = FreshBatches(fresh) if reuse == 1 else BatchPool(fresh, reuse=reuse, rng=train_rng)
+        checkpointing = None
+        if checkpoint_path is not None:
+            identity = {
+                "steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed, "validation_size": validation_size,
+                "eval_every": eval_every, "reuse": reuse, "feature_layer": layer_name, "latent_shape": list(found_shape),
+                "cn": cn_config.to_dict(), "generator_fingerprint": g_print, "discriminator_fingerprint": d_print,
+                "conditional": conditioning is not None,
+            }
+            checkpointing = Checkpointing(
+                path=Path(checkpoint_path), every=checkpoint_every, resume=resume, identity=identity,
+                generators={"train": train_rng}, cuda_device=run_device if run_device.type == "cuda" else None,
+            )
         result = train_regressor(
-            cn, next_batch, f_val, t_val, steps=steps, lr=lr, batch_size=batch_size,
-            eval_every=eval_every, progress=progress, desc="fit CN",
+            cn, source, f_val, t_val, steps=steps, lr=lr, batch_size=batch_size,
+            eval_every=eval_every, progress=progress, desc="fit CN", dist_ctx=dist_ctx, checkpointing=checkpointing,
         )
         best_error, best_step, last_error, seconds = result.best_error, result.best_step, result.last_error, result.seconds
         logger.info(
@@ -229,6 +274,9 @@ def fit_inverter(
             "seconds": round(seconds, 3),
             "device": str(run_device),
             "history": result.history,
+            "reuse": reuse,
+            "world_size": dist_ctx.world_size,
+            "resumed_from_step": result.resumed_from,
         },
     )
     inverter = Inverter(config, generator=generator, discriminator=discriminator, conditioning=conditioning)

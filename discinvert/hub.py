@@ -15,7 +15,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
 from discinvert.config import InverterConfig
 from discinvert.serialization import atomic_write, read_inverter_file, write_inverter_file
@@ -27,7 +27,10 @@ if TYPE_CHECKING:
     from discinvert.conditioning import Conditioning
     from discinvert.inverter import Inverter
 
-__all__ = ["CONFIG_NAME", "MODEL_CARD_NAME", "WEIGHTS_NAME", "load_pretrained", "save_pretrained"]
+__all__ = [
+    "CONFIG_NAME", "MODEL_CARD_NAME", "WEIGHTS_NAME",
+    "load_pretrained", "push_to_hub", "read_pretrained", "save_pretrained",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -118,13 +121,22 @@ def save_pretrained(
     return target
 
 
-def _refuse_pickles(files: list[str], source: str) -> None:
-    pickles = [f for f in files if f.endswith(_PICKLE_SUFFIXES)]
+def _has_pickles(files: list[str]) -> bool:
+    return any(f.endswith(_PICKLE_SUFFIXES) for f in files)
+
+
+def _refuse_pickles(files: list[str], source: str) -> NoReturn:
+    """Raise for a place without ``model.safetensors``, saying why pickle-based weights are not an option."""
+    pickles = sorted(f for f in files if f.endswith(_PICKLE_SUFFIXES))
+    if not pickles:
+        raise ValueError(
+            f"{source}: no {WEIGHTS_NAME} found; expected the files written by Inverter.save_pretrained "
+            f"({WEIGHTS_NAME}, {CONFIG_NAME}, {MODEL_CARD_NAME})."
+        )
     raise ValueError(
-        f"{source}: no {WEIGHTS_NAME} found"
-        + (f"; it holds only pickle-based weights ({', '.join(sorted(pickles))})" if pickles else "")
-        + ". discinvert loads weights from safetensors only and never unpickles files, which can run "
-        "arbitrary code. Ask the publisher for a model.safetensors."
+        f"{source}: no {WEIGHTS_NAME} found; it holds only pickle-based weights ({', '.join(pickles)}). "
+        "discinvert loads weights from safetensors only and never unpickles files, which can run "
+        f"arbitrary code. Ask the publisher for a {WEIGHTS_NAME} (Inverter.save_pretrained writes one)."
     )
 
 
@@ -141,7 +153,7 @@ def _local_files(directory: Path) -> tuple[Path, Path]:
 def _hub_files(
     repo_id: str, *, revision: str | None, cache_dir: str | os.PathLike[str] | None, local_files_only: bool, token: str | bool | None
 ) -> tuple[Path, Path]:
-    from huggingface_hub import hf_hub_download, list_repo_files
+    from huggingface_hub import HfApi, constants, hf_hub_download
     from huggingface_hub.errors import (
         EntryNotFoundError,
         LocalEntryNotFoundError,
@@ -149,36 +161,66 @@ def _hub_files(
         RevisionNotFoundError,
     )
 
+    where = f"{repo_id!r}" + (f" at revision {revision!r}" if revision else "")
+
     def download(filename: str) -> Path:
         return Path(
             hf_hub_download(repo_id, filename, revision=revision, cache_dir=cache_dir,
                             local_files_only=local_files_only, token=token)
         )
 
-    where = f"{repo_id!r}" + (f" at revision {revision!r}" if revision else "")
-    try:
-        config_path = download(CONFIG_NAME)
+    def remote_files() -> list[str]:
+        """The repo's file names, only to say why it is refused; ``[]`` when they cannot be listed."""
         try:
-            weights_path = download(WEIGHTS_NAME)
-        except LocalEntryNotFoundError:  # a subclass of EntryNotFoundError: offline, not a missing file
+            # A fresh HfApi reads the endpoint now (HF_ENDPOINT), unlike the module-level list_repo_files.
+            return list(HfApi(token=token).list_repo_files(repo_id, revision=revision, token=token))
+        except Exception as error:  # noqa: BLE001 - a failed listing must not hide the refusal itself
+            logger.debug("could not list the files of %s: %s", where, error)
+            return []
+
+    try:
+        try:
+            config_path = download(CONFIG_NAME)
+        except LocalEntryNotFoundError:  # a subclass of EntryNotFoundError: not cached, not a missing file
             raise
         except EntryNotFoundError:
-            files = [] if local_files_only else list_repo_files(repo_id, revision=revision, token=token)
-            _refuse_pickles(files, f"Hub repo {where}")
-            raise  # unreachable: _refuse_pickles always raises
+            files = remote_files()
+            if WEIGHTS_NAME not in files and _has_pickles(files):
+                _refuse_pickles(files, f"Hub repo {where}")
+            raise
+        try:
+            weights_path = download(WEIGHTS_NAME)
+        except LocalEntryNotFoundError:
+            # Offline: the cached snapshot of this revision shows whether the repo holds pickles instead.
+            cached = sorted(os.listdir(config_path.parent))
+            if _has_pickles(cached):
+                _refuse_pickles(cached, f"Hub repo {where} (cached at {config_path.parent})")
+            raise
+        except EntryNotFoundError:
+            _refuse_pickles(remote_files(), f"Hub repo {where}")
     except RepositoryNotFoundError:
         raise ValueError(
-            f"Hub repo {where}: not found (or private without a token). Check the name, pass token=..., "
-            "or give a local directory written by Inverter.save_pretrained."
+            f"Hub repo {where}: not found at {constants.ENDPOINT} (or private or gated without a token). "
+            "Check the name, pass token=... (or log in with `hf auth login`), or give a local directory "
+            "written by Inverter.save_pretrained."
         ) from None
     except RevisionNotFoundError:
-        raise ValueError(f"Hub repo {where}: no such revision.") from None
-    except LocalEntryNotFoundError:
         raise ValueError(
-            f"Hub repo {where}: not in the local cache"
-            + (f" ({cache_dir})" if cache_dir else "")
-            + " and downloading is off (offline mode or local_files_only=True). Connect and retry without "
-            "HF_HUB_OFFLINE/local_files_only, or download it first with huggingface_hub.snapshot_download."
+            f"Hub repo {repo_id!r}: no revision {revision!r}; expected a branch, tag or commit hash of that repo."
+        ) from None
+    except LocalEntryNotFoundError as error:
+        cache = f" ({cache_dir})" if cache_dir else f" ({constants.HF_HUB_CACHE})"
+        if local_files_only or constants.HF_HUB_OFFLINE:
+            switch = "local_files_only=True" if local_files_only else "HF_HUB_OFFLINE=1"
+            raise ValueError(
+                f"Hub repo {where}: not in the local cache{cache} and downloading is off ({switch}). "
+                "Connect and retry without HF_HUB_OFFLINE/local_files_only, download it first with "
+                "huggingface_hub.snapshot_download, or pass cache_dir= where it was downloaded."
+            ) from None
+        raise ValueError(
+            f"Hub repo {where}: not in the local cache{cache}, and the Hub at {constants.ENDPOINT} could not "
+            f"be reached or did not answer as the Hub does ({error.__cause__ or error}). Check the connection "
+            "and HF_ENDPOINT, then retry."
         ) from None
     except EntryNotFoundError:
         raise ValueError(
@@ -213,10 +255,12 @@ def read_pretrained(
         raise ValueError(f"{source}: {CONFIG_NAME} is not valid JSON ({error}).") from None
     config = InverterConfig.from_dict(data, source=f"{source}/{CONFIG_NAME}")
     state, file_config = read_inverter_file(weights_path)
-    if file_config.to_dict() != config.to_dict():
+    stored, given = file_config.to_dict(), config.to_dict()
+    if stored != given:
+        differing = sorted(key for key in given if given[key] != stored.get(key))
         raise ValueError(
-            f"{source}: {CONFIG_NAME} and the config stored with {WEIGHTS_NAME} disagree; the repo was "
-            "altered or mixes files of two inverters."
+            f"{source}: {CONFIG_NAME} and the config stored with {WEIGHTS_NAME} disagree (in {', '.join(differing)}); "
+            "the repo was altered or mixes files of two inverters."
         )
     return state, config, source
 

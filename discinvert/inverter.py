@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from discinvert import distributed
 from discinvert.conditioning import Conditioning
 from discinvert.config import InverterConfig
 from discinvert.features import FeatureTap
@@ -366,8 +367,11 @@ class Inverter(nn.Module):
         Raises:
             ValueError: ``dtype`` is not float32, float16 or bfloat16.
         """
-        written = write_inverter_file(path, self.state_dict(), self.config, dtype=dtype)
-        logger.info("saved inverter to %s", written)
+        written = Path(path)
+        if distributed.is_writer():  # under torchrun only rank 0 writes; no collective inside this branch
+            written = write_inverter_file(path, self.state_dict(), self.config, dtype=dtype)
+            logger.info("saved inverter to %s", written)
+        distributed.barrier()
         return written
 
     def check_fingerprints(self, *, on_mismatch: Literal["raise", "warn"] = "raise", source: str = "inverter") -> bool:
@@ -501,7 +505,11 @@ class Inverter(nn.Module):
         """
         from discinvert.hub import save_pretrained
 
-        return save_pretrained(self, directory, gan=gan, metrics=metrics, repo_id=repo_id, dtype=dtype)
+        written = Path(directory)
+        if distributed.is_writer():  # under torchrun only rank 0 writes
+            written = save_pretrained(self, directory, gan=gan, metrics=metrics, repo_id=repo_id, dtype=dtype)
+        distributed.barrier()
+        return written
 
     @classmethod
     def from_pretrained(
@@ -550,8 +558,12 @@ class Inverter(nn.Module):
         """Upload :meth:`save_pretrained`'s files to the Hub repo ``repo_id`` (created if needed)."""
         from discinvert.hub import push_to_hub
 
-        return push_to_hub(self, repo_id, private=private, token=token, commit_message=commit_message,
-                           gan=gan, metrics=metrics)
+        url = ""
+        if distributed.is_writer():  # under torchrun only rank 0 uploads
+            url = push_to_hub(self, repo_id, private=private, token=token, commit_message=commit_message,
+                              gan=gan, metrics=metrics)
+        distributed.barrier()
+        return url
 
     def extra_repr(self) -> str:
         return (

@@ -3,7 +3,8 @@
 Fresh ``(inputs, targets)`` batches every step, MSE, Adam (β₁ = 0.5), linear warm-up
 then cosine decay, validation on a fixed held-out set every ``eval_every`` steps, and
 the weights with the lowest validation error kept. The loss is read from the device
-only at validation points, so steps queue without host synchronisation.
+only at validation points, so steps queue without host synchronisation. Optionally the
+loop runs under DistributedDataParallel and writes resumable checkpoints.
 """
 
 from __future__ import annotations
@@ -14,13 +15,18 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-__all__ = ["TrainResult", "lr_factor", "train_regressor"]
+from discinvert.checkpoint import read_checkpoint, write_checkpoint
+from discinvert.distributed import DistContext, broadcast_module, broadcast_scalar
+
+__all__ = ["BatchSource", "Checkpointing", "TrainResult", "lr_factor", "train_regressor"]
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +41,54 @@ def lr_factor(step: int, steps: int, warmup: int) -> float:
     return 0.01 + 0.99 * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
 
+class BatchSource(Protocol):
+    """Makes a fresh ``(inputs, targets)`` batch per call; its state can be saved for resuming."""
+
+    def __call__(self) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+    def state_tensors(self) -> dict[str, torch.Tensor]: ...
+
+    def load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> None: ...
+
+
+class FreshBatches:
+    """A :class:`BatchSource` around a plain function; it keeps no state of its own."""
+
+    def __init__(self, make: Callable[[], tuple[torch.Tensor, torch.Tensor]]) -> None:
+        self.make = make
+
+    def __call__(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.make()
+
+    def state_tensors(self) -> dict[str, torch.Tensor]:
+        return {}
+
+    def load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
+        return None
+
+
+@dataclass
+class Checkpointing:
+    """Where and how often to checkpoint, and what must match to resume.
+
+    Attributes:
+        path: the checkpoint file (``.safetensors``).
+        every: steps between checkpoints.
+        resume: continue from ``path`` when it exists.
+        identity: JSON-able description of the fit; a checkpoint with another identity
+            is refused.
+        generators: named ``torch.Generator`` objects whose states are saved.
+        cuda_device: the CUDA device whose global RNG state is saved, if any.
+    """
+
+    path: Path
+    every: int
+    resume: bool
+    identity: dict[str, Any]
+    generators: dict[str, torch.Generator] = field(default_factory=dict)
+    cuda_device: torch.device | None = None
+
+
 @dataclass
 class TrainResult:
     """What :func:`train_regressor` found: the best weights and the record of the run."""
@@ -45,11 +99,92 @@ class TrainResult:
     last_error: float
     seconds: float
     history: list[list[float]] = field(default_factory=list)
+    resumed_from: int = 0
+
+
+def _save(
+    checkpointing: Checkpointing,
+    step: int,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    source: BatchSource,
+    running: torch.Tensor | None,
+    best: tuple[float, int, dict[str, torch.Tensor]],
+    last_error: float,
+    history: list[list[float]],
+) -> None:
+    tensors: dict[str, torch.Tensor] = {f"model.{k}": v for k, v in model.state_dict().items()}
+    tensors.update({f"best.{k}": v for k, v in best[2].items()})
+    opt_state = optimizer.state_dict()["state"]
+    for index, state in opt_state.items():
+        for key, value in state.items():
+            tensors[f"opt.{index}.{key}"] = value if isinstance(value, torch.Tensor) else torch.tensor(value)
+    for name, generator in checkpointing.generators.items():
+        tensors[f"rng.{name}"] = generator.get_state()
+    tensors["rng.global_cpu"] = torch.get_rng_state()
+    if checkpointing.cuda_device is not None:
+        tensors["rng.global_cuda"] = torch.cuda.get_rng_state(checkpointing.cuda_device)
+    tensors.update({f"pool.{k}": v for k, v in source.state_tensors().items()})
+    if running is not None:
+        tensors["running"] = running
+    meta = {
+        "identity": checkpointing.identity,
+        "step": step,
+        "scheduler": scheduler.state_dict(),
+        "lrs": [group["lr"] for group in optimizer.param_groups],
+        "best_error": best[0] if math.isfinite(best[0]) else None,
+        "best_step": best[1],
+        "last_error": last_error if math.isfinite(last_error) else None,
+        "history": history,
+    }
+    write_checkpoint(checkpointing.path, tensors, meta)
+    logger.debug("checkpoint at step %d written to %s", step, checkpointing.path)
+
+
+def _restore(
+    checkpointing: Checkpointing,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    source: BatchSource,
+) -> tuple[int, torch.Tensor | None, tuple[float, int, dict[str, torch.Tensor]], float, list[list[float]]]:
+    tensors, meta = read_checkpoint(checkpointing.path)
+    if meta.get("identity") != checkpointing.identity:
+        saved = meta.get("identity") or {}
+        differing = sorted(k for k in set(saved) | set(checkpointing.identity) if saved.get(k) != checkpointing.identity.get(k))
+        raise ValueError(
+            f"{checkpointing.path}: this checkpoint belongs to another fit (differs in {', '.join(differing)}); "
+            "resume with the same GAN and settings, or delete it / pass resume=False to start over."
+        )
+    device = next(model.parameters()).device
+    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, strict=True)
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for key, value in tensors.items():
+        if key.startswith("opt."):
+            _, index, name = key.split(".", 2)
+            state.setdefault(int(index), {})[name] = value if name == "step" else value.to(device)
+    optimizer.load_state_dict({"state": state, "param_groups": optimizer.state_dict()["param_groups"]})
+    scheduler.load_state_dict(meta["scheduler"])
+    for group, value in zip(optimizer.param_groups, meta["lrs"]):
+        group["lr"] = value  # the scheduler's state does not carry the optimiser's current rate
+    for name, generator in checkpointing.generators.items():
+        generator.set_state(tensors[f"rng.{name}"])
+    torch.set_rng_state(tensors["rng.global_cpu"])
+    if checkpointing.cuda_device is not None and "rng.global_cuda" in tensors:
+        torch.cuda.set_rng_state(tensors["rng.global_cuda"], checkpointing.cuda_device)
+    source.load_state_tensors({k[5:]: v.to(device) for k, v in tensors.items() if k.startswith("pool.")})
+    running = tensors["running"].to(device) if "running" in tensors else None
+    best_state = {k[5:]: v.to(device) for k, v in tensors.items() if k.startswith("best.")}
+    best_error = meta["best_error"] if meta["best_error"] is not None else math.inf
+    last_error = meta["last_error"] if meta["last_error"] is not None else math.inf
+    logger.info("resuming from %s at step %d", checkpointing.path, meta["step"])
+    return meta["step"], running, (best_error, meta["best_step"], best_state), last_error, meta["history"]
 
 
 def train_regressor(
     model: nn.Module,
-    next_batch: Callable[[], tuple[torch.Tensor, torch.Tensor]],
+    next_batch: BatchSource,
     val_inputs: torch.Tensor,
     val_targets: torch.Tensor,
     *,
@@ -59,21 +194,35 @@ def train_regressor(
     eval_every: int,
     progress: bool | None,
     desc: str,
+    dist_ctx: DistContext | None = None,
+    checkpointing: Checkpointing | None = None,
 ) -> TrainResult:
     """Train ``model`` to map inputs to flat targets; return its best validation state.
 
     Args:
         model: maps ``(B, ...)`` inputs to ``(B, D)`` predictions; trained in place.
-        next_batch: returns a fresh ``(inputs, targets)`` batch, built without grad.
+        next_batch: a :class:`BatchSource` returning fresh ``(inputs, targets)``, built without grad.
         val_inputs, val_targets: the fixed held-out set; ``val_targets`` is ``(V, D)``.
         steps, lr, batch_size, eval_every: the schedule; ``batch_size`` also sets the
             validation chunk size.
-        progress: tqdm bar (``None``: on a terminal only).
+        progress: tqdm bar (``None``: on a terminal only; always off on ranks other than 0).
         desc: the bar's label.
+        dist_ctx: under torchrun, the process group context: the model is wrapped in
+            DistributedDataParallel, validation decisions follow rank 0, and rank 0's
+            best weights are broadcast at the end.
+        checkpointing: write resumable checkpoints (single process only).
 
     Raises:
-        ValueError: the validation error was never finite (divergence).
+        ValueError: the validation error was never finite (divergence); a checkpoint of
+            another fit.
     """
+    distributed = dist_ctx is not None and dist_ctx.enabled
+    device = next(model.parameters()).device
+    forward_model: nn.Module = model
+    if distributed:
+        forward_model = nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, betas=BETAS)
     warmup = max(1, min(100, steps // 20))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, steps, warmup))
@@ -87,19 +236,27 @@ def train_regressor(
                 for i in range(0, n_val, batch_size)
             )
         model.train()
-        return float(error) / val_targets.numel()
+        value = float(error) / val_targets.numel()
+        # Every rank follows rank 0's verdict, so all ranks keep the same best step.
+        return broadcast_scalar(value, device) if distributed else value
 
-    best_error, best_step, best_state = math.inf, 0, copy.deepcopy(model.state_dict())
+    best: tuple[float, int, dict[str, torch.Tensor]] = (math.inf, 0, copy.deepcopy(model.state_dict()))
     last_error = math.inf
     history: list[list[float]] = []
+    running: torch.Tensor | None = None
+    start_step = 0
+    if checkpointing is not None and checkpointing.resume and checkpointing.path.is_file():
+        start_step, running, best, last_error, history = _restore(checkpointing, model, optimizer, scheduler, next_batch)
     started = time.perf_counter()
-    bar = tqdm(total=steps, desc=desc, unit="step", disable=(None if progress is None else not progress), dynamic_ncols=True)
+    elapsed_before = history[-1][3] if history else 0.0
+    quiet = distributed and dist_ctx.rank != 0  # type: ignore[union-attr]
+    bar = tqdm(total=steps, initial=start_step, desc=desc, unit="step", dynamic_ncols=True,
+               disable=True if quiet else (None if progress is None else not progress))
     try:
         model.train()
-        running = None
-        for step in range(steps):
+        for step in range(start_step, steps):
             inputs, targets = next_batch()
-            loss = F.mse_loss(model(inputs), targets)
+            loss = F.mse_loss(forward_model(inputs), targets)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -108,20 +265,26 @@ def train_regressor(
             bar.update(1)
             if (step + 1) % eval_every == 0 or step + 1 == steps:
                 last_error = validate()
-                train_loss = float(running) / ((step % eval_every) + 1)
+                train_loss = float(running) / ((step % eval_every) + 1)  # type: ignore[arg-type]
                 running = None
-                history.append([step + 1, round(train_loss, 6), round(last_error, 6), round(time.perf_counter() - started, 3)])
-                if last_error < best_error:
-                    best_error, best_step = last_error, step + 1
-                    best_state = copy.deepcopy(model.state_dict())
-                bar.set_postfix(loss=f"{train_loss:.4f}", val=f"{last_error:.4f}", best=f"{best_error:.4f}")
+                seconds = elapsed_before + time.perf_counter() - started
+                history.append([step + 1, round(train_loss, 6), round(last_error, 6), round(seconds, 3)])
+                if last_error < best[0]:
+                    best = (last_error, step + 1, copy.deepcopy(model.state_dict()))
+                bar.set_postfix(loss=f"{train_loss:.4f}", val=f"{last_error:.4f}", best=f"{best[0]:.4f}")
                 logger.debug("%s step %d: train %.5f, validation %.5f", desc, step + 1, train_loss, last_error)
+            if checkpointing is not None and (step + 1) % checkpointing.every == 0 and step + 1 < steps:
+                _save(checkpointing, step + 1, model, optimizer, scheduler, next_batch, running, best, last_error, history)
     finally:
         bar.close()
-    if not math.isfinite(best_error):
+    if not math.isfinite(best[0]):
         raise ValueError(
             f"fit diverged: the validation error was never finite (last {last_error}); "
             "lower lr or check that G's outputs and D's features are finite."
         )
+    model.load_state_dict(best[2])
+    if distributed:
+        broadcast_module(model)  # rank 0's weights and BatchNorm statistics everywhere
     model.eval()
-    return TrainResult(best_state, best_error, best_step, last_error, time.perf_counter() - started, history)
+    return TrainResult(copy.deepcopy(model.state_dict()), best[0], best[1], last_error,
+                       elapsed_before + time.perf_counter() - started, history, start_step)

@@ -1,0 +1,97 @@
+"""Resumable fits and the batch pool."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from discinvert import fit_inverter
+from discinvert.checkpoint import read_checkpoint
+from tests.conftest import LATENT, assert_untouched, snapshot
+
+SETTINGS = dict(steps=60, batch_size=32, cn_hidden=(64, 64), progress=False, validation_size=64, seed=3, eval_every=10)
+
+
+def _sampler(fail_at: int | None = None):
+    calls = {"n": 0}
+
+    def sample(n: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
+        calls["n"] += 1
+        if fail_at is not None and calls["n"] == fail_at:
+            raise KeyboardInterrupt
+        return torch.randn((n, LATENT, 1, 1), generator=generator, device=device)
+
+    return sample
+
+
+def _untimed(fit: dict) -> dict:
+    return {k: v for k, v in fit.items() if k not in ("seconds", "history", "resumed_from_step")} | {
+        "history": [row[:3] for row in fit["history"]]}
+
+
+@pytest.mark.parametrize("reuse", [1, 3])
+def test_resume_after_ctrl_c_equals_an_uninterrupted_fit(make_gan, tmp_path, reuse) -> None:
+    gan = make_gan("spectral_dropout")
+    G, D = gan.generator, gan.discriminator
+    reference = fit_inverter(G, D, gan.feature_layer, latent_sampler=_sampler(), reuse=reuse, **SETTINGS)
+
+    path = tmp_path / "fit.ckpt.safetensors"
+    before = snapshot(G, D)
+    with pytest.raises(KeyboardInterrupt):
+        fit_inverter(G, D, gan.feature_layer, latent_sampler=_sampler(fail_at=48 if reuse == 1 else 25), reuse=reuse,
+                     checkpoint_path=path, checkpoint_every=20, **SETTINGS)
+    assert_untouched(before, G, D)
+    _, meta = read_checkpoint(path)  # the last checkpoint is complete and readable
+    assert meta["step"] in (20, 40)
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temporary file left
+
+    resumed = fit_inverter(G, D, gan.feature_layer, latent_sampler=_sampler(), reuse=reuse,
+                           checkpoint_path=path, checkpoint_every=20, resume=True, **SETTINGS)
+    assert resumed.config.fit["resumed_from_step"] == meta["step"]
+    a, b = reference.state_dict(), resumed.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a), "resumed fit differs from the uninterrupted one"
+    assert _untimed(reference.config.fit) == _untimed(resumed.config.fit)
+
+
+def test_checkpoint_of_another_fit_is_refused(make_gan, tmp_path) -> None:
+    gan = make_gan("dcgan")
+    path = tmp_path / "ckpt.safetensors"
+    kwargs = {**SETTINGS, "steps": 30}
+    fit_inverter(gan.generator, gan.discriminator, "4", latent_shape=(LATENT, 1, 1), checkpoint_path=path,
+                 checkpoint_every=10, **kwargs)
+    with pytest.raises(ValueError, match="another fit.*lr"):
+        fit_inverter(gan.generator, gan.discriminator, "4", latent_shape=(LATENT, 1, 1), checkpoint_path=path,
+                     checkpoint_every=10, resume=True, **{**kwargs, "lr": 1e-4})
+    with torch.no_grad():
+        gan.generator.main[0].weight.add_(0.1)
+    with pytest.raises(ValueError, match="generator_fingerprint"):
+        fit_inverter(gan.generator, gan.discriminator, "4", latent_shape=(LATENT, 1, 1), checkpoint_path=path,
+                     checkpoint_every=10, resume=True, **kwargs)
+
+
+def test_resume_without_a_path_and_a_damaged_checkpoint(make_gan, tmp_path) -> None:
+    gan = make_gan("dcgan")
+    with pytest.raises(ValueError, match="resume"):
+        fit_inverter(gan.generator, gan.discriminator, "4", latent_shape=(LATENT, 1, 1), resume=True, steps=2)
+    path = tmp_path / "bad.safetensors"
+    path.write_bytes(b"not a checkpoint at all")
+    with pytest.raises(ValueError, match="bad.safetensors"):
+        fit_inverter(gan.generator, gan.discriminator, "4", latent_shape=(LATENT, 1, 1), checkpoint_path=path,
+                     resume=True, **SETTINGS)
+
+
+def test_resume_with_no_checkpoint_yet_starts_fresh(make_gan, tmp_path) -> None:
+    gan = make_gan("mlp")
+    inverter = fit_inverter(gan.generator, gan.discriminator, gan.feature_layer, latent_shape=(LATENT,),
+                            checkpoint_path=tmp_path / "new.safetensors", resume=True, **{**SETTINGS, "steps": 10})
+    assert inverter.config.fit["resumed_from_step"] == 0
+
+
+def test_pool_reuse_still_inverts(make_gan) -> None:
+    gan = make_gan("dcgan")
+    inverter = fit_inverter(gan.generator, gan.discriminator, "4", latent_shape=(LATENT, 1, 1), reuse=4,
+                            **{**SETTINGS, "steps": 300, "batch_size": 64, "cn_hidden": (256, 256)})
+    z, x, _ = gan.sample(512)
+    assert float(((inverter.encode(x) - z) ** 2).mean()) < 0.35
+    with pytest.raises(ValueError, match="reuse"):
+        fit_inverter(gan.generator, gan.discriminator, "4", latent_shape=(LATENT, 1, 1), reuse=0)
