@@ -1,0 +1,272 @@
+"""Reading image batches from files and writing comparison grids, for the command line.
+
+Sources: a folder of PNG/JPEG files (sorted by name, not recursive), a single PNG/JPEG
+file, an ``.npy`` array, or ``zoo:NAME`` (a zoo entry's bundled real test images).
+Files are read and written with scikit-image (``skimage.io``, backed by imageio and
+Pillow); nothing is resized or converted between grayscale and colour.
+
+Value ranges are explicit:
+
+- integer pixels (8-bit ``uint8`` 0..255, 16-bit ``uint16`` 0..65535: image files, or
+  an integer ``.npy``) map linearly onto G's range ``value_range`` (``(-1, 1)`` for
+  a tanh generator), so 0 → low and the maximum → high;
+- floating-point ``.npy`` arrays are taken as already in G's range, unless
+  ``input_range`` gives their range, which is then mapped linearly onto G's.
+
+Layouts: ``.npy`` arrays are ``(N, C, H, W)``, ``(N, H, W, C)`` or, for one-channel
+images, ``(N, H, W)``; image files are ``(H, W)`` (grayscale) or ``(H, W, C)``
+(RGB, RGBA, ...). The channels and size must match the inverter's ``image_shape``.
+Every mismatch raises ``ValueError`` with a one-line message naming the source.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "RawImages",
+    "pair_grid",
+    "parse_range",
+    "prepare_images",
+    "read_images",
+    "to_uint8",
+    "write_png",
+]
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+"""File suffixes read from an image folder (case-insensitive)."""
+
+_INTEGER_MAX = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
+_CHANNEL_WORDS = {1: "grayscale", 2: "grayscale+alpha", 3: "RGB", 4: "RGBA"}
+
+
+@dataclass
+class RawImages:
+    """Images as read, before any conversion.
+
+    Attributes:
+        arrays: one ``(N, ...)`` array (``.npy``, zoo) or a list of per-file arrays.
+        names: one name per image (file names, or ``source[i]``).
+        source: what was read, for messages.
+        layout: ``"batch"`` (``.npy``/zoo: ``(N, C, H, W)``, ``(N, H, W, C)``, ``(N, H, W)``)
+            or ``"files"`` (each ``(H, W)`` or ``(H, W, C)``).
+    """
+
+    arrays: np.ndarray | list[np.ndarray]
+    names: list[str]
+    source: str
+    layout: str
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+
+def parse_range(text: str) -> tuple[float, float]:
+    """``"LOW,HIGH"`` → ``(low, high)`` with finite ``low < high``.
+
+    Raises:
+        ValueError: anything else.
+    """
+    parts = [p.strip() for p in str(text).split(",")]
+    try:
+        low, high = (float(p) for p in parts)
+    except ValueError:
+        raise ValueError(f"expected LOW,HIGH such as -1,1 or 0,1, got {text!r}") from None
+    if not (math.isfinite(low) and math.isfinite(high) and low < high):
+        raise ValueError(f"expected finite LOW < HIGH, got {text!r}")
+    return low, high
+
+
+def _imread(path: Path) -> np.ndarray:
+    from skimage.io import imread
+
+    try:
+        array = np.asarray(imread(path))
+    except Exception as error:  # imageio/Pillow: unreadable, truncated or not an image
+        raise ValueError(f"{path}: not a readable image ({type(error).__name__}: {error}).") from None
+    if array.ndim not in (2, 3):
+        raise ValueError(f"{path}: expected a single 2-D image (animated or multi-page files are not supported), got shape {array.shape}.")
+    return array
+
+
+def read_images(source: str | os.PathLike[str]) -> RawImages:
+    """Read a folder of PNG/JPEG files, one such file, an ``.npy`` array, or ``zoo:NAME``.
+
+    Raises:
+        FileNotFoundError: no such path.
+        ValueError: an empty folder, an unreadable file, an unsupported suffix, an
+            unknown zoo entry, or an ``.npy`` that holds no numeric array.
+    """
+    text = str(source)
+    if text.startswith("zoo:"):
+        from discinvert import zoo
+
+        name = text[len("zoo:"):]
+        if name not in zoo.available():
+            raise ValueError(f"{text!r}: unknown zoo entry; available: {', '.join(zoo.available())}.")
+        images, _ = zoo.load_test_images(name)
+        return RawImages(images, [f"{text}[{i}]" for i in range(len(images))], f"{text} (bundled test images)", "batch")
+    path = Path(text)
+    if not path.exists():
+        raise FileNotFoundError(f"{text}: no such image folder or file.")
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            raise ValueError(f"{text}: no image files ({', '.join(IMAGE_SUFFIXES)}) in this folder.")
+        return RawImages([_imread(p) for p in files], [p.name for p in files], text, "files")
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        try:
+            array = np.load(path, allow_pickle=False)
+        except Exception as error:  # numpy: truncated, corrupt, pickled object arrays
+            raise ValueError(f"{text}: not a readable .npy array ({type(error).__name__}: {error}).") from None
+        if not isinstance(array, np.ndarray) or array.dtype.kind not in "uif":
+            raise ValueError(f"{text}: expected a numeric array, got dtype {getattr(array, 'dtype', type(array).__name__)}.")
+        return RawImages(array, [f"{path.name}[{i}]" for i in range(len(array) if array.ndim else 0)], text, "batch")
+    if suffix in IMAGE_SUFFIXES:
+        return RawImages([_imread(path)], [path.name], text, "files")
+    raise ValueError(f"{text}: expected a folder of images, an image file ({', '.join(IMAGE_SUFFIXES)}) or an .npy array.")
+
+
+def _describe_channels(c: int) -> str:
+    return f"{c} channel{'s' if c != 1 else ''} ({_CHANNEL_WORDS.get(c, 'other')})"
+
+
+def _as_chw(image: np.ndarray, expected: tuple[int, ...], name: str) -> np.ndarray:
+    """One file's ``(H, W)`` / ``(H, W, C)`` array as ``(C, H, W)``, checked against ``expected``."""
+    chw = image[None] if image.ndim == 2 else np.moveaxis(image, -1, 0)
+    c, h, w = chw.shape
+    if c != expected[0]:
+        raise ValueError(
+            f"{name}: {_describe_channels(c)}, but the inverter expects {_describe_channels(expected[0])} "
+            f"images of shape {expected}; convert the images first."
+        )
+    if (h, w) != tuple(expected[1:]):
+        raise ValueError(f"{name}: size {h}x{w}, but the inverter expects {expected[1]}x{expected[2]} images (shape {expected}).")
+    return chw
+
+
+def _batch_as_nchw(array: np.ndarray, expected: tuple[int, ...], source: str) -> np.ndarray:
+    shape = tuple(array.shape)
+    if array.ndim == 4 and shape[1:] == expected:
+        return array
+    if array.ndim == 4 and shape[1:] == (expected[1], expected[2], expected[0]):
+        return np.moveaxis(array, -1, 1)
+    if array.ndim == 3 and expected[0] == 1 and shape[1:] == tuple(expected[1:]):
+        return array[:, None]
+    layouts = f"(N, {', '.join(map(str, expected))}) or (N, {expected[1]}, {expected[2]}, {expected[0]})"
+    if expected[0] == 1:
+        layouts += f" or (N, {expected[1]}, {expected[2]})"
+    channels = ""
+    if array.ndim == 4 and {shape[1], shape[3]} != {expected[0]}:
+        got = shape[1] if shape[2:] == tuple(expected[1:]) else shape[3]
+        channels = f" ({_describe_channels(got)} where {_describe_channels(expected[0])} are expected)"
+    raise ValueError(f"{source}: expected images of shape {layouts} for this inverter, got {shape}{channels}.")
+
+
+def _scale(array: np.ndarray, value_range: tuple[float, float], input_range: tuple[float, float] | None, source: str) -> np.ndarray:
+    low, high = value_range
+    if array.dtype.kind in "ui":
+        maximum = _INTEGER_MAX.get(array.dtype)
+        if maximum is None:
+            raise ValueError(
+                f"{source}: integer images must be uint8 (0..255) or uint16 (0..65535), got {array.dtype}; "
+                "save float images in the generator's range instead."
+            )
+        unit = array.astype(np.float64) / maximum
+        return (low + unit * (high - low)).astype(np.float32)
+    values = array.astype(np.float32)
+    if not np.isfinite(values).all():
+        raise ValueError(f"{source}: expected finite values, got NaN or infinity.")
+    if input_range is None:
+        return values
+    in_low, in_high = input_range
+    return (low + (values.astype(np.float64) - in_low) / (in_high - in_low) * (high - low)).astype(np.float32)
+
+
+def prepare_images(
+    raw: RawImages,
+    image_shape: Sequence[int],
+    value_range: tuple[float, float] = (-1.0, 1.0),
+    input_range: tuple[float, float] | None = None,
+) -> torch.Tensor:
+    """Images as the inverter wants them: float32 ``(N, *image_shape)`` in G's range.
+
+    Raises:
+        ValueError: wrong channels, size or layout, unsupported dtypes, NaN/Inf values.
+    """
+    expected = tuple(int(d) for d in image_shape)
+    if len(expected) != 3:
+        raise ValueError(f"image files need (C, H, W) images, but this inverter's images have shape {expected}.")
+    if raw.layout == "files":
+        images = [_scale(_as_chw(a, expected, n), value_range, None, n) for a, n in zip(raw.arrays, raw.names)]
+        batch = np.stack(images)
+    else:
+        array = np.asarray(raw.arrays)
+        batch = _scale(_batch_as_nchw(array, expected, raw.source), value_range, input_range, raw.source)
+    if len(batch) == 0:
+        raise ValueError(f"{raw.source}: no images.")
+    return torch.from_numpy(np.ascontiguousarray(batch))
+
+
+def to_uint8(images: torch.Tensor | np.ndarray, value_range: tuple[float, float] = (-1.0, 1.0)) -> np.ndarray:
+    """``(N, C, H, W)`` images in G's range → uint8 ``(N, H, W)`` (one channel) or ``(N, H, W, C)``."""
+    low, high = value_range
+    array = images.detach().float().cpu().numpy() if isinstance(images, torch.Tensor) else np.asarray(images, dtype=np.float32)
+    pixels = np.clip(np.round((array - low) / (high - low) * 255.0), 0, 255).astype(np.uint8)
+    return pixels[:, 0] if pixels.shape[1] == 1 else np.moveaxis(pixels, 1, -1)
+
+
+def pair_grid(originals: np.ndarray, reconstructions: np.ndarray, *, columns: int = 8, scale: int = 1,
+              background: int = 40) -> np.ndarray:
+    """A uint8 picture of ``original | reconstruction`` pairs, ``columns`` pairs per row.
+
+    Args:
+        originals, reconstructions: uint8 ``(N, H, W)`` or ``(N, H, W, C)`` from :func:`to_uint8`.
+        columns: pairs per row.
+        scale: integer upscaling (nearest neighbour) of the whole picture.
+        background: grey level between the tiles.
+    """
+    n, h, w = originals.shape[:3]
+    extra = originals.shape[3:]
+    inner, pad = 1, 4
+    columns = max(1, min(columns, n))
+    rows = math.ceil(n / columns)
+    cell_w = 2 * w + inner
+    canvas = np.full((pad + rows * (h + pad), pad + columns * (cell_w + pad), *extra), background, dtype=np.uint8)
+    if extra and extra[0] == 4:
+        canvas[..., 3] = 255
+    for i in range(n):
+        r, c = divmod(i, columns)
+        y, x = pad + r * (h + pad), pad + c * (cell_w + pad)
+        canvas[y : y + h, x : x + w] = originals[i]
+        canvas[y : y + h, x + w + inner : x + cell_w] = reconstructions[i]
+    if scale > 1:
+        canvas = canvas.repeat(scale, axis=0).repeat(scale, axis=1)
+    return canvas
+
+
+def write_png(path: str | os.PathLike[str], picture: np.ndarray) -> Path:
+    """Write a uint8 ``(H, W)``, ``(H, W, 3)`` or ``(H, W, 4)`` picture as PNG.
+
+    Raises:
+        ValueError: a channel count PNG cannot hold.
+    """
+    from skimage.io import imsave
+
+    if picture.ndim == 3 and picture.shape[2] not in (3, 4):
+        if picture.shape[2] != 1:
+            raise ValueError(f"{path}: PNG holds 1, 3 or 4 channels; these images have {picture.shape[2]}.")
+        picture = picture[..., 0]
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    imsave(target, picture, check_contrast=False)
+    return target

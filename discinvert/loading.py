@@ -1,0 +1,253 @@
+"""Loading a GAN and its inverter from the command line's sources.
+
+A GAN comes from one of
+
+- a zoo-format directory written by :func:`discinvert.architectures.save_gan`
+  (``generator.safetensors``, ``discriminator.safetensors``, ``config.json``), or a
+  folder laid out like a zoo entry (``gan/`` and ``inverter/`` inside it);
+- ``zoo:NAME``, a bundled zoo entry (see :func:`discinvert.zoo.available`);
+- two factory strings ``package.module:callable`` (a callable taking no arguments
+  and returning an ``nn.Module``), one for G and one for D; the current directory is
+  importable, as for ``python -m``.
+
+An inverter comes from a ``.safetensors`` file (:meth:`Inverter.load`), a directory
+written by :meth:`Inverter.save_pretrained`, a Hub repo id ``org/name``
+(:meth:`Inverter.from_pretrained`), or ``zoo:NAME``.
+
+Every user mistake (missing path, malformed or unimportable factory, unknown zoo
+entry, unusable device) raises ``ValueError`` or ``FileNotFoundError`` with a
+one-line message.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from discinvert.architectures import CONFIG_FILE, load_gan
+from discinvert.inverter import Inverter
+
+__all__ = [
+    "ZOO_PREFIX",
+    "LoadedGAN",
+    "check_factory_spec",
+    "load_factory",
+    "load_gan_source",
+    "load_inverter",
+    "parse_device",
+    "resolve_gan_directory",
+]
+
+ZOO_PREFIX = "zoo:"
+"""Prefix naming a bundled zoo entry instead of a path: ``zoo:dcgan-fashion-mnist``."""
+
+_FACTORY = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*$")
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+@dataclass
+class LoadedGAN:
+    """A GAN as the command line loaded it.
+
+    Attributes:
+        generator, discriminator: the models (eval mode for zoo-format directories).
+        description: one line naming where they came from.
+        feature_layer: the directory config's feature layer, ``None`` for factories.
+        latent_shape: the config's latent shape, or ``--latent-shape``; ``None`` if unknown.
+        default_inverter: the inverter that belongs to this GAN (a zoo entry's), or ``None``.
+    """
+
+    generator: nn.Module | None
+    discriminator: nn.Module
+    description: str
+    feature_layer: str | None = None
+    latent_shape: tuple[int, ...] | None = None
+    default_inverter: str | None = None
+
+
+def parse_device(text: str | None) -> torch.device | None:
+    """``--device``: a usable torch device, or ``None`` when not given.
+
+    Raises:
+        ValueError: not a device name, or a CUDA/MPS device that is not available.
+    """
+    if text is None:
+        return None
+    try:
+        device = torch.device(text)
+    except (RuntimeError, TypeError) as error:
+        raise ValueError(f"device: expected a torch device such as 'cpu' or 'cuda:0', got {text!r} ({error}).") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device: {text!r} asked for, but CUDA is not available on this machine.")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ValueError(f"device: {text!r} asked for, but only {torch.cuda.device_count()} CUDA device(s) exist.")
+    elif device.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+        raise ValueError(f"device: {text!r} asked for, but MPS is not available on this machine.")
+    return device
+
+
+def check_factory_spec(text: str) -> str:
+    """Syntax check of ``package.module:callable``; returns ``text`` unchanged.
+
+    Raises:
+        ValueError: not of that form.
+    """
+    if not _FACTORY.match(text):
+        raise ValueError(
+            f"expected a factory 'package.module:callable' (a callable returning an nn.Module), got {text!r}"
+        )
+    return text
+
+
+def load_factory(spec: str, what: str) -> nn.Module:
+    """Import ``package.module:callable``, call it without arguments and return the module.
+
+    Args:
+        spec: the factory string.
+        what: ``"generator"`` or ``"discriminator"`` (for messages).
+
+    Raises:
+        ValueError: malformed string, module not importable, no such attribute, not
+            callable, the call failed, or it returned something other than an ``nn.Module``.
+    """
+    check_factory_spec(spec)
+    module_name, _, attribute = spec.partition(":")
+    cwd = os.getcwd()
+    if cwd not in sys.path and "" not in sys.path:
+        sys.path.insert(0, cwd)  # as `python -m` does: factories in the current directory import
+    try:
+        target: object = importlib.import_module(module_name)
+    except Exception as error:  # the user's module: a missing module or its own import failure
+        raise ValueError(f"{what} factory {spec!r}: cannot import {module_name!r} ({type(error).__name__}: {error}).") from None
+    for part in attribute.split("."):
+        if not hasattr(target, part):
+            raise ValueError(f"{what} factory {spec!r}: module {module_name!r} has no attribute {attribute!r}.")
+        target = getattr(target, part)
+    if isinstance(target, nn.Module):
+        return target
+    if not callable(target):
+        raise ValueError(f"{what} factory {spec!r}: {attribute!r} is not callable (got {type(target).__name__}).")
+    try:
+        model = target()
+    except Exception as error:  # the user's factory
+        raise ValueError(f"{what} factory {spec!r} failed: {type(error).__name__}: {error}") from None
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"{what} factory {spec!r}: expected it to return a torch.nn.Module, got {type(model).__name__}.")
+    return model
+
+
+def _zoo_entry(text: str) -> Path:
+    from discinvert import zoo
+
+    name = text[len(ZOO_PREFIX):]
+    try:
+        return zoo.path(name)
+    except ValueError:
+        raise ValueError(f"{text!r}: unknown zoo entry; available: {', '.join(zoo.available())}.") from None
+
+
+def resolve_gan_directory(text: str) -> tuple[Path, str | None]:
+    """Where the GAN's files are for ``--gan``, and the inverter that comes with it (if any).
+
+    ``zoo:NAME`` gives the entry's ``gan/`` and ``inverter/``; a folder holding ``gan/``
+    (a zoo-entry layout) gives ``gan/`` and, when present, ``inverter/``; any other
+    existing folder is taken as the GAN directory itself.
+
+    Raises:
+        FileNotFoundError: no such folder.
+        ValueError: an unknown zoo entry, or a folder without the GAN's ``config.json``.
+    """
+    if text.startswith(ZOO_PREFIX):
+        folder = _zoo_entry(text)
+        return folder / "gan", str(folder / "inverter")
+    path = Path(text)
+    if not path.exists():
+        raise FileNotFoundError(f"{text}: no such GAN directory.")
+    if not path.is_dir():
+        raise ValueError(
+            f"{text}: expected a GAN directory (generator.safetensors, discriminator.safetensors, "
+            f"{CONFIG_FILE}), got a file."
+        )
+    if (path / "gan").is_dir() and not (path / CONFIG_FILE).is_file():
+        inverter = path / "inverter"
+        return path / "gan", str(inverter) if inverter.is_dir() else None
+    if not (path / CONFIG_FILE).is_file():
+        raise ValueError(
+            f"{text}: not a GAN directory (no {CONFIG_FILE}); expected one written by "
+            "discinvert.architectures.save_gan, or use --generator/--discriminator factories."
+        )
+    return path, None
+
+
+def load_gan_source(
+    *,
+    gan: str | None = None,
+    generator: str | None = None,
+    discriminator: str | None = None,
+    latent_shape: tuple[int, ...] | None = None,
+    device: torch.device | None = None,
+) -> LoadedGAN:
+    """Load G and D from a GAN directory / zoo entry or from factory strings.
+
+    With factories, ``generator`` may be ``None`` (then ``LoadedGAN.generator`` is too);
+    ``discriminator`` is required. ``device`` moves factory models there and loads
+    directory models there (default: the CPU for directories, where the factory put
+    them otherwise).
+
+    Raises:
+        ValueError, FileNotFoundError: see :func:`resolve_gan_directory` and :func:`load_factory`.
+    """
+    if gan is not None:
+        directory, default_inverter = resolve_gan_directory(gan)
+        G, D, config, _ = load_gan(directory, device=device or "cpu")
+        description = gan if gan.startswith(ZOO_PREFIX) else f"{directory}"
+        return LoadedGAN(
+            generator=G, discriminator=D, description=f"{description} ({config.loss}, latent {config.latent_dim})",
+            feature_layer=config.feature_layer, latent_shape=latent_shape or config.latent_shape,
+            default_inverter=default_inverter,
+        )
+    if discriminator is None:
+        raise ValueError("discriminator: expected --gan DIR or --discriminator package.module:factory.")
+    D = load_factory(discriminator, "discriminator")
+    G = load_factory(generator, "generator") if generator is not None else None
+    if device is not None:
+        D.to(device)
+        if G is not None:
+            G.to(device)
+    parts = [f"generator {generator}"] if generator else []
+    parts.append(f"discriminator {discriminator}")
+    return LoadedGAN(generator=G, discriminator=D, description=", ".join(parts), latent_shape=latent_shape)
+
+
+def load_inverter(spec: str, generator: nn.Module, discriminator: nn.Module, *, token: str | None = None) -> Inverter:
+    """Load the inverter ``spec`` (file, directory, ``org/name`` or ``zoo:NAME``) for G and D.
+
+    Raises:
+        FileNotFoundError: a path that does not exist and is no Hub repo id.
+        ValueError: unreadable files, an inverter fit for another GAN (fingerprints), a
+            missing Hub repo or offline without a cached copy.
+    """
+    try:
+        if spec.startswith(ZOO_PREFIX):
+            return Inverter.from_pretrained(_zoo_entry(spec) / "inverter", generator=generator, discriminator=discriminator)
+        path = Path(spec)
+        if path.is_dir():
+            return Inverter.from_pretrained(path, generator=generator, discriminator=discriminator)
+        if path.is_file():
+            return Inverter.load(path, generator=generator, discriminator=discriminator)
+        if path.suffix == ".safetensors" or not _HUB_ID.match(spec):
+            raise FileNotFoundError(f"{spec}: no such inverter file or directory (nor a Hub repo id 'org/name').")
+        return Inverter.from_pretrained(spec, generator=generator, discriminator=discriminator, token=token)
+    except ValueError as error:
+        if spec in str(error) or Path(spec).name in str(error):
+            raise
+        # e.g. the GAN rejects the inverter's latent shape: say which inverter did not fit
+        raise ValueError(f"inverter {spec} does not fit this GAN: {error}") from None

@@ -1,0 +1,32 @@
+"""Factories for the command-line tests: ``--generator tests.cli_factories:make_generator``.
+
+Each call builds the same tiny GAN (fixed seed, without moving the global RNG), so an
+inverter fit for one call's models loads for another call's.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from tests.conftest import LATENT, ConvGenerator, conv_discriminator
+
+__all__ = ["LATENT", "make_discriminator", "make_generator", "not_a_module"]
+
+
+def make_generator() -> nn.Module:
+    """G: latents (N, 8, 1, 1) → images (N, 1, 8, 8) in [-1, 1]."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        return ConvGenerator().eval()
+
+
+def make_discriminator() -> nn.Module:
+    """D: a bare Sequential; the feature layer is ``"4"``."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(1)
+        return conv_discriminator().eval()
+
+
+def not_a_module() -> str:
+    return "not a module"

@@ -1,0 +1,346 @@
+"""The command line: every subcommand on tiny GANs, through ``main([...])`` and once as the console script.
+
+Two tiny GANs: the reference 28x28 architecture at widths 8 written to a zoo-format
+directory, and the 8x8 conftest-style GAN from factory strings (``tests.cli_factories``).
+User mistakes must end with exit code 1 (or 2 for usage errors) and one line on stderr.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors import safe_open
+
+from discinvert import Inverter, fit_inverter, zoo
+from discinvert.architectures import GANConfig, build_gan, load_gan, save_gan
+from discinvert.cli import main
+from tests import cli_factories
+
+REPO = Path(__file__).resolve().parents[1]
+GEN = "tests.cli_factories:make_generator"
+DISC = "tests.cli_factories:make_discriminator"
+FACTORIES = ["--generator", GEN, "--discriminator", DISC]
+FAST_FIT = ["--steps", "2", "--batch-size", "16", "--validation-size", "32", "--no-progress"]
+COMMANDS = ["layers", "fit", "encode", "reconstruct", "evaluate", "push", "demo"]
+
+
+@pytest.fixture(scope="module")
+def ws(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A tiny zoo-format GAN with a fitted inverter, a factory GAN with one, and image files."""
+    root = tmp_path_factory.mktemp("cli")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        config = GANConfig(g_width=8, d_width=8, latent_dim=16)
+        G, D = build_gan(config)
+    save_gan(root / "gan", G, D, config)
+    G, D, config, _ = load_gan(root / "gan")
+    fit_inverter(G, D, config.feature_layer, latent_shape=config.latent_shape, steps=1, batch_size=16,
+                 validation_size=32, seed=0, progress=False).save(root / "inv.safetensors")
+    g, d = cli_factories.make_generator(), cli_factories.make_discriminator()
+    fit_inverter(g, d, "4", latent_shape=(cli_factories.LATENT, 1, 1), steps=1, batch_size=16,
+                 validation_size=32, seed=0, progress=False).save_pretrained(root / "inv-factories")
+
+    from skimage.io import imsave
+
+    real, _ = zoo.load_test_images("dcgan-fashion-mnist")
+    real = real[:20]
+    np.save(root / "u8.npy", real)
+    np.save(root / "float.npy", real.astype(np.float32) / 127.5 - 1)
+    np.save(root / "unit.npy", real.astype(np.float32) / 255)
+    np.save(root / "small.npy", real[:3, :20, :20])
+    np.save(root / "tiny8.npy", np.random.default_rng(0).integers(0, 256, (5, 8, 8), dtype=np.uint8))
+    for name, pixels in (("png", real[:4]), ("png16", real[:4].astype(np.uint16) * 257)):
+        (root / name).mkdir()
+        for i, image in enumerate(pixels):
+            imsave(root / name / f"img{i}.png", image, check_contrast=False)
+    (root / "rgb").mkdir()
+    imsave(root / "rgb" / "colour.png", np.stack([real[0]] * 3, axis=-1), check_contrast=False)
+    imsave(root / "one.jpg", real[0], check_contrast=False)
+    return {"root": root, "gan": root / "gan", "inv": root / "inv.safetensors", "inv_factories": root / "inv-factories"}
+
+
+def _inverter(ws: dict[str, Path]) -> Inverter:
+    G, D, _, _ = load_gan(ws["gan"])
+    return Inverter.load(ws["inv"], generator=G, discriminator=D)
+
+
+def _codes(path: Path) -> np.ndarray:
+    if path.suffix == ".npy":
+        return np.load(path)
+    with safe_open(str(path), framework="np") as handle:
+        return handle.get_tensor("codes")
+
+
+# ----------------------------------------------------------------------------- help and usage
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_subcommand_has_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main([command, "--help"])
+    assert info.value.code == 0
+    assert f"usage: discinvert {command}" in capsys.readouterr().out
+
+
+def test_no_command_prints_help(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([]) == 2
+    out = capsys.readouterr().out
+    assert all(command in out for command in COMMANDS)
+
+
+# ----------------------------------------------------------------------------- layers
+def test_layers_of_a_gan_directory(ws: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["layers", "--gan", str(ws["gan"])]) == 0
+    out = capsys.readouterr().out
+    line = next(line for line in out.splitlines() if " main.7 " in line)
+    assert line.startswith("*") and "LeakyReLU" in line and "(2, 32, 4, 4)" in line and "512" in line
+    assert "G(z) of shape (2, 1, 28, 28)" in out
+
+
+def test_layers_from_factories(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["layers", *FACTORIES, "--latent-shape", "8,1,1"]) == 0
+    out = capsys.readouterr().out
+    assert any(line.split()[:4] == ["4", "LeakyReLU", "(2,", "64,"] for line in out.splitlines())
+    assert main(["layers", "--discriminator", DISC, "--image-shape", "1,8,8"]) == 0
+    assert "(2, 64, 4, 4)" in capsys.readouterr().out
+
+
+# ----------------------------------------------------------------------------- fit
+def test_fit_a_gan_directory_to_a_file(ws: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "fitted.safetensors"
+    assert main(["fit", "--gan", str(ws["gan"]), *FAST_FIT, "--seed", "3", "--out", str(out)]) == 0
+    assert f"wrote {out}" in capsys.readouterr().out
+    G, D, _, _ = load_gan(ws["gan"])
+    inverter = Inverter.load(out, generator=G, discriminator=D)
+    assert inverter.feature_layer == "main.7" and inverter.latent_shape == (16, 1, 1)
+    assert inverter.config.fit["steps"] == 2 and inverter.config.fit["seed"] == 3
+
+
+def test_fit_factories_to_a_directory(tmp_path: Path) -> None:
+    out = tmp_path / "hub-layout"
+    assert main(["fit", *FACTORIES, "--latent-shape", "8,1,1", "--feature-layer", "4", *FAST_FIT, "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["README.md", "config.json", "model.safetensors"]
+    inverter = Inverter.from_pretrained(out, generator=cli_factories.make_generator(),
+                                        discriminator=cli_factories.make_discriminator())
+    assert inverter.image_shape == (1, 8, 8)
+
+
+# ----------------------------------------------------------------------------- encode
+def test_encode_folders_and_arrays(ws: dict[str, Path], tmp_path: Path) -> None:
+    common = ["encode", "--gan", str(ws["gan"]), "--inverter", str(ws["inv"])]
+    expected = _inverter(ws).encode((torch.from_numpy(np.load(ws["root"] / "u8.npy")).float() / 127.5 - 1)[:, None]).numpy()
+    runs = {
+        "png.npy": ["--images", str(ws["root"] / "png")],
+        "png16.npy": ["--images", str(ws["root"] / "png16")],
+        "u8.safetensors": ["--images", str(ws["root"] / "u8.npy")],
+        "float.npy": ["--images", str(ws["root"] / "float.npy")],
+        "unit.npy": ["--images", str(ws["root"] / "unit.npy"), "--input-range", "0,1"],
+        "jpg.npy": ["--images", str(ws["root"] / "one.jpg")],
+    }
+    for out, extra in runs.items():
+        assert main([*common, *extra, "--out", str(tmp_path / out)]) == 0, out
+    for out in ("png.npy", "png16.npy"):
+        np.testing.assert_allclose(_codes(tmp_path / out), expected[:4], atol=1e-5)
+    for out in ("u8.safetensors", "float.npy", "unit.npy"):
+        np.testing.assert_allclose(_codes(tmp_path / out), expected, atol=1e-5)
+    assert _codes(tmp_path / "jpg.npy").shape == (1, 16, 1, 1)
+    with safe_open(str(tmp_path / "u8.safetensors"), framework="np") as handle:
+        assert json.loads(handle.metadata()["names"])[:2] == ["u8.npy[0]", "u8.npy[1]"]
+
+
+def test_encode_with_factories_and_refinement(ws: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "codes.npy"
+    argv = ["encode", *FACTORIES, "--inverter", str(ws["inv_factories"]), "--images", str(ws["root"] / "tiny8.npy"),
+            "--refine-steps", "2", "--no-progress", "--out", str(out)]
+    assert main(argv) == 0
+    assert np.load(out).shape == (5, 8, 1, 1) and np.isfinite(np.load(out)).all()
+
+
+def test_encode_defaults_to_the_zoo_entrys_inverter(ws: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "codes.npy"
+    assert main(["encode", "--gan", "zoo:dcgan-fashion-mnist", "--images", str(ws["root"] / "png"), "--out", str(out)]) == 0
+    assert np.load(out).shape == (4, 100, 1, 1)
+
+
+# ----------------------------------------------------------------------------- reconstruct
+def test_reconstruct_writes_grids_of_pairs(ws: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from skimage.io import imread
+
+    argv = ["reconstruct", "--gan", str(ws["gan"]), "--inverter", str(ws["inv"]), "--images", str(ws["root"] / "png"),
+            "--out", str(tmp_path), "--per-grid", "3", "--columns", "2", "--scale", "2"]
+    assert main(argv) == 0
+    assert "PSNR" in capsys.readouterr().out
+    grids = sorted(tmp_path.glob("reconstructions_*.png"))
+    assert [p.name for p in grids] == ["reconstructions_000.png", "reconstructions_001.png"]
+    first = imread(grids[0])
+    pad, cell = 4, 2 * 28 + 1  # two rows of two pairs (3 pairs), tiles 28 px, upscaled x2
+    assert first.shape == (2 * (pad + 2 * (28 + pad)), 2 * (pad + 2 * (cell + pad)))
+    original = imread(ws["root"] / "png" / "img0.png")
+    np.testing.assert_array_equal(first[2 * pad : 2 * (pad + 28) : 2, 2 * pad : 2 * (pad + 28) : 2], original)
+
+
+# ----------------------------------------------------------------------------- evaluate
+def test_evaluate_ranks_several_models(ws: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    report = tmp_path / "scores.json"
+    argv = ["evaluate", "--model", f"tiny={ws['gan']}:{ws['inv']}", "--model", "zoo:dcgan-fashion-mnist",
+            "--images", str(ws["root"] / "u8.npy"), "--n", "8", "--repeats", "2", "--json", str(report)]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    document = json.loads(report.read_text())
+    names = [r["name"] for r in document["results"]]
+    assert names == ["dcgan-fashion-mnist", "tiny"]  # the trained GAN reconstructs far better than an untrained one
+    assert [r["rank"] for r in document["results"]] == [1, 2]
+    assert document["protocol"] == {"n": 8, "repeats": 2, "seed": 0, "refine_steps": 0, "value_range": [-1.0, 1.0],
+                                    "sort_by": "psnr"}
+    best = document["results"][0]
+    assert best["psnr_mean"] > 14 and 0 < best["ssim_mean"] < 1 and best["repeats"] == 2
+    assert out.index("dcgan-fashion-mnist", out.index("rank")) < out.index("tiny", out.index("rank"))
+
+
+def test_evaluate_fashion_mnist_test_split_and_a_factory_model(ws: dict[str, Path], tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    real, labels = zoo.load_test_images("dcgan-fashion-mnist")
+    data = tmp_path / "fmnist"
+    data.mkdir()
+    images, labels = real[:12], labels[:12].astype(np.uint8)
+    (data / "t10k-images-idx3-ubyte.gz").write_bytes(gzip.compress(bytes([0, 0, 8, 3]) + np.array(images.shape, ">u4").tobytes() + images.tobytes()))
+    (data / "t10k-labels-idx1-ubyte.gz").write_bytes(gzip.compress(bytes([0, 0, 8, 1]) + np.array(labels.shape, ">u4").tobytes() + labels.tobytes()))
+    argv = ["evaluate", "--gan", str(ws["gan"]), "--inverter", str(ws["inv"]), "--name", "mine",
+            "--fashion-mnist-test", "--data-root", str(data), "--n", "5", "--repeats", "2", "--refine-steps", "1"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "Fashion-MNIST test split" in out and "mine" in out
+
+    argv = ["evaluate", *FACTORIES, "--inverter", str(ws["inv_factories"]), "--images", str(ws["root"] / "tiny8.npy"),
+            "--n", "4", "--repeats", "1", "--json", str(tmp_path / "f.json")]
+    assert main(argv) == 0
+    assert json.loads((tmp_path / "f.json").read_text())["results"][0]["name"] == GEN
+
+
+# ----------------------------------------------------------------------------- push
+def test_push_calls_the_hub(ws: dict[str, Path], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import discinvert.hub
+
+    calls = []
+
+    def fake_push(inverter, repo_id, **kwargs):
+        calls.append((inverter, repo_id, kwargs))
+        return f"https://huggingface.co/{repo_id}/commit/abc"
+
+    monkeypatch.setattr(discinvert.hub, "push_to_hub", fake_push)
+    argv = ["push", "--gan", str(ws["gan"]), "--inverter", str(ws["inv"]), "--repo-id", "me/tiny-inverter",
+            "--private", "--token", "hf_x", "--message", "first"]
+    assert main(argv) == 0
+    (inverter, repo_id, kwargs), = calls
+    assert isinstance(inverter, Inverter) and repo_id == "me/tiny-inverter"
+    assert kwargs["private"] is True and kwargs["token"] == "hf_x" and kwargs["commit_message"] == "first"
+    assert str(ws["gan"]) in kwargs["gan"]
+    assert "commit/abc" in capsys.readouterr().out
+
+
+def test_push_without_network_is_one_line(ws: dict[str, Path], monkeypatch: pytest.MonkeyPatch,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    from huggingface_hub.errors import OfflineModeIsEnabled
+
+    import discinvert.hub
+
+    def offline(*args, **kwargs):
+        raise OfflineModeIsEnabled("Cannot reach https://huggingface.co/api/repos/create: offline mode is enabled.")
+
+    monkeypatch.setattr(discinvert.hub, "push_to_hub", offline)
+    assert main(["push", "--gan", str(ws["gan"]), "--inverter", str(ws["inv"]), "--repo-id", "me/x"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "me/x" in err and "offline mode" in err
+
+
+# ----------------------------------------------------------------------------- user mistakes
+FAILURES = [  # (argv with {placeholders}, message fragment): exit code 1, one line
+    (["layers", "--gan", "{root}/missing"], "no such GAN directory"),
+    (["layers", "--gan", "{root}/u8.npy"], "got a file"),
+    (["layers", "--discriminator", "no_such_module_xyz:make"], "cannot import 'no_such_module_xyz'"),
+    (["layers", "--discriminator", "tests.cli_factories:no_such_factory"], "has no attribute"),
+    (["layers", "--discriminator", "tests.cli_factories:not_a_module"], "expected it to return a torch.nn.Module"),
+    (["layers", "--gan", "zoo:stylegan-cats"], "unknown zoo entry"),
+    (["fit", "--gan", "{gan}", "--feature-layer", "main.70", "--out", "{root}/x.safetensors"], "'main.70' is not a layer"),
+    (["fit", "--gan", "{gan}", "--device", "tpu-ish", "--out", "{root}/x.safetensors"], "device"),
+    (["encode", "--gan", "{gan}", "--inverter", "{inv}", "--images", "{root}/rgb", "--out", "{root}/c.npy"],
+     "3 channels (RGB), but the inverter expects 1 channel (grayscale)"),
+    (["encode", "--gan", "{gan}", "--inverter", "{inv}", "--images", "{root}/small.npy", "--out", "{root}/c.npy"],
+     "expected images of shape (N, 1, 28, 28)"),
+    (["encode", "--gan", "{gan}", "--inverter", "{inv}", "--images", "{root}/missing", "--out", "{root}/c.npy"],
+     "no such image folder or file"),
+    (["encode", "--gan", "{gan}", "--inverter", "{root}/missing.safetensors", "--images", "{root}/png", "--out", "{root}/c.npy"],
+     "no such inverter file"),
+    (["encode", "--gan", "zoo:dcgan-fashion-mnist", "--inverter", "{inv}", "--images", "{root}/png", "--out", "{root}/c.npy"],
+     "does not fit this GAN"),
+    (["reconstruct", "--gan", "zoo:stylegan-cats", "--images", "{root}/png", "--out", "{root}/r"], "unknown zoo entry"),
+    (["evaluate", "--model", "zoo:stylegan-cats", "--images", "{root}/u8.npy"], "unknown zoo entry"),
+    (["evaluate", "--model", "zoo:dcgan-fashion-mnist", "--images", "{root}/u8.npy", "--n", "50"], "only 20 images"),
+    (["push", "--gan", "{gan}", "--inverter", "{root}/missing.safetensors", "--repo-id", "me/x"], "no such inverter file"),
+]
+
+USAGE_ERRORS = [  # exit code 2 (argparse), message fragment on the last line
+    (["layers", "--discriminator", "not a factory"], "package.module:callable"),
+    (["layers", "--gan", "{gan}", "--generator", GEN], "either --gan or --generator/--discriminator"),
+    (["layers"], "a GAN is needed"),
+    (["fit", *FACTORIES, "--feature-layer", "4", "--out", "{root}/x.safetensors"], "--latent-shape"),
+    (["fit", "--gan", "{gan}", "--steps", "0", "--out", "{root}/x.safetensors"], "expected an int >= 1"),
+    (["encode", "--gan", "{gan}", "--inverter", "{inv}", "--images", "{root}/png", "--out", "{root}/c.txt"], ".npy or .safetensors"),
+    (["encode", "--gan", "{gan}", "--images", "{root}/png", "--out", "{root}/c.npy"], "--inverter"),
+    (["encode", "--gan", "{gan}", "--inverter", "{inv}", "--images", "{root}/png", "--out", "{root}/c.npy", "--range", "1,-1"],
+     "LOW < HIGH"),
+    (["evaluate", "--images", "{root}/u8.npy"], "no model to evaluate"),
+    (["evaluate", "--model", "zoo:dcgan-fashion-mnist"], "--images"),
+    (["evaluate", "--model", "zoo:dcgan-fashion-mnist", "--model", "zoo:dcgan-fashion-mnist", "--images", "{root}/u8.npy"],
+     "given twice"),
+    (["push", "--gan", "{gan}", "--inverter", "{inv}"], "--repo-id"),
+]
+
+
+def _fill(argv: list[str], ws: dict[str, Path]) -> list[str]:
+    return [a.format(root=ws["root"], gan=ws["gan"], inv=ws["inv"]) for a in argv]
+
+
+@pytest.mark.parametrize(("argv", "message"), FAILURES, ids=[" ".join(a[:3]) + f" #{i}" for i, (a, _) in enumerate(FAILURES)])
+def test_user_mistakes_fail_with_one_line(argv: list[str], message: str, ws: dict[str, Path],
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(_fill(argv, ws)) == 1
+    captured = capsys.readouterr()
+    assert captured.err.count("\n") == 1, captured.err
+    assert captured.err.startswith(f"discinvert {argv[0]}: error: ") and message in captured.err
+    assert "Traceback" not in captured.err
+
+
+@pytest.mark.parametrize(("argv", "message"), USAGE_ERRORS, ids=[" ".join(a[:3]) + f" #{i}" for i, (a, _) in enumerate(USAGE_ERRORS)])
+def test_usage_errors_exit_2(argv: list[str], message: str, ws: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(_fill(argv, ws))
+    assert info.value.code == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith(f"discinvert {argv[0]}: error: ") and message in last
+
+
+# ----------------------------------------------------------------------------- the installed command
+def _command() -> list[str]:
+    script = Path(sys.executable).with_name("discinvert")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "discinvert"]
+
+
+def test_console_script(ws: dict[str, Path]) -> None:
+    ok = subprocess.run([*_command(), "layers", *FACTORIES, "--latent-shape", "8,1,1"],
+                        check=False, capture_output=True, text=True, timeout=300, cwd=REPO)  # factories import from the cwd
+    assert ok.returncode == 0, ok.stderr
+    assert "LeakyReLU" in ok.stdout and "(2, 64, 4, 4)" in ok.stdout
+
+    bad = subprocess.run([*_command(), "encode", "--gan", "zoo:stylegan-cats", "--images", str(ws["root"] / "png"),
+                          "--out", str(ws["root"] / "c.npy")], check=False, capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert bad.returncode == 1
+    assert bad.stderr.count("\n") == 1 and "unknown zoo entry" in bad.stderr and "Traceback" not in bad.stderr
+
+    usage = subprocess.run([*_command(), "fit", "--gan", str(ws["gan"])], check=False, capture_output=True, text=True, timeout=300)
+    assert usage.returncode == 2 and "--out" in usage.stderr and "Traceback" not in usage.stderr
