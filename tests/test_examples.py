@@ -23,3 +23,15 @@ def test_quickstart(tmp_path) -> None:
 def test_conditional_gan(tmp_path) -> None:
     out = _run(str(ROOT / "examples" / "conditional_gan.py"), "--steps", "20", cwd=tmp_path)
     assert "latent MSE" in out
+
+
+def test_bring_your_own_gan(tmp_path) -> None:
+    assert len((ROOT / "examples" / "byo_gan.py").read_text().strip().splitlines()) <= 20
+    out = _run(str(ROOT / "examples" / "byo_gan.py"), cwd=tmp_path)
+    assert "latent MSE" in out
+
+
+def test_rank_gans_on_the_bundled_entry(tmp_path) -> None:
+    out = _run(str(ROOT / "examples" / "rank_gans.py"), "--gans", "zoo:dcgan-fashion-mnist", "--n", "50",
+               "--repeats", "2", "--data-root", str(tmp_path / "no-data"), cwd=tmp_path)
+    assert "zoo:dcgan-fashion-mnist" in out and "bundled test images" in out
