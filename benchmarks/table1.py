@@ -297,6 +297,9 @@ def write_markdown(out: Path, meta: dict, results: dict) -> None:
         cells = [f"{c['psnr']:.2f} dB, {c['seconds_per_1k']:.2f} s" for c in res["optimisation_curve"]]
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {res['cn_psnr_first_draw']:.2f} dB, "
                      f"{res['methods']['CN (ours)']['seconds_per_1k']:.3f} s |")
+    lines += ["", "Models that learn inference jointly with generation (VAE, BiGAN/ALI, GAAN, AAAE), with our CN on their "
+              "generators and 1-NN accuracy in code space: `docs/rivals.md` (written by `benchmarks/rivals/evaluate.py`). "
+              "Clean speed and memory figures: `docs/speed.md`."]
     lines += ["", "Reference GANs (training): " + "; ".join(
         f"{n}: {r['epochs']} epochs, {r['train_seconds']:.0f} s" for n, r in results.items() if r.get("train_seconds")) + ".", ""]
     out.parent.mkdir(parents=True, exist_ok=True)
