@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -26,6 +25,8 @@ from discinvert import Inverter, fit_inverter
 from discinvert.architectures import load_gan, save_gan
 from discinvert.datasets import FASHION_MNIST_CLASSES, load_fashion_mnist, to_model_range
 from discinvert.metrics import reconstruction_score
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/common.py
+from common import command_line  # noqa: E402
 
 ZOO = Path(__file__).resolve().parents[1] / "discinvert" / "zoo"
 
@@ -40,7 +41,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data-root", type=Path, default=None)
     parser.add_argument("--per-class", type=int, default=100)
     args = parser.parse_args(argv)
-    command = "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv if argv is not None else sys.argv[1:])])
+    command = command_line(argv)
     print(command, flush=True)
 
     out = ZOO / args.name

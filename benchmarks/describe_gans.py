@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
 import shutil
 import sys
 from pathlib import Path
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/common.py
+from common import command_line  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -22,7 +23,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("gans", type=Path, nargs="+")
     parser.add_argument("--out", type=Path, default=Path("docs/reference_gans.md"))
     args = parser.parse_args(argv)
-    command = "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv if argv is not None else sys.argv[1:])])
+    command = command_line(argv)
     print(command)
     images = args.out.parent / "images"
     images.mkdir(parents=True, exist_ok=True)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -26,6 +25,8 @@ from skimage.metrics import peak_signal_noise_ratio
 from discinvert import fit_inverter
 from discinvert.architectures import load_gan
 from discinvert.datasets import load_fashion_mnist, to_model_range
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/common.py
+from common import command_line  # noqa: E402
 
 
 def psnr(real: torch.Tensor, fake: torch.Tensor) -> float:
@@ -48,7 +49,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--from-json", type=Path, default=None,
                         help="re-write the doc from a JSON this script wrote earlier, without refitting")
     args = parser.parse_args(argv)
-    command = "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv if argv is not None else sys.argv[1:])])
+    command = command_line(argv)
     print(command, flush=True)
     if args.from_json:
         saved = json.loads(args.from_json.read_text())

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -26,6 +25,8 @@ from discinvert import fit_inverter, zoo
 from discinvert.datasets import load_fashion_mnist, to_model_range
 from discinvert.metrics import image_quality
 from discinvert.pool import POOL_BATCHES
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/common.py
+from common import command_line, write_marked_section  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -38,7 +39,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=Path("docs/fit_speed.md"))
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
-    command = "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv if argv is not None else sys.argv[1:])])
+    command = command_line(argv)
     print(command, flush=True)
     G, D, _ = zoo.load("dcgan-fashion-mnist", device=args.device)
     config = zoo.load_gan_config("dcgan-fashion-mnist")
@@ -75,16 +76,8 @@ def main(argv: list[str] | None = None) -> None:
              "|---|---|---|---|---|---|"]
     lines += [f"| {r['reuse']} | {r['seconds']:.1f} | {r['generated']:,} | {r['val_mse']:.4f} | {r['seconds_to_2pct']:.1f} | {r['psnr_train_1k']:.2f} |" for r in rows]
     lines.append(f"<!-- fit_speed:{key}:end -->")
-    block = "\n".join(lines)
-    text = args.out.read_text() if args.out.is_file() else "# Fit speed: reusing generated samples\n\nEach section is written by its own run of `benchmarks/fit_speed.py`.\n"
-    start_marker, end_marker = f"<!-- fit_speed:{key}:start -->", f"<!-- fit_speed:{key}:end -->"
-    if start_marker in text:
-        head, rest = text.split(start_marker, 1)
-        text = head + block + rest.split(end_marker, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
+    write_marked_section(args.out, "fit_speed", key, lines[1:-1],
+                         "# Fit speed: reusing generated samples\n\nEach section is written by its own run of `benchmarks/fit_speed.py`.\n")
     print(f"wrote {args.out}")
 
 

@@ -26,7 +26,6 @@ import argparse
 import json
 import platform
 import resource
-import shlex
 import statistics
 import sys
 import time
@@ -43,6 +42,8 @@ from discinvert.datasets import to_model_range
 from discinvert.features import FeatureTap
 from discinvert.layers import resolve_layer
 from discinvert.metrics import image_quality
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/common.py
+from common import command_line, write_marked_section  # noqa: E402
 
 
 def sync(device: str) -> None:
@@ -88,7 +89,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=Path("docs/speed.md"))
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
-    command = "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv if argv is not None else sys.argv[1:])])
+    command = command_line(argv)
     print(command, flush=True)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -210,16 +211,7 @@ def write_section(out: Path, key: str, meta: dict, r: dict) -> None:
         "Optimisation-only: " + "; ".join(f"{c['steps']} steps {c['psnr']:.2f} dB in {c['s_per_1k']:.2f} s" for c in r["optimisation_curve"]) + " (per 1k images).",
         f"<!-- speed:{key}:end -->",
     ]
-    block = "\n".join(lines)
-    text = out.read_text() if out.is_file() else "# Speed and memory\n\nEach section is written by its own run of `benchmarks/speed.py`.\n"
-    start, end = f"<!-- speed:{key}:start -->", f"<!-- speed:{key}:end -->"
-    if start in text:
-        head, rest = text.split(start, 1)
-        text = head + block + rest.split(end, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text)
+    write_marked_section(out, "speed", key, lines[1:-1], "# Speed and memory\n\nEach section is written by its own run of `benchmarks/speed.py`.\n")
 
 
 if __name__ == "__main__":

@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import shlex
 import sys
 import time
 from collections.abc import Callable
@@ -43,6 +42,8 @@ from discinvert.baselines import fit_naive_encoder, optimization_only
 from discinvert.datasets import load_fashion_mnist, to_model_range
 from discinvert.metrics import draw_subsets, image_quality, summarize_draws
 from discinvert.optimize import DEFAULT_REFINE_LR, optimize_latents
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/common.py
+from common import command_line  # noqa: E402
 
 # The paper's Table 1, Fashion-MNIST row (PSNR dB / SSIM), from shared/docs/anchors.md.
 PAPER_FASHION_MNIST = {
@@ -92,7 +93,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--readme", type=Path, default=Path("README.md"),
                         help="README whose block between the table1 markers is re-written (skipped if absent)")
     args = parser.parse_args(argv)
-    command = "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv if argv is not None else sys.argv[1:])])
+    command = command_line(argv)
     print(command, flush=True)
     if args.merge:
         runs = [json.loads(p.read_text()) for p in args.merge]

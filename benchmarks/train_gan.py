@@ -59,6 +59,8 @@ from discinvert.architectures import (  # noqa: E402
     save_gan,
 )
 from discinvert.datasets import from_model_range, load_fashion_mnist, to_model_range  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/common.py
+from common import pick_device  # noqa: E402
 
 GP_WEIGHT = 10.0
 N_CRITIC = 5
@@ -91,12 +93,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def pick_device(choice: str) -> torch.device:
-    if choice == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if choice == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("--device cuda requested but torch.cuda.is_available() is False")
-    return torch.device(choice)
 
 
 def finite_or_none(value: float) -> float | None:

@@ -35,7 +35,6 @@ import argparse
 import importlib.util
 import json
 import platform
-import shlex
 import sys
 import time
 from collections.abc import Callable
@@ -60,6 +59,8 @@ from discinvert.metrics import (
     nearest_neighbour_accuracy,
     summarize_draws,
 )
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/common.py
+from common import command_line  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 
@@ -227,7 +228,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--json", type=Path, default=Path("docs/results/rivals.json"))
     parser.add_argument("--out", type=Path, default=Path("docs/rivals.md"))
     args = parser.parse_args(argv)
-    command = "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv if argv is not None else sys.argv[1:])])
+    command = command_line(argv)
     print(command, flush=True)
 
     if args.merge:

@@ -43,6 +43,8 @@ except ImportError:
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from discinvert.datasets import from_model_range, load_fashion_mnist, to_model_range
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/common.py
+from common import pick_device  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 GRID = 8
@@ -91,12 +93,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def pick_device(choice: str) -> torch.device:
-    if choice == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if choice == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("--device cuda requested but torch.cuda.is_available() is False")
-    return torch.device(choice)
 
 
 def tile(images: torch.Tensor, columns: int = GRID, pad: int = 2) -> np.ndarray:
