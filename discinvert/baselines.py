@@ -119,7 +119,10 @@ def fit_naive_encoder(
     with contextlib.ExitStack() as stack:
         stack.enter_context(frozen(generator, discriminator))
         stack.enter_context(torch.random.fork_rng(devices=rng_devices))
-        torch.manual_seed(seed)
+        torch.default_generator.manual_seed(seed)
+        if device.type == "cuda":
+            with torch.cuda.device(device):
+                torch.cuda.manual_seed(seed)
         _reinitialise(trunk)
         trunk.train()
         for p in trunk.parameters():

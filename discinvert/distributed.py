@@ -5,7 +5,7 @@ When ``WORLD_SIZE > 1`` (set by ``torchrun``) or a process group is already init
 needed: NCCL on CUDA, Gloo on CPU), wraps the CN in ``DistributedDataParallel``, draws
 different latents on each rank, and at the end broadcasts rank 0's weights and
 BatchNorm statistics, so every rank returns the same inverter. Files are written by
-rank 0 only.
+rank 0 only (:func:`is_writer`), without a collective.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-__all__ = ["DistContext", "barrier", "broadcast_module", "broadcast_scalar", "context", "is_writer"]
+__all__ = ["DistContext", "broadcast_module", "broadcast_scalar", "context", "is_writer"]
 
 logger = logging.getLogger(__name__)
 
@@ -83,9 +83,3 @@ def broadcast_module(module: nn.Module) -> None:
 def is_writer() -> bool:
     """True unless this is a rank other than 0 of an initialised process group."""
     return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
-
-
-def barrier() -> None:
-    """Wait for every rank, when a process group with several ranks is initialised."""
-    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-        dist.barrier()

@@ -20,8 +20,12 @@ from discinvert.layers import _first_tensor
 __all__ = ["FeatureTap", "LayerNotReachedError"]
 
 
-class _StopForward(Exception):
-    """Raised by the feature hook to end D's forward pass; caught by :class:`FeatureTap` only."""
+class _StopForward(BaseException):
+    """Raised by the feature hook to end D's forward pass; caught by :class:`FeatureTap` only.
+
+    A ``BaseException``, so that an ``except Exception`` block inside the user's D cannot
+    swallow it and run the rest of D.
+    """
 
 
 class LayerNotReachedError(ValueError):

@@ -47,8 +47,11 @@ DEFAULT_STEPS = 2000
 DEFAULT_LR = 2e-3
 """Default peak Adam learning rate; chosen by the same sweep."""
 
+_MAX_SEED = 2**62  # leaves room for seed + 1 and seed + rank offsets in torch's int64 seeds
+
+
 def _new_seed() -> int:
-    return int.from_bytes(os.urandom(8), "little") >> 2
+    return int.from_bytes(os.urandom(8), "little") >> 12
 
 
 def fit_inverter(
@@ -166,13 +169,19 @@ def fit_inverter(
         if dist_ctx.enabled:
             seed = int(distributed.broadcast_scalar(float(seed % 2**52), run_device))
     seed = positive_int(seed, "seed", 0)
+    if seed >= _MAX_SEED:
+        raise ValueError(f"seed: expected an int in [0, 2**62), got {seed}.")
 
     rng_devices = [run_device] if run_device.type == "cuda" else []
     with contextlib.ExitStack() as stack:
         stack.enter_context(frozen(generator, discriminator))
         stack.enter_context(torch.random.fork_rng(devices=rng_devices))
         stack.enter_context(logging_redirect_tqdm())
-        torch.manual_seed(seed)
+        # Seed only the RNGs fork_rng restores: torch.manual_seed would also re-seed every other GPU.
+        torch.default_generator.manual_seed(seed)
+        if run_device.type == "cuda":
+            with torch.cuda.device(run_device):
+                torch.cuda.manual_seed(seed)
         train_rng = torch.Generator(device=run_device).manual_seed(seed + 1_000_003 * dist_ctx.rank)
         val_rng = torch.Generator(device=run_device).manual_seed(seed + 1)
 
@@ -191,9 +200,12 @@ def fit_inverter(
         with torch.no_grad():
             z_probe, c_probe = draw(2, val_rng)
             found_shape = tuple(z_probe.shape[1:])
-            image_shape, feature_dim = probe(generator, tap, z_probe, c_probe, conditioning)
-            modules = reached_modules(tap, generate(generator, z_probe, c_probe, conditioning), c_probe)
+            # Fingerprints see the user's values: G's before anything runs, D's after a nested
+            # frozen() has put back any buffer that D's forward touched.
             g_print = fingerprint_generator(generator)
+            with frozen(generator, discriminator):
+                image_shape, feature_dim = probe(generator, tap, z_probe, c_probe, conditioning)
+                modules = reached_modules(tap, generate(generator, z_probe, c_probe, conditioning), c_probe)
             d_print = fingerprint_discriminator(discriminator, modules)
             val_rng.manual_seed(seed + 1)
             z_val, c_val = draw(validation_size, val_rng)

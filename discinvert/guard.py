@@ -5,19 +5,29 @@ Every entry point that runs the user's generator or discriminator does so inside
 parameters and puts every ``training`` flag and ``requires_grad`` back afterwards,
 also when the body raises or is interrupted (``KeyboardInterrupt`` included).
 
-Eval mode is what keeps parameters and buffers bit-identical: BatchNorm stops
-updating its running statistics and spectral normalisation stops its power
-iteration, so running the models changes nothing in them.
+Eval mode keeps standard layers still: BatchNorm stops updating its running statistics
+and ``torch.nn.utils`` spectral normalisation stops its power iteration. Some user
+modules change state in every forward regardless of mode (hand-written spectral norms
+that iterate on each call, quantisation observers): :func:`frozen` notices any buffer
+whose version counter moved and copies its original value back, and refuses to hide a
+parameter changed in place.
+
+Entry points are serialised by one process-wide re-entrant lock: two threads running the
+same model would otherwise save each other's flags and read each other's hooked features.
 """
 
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Iterator
 
+import torch
 from torch import nn
 
 __all__ = ["frozen"]
+
+_LOCK = threading.RLock()
 
 
 @contextlib.contextmanager
@@ -28,28 +38,49 @@ def frozen(*modules: nn.Module | None) -> Iterator[None]:
         *modules: the models to freeze; ``None`` entries are skipped, and a module
             reachable from several arguments (a shared submodule) is handled once.
 
-    Restores, in a ``finally`` block, each submodule's ``training`` flag and each
-    parameter's ``requires_grad`` to the values they had on entry.
+    Restores, in a ``finally`` block, each submodule's ``training`` flag, each
+    parameter's ``requires_grad``, and the value of any buffer that a forward pass
+    changed in place.
+
+    Raises:
+        RuntimeError: a forward pass changed a parameter in place (after restoring
+            everything else); discinvert cannot undo that without copying every weight.
     """
-    seen_modules: dict[int, tuple[nn.Module, bool]] = {}
-    seen_params: dict[int, tuple[nn.Parameter, bool]] = {}
-    for module in modules:
-        if module is None:
-            continue
-        for sub in module.modules():
-            seen_modules.setdefault(id(sub), (sub, sub.training))
-        for param in module.parameters():
-            seen_params.setdefault(id(param), (param, param.requires_grad))
-    try:
-        for sub, _ in seen_modules.values():
-            # Set each flag directly: Module.eval() would call overridden train()
-            # methods of user modules, which may do more than flip the flag.
-            sub.training = False
-        for param, _ in seen_params.values():
-            param.requires_grad_(False)
-        yield
-    finally:
-        for sub, was_training in seen_modules.values():
-            sub.training = was_training
-        for param, required in seen_params.values():
-            param.requires_grad_(required)
+    with _LOCK:
+        seen_modules: dict[int, tuple[nn.Module, bool]] = {}
+        seen_params: dict[int, tuple[nn.Parameter, bool, int]] = {}
+        buffers: dict[int, tuple[torch.Tensor, int, torch.Tensor]] = {}
+        for module in modules:
+            if module is None:
+                continue
+            for sub in module.modules():
+                seen_modules.setdefault(id(sub), (sub, sub.training))
+            for param in module.parameters():
+                seen_params.setdefault(id(param), (param, param.requires_grad, param._version))
+            for buffer in module.buffers():
+                if id(buffer) not in buffers:
+                    buffers[id(buffer)] = (buffer, buffer._version, buffer.detach().clone())
+        try:
+            for sub, _ in seen_modules.values():
+                # Set each flag directly: Module.eval() would call overridden train()
+                # methods of user modules, which may do more than flip the flag.
+                sub.training = False
+            for param, _, _ in seen_params.values():
+                param.requires_grad_(False)
+            yield
+        finally:
+            for sub, was_training in seen_modules.values():
+                sub.training = was_training
+            for param, required, _ in seen_params.values():
+                param.requires_grad_(required)
+            with torch.no_grad():
+                for buffer, version, original in buffers.values():
+                    if buffer._version != version:
+                        buffer.copy_(original)
+            changed = [p for p, _, version in seen_params.values() if p._version != version]
+        if changed:
+            raise RuntimeError(
+                f"a forward pass of your model changed {len(changed)} parameter(s) in place even in eval "
+                "mode (e.g. a hand-written normalisation that updates its weights on every call); "
+                "discinvert cannot leave such a model untouched. Register that state as a buffer instead."
+            )

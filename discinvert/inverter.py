@@ -18,7 +18,7 @@ from discinvert.conditioning import Conditioning
 from discinvert.config import InverterConfig
 from discinvert.features import FeatureTap
 from discinvert.fingerprint import fingerprint_discriminator, fingerprint_generator
-from discinvert.gan import generate, model_device, model_dtype, probe
+from discinvert.gan import generate, model_device, model_dtype, probe, resolve_device
 from discinvert.guard import frozen
 from discinvert.layers import resolve_layer
 from discinvert.network import ConnectionNetwork
@@ -46,6 +46,12 @@ class _GAN:
         self.discriminator = discriminator
         self.tap = tap
         self.conditioning = conditioning
+
+
+def _native_numpy(array: np.ndarray) -> np.ndarray:
+    """A contiguous, writable, native-byte-order copy or view that torch can wrap."""
+    native = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("="))
+    return native if native.flags.writeable else native.copy()
 
 
 def _check_batch_size(batch_size: int | None) -> int:
@@ -92,6 +98,7 @@ class Inverter(nn.Module):
             )
         if not config.conditional and conditioning is not None:
             raise ValueError("conditioning: this inverter was fit for an unconditional GAN; got a Conditioning.")
+        resolve_device(generator, discriminator, None)  # G and D on different devices: a clear error
         layer_name, layer = resolve_layer(discriminator, config.feature_layer)
         self.config = config
         with torch.random.fork_rng(devices=[]):  # building the CN must not move the user's RNG
@@ -143,7 +150,7 @@ class Inverter(nn.Module):
                     f"produces them), got a numpy array of dtype {images.dtype}; convert and "
                     "scale them first (e.g. uint8 x → x / 127.5 - 1 for a tanh generator)."
                 )
-            images = torch.from_numpy(np.ascontiguousarray(images))
+            images = torch.from_numpy(_native_numpy(images))
         elif not isinstance(images, torch.Tensor):
             raise ValueError(
                 f"images: expected a torch.Tensor or numpy array of shape (N, {', '.join(map(str, self.image_shape))}), "
@@ -178,7 +185,7 @@ class Inverter(nn.Module):
                 "conditions (e.g. class labels of shape (N,))."
             )
         if isinstance(conditions, np.ndarray):
-            conditions = torch.from_numpy(np.ascontiguousarray(conditions))
+            conditions = torch.from_numpy(_native_numpy(conditions))
         if not isinstance(conditions, torch.Tensor) or conditions.dim() == 0 or conditions.shape[0] != n:
             got = tuple(conditions.shape) if isinstance(conditions, torch.Tensor) else type(conditions).__name__
             raise ValueError(f"conditions: expected a tensor with {n} rows (one per image), got {got}.")
@@ -363,15 +370,17 @@ class Inverter(nn.Module):
         G and D are not saved; their fingerprints are, so :meth:`load` can tell
         whether it is given the same GAN. ``dtype=torch.float16`` halves the file;
         such weights load back as float32 (only float32 round-trips bit-exactly).
+        Under torchrun only rank 0 writes (other ranks return the path without
+        writing); there is no barrier, so other ranks must not read the file before
+        rank 0 has finished (call ``torch.distributed.barrier()`` yourself if they do).
 
         Raises:
             ValueError: ``dtype`` is not float32, float16 or bfloat16.
         """
         written = Path(path)
-        if distributed.is_writer():  # under torchrun only rank 0 writes; no collective inside this branch
+        if distributed.is_writer():  # under torchrun only rank 0 writes; no collective, so `if rank == 0: save()` works too
             written = write_inverter_file(path, self.state_dict(), self.config, dtype=dtype)
             logger.info("saved inverter to %s", written)
-        distributed.barrier()
         return written
 
     def check_fingerprints(self, *, on_mismatch: Literal["raise", "warn"] = "raise", source: str = "inverter") -> bool:
@@ -414,7 +423,9 @@ class Inverter(nn.Module):
         generator = torch.Generator(device=device).manual_seed(0)
         latents = torch.randn((2, *self.latent_shape), generator=generator, device=device)
         conditions = None if conditioning is None else conditioning.sampler(2, generator, device)
-        with frozen(self.generator, self.discriminator), torch.no_grad():
+        rng_devices = [device] if device.type == "cuda" else []
+        # fork_rng: a G that draws noise from the global RNG must not move the user's RNG on load.
+        with torch.random.fork_rng(devices=rng_devices), frozen(self.generator, self.discriminator), torch.no_grad():
             image_shape, feature_dim = probe(self.generator, self._gan.tap, latents, conditions, conditioning)
         if image_shape != self.image_shape or feature_dim != self.config.feature_dim:
             raise ValueError(
@@ -508,7 +519,6 @@ class Inverter(nn.Module):
         written = Path(directory)
         if distributed.is_writer():  # under torchrun only rank 0 writes
             written = save_pretrained(self, directory, gan=gan, metrics=metrics, repo_id=repo_id, dtype=dtype)
-        distributed.barrier()
         return written
 
     @classmethod
@@ -562,7 +572,6 @@ class Inverter(nn.Module):
         if distributed.is_writer():  # under torchrun only rank 0 uploads
             url = push_to_hub(self, repo_id, private=private, token=token, commit_message=commit_message,
                               gan=gan, metrics=metrics)
-        distributed.barrier()
         return url
 
     def extra_repr(self) -> str:

@@ -70,8 +70,10 @@ def optimize_latents(
         conditions: ``(N, ...)`` conditions for a conditional GAN.
         conditioning: how to call a conditional G.
         batch_size: images optimised together (memory bound: activations of one batch).
-        tol: stop a batch early once its mean loss improved by less than this relative
-            amount over the last 10 steps; ``None`` runs all ``steps``.
+        tol: per-image early stop: an image whose loss improved by less than this
+            relative amount over the last 10 steps keeps its best code from then on, and
+            a batch stops once all its images have; ``None`` runs all ``steps``. Results
+            do not depend on the batching either way.
         progress: tqdm bar (``None``: on a terminal only).
         discriminator: D, frozen alongside G when the feature term is used.
 
@@ -114,8 +116,11 @@ def optimize_latents(
                 optimizer = torch.optim.Adam([z], lr=lr)
                 best = z.detach().clone()
                 best_loss = torch.full((stop - start,), math.inf, device=z.device)
-                recent: list[float] = []
-                for _ in range(steps + 1):
+                # Per-image early stop: an image whose own loss stopped improving keeps its best
+                # code from then on, so its result does not depend on the other images in the batch.
+                done = torch.zeros(stop - start, dtype=torch.bool, device=z.device)
+                window: list[torch.Tensor] = []
+                for step in range(steps + 1):
                     fake = generate(generator, z, cond, conditioning)
                     per_image = pixel(fake.float(), target.float(), reduction="none").flatten(1).mean(1)
                     if feature_weight > 0:
@@ -124,23 +129,22 @@ def optimize_latents(
                     if prior_weight > 0:
                         per_image = per_image + prior_weight * z.pow(2).flatten(1).mean(1)
                     with torch.no_grad():
-                        improved = per_image < best_loss
+                        improved = (per_image < best_loss) & ~done
                         best_loss = torch.where(improved, per_image.detach(), best_loss)
                         best[improved] = z.detach()[improved]
-                    if len(recent) == steps:
+                        if tol is not None:
+                            window.append(per_image.detach())
+                            if len(window) > 11:
+                                window.pop(0)
+                            if len(window) == 11:
+                                done |= (window[0] - window[-1]) < tol * window[0].abs()
+                    if step == steps or (tol is not None and bool(done.all())):
+                        bar.update(steps - step)
                         break  # the last pass only scored the final codes
                     optimizer.zero_grad(set_to_none=True)
                     per_image.sum().backward()
                     optimizer.step()
                     bar.update(1)
-                    if tol is not None:
-                        recent.append(float(per_image.detach().mean()))
-                        if len(recent) > 10 and recent[-11] - recent[-1] < tol * abs(recent[-11]):
-                            logger.debug("refine: batch at %d converged after %d steps", start, len(recent))
-                            bar.update(steps - len(recent))
-                            break
-                    else:
-                        recent.append(0.0)
                 out[start:stop] = best.to(out.dtype)
     finally:
         bar.close()
