@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from discinvert import distributed
+from discinvert import distributed as dist_utils
 from discinvert.conditioning import Conditioning
 from discinvert.config import InverterConfig
 from discinvert.features import FeatureTap, reached_modules
@@ -76,6 +76,7 @@ def fit_inverter(
     checkpoint_path: str | os.PathLike[str] | None = None,
     checkpoint_every: int = 500,
     resume: bool = False,
+    ddp: bool | None = None,
 ) -> Inverter:
     """Fit an inverter (image → latent) for a pretrained GAN from its discriminator's features.
 
@@ -120,6 +121,10 @@ def fit_inverter(
             uninterrupted fit with the same seed (bit-identical on the CPU). A checkpoint
             of another fit (other GAN, sizes or settings) is refused.
 
+        ddp: ``None`` (default) joins DistributedDataParallel when launched with several
+            processes (below); ``False`` always fits alone in this process, e.g. one
+            independent fit per rank or a fit on rank 0 only.
+
     Under ``torchrun`` (``WORLD_SIZE > 1``) the fit joins the default process group
     (initialising it: NCCL on CUDA, Gloo on CPU), trains one CN with
     DistributedDataParallel on ``batch_size`` pairs per process, draws different latents
@@ -161,13 +166,13 @@ def fit_inverter(
     run_device = resolve_device(generator, discriminator, device)
     sampler = latent_sampler if latent_sampler is not None else normal_sampler(shape)  # type: ignore[arg-type]
     tap = FeatureTap(discriminator, layer_name, layer, conditioning=conditioning)
-    dist_ctx = distributed.context(run_device)
+    dist_ctx = (dist_utils.context(run_device) if ddp is not False else dist_utils.DistContext(False))
     if dist_ctx.enabled and checkpoint_path is not None:
         raise ValueError("checkpoint_path: checkpoints are not supported under torchrun yet; fit without them.")
     if seed is None:
         seed = _new_seed()
         if dist_ctx.enabled:
-            seed = int(distributed.broadcast_scalar(float(seed % 2**52), run_device))
+            seed = int(dist_utils.broadcast_scalar(float(seed % 2**52), run_device))
     seed = positive_int(seed, "seed", 0)
     if seed >= _MAX_SEED:
         raise ValueError(f"seed: expected an int in [0, 2**62), got {seed}.")

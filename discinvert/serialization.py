@@ -72,6 +72,12 @@ def write_inverter_file(
         name: tensor.detach().to("cpu", dtype=dtype if tensor.is_floating_point() else tensor.dtype).contiguous().clone()
         for name, tensor in state.items()
     }
+    overflowed = sorted(n for n, t in tensors.items() if t.is_floating_point() and not bool(torch.isfinite(t).all()))
+    if overflowed:
+        raise ValueError(
+            f"dtype: the weights are not finite when stored as {dtype} ({', '.join(overflowed[:3])}); "
+            "save in float32 instead."
+        )
     metadata = {
         "format": FORMAT_NAME,
         "format_version": str(FORMAT_VERSION),
@@ -105,6 +111,12 @@ def check_state_dict(state: dict[str, torch.Tensor], config: InverterConfig, *, 
                 f"{source}: tensor {name!r}: expected shape {tuple(expected.shape)} and dtype "
                 f"{expected.dtype}, got shape {tuple(got.shape)} and dtype {got.dtype}."
             )
+
+
+def _check_finite(state: dict[str, torch.Tensor], source: str) -> None:
+    bad = sorted(n for n, t in state.items() if t.is_floating_point() and not bool(torch.isfinite(t).all()))
+    if bad:
+        raise ValueError(f"{source}: tensors {', '.join(bad[:5])} hold NaN or Inf values; the file is damaged.")
 
 
 def read_inverter_file(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], InverterConfig]:
@@ -152,5 +164,6 @@ def read_inverter_file(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Te
         )
     config = InverterConfig.from_dict(data, source=source)
     check_state_dict(state, config, source=source)
+    _check_finite(state, source)
     state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
     return state, config

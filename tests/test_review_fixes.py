@@ -177,3 +177,30 @@ def test_big_endian_and_read_only_numpy_images(make_gan) -> None:
     expected = inverter.encode(x)
     torch.testing.assert_close(inverter.encode(big), expected)
     torch.testing.assert_close(inverter.encode(frozen_array), expected)
+
+
+def test_ddp_false_fits_alone_even_under_torchrun_variables(make_gan, monkeypatch) -> None:
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    gan = make_gan("dcgan")
+    inverter = fit_inverter(gan.generator, gan.discriminator, "4", latent_shape=(LATENT, 1, 1), ddp=False, **QUICK)
+    assert inverter.config.fit["world_size"] == 1
+
+
+def test_non_finite_weights_are_refused_on_save_and_load(make_gan, tmp_path) -> None:
+    import safetensors.torch
+
+    gan = make_gan("dcgan")
+    inverter = fit_inverter(gan.generator, gan.discriminator, "4", latent_shape=(LATENT, 1, 1), **QUICK)
+    path = inverter.save(tmp_path / "inv.safetensors")
+    with torch.no_grad():
+        inverter.cn.layers[0].weight[0, 0] = 1e6  # overflows float16
+    with pytest.raises(ValueError, match="not finite when stored as torch.float16"):
+        inverter.save(tmp_path / "half.safetensors", dtype=torch.float16)
+    with safetensors.safe_open(str(path), framework="pt") as handle:
+        meta = handle.metadata()
+        tensors = {k: handle.get_tensor(k) for k in handle.keys()}
+    tensors["cn.layers.0.bias"][0] = float("nan")
+    safetensors.torch.save_file(tensors, str(path), metadata=meta)
+    with pytest.raises(ValueError, match="NaN or Inf"):
+        Inverter.load(path, generator=gan.generator, discriminator=gan.discriminator)
