@@ -1,6 +1,7 @@
 """Latent vector arithmetic on real Fashion-MNIST images through an inverter.
 
-Run:  python examples/editing.py --gan runs/dcgan [--inverter inv.safetensors]
+Run:  python examples/editing.py                       # the bundled DCGAN and its inverter
+      python examples/editing.py --gan runs/dcgan [--inverter inv.safetensors]
                                  [--source Sneaker --target "Ankle boot"] [--steps 2000]
 
 It encodes 500 training images of a source class and 500 of a target class,
@@ -30,7 +31,7 @@ import numpy as np
 import torch
 from skimage.io import imsave
 
-from discinvert import Inverter, fit_inverter
+from discinvert import Inverter, fit_inverter, zoo
 from discinvert.architectures import load_gan
 from discinvert.datasets import (
     FASHION_MNIST_CLASSES,
@@ -40,6 +41,8 @@ from discinvert.datasets import (
 )
 from discinvert.edit import attribute_direction, edit, interpolate_images
 from discinvert.fit import DEFAULT_STEPS
+
+ZOO = zoo.path("dcgan-fashion-mnist")
 
 STRENGTHS = (0.0, 0.5, 1.0, 1.5)
 
@@ -60,8 +63,10 @@ def tile_rows(rows: list[np.ndarray], *, pad: int = 2, background: int = 128) ->
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--gan", type=Path, default=Path("runs/dcgan"), help="directory written by save_gan")
-    parser.add_argument("--inverter", type=Path, default=None, help=".safetensors from Inverter.save (default: fit one)")
+    parser.add_argument("--gan", type=Path, default=ZOO / "gan", help="directory written by save_gan (default: the bundled DCGAN)")
+    parser.add_argument("--inverter", type=Path, default=None,
+                        help=".safetensors from Inverter.save or a save_pretrained folder "
+                             "(default: the bundled one with the bundled GAN, else fit one)")
     parser.add_argument("--data-root", type=Path, default=None, help="Fashion-MNIST IDX folder")
     parser.add_argument("--out", type=Path, default=Path("out/editing"))
     parser.add_argument("--source", choices=FASHION_MNIST_CLASSES, default="Sneaker")
@@ -80,8 +85,11 @@ def main() -> None:
 
     G, D, config, _ = load_gan(args.gan, device=args.device)
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.inverter is None and args.gan == ZOO / "gan":
+        args.inverter = ZOO / "inverter"
     if args.inverter is not None:
-        inverter = Inverter.load(args.inverter, generator=G, discriminator=D)
+        inverter = (Inverter.from_pretrained(args.inverter, generator=G, discriminator=D) if args.inverter.is_dir()
+                    else Inverter.load(args.inverter, generator=G, discriminator=D))
         print(f"loaded inverter {args.inverter}")
     else:
         start = time.perf_counter()

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -35,3 +37,9 @@ def test_rank_gans_on_the_bundled_entry(tmp_path) -> None:
     out = _run(str(ROOT / "examples" / "rank_gans.py"), "--gans", "zoo:dcgan-fashion-mnist", "--n", "50",
                "--repeats", "2", "--data-root", str(tmp_path / "no-data"), cwd=tmp_path)
     assert "zoo:dcgan-fashion-mnist" in out and "bundled test images" in out
+
+
+@pytest.mark.skipif(not Path("/usr/share/datasets/fashion-mnist").is_dir(), reason="needs Debian's dataset-fashion-mnist")
+def test_editing_on_the_bundled_gan(tmp_path) -> None:
+    out = _run(str(ROOT / "examples" / "editing.py"), "--out", str(tmp_path / "e"), "--per-class", "100", cwd=tmp_path)
+    assert "wrote" in out and list((tmp_path / "e").glob("*.png"))
