@@ -23,8 +23,13 @@ import torch
 
 from discinvert import Inverter, fit_inverter
 from discinvert.architectures import load_gan, save_gan
-from discinvert.datasets import FASHION_MNIST_CLASSES, load_fashion_mnist, to_model_range
+from discinvert.datasets import (
+    FASHION_MNIST_CLASSES,
+    load_fashion_mnist,
+    to_model_range,
+)
 from discinvert.metrics import reconstruction_score
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/common.py
 from common import command_line  # noqa: E402
 

@@ -6,11 +6,17 @@ ones under ``benchmarks/rivals/`` add this folder themselves.
 
 from __future__ import annotations
 
+import importlib.util
+import math
 import shlex
 import sys
 from pathlib import Path
+from types import ModuleType
 
+import numpy as np
 import torch
+
+from discinvert.datasets import load_fashion_mnist, to_model_range
 
 
 def command_line(argv: list[str] | None) -> str:
@@ -43,3 +49,41 @@ def write_marked_section(path: Path, name: str, key: str, block_lines: list[str]
         text = text.rstrip("\n") + "\n\n" + block + "\n"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
+
+
+def finite_or_none(value: float) -> float | None:
+    """``value`` as a float, or ``None`` when it is NaN/Inf (JSON has no such numbers)."""
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def load_module(name: str, path: Path) -> ModuleType:
+    """Import the file ``path`` as module ``name`` once (the benchmark folders are no packages)."""
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def training_tensor(*, seed: int, device: torch.device, data_root: Path | None, limit: int | None,
+                    batch_size: int) -> torch.Tensor:
+    """Seed torch and numpy, and load the Fashion-MNIST TRAIN split as ``(N, 1, 28, 28)`` in [-1, 1] on ``device``.
+
+    The test split is never read here. Ends the script when fewer than ``batch_size`` images remain.
+    """
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    images, _ = load_fashion_mnist("train", root=data_root)
+    if limit is not None:
+        images = images[:limit]
+    n_train = int(images.shape[0])
+    if n_train < batch_size:
+        raise SystemExit(f"need at least --batch-size={batch_size} images, have {n_train}")
+    data = to_model_range(images).to(device)
+    print(f"data: {n_train} train images, tensor {tuple(data.shape)} on {device}", flush=True)
+    return data

@@ -14,6 +14,7 @@ import json
 import shutil
 import sys
 from pathlib import Path
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/common.py
 from common import command_line  # noqa: E402
 

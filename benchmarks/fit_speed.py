@@ -25,6 +25,7 @@ from discinvert import fit_inverter, zoo
 from discinvert.datasets import load_fashion_mnist, to_model_range
 from discinvert.metrics import image_quality
 from discinvert.pool import POOL_BATCHES
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/common.py
 from common import command_line, write_marked_section  # noqa: E402
 

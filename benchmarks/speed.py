@@ -42,6 +42,7 @@ from discinvert.datasets import to_model_range
 from discinvert.features import FeatureTap
 from discinvert.layers import resolve_layer
 from discinvert.metrics import image_quality
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/common.py
 from common import command_line, write_marked_section  # noqa: E402
 

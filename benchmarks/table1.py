@@ -42,6 +42,7 @@ from discinvert.baselines import fit_naive_encoder, optimization_only
 from discinvert.datasets import load_fashion_mnist, to_model_range
 from discinvert.metrics import draw_subsets, image_quality, summarize_draws
 from discinvert.optimize import DEFAULT_REFINE_LR, optimize_latents
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/common.py
 from common import command_line  # noqa: E402
 

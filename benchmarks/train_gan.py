@@ -32,7 +32,6 @@ each epoch is dropped. Output in ``--out``: ``generator.safetensors``,
 from __future__ import annotations
 
 import argparse
-import math
 import shlex
 import struct
 import sys
@@ -58,9 +57,10 @@ from discinvert.architectures import (  # noqa: E402
     parameter_count,
     save_gan,
 )
-from discinvert.datasets import from_model_range, load_fashion_mnist, to_model_range  # noqa: E402
+from discinvert.datasets import from_model_range  # noqa: E402
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/common.py
-from common import pick_device  # noqa: E402
+from common import finite_or_none, pick_device, training_tensor  # noqa: E402
 
 GP_WEIGHT = 10.0
 N_CRITIC = 5
@@ -91,13 +91,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.limit is not None and args.limit < args.batch_size:
         parser.error(f"--limit: expected >= --batch-size ({args.batch_size}), received {args.limit}")
     return args
-
-
-
-
-def finite_or_none(value: float) -> float | None:
-    value = float(value)
-    return value if math.isfinite(value) else None
 
 
 def gradient_penalty(critic: DCGANDiscriminator, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
@@ -166,19 +159,9 @@ def sample_grid(generator: DCGANGenerator, z: torch.Tensor, *, pad: int = 2) -> 
 
 def train(args: argparse.Namespace, command: str) -> None:
     device = pick_device(args.device)
-    torch.manual_seed(args.seed)
-    np.random.seed(args.seed)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
-
-    images, _ = load_fashion_mnist("train", root=args.data_root)
-    if args.limit is not None:
-        images = images[: args.limit]
-    n_train = int(images.shape[0])
-    if n_train < args.batch_size:
-        raise SystemExit(f"need at least --batch-size={args.batch_size} images, have {n_train}")
-    data = to_model_range(images).to(device)  # (N, 1, 28, 28) in [-1, 1]
-    print(f"data: {n_train} train images, tensor {tuple(data.shape)} on {device}", flush=True)
+    data = training_tensor(seed=args.seed, device=device, data_root=args.data_root, limit=args.limit,
+                           batch_size=args.batch_size)  # (N, 1, 28, 28) in [-1, 1]
+    n_train = int(data.shape[0])
 
     config = GANConfig(loss=args.loss)
     generator, discriminator = build_gan(config)

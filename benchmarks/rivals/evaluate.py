@@ -32,14 +32,12 @@ Runs can be split (e.g. one process per rival on one GPU) and merged with
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import platform
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -59,24 +57,14 @@ from discinvert.metrics import (
     nearest_neighbour_accuracy,
     summarize_draws,
 )
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/common.py
-from common import command_line  # noqa: E402
+from common import command_line, load_module  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 
 
-def load_models_module() -> ModuleType:
-    name = "discinvert_rivals_models"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, HERE / "models.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-models = load_models_module()
+models = load_module("discinvert_rivals_models", HERE / "models.py")
 
 # The paper's Table 1, Fashion-MNIST (PSNR dB / SSIM), from shared/docs/anchors.md.
 PAPER = {"VAE": (11.83, 0.3921), "ALI/BiGAN": (13.02, 0.3623), "DCGAN, CN": (15.10, 0.5332)}

@@ -25,13 +25,11 @@ seed) and ``reconstructions.png`` (rows alternate 8 train images and their
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import math
 import shlex
 import sys
 import time
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -42,27 +40,16 @@ try:  # Allow `python benchmarks/rivals/train.py` from a source checkout without
 except ImportError:
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from discinvert.datasets import from_model_range, load_fashion_mnist, to_model_range
+from discinvert.datasets import from_model_range
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/common.py
-from common import pick_device  # noqa: E402
+from common import finite_or_none, load_module, pick_device, training_tensor  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 GRID = 8
 
 
-def load_models_module() -> ModuleType:
-    """``benchmarks/rivals/models.py`` as the module ``discinvert_rivals_models`` (benchmarks is no package)."""
-    name = "discinvert_rivals_models"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, HERE / "models.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-models = load_models_module()
+models = load_module("discinvert_rivals_models", HERE / "models.py")
 load = models.load
 
 
@@ -131,25 +118,12 @@ def write_png(path: Path, image: np.ndarray) -> None:
         io.imsave(str(path), image, check_contrast=False)
 
 
-def finite_or_none(value: float) -> float | None:
-    return value if math.isfinite(value) else None
-
 
 def train(args: argparse.Namespace, command: str) -> Path:
     device = pick_device(args.device)
-    torch.manual_seed(args.seed)
-    np.random.seed(args.seed)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
-
-    images, _ = load_fashion_mnist("train", root=args.data_root)
-    if args.limit is not None:
-        images = images[: args.limit]
-    n_train = int(images.shape[0])
-    if n_train < args.batch_size:
-        raise SystemExit(f"need at least --batch-size={args.batch_size} images, have {n_train}")
-    data = to_model_range(images).to(device)  # (N, 1, 28, 28) in [-1, 1]
-    print(f"data: {n_train} train images, tensor {tuple(data.shape)} on {device}", flush=True)
+    data = training_tensor(seed=args.seed, device=device, data_root=args.data_root, limit=args.limit,
+                           batch_size=args.batch_size)  # (N, 1, 28, 28) in [-1, 1]
+    n_train = int(data.shape[0])
 
     config = models.RivalConfig(model=args.model, g_width=args.width, d_width=args.width, e_width=args.width)
     model = models.build_model(config).to(device).train()
