@@ -22,6 +22,7 @@ from torch import nn
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from discinvert import distributed as dist_utils
+from discinvert.acceleration import autocast_context, channels_last_copy, check_autocast_dtype
 from discinvert.conditioning import Conditioning
 from discinvert.config import InverterConfig
 from discinvert.features import FeatureTap, reached_modules
@@ -77,6 +78,8 @@ def fit_inverter(
     checkpoint_every: int = 500,
     resume: bool = False,
     ddp: bool | None = None,
+    autocast_dtype: torch.dtype | None = None,
+    channels_last: bool = False,
 ) -> Inverter:
     """Fit an inverter (image → latent) for a pretrained GAN from its discriminator's features.
 
@@ -161,9 +164,12 @@ def fit_inverter(
         raise ValueError(f"progress: expected None, True or False, got {progress!r}.")
     reuse = positive_int(reuse, "reuse")
     checkpoint_every = positive_int(checkpoint_every, "checkpoint_every")
+    if not isinstance(channels_last, bool):
+        raise ValueError(f"channels_last: expected True or False, got {channels_last!r}.")
     if resume and checkpoint_path is None:
         raise ValueError("resume: expected a checkpoint_path to resume from; got resume=True without one.")
     run_device = resolve_device(generator, discriminator, device)
+    autocast_dtype = check_autocast_dtype(autocast_dtype, run_device)
     sampler = latent_sampler if latent_sampler is not None else normal_sampler(shape)  # type: ignore[arg-type]
     tap = FeatureTap(discriminator, layer_name, layer, conditioning=conditioning)
     dist_ctx = (dist_utils.context(run_device) if ddp is not False else dist_utils.DistContext(False))
@@ -238,11 +244,20 @@ def fit_inverter(
             feature_dim, cn_config.out_features, run_device, steps, batch_size, lr, seed,
         )
 
+        # Training pairs may come from the faster copies / precision; validation pairs above
+        # came from the user's models in full precision, exactly as encode() sees images.
+        train_generator, train_tap = generator, tap
+        if channels_last:
+            train_generator = channels_last_copy(generator, "generator")
+            d_copy = channels_last_copy(discriminator, "discriminator")
+            train_tap = FeatureTap(d_copy, layer_name, d_copy.get_submodule(layer_name), conditioning=conditioning)
+
         def fresh() -> tuple[torch.Tensor, torch.Tensor]:
             with torch.no_grad():
                 z, c = draw(batch_size, train_rng)
-                features = tap(generate(generator, z, c, conditioning), c).float()
-            return features, z.reshape(batch_size, -1).float()
+                with autocast_context(run_device, autocast_dtype):
+                    features = train_tap(generate(train_generator, z, c, conditioning), c)
+            return features.float(), z.reshape(batch_size, -1).float()
 
         source = FreshBatches(fresh) if reuse == 1 else BatchPool(fresh, reuse=reuse, rng=train_rng)
         checkpointing = None
@@ -252,6 +267,7 @@ def fit_inverter(
                 "eval_every": eval_every, "reuse": reuse, "feature_layer": layer_name, "latent_shape": list(found_shape),
                 "cn": cn_config.to_dict(), "generator_fingerprint": g_print, "discriminator_fingerprint": d_print,
                 "conditional": conditioning is not None,
+                "autocast_dtype": None if autocast_dtype is None else str(autocast_dtype), "channels_last": channels_last,
             }
             checkpointing = Checkpointing(
                 path=Path(checkpoint_path), every=checkpoint_every, resume=resume, identity=identity,
@@ -292,6 +308,8 @@ def fit_inverter(
             "device": str(run_device),
             "history": result.history,
             "reuse": reuse,
+            "autocast_dtype": None if autocast_dtype is None else str(autocast_dtype),
+            "channels_last": channels_last,
             "world_size": dist_ctx.world_size,
             "resumed_from_step": result.resumed_from,
         },

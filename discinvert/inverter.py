@@ -239,7 +239,7 @@ class Inverter(nn.Module):
                 xb = x[start : start + size].to(device=device, dtype=d_dtype)
                 cb = None if c is None else c[start : start + size].to(device)
                 features = self._gan.tap(xb, cb).to(cn_dtype)
-                chunks.append(self.cn(features).reshape(-1, *self.latent_shape).to(out_device))
+                chunks.append(self.cn(features).float().reshape(-1, *self.latent_shape).to(out_device))
         return torch.cat(chunks)
 
     def decode(

@@ -246,6 +246,8 @@ def snapshot(*modules: nn.Module) -> list[dict[str, Any]]:
         shots.append(
             {
                 "state": {k: v.detach().clone() for k, v in module.state_dict(keep_vars=True).items()},
+                # The memory layout too: a lever such as channels_last must never convert the user's weights.
+                "strides": {k: v.stride() for k, v in module.state_dict(keep_vars=True).items()},
                 "buffers": {k: v.detach().clone() for k, v in module.named_buffers()},
                 "training": {k: m.training for k, m in module.named_modules()},
                 "requires_grad": {k: p.requires_grad for k, p in module.named_parameters()},
@@ -280,6 +282,7 @@ def assert_untouched(before: list[dict[str, Any]], *modules: nn.Module) -> None:
             assert torch.equal(value, shot_after["state"][key]), f"{key} changed"
         for key, value in shot_before["buffers"].items():
             assert torch.equal(value, shot_after["buffers"][key]), f"buffer {key} changed"
+        assert shot_before["strides"] == shot_after["strides"], "a weight's memory layout changed"
         assert shot_before["training"] == shot_after["training"]
         assert shot_before["requires_grad"] == shot_after["requires_grad"]
         assert all(g is None for g in shot_after["grads"].values()), "a .grad was written"

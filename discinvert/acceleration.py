@@ -1,0 +1,70 @@
+"""Opt-in levers that make generating training pairs ``(z, D_f(G(z)))`` cheaper.
+
+Generating pairs is most of a fit's cost (see ``docs/speed.md``). Two levers act on
+that part only, chosen once per fit:
+
+* **autocast**: G and D run under ``torch.autocast`` in bfloat16 or float16 (CUDA, and
+  CPUs with bf16 matrix units). Features then carry about 1% relative error; the
+  validation set is still generated in full precision, so the reported error is the
+  one :meth:`Inverter.encode` sees.
+* **channels_last**: G and D run as *copies* whose 4-D weights are stored channels-last,
+  the layout oneDNN and cuDNN convolutions prefer. The user's models are never
+  converted; the copies cost one extra set of their weights in memory.
+
+``docs/fit_speed.md`` measures what each lever pays on the reference DCGAN.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+
+import torch
+from torch import nn
+
+__all__ = ["AUTOCAST_DTYPES", "autocast_context", "channels_last_copy", "check_autocast_dtype"]
+
+AUTOCAST_DTYPES = (torch.bfloat16, torch.float16)
+"""The dtypes accepted for ``autocast_dtype``."""
+
+
+def check_autocast_dtype(dtype: object, device: torch.device) -> torch.dtype | None:
+    """``dtype`` if it is ``None`` or a supported autocast dtype on ``device``, else ``ValueError``."""
+    if dtype is None:
+        return None
+    if not isinstance(dtype, torch.dtype) or dtype not in AUTOCAST_DTYPES:
+        raise ValueError(
+            f"autocast_dtype: expected None (full precision), torch.bfloat16 or torch.float16, got {dtype!r}."
+        )
+    try:
+        with torch.autocast(device_type=device.type, dtype=dtype):
+            pass
+    except RuntimeError as error:
+        raise ValueError(f"autocast_dtype: {dtype} autocast is not available on {device}: {error}") from None
+    return dtype
+
+
+def autocast_context(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager[None]:
+    """``torch.autocast`` on ``device`` in ``dtype``, or a null context for ``None``."""
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def channels_last_copy(module: nn.Module, name: str) -> nn.Module:
+    """A deep copy of ``module`` with its 4-D parameters and buffers stored channels-last.
+
+    The copy keeps the original's ``training`` flags and ``requires_grad`` (call it inside
+    :func:`discinvert.guard.frozen` to get a frozen copy) and its values bit for bit.
+
+    Raises:
+        ValueError: the module cannot be deep-copied (it holds an uncopyable object).
+    """
+    try:
+        duplicate = copy.deepcopy(module)
+    except Exception as error:  # the user's module: anything may refuse to be copied
+        raise ValueError(
+            f"channels_last: could not copy the {name} ({type(error).__name__}: {error}); "
+            "fit with channels_last=False."
+        ) from error
+    return duplicate.to(memory_format=torch.channels_last)
