@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from discinvert import Inverter, zoo
 from discinvert.cli import main
