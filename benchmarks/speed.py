@@ -18,11 +18,19 @@ On the bundled DCGAN (``discinvert.zoo``, or ``--gan DIR``) and the bundled real
 
 Each timing is the median of ``--repeats`` runs after a warm-up. Each device writes its own
 section of ``docs/speed.md`` (between markers), so CPU and GPU runs can be made separately.
+
+Levers: ``--autocast bf16`` runs encode and D's full pass under ``torch.autocast`` (like for
+like) and bare generation and the fit with ``autocast_dtype``; ``--channels-last`` runs bare
+generation on channels-last copies of G and D and the fit with ``channels_last=True``. A run
+with levers writes its own section (``cpu-bf16-cl``, say); ``--no-optimisation`` skips part 1's
+optimisation curve, which does not depend on them.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import copy
 import json
 import platform
 import resource
@@ -87,6 +95,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--autocast", choices=["none", "bf16", "fp16"], default="none")
+    parser.add_argument("--channels-last", action="store_true")
+    parser.add_argument("--no-optimisation", action="store_true", help="skip the optimisation-only curve")
     parser.add_argument("--out", type=Path, default=Path("docs/speed.md"))
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
@@ -95,6 +106,12 @@ def main(argv: list[str] | None = None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = args.device
+    autocast_dtype = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}[args.autocast]
+
+    def autocast() -> contextlib.AbstractContextManager[None]:
+        if autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=torch.device(device).type, dtype=autocast_dtype)
 
     if args.gan is None:
         G, D, inverter = zoo.load("dcgan-fashion-mnist", device=device)
@@ -110,11 +127,13 @@ def main(argv: list[str] | None = None) -> None:
 
     # 1 and 2: encode, D's full pass.
     reset_peak(device)
-    t_encode = median_seconds(device, lambda: inverter.encode(x, 1000), args.repeats) * scale
-    results["encode_peak_mb"] = peak_memory_mb(device)
-    with torch.no_grad():
-        t_d_full = median_seconds(device, lambda: D(x), args.repeats) * scale
-    encode_psnr = float(image_quality(x, inverter.reconstruct(x))[0].mean())
+    with autocast():
+        t_encode = median_seconds(device, lambda: inverter.encode(x, 1000), args.repeats) * scale
+        results["encode_peak_mb"] = peak_memory_mb(device)
+        with torch.no_grad():
+            t_d_full = median_seconds(device, lambda: D(x), args.repeats) * scale
+        codes = inverter.encode(x, 1000)
+    encode_psnr = float(image_quality(x, inverter.decode(codes))[0].mean())  # G in full precision
     results.update(encode_s_per_1k=t_encode, d_full_s_per_1k=t_d_full, encode_psnr=encode_psnr,
                    encode_vs_d_full=t_d_full / t_encode)
     print(f"encode {t_encode:.4f} s/1k (PSNR {encode_psnr:.2f}); D full pass {t_d_full:.4f} s/1k", flush=True)
@@ -122,7 +141,7 @@ def main(argv: list[str] | None = None) -> None:
     x_opt = x[: args.opt_images]
     opt_scale = 1000 / len(x_opt)
     curve = []
-    for k in args.steps:
+    for k in [] if args.no_optimisation else args.steps:
         def run(k: int = k) -> torch.Tensor:
             return optimization_only(G, x_opt, latent_shape=config.latent_shape, steps=k, seed=0, batch_size=1000, progress=False)
 
@@ -143,22 +162,28 @@ def main(argv: list[str] | None = None) -> None:
     results["match"] = None if match is None else {**match, "ratio": match["s_per_1k"] / t_encode}
 
     # 3: fit vs bare generation, same number of samples.
-    name, layer = resolve_layer(D, config.feature_layer)
-    tap = FeatureTap(D, name, layer)
+    G_bare, D_bare = G, D
+    if args.channels_last:
+        G_bare = copy.deepcopy(G).to(memory_format=torch.channels_last)
+        D_bare = copy.deepcopy(D).to(memory_format=torch.channels_last)
+    name, layer = resolve_layer(D_bare, config.feature_layer)
+    tap = FeatureTap(D_bare, name, layer)
     rng = torch.Generator(device=device).manual_seed(0)
 
     def bare() -> None:
         with torch.no_grad():
             for _ in range(args.fit_steps):
                 z = torch.randn((args.batch_size, *config.latent_shape), generator=rng, device=device)
-                tap(G(z))
+                with autocast():
+                    tap(G_bare(z)).float()
 
     t_bare = median_seconds(device, bare, max(1, args.repeats // 2))
     reset_peak(device)
 
     def fit() -> None:
         fit_inverter(G, D, config.feature_layer, latent_shape=config.latent_shape, steps=args.fit_steps,
-                     batch_size=args.batch_size, seed=0, progress=False, eval_every=args.fit_steps, validation_size=256)
+                     batch_size=args.batch_size, seed=0, progress=False, eval_every=args.fit_steps, validation_size=256,
+                     autocast_dtype=autocast_dtype, channels_last=args.channels_last)
 
     t_fit = median_seconds(device, fit, max(1, args.repeats // 2))
     results["fit_peak_mb"] = peak_memory_mb(device)
@@ -169,12 +194,17 @@ def main(argv: list[str] | None = None) -> None:
 
     device_name = (torch.cuda.get_device_name(device) if device.startswith("cuda")
                    else f"CPU {platform.machine()}, {torch.get_num_threads()} torch threads")
-    meta = {"command": command, "device": device_name, "torch": torch.__version__, "images": len(x),
+    levers = [f"{args.autocast} autocast"] if autocast_dtype is not None else []
+    levers += ["channels_last copies"] if args.channels_last else []
+    meta = {"command": command, "device": device_name, "levers": levers, "torch": torch.__version__, "images": len(x),
             "opt_images": len(x_opt), "fit_steps": args.fit_steps, "batch_size": args.batch_size, "repeats": args.repeats}
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"meta": meta, "results": results}, indent=1))
-    write_section(args.out, "cuda" if device.startswith("cuda") else "cpu", meta, results)
+    key = "cuda" if device.startswith("cuda") else "cpu"
+    key += "".join(f"-{part}" for part in (args.autocast if autocast_dtype is not None else None,
+                                           "cl" if args.channels_last else None) if part)
+    write_section(args.out, key, meta, results)
     print(f"wrote {args.out}")
 
 
@@ -183,7 +213,7 @@ def write_section(out: Path, key: str, meta: dict, r: dict) -> None:
     m = r["match"]
     lines = [
         f"<!-- speed:{key}:start -->",
-        f"## {meta['device']}",
+        f"## {meta['device']}" + (f"; levers: {', '.join(meta['levers'])}" if meta["levers"] else ""),
         "",
         f"Written by `benchmarks/speed.py` (torch {meta['torch']}; medians of {meta['repeats']} runs after a warm-up):",
         "",
@@ -195,7 +225,9 @@ def write_section(out: Path, key: str, meta: dict, r: dict) -> None:
         f"| D's full forward pass, same images | {r['d_full_s_per_1k']:.4f} s per 1k images |",
         f"| encode throughput / D full-pass throughput (target ≥ 1.0) | {r['encode_vs_d_full']:.2f}: {verdict(r['encode_vs_d_full'] >= 1.0)} |",
     ]
-    if m is None:
+    if not r["optimisation_curve"]:
+        lines.append("| optimisation-only | not run (`--no-optimisation`) |")
+    elif m is None:
         last = r["optimisation_curve"][-1]
         lines.append(f"| optimisation-only reaching encode's PSNR | not within {last['steps']} steps ({last['psnr']:.2f} dB, "
                      f"{last['s_per_1k']:.2f} s per 1k: {last['s_per_1k'] / r['encode_s_per_1k']:.0f}x encode) |")
@@ -208,10 +240,11 @@ def write_section(out: Path, key: str, meta: dict, r: dict) -> None:
         f"| fit_inverter, {meta['fit_steps']} steps of {meta['batch_size']} | {r['fit_samples_per_s']:.0f} samples/s |",
         f"| fit time / bare generation time (target ≤ 1.1) | {r['fit_over_bare']:.2f}: {verdict(r['fit_over_bare'] <= 1.1)} |",
         f"| peak memory, encode / fit | {r['encode_peak_mb']:.0f} MB / {r['fit_peak_mb']:.0f} MB |",
-        "",
-        "Optimisation-only: " + "; ".join(f"{c['steps']} steps {c['psnr']:.2f} dB in {c['s_per_1k']:.2f} s" for c in r["optimisation_curve"]) + " (per 1k images).",
-        f"<!-- speed:{key}:end -->",
     ]
+    if r["optimisation_curve"]:
+        lines += ["", "Optimisation-only: " + "; ".join(f"{c['steps']} steps {c['psnr']:.2f} dB in {c['s_per_1k']:.2f} s"
+                                                      for c in r["optimisation_curve"]) + " (per 1k images)."]
+    lines.append(f"<!-- speed:{key}:end -->")
     write_marked_section(out, "speed", key, lines[1:-1], "# Speed and memory\n\nEach section is written by its own run of `benchmarks/speed.py`.\n")
 
 

@@ -265,6 +265,8 @@ def _layers(args: argparse.Namespace) -> int:
 
 
 def _fit(args: argparse.Namespace) -> int:
+    import torch
+
     from discinvert.fit import DEFAULT_STEPS, fit_inverter
 
     out = Path(args.out)
@@ -282,10 +284,11 @@ def _fit(args: argparse.Namespace) -> int:
     print(f"fitting an inverter for {gan.description}: layer {layer}, latents {_format_shape(gan.latent_shape)}, "
           f"{steps} steps of {args.batch_size}", flush=True)
     kwargs = {} if args.lr is None else {"lr": args.lr}
+    autocast_dtype = {None: None, "bf16": torch.bfloat16, "fp16": torch.float16}[args.autocast]
     inverter = fit_inverter(gan.generator, gan.discriminator, layer, latent_shape=gan.latent_shape, steps=steps,
                             batch_size=args.batch_size, device=args.device, seed=args.seed,
-                            validation_size=args.validation_size,
-                            progress=None if args.progress else False, **kwargs)
+                            validation_size=args.validation_size, reuse=args.reuse, autocast_dtype=autocast_dtype,
+                            channels_last=args.channels_last, progress=None if args.progress else False, **kwargs)
     fit = inverter.config.fit
     print(f"best held-out latent MSE {fit['best_validation_mse']:.5f} at step {fit['best_step']} "
           f"(predicting the mean: {fit['baseline_validation_mse']:.5f}), {fit['seconds']:.1f} s")
@@ -564,6 +567,12 @@ def _build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--validation-size", type=_count, default=1024,
                      help="held-out latents that pick the best CN (default 1024)")
     fit.add_argument("--seed", type=_positive, default=0, help="seed; the same seed gives the same inverter (default 0)")
+    fit.add_argument("--reuse", type=_count, default=1,
+                     help="CN steps per generated batch (default 1: always fresh; see docs/fit_speed.md)")
+    fit.add_argument("--autocast", choices=["bf16", "fp16"], default=None,
+                     help="run G and D under torch.autocast in this dtype for the training pairs (default: off)")
+    fit.add_argument("--channels-last", action="store_true",
+                     help="run G and D as channels-last copies for the training pairs (default: off)")
     fit.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     fit.set_defaults(handler=_fit)
 

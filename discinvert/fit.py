@@ -122,7 +122,10 @@ def fit_inverter(
         checkpoint_every: steps between checkpoints.
         resume: continue from ``checkpoint_path`` if it exists; the result equals an
             uninterrupted fit with the same seed (bit-identical on the CPU). A checkpoint
-            of another fit (other GAN, sizes or settings) is refused.
+            of another fit (other GAN, sizes, settings or number of processes) is refused.
+            Under torchrun rank 0 writes ``checkpoint_path`` and every other rank its own
+            RNG states and batch pool beside it (``<name>.rank<r>.step<N>.safetensors``);
+            resume with the same number of processes.
 
         ddp: ``None`` (default) joins DistributedDataParallel when launched with several
             processes (below); ``False`` always fits alone in this process, e.g. one
@@ -173,8 +176,6 @@ def fit_inverter(
     sampler = latent_sampler if latent_sampler is not None else normal_sampler(shape)  # type: ignore[arg-type]
     tap = FeatureTap(discriminator, layer_name, layer, conditioning=conditioning)
     dist_ctx = (dist_utils.context(run_device) if ddp is not False else dist_utils.DistContext(False))
-    if dist_ctx.enabled and checkpoint_path is not None:
-        raise ValueError("checkpoint_path: checkpoints are not supported under torchrun yet; fit without them.")
     if seed is None:
         seed = _new_seed()
         if dist_ctx.enabled:
@@ -266,12 +267,13 @@ def fit_inverter(
                 "steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed, "validation_size": validation_size,
                 "eval_every": eval_every, "reuse": reuse, "feature_layer": layer_name, "latent_shape": list(found_shape),
                 "cn": cn_config.to_dict(), "generator_fingerprint": g_print, "discriminator_fingerprint": d_print,
-                "conditional": conditioning is not None,
+                "conditional": conditioning is not None, "world_size": dist_ctx.world_size,
                 "autocast_dtype": None if autocast_dtype is None else str(autocast_dtype), "channels_last": channels_last,
             }
             checkpointing = Checkpointing(
                 path=Path(checkpoint_path), every=checkpoint_every, resume=resume, identity=identity,
                 generators={"train": train_rng}, cuda_device=run_device if run_device.type == "cuda" else None,
+                rank=dist_ctx.rank, world_size=dist_ctx.world_size,
             )
         result = train_regressor(
             cn, source, f_val, t_val, steps=steps, lr=lr, batch_size=batch_size,

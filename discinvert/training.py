@@ -92,6 +92,10 @@ class Checkpointing:
             is refused.
         generators: named ``torch.Generator`` objects whose states are saved.
         cuda_device: the CUDA device whose global RNG state is saved, if any.
+        rank, world_size: under torchrun, this process's place. Rank 0 writes ``path``;
+            every other rank writes its own RNG states and batch pool beside it, as
+            ``<stem>.rank<r>.step<N>.safetensors`` (see :func:`rank_path`), before rank 0
+            moves ``path`` on to step ``N``, so ``path`` always names a complete set.
     """
 
     path: Path
@@ -100,6 +104,24 @@ class Checkpointing:
     identity: dict[str, Any]
     generators: dict[str, torch.Generator] = field(default_factory=dict)
     cuda_device: torch.device | None = None
+    rank: int = 0
+    world_size: int = 1
+
+
+def rank_path(path: Path, rank: int, step: int) -> Path:
+    """Where rank ``rank`` (> 0) of a distributed fit keeps its state for step ``step``."""
+    name = path.name[: -len(".safetensors")] if path.name.endswith(".safetensors") else path.name
+    return path.with_name(f"{name}.rank{rank}.step{step}.safetensors")
+
+
+def _rank_files(path: Path, rank: int) -> list[tuple[int, Path]]:
+    prefix = rank_path(path, rank, 0).name.rsplit(".step", 1)[0] + ".step"
+    found = []
+    for candidate in path.parent.glob(f"{prefix}*.safetensors"):
+        step = candidate.name[len(prefix): -len(".safetensors")]
+        if step.isdigit():
+            found.append((int(step), candidate))
+    return sorted(found)
 
 
 @dataclass
@@ -151,7 +173,20 @@ def _save(
         "last_error": last_error if math.isfinite(last_error) else None,
         "history": history,
     }
-    write_checkpoint(checkpointing.path, tensors, meta)
+    if checkpointing.world_size == 1:
+        write_checkpoint(checkpointing.path, tensors, meta)
+    elif checkpointing.rank > 0:
+        write_checkpoint(rank_path(checkpointing.path, checkpointing.rank, step), tensors, meta)
+        # Keep this step's file and the previous one, which rank 0's file may still name
+        # until it moves on; anything else is stale (an earlier fit in the same place).
+        for old_step, old in _rank_files(checkpointing.path, checkpointing.rank):
+            if old_step not in (step, step - checkpointing.every):
+                old.unlink(missing_ok=True)
+    if checkpointing.world_size > 1:
+        torch.distributed.barrier()
+    if checkpointing.world_size > 1 and checkpointing.rank == 0:
+        # Every rank's step-N state is on disk: only now may the main file name step N.
+        write_checkpoint(checkpointing.path, tensors, meta)
     logger.debug("checkpoint at step %d written to %s", step, checkpointing.path)
 
 
@@ -163,6 +198,11 @@ def _restore(
     source: BatchSource,
 ) -> tuple[int, torch.Tensor | None, tuple[float, int, dict[str, torch.Tensor]], float, list[list[float]]]:
     tensors, meta = read_checkpoint(checkpointing.path)
+    _check_identity(checkpointing, meta)
+    return _load_state(checkpointing, tensors, meta, model, optimizer, scheduler, source)
+
+
+def _check_identity(checkpointing: Checkpointing, meta: dict[str, Any]) -> None:
     if meta.get("identity") != checkpointing.identity:
         saved = meta.get("identity") or {}
         differing = sorted(k for k in set(saved) | set(checkpointing.identity) if saved.get(k) != checkpointing.identity.get(k))
@@ -170,6 +210,17 @@ def _restore(
             f"{checkpointing.path}: this checkpoint belongs to another fit (differs in {', '.join(differing)}); "
             "resume with the same GAN and settings, or delete it / pass resume=False to start over."
         )
+
+
+def _load_state(
+    checkpointing: Checkpointing,
+    tensors: dict[str, torch.Tensor],
+    meta: dict[str, Any],
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    source: BatchSource,
+) -> tuple[int, torch.Tensor | None, tuple[float, int, dict[str, torch.Tensor]], float, list[list[float]]]:
     device = next(model.parameters()).device
     model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, strict=True)
     state: dict[int, dict[str, torch.Tensor]] = {}
@@ -193,6 +244,54 @@ def _restore(
     last_error = meta["last_error"] if meta["last_error"] is not None else math.inf
     logger.info("resuming from %s at step %d", checkpointing.path, meta["step"])
     return meta["step"], running, (best_error, meta["best_step"], best_state), last_error, meta["history"]
+
+
+def _restore_distributed(
+    checkpointing: Checkpointing,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    source: BatchSource,
+) -> tuple[int, torch.Tensor | None, tuple[float, int, dict[str, torch.Tensor]], float, list[list[float]]] | None:
+    """Every rank resumes from the step rank 0's file names, or all start fresh, or all raise."""
+    verdict: list[Any] = [None]
+    if checkpointing.rank == 0:
+        try:
+            if checkpointing.path.is_file():
+                tensors, meta = read_checkpoint(checkpointing.path)
+                _check_identity(checkpointing, meta)
+                verdict = [("resume", meta["step"])]
+            else:
+                verdict = [("fresh", 0)]
+        except ValueError as error:
+            verdict = [("error", str(error))]
+    torch.distributed.broadcast_object_list(verdict, src=0)
+    kind, value = verdict[0]
+    if kind == "error":
+        raise ValueError(value)
+    if kind == "fresh":
+        return None
+    problem = ""
+    restored = None
+    try:
+        if checkpointing.rank > 0:
+            own = rank_path(checkpointing.path, checkpointing.rank, value)
+            if not own.is_file():
+                raise ValueError(
+                    f"{own}: missing; rank {checkpointing.rank} cannot resume step {value} of {checkpointing.path}. "
+                    "Resume with the same number of processes and the checkpoint folder intact, or pass resume=False."
+                )
+            tensors, meta = read_checkpoint(own)
+            _check_identity(checkpointing, meta)
+        restored = _load_state(checkpointing, tensors, meta, model, optimizer, scheduler, source)
+    except ValueError as error:
+        problem = str(error)
+    problems: list[Any] = [None] * checkpointing.world_size
+    torch.distributed.all_gather_object(problems, problem)
+    failed = [text for text in problems if text]
+    if failed:
+        raise ValueError(failed[0])
+    return restored
 
 
 def train_regressor(
@@ -223,7 +322,7 @@ def train_regressor(
         dist_ctx: under torchrun, the process group context: the model is wrapped in
             DistributedDataParallel, validation decisions follow rank 0, and rank 0's
             best weights are broadcast at the end.
-        checkpointing: write resumable checkpoints (single process only).
+        checkpointing: write resumable checkpoints (under torchrun: one file per rank).
 
     Raises:
         ValueError: the validation error was never finite (divergence); a checkpoint of
@@ -258,7 +357,11 @@ def train_regressor(
     history: list[list[float]] = []
     running: torch.Tensor | None = None
     start_step = 0
-    if checkpointing is not None and checkpointing.resume and checkpointing.path.is_file():
+    if checkpointing is not None and checkpointing.resume and checkpointing.world_size > 1:
+        restored = _restore_distributed(checkpointing, model, optimizer, scheduler, next_batch)
+        if restored is not None:
+            start_step, running, best, last_error, history = restored
+    elif checkpointing is not None and checkpointing.resume and checkpointing.path.is_file():
         start_step, running, best, last_error, history = _restore(checkpointing, model, optimizer, scheduler, next_batch)
     started = time.perf_counter()
     elapsed_before = history[-1][3] if history else 0.0

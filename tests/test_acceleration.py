@@ -119,3 +119,17 @@ def test_fused_adam_where_available_else_the_default(monkeypatch) -> None:
     monkeypatch.setattr(torch.optim, "Adam", no_fused)
     optimizer = make_adam(model, 1e-3)
     assert not optimizer.defaults.get("fused") and optimizer.defaults["betas"] == (0.5, 0.999)
+
+
+def test_encode_under_autocast_returns_float32_codes_close_to_full_precision(make_gan) -> None:
+    gan = make_gan("dcgan")
+    inverter = _fit(gan, steps=100)
+    _, x, _ = gan.sample(64)
+    before = snapshot(gan.generator, gan.discriminator)
+    full = inverter.encode(x)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        fast = inverter.encode(x)
+    assert fast.dtype == torch.float32 and fast.shape == full.shape
+    assert not torch.equal(fast, full), "autocast had no effect"
+    torch.testing.assert_close(fast, full, rtol=0.1, atol=0.1)
+    assert_untouched(before, gan.generator, gan.discriminator)

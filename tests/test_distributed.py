@@ -6,8 +6,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import safetensors.torch
 import torch
+
+from discinvert import fit_inverter
+from discinvert.checkpoint import read_checkpoint
+from tests.conftest import LATENT
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -26,3 +31,46 @@ def test_torchrun_two_processes_identical_inverters_one_file(tmp_path) -> None:
     codes1 = safetensors.torch.load_file(str(tmp_path / "codes" / "rank1.safetensors"))["codes"]
     assert torch.equal(codes0, codes1)
     assert sorted(p.name for p in out.iterdir()) == ["inverter.safetensors"]  # written once, by rank 0
+
+
+def _torchrun(tmp_path: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+               str(ROOT / "tests" / "ddp_checkpoint_run.py"), str(out), *extra]
+    return subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+
+
+def test_torchrun_fit_resumed_after_interruption_equals_an_uninterrupted_one(tmp_path) -> None:
+    reference, run = tmp_path / "reference", tmp_path / "run"
+    reference.mkdir()
+    run.mkdir()
+    result = _torchrun(tmp_path, reference, "--no-checkpoint")
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    # Both ranks are interrupted at step 48 (of 60): the last complete checkpoint is step 40.
+    result = _torchrun(tmp_path, run, "--stop-at", "48")
+    assert result.returncode != 0 and "rank 0: interrupted" in result.stdout and "rank 1: interrupted" in result.stdout
+    _, meta = read_checkpoint(run / "fit.safetensors")
+    assert meta["step"] == 40
+    # Rank 1 keeps its own state for the step rank 0's file names (and the one before).
+    assert sorted(p.name for p in run.iterdir()) == [
+        "fit.rank1.step20.safetensors", "fit.rank1.step40.safetensors", "fit.safetensors"]
+
+    result = _torchrun(tmp_path, run, "--resume")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "rank 0: resumed from 40" in result.stdout and "rank 1: resumed from 40" in result.stdout
+    expected = safetensors.torch.load_file(str(reference / "cn.rank0.safetensors"))
+    for rank in (0, 1):
+        got = safetensors.torch.load_file(str(run / f"cn.rank{rank}.safetensors"))
+        assert all(torch.equal(expected[k], got[k]) for k in expected), f"rank {rank} differs from the uninterrupted fit"
+
+
+def test_a_torchrun_checkpoint_is_refused_by_another_number_of_processes(tmp_path, make_gan) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    result = _torchrun(tmp_path, run, "--stop-at", "25")
+    assert result.returncode != 0
+    gan = make_gan("spectral_dropout")
+    with pytest.raises(ValueError, match="belongs to another fit .*world_size"):
+        fit_inverter(gan.generator, gan.discriminator, gan.feature_layer, latent_shape=(LATENT, 1, 1),
+                     checkpoint_path=run / "fit.safetensors", resume=True, steps=60, batch_size=16, cn_hidden=(64, 64),
+                     progress=False, validation_size=64, seed=3, eval_every=10, checkpoint_every=20)
