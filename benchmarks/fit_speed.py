@@ -6,7 +6,7 @@
 
 On the bundled DCGAN, fits the CN once per configuration with the same seed and the same
 number of CN steps. A configuration joins levers with ``+``: ``default`` (none),
-``bf16``/``fp16`` (G and D under autocast for training pairs), ``cl`` (channels-last
+``bf16``/``fp16`` (G, D and the CN's training forward under autocast), ``cl`` (channels-last
 copies of G and D), ``reuseK`` (each generated batch serves about K steps). ``--reuse K``
 is shorthand for the configuration ``reuseK``. Every run records wall time, generated
 samples, the held-out latent MSE (always measured on full-precision pairs), the

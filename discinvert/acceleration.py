@@ -1,12 +1,12 @@
 """Opt-in levers that make generating training pairs ``(z, D_f(G(z)))`` cheaper.
 
 Generating pairs is most of a fit's cost (see ``docs/speed.md``). Two levers act on
-that part only, chosen once per fit:
+it, chosen once per fit:
 
-* **autocast**: G and D run under ``torch.autocast`` in bfloat16 or float16 (CUDA, and
-  CPUs with bf16 matrix units). Features then carry about 1% relative error; the
-  validation set is still generated in full precision, so the reported error is the
-  one :meth:`Inverter.encode` sees.
+* **autocast**: G and D, and the CN's training forward pass, run under ``torch.autocast``
+  in bfloat16 or float16 (CUDA, and CPUs with bf16 matrix units). Features then carry
+  about 1% relative error; the validation set is still generated and scored in full
+  precision, so the reported error is the one :meth:`Inverter.encode` sees.
 * **channels_last**: G and D run as *copies* whose 4-D weights are stored channels-last,
   the layout oneDNN and cuDNN convolutions prefer. The user's models are never
   converted; the copies cost one extra set of their weights in memory.

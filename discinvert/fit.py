@@ -278,6 +278,7 @@ def fit_inverter(
         result = train_regressor(
             cn, source, f_val, t_val, steps=steps, lr=lr, batch_size=batch_size,
             eval_every=eval_every, progress=progress, desc="fit CN", dist_ctx=dist_ctx, checkpointing=checkpointing,
+            autocast_dtype=autocast_dtype,
         )
         best_error, best_step, last_error, seconds = result.best_error, result.best_step, result.last_error, result.seconds
         logger.info(

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from discinvert.acceleration import autocast_context
 from discinvert.checkpoint import read_checkpoint, write_checkpoint
 from discinvert.distributed import DistContext, broadcast_module, broadcast_scalar
 
@@ -308,6 +309,7 @@ def train_regressor(
     desc: str,
     dist_ctx: DistContext | None = None,
     checkpointing: Checkpointing | None = None,
+    autocast_dtype: torch.dtype | None = None,
 ) -> TrainResult:
     """Train ``model`` to map inputs to flat targets; return its best validation state.
 
@@ -323,6 +325,9 @@ def train_regressor(
             DistributedDataParallel, validation decisions follow rank 0, and rank 0's
             best weights are broadcast at the end.
         checkpointing: write resumable checkpoints (under torchrun: one file per rank).
+        autocast_dtype: run the model's training forward pass under ``torch.autocast`` in
+            this dtype (the loss, the weights and Adam stay float32; validation runs in full
+            precision).
 
     Raises:
         ValueError: the validation error was never finite (divergence); a checkpoint of
@@ -372,7 +377,9 @@ def train_regressor(
         model.train()
         for step in range(start_step, steps):
             inputs, targets = next_batch()
-            loss = F.mse_loss(forward_model(inputs), targets)
+            with autocast_context(device, autocast_dtype):
+                prediction = forward_model(inputs)
+            loss = F.mse_loss(prediction.float(), targets)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

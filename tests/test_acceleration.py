@@ -133,3 +133,25 @@ def test_encode_under_autocast_returns_float32_codes_close_to_full_precision(mak
     assert not torch.equal(fast, full), "autocast had no effect"
     torch.testing.assert_close(fast, full, rtol=0.1, atol=0.1)
     assert_untouched(before, gan.generator, gan.discriminator)
+
+
+def test_cn_trains_under_autocast_and_validates_in_full_precision(make_gan, monkeypatch) -> None:
+    from discinvert.network import ConnectionNetwork
+
+    seen: list[tuple[bool, bool]] = []
+    original = ConnectionNetwork.forward
+
+    def recording(self, features):
+        seen.append((self.training, torch.is_autocast_enabled("cpu")))
+        return original(self, features)
+
+    monkeypatch.setattr(ConnectionNetwork, "forward", recording)
+    gan = make_gan("dcgan")
+    _fit(gan, steps=20, eval_every=10, autocast_dtype=torch.bfloat16)
+    training = [autocast for is_training, autocast in seen if is_training]
+    validation = [autocast for is_training, autocast in seen if not is_training]
+    assert len(training) == 20 and all(training)
+    assert validation and not any(validation)
+    seen.clear()
+    _fit(gan, steps=20, eval_every=10)
+    assert seen and not any(autocast for _, autocast in seen)
