@@ -17,7 +17,7 @@ from torch import nn
 from discinvert.conditioning import Conditioning
 from discinvert.layers import _first_tensor
 
-__all__ = ["FeatureTap", "LayerNotReachedError"]
+__all__ = ["FeatureTap", "LayerNotReachedError", "layer_calls", "reached_modules"]
 
 
 class _StopForward(BaseException):
@@ -136,3 +136,26 @@ def reached_modules(tap: FeatureTap, images: torch.Tensor, conditions: torch.Ten
         for handle in handles:
             handle.remove()
     return names
+
+
+def layer_calls(tap: FeatureTap, images: torch.Tensor, conditions: torch.Tensor | None = None) -> int:
+    """How many times one full forward pass of D on ``images`` runs the feature layer.
+
+    A module D runs several times (one activation shared by every block) has no single
+    output to read. Runs D to the end, without the early exit; call it under
+    :func:`discinvert.guard.frozen` and ``torch.no_grad()``. A D that fails after the
+    feature layer counts the calls made before it failed.
+    """
+    calls = [0]
+
+    def hook(_module: nn.Module, _inputs: Any, _output: Any) -> None:
+        calls[0] += 1
+
+    handle = tap.layer.register_forward_hook(hook)
+    try:
+        tap._call(images, conditions)
+    except Exception:  # noqa: BLE001 - the user's D past the feature layer; its first calls are counted
+        pass
+    finally:
+        handle.remove()
+    return calls[0]

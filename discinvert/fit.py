@@ -27,7 +27,7 @@ from discinvert.conditioning import Conditioning
 from discinvert.config import InverterConfig
 from discinvert.features import FeatureTap, reached_modules
 from discinvert.fingerprint import fingerprint_discriminator, fingerprint_generator
-from discinvert.gan import generate, probe, resolve_device
+from discinvert.gan import check_module, generate, probe, resolve_device
 from discinvert.guard import frozen
 from discinvert.inverter import Inverter
 from discinvert.latents import LatentSampler, normal_sampler, parse_latent_shape
@@ -145,9 +145,8 @@ def fit_inverter(
         ValueError: bad arguments; an unknown feature layer (with close matches); a
             layer D never reaches; a latent shape G rejects; G and D on different devices.
     """
-    for name, model in (("generator", generator), ("discriminator", discriminator)):
-        if not isinstance(model, nn.Module):
-            raise ValueError(f"{name}: expected a torch.nn.Module, got {type(model).__name__}.")
+    check_module(generator, "generator")
+    check_module(discriminator, "discriminator")
     layer_name, layer = resolve_layer(discriminator, feature_layer)
     if latent_shape is None and latent_sampler is None:
         raise ValueError(

@@ -6,9 +6,29 @@ import torch
 from torch import nn
 
 from discinvert.conditioning import Conditioning
-from discinvert.features import FeatureTap
+from discinvert.features import FeatureTap, layer_calls
 
-__all__ = ["generate", "model_device", "model_dtype", "probe", "resolve_device"]
+__all__ = ["check_module", "generate", "model_device", "model_dtype", "probe", "resolve_device"]
+
+
+def check_module(model: object, name: str) -> nn.Module:
+    """``model`` if it is an ``nn.Module`` whose weights all exist, else ``ValueError``.
+
+    Lazy modules (``nn.LazyLinear``, ...) that never ran hold no weights yet: running them
+    here would create the user's weights, and no inverter can be tied to weights that do
+    not exist yet.
+    """
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"{name}: expected a torch.nn.Module, got {type(model).__name__}.")
+    lazy = [key for key, tensor in [*model.named_parameters(), *model.named_buffers()]
+            if nn.parameter.is_lazy(tensor)]
+    if lazy:
+        raise ValueError(
+            f"{name}: expected initialised weights, got {len(lazy)} uninitialised lazy tensor(s) "
+            f"({', '.join(lazy[:3])}{', ...' if len(lazy) > 3 else ''}); run one forward pass of the {name} "
+            "(or load its trained weights) first."
+        )
+    return model
 
 
 def model_device(module: nn.Module) -> torch.device | None:
@@ -125,4 +145,12 @@ def probe(
             f"discriminator: failed on the generator's images of shape {tuple(images.shape)} "
             f"before reaching feature_layer {tap.layer_name!r}: {type(error).__name__}: {error}"
         ) from error
+    calls = layer_calls(tap, images, conditions)
+    if calls > 1:
+        raise ValueError(
+            f"feature_layer {tap.layer_name!r}: expected a layer D runs once per forward pass, got one it runs "
+            f"{calls} times (a shared module, e.g. one activation reused after every block), so its output is "
+            "ambiguous. Choose a layer D runs once, e.g. the module just before it (see "
+            "discinvert.list_layers(D, images): LayerInfo.calls)."
+        )
     return tuple(images.shape[1:]), features.shape[1]

@@ -18,7 +18,7 @@ from discinvert.conditioning import Conditioning
 from discinvert.config import InverterConfig
 from discinvert.features import FeatureTap
 from discinvert.fingerprint import fingerprint_discriminator, fingerprint_generator
-from discinvert.gan import generate, model_device, model_dtype, probe, resolve_device
+from discinvert.gan import check_module, generate, model_device, model_dtype, probe, resolve_device
 from discinvert.guard import frozen
 from discinvert.layers import resolve_layer
 from discinvert.network import ConnectionNetwork
@@ -88,9 +88,8 @@ class Inverter(nn.Module):
         conditioning: Conditioning | None = None,
     ) -> None:
         super().__init__()
-        for name, model in (("generator", generator), ("discriminator", discriminator)):
-            if not isinstance(model, nn.Module):
-                raise ValueError(f"{name}: expected a torch.nn.Module, got {type(model).__name__}.")
+        check_module(generator, "generator")
+        check_module(discriminator, "discriminator")
         if config.conditional and conditioning is None:
             raise ValueError(
                 "conditioning: this inverter was fit for a conditional GAN; pass the same "

@@ -31,12 +31,16 @@ class LayerInfo:
             dimension included; ``None`` when no example was given or the layer
             was not reached.
         num_parameters: parameters held directly or by its children.
+        calls: how many times the example forward pass ran it (``None`` without an
+            example). A feature layer must run exactly once: a module shared by several
+            blocks (one activation reused after each) is refused by ``fit_inverter``.
     """
 
     name: str
     type: str
     output_shape: tuple[int, ...] | None
     num_parameters: int
+    calls: int | None = None
 
     @property
     def features(self) -> int | None:
@@ -120,11 +124,13 @@ def list_layers(
         runs once, in eval mode without gradients, and comes back unchanged.
     """
     shapes: dict[str, tuple[int, ...]] = {}
+    calls: dict[str, int] = {}
     if example_input is not None:
         handles = []
 
         def make_hook(name: str) -> Callable[..., None]:
             def hook(_module: nn.Module, _inputs: Any, output: Any) -> None:
+                calls[name] = calls.get(name, 0) + 1
                 tensor = _first_tensor(output)
                 if tensor is not None and name not in shapes:
                     shapes[name] = tuple(tensor.shape)
@@ -150,6 +156,7 @@ def list_layers(
             type=type(module).__name__,
             output_shape=shapes.get(name),
             num_parameters=sum(p.numel() for p in module.parameters()),
+            calls=None if example_input is None else calls.get(name, 0),
         )
         for name, module in model.named_modules()
     ]

@@ -2,12 +2,16 @@
 
     torchrun --nproc_per_node 8 examples/distributed_fit.py --steps 2000 --out inverter.safetensors   # 8 GPUs
     torchrun --standalone --nproc-per-node 2 examples/distributed_fit.py --steps 50 --batch-size 64   # 2 CPU processes
+    torchrun --nproc_per_node 8 examples/distributed_fit.py --checkpoint ckpt/fit.safetensors --resume   # pre-emptible
 
 Each process puts the GAN on its own device (cuda:LOCAL_RANK, or the CPU), and
 fit_inverter joins the process group torchrun describes (NCCL on CUDA, Gloo on CPU):
 one CN trained with DistributedDataParallel on `--batch-size` fresh pairs per process,
 different latents on each rank, the same inverter returned on every rank. `save` writes
-on rank 0 only. The GAN is the bundled Fashion-MNIST DCGAN; use your own G and D the same way.
+on rank 0 only. With `--checkpoint`, rank 0 writes that file and every other rank its own RNG
+states beside it; after an interruption, the same command with `--resume` continues where the
+last checkpoint left off (same number of processes). The GAN is the bundled Fashion-MNIST
+DCGAN; use your own G and D the same way.
 """
 
 from __future__ import annotations
@@ -30,6 +34,9 @@ def main() -> None:
     parser.add_argument("--validation-size", type=int, default=1024)
     parser.add_argument("--out", type=Path, default=Path("out/distributed/inverter.safetensors"))
     parser.add_argument("--codes", type=Path, default=None, help="also write each rank's codes of 16 test images here")
+    parser.add_argument("--checkpoint", type=Path, default=None, help="write a resumable checkpoint here")
+    parser.add_argument("--checkpoint-every", type=int, default=500)
+    parser.add_argument("--resume", action="store_true", help="continue from --checkpoint if it exists")
     args = parser.parse_args()
 
     rank = int(os.environ.get("RANK", "0"))
@@ -39,7 +46,9 @@ def main() -> None:
     config = zoo.load_gan_config("dcgan-fashion-mnist")
 
     inverter = fit_inverter(G, D, config.feature_layer, latent_shape=config.latent_shape, steps=args.steps,
-                            batch_size=args.batch_size, validation_size=args.validation_size, seed=0)
+                            batch_size=args.batch_size, validation_size=args.validation_size, seed=0,
+                            checkpoint_path=args.checkpoint, checkpoint_every=args.checkpoint_every,
+                            resume=args.resume and args.checkpoint is not None)
     inverter.save(args.out)  # rank 0 writes, every rank waits
 
     images, _ = zoo.load_test_images("dcgan-fashion-mnist")

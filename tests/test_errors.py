@@ -151,3 +151,53 @@ def test_conditions_checked(make_gan) -> None:
         flat.encode(plain.sample(2)[1], conditions=torch.zeros(2))
     with pytest.raises(ValueError, match="conditional GAN"):
         Inverter(inverter.config, generator=gan.generator, discriminator=gan.discriminator)
+
+
+class SharedActivationD(nn.Module):
+    """One LeakyReLU module reused after both convolutions, a common way to write a D."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 16, 4, 2, 1)
+        self.conv2 = nn.Conv2d(16, 32, 4, 2, 1)
+        self.act = nn.LeakyReLU(0.2, inplace=True)
+        self.head = nn.Linear(32 * 2 * 2, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.act(self.conv1(x))
+        x = self.act(self.conv2(x))
+        return self.head(x.flatten(1))
+
+
+def test_a_layer_d_runs_several_times_is_refused_and_listed(make_gan) -> None:
+    from discinvert import list_layers
+    from tests.conftest import assert_untouched, snapshot
+
+    G, D = make_gan("dcgan").generator, SharedActivationD().train()
+    before = snapshot(G, D)
+    with pytest.raises(ValueError, match=r"feature_layer 'act': expected a layer D runs once .* runs 2 times"):
+        fit_inverter(G, D, "act", latent_shape=(LATENT, 1, 1), **QUICK)
+    assert_untouched(before, G, D)
+    infos = {info.name: info for info in list_layers(D, torch.zeros(2, 1, 8, 8))}
+    assert infos["act"].calls == 2 and infos["conv2"].calls == 1 and infos["head"].calls == 1
+    assert list_layers(D)[0].calls is None  # without an example nothing ran
+    inverter = fit_inverter(G, D, "conv2", latent_shape=(LATENT, 1, 1), **QUICK)  # a layer run once is fine
+    assert inverter.config.feature_dim == 32 * 2 * 2
+    assert_untouched(before, G, D)
+
+
+def test_uninitialised_lazy_modules_are_refused_untouched(make_gan, fitted) -> None:
+    gan = make_gan("dcgan")
+    lazy_d = nn.Sequential(nn.LazyConv2d(8, 4, 2, 1), nn.LeakyReLU(0.2), nn.Flatten(), nn.LazyLinear(1))
+    with pytest.raises(ValueError, match=r"discriminator: expected initialised weights, got 4 uninitialised lazy"):
+        fit_inverter(gan.generator, lazy_d, "1", latent_shape=(LATENT, 1, 1), **QUICK)
+    assert all(nn.parameter.is_lazy(p) for p in lazy_d.parameters()), "the lazy D was initialised"
+    lazy_g = nn.Sequential(nn.Flatten(), nn.LazyLinear(64), nn.Unflatten(1, (1, 8, 8)))
+    with pytest.raises(ValueError, match=r"generator: expected initialised weights"):
+        fit_inverter(lazy_g, gan.discriminator, gan.feature_layer, latent_shape=(LATENT, 1, 1), **QUICK)
+    _, inverter = fitted
+    with pytest.raises(ValueError, match=r"discriminator: expected initialised weights"):
+        Inverter(inverter.config, generator=gan.generator, discriminator=lazy_d)
+    with torch.no_grad():
+        lazy_d(torch.zeros(1, 1, 8, 8))  # once it has run, its weights exist and it fits
+    fit_inverter(gan.generator, lazy_d, "1", latent_shape=(LATENT, 1, 1), **QUICK)

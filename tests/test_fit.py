@@ -115,13 +115,15 @@ def test_feature_layer_as_module_and_flat_or_4d_latents(make_gan) -> None:
 def test_early_exit_does_not_run_the_rest_of_d(make_gan) -> None:
     gan = make_gan("dcgan")
     calls = []
-    handle = gan.discriminator[5].register_forward_hook(lambda *args: calls.append(1))
+    handle = gan.discriminator[5].register_forward_hook(lambda _m, inputs, _o: calls.append(inputs[0].shape[0]))
     try:
         inverter = fit_inverter(gan.generator, gan.discriminator, "4", latent_shape=(LATENT, 1, 1), steps=3, seed=0, progress=False)
+        # Only the probe runs D to the end, once, on 2 images, to check the layer runs once per pass.
+        assert calls == [2]
         inverter.encode(gan.sample(4)[1])
     finally:
         handle.remove()
-    assert calls == []
+    assert calls == [2], "training or encode ran D past the feature layer"
 
 
 def test_progress_bar_shows_when_asked(make_gan, capsys) -> None:
