@@ -1,6 +1,6 @@
 """Run by tests/test_distributed.py under torchrun: a checkpointed fit that may be interrupted.
 
-    python -m torch.distributed.run --standalone --nproc-per-node 2 tests/ddp_checkpoint_run.py OUT [--stop-at K] [--resume]
+    python -m torch.distributed.run --standalone --nproc-per-node 2 tests/ddp_checkpoint_run.py OUT [--stop-at K] [--resume] [--reuse K]
 
 Every rank fits the tiny spectral-norm GAN from conftest with checkpoints every 20 steps;
 with ``--stop-at K`` every rank's latent sampler raises KeyboardInterrupt on its K-th call
@@ -32,6 +32,7 @@ def main() -> None:
     parser.add_argument("--stop-at", type=int, default=None)
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--no-checkpoint", action="store_true")
+    parser.add_argument("--reuse", type=int, default=1)
     args = parser.parse_args()
     rank = int(os.environ.get("RANK", "0"))
     calls = {"n": 0}
@@ -46,7 +47,7 @@ def main() -> None:
     checkpoint = None if args.no_checkpoint else args.out / "fit.safetensors"
     try:
         inverter = fit_inverter(gan.generator, gan.discriminator, gan.feature_layer, latent_sampler=sampler,
-                                checkpoint_path=checkpoint, resume=args.resume, **SETTINGS)
+                                checkpoint_path=checkpoint, resume=args.resume, reuse=args.reuse, **SETTINGS)
     except KeyboardInterrupt:
         print(f"rank {rank}: interrupted", flush=True)
         sys.exit(3)

@@ -39,25 +39,28 @@ def _torchrun(tmp_path: Path, out: Path, *extra: str) -> subprocess.CompletedPro
     return subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=tmp_path)
 
 
-def test_torchrun_fit_resumed_after_interruption_equals_an_uninterrupted_one(tmp_path) -> None:
+@pytest.mark.parametrize("reuse", [1, 3])
+def test_torchrun_fit_resumed_after_interruption_equals_an_uninterrupted_one(tmp_path, reuse) -> None:
     reference, run = tmp_path / "reference", tmp_path / "run"
     reference.mkdir()
     run.mkdir()
-    result = _torchrun(tmp_path, reference, "--no-checkpoint")
+    result = _torchrun(tmp_path, reference, "--no-checkpoint", "--reuse", str(reuse))
     assert result.returncode == 0, result.stderr[-3000:]
 
-    # Both ranks are interrupted at step 48 (of 60): the last complete checkpoint is step 40.
-    result = _torchrun(tmp_path, run, "--stop-at", "48")
+    # Both ranks are interrupted part-way (60 steps, checkpoints every 20). With reuse 3 each
+    # rank's pool (its own generated batches) must come back too.
+    result = _torchrun(tmp_path, run, "--stop-at", "48" if reuse == 1 else "25", "--reuse", str(reuse))
     assert result.returncode != 0 and "rank 0: interrupted" in result.stdout and "rank 1: interrupted" in result.stdout
     _, meta = read_checkpoint(run / "fit.safetensors")
-    assert meta["step"] == 40
+    step = meta["step"]
+    assert step == 40 if reuse == 1 else step in (20, 40)
     # Rank 1 keeps its own state for the step rank 0's file names (and the one before).
-    assert sorted(p.name for p in run.iterdir()) == [
-        "fit.rank1.step20.safetensors", "fit.rank1.step40.safetensors", "fit.safetensors"]
+    expected = [f"fit.rank1.step{s}.safetensors" for s in (step - 20, step) if s > 0] + ["fit.safetensors"]
+    assert sorted(p.name for p in run.iterdir()) == sorted(expected)
 
-    result = _torchrun(tmp_path, run, "--resume")
+    result = _torchrun(tmp_path, run, "--resume", "--reuse", str(reuse))
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "rank 0: resumed from 40" in result.stdout and "rank 1: resumed from 40" in result.stdout
+    assert f"rank 0: resumed from {step}" in result.stdout and f"rank 1: resumed from {step}" in result.stdout
     expected = safetensors.torch.load_file(str(reference / "cn.rank0.safetensors"))
     for rank in (0, 1):
         got = safetensors.torch.load_file(str(run / f"cn.rank{rank}.safetensors"))

@@ -20,3 +20,16 @@ def test_doc_links_resolve() -> None:
     for page in (ROOT / "docs").glob("*.md"):
         for target in re.findall(r"\]\(([^)#:]+\.(?:md|png))\)", page.read_text()):
             assert (page.parent / target).is_file(), f"{page.name} links to missing {target}"
+
+
+def test_fit_speed_figures_in_prose_come_from_the_committed_run() -> None:
+    """The README's and fit_speed.md's prose quote docs/results/fit_speed-cpu.json, not typed-in figures."""
+    import json
+
+    rows = {row["config"]: row for row in json.loads((ROOT / "docs" / "results" / "fit_speed-cpu.json").read_text())["rows"]}
+    default, fast = round(rows["default"]["seconds"]), round(rows["bf16+cl"]["seconds"])
+    readme = (ROOT / "README.md").read_text()
+    assert f"from {default} s to {fast} s" in readme
+    page = (ROOT / "docs" / "fit_speed.md").read_text()
+    assert f"from {default} s to {fast} s" in page
+    assert f"**missed** in the table below\n({rows['bf16+cl']['seconds_to_2pct_of_reference']:.1f} s)" in page
