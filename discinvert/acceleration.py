@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import warnings
 
 import torch
 from torch import nn
@@ -37,11 +38,26 @@ def check_autocast_dtype(dtype: object, device: torch.device) -> torch.dtype | N
             f"autocast_dtype: expected None (full precision), torch.bfloat16 or torch.float16, got {dtype!r}."
         )
     try:
-        with torch.autocast(device_type=device.type, dtype=dtype):
-            pass
+        with warnings.catch_warnings():
+            # For combinations it does not support, torch warns and silently runs in full
+            # precision; ask whether autocast is really on instead.
+            warnings.simplefilter("ignore", UserWarning)
+            with torch.autocast(device_type=device.type, dtype=dtype):
+                enabled = _autocast_enabled(device)
     except RuntimeError as error:
         raise ValueError(f"autocast_dtype: {dtype} autocast is not available on {device}: {error}") from None
+    if not enabled:
+        raise ValueError(f"autocast_dtype: {dtype} autocast is not available on {device} with torch {torch.__version__}.")
     return dtype
+
+
+def _autocast_enabled(device: torch.device) -> bool:
+    try:
+        return bool(torch.is_autocast_enabled(device.type))
+    except TypeError:  # torch < 2.4: no device argument
+        if device.type == "cpu":
+            return bool(torch.is_autocast_cpu_enabled())
+        return bool(torch.is_autocast_enabled())
 
 
 def autocast_context(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager[None]:

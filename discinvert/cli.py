@@ -570,7 +570,8 @@ def _build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--reuse", type=_count, default=1,
                      help="CN steps per generated batch (default 1: always fresh; see docs/fit_speed.md)")
     fit.add_argument("--autocast", choices=["bf16", "fp16"], default=None,
-                     help="run G and D under torch.autocast in this dtype for the training pairs (default: off)")
+                     help="run G and D (training pairs) and the CN's training forward under torch.autocast "
+                          "in this dtype (default: off)")
     fit.add_argument("--channels-last", action="store_true",
                      help="run G and D as channels-last copies for the training pairs (default: off)")
     fit.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")

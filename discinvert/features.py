@@ -8,6 +8,7 @@ user's model between calls.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from typing import Any
 
@@ -138,22 +139,32 @@ def reached_modules(tap: FeatureTap, images: torch.Tensor, conditions: torch.Ten
     return names
 
 
-def layer_calls(tap: FeatureTap, images: torch.Tensor, conditions: torch.Tensor | None = None) -> int:
+def layer_calls(tap: FeatureTap, images: torch.Tensor, conditions: torch.Tensor | None = None) -> int | None:
     """How many times one full forward pass of D on ``images`` runs the feature layer.
 
     A module D runs several times (one activation shared by every block) has no single
-    output to read. Runs D to the end, without the early exit; call it under
-    :func:`discinvert.guard.frozen` and ``torch.no_grad()``. A D that fails after the
-    feature layer counts the calls made before it failed.
+    output to read. The count runs D to the end, so it runs on a deep copy of D: the
+    user's D never computes past the feature layer, and whatever D's later layers change
+    (attributes, buffers replaced through ``.data``) happens to the copy. Call it under
+    :func:`discinvert.guard.frozen` and ``torch.no_grad()``.
+
+    Returns:
+        The number of calls (a D that fails after the feature layer counts the calls made
+        before it failed), or ``None`` when D cannot be deep-copied (not checked then).
     """
+    try:
+        duplicate = copy.deepcopy(tap.discriminator)
+    except Exception:  # noqa: BLE001 - the user's D may hold uncopyable objects; skip the check
+        return None
+    layer = duplicate.get_submodule(tap.layer_name)
     calls = [0]
 
     def hook(_module: nn.Module, _inputs: Any, _output: Any) -> None:
         calls[0] += 1
 
-    handle = tap.layer.register_forward_hook(hook)
+    handle = layer.register_forward_hook(hook)
     try:
-        tap._call(images, conditions)
+        FeatureTap(duplicate, tap.layer_name, layer, conditioning=tap.conditioning)._call(images, conditions)
     except Exception:  # noqa: BLE001 - the user's D past the feature layer; its first calls are counted
         pass
     finally:

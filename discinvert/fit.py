@@ -25,7 +25,7 @@ from discinvert import distributed as dist_utils
 from discinvert.acceleration import autocast_context, channels_last_copy, check_autocast_dtype
 from discinvert.conditioning import Conditioning
 from discinvert.config import InverterConfig
-from discinvert.features import FeatureTap, reached_modules
+from discinvert.features import FeatureTap, layer_calls, reached_modules
 from discinvert.fingerprint import fingerprint_discriminator, fingerprint_generator
 from discinvert.gan import check_module, generate, probe, resolve_device
 from discinvert.guard import frozen
@@ -53,6 +53,32 @@ _MAX_SEED = 2**62  # leaves room for seed + 1 and seed + rank offsets in torch's
 
 def _new_seed() -> int:
     return int.from_bytes(os.urandom(8), "little") >> 12
+
+
+def _probe_levers(
+    generator: nn.Module,
+    tap: FeatureTap,
+    latents: torch.Tensor,
+    conditions: torch.Tensor | None,
+    conditioning: Conditioning | None,
+    device: torch.device,
+    autocast_dtype: torch.dtype | None,
+    channels_last: bool,
+    feature_dim: int,
+) -> None:
+    """Run G and D as the training pairs will be made, so a lever they do not support fails now, clearly."""
+    levers = ", ".join(([f"autocast_dtype={autocast_dtype}"] if autocast_dtype is not None else [])
+                       + (["channels_last=True"] if channels_last else []))
+    try:
+        with torch.no_grad(), autocast_context(device, autocast_dtype):
+            features = tap(generate(generator, latents, conditions, conditioning), conditions)
+    except Exception as error:  # the user's G and D under a layout or precision they may not support
+        raise ValueError(
+            f"{levers}: G and D failed on a probe batch with this setting ({type(error).__name__}: {error}); "
+            "fit without it."
+        ) from error
+    if features.shape[1] != feature_dim:
+        raise ValueError(f"{levers}: expected {feature_dim} features per image as in full precision, got {features.shape[1]}.")
 
 
 def fit_inverter(
@@ -130,6 +156,17 @@ def fit_inverter(
         ddp: ``None`` (default) joins DistributedDataParallel when launched with several
             processes (below); ``False`` always fits alone in this process, e.g. one
             independent fit per rank or a fit on rank 0 only.
+        autocast_dtype: ``None`` (default) fits in full precision. ``torch.bfloat16`` or
+            ``torch.float16`` runs G and D (for the training pairs) and the CN's training
+            forward pass under ``torch.autocast``; the loss, the CN's weights and Adam stay
+            float32. Faster on CUDA and on CPUs with bf16 units (``docs/fit_speed.md``).
+            The held-out validation pairs and the validation itself stay in full
+            precision, so the reported error is the one ``encode`` gives.
+        channels_last: run G and D for the training pairs as channels-last deep copies
+            (faster convolutions with oneDNN and cuDNN; costs one copy of their weights;
+            the user's models are never converted). A model that cannot be copied, or
+            whose copies fail in that layout (e.g. ``x.view(n, -1)`` after a convolution),
+            is refused before training starts.
 
     Under ``torchrun`` (``WORLD_SIZE > 1``) the fit joins the default process group
     (initialising it: NCCL on CUDA, Gloo on CPU), trains one CN with
@@ -216,6 +253,14 @@ def fit_inverter(
             g_print = fingerprint_generator(generator)
             with frozen(generator, discriminator):
                 image_shape, feature_dim = probe(generator, tap, z_probe, c_probe, conditioning)
+                calls = layer_calls(tap, generate(generator, z_probe, c_probe, conditioning), c_probe)
+                if calls is not None and calls > 1:
+                    raise ValueError(
+                        f"feature_layer {layer_name!r}: expected a layer D runs once per forward pass, got one it "
+                        f"runs {calls} times (a shared module, e.g. one activation reused after every block), so "
+                        "its output is ambiguous. Choose a layer D runs once, e.g. the module just before it (see "
+                        "discinvert.list_layers(D, images): LayerInfo.calls)."
+                    )
                 modules = reached_modules(tap, generate(generator, z_probe, c_probe, conditioning), c_probe)
             d_print = fingerprint_discriminator(discriminator, modules)
             val_rng.manual_seed(seed + 1)
@@ -251,6 +296,9 @@ def fit_inverter(
             train_generator = channels_last_copy(generator, "generator")
             d_copy = channels_last_copy(discriminator, "discriminator")
             train_tap = FeatureTap(d_copy, layer_name, d_copy.get_submodule(layer_name), conditioning=conditioning)
+        if channels_last or autocast_dtype is not None:
+            _probe_levers(train_generator, train_tap, z_probe, c_probe, conditioning, run_device, autocast_dtype,
+                          channels_last, feature_dim)
 
         def fresh() -> tuple[torch.Tensor, torch.Tensor]:
             with torch.no_grad():

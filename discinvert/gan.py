@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from discinvert.conditioning import Conditioning
-from discinvert.features import FeatureTap, layer_calls
+from discinvert.features import FeatureTap
 
 __all__ = ["check_module", "generate", "model_device", "model_dtype", "probe", "resolve_device"]
 
@@ -145,12 +145,4 @@ def probe(
             f"discriminator: failed on the generator's images of shape {tuple(images.shape)} "
             f"before reaching feature_layer {tap.layer_name!r}: {type(error).__name__}: {error}"
         ) from error
-    calls = layer_calls(tap, images, conditions)
-    if calls > 1:
-        raise ValueError(
-            f"feature_layer {tap.layer_name!r}: expected a layer D runs once per forward pass, got one it runs "
-            f"{calls} times (a shared module, e.g. one activation reused after every block), so its output is "
-            "ambiguous. Choose a layer D runs once, e.g. the module just before it (see "
-            "discinvert.list_layers(D, images): LayerInfo.calls)."
-        )
     return tuple(images.shape[1:]), features.shape[1]

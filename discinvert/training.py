@@ -10,6 +10,7 @@ loop runs under DistributedDataParallel and writes resumable checkpoints.
 from __future__ import annotations
 
 import copy
+import glob
 import logging
 import math
 import time
@@ -107,6 +108,8 @@ class Checkpointing:
     cuda_device: torch.device | None = None
     rank: int = 0
     world_size: int = 1
+    committed_step: int | None = None
+    """The step ``path`` names (set on resume and after each distributed save)."""
 
 
 def rank_path(path: Path, rank: int, step: int) -> Path:
@@ -118,7 +121,7 @@ def rank_path(path: Path, rank: int, step: int) -> Path:
 def _rank_files(path: Path, rank: int) -> list[tuple[int, Path]]:
     prefix = rank_path(path, rank, 0).name.rsplit(".step", 1)[0] + ".step"
     found = []
-    for candidate in path.parent.glob(f"{prefix}*.safetensors"):
+    for candidate in path.parent.glob(f"{glob.escape(prefix)}*.safetensors"):
         step = candidate.name[len(prefix): -len(".safetensors")]
         if step.isdigit():
             found.append((int(step), candidate))
@@ -176,19 +179,37 @@ def _save(
     }
     if checkpointing.world_size == 1:
         write_checkpoint(checkpointing.path, tensors, meta)
-    elif checkpointing.rank > 0:
-        write_checkpoint(rank_path(checkpointing.path, checkpointing.rank, step), tensors, meta)
-        # Keep this step's file and the previous one, which rank 0's file may still name
-        # until it moves on; anything else is stale (an earlier fit in the same place).
-        for old_step, old in _rank_files(checkpointing.path, checkpointing.rank):
-            if old_step not in (step, step - checkpointing.every):
-                old.unlink(missing_ok=True)
-    if checkpointing.world_size > 1:
-        torch.distributed.barrier()
-    if checkpointing.world_size > 1 and checkpointing.rank == 0:
-        # Every rank's step-N state is on disk: only now may the main file name step N.
-        write_checkpoint(checkpointing.path, tensors, meta)
+    else:
+        _save_distributed(checkpointing, step, tensors, meta)
     logger.debug("checkpoint at step %d written to %s", step, checkpointing.path)
+
+
+def _all_agree(problem: str, world_size: int) -> None:
+    """A collective that also carries failures: every rank raises if any rank failed."""
+    problems: list[Any] = [None] * world_size
+    torch.distributed.all_gather_object(problems, problem)
+    failed = [text for text in problems if text]
+    if failed:
+        raise ValueError(failed[0])
+
+
+def _save_distributed(checkpointing: Checkpointing, step: int, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+    problem = ""
+    if checkpointing.rank > 0:
+        try:
+            write_checkpoint(rank_path(checkpointing.path, checkpointing.rank, step), tensors, meta)
+            # Keep this step's file and the one rank 0's file names until it moves on; anything
+            # else is stale (an earlier fit in the same place).
+            for old_step, old in _rank_files(checkpointing.path, checkpointing.rank):
+                if old_step not in (step, checkpointing.committed_step):
+                    old.unlink(missing_ok=True)
+        except Exception as error:  # noqa: BLE001 - reported to every rank below instead of hanging them
+            problem = f"rank {checkpointing.rank} could not write its checkpoint for step {step}: {error}"
+    # Doubles as the barrier: only once every rank's step-N state is on disk may rank 0's file name step N.
+    _all_agree(problem, checkpointing.world_size)
+    if checkpointing.rank == 0:
+        write_checkpoint(checkpointing.path, tensors, meta)
+    checkpointing.committed_step = step
 
 
 def _restore(
@@ -261,11 +282,12 @@ def _restore_distributed(
             if checkpointing.path.is_file():
                 tensors, meta = read_checkpoint(checkpointing.path)
                 _check_identity(checkpointing, meta)
-                verdict = [("resume", meta["step"])]
+                verdict = [("resume", int(meta["step"]))]
             else:
                 verdict = [("fresh", 0)]
-        except ValueError as error:
-            verdict = [("error", str(error))]
+        except Exception as error:  # noqa: BLE001 - every rank must hear of it, or the others hang
+            verdict = [("error", f"{checkpointing.path}: cannot resume ({type(error).__name__}: {error})"
+                        if not isinstance(error, ValueError) else str(error))]
     torch.distributed.broadcast_object_list(verdict, src=0)
     kind, value = verdict[0]
     if kind == "error":
@@ -285,13 +307,11 @@ def _restore_distributed(
             tensors, meta = read_checkpoint(own)
             _check_identity(checkpointing, meta)
         restored = _load_state(checkpointing, tensors, meta, model, optimizer, scheduler, source)
-    except ValueError as error:
-        problem = str(error)
-    problems: list[Any] = [None] * checkpointing.world_size
-    torch.distributed.all_gather_object(problems, problem)
-    failed = [text for text in problems if text]
-    if failed:
-        raise ValueError(failed[0])
+    except Exception as error:  # noqa: BLE001 - every rank must hear of it, or the others hang
+        problem = str(error) if isinstance(error, ValueError) else (
+            f"rank {checkpointing.rank} cannot resume step {value} ({type(error).__name__}: {error})")
+    _all_agree(problem, checkpointing.world_size)
+    checkpointing.committed_step = value
     return restored
 
 

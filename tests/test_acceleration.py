@@ -72,8 +72,8 @@ def test_training_pairs_use_the_levers_and_validation_pairs_do_not(make_gan) -> 
     copy_calls = [entry for entry in log if entry[0] != id(G)]
     # Probing and validation run the user's G in full precision, as encode() will see images.
     assert user_calls and all(not autocast and not cl for _, autocast, cl in user_calls)
-    # Each of the 5 training batches comes from a channels-last copy under autocast.
-    assert len(copy_calls) == 5 and all(autocast and cl for _, autocast, cl in copy_calls)
+    # The levers' probe batch and each of the 5 training batches come from a channels-last copy under autocast.
+    assert len(copy_calls) == 6 and all(autocast and cl for _, autocast, cl in copy_calls)
 
     log.clear()
     fit_inverter(G, gan.discriminator, gan.feature_layer, latent_shape=gan.latent_shape,

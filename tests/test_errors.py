@@ -201,3 +201,75 @@ def test_uninitialised_lazy_modules_are_refused_untouched(make_gan, fitted) -> N
     with torch.no_grad():
         lazy_d(torch.zeros(1, 1, 8, 8))  # once it has run, its weights exist and it fits
     fit_inverter(gan.generator, lazy_d, "1", latent_shape=(LATENT, 1, 1), **QUICK)
+
+
+class HeadWithSideEffects(nn.Module):
+    """A D whose head (after the feature layer) swaps a buffer through .data and stores its output."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 16, 4, 2, 1)
+        self.act = nn.LeakyReLU(0.2)
+        self.head = nn.Linear(16 * 4 * 4, 1)
+        self.register_buffer("u", torch.ones(1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.act(self.conv(x)).flatten(1)
+        self.u.data = self.u * 2  # invisible to version counters
+        self.last_score = self.head(h)
+        return self.last_score
+
+
+def test_counting_layer_calls_never_runs_the_users_d_past_the_layer(make_gan, tmp_path) -> None:
+    from tests.conftest import assert_untouched, snapshot
+
+    G, D = make_gan("dcgan").generator, HeadWithSideEffects()
+    before = snapshot(G, D)
+    inverter = fit_inverter(G, D, "act", latent_shape=(LATENT, 1, 1), **QUICK)
+    Inverter.load(inverter.save(tmp_path / "inv.safetensors"), generator=G, discriminator=D)
+    assert_untouched(before, G, D)
+    assert not hasattr(D, "last_score") and torch.equal(D.u, torch.ones(1))
+
+
+def test_an_inverter_fit_on_a_shared_layer_before_the_check_still_loads(make_gan, tmp_path, monkeypatch) -> None:
+    import discinvert.fit
+
+    G, D = make_gan("dcgan").generator, SharedActivationD()
+    monkeypatch.setattr(discinvert.fit, "layer_calls", lambda *args: 1)  # as fit behaved before the check
+    path = fit_inverter(G, D, "act", latent_shape=(LATENT, 1, 1), **QUICK).save(tmp_path / "old.safetensors")
+    monkeypatch.undo()
+    Inverter.load(path, generator=G, discriminator=D)  # loading checks fingerprints and shapes, not the call count
+
+
+class ViewAfterConvD(nn.Module):
+    """``x.view(n, -1)`` after a convolution: fine in the default layout, fails on channels-last tensors."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 16, 4, 2, 1)
+        self.act = nn.LeakyReLU(0.2)
+        self.head = nn.Linear(16 * 4 * 4, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.conv(x)
+        return self.head(self.act(h.view(h.shape[0], -1)))
+
+
+def test_levers_the_model_cannot_run_with_are_refused_before_training(make_gan) -> None:
+    from tests.conftest import assert_untouched, snapshot
+
+    G, D = make_gan("dcgan").generator, ViewAfterConvD()
+    before = snapshot(G, D)
+    with pytest.raises(ValueError, match=r"channels_last=True: G and D failed on a probe batch .*fit without it"):
+        fit_inverter(G, D, "act", latent_shape=(LATENT, 1, 1), channels_last=True, **QUICK)
+    assert_untouched(before, G, D)
+    fit_inverter(G, D, "act", latent_shape=(LATENT, 1, 1), **QUICK)  # the default layout works
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal where CUDA is missing")
+def test_autocast_that_torch_would_silently_disable_is_refused() -> None:
+    from discinvert.acceleration import check_autocast_dtype
+
+    # torch only warns and runs in full precision here; a fit must not record a precision it did not use.
+    with pytest.raises(ValueError, match=r"autocast_dtype: torch.bfloat16 autocast is not available on cuda"):
+        check_autocast_dtype(torch.bfloat16, torch.device("cuda"))
