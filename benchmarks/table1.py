@@ -301,7 +301,8 @@ def write_markdown(out: Path, meta: dict, results: dict) -> None:
                      f"{res['methods']['CN (ours)']['seconds_per_1k']:.3f} s |")
     lines += ["", "Models that learn inference jointly with generation (VAE, BiGAN/ALI, GAAN, AAAE), with our CN on their "
               "generators and 1-NN accuracy in code space: `docs/rivals.md` (written by `benchmarks/rivals/evaluate.py`). "
-              "Clean speed and memory figures: `docs/speed.md`."]
+              "Clean speed and memory figures: `docs/speed.md`; what each fit lever (fused Adam, autocast, channels-last copies, "
+              "batch reuse) saves and costs: `docs/fit_speed.md`."]
     lines += ["", "Reference GANs (training): " + "; ".join(
         f"{n}: {r['epochs']} epochs, {r['train_seconds']:.0f} s" for n, r in results.items() if r.get("train_seconds")) + ".", ""]
     out.parent.mkdir(parents=True, exist_ok=True)
