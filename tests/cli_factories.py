@@ -11,7 +11,7 @@ from torch import nn
 
 from tests.conftest import LATENT, ConvGenerator, conv_discriminator
 
-__all__ = ["LATENT", "make_discriminator", "make_generator", "not_a_module"]
+__all__ = ["LATENT", "make_discriminator", "make_generator", "make_shared_activation_discriminator", "not_a_module"]
 
 
 def make_generator() -> nn.Module:
@@ -19,6 +19,22 @@ def make_generator() -> nn.Module:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         return ConvGenerator().eval()
+
+
+def make_shared_activation_discriminator() -> nn.Module:
+    """D that runs one LeakyReLU module after both convolutions (``act`` runs twice)."""
+
+    class Shared(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv1, self.conv2 = nn.Conv2d(1, 16, 4, 2, 1), nn.Conv2d(16, 32, 4, 2, 1)
+            self.act = nn.LeakyReLU(0.2)
+            self.head = nn.Linear(32 * 2 * 2, 1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.head(self.act(self.conv2(self.act(self.conv1(x)))).flatten(1))
+
+    return Shared().eval()
 
 
 def make_discriminator() -> nn.Module:

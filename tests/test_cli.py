@@ -106,6 +106,12 @@ def test_layers_from_factories(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["layers", *FACTORIES, "--latent-shape", "8,1,1"]) == 0
     out = capsys.readouterr().out
     assert any(line.split()[:4] == ["4", "LeakyReLU", "(2,", "64,"] for line in out.splitlines())
+    assert out.splitlines()[2].split()[-1] == "calls" and "calls > 1" not in out  # every layer of this D runs once
+    assert main(["layers", "--discriminator", "tests.cli_factories:make_shared_activation_discriminator",
+                 "--image-shape", "1,8,8"]) == 0
+    shared = capsys.readouterr().out
+    assert any(line.split()[0] == "act" and line.split()[-1] == "2" for line in shared.splitlines()[3:] if line.strip())
+    assert "calls > 1: a module D runs several times" in shared
     assert main(["layers", "--discriminator", DISC, "--image-shape", "1,8,8"]) == 0
     assert "(2, 64, 4, 4)" in capsys.readouterr().out
 
