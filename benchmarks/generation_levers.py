@@ -20,7 +20,6 @@ built into ``fit_inverter`` end to end with their accuracy. Writes its section o
 from __future__ import annotations
 
 import argparse
-import contextlib
 import copy
 import json
 import platform
@@ -34,6 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from discinvert import zoo
+from discinvert.acceleration import autocast_context, channels_last_copy
 from discinvert.features import FeatureTap
 from discinvert.layers import resolve_layer
 from discinvert.network import CNConfig, ConnectionNetwork
@@ -73,8 +73,7 @@ def main(argv: list[str] | None = None) -> None:
 
     G, D, _ = zoo.load("dcgan-fashion-mnist", device=args.device)
     config = zoo.load_gan_config("dcgan-fashion-mnist")
-    G_cl = copy.deepcopy(G).to(memory_format=torch.channels_last)
-    D_cl = copy.deepcopy(D).to(memory_format=torch.channels_last)
+    G_cl, D_cl = channels_last_copy(G, "generator"), channels_last_copy(D, "discriminator")
     z = torch.randn((args.batch_size, *config.latent_shape), device=device)
 
     def tap_of(model: torch.nn.Module) -> FeatureTap:
@@ -86,9 +85,7 @@ def main(argv: list[str] | None = None) -> None:
     def pairs(generator: torch.nn.Module, features: FeatureTap, grad_mode: Callable[[], object] = torch.no_grad,
               dtype: torch.dtype | None = None) -> Callable[[], object]:
         def run() -> object:
-            autocast = (torch.autocast(device_type=device.type, dtype=dtype) if dtype is not None
-                        else contextlib.nullcontext())
-            with grad_mode(), autocast:  # type: ignore[attr-defined]
+            with grad_mode(), autocast_context(device, dtype):  # type: ignore[attr-defined]
                 return features(generator(z)).float()
         return run
 
@@ -134,9 +131,7 @@ def main(argv: list[str] | None = None) -> None:
         optimizer = torch.optim.Adam(cn.parameters(), lr=1e-3, betas=(0.5, 0.999), fused=fused)
 
         def run() -> object:
-            autocast = (torch.autocast(device_type=device.type, dtype=dtype) if dtype is not None
-                        else contextlib.nullcontext())
-            with autocast:
+            with autocast_context(device, dtype):
                 loss = F.mse_loss(cn(x).float(), y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

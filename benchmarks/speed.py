@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import copy
 import json
 import platform
 import resource
@@ -44,6 +43,7 @@ import numpy as np
 import torch
 
 from discinvert import Inverter, fit_inverter, zoo
+from discinvert.acceleration import autocast_context, channels_last_copy
 from discinvert.architectures import load_gan
 from discinvert.baselines import optimization_only
 from discinvert.datasets import to_model_range
@@ -109,9 +109,7 @@ def main(argv: list[str] | None = None) -> None:
     autocast_dtype = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}[args.autocast]
 
     def autocast() -> contextlib.AbstractContextManager[None]:
-        if autocast_dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(device_type=torch.device(device).type, dtype=autocast_dtype)
+        return autocast_context(torch.device(device), autocast_dtype)
 
     if args.gan is None:
         G, D, inverter = zoo.load("dcgan-fashion-mnist", device=device)
@@ -164,8 +162,7 @@ def main(argv: list[str] | None = None) -> None:
     # 3: fit vs bare generation, same number of samples.
     G_bare, D_bare = G, D
     if args.channels_last:
-        G_bare = copy.deepcopy(G).to(memory_format=torch.channels_last)
-        D_bare = copy.deepcopy(D).to(memory_format=torch.channels_last)
+        G_bare, D_bare = channels_last_copy(G, "generator"), channels_last_copy(D, "discriminator")
     name, layer = resolve_layer(D_bare, config.feature_layer)
     tap = FeatureTap(D_bare, name, layer)
     rng = torch.Generator(device=device).manual_seed(0)

@@ -32,7 +32,6 @@ each epoch is dropped. Output in ``--out``: ``generator.safetensors``,
 from __future__ import annotations
 
 import argparse
-import shlex
 import struct
 import sys
 import time
@@ -60,7 +59,7 @@ from discinvert.architectures import (  # noqa: E402
 from discinvert.datasets import from_model_range  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/common.py
-from common import finite_or_none, pick_device, training_tensor  # noqa: E402
+from common import command_line, finite_or_none, pick_device, training_tensor  # noqa: E402
 
 GP_WEIGHT = 10.0
 N_CRITIC = 5
@@ -259,7 +258,7 @@ def train(args: argparse.Namespace, command: str) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    command = "python " + shlex.join(sys.argv if argv is None else [sys.argv[0], *argv])
+    command = command_line(argv)
     print(f"command: {command}", flush=True)
     train(args, command)
     print(f"command: {command}", flush=True)

@@ -23,7 +23,11 @@ import warnings
 import torch
 from torch import nn
 
-__all__ = ["AUTOCAST_DTYPES", "autocast_context", "channels_last_copy", "check_autocast_dtype"]
+from discinvert.conditioning import Conditioning
+from discinvert.features import FeatureTap
+from discinvert.gan import generate
+
+__all__ = ["AUTOCAST_DTYPES", "autocast_context", "channels_last_copy", "check_autocast_dtype", "probe_levers"]
 
 AUTOCAST_DTYPES = (torch.bfloat16, torch.float16)
 """The dtypes accepted for ``autocast_dtype``."""
@@ -84,3 +88,35 @@ def channels_last_copy(module: nn.Module, name: str) -> nn.Module:
             "fit with channels_last=False."
         ) from error
     return duplicate.to(memory_format=torch.channels_last)
+
+
+def probe_levers(
+    generator: nn.Module,
+    tap: FeatureTap,
+    latents: torch.Tensor,
+    conditions: torch.Tensor | None,
+    conditioning: Conditioning | None,
+    device: torch.device,
+    autocast_dtype: torch.dtype | None,
+    channels_last: bool,
+    feature_dim: int,
+) -> None:
+    """Run G and D once as the training pairs will be made, so that a lever they do not support fails now.
+
+    Call it under :func:`discinvert.guard.frozen`, with the (copied) G and D the fit will use.
+
+    Raises:
+        ValueError: G or D fails under the levers, or gives another number of features.
+    """
+    levers = ", ".join(([f"autocast_dtype={autocast_dtype}"] if autocast_dtype is not None else [])
+                       + (["channels_last=True"] if channels_last else []))
+    try:
+        with torch.no_grad(), autocast_context(device, autocast_dtype):
+            features = tap(generate(generator, latents, conditions, conditioning), conditions)
+    except Exception as error:  # the user's G and D under a layout or precision they may not support
+        raise ValueError(
+            f"{levers}: G and D failed on a probe batch with this setting ({type(error).__name__}: {error}); "
+            "fit without it."
+        ) from error
+    if features.shape[1] != feature_dim:
+        raise ValueError(f"{levers}: expected {feature_dim} features per image as in full precision, got {features.shape[1]}.")

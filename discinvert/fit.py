@@ -22,7 +22,7 @@ from torch import nn
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from discinvert import distributed as dist_utils
-from discinvert.acceleration import autocast_context, channels_last_copy, check_autocast_dtype
+from discinvert.acceleration import autocast_context, channels_last_copy, check_autocast_dtype, probe_levers
 from discinvert.conditioning import Conditioning
 from discinvert.config import InverterConfig
 from discinvert.features import FeatureTap, layer_calls, reached_modules
@@ -53,32 +53,6 @@ _MAX_SEED = 2**62  # leaves room for seed + 1 and seed + rank offsets in torch's
 
 def _new_seed() -> int:
     return int.from_bytes(os.urandom(8), "little") >> 12
-
-
-def _probe_levers(
-    generator: nn.Module,
-    tap: FeatureTap,
-    latents: torch.Tensor,
-    conditions: torch.Tensor | None,
-    conditioning: Conditioning | None,
-    device: torch.device,
-    autocast_dtype: torch.dtype | None,
-    channels_last: bool,
-    feature_dim: int,
-) -> None:
-    """Run G and D as the training pairs will be made, so a lever they do not support fails now, clearly."""
-    levers = ", ".join(([f"autocast_dtype={autocast_dtype}"] if autocast_dtype is not None else [])
-                       + (["channels_last=True"] if channels_last else []))
-    try:
-        with torch.no_grad(), autocast_context(device, autocast_dtype):
-            features = tap(generate(generator, latents, conditions, conditioning), conditions)
-    except Exception as error:  # the user's G and D under a layout or precision they may not support
-        raise ValueError(
-            f"{levers}: G and D failed on a probe batch with this setting ({type(error).__name__}: {error}); "
-            "fit without it."
-        ) from error
-    if features.shape[1] != feature_dim:
-        raise ValueError(f"{levers}: expected {feature_dim} features per image as in full precision, got {features.shape[1]}.")
 
 
 def fit_inverter(
@@ -253,7 +227,8 @@ def fit_inverter(
             g_print = fingerprint_generator(generator)
             with frozen(generator, discriminator):
                 image_shape, feature_dim = probe(generator, tap, z_probe, c_probe, conditioning)
-                calls = layer_calls(tap, generate(generator, z_probe, c_probe, conditioning), c_probe)
+                probe_images = generate(generator, z_probe, c_probe, conditioning)
+                calls = layer_calls(tap, probe_images.clone(), c_probe)  # a D may write into its input
                 if calls is not None and calls > 1:
                     raise ValueError(
                         f"feature_layer {layer_name!r}: expected a layer D runs once per forward pass, got one it "
@@ -261,7 +236,7 @@ def fit_inverter(
                         "its output is ambiguous. Choose a layer D runs once, e.g. the module just before it (see "
                         "discinvert.list_layers(D, images): LayerInfo.calls)."
                     )
-                modules = reached_modules(tap, generate(generator, z_probe, c_probe, conditioning), c_probe)
+                modules = reached_modules(tap, probe_images, c_probe)
             d_print = fingerprint_discriminator(discriminator, modules)
             val_rng.manual_seed(seed + 1)
             z_val, c_val = draw(validation_size, val_rng)
@@ -297,7 +272,7 @@ def fit_inverter(
             d_copy = channels_last_copy(discriminator, "discriminator")
             train_tap = FeatureTap(d_copy, layer_name, d_copy.get_submodule(layer_name), conditioning=conditioning)
         if channels_last or autocast_dtype is not None:
-            _probe_levers(train_generator, train_tap, z_probe, c_probe, conditioning, run_device, autocast_dtype,
+            probe_levers(train_generator, train_tap, z_probe, c_probe, conditioning, run_device, autocast_dtype,
                           channels_last, feature_dim)
 
         def fresh() -> tuple[torch.Tensor, torch.Tensor]:

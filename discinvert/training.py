@@ -112,14 +112,18 @@ class Checkpointing:
     """The step ``path`` names (set on resume and after each distributed save)."""
 
 
+def _rank_prefix(path: Path, rank: int) -> str:
+    name = path.name[: -len(".safetensors")] if path.name.endswith(".safetensors") else path.name
+    return f"{name}.rank{rank}.step"
+
+
 def rank_path(path: Path, rank: int, step: int) -> Path:
     """Where rank ``rank`` (> 0) of a distributed fit keeps its state for step ``step``."""
-    name = path.name[: -len(".safetensors")] if path.name.endswith(".safetensors") else path.name
-    return path.with_name(f"{name}.rank{rank}.step{step}.safetensors")
+    return path.with_name(f"{_rank_prefix(path, rank)}{step}.safetensors")
 
 
 def _rank_files(path: Path, rank: int) -> list[tuple[int, Path]]:
-    prefix = rank_path(path, rank, 0).name.rsplit(".step", 1)[0] + ".step"
+    prefix = _rank_prefix(path, rank)
     found = []
     for candidate in path.parent.glob(f"{glob.escape(prefix)}*.safetensors"):
         step = candidate.name[len(prefix): -len(".safetensors")]

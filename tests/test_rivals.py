@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import gzip
-import importlib.util
 import json
 import os
 import struct
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import pytest
@@ -27,15 +25,8 @@ from discinvert.architectures import (
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RIVALS = REPO_ROOT / "benchmarks" / "rivals"
 
-
-def _module(name: str, path: Path) -> ModuleType:
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+sys.path.insert(0, str(REPO_ROOT / "benchmarks"))  # benchmarks/common.py, as the scripts import it
+from common import load_module as _module  # noqa: E402
 
 
 # The same module name train.py and evaluate.py use, so all three share one copy.

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -43,7 +42,7 @@ except ImportError:
 from discinvert.datasets import from_model_range
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/common.py
-from common import finite_or_none, load_module, pick_device, training_tensor  # noqa: E402
+from common import command_line, finite_or_none, load_module, pick_device, training_tensor  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 GRID = 8
@@ -191,7 +190,7 @@ def train(args: argparse.Namespace, command: str) -> Path:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    command = "python " + shlex.join(sys.argv if argv is None else [sys.argv[0], *argv])
+    command = command_line(argv)
     print(f"command: {command}", flush=True)
     train(args, command)
     print(f"command: {command}", flush=True)
