@@ -29,7 +29,7 @@ sys.path.insert(0, str(REPO_ROOT / "benchmarks"))  # benchmarks/common.py, as th
 from common import load_module as _module  # noqa: E402
 
 
-# The same module name train.py and evaluate.py use, so all three share one copy.
+# The same module name train.py and table1.py use, so all three share one copy.
 models = _module("discinvert_rivals_models", RIVALS / "models.py")
 
 
@@ -216,25 +216,74 @@ def test_train_script_end_to_end_then_evaluate(tmp_path: Path) -> None:
         assert not (out / "model.safetensors").read_bytes().startswith(b"\x80")  # not a pickle
 
     _fake_split(root, "t10k", 40, seed=1)
-    evaluate = _module("rivals_evaluate", RIVALS / "evaluate.py")
-    zoo = REPO_ROOT / "discinvert" / "zoo" / "dcgan-fashion-mnist"
-    out_md, out_json = tmp_path / "rivals.md", tmp_path / "rivals.json"
-    evaluate.main(["--rivals", *(str(tmp_path / n) for n in models.MODELS), "--ours", f"{zoo / 'gan'}:{zoo / 'inverter'}",
-                   "--device", "cpu", "--fit-steps", "2", "--n", "16", "--repeats", "2", "--nn-train", "64", "--pixel-nn",
-                   "--data-root", str(root), "--json", str(out_json), "--out", str(out_md)])
-    results = json.loads(out_json.read_text())["results"]
-    assert set(results) == {*models.MODELS, "ours:dcgan"}
+    check_table1_with_rivals(tmp_path, root)
+
+
+def check_table1_with_rivals(tmp_path: Path, root: Path) -> None:
+    """table1.py scores the reference GAN and the rivals in one run and one table, and merges split runs."""
+    table1 = _module("discinvert_table1", REPO_ROOT / "benchmarks" / "table1.py")
+    gan = REPO_ROOT / "discinvert" / "zoo" / "dcgan-fashion-mnist" / "gan"
+    rivals = [str(tmp_path / n) for n in models.MODELS]
+    common = ["--device", "cpu", "--fit-steps", "2", "--k", "2", "--curve", "1", "2", "--n", "16", "--repeats", "2",
+              "--nn-train", "64", "--data-root", str(root)]
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- table1:start -->\nold\n<!-- table1:end -->\noutro\n")
+    out_md, out_json = tmp_path / "t1.md", tmp_path / "t1.json"
+    table1.main(["--gans", str(gan), "--rivals", *rivals, *common, "--pixel-nn", "--json", str(out_json),
+                 "--out", str(out_md), "--readme", str(readme)])
+    data = json.loads(out_json.read_text())
+    results = data["results"]
+    assert list(results) == ["dcgan", *models.MODELS]
+    assert set(results["dcgan"]["methods"]) == {"CN (ours)", "naive encoder", "optimisation only (2)",
+                                                "iGAN (naive + 2)", "hybrid (CN + 2)"}
     assert set(results["vae"]["methods"]) == {"own encoder"}
     for name in ("bigan", "gaan", "aaae"):
         assert set(results[name]["methods"]) == {"own encoder", "CN (ours) on its G"}
+        assert results[name]["methods"]["CN (ours) on its G"]["fit_steps"] == 2  # the reference GANs' CN budget
+    assert results["dcgan"]["methods"]["CN (ours)"]["fit_steps"] == 2
     for res in results.values():
-        for row in res["methods"].values():
-            assert np.isfinite(row["psnr_mean"]) and 0 <= row["nn_accuracy"] <= 1 and row["seconds_per_1k"] > 0
+        for method, row in res["methods"].items():
+            assert np.isfinite(row["psnr_mean"]) and row["seconds_per_1k"] > 0
+            if "optimisation" in method or "iGAN" in method or "hybrid" in method:
+                assert row["nn_accuracy"] is None
+            else:  # every feed-forward encoder, ours included, has its 1-NN accuracy
+                assert 0 <= row["nn_accuracy"] <= 1
+    meta = data["meta"]
+    assert (meta["nn_train"], meta["nn_test"], meta["fit_steps"]) == (64, 40, 2)
+    assert 0 <= meta["pixel_nn_accuracy"] <= 1
     text = out_md.read_text()
-    assert "11.83 / 0.3921" in text and "13.02 / 0.3623" in text and "15.10 / 0.5332" in text
-    assert "MNIST" in text and "97.39" in text and "--fit-steps 2" in text and "raw pixels" in text
-    merged_md, merged_json = tmp_path / "merged.md", tmp_path / "merged.json"
-    evaluate.main(["--merge", str(out_json), str(out_json), "--ran-in-parallel", "--json", str(merged_json),
-                   "--out", str(merged_md)])
-    assert json.loads(merged_json.read_text())["results"] == results
-    assert "shared one device" in merged_md.read_text()
+    table = text.split("| model | method |", 1)[1].split("\n\n", 1)[0]
+    assert table.count("\n| ") == 5 + 1 + 3 * 2  # a line per row: the GAN and the rivals in one table
+    assert "| DCGAN | CN (ours) |" in table and "15.10 / 0.5332 |" in table
+    assert "| VAE | own encoder |" in table and "11.83 / 0.3921 |" in table
+    assert "| BiGAN/ALI | own encoder |" in table and "13.02 / 0.3623 |" in table
+    assert "### Compared with the paper" in text and "The paper's claim that the CN on every GAN beats" in text
+    assert "97.39" in text and "raw pixels" in text and "--fit-steps 2" in text and "No discriminator" in text
+    assert "\n| DCGAN | " in readme.read_text() and "old" not in readme.read_text()
+
+    # The same table from two runs sharing the device, merged; and a merge of two protocols refused.
+    gan_json, rival_json, merged_json = (tmp_path / f"{n}.json" for n in ("gan", "rivals", "merged"))
+    table1.main(["--gans", str(gan), *common, "--pixel-nn", "--concurrent", "2", "--json", str(gan_json),
+                 "--out", str(tmp_path / "gan.md"), "--readme", str(readme)])
+    table1.main(["--rivals", *rivals, *common, "--concurrent", "2", "--json", str(rival_json),
+                 "--out", str(tmp_path / "rivals.md"), "--readme", str(readme)])
+    merged_md = tmp_path / "merged.md"
+    table1.main(["--merge", str(gan_json), str(rival_json), "--json", str(merged_json), "--out", str(merged_md),
+                 "--readme", str(readme)])
+    merged = json.loads(merged_json.read_text())
+    assert list(merged["results"]) == ["dcgan", *models.MODELS]
+    for name, res in merged["results"].items():  # seeded: the split runs score exactly what the single run did
+        for method, row in res["methods"].items():
+            assert row["psnr_mean"] == results[name]["methods"][method]["psnr_mean"], (name, method)
+            assert row["nn_accuracy"] == results[name]["methods"][method]["nn_accuracy"], (name, method)
+    assert merged["meta"]["pixel_nn_accuracy"] == meta["pixel_nn_accuracy"]
+    merged_text = merged_md.read_text()
+    assert "dcgan (2 processes)" in merged_text and "vae, bigan, gaan, aaae (2 processes)" in merged_text
+    assert merged_text.count("python ") >= 3  # both runs' commands and the merge's
+    other = json.loads(rival_json.read_text())
+    other["meta"]["fit_steps"] = 3
+    rival_json.write_text(json.dumps(other))
+    with pytest.raises(ValueError, match="fit_steps"):
+        table1.merge_runs([json.loads(gan_json.read_text()), other], "merge")
+    with pytest.raises(ValueError, match="'dcgan' is in more than one run"):
+        table1.merge_runs([json.loads(gan_json.read_text())] * 2, "merge")
