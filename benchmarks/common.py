@@ -51,6 +51,15 @@ def write_marked_section(path: Path, name: str, key: str, block_lines: list[str]
     path.write_text(text)
 
 
+def out_of_time(max_seconds: float | None, *, elapsed: float, last_epoch: float, epoch: int, epochs: int) -> bool:
+    """Whether a training loop should stop after ``epoch``: another epoch as long as the last would pass
+    ``max_seconds`` (``None``: never). Prints why when it stops."""
+    if max_seconds is None or epoch >= epochs or elapsed + last_epoch <= max_seconds:
+        return False
+    print(f"stopping after epoch {epoch}: another epoch would pass --max-seconds {max_seconds}", flush=True)
+    return True
+
+
 def finite_or_none(value: float) -> float | None:
     """``value`` as a float, or ``None`` when it is NaN/Inf (JSON has no such numbers)."""
     value = float(value)

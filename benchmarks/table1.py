@@ -171,7 +171,8 @@ def evaluate_gan(gan_dir: Path, proto: Protocol, args: argparse.Namespace) -> tu
         "parameters": {"generator": sum(p.numel() for p in G.parameters()),
                        "discriminator": sum(p.numel() for p in D.parameters()),
                        "connection network": sum(p.numel() for p in inverter.cn.parameters())},
-        "training": {k: extra.get(k) for k in ("epochs", "train_seconds", "device_name", "command")},
+        "training": {k: extra.get(k) for k in ("epochs", "epochs_requested", "stopped_early", "train_seconds",
+                                               "device_name", "command")},
         "methods": rows, "optimisation_curve": curve, "cn_psnr_first_draw": cn_first_psnr,
         "match": None if match is None else {**match, "speedup": match["seconds_per_1k"] / t_cn},
     }

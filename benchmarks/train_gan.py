@@ -5,7 +5,7 @@ Usage::
 
     python benchmarks/train_gan.py --loss dcgan|lsgan|wgan-gp --epochs N \
         --batch-size 64 --device auto|cpu|cuda --seed 0 --out DIR \
-        [--data-root PATH] [--limit N] [--half]
+        [--data-root PATH] [--limit N] [--half] [--max-seconds S]
 
 Only the training split (``train-*-ubyte``) is read; the test split is never
 touched, so it stays a clean held-out set for inversion experiments.
@@ -59,7 +59,7 @@ from discinvert.architectures import (  # noqa: E402
 from discinvert.datasets import from_model_range  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/common.py
-from common import command_line, finite_or_none, pick_device, training_tensor  # noqa: E402
+from common import command_line, finite_or_none, out_of_time, pick_device, training_tensor  # noqa: E402
 
 GP_WEIGHT = 10.0
 N_CRITIC = 5
@@ -82,6 +82,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--data-root", type=Path, default=None, help="folder with the Fashion-MNIST IDX files")
     parser.add_argument("--limit", type=int, default=None, help="use only the first N training images")
     parser.add_argument("--half", action="store_true", help="store the weights as float16")
+    parser.add_argument("--max-seconds", type=float, default=None,
+                        help="stop after the epoch at which another epoch would pass this many seconds")
     args = parser.parse_args(argv)
     if args.epochs < 1:
         parser.error(f"--epochs: expected >= 1, received {args.epochs}")
@@ -232,11 +234,17 @@ def train(args: argparse.Namespace, command: str) -> None:
             f"({batches_per_epoch} D / {g_steps} G steps)  {seconds:.1f}s",
             flush=True,
         )
+        if out_of_time(args.max_seconds, elapsed=time.perf_counter() - t_start, last_epoch=seconds, epoch=epoch,
+                       epochs=args.epochs):
+            break
     train_seconds = time.perf_counter() - t_start
 
     extra = {
         "train_seconds": round(train_seconds, 3),
-        "epochs": args.epochs,
+        "epochs": len(history),
+        "epochs_requested": args.epochs,
+        "stopped_early": len(history) < args.epochs,
+        "max_seconds": args.max_seconds,
         "command": command,
         "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
@@ -253,7 +261,7 @@ def train(args: argparse.Namespace, command: str) -> None:
     out = Path(args.out)
     save_gan(out, generator, discriminator, config, extra=extra, half=args.half)
     write_png_gray(out / "samples.png", sample_grid(generator, fixed_z))
-    print(f"trained {args.epochs} epoch(s) in {train_seconds:.1f}s; wrote {out}", flush=True)
+    print(f"trained {len(history)} epoch(s) in {train_seconds:.1f}s; wrote {out}", flush=True)
 
 
 def main(argv: list[str] | None = None) -> None:

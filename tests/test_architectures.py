@@ -249,7 +249,9 @@ def test_train_gan_script_smoke(tmp_path: Path) -> None:
     procs = {}
     for loss in LOSSES:
         out = tmp_path / loss
-        cmd = [sys.executable, str(script), "--loss", loss, "--epochs", "1", "--limit", "128", "--device", "cpu",
+        # dcgan asks for 3 epochs with no time for a second one: --max-seconds stops it after the first.
+        epochs = ["--epochs", "3", "--max-seconds", "0"] if loss == "dcgan" else ["--epochs", "1"]
+        cmd = [sys.executable, str(script), "--loss", loss, *epochs, "--limit", "128", "--device", "cpu",
                "--seed", "0", "--batch-size", "64", "--out", str(out), "--data-root", str(root)]
         procs[loss] = (subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True), out)
     for loss, (proc, out) in procs.items():
@@ -262,6 +264,7 @@ def test_train_gan_script_smoke(tmp_path: Path) -> None:
         generator, discriminator, config, extra = load_gan(out)
         assert config.loss == loss
         assert extra["epochs"] == 1 and extra["device"] == "cpu" and extra["n_train"] == 128
+        assert (extra["epochs_requested"], extra["stopped_early"]) == ((3, True) if loss == "dcgan" else (1, False))
         assert "--limit 128" in extra["command"]
         assert extra["torch_version"] == torch.__version__
         assert len(extra["losses_per_epoch"]) == 1 and extra["losses_per_epoch"][0]["d_steps"] == 2

@@ -8,7 +8,7 @@ Usage::
         [--data-root PATH] [--limit N] [--max-seconds S] [--half] [--width 64]
 
 The models and their losses are in ``benchmarks/rivals/models.py``. Only the training
-split is read (the test split stays held out for ``evaluate.py``). The whole split is one
+split is read (the test split stays held out for ``benchmarks/table1.py``). The whole split is one
 tensor in memory (on the GPU when training on CUDA), batched by slicing a random
 permutation each epoch; the last incomplete batch is dropped.
 
@@ -42,7 +42,7 @@ except ImportError:
 from discinvert.datasets import from_model_range
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/common.py
-from common import command_line, finite_or_none, load_module, pick_device, training_tensor  # noqa: E402
+from common import command_line, finite_or_none, load_module, out_of_time, pick_device, training_tensor  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 GRID = 8
@@ -155,10 +155,9 @@ def train(args: argparse.Namespace, command: str) -> Path:
             + f"  ({batches} steps)  {seconds:.1f}s", flush=True)
         if any(v is None for v in record.values()):
             print("warning: a loss is not finite", flush=True)
-        elapsed = time.perf_counter() - t_start
-        if args.max_seconds is not None and epoch < args.epochs and elapsed + seconds > args.max_seconds:
+        if out_of_time(args.max_seconds, elapsed=time.perf_counter() - t_start, last_epoch=seconds, epoch=epoch,
+                       epochs=args.epochs):
             stopped_early = True
-            print(f"stopping after epoch {epoch}: another epoch would pass --max-seconds {args.max_seconds}", flush=True)
             break
     train_seconds = time.perf_counter() - t_start
 
