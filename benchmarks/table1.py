@@ -64,7 +64,7 @@ from discinvert.metrics import image_quality  # noqa: E402
 from discinvert.optimize import DEFAULT_REFINE_LR, optimize_latents  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/common.py, protocol.py
-from common import command_line, load_module  # noqa: E402
+from common import command_line, load_module, pick_device  # noqa: E402
 from protocol import (  # noqa: E402
     MNIST_1NN,
     PAPER_BEST_PSNR,
@@ -99,7 +99,8 @@ SETUP_NOTES = {
              "100k iterations); our CN reads D's last hidden layer and sees --fit-steps batches of 256 fresh pairs.",
 }
 SETUP_NOTES["LSGAN"] = SETUP_NOTES["WGAN-GP"] = SETUP_NOTES["DCGAN"]
-PROTOCOL_KEYS = ("device", "torch", "fit_steps", "k", "refine_lr", "n", "repeats", "seed", "nn_train", "nn_test")
+PROTOCOL_KEYS = ("device", "torch", "fit_steps", "k", "refine_lr", "curve", "batch", "n", "repeats", "seed", "nn_train",
+                 "nn_test")
 
 
 def rival_models() -> Any:
@@ -217,6 +218,10 @@ def merge_runs(runs: list[dict[str, Any]], command: str) -> tuple[dict[str, Any]
         ValueError: runs whose protocol differs (device, torch, budgets, draws, 1-NN sets), or two runs
             that scored the same model.
     """
+    for run in runs:
+        if "runs" not in run.get("meta", {}) or any("kind" not in res for res in run.get("results", {}).values()):
+            raise ValueError("--merge: expected JSONs written by this table1.py (meta.runs, a kind per model); "
+                             f"received one without them (written by an older table1.py?): {run.get('meta', {}).get('command')}")
     first = runs[0]["meta"]
     for run in runs[1:]:
         differ = {k: (first.get(k), run["meta"].get(k)) for k in PROTOCOL_KEYS if first.get(k) != run["meta"].get(k)}
@@ -240,7 +245,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rivals", type=Path, nargs="+", default=[], help="rival folders from rivals/train.py")
     parser.add_argument("--merge", type=Path, nargs="+", default=None,
                         help="write --out/--json from JSONs of earlier runs (e.g. one per model, run in parallel)")
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (CUDA when there)")
     parser.add_argument("--fit-steps", type=int, default=10000, help="CN and naive-encoder budget, for every model")
     parser.add_argument("--k", type=int, default=100, help="optimisation steps for optimisation-only, iGAN and hybrid")
     parser.add_argument("--refine-lr", type=float, default=DEFAULT_REFINE_LR)
@@ -273,7 +278,9 @@ def main(argv: list[str] | None = None) -> None:
             parser.error("--gans/--rivals: expected at least one GAN or rival directory (or --merge)")
         if args.concurrent < 1:
             parser.error(f"--concurrent: expected >= 1, received {args.concurrent}")
-        device = args.device
+        if args.nn_train is not None and args.nn_train < 0:
+            parser.error(f"--nn-train: expected >= 0 (0 turns 1-NN off), received {args.nn_train}")
+        device = str(pick_device(args.device))
         proto = Protocol(device=device, n=args.n, repeats=args.repeats, seed=args.seed, data_root=args.data_root,
                          nn_train=args.nn_train, batch=args.batch)
         results: dict[str, Any] = {}
@@ -288,7 +295,7 @@ def main(argv: list[str] | None = None) -> None:
         nn_train, nn_test = proto.nn_sizes
         meta = {"runs": [{"command": command, "concurrent": args.concurrent, "models": list(results)}],
                 "device": describe_device(device), "torch": torch.__version__, "fit_steps": args.fit_steps,
-                "k": args.k, "refine_lr": args.refine_lr, "n": args.n, "repeats": args.repeats, "seed": args.seed,
+                "k": args.k, "refine_lr": args.refine_lr, "curve": args.curve, "batch": args.batch, "n": args.n, "repeats": args.repeats, "seed": args.seed,
                 "nn_train": nn_train, "nn_test": nn_test, "pixel_nn_accuracy": pixel_nn}
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({"meta": meta, "results": results}, indent=1))
@@ -347,7 +354,7 @@ def _comparison_lines(ordered: list[tuple[str, dict[str, Any]]], meta: dict[str,
     """Each row that has a paper figure beside it, the difference, and what differs in the set-up."""
     lines = ["### Compared with the paper", "",
              "| paper column | our row | paper PSNR / SSIM | ours | difference (dB / SSIM) |", "|---|---|---|---|---|"]
-    notes: dict[str, str] = {}
+    notes: dict[str, list[str]] = {}
     for _, res in ordered:
         for method, r in res["methods"].items():
             column = PAPER_ROW.get((res.get("kind", "gan"), res["model"], method))
@@ -356,12 +363,11 @@ def _comparison_lines(ordered: list[tuple[str, dict[str, Any]]], meta: dict[str,
             p_psnr, p_ssim = PAPER_FASHION_MNIST[column]
             lines.append(f"| {column} | {_title(res)}, {method} | {p_psnr:.2f} / {p_ssim:.4f} | {_cell(r)} | "
                          f"{r['psnr_mean'] - p_psnr:+.2f} / {r['ssim_mean'] - p_ssim:+.4f} |")
-            notes.setdefault(SETUP_NOTES[column], column)
+            notes.setdefault(SETUP_NOTES[column], []).append(column)
     if len(lines) == 4:
         return []
     lines.append("")
-    for note, column in notes.items():
-        columns = [c for c in PAPER_ROW.values() if SETUP_NOTES[c] == note]
+    for note, columns in notes.items():
         lines.append(f"- **{', '.join(columns)}**: {note}".replace("--fit-steps", f"{meta['fit_steps']:,}"))
     # The paper's claim: the CN on every GAN beats VAE and ALI/BiGAN in both PSNR and SSIM.
     cns = [(res, res["methods"]["CN (ours)"]) for _, res in ordered if res.get("kind", "gan") == "gan"]
@@ -371,8 +377,11 @@ def _comparison_lines(ordered: list[tuple[str, dict[str, Any]]], meta: dict[str,
         beaten = [f"{_title(g)} CN {'beats' if c['psnr_mean'] > o['psnr_mean'] and c['ssim_mean'] > o['ssim_mean'] else 'does not beat'} "
                   f"{_title(v)} ({_cell(c)} against {_cell(o)})" for g, c in cns for v, o in owns]
         holds = all(" beats " in b for b in beaten)
+        scored = {res["model"] for res, _ in owns}
+        scope = "" if scored == {"vae", "bigan"} else (
+            f" (checked against {_title(owns[0][0])} only: {'ALI/BiGAN' if 'vae' in scored else 'VAE'} was not scored in this run)")
         lines += ["", "The paper's claim that the CN on every GAN beats VAE and ALI/BiGAN in both PSNR and SSIM "
-                  f"**{'holds' if holds else 'does not hold'}** here: " + "; ".join(beaten) + "."]
+                  f"**{'holds' if holds else 'does not hold'}** for the GANs scored here{scope}: " + "; ".join(beaten) + "."]
     return lines + [""]
 
 

@@ -9,13 +9,15 @@
 #
 # MODEL: dcgan lsgan wgan-gp (benchmarks/train_gan.py) and vae bigan gaan aaae (benchmarks/rivals/train.py);
 # default: all seven. `train` and `eval` share only $RUNS; what comes back from a device is $PACK: the
-# JSON of each scored model and one .tgz of the logs, Markdown, configs and sample images (no weights:
+# JSON of each scored model (written as soon as it is scored) and a .tgz per stage of the logs,
+# Markdown, configs and sample images (no weights:
 # a device returns at most 8 files, and the working tree it is sent with holds at most 64 MiB, so the
 # models are trained and scored in the same call; see benchmarks/rivals/README.md for the GPU plan).
 #
 # Settings (environment variables): DEVICE (cuda), DATA (.dev/data), RUNS (runs/table1), PACK (default
 # $OUT if set, else $RUNS/pack), EPOCHS ("dcgan:25 lsgan:25 wgan-gp:50 vae:40 bigan:15 gaan:15 aaae:15"),
-# MAX_SECONDS (540, per training run: it stops after the epoch at which another would pass it),
+# MAX_SECONDS (540, per training run: it stops after the epoch at which another would pass it; with
+# `all`, set it so that training and scoring together fit the call: see benchmarks/rivals/README.md),
 # TRAIN_EXTRA / EVAL_EXTRA (extra arguments, e.g. "--limit 256" / "--fit-steps 5 --n 50"),
 # DOC (docs/benchmarks.md), JSON (docs/results/table1.json), README (README.md), PYTHON (python3).
 set -uo pipefail
@@ -47,19 +49,25 @@ models=("$@")
 if [ ${#models[@]} -eq 0 ] && [ "$stage" != merge ]; then
   for spec in $EPOCHS; do models+=("${spec%%:*}"); done
 fi
-for m in "${models[@]}"; do
+case "$stage" in
+  train|eval|all|merge) ;;
+  *) echo "usage: bash benchmarks/table1_run.sh train|eval|all|merge [MODEL ... | JSON ...]" >&2; exit 2;;
+esac
+declare -A epochs
+for m in "${models[@]}"; do  # every model checked before anything starts
   case "$stage:$m" in
-    merge:*) ;;
+    merge:*) continue;;
     *:dcgan|*:lsgan|*:wgan-gp|*:vae|*:bigan|*:gaan|*:aaae) ;;
     *) echo "unknown model '$m': expected dcgan lsgan wgan-gp vae bigan gaan aaae" >&2; exit 2;;
   esac
+  if [ "$stage" != eval ]; then epochs[$m]=$(epochs_of "$m") || exit 2; fi
 done
 mkdir -p "$RUNS" "$PACK"
 declare -A pid
 
 train() {
   for m in "${models[@]}"; do
-    e=$(epochs_of "$m") || exit 2
+    e=${epochs[$m]}
     if is_gan "$m"; then cmd=("$PY" benchmarks/train_gan.py --loss "$m"); else cmd=("$PY" benchmarks/rivals/train.py --model "$m"); fi
     # shellcheck disable=SC2086
     "${cmd[@]}" --epochs "$e" --batch-size 64 --device "$DEVICE" --seed 0 --data-root "$DATA" \
@@ -117,10 +125,6 @@ case "$stage" in
     fi
     if [ ${#jsons[@]} -eq 0 ]; then echo "merge: no table1-*.json in $PACK" >&2; exit 2; fi
     "$PY" benchmarks/table1.py --merge "${jsons[@]}" --json "$JSON" --out "$DOC" --readme "$README" || status=1
-    ;;
-  *)
-    echo "usage: bash benchmarks/table1_run.sh train|eval|all|merge [MODEL ... | JSON ...]" >&2
-    exit 2
     ;;
 esac
 ls -la "$PACK"

@@ -183,7 +183,7 @@ def _fake_split(root: Path, prefix: str, n: int, seed: int) -> None:
 
 
 def test_train_script_end_to_end_then_evaluate(tmp_path: Path) -> None:
-    """train.py for every model on 128 fake train images (train split only), then evaluate.py on them."""
+    """train.py for every model on 128 fake train images (train split only), then table1.py on them."""
     root = tmp_path / "data"
     root.mkdir()
     _fake_split(root, "train", 160, seed=0)  # only the train files: train.py must never read the test split
@@ -280,10 +280,23 @@ def check_table1_with_rivals(tmp_path: Path, root: Path) -> None:
     merged_text = merged_md.read_text()
     assert "dcgan (2 processes)" in merged_text and "vae, bigan, gaan, aaae (2 processes)" in merged_text
     assert merged_text.count("python ") >= 3  # both runs' commands and the merge's
-    other = json.loads(rival_json.read_text())
-    other["meta"]["fit_steps"] = 3
-    rival_json.write_text(json.dumps(other))
-    with pytest.raises(ValueError, match="fit_steps"):
-        table1.merge_runs([json.loads(gan_json.read_text()), other], "merge")
+    gan_run = json.loads(gan_json.read_text())
+    for key, value in (("fit_steps", 3), ("curve", [1, 5]), ("batch", 500)):
+        other = json.loads(rival_json.read_text())
+        other["meta"][key] = value
+        with pytest.raises(ValueError, match=key):
+            table1.merge_runs([gan_run, other], "merge")
+    with pytest.raises(ValueError, match="older table1.py"):
+        table1.merge_runs([gan_run, {"meta": {"command": "python benchmarks/table1.py --gans runs/lsgan"},
+                                     "results": {"lsgan": {"methods": {}}}}], "merge")
+
+    # The comparison names only the columns and rivals this run scored.
+    partial = {name: merged["results"][name] for name in ("dcgan", "vae")}
+    partial_md = tmp_path / "partial.md"
+    table1.write_markdown(partial_md, merged["meta"], partial)
+    partial_text = partial_md.read_text()
+    assert "- **DCGAN**: Same DCGAN-style backbone" in partial_text and "WGAN-GP**" not in partial_text
+    assert "(checked against VAE only: ALI/BiGAN was not scored in this run)" in partial_text
+    assert "(checked against" not in merged_text
     with pytest.raises(ValueError, match="'dcgan' is in more than one run"):
         table1.merge_runs([json.loads(gan_json.read_text())] * 2, "merge")
