@@ -428,6 +428,7 @@ def write_markdown(out: Path, meta: dict[str, Any], results: dict[str, Any]) -> 
             nn = f"{100 * r['nn_accuracy']:.2f}%" if r.get("nn_accuracy") is not None else "–"
             lines.append(f"| {_title(res)} | {method} | {r['psnr_mean']:.2f} ± {r['psnr_std']:.2f} | "
                          f"{r['ssim_mean']:.4f} ± {r['ssim_std']:.4f} | {nn} | {r['seconds_per_1k']:.4f} | {paper} |")
+    lines += _ranking_lines(ordered)
     if meta.get("pixel_nn_accuracy") is not None:
         lines += ["", f"Reference: 1-NN on the raw pixels (784 values, same train and test images): "
                   f"{100 * meta['pixel_nn_accuracy']:.2f}%."]
@@ -490,6 +491,20 @@ def write_markdown(out: Path, meta: dict[str, Any], results: dict[str, Any]) -> 
               "channels-last copies, batch reuse) saves and costs: `docs/fit_speed.md`.", ""]
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(lines))
+
+
+def _ranking_lines(ordered: list[tuple[str, dict[str, Any]]]) -> list[str]:
+    """The feed-forward encoders (the rows with a 1-NN figure) ranked by PSNR and by 1-NN accuracy."""
+    rows = [(f"{_title(res)}, {method}", r) for _, res in ordered for method, r in res["methods"].items()
+            if r.get("nn_accuracy") is not None]
+    if len(rows) < 2:
+        return []
+    lines = ["", "Feed-forward encoders ranked by PSNR: " + "; ".join(
+        f"{i}. {label} {r['psnr_mean']:.2f} dB" for i, (label, r) in enumerate(sorted(rows, key=lambda t: -t[1]["psnr_mean"]), 1))
+        + ".", "", "Ranked by 1-NN accuracy in code space: " + "; ".join(
+        f"{i}. {label} {100 * r['nn_accuracy']:.2f}%" for i, (label, r) in
+        enumerate(sorted(rows, key=lambda t: -t[1]["nn_accuracy"]), 1)) + "."]
+    return lines
 
 
 def _model_lines(res: dict[str, Any]) -> list[str]:

@@ -258,6 +258,9 @@ def check_table1_with_rivals(tmp_path: Path, root: Path) -> None:
     assert "| VAE | own encoder |" in table and "11.83 / 0.3921 |" in table
     assert "| BiGAN/ALI | own encoder |" in table and "13.02 / 0.3623 |" in table
     assert "### Compared with the paper" in text and "The paper's claim that the CN on every GAN beats" in text
+    ranked = text.split("Feed-forward encoders ranked by PSNR: ", 1)[1].split("\n", 1)[0]
+    assert ranked.count("dB") == 2 + 4 + 3  # CN and naive encoder, the four own encoders, three CNs on rivals
+    assert "Ranked by 1-NN accuracy in code space: 1. " in text
     assert "97.39" in text and "raw pixels" in text and "--fit-steps 2" in text and "No discriminator" in text
     assert "\n| DCGAN | " in readme.read_text() and "old" not in readme.read_text()
 
