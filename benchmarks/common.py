@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import platform
 import shlex
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
@@ -22,6 +25,28 @@ from discinvert.datasets import load_fashion_mnist, to_model_range
 def command_line(argv: list[str] | None) -> str:
     """The command that ran this script, quoted so it can be pasted back into a shell."""
     return "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv if argv is not None else sys.argv[1:])])
+
+
+def sync(device: str | torch.device) -> None:
+    """Wait for queued CUDA work, so that a timer measures it (no-op on the CPU)."""
+    if str(device).startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def timed(device: str | torch.device, fn: Callable[[], object]) -> tuple[object, float]:
+    """``fn()`` and its wall-clock seconds, with the device synchronised on both sides."""
+    sync(device)
+    start = time.perf_counter()
+    out = fn()
+    sync(device)
+    return out, time.perf_counter() - start
+
+
+def describe_device(device: str | torch.device) -> str:
+    """The device's name for a doc: the GPU's name, or the CPU's architecture and torch's thread count."""
+    if str(device).startswith("cuda"):
+        return torch.cuda.get_device_name(device)
+    return f"CPU {platform.machine()}, {torch.get_num_threads()} torch threads"
 
 
 def pick_device(choice: str) -> torch.device:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import re
 import sys
 import time
@@ -35,7 +34,7 @@ from discinvert.metrics import image_quality
 from discinvert.pool import POOL_BATCHES
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/common.py
-from common import command_line, write_marked_section  # noqa: E402
+from common import command_line, describe_device, write_marked_section  # noqa: E402
 
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -107,8 +106,7 @@ def main(argv: list[str] | None = None) -> None:
               f"after {row['seconds_to_2pct']:.1f} s, of the reference's after "
               f"{'never' if to_ref is None else f'{to_ref:.1f} s'}, PSNR {psnr:.2f} dB", flush=True)
 
-    device_name = (torch.cuda.get_device_name(args.device) if args.device.startswith("cuda")
-                   else f"CPU {platform.machine()}, {torch.get_num_threads()} torch threads")
+    device_name = describe_device(args.device)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"command": command, "device": device_name, "torch": torch.__version__,

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import platform
 import statistics
 import sys
 import time
@@ -39,7 +38,7 @@ from discinvert.layers import resolve_layer
 from discinvert.network import CNConfig, ConnectionNetwork
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/common.py
-from common import command_line, write_marked_section  # noqa: E402
+from common import command_line, describe_device, sync, write_marked_section  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -55,19 +54,15 @@ def main(argv: list[str] | None = None) -> None:
     print(command, flush=True)
     device = torch.device(args.device)
 
-    def sync() -> None:
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-
     def median(fn: Callable[[], object]) -> float:
         fn()
         fn()  # warm-up (oneDNN / cuDNN pick their kernels on the first calls)
         times = []
         for _ in range(args.repeats):
-            sync()
+            sync(device)
             start = time.perf_counter()
             fn()
-            sync()
+            sync(device)
             times.append(time.perf_counter() - start)
         return statistics.median(times)
 
@@ -115,7 +110,7 @@ def main(argv: list[str] | None = None) -> None:
                 rows.append({"part": part, "lever": label, "seconds": None, "speedup": None,
                              "note": f"(failed here: {type(error).__name__})"})
                 continue
-            sync()
+            sync(device)
             compile_seconds = time.perf_counter() - start
             record(part, label, median(pairs(compiled, features, dtype=dtype)), f"(compiling took {compile_seconds:.0f} s)")
 
@@ -144,8 +139,7 @@ def main(argv: list[str] | None = None) -> None:
     record(part, "fused Adam (fit_inverter's default)", median(cn_step(True)))
     record(part, "fused Adam, bf16 autocast for the CN", median(cn_step(True, torch.bfloat16)))
 
-    device_name = (torch.cuda.get_device_name(device) if device.type == "cuda"
-                   else f"CPU {platform.machine()}, {torch.get_num_threads()} torch threads")
+    device_name = describe_device(device)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"command": command, "device": device_name, "torch": torch.__version__,

@@ -13,13 +13,13 @@ in exactly the same way:
   against the codes of the train images; the BiGAN protocol);
 - seconds to invert 1,000 images, timed on the first draw after a warm-up (fitting excluded).
 
-The paper's figures live here too, so the table and its comparison read from one place.
+The paper's figures live here too, so the table and its comparison read from one place;
+timing and device names come from ``common.py``, as for the other benchmarks.
 """
 
 from __future__ import annotations
 
-import platform
-import time
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,9 @@ import torch
 
 from discinvert.datasets import load_fashion_mnist, to_model_range
 from discinvert.metrics import draw_subsets, image_quality, nearest_neighbour_accuracy, summarize_draws
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/common.py
+from common import timed  # noqa: E402
 
 # The paper's Table 1, Fashion-MNIST row (PSNR dB / SSIM), from shared/docs/anchors.md.
 PAPER_FASHION_MNIST: dict[str, tuple[float, float]] = {
@@ -44,28 +47,6 @@ MNIST_1NN: dict[str, float] = {
 
 Encode = Callable[[torch.Tensor], torch.Tensor]
 Decode = Callable[[torch.Tensor], torch.Tensor]
-
-
-def sync(device: str | torch.device) -> None:
-    """Wait for queued CUDA work, so a timer measures it (no-op on the CPU)."""
-    if str(device).startswith("cuda"):
-        torch.cuda.synchronize()
-
-
-def timed(device: str | torch.device, fn: Callable[[], torch.Tensor]) -> tuple[torch.Tensor, float]:
-    """``fn()`` and its wall-clock seconds, with the device synchronised on both sides."""
-    sync(device)
-    start = time.perf_counter()
-    out = fn()
-    sync(device)
-    return out, time.perf_counter() - start
-
-
-def describe_device(device: str) -> str:
-    """The device's name for the doc: the GPU's name, or the CPU and its thread count."""
-    if device.startswith("cuda"):
-        return torch.cuda.get_device_name(device)
-    return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
 
 
 class Protocol:

@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import platform
 import resource
 import statistics
 import sys
@@ -52,12 +51,7 @@ from discinvert.layers import resolve_layer
 from discinvert.metrics import image_quality
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/common.py
-from common import command_line, write_marked_section  # noqa: E402
-
-
-def sync(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
+from common import command_line, describe_device, sync, write_marked_section  # noqa: E402
 
 
 def median_seconds(device: str, fn: Callable[[], object], repeats: int) -> float:
@@ -189,8 +183,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"bare generation {samples / t_bare:.0f} samples/s; fit {samples / t_fit:.0f} samples/s "
           f"({t_fit / t_bare:.2f}x the bare time)", flush=True)
 
-    device_name = (torch.cuda.get_device_name(device) if device.startswith("cuda")
-                   else f"CPU {platform.machine()}, {torch.get_num_threads()} torch threads")
+    device_name = describe_device(device)
     levers = [f"{args.autocast} autocast"] if autocast_dtype is not None else []
     levers += ["channels_last copies"] if args.channels_last else []
     meta = {"command": command, "device": device_name, "levers": levers, "torch": torch.__version__, "images": len(x),

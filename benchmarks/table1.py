@@ -64,14 +64,12 @@ from discinvert.metrics import image_quality  # noqa: E402
 from discinvert.optimize import DEFAULT_REFINE_LR, optimize_latents  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/common.py, protocol.py
-from common import command_line, load_module, pick_device  # noqa: E402
+from common import command_line, describe_device, load_module, pick_device, timed  # noqa: E402
 from protocol import (  # noqa: E402
     MNIST_1NN,
     PAPER_BEST_PSNR,
     PAPER_FASHION_MNIST,
     Protocol,
-    describe_device,
-    timed,
 )
 
 RIVALS_DIR = Path(__file__).resolve().parent / "rivals"
@@ -314,7 +312,7 @@ def _pick(methods: dict[str, Any], prefix: str) -> dict[str, Any]:
 
 def write_readme_block(readme: Path, results: dict[str, Any]) -> None:
     """Re-write the README's summary table (reference GANs) between the markers from these results."""
-    gans = {n: r for n, r in results.items() if r.get("kind", "gan") == "gan"}
+    gans = {n: r for n, r in results.items() if r["kind"] == "gan"}
     if not gans or not readme.is_file() or START not in readme.read_text():
         return
     lines = [START, "", "| GAN | CN only (ours) | naive encoder | optimisation only | hybrid: CN + optimisation | paper, CN only |",
@@ -335,13 +333,13 @@ def write_readme_block(readme: Path, results: dict[str, Any]) -> None:
 def _ordered(results: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     """Reference GANs in the order given, then the rivals in ``RIVAL_ORDER``."""
     rank = {name: i for i, name in enumerate(RIVAL_ORDER)}
-    keyed = [(0 if r.get("kind", "gan") == "gan" else 1, rank.get(r["model"], len(rank)), i, name, r)
+    keyed = [(0 if r["kind"] == "gan" else 1, rank.get(r["model"], len(rank)), i, name, r)
              for i, (name, r) in enumerate(results.items())]
     return [(name, r) for *_, name, r in sorted(keyed, key=lambda t: t[:3])]
 
 
 def _title(res: dict[str, Any]) -> str:
-    if res.get("kind", "gan") == "gan":
+    if res["kind"] == "gan":
         return GAN_TITLES.get(res["model"], res["model"])
     return RIVAL_TITLES.get(res["model"], res["model"])
 
@@ -357,7 +355,7 @@ def _comparison_lines(ordered: list[tuple[str, dict[str, Any]]], meta: dict[str,
     notes: dict[str, list[str]] = {}
     for _, res in ordered:
         for method, r in res["methods"].items():
-            column = PAPER_ROW.get((res.get("kind", "gan"), res["model"], method))
+            column = PAPER_ROW.get((res["kind"], res["model"], method))
             if column is None:
                 continue
             p_psnr, p_ssim = PAPER_FASHION_MNIST[column]
@@ -370,9 +368,9 @@ def _comparison_lines(ordered: list[tuple[str, dict[str, Any]]], meta: dict[str,
     for note, columns in notes.items():
         lines.append(f"- **{', '.join(columns)}**: {note}".replace("--fit-steps", f"{meta['fit_steps']:,}"))
     # The paper's claim: the CN on every GAN beats VAE and ALI/BiGAN in both PSNR and SSIM.
-    cns = [(res, res["methods"]["CN (ours)"]) for _, res in ordered if res.get("kind", "gan") == "gan"]
+    cns = [(res, res["methods"]["CN (ours)"]) for _, res in ordered if res["kind"] == "gan"]
     owns = [(res, res["methods"]["own encoder"]) for _, res in ordered
-            if res.get("kind") == "rival" and res["model"] in ("vae", "bigan")]
+            if res["kind"] == "rival" and res["model"] in ("vae", "bigan")]
     if cns and owns:
         beaten = [f"{_title(g)} CN {'beats' if c['psnr_mean'] > o['psnr_mean'] and c['ssim_mean'] > o['ssim_mean'] else 'does not beat'} "
                   f"{_title(v)} ({_cell(c)} against {_cell(o)})" for g, c in cns for v, o in owns]
@@ -388,8 +386,8 @@ def _comparison_lines(ordered: list[tuple[str, dict[str, Any]]], meta: dict[str,
 def write_markdown(out: Path, meta: dict[str, Any], results: dict[str, Any]) -> None:
     k = meta["k"]
     ordered = _ordered(results)
-    gans = [(n, r) for n, r in ordered if r.get("kind", "gan") == "gan"]
-    rivals = [(n, r) for n, r in ordered if r.get("kind") == "rival"]
+    gans = [(n, r) for n, r in ordered if r["kind"] == "gan"]
+    rivals = [(n, r) for n, r in ordered if r["kind"] == "rival"]
     runs = meta["runs"]
     lines = [
         "# Benchmarks",
@@ -423,7 +421,7 @@ def write_markdown(out: Path, meta: dict[str, Any], results: dict[str, Any]) -> 
               "|---|---|---|---|---|---|---|"]
     for _, res in ordered:
         for method, r in res["methods"].items():
-            column = PAPER_ROW.get((res.get("kind", "gan"), res["model"], method))
+            column = PAPER_ROW.get((res["kind"], res["model"], method))
             paper = f"{PAPER_FASHION_MNIST[column][0]:.2f} / {PAPER_FASHION_MNIST[column][1]:.4f}" if column else "–"
             nn = f"{100 * r['nn_accuracy']:.2f}%" if r.get("nn_accuracy") is not None else "–"
             lines.append(f"| {_title(res)} | {method} | {r['psnr_mean']:.2f} ± {r['psnr_std']:.2f} | "
@@ -525,7 +523,7 @@ def _model_lines(res: dict[str, Any]) -> list[str]:
         losses = {k: v for k, v in res["final_losses"].items() if k not in ("epoch", "steps", "seconds")}
         lines.append("  Last epoch's mean losses: " + ", ".join(
             f"{k} {v:.4g}" if isinstance(v, (int, float)) else f"{k} {v}" for k, v in losses.items()) + ".")
-    if res.get("kind", "gan") == "gan":
+    if res["kind"] == "gan":
         cn = res["methods"]["CN (ours)"]
         lines.append(f"  CN on D's layer {res['feature_layer']}; fit in {cn['fit_seconds']:.0f} s.")
     elif res.get("cn_hook"):
