@@ -89,3 +89,17 @@ def test_all_stage_trains_then_scores(tmp_path: Path) -> None:
     run = json.loads((pack / "table1-vae.json").read_text())
     assert run["results"]["vae"]["methods"]["own encoder"]["nn_accuracy"] is None  # --nn-train 0: 1-NN off
     assert run["meta"]["nn_train"] == 0
+
+
+def test_table1_refuses_bad_arguments_before_loading_anything(capsys) -> None:
+    import pytest
+
+    from tests.test_rivals import _module
+
+    table1 = _module("discinvert_table1", REPO_ROOT / "benchmarks" / "table1.py")
+    for argv, message in ((["--nn-train", "-1", "--gans", "missing"], "--nn-train: expected >= 0"),
+                          (["--concurrent", "0", "--gans", "missing"], "--concurrent: expected >= 1"),
+                          (["--device", "cpu"], "expected at least one GAN or rival directory")):
+        with pytest.raises(SystemExit) as exit_info:
+            table1.main(argv)
+        assert exit_info.value.code == 2 and message in capsys.readouterr().err
