@@ -15,8 +15,12 @@ from discinvert.network import CNConfig
 
 __all__ = ["FORMAT_VERSION", "InverterConfig", "migrate"]
 
-FORMAT_VERSION = 1
-"""Version of the on-disk format written by this library."""
+FORMAT_VERSION = 2
+"""Version of the on-disk format written by this library.
+
+Version 2 (discinvert 0.1, 2026-12) added ``image_range`` and made the discriminator
+fingerprint cover the feature layer's name and the module path up to it; version 1
+files still load (see :func:`migrate`)."""
 
 _FINGERPRINT_PREFIX = "sha256:"
 
@@ -36,7 +40,10 @@ def migrate(data: dict[str, Any], *, source: str) -> dict[str, Any]:
             f"reads versions up to {FORMAT_VERSION}. Upgrade discinvert "
             "(pip install -U discinvert) to load it."
         )
-    # Version 1 is the first format: nothing to migrate yet.
+    if version == 1:
+        # No recorded image range; the fingerprint scheme is kept as recorded (the
+        # loader checks it the version-1 way, then re-computes it the version-2 way).
+        data = {**data, "format_version": 2, "image_range": None, "_fingerprint_scheme": 1}
     return data
 
 
@@ -64,6 +71,19 @@ def _fingerprint(value: Any, key: str, source: str) -> str:
     return text
 
 
+def _range(value: Any, source: str) -> tuple[float, float] | None:
+    if value is None:
+        return None
+    if (
+        not isinstance(value, list)
+        or len(value) != 2
+        or any(not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v) for v in value)
+        or value[0] > value[1]
+    ):
+        raise ValueError(f"{source}: expected 'image_range' to be null or [min, max] with finite min <= max, got {value!r}.")
+    return float(value[0]), float(value[1])
+
+
 @dataclass(frozen=True)
 class InverterConfig:
     """Everything an inverter needs besides its weights.
@@ -81,6 +101,12 @@ class InverterConfig:
         latent_prior: ``"normal"`` for N(0, I), ``"custom"`` for a user's sampler.
         fit: how it was fit (steps, batch size, lr, seed, best validation MSE, seconds);
             informative only.
+        image_range: ``(min, max)`` of G's images seen at fit time (the held-out
+            validation samples), used to warn about inputs outside G's range and as
+            the metric's default value range; ``None`` when unknown.
+        fingerprint_scheme: ``2`` when ``discriminator_fingerprint`` covers the feature
+            layer's name and module path (written since format version 2), ``1`` for a
+            version-1 file (weights only); not stored, files are always written as 2.
     """
 
     feature_layer: str
@@ -94,6 +120,8 @@ class InverterConfig:
     conditional: bool = False
     latent_prior: str = "normal"
     fit: dict[str, Any] = field(default_factory=dict)
+    image_range: tuple[float, float] | None = None
+    fingerprint_scheme: int = 2
 
     @property
     def latent_dim(self) -> int:
@@ -102,10 +130,18 @@ class InverterConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form, with ``format_version`` and ``library_version``."""
+        if self.fingerprint_scheme < 2:
+            # A version-1 config loaded with on_mismatch="warn" and a mismatch: its D
+            # fingerprint is still the version-1 kind, so it is written as version 1.
+            legacy = {k: v for k, v in self._dict(FORMAT_VERSION).items() if k != "image_range"}
+            return {**legacy, "format_version": 1}
+        return self._dict(FORMAT_VERSION)
+
+    def _dict(self, version: int) -> dict[str, Any]:
         from discinvert._version import __version__
 
         return {
-            "format_version": FORMAT_VERSION,
+            "format_version": version,
             "library_version": __version__,
             "feature_layer": self.feature_layer,
             "latent_shape": list(self.latent_shape),
@@ -118,6 +154,7 @@ class InverterConfig:
             "conditional": self.conditional,
             "latent_prior": self.latent_prior,
             "fit": dict(self.fit),
+            "image_range": None if self.image_range is None else list(self.image_range),
         }
 
     @classmethod
@@ -130,11 +167,12 @@ class InverterConfig:
         """
         if not isinstance(data, dict):
             raise ValueError(f"{source}: expected a JSON object, got {type(data).__name__}.")
-        data = migrate(data, source=source)
+        data = dict(migrate(data, source=source))
+        scheme = data.pop("_fingerprint_scheme", 2)
         required = {
             "format_version", "library_version", "feature_layer", "latent_shape", "image_shape",
             "feature_dim", "cn", "generator_fingerprint", "discriminator_fingerprint",
-            "discriminator_modules", "conditional", "latent_prior", "fit",
+            "discriminator_modules", "conditional", "latent_prior", "fit", "image_range",
         }
         missing = sorted(required - set(data))
         unknown = sorted(set(data) - required)
@@ -171,6 +209,8 @@ class InverterConfig:
             conditional=data["conditional"],
             latent_prior=data["latent_prior"],
             fit=dict(data["fit"]),
+            image_range=_range(data["image_range"], source),
+            fingerprint_scheme=scheme,
         )
         if cn.in_features != feature_dim or cn.out_features != config.latent_dim:
             raise ValueError(

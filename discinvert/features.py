@@ -9,6 +9,7 @@ user's model between calls.
 from __future__ import annotations
 
 import copy
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -19,6 +20,8 @@ from discinvert.conditioning import Conditioning
 from discinvert.layers import _first_tensor
 
 __all__ = ["FeatureTap", "LayerNotReachedError", "layer_calls", "reached_modules"]
+
+logger = logging.getLogger(__name__)
 
 
 class _StopForward(BaseException):
@@ -71,7 +74,9 @@ class FeatureTap:
         """Return the feature layer's output for ``images``, shape ``(N, feature_dim)``.
 
         Grad mode is the caller's: under ``torch.no_grad()`` nothing is recorded, with
-        grad enabled the features are differentiable with respect to ``images``.
+        grad enabled the features are differentiable with respect to ``images``. D gets
+        a copy of ``images``: a D that writes into its input (an in-place first
+        activation, ``x.mul_(...)``) never changes the caller's tensor.
 
         Raises:
             LayerNotReachedError: D returned without running the feature layer.
@@ -85,7 +90,7 @@ class FeatureTap:
 
         handle = self.layer.register_forward_hook(hook)
         try:
-            self._call(images, conditions)
+            self._call(images.clone(), conditions)
         except _StopForward:
             pass
         finally:
@@ -143,20 +148,28 @@ def layer_calls(tap: FeatureTap, images: torch.Tensor, conditions: torch.Tensor 
     """How many times one full forward pass of D on ``images`` runs the feature layer.
 
     A module D runs several times (one activation shared by every block) has no single
-    output to read. The count runs D to the end, so it runs on a deep copy of D: the
-    user's D never computes past the feature layer, and whatever D's later layers change
-    (attributes, buffers replaced through ``.data``) happens to the copy. Call it under
-    :func:`discinvert.guard.frozen` and ``torch.no_grad()``.
+    output to read. The count runs D to the end, so it runs on a deep copy of D where D
+    can be copied: the user's D never computes past the feature layer, and whatever D's
+    later layers change (attributes, buffers replaced through ``.data``) happens to the
+    copy. A D that cannot be deep-copied (it holds a lock, a file or a CUDA stream) is
+    counted on itself, as :func:`discinvert.list_layers` does: the caller's
+    :func:`discinvert.guard.frozen` puts back its flags and any buffer a forward pass
+    changed. The check is never skipped. Call it under :func:`~discinvert.guard.frozen`
+    and ``torch.no_grad()``.
 
     Returns:
         The number of calls (a D that fails after the feature layer counts the calls made
-        before it failed), or ``None`` when D cannot be deep-copied (not checked then).
+        before it failed).
     """
     try:
         duplicate = copy.deepcopy(tap.discriminator)
-    except Exception:  # noqa: BLE001 - the user's D may hold uncopyable objects; skip the check
-        return None
-    layer = duplicate.get_submodule(tap.layer_name)
+        layer = duplicate.get_submodule(tap.layer_name)
+    except Exception as error:  # noqa: BLE001 - the user's D may hold uncopyable objects
+        logger.info(
+            "counting the calls of feature layer %r on D itself: D cannot be deep-copied (%s: %s)",
+            tap.layer_name, type(error).__name__, error,
+        )
+        duplicate, layer = tap.discriminator, tap.layer
     calls = [0]
 
     def hook(_module: nn.Module, _inputs: Any, _output: Any) -> None:
@@ -164,7 +177,7 @@ def layer_calls(tap: FeatureTap, images: torch.Tensor, conditions: torch.Tensor 
 
     handle = layer.register_forward_hook(hook)
     try:
-        FeatureTap(duplicate, tap.layer_name, layer, conditioning=tap.conditioning)._call(images, conditions)
+        FeatureTap(duplicate, tap.layer_name, layer, conditioning=tap.conditioning)._call(images.clone(), conditions)
     except Exception:  # noqa: BLE001 - the user's D past the feature layer; its first calls are counted
         pass
     finally:

@@ -4,13 +4,16 @@ A fingerprint is a SHA-256 over the names, dtypes, shapes and bytes of a model's
 ``state_dict`` entries (parameters and persistent buffers, BatchNorm statistics
 included). For D only the entries of the modules that run before the feature layer
 count, so a change to D's head after the feature layer does not invalidate an
-inverter, while any change that alters the features does.
+inverter, while any change that alters the features does. D's fingerprint also covers
+the feature layer's name and the ordered list of those modules (format version 2), so a
+config edited to name another layer of the same width is refused as well.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+import json
+from collections.abc import Iterable, Sequence
 
 import torch
 from torch import nn
@@ -22,8 +25,10 @@ def _owner(key: str) -> str:
     return key.rpartition(".")[0]
 
 
-def _digest(items: Iterable[tuple[str, torch.Tensor]]) -> str:
+def _digest(items: Iterable[tuple[str, torch.Tensor]], header: str = "") -> str:
     hasher = hashlib.sha256()
+    if header:
+        hasher.update(header.encode())
     for name, tensor in items:
         data = tensor.detach().to("cpu").contiguous().reshape(-1)
         hasher.update(f"{name}|{data.dtype}|{tuple(tensor.shape)}|".encode())
@@ -37,13 +42,18 @@ def fingerprint_generator(generator: nn.Module) -> str:
     return _digest(sorted(generator.state_dict(keep_vars=True).items()))
 
 
-def fingerprint_discriminator(discriminator: nn.Module, modules: Iterable[str]) -> str:
+def fingerprint_discriminator(
+    discriminator: nn.Module, modules: Sequence[str], feature_layer: str | None = None
+) -> str:
     """Fingerprint of the parameters and persistent buffers that ``modules`` hold directly.
 
     Args:
         discriminator: D.
-        modules: names of D's submodules that run up to the feature layer (recorded
-            when the inverter was fit).
+        modules: names of D's submodules that run up to the feature layer, in the order
+            they run (recorded when the inverter was fit).
+        feature_layer: the feature layer's dotted name. Given (format version 2), the
+            digest also covers this name and the ordered module list; ``None`` gives the
+            version-1 digest of the weights alone (kept to check older files).
 
     Raises:
         ValueError: a name is not a submodule of ``discriminator`` (D's structure
@@ -59,4 +69,5 @@ def fingerprint_discriminator(discriminator: nn.Module, modules: Iterable[str]) 
             "discriminator the inverter was fit for."
         )
     state = discriminator.state_dict(keep_vars=True)
-    return _digest(sorted((k, v) for k, v in state.items() if _owner(k) in wanted))
+    header = "" if feature_layer is None else json.dumps({"feature_layer": feature_layer, "modules": list(modules)}) + "|"
+    return _digest(sorted((k, v) for k, v in state.items() if _owner(k) in wanted), header)

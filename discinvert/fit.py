@@ -55,6 +55,32 @@ def _new_seed() -> int:
     return int.from_bytes(os.urandom(8), "little") >> 12
 
 
+def _validation_features(
+    generator: nn.Module,
+    tap: FeatureTap,
+    latents: torch.Tensor,
+    conditions: torch.Tensor | None,
+    conditioning: Conditioning | None,
+    batch_size: int,
+) -> tuple[torch.Tensor, tuple[float, float] | None]:
+    """D's features of ``G(latents)`` in batches, and the ``(min, max)`` of those images.
+
+    The range is recorded in the config (``image_range``): ``encode`` warns about inputs
+    far outside it, and the metric maps it to [0, 1]. ``None`` if G gave NaN or Inf.
+    """
+    chunks = []
+    low, high, finite = math.inf, -math.inf, True
+    for start in range(0, latents.shape[0], batch_size):
+        c = None if conditions is None else conditions[start : start + batch_size]
+        images = generate(generator, latents[start : start + batch_size], c, conditioning)
+        if finite and bool(torch.isfinite(images).all()):
+            low, high = min(low, float(images.min())), max(high, float(images.max()))
+        else:
+            finite = False
+        chunks.append(tap(images, c).float())
+    return torch.cat(chunks), ((low, high) if finite else None)
+
+
 def fit_inverter(
     generator: nn.Module,
     discriminator: nn.Module,
@@ -168,6 +194,7 @@ def fit_inverter(
     shape = parse_latent_shape(latent_shape) if latent_shape is not None else None
     if latent_sampler is not None and not callable(latent_sampler):
         raise ValueError(f"latent_sampler: expected a callable (n, generator, device) -> Tensor, got {latent_sampler!r}.")
+    cn_hidden = CNConfig(in_features=1, out_features=1, hidden=cn_hidden, batch_norm=cn_batch_norm).hidden
     steps = positive_int(steps, "steps")
     batch_size = positive_int(batch_size, "batch_size", 2)
     validation_size = positive_int(validation_size, "validation_size", 2)
@@ -228,8 +255,8 @@ def fit_inverter(
             with frozen(generator, discriminator):
                 image_shape, feature_dim = probe(generator, tap, z_probe, c_probe, conditioning)
                 probe_images = generate(generator, z_probe, c_probe, conditioning)
-                calls = layer_calls(tap, probe_images.clone(), c_probe)  # a D may write into its input
-                if calls is not None and calls > 1:
+                calls = layer_calls(tap, probe_images, c_probe)
+                if calls > 1:
                     raise ValueError(
                         f"feature_layer {layer_name!r}: expected a layer D runs once per forward pass, got one it "
                         f"runs {calls} times (a shared module, e.g. one activation reused after every block), so "
@@ -237,25 +264,17 @@ def fit_inverter(
                         "discinvert.list_layers(D, images): LayerInfo.calls)."
                     )
                 modules = reached_modules(tap, probe_images, c_probe)
-            d_print = fingerprint_discriminator(discriminator, modules)
+            d_print = fingerprint_discriminator(discriminator, modules, layer_name)
             val_rng.manual_seed(seed + 1)
             z_val, c_val = draw(validation_size, val_rng)
-            f_val = torch.cat(
-                [
-                    tap(
-                        generate(generator, z_val[i : i + batch_size], None if c_val is None else c_val[i : i + batch_size], conditioning),
-                        None if c_val is None else c_val[i : i + batch_size],
-                    ).float()
-                    for i in range(0, validation_size, batch_size)
-                ]
-            )
+            f_val, image_range = _validation_features(generator, tap, z_val, c_val, conditioning, batch_size)
             t_val = z_val.reshape(validation_size, -1).float()
             baseline = float(F.mse_loss(t_val.mean(0, keepdim=True).expand_as(t_val), t_val))
 
         cn_config = CNConfig(
             in_features=feature_dim,
             out_features=math.prod(found_shape),
-            hidden=tuple(cn_hidden),
+            hidden=cn_hidden,
             batch_norm=cn_batch_norm,
         )
         cn = ConnectionNetwork(cn_config).to(run_device)
@@ -319,6 +338,7 @@ def fit_inverter(
         discriminator_modules=tuple(modules),
         conditional=conditioning is not None,
         latent_prior="normal" if latent_sampler is None else "custom",
+        image_range=image_range,
         fit={
             "steps": steps,
             "batch_size": batch_size,

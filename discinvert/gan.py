@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+
 import torch
 from torch import nn
 
@@ -97,11 +99,38 @@ def generate(
     conditions: torch.Tensor | None = None,
     conditioning: Conditioning | None = None,
 ) -> torch.Tensor:
-    """Images ``G(z)`` (or ``conditioning.call_generator(G, z, y)``), cast latents to G's dtype."""
-    latents = latents.to(model_dtype(generator))
+    """Images ``G(z)`` (or ``conditioning.call_generator(G, z, y)``), cast latents to G's dtype.
+
+    G gets a copy of ``latents`` (differentiable when they require grad): a G that writes
+    into its input (``nn.LeakyReLU(inplace=True)`` on z) must never change the caller's
+    codes, nor the latents a fit uses as its regression targets.
+    """
+    latents = latents.to(model_dtype(generator), copy=True)
     if conditioning is None:
         return generator(latents)
     return conditioning.call_generator(generator, latents, conditions)
+
+
+def _check_takes_one_argument(generator: nn.Module) -> None:
+    """Refuse a G whose ``forward`` cannot be called as ``G(z)`` (before any latent-shape guess).
+
+    Raises:
+        ValueError: ``forward`` needs more arguments (a required keyword such as
+            ``truncation``, or a second positional such as labels).
+    """
+    try:
+        signature = inspect.signature(generator.forward)
+    except (TypeError, ValueError):  # builtins, C extensions: nothing to check
+        return
+    try:
+        signature.bind(object())
+    except TypeError as error:
+        raise ValueError(
+            f"generator: expected G(z) with the latent batch as its only required argument, but "
+            f"{type(generator).__name__}.forward{signature} cannot be called that way ({error}). Wrap G in a "
+            "module whose forward(z) supplies the other arguments, or, for a conditional GAN, pass "
+            "conditioning=Conditioning(sampler=..., call_generator=...)."
+        ) from None
 
 
 def probe(
@@ -121,6 +150,8 @@ def probe(
     """
     batch = latents.shape[0]
     shape = tuple(latents.shape[1:])
+    if conditioning is None:
+        _check_takes_one_argument(generator)
     try:
         images = generate(generator, latents, conditions, conditioning)
     except Exception as error:  # the user's G: any failure means a shape it rejects

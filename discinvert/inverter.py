@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import os
@@ -16,7 +17,7 @@ from torch import nn
 from discinvert import distributed
 from discinvert.conditioning import Conditioning
 from discinvert.config import InverterConfig
-from discinvert.features import FeatureTap
+from discinvert.features import FeatureTap, reached_modules
 from discinvert.fingerprint import fingerprint_discriminator, fingerprint_generator
 from discinvert.gan import check_module, generate, model_device, model_dtype, probe, resolve_device
 from discinvert.guard import frozen
@@ -26,7 +27,7 @@ from discinvert.optimize import DEFAULT_REFINE_LR, optimize_latents
 from discinvert.serialization import read_inverter_file, write_inverter_file
 from discinvert.validation import positive_int
 
-__all__ = ["DEFAULT_BATCH_SIZE", "FingerprintMismatchError", "Inverter"]
+__all__ = ["DEFAULT_BATCH_SIZE", "RANGE_MARGIN", "FingerprintMismatchError", "ImageRangeWarning", "Inverter", "RangeCheck"]
 
 logger = logging.getLogger(__name__)
 
@@ -34,8 +35,25 @@ DEFAULT_BATCH_SIZE = 256
 """Images per forward pass in :meth:`Inverter.encode` and :meth:`Inverter.reconstruct`."""
 
 
+RANGE_MARGIN = 0.25
+"""Inputs may exceed G's range (:attr:`Inverter.value_range`) by this fraction of its span
+on either side before :meth:`Inverter.encode` warns (or, with ``range_check="raise"``,
+refuses): ``[-1.5, 1.5]`` passes for a tanh generator, ``[-0.25, 1.25]`` for a [0, 1] one."""
+
+RangeCheck = Literal["warn", "raise", "ignore"]
+"""What ``encode``/``reconstruct``/``refine`` do with images far outside G's range."""
+
+_NOMINAL_RANGES = ((0.0, 1.0), (-1.0, 1.0), (0.0, 255.0))
+
+_LEGACY_RANGE_SAMPLES = 32
+
+
 class FingerprintMismatchError(ValueError):
     """The inverter was fit for another generator or discriminator."""
+
+
+class ImageRangeWarning(UserWarning):
+    """Images handed to the inverter lie far outside the range of G's images."""
 
 
 class _GAN:
@@ -140,6 +158,24 @@ class Inverter(nn.Module):
         """Shape of one image as G produces it."""
         return self.config.image_shape
 
+    @property
+    def value_range(self) -> tuple[float, float]:
+        """G's nominal value range, the default ``value_range`` of the metrics.
+
+        The smallest of ``(0, 1)``, ``(-1, 1)`` and ``(0, 255)`` that holds the range of
+        G's images recorded at fit time (``config.image_range``, 1% slack), else that
+        recorded range itself; ``(-1, 1)`` (a tanh generator) when nothing was recorded.
+        """
+        recorded = self.config.image_range
+        if recorded is None:
+            return (-1.0, 1.0)
+        low, high = recorded
+        for nominal_low, nominal_high in _NOMINAL_RANGES:
+            slack = 0.01 * (nominal_high - nominal_low)
+            if low >= nominal_low - slack and high <= nominal_high + slack:
+                return (nominal_low, nominal_high)
+        return (low, high) if high > low else (low - 0.5, high + 0.5)
+
     # ------------------------------------------------------------------ inputs
     def _check_images(self, images: torch.Tensor | np.ndarray) -> torch.Tensor:
         if isinstance(images, np.ndarray):
@@ -161,6 +197,8 @@ class Inverter(nn.Module):
                 f"produces them), got dtype {images.dtype}; convert and scale them first "
                 "(e.g. uint8 x → x / 127.5 - 1 for a tanh generator)."
             )
+        else:
+            images = images.detach()  # never backpropagate into the caller's graph (e.g. images = G(z))
         expected = self.image_shape
         if images.dim() != len(expected) + 1 or tuple(images.shape[1:]) != expected:
             hint = " (a single image: add a batch dimension, images[None])" if tuple(images.shape) == expected else ""
@@ -172,6 +210,29 @@ class Inverter(nn.Module):
             bad = int((~torch.isfinite(images)).sum())
             raise ValueError(f"images: expected finite values, got {bad} NaN or Inf value(s).")
         return images
+
+    def _check_range(self, images: torch.Tensor, range_check: RangeCheck) -> None:
+        """Warn about (or refuse) images far outside the range of G's images."""
+        if range_check not in ("warn", "raise", "ignore"):
+            raise ValueError(f"range_check: expected 'warn', 'raise' or 'ignore', got {range_check!r}.")
+        recorded = self.config.image_range
+        if range_check == "ignore" or recorded is None or images.numel() == 0:
+            return
+        low, high = self.value_range
+        margin = RANGE_MARGIN * (high - low)
+        found_low, found_high = float(images.min()), float(images.max())
+        if found_low >= low - margin and found_high <= high + margin:
+            return
+        hint = " (uint8 x → x / 127.5 - 1 for [-1, 1], x / 255 for [0, 1])" if found_high > 2.0 else ""
+        message = (
+            f"images: expected values in the generator's range [{low:.4g}, {high:.4g}] (its images spanned "
+            f"[{recorded[0]:.4g}, {recorded[1]:.4g}] at fit time; up to {RANGE_MARGIN:.0%} of the range outside "
+            f"is accepted), got values in [{found_low:.4g}, {found_high:.4g}]. Codes of such images are "
+            f"meaningless: scale the images into G's range first{hint}, or pass range_check='ignore'."
+        )
+        if range_check == "raise":
+            raise ValueError(message)
+        warnings.warn(message, ImageRangeWarning, stacklevel=4)
 
     def _check_conditions(self, conditions: torch.Tensor | np.ndarray | None, n: int) -> torch.Tensor | None:
         if self.conditioning is None:
@@ -206,25 +267,35 @@ class Inverter(nn.Module):
         batch_size: int | None = None,
         *,
         conditions: torch.Tensor | np.ndarray | None = None,
+        range_check: RangeCheck = "warn",
     ) -> torch.Tensor:
         """Latent codes for images: one partial pass of D plus the connection network.
 
         Args:
             images: ``(N, *image_shape)``, floating point, in G's value range (as G
                 produces them, e.g. [-1, 1] for a tanh generator); tensor or numpy array.
+                They are never modified, also by a D that writes into its input.
             batch_size: images per forward pass (default :data:`DEFAULT_BATCH_SIZE`);
                 results do not depend on it.
             conditions: for a conditional GAN, ``(N, ...)`` conditions (e.g. labels).
+            range_check: images far outside G's range (:attr:`value_range`, from the range
+                recorded at fit time) by more than :data:`RANGE_MARGIN` of its span (e.g.
+                0..255 for a tanh G)
+                give an :class:`ImageRangeWarning` (``"warn"``, default), a ``ValueError``
+                (``"raise"``), or nothing (``"ignore"``).
 
         Returns:
             ``(N, *latent_shape)`` codes, float32, on the images' device (CPU for numpy),
             without grad. An empty batch gives an empty result.
 
         Raises:
-            ValueError: wrong type, dtype or shape, NaN/Inf values, bad conditions.
+            ValueError: wrong type, dtype or shape, NaN/Inf values, bad conditions;
+                images out of range with ``range_check="raise"``; codes that come out NaN
+                or Inf (the message says whether D's features or the CN produced them).
         """
         x = self._check_images(images)
         c = self._check_conditions(conditions, x.shape[0])
+        self._check_range(x, range_check)
         size = _check_batch_size(batch_size)
         out_device = x.device
         if x.shape[0] == 0:
@@ -238,8 +309,36 @@ class Inverter(nn.Module):
                 xb = x[start : start + size].to(device=device, dtype=d_dtype)
                 cb = None if c is None else c[start : start + size].to(device)
                 features = self._gan.tap(xb, cb).to(cn_dtype)
-                chunks.append(self.cn(features).float().reshape(-1, *self.latent_shape).to(out_device))
+                codes = self.cn(features).float()
+                if not bool(torch.isfinite(codes).all()):
+                    raise ValueError(self._non_finite_codes(features, codes, start))
+                chunks.append(codes.reshape(-1, *self.latent_shape).to(out_device))
         return torch.cat(chunks)
+
+    def _non_finite_codes(self, features: torch.Tensor, codes: torch.Tensor, start: int) -> str:
+        """Why a batch's codes are NaN/Inf: D's features, or the CN itself."""
+        n = codes.shape[0]
+        bad_codes = int((~torch.isfinite(codes).all(1)).sum())
+        bad_features = int((~torch.isfinite(features).all(1)).sum())
+        where = f"images {start}..{start + n - 1}"
+        if bad_features:
+            single = (
+                " This batch holds a single image: a D that normalises over the batch (minibatch "
+                "standard deviation, batch statistics) gives NaN for one image; encode two or more "
+                "images at once."
+                if n == 1 else ""
+            )
+            return (
+                f"encode: expected finite codes, got NaN/Inf codes for {bad_codes} of {n} finite input "
+                f"images ({where}) because D's features at {self.feature_layer!r} are NaN/Inf for "
+                f"{bad_features} of them.{single} Check D on these images, or choose an earlier "
+                "feature layer."
+            )
+        return (
+            f"encode: expected finite codes, got NaN/Inf codes for {bad_codes} of {n} images ({where}) "
+            "from finite D features: the connection network's weights overflow (e.g. saved in "
+            "float16, or a damaged file). Refit or reload the inverter."
+        )
 
     def decode(
         self,
@@ -282,9 +381,13 @@ class Inverter(nn.Module):
         batch_size: int | None = None,
         *,
         conditions: torch.Tensor | np.ndarray | None = None,
+        range_check: RangeCheck = "warn",
     ) -> torch.Tensor:
-        """``G(encode(images))``: ``(N, *image_shape)`` in G's range, on the images' device."""
-        codes = self.encode(images, batch_size, conditions=conditions)
+        """``G(encode(images))``: ``(N, *image_shape)`` in G's range, on the images' device.
+
+        ``range_check`` as in :meth:`encode`.
+        """
+        codes = self.encode(images, batch_size, conditions=conditions, range_check=range_check)
         return self.decode(codes, batch_size, conditions=conditions)
 
     def refine(
@@ -300,6 +403,7 @@ class Inverter(nn.Module):
         progress: bool | None = None,
         tol: float | None = None,
         conditions: torch.Tensor | np.ndarray | None = None,
+        range_check: RangeCheck = "warn",
     ) -> torch.Tensor:
         """Hybrid inversion: start from :meth:`encode`, then optimise each image's code.
 
@@ -321,6 +425,11 @@ class Inverter(nn.Module):
             tol: early stop of a batch when its mean loss improves by less than this
                 relative amount over 10 steps; ``None`` runs all steps.
             conditions: ``(N, ...)`` conditions for a conditional GAN.
+            range_check: images far outside G's range: ``"warn"``, ``"raise"`` or
+                ``"ignore"`` (see :meth:`encode`).
+
+        Images that are part of an autograd graph (e.g. ``G(z)`` without ``.detach()``)
+        are detached: nothing is backpropagated into the caller's graph or parameters.
 
         Returns:
             ``(N, *latent_shape)`` codes (the best seen per image), float32, on the
@@ -333,7 +442,7 @@ class Inverter(nn.Module):
         x = self._check_images(images)
         c = self._check_conditions(conditions, x.shape[0])
         size = _check_batch_size(batch_size)
-        codes = self.encode(x, size, conditions=c)
+        codes = self.encode(x, size, conditions=c, range_check=range_check)
         if steps == 0 or x.shape[0] == 0:
             return codes
         device = self._run_device()
@@ -396,13 +505,26 @@ class Inverter(nn.Module):
         problems = []
         if fingerprint_generator(self.generator) != self.config.generator_fingerprint:
             problems.append("the generator's weights differ from those it was fit with")
+        recorded = self.config.discriminator_modules
+        layer = self.feature_layer if self.config.fingerprint_scheme >= 2 else None
         try:
-            d_print = fingerprint_discriminator(self.discriminator, self.config.discriminator_modules)
+            d_print = fingerprint_discriminator(self.discriminator, recorded, layer)
         except ValueError as error:
             problems.append(str(error))
         else:
             if d_print != self.config.discriminator_fingerprint:
-                problems.append("the discriminator's weights up to the feature layer differ from those it was fit with")
+                problems.append(
+                    "the discriminator's weights up to the feature layer, or the feature layer's name and "
+                    "the modules leading to it, differ from those it was fit with"
+                )
+            else:
+                reached = self._reached_modules()
+                if list(reached) != list(recorded):
+                    problems.append(
+                        f"the modules D runs up to feature layer {self.feature_layer!r} ({len(reached)}) are "
+                        f"not those recorded at fit time ({len(recorded)}): the config names another layer, "
+                        "or D's forward pass changed"
+                    )
         if not problems:
             return True
         message = (
@@ -415,13 +537,52 @@ class Inverter(nn.Module):
         logger.warning(message)
         return False
 
+    def _sample(self, n: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``n`` fixed latents from N(0, I) (seed 0) and their conditions, on the run device."""
+        device = self._run_device()
+        generator = torch.Generator(device=device).manual_seed(0)
+        latents = torch.randn((n, *self.latent_shape), generator=generator, device=device)
+        conditions = None if self.conditioning is None else self.conditioning.sampler(n, generator, device)
+        return latents, conditions
+
+    def _reached_modules(self) -> list[str]:
+        """D's submodules that run up to the feature layer, on two images of G."""
+        latents, conditions = self._sample(2)
+        device = latents.device
+        rng_devices = [device] if device.type == "cuda" else []
+        with torch.random.fork_rng(devices=rng_devices), frozen(self.generator, self.discriminator), torch.no_grad():
+            images = generate(self.generator, latents, conditions, self.conditioning)
+            return reached_modules(self._gan.tap, images, conditions)
+
+    def _upgrade_legacy_config(self) -> None:
+        """A version-1 file, checked the version-1 way: record what version 2 adds.
+
+        D's fingerprint is re-computed with the feature layer's name and module path
+        (the old one matched, so this D is the one it was fit for), and G's image
+        range, not recorded then, is measured on :data:`_LEGACY_RANGE_SAMPLES` samples
+        of N(0, I) (left unknown for a custom prior).
+        """
+        image_range = self.config.image_range
+        if image_range is None and self.config.latent_prior == "normal":
+            latents, conditions = self._sample(_LEGACY_RANGE_SAMPLES)
+            device = latents.device
+            rng_devices = [device] if device.type == "cuda" else []
+            with torch.random.fork_rng(devices=rng_devices), frozen(self.generator, self.discriminator), torch.no_grad():
+                images = generate(self.generator, latents, conditions, self.conditioning)
+            if bool(torch.isfinite(images).all()):
+                image_range = (float(images.min()), float(images.max()))
+                logger.info("estimated G's image range %s from %d samples (a format-1 file records none)",
+                            image_range, _LEGACY_RANGE_SAMPLES)
+        d_print = fingerprint_discriminator(self.discriminator, self.config.discriminator_modules, self.feature_layer)
+        self.config = dataclasses.replace(
+            self.config, discriminator_fingerprint=d_print, fingerprint_scheme=2, image_range=image_range
+        )
+
     def _check_against_gan(self, source: str) -> None:
         """Run G and D_f on two latents and compare image and feature sizes with the config."""
-        device = self._run_device()
         conditioning = self.conditioning
-        generator = torch.Generator(device=device).manual_seed(0)
-        latents = torch.randn((2, *self.latent_shape), generator=generator, device=device)
-        conditions = None if conditioning is None else conditioning.sampler(2, generator, device)
+        latents, conditions = self._sample(2)
+        device = latents.device
         rng_devices = [device] if device.type == "cuda" else []
         # fork_rng: a G that draws noise from the global RNG must not move the user's RNG on load.
         with torch.random.fork_rng(devices=rng_devices), frozen(self.generator, self.discriminator), torch.no_grad():
@@ -451,10 +612,18 @@ class Inverter(nn.Module):
         gives the configured image and feature sizes, the fingerprints match (or
         ``on_mismatch="warn"``), and the weights load strictly.
         """
+        for key, tensor in state.items():
+            if key.endswith("running_var") and tensor.numel() and bool((tensor < 0).any()):
+                raise ValueError(
+                    f"{source}: expected non-negative BatchNorm variances, got {int((tensor < 0).sum())} "
+                    f"negative value(s) in {key!r}; the file is damaged or was edited."
+                )
         inverter = cls(config, generator=generator, discriminator=discriminator, conditioning=conditioning)
         inverter._check_against_gan(source)
-        inverter.check_fingerprints(on_mismatch=on_mismatch, source=source)
+        matched = inverter.check_fingerprints(on_mismatch=on_mismatch, source=source)
         inverter.load_state_dict(state, strict=True)
+        if config.fingerprint_scheme < 2 and matched:
+            inverter._upgrade_legacy_config()
         return inverter.eval()
 
     @classmethod

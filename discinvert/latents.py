@@ -6,6 +6,8 @@ from collections.abc import Callable, Sequence
 
 import torch
 
+from discinvert.validation import is_integer
+
 __all__ = ["LatentSampler", "normal_sampler", "parse_latent_shape"]
 
 LatentSampler = Callable[[int, torch.Generator, torch.device], torch.Tensor]
@@ -22,8 +24,8 @@ def parse_latent_shape(latent_shape: Sequence[int] | int) -> tuple[int, ...]:
     Raises:
         ValueError: not a non-empty sequence of positive ints.
     """
-    if isinstance(latent_shape, int) and not isinstance(latent_shape, bool):
-        latent_shape = (latent_shape,)
+    if is_integer(latent_shape):
+        latent_shape = (latent_shape,)  # type: ignore[assignment]
     try:
         shape = tuple(latent_shape)
     except TypeError:
@@ -31,12 +33,12 @@ def parse_latent_shape(latent_shape: Sequence[int] | int) -> tuple[int, ...]:
             f"latent_shape: expected a tuple of positive ints such as (100,) or (100, 1, 1), "
             f"got {latent_shape!r}."
         ) from None
-    if not shape or any(not isinstance(d, int) or isinstance(d, bool) or d < 1 for d in shape):
+    if not shape or any(not is_integer(d) or d < 1 for d in shape):
         raise ValueError(
             f"latent_shape: expected a tuple of positive ints such as (100,) or (100, 1, 1), "
             f"got {latent_shape!r}."
         )
-    return shape
+    return tuple(int(d) for d in shape)
 
 
 def normal_sampler(latent_shape: Sequence[int]) -> LatentSampler:

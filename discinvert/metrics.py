@@ -8,7 +8,8 @@
   BiGAN feature-learning protocol).
 
 PSNR and SSIM come from scikit-image on images mapped from G's value range to [0, 1]
-(clipped), with ``data_range=1`` and ``channel_axis`` for colour images.
+(clipped), with ``data_range=1`` and ``channel_axis`` for colour images. G's value range
+defaults to the one the inverter recorded at fit time (:attr:`Inverter.value_range`).
 """
 
 from __future__ import annotations
@@ -70,6 +71,12 @@ def image_quality(
     Raises:
         ValueError: shapes differ or are not ``(N, C, H, W)``; a bad value range.
     """
+    if len(tuple(np.shape(originals))) != 4:
+        raise ValueError(
+            f"images: expected (N, C, H, W) images for PSNR/SSIM, got shape {tuple(np.shape(originals))}; "
+            "for a generator of flat vectors, view them as images first (reconstruction_score takes "
+            "image_shape=(C, H, W), discinvert evaluate --image-shape C,H,W)."
+        )
     if len(value_range) != 2 or not value_range[0] < value_range[1]:
         raise ValueError(f"value_range: expected (low, high) with low < high, got {value_range!r}.")
     a = _to_unit_numpy(originals, value_range)
@@ -89,6 +96,29 @@ def image_quality(
         else:
             ssim[i] = structural_similarity(np.moveaxis(x, 0, -1), np.moveaxis(y, 0, -1), data_range=1.0, channel_axis=-1)
     return psnr, ssim
+
+
+def _scoring_shape(generated: tuple[int, ...], requested: tuple[int, ...] | None) -> tuple[int, ...]:
+    """The ``(C, H, W)`` shape images are scored as."""
+    if requested is None:
+        if len(generated) != 3:
+            raise ValueError(
+                f"image_shape: the generator's images have shape {generated}, not (C, H, W); PSNR/SSIM need "
+                f"images: pass image_shape=(C, H, W) holding {math.prod(generated)} values, e.g. "
+                "image_shape=(1, 28, 28) for 784."
+            )
+        return generated
+    shape = tuple(requested)
+    if (
+        len(shape) != 3
+        or any(not isinstance(d, int) or isinstance(d, bool) or d < 1 for d in shape)
+        or math.prod(shape) != math.prod(generated)
+    ):
+        raise ValueError(
+            f"image_shape: expected (C, H, W) holding {math.prod(generated)} values (one image of shape "
+            f"{generated}), got {requested!r}."
+        )
+    return shape
 
 
 def draw_subsets(total: int, n: int, repeats: int, seed: int) -> list[np.ndarray]:
@@ -130,8 +160,9 @@ def reconstruction_score(
     seed: int = 0,
     refine_steps: int = 0,
     batch_size: int | None = None,
-    value_range: tuple[float, float] = (-1.0, 1.0),
+    value_range: tuple[float, float] | None = None,
     conditions: torch.Tensor | np.ndarray | None = None,
+    image_shape: tuple[int, ...] | None = None,
 ) -> dict[str, float | int]:
     """The paper's GAN metric: reconstruct unseen test images and score them.
 
@@ -147,13 +178,25 @@ def reconstruction_score(
         n, repeats, seed: the draws (paper: 1,000 × 5).
         refine_steps: ``0`` for the CN alone, else hybrid refinement steps.
         batch_size: images per forward pass.
-        value_range: G's output range, mapped to [0, 1] for scoring.
+        value_range: G's output range, mapped to [0, 1] for scoring; ``None`` (default)
+            takes the range recorded at fit time, :attr:`Inverter.value_range` (e.g.
+            ``(0, 1)`` for a sigmoid generator, ``(-1, 1)`` for a tanh one).
         conditions: ``(N, ...)`` conditions for a conditional GAN.
+        image_shape: ``(C, H, W)`` to view G's images as for scoring, for a generator
+            whose images are not ``(C, H, W)`` already (an MLP giving ``(N, 784)``:
+            ``image_shape=(1, 28, 28)``); ``None`` scores them as G gives them.
 
     Returns:
         ``{"psnr_mean", "psnr_std", "ssim_mean", "ssim_std", "n", "repeats", "seconds"}``;
         ``seconds`` is the wall time spent inverting and reconstructing.
+
+    Raises:
+        ValueError: G's images are not ``(C, H, W)`` and no ``image_shape`` was given, or
+            ``image_shape`` does not hold as many values as one image; bad draws.
     """
+    view = _scoring_shape(inverter.image_shape, image_shape)
+    if value_range is None:
+        value_range = inverter.value_range
     total = images.shape[0]
     subsets = draw_subsets(total, n, repeats, seed)
     used = np.unique(np.concatenate(subsets))
@@ -166,7 +209,7 @@ def reconstruction_score(
         codes = inverter.encode(x, batch_size, conditions=c)
     recon = inverter.decode(codes, batch_size, conditions=c)
     seconds = time.perf_counter() - started
-    psnr_used, ssim_used = image_quality(x, recon, value_range=value_range)
+    psnr_used, ssim_used = image_quality(x.reshape(-1, *view), recon.reshape(-1, *view), value_range=value_range)
     psnr = np.full(total, np.nan)
     ssim = np.full(total, np.nan)
     psnr[used], ssim[used] = psnr_used, ssim_used

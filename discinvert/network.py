@@ -6,11 +6,14 @@ depth, BatchNorm and the LeakyReLU slope are configurable through :class:`CNConf
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
+
+from discinvert.validation import is_integer
 
 __all__ = ["CNConfig", "ConnectionNetwork"]
 
@@ -38,10 +41,15 @@ class CNConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"CNConfig.{name}: expected a positive int, got {value!r}.")
+        if is_integer(self.hidden) or isinstance(self.hidden, (str, bytes)) or not isinstance(self.hidden, Iterable):
+            raise ValueError(
+                f"cn_hidden: expected a sequence of hidden-layer widths such as (1024, 1024), (256,) for "
+                f"one layer or () for a linear map, got {self.hidden!r}."
+            )
         hidden = tuple(self.hidden)
-        if any(not isinstance(h, int) or isinstance(h, bool) or h < 1 for h in hidden):
-            raise ValueError(f"CNConfig.hidden: expected positive ints, got {self.hidden!r}.")
-        object.__setattr__(self, "hidden", hidden)
+        if any(not is_integer(h) or h < 1 for h in hidden):
+            raise ValueError(f"cn_hidden: expected positive ints as hidden-layer widths, got {self.hidden!r}.")
+        object.__setattr__(self, "hidden", tuple(int(h) for h in hidden))
         if not isinstance(self.batch_norm, bool):
             raise ValueError(f"CNConfig.batch_norm: expected a bool, got {self.batch_norm!r}.")
         slope = self.negative_slope

@@ -3,26 +3,33 @@
 from __future__ import annotations
 
 import math
+import numbers
 
-__all__ = ["nonnegative_float", "positive_float", "positive_int"]
+__all__ = ["is_integer", "nonnegative_float", "positive_float", "positive_int"]
 
 
 def positive_int(value: object, name: str, minimum: int = 1) -> int:
-    """``value`` if it is an int (not a bool) ``>= minimum``, else ``ValueError``."""
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+    """``value`` as an int if it is an integer (``int``, ``numpy.int64``, any
+    ``numbers.Integral``; not a bool) ``>= minimum``, else ``ValueError``."""
+    if not is_integer(value) or value < minimum:  # type: ignore[operator]
         raise ValueError(f"{name}: expected an int >= {minimum}, got {value!r}.")
-    return value
+    return int(value)  # type: ignore[call-overload]
+
+
+def is_integer(value: object) -> bool:
+    """``True`` for ints and other ``numbers.Integral`` (NumPy integers), ``False`` for bools."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def positive_float(value: object, name: str) -> float:
     """``value`` as a float if it is a finite number ``> 0``, else ``ValueError``."""
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or value <= 0:
+    if not isinstance(value, numbers.Real) or isinstance(value, bool) or not math.isfinite(value) or value <= 0:
         raise ValueError(f"{name}: expected a positive finite float, got {value!r}.")
     return float(value)
 
 
 def nonnegative_float(value: object, name: str) -> float:
     """``value`` as a float if it is a finite number ``>= 0``, else ``ValueError``."""
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or value < 0:
+    if not isinstance(value, numbers.Real) or isinstance(value, bool) or not math.isfinite(value) or value < 0:
         raise ValueError(f"{name}: expected a finite float >= 0, got {value!r}.")
     return float(value)

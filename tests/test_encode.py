@@ -126,3 +126,94 @@ def test_cuda_path(make_gan, tmp_path) -> None:
     loaded = Inverter.load(path, generator=gan.generator, discriminator=gan.discriminator)
     assert torch.equal(loaded.encode(x), codes)
     assert_untouched(before, gan.generator, gan.discriminator)
+
+
+class _InputWritingD(torch.nn.Module):
+    """A D whose first op writes into its input (an in-place activation on the images)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        from tests.conftest import conv_discriminator
+
+        self.first = torch.nn.LeakyReLU(0.2, inplace=True)
+        self.rest = conv_discriminator()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.rest(self.first(x))
+
+
+def test_a_d_writing_into_its_input_leaves_the_users_images_alone(make_gan) -> None:
+    gan = make_gan("dcgan")
+    D = _InputWritingD()
+    inverter = fit_inverter(gan.generator, D, "rest.4", latent_shape=gan.latent_shape, **QUICK)
+    _, x, _ = gan.sample(8)
+    before = x.clone()
+    codes = inverter.encode(x)
+    inverter.refine(x, 2, feature_weight=0.1)
+    inverter(x)
+    assert torch.equal(x, before), "D wrote into the caller's images"
+    assert torch.equal(inverter.encode(x), codes)
+
+
+def test_images_far_outside_g_range_warn_or_raise(make_gan) -> None:
+    import warnings
+
+    from discinvert.inverter import ImageRangeWarning
+
+    gan = make_gan("dcgan")
+    inverter = _fit(gan)
+    _, x, _ = gan.sample(8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # in range: no warning at all
+        inverter.encode(x)
+        inverter.encode((x + 1) / 2)  # [0, 1] lies inside a tanh G's range
+    bytes_like = (x + 1) * 127.5  # 0..255 handed to a tanh G
+    with pytest.warns(ImageRangeWarning, match=r"expected values in the generator's range \[-?\d.*got values in \[\d.*x / 127.5 - 1"):
+        inverter.encode(bytes_like)
+    with pytest.warns(ImageRangeWarning):
+        inverter.reconstruct(bytes_like)
+    with pytest.warns(ImageRangeWarning):
+        inverter.refine(bytes_like, 1)
+    with pytest.raises(ValueError, match=r"expected values in the generator's range"):
+        inverter.encode(bytes_like, range_check="raise")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        inverter.encode(bytes_like, range_check="ignore")
+    with pytest.raises(ValueError, match=r"range_check: expected 'warn', 'raise' or 'ignore'"):
+        inverter.encode(x, range_check="strict")
+
+
+class _MinibatchStdD(torch.nn.Module):
+    """ProGAN-style minibatch standard deviation: NaN for a batch of one (unbiased std)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(1, 8, 4, 2, 1)
+        self.mbstd = _MinibatchStd()
+        self.head = torch.nn.Linear(9 * 16, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.mbstd(self.conv(x)).flatten(1))
+
+
+class _MinibatchStd(torch.nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        std = x.std(dim=0, keepdim=True).mean().expand(x.shape[0], 1, *x.shape[2:])
+        return torch.cat([x, std], dim=1)
+
+
+@pytest.mark.filterwarnings("ignore:std\\(\\)")
+def test_non_finite_codes_are_an_error_that_says_why(make_gan) -> None:
+    gan = make_gan("dcgan")
+    inverter = fit_inverter(gan.generator, _MinibatchStdD(), "mbstd", latent_shape=gan.latent_shape, **QUICK)
+    _, x, _ = gan.sample(4)
+    assert torch.isfinite(inverter.encode(x)).all()
+    with pytest.raises(ValueError, match=r"NaN/Inf codes for 1 of 1 .*D's features at 'mbstd'.*single image"):
+        inverter.encode(x[:1])
+    with pytest.raises(ValueError, match=r"single image"):
+        inverter.encode(x, batch_size=1)
+    plain = _fit(gan)
+    with torch.no_grad():
+        plain.cn.layers[0].weight[0, 0] = float("nan")
+    with pytest.raises(ValueError, match=r"from finite D features: the connection network's weights"):
+        plain.encode(x)

@@ -273,3 +273,45 @@ def test_autocast_that_torch_would_silently_disable_is_refused() -> None:
     # torch only warns and runs in full precision here; a fit must not record a precision it did not use.
     with pytest.raises(ValueError, match=r"autocast_dtype: torch.bfloat16 autocast is not available on cuda"):
         check_autocast_dtype(torch.bfloat16, torch.device("cuda"))
+
+
+def test_shared_layer_refused_also_when_d_cannot_be_deep_copied(make_gan) -> None:
+    import threading
+
+    from tests.conftest import assert_untouched, snapshot
+
+    G, D = make_gan("dcgan").generator, SharedActivationD().train()
+    D.lock = threading.Lock()  # copy.deepcopy(D) fails: the check must still run
+    before = snapshot(G, D)
+    with pytest.raises(ValueError, match=r"feature_layer 'act': expected a layer D runs once .* runs 2 times"):
+        fit_inverter(G, D, "act", latent_shape=(LATENT, 1, 1), **QUICK)
+    assert_untouched(before, G, D)
+    inverter = fit_inverter(G, D, "conv2", latent_shape=(LATENT, 1, 1), **QUICK)  # a layer run once is fine
+    assert inverter.config.feature_dim == 32 * 2 * 2
+    assert_untouched(before, G, D)
+
+
+@pytest.mark.parametrize("hidden", [16, "64", (16, 0), (16.0,)])
+def test_bad_cn_hidden_is_a_value_error(fitted, hidden) -> None:
+    gan, _ = fitted
+    with pytest.raises(ValueError, match=r"cn_hidden: expected"):
+        fit_inverter(gan.generator, gan.discriminator, gan.feature_layer, latent_shape=gan.latent_shape,
+                     **{**QUICK, "cn_hidden": hidden})
+
+
+class _KeywordG(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        from tests.conftest import ConvGenerator
+
+        self.body = ConvGenerator()
+
+    def forward(self, z: torch.Tensor, *, truncation: float) -> torch.Tensor:
+        return self.body(z * truncation)
+
+
+def test_g_needing_a_keyword_is_not_called_a_latent_shape_problem(fitted) -> None:
+    gan, _ = fitted
+    with pytest.raises(ValueError, match=r"generator: expected G\(z\) with the latent batch as its only required argument.*truncation") as info:
+        fit_inverter(_KeywordG(), gan.discriminator, gan.feature_layer, latent_shape=gan.latent_shape, **QUICK)
+    assert "latent_shape" not in str(info.value).split("(")[0]

@@ -142,3 +142,56 @@ def test_numpy_images_are_accepted(make_gan) -> None:
     from_numpy = inverter.encode(x.numpy().astype(np.float64))
     assert from_numpy.device.type == "cpu"
     torch.testing.assert_close(from_numpy, inverter.encode(x), rtol=1e-5, atol=1e-5)
+
+
+class _InplaceLatentG(torch.nn.Module):
+    """A G whose first op writes into its latent input: ``LeakyReLU(inplace=True)`` on z."""
+
+    def __init__(self, inplace: bool) -> None:
+        super().__init__()
+        from tests.conftest import ConvGenerator
+
+        self.act = torch.nn.LeakyReLU(0.2, inplace=inplace)
+        self.body = ConvGenerator()
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.body(self.act(z))
+
+
+def test_a_g_writing_into_its_latent_does_not_corrupt_targets_or_codes(make_gan) -> None:
+    # The same function with and without inplace: the fit must not notice the difference.
+    torch.manual_seed(0)
+    plain = _InplaceLatentG(inplace=False)
+    inplace = _InplaceLatentG(inplace=True)
+    inplace.load_state_dict(plain.state_dict())
+    D = make_gan("dcgan").discriminator
+    kwargs = dict(steps=40, batch_size=32, cn_hidden=(64,), progress=False, validation_size=64, seed=3)
+    a = fit_inverter(plain, D, "4", latent_shape=(LATENT, 1, 1), **kwargs)
+    b = fit_inverter(inplace, D, "4", latent_shape=(LATENT, 1, 1), **kwargs)
+    assert a.config.fit["best_validation_mse"] == b.config.fit["best_validation_mse"]
+    assert all(torch.equal(a.state_dict()[k], b.state_dict()[k]) for k in a.state_dict())
+    codes = torch.randn(5, LATENT, 1, 1)
+    before = codes.clone()
+    b.decode(codes)
+    _, x, _ = make_gan("dcgan").sample(5)
+    b.refine(x, 2)
+    assert torch.equal(codes, before), "decode let G write into the caller's codes"
+
+
+def test_numpy_integers_are_accepted_as_seed_and_shape(make_gan) -> None:
+    gan = make_gan("dcgan")
+    kwargs = dict(steps=5, batch_size=16, cn_hidden=(np.int64(16),), progress=False, validation_size=16)
+    a = fit_inverter(gan.generator, gan.discriminator, gan.feature_layer, latent_shape=(LATENT, 1, 1), seed=4, **kwargs)
+    b = fit_inverter(gan.generator, gan.discriminator, gan.feature_layer,
+                     latent_shape=(np.int64(LATENT), np.int32(1), np.int64(1)), seed=np.int64(4), **kwargs)
+    assert b.latent_shape == (LATENT, 1, 1) and type(b.config.fit["seed"]) is int
+    assert all(torch.equal(a.state_dict()[k], b.state_dict()[k]) for k in a.state_dict())
+
+
+def test_g_image_range_is_recorded(make_gan) -> None:
+    gan = make_gan("dcgan")
+    inverter = _fit(gan, steps=5)
+    low, high = inverter.config.image_range
+    _, x, _ = gan.sample(64)
+    assert -1.0 <= low < high <= 1.0 and low < float(x.max()) and high > float(x.min())
+    assert inverter.value_range == (-1.0, 1.0)

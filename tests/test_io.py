@@ -207,3 +207,74 @@ def test_half_precision_file_loads_as_float32(fitted, tmp_path) -> None:
     torch.testing.assert_close(loaded.encode(x), inverter.encode(x), rtol=2e-2, atol=2e-2)
     with pytest.raises(ValueError, match="dtype"):
         inverter.save(tmp_path / "x.safetensors", dtype=torch.int8)
+
+
+def test_negative_batchnorm_variance_in_a_file_is_refused(fitted, tmp_path) -> None:
+    gan, inverter = fitted
+    path = inverter.save(tmp_path / "inv.safetensors")
+    tensors = {k: v.clone() for k, v in inverter.state_dict().items()}
+    key = next(k for k in tensors if k.endswith("running_var"))
+    tensors[key][0] = -1.0  # finite, so the finite check alone lets it through
+    _rewrite(path, tensors=tensors)
+    with pytest.raises(ValueError, match=rf"inv.safetensors: expected non-negative BatchNorm variances, got 1 negative value\(s\) in '{key}'"):
+        Inverter.load(path, generator=gan.generator, discriminator=gan.discriminator)
+
+
+def test_config_naming_another_layer_of_the_same_width_is_refused(fitted, tmp_path) -> None:
+    gan, inverter = fitted
+    path = inverter.save(tmp_path / "inv.safetensors")
+    config = _config(path)
+    assert config["feature_layer"] == "4"
+    config["feature_layer"] = "3"  # the BatchNorm just before: same width, other features
+    meta = {"format": "discinvert.inverter", "format_version": str(FORMAT_VERSION), "library_version": "0.1.0",
+            "config": json.dumps(config)}
+    _rewrite(path, metadata=meta)
+    with pytest.raises(FingerprintMismatchError, match="feature layer's name"):
+        Inverter.load(path, generator=gan.generator, discriminator=gan.discriminator)
+    config["discriminator_modules"] = config["discriminator_modules"][:-1]  # edited consistently: still refused
+    _rewrite(path, metadata={**meta, "config": json.dumps(config)})
+    with pytest.raises(FingerprintMismatchError):
+        Inverter.load(path, generator=gan.generator, discriminator=gan.discriminator)
+
+
+def _as_format_1(path, gan) -> dict:
+    """Rewrite a file as discinvert wrote it before format version 2."""
+    from discinvert.fingerprint import fingerprint_discriminator
+
+    config = _config(path)
+    config.pop("image_range")
+    config["format_version"] = 1
+    config["discriminator_fingerprint"] = fingerprint_discriminator(gan.discriminator, config["discriminator_modules"])
+    meta = {"format": "discinvert.inverter", "format_version": "1", "library_version": "0.1.0", "config": json.dumps(config)}
+    _rewrite(path, metadata=meta)
+    return config
+
+
+def test_format_1_files_load_and_are_upgraded(fitted, tmp_path) -> None:
+    gan, inverter = fitted
+    path = inverter.save(tmp_path / "inv.safetensors")
+    _as_format_1(path, gan)
+    loaded = Inverter.load(path, generator=gan.generator, discriminator=gan.discriminator)
+    assert loaded.config.fingerprint_scheme == 2
+    assert loaded.config.discriminator_fingerprint == inverter.config.discriminator_fingerprint
+    low, high = loaded.config.image_range  # estimated from G's samples, as the fit records it
+    assert -1.0 <= low < high <= 1.0 and loaded.value_range == inverter.value_range
+    resaved = Inverter.load(loaded.save(tmp_path / "again.safetensors"), generator=gan.generator,
+                            discriminator=gan.discriminator)
+    assert _config(tmp_path / "again.safetensors")["format_version"] == FORMAT_VERSION
+    assert resaved.config.image_range == loaded.config.image_range
+    # A format-1 file whose config names another layer is refused by the module path.
+    config = _as_format_1(inverter.save(tmp_path / "inv.safetensors"), gan)
+    config["feature_layer"] = "3"
+    meta = {"format": "discinvert.inverter", "format_version": "1", "library_version": "0.1.0", "config": json.dumps(config)}
+    _rewrite(path, metadata=meta)
+    with pytest.raises(FingerprintMismatchError, match="modules D runs up to feature layer '3'"):
+        Inverter.load(path, generator=gan.generator, discriminator=gan.discriminator)
+
+
+def test_image_range_round_trips(fitted, tmp_path) -> None:
+    gan, inverter = fitted
+    path = inverter.save(tmp_path / "inv.safetensors")
+    assert _config(path)["image_range"] == list(inverter.config.image_range)
+    loaded = Inverter.load(path, generator=gan.generator, discriminator=gan.discriminator)
+    assert loaded.config.image_range == inverter.config.image_range

@@ -109,3 +109,63 @@ def test_nearest_neighbour_accuracy_known_answer() -> None:
     assert nearest_neighbour_accuracy(lambda t: t, train, train_labels, moved, test_labels) == pytest.approx(expected)
     with pytest.raises(ValueError, match="one per image"):
         nearest_neighbour_accuracy(_Identity(), train, train_labels[:5], test, test_labels)
+
+
+class _UnitRangeG(torch.nn.Module):
+    """A [0, 1] generator (sigmoid-style): the tanh G mapped to [0, 1]."""
+
+    def __init__(self, body: torch.nn.Module) -> None:
+        super().__init__()
+        self.body = body
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return (self.body(z) + 1) / 2
+
+
+def test_metric_takes_the_recorded_range_by_default(make_gan) -> None:
+    gan = make_gan("dcgan")
+    G = _UnitRangeG(gan.generator)
+    inverter = fit_inverter(G, gan.discriminator, gan.feature_layer, latent_shape=gan.latent_shape, **QUICK)
+    assert inverter.value_range == (0.0, 1.0)
+    x = (gan.sample(12)[1] + 1) / 2
+    default = reconstruction_score(inverter, x, n=12, repeats=1)
+    explicit = reconstruction_score(inverter, x, n=12, repeats=1, value_range=(0.0, 1.0))
+    tanh_range = reconstruction_score(inverter, x, n=12, repeats=1, value_range=(-1.0, 1.0))
+    assert default["psnr_mean"] == explicit["psnr_mean"] and default["ssim_mean"] == explicit["ssim_mean"]
+    assert default["psnr_mean"] != tanh_range["psnr_mean"]
+
+
+class _FlatImageG(torch.nn.Module):
+    """An MLP-style G: images as flat vectors (N, 64) that are 8x8 pictures."""
+
+    def __init__(self, body: torch.nn.Module) -> None:
+        super().__init__()
+        self.body = body
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.body(z).flatten(1)
+
+
+class _FlatImageD(torch.nn.Module):
+    def __init__(self, body: torch.nn.Module) -> None:
+        super().__init__()
+        self.body = body
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x.reshape(-1, 1, 8, 8))
+
+
+def test_metric_scores_flat_images_with_image_shape(make_gan) -> None:
+    gan = make_gan("dcgan")
+    G, D = _FlatImageG(gan.generator), _FlatImageD(gan.discriminator)
+    inverter = fit_inverter(G, D, "body.4", latent_shape=gan.latent_shape, **QUICK)
+    assert inverter.image_shape == (64,)
+    x = gan.sample(10)[1].flatten(1)
+    with pytest.raises(ValueError, match=r"image_shape: the generator's images have shape \(64,\), not \(C, H, W\).*image_shape=\(C, H, W\)"):
+        reconstruction_score(inverter, x, n=10, repeats=1)
+    with pytest.raises(ValueError, match=r"image_shape: expected \(C, H, W\) holding 64 values"):
+        reconstruction_score(inverter, x, n=10, repeats=1, image_shape=(1, 8, 7))
+    flat = reconstruction_score(inverter, x, n=10, repeats=1, image_shape=(1, 8, 8))
+    recon = inverter.reconstruct(x).reshape(-1, 1, 8, 8)
+    psnr, ssim = image_quality(x.reshape(-1, 1, 8, 8), recon)
+    assert flat["psnr_mean"] == pytest.approx(psnr.mean()) and flat["ssim_mean"] == pytest.approx(ssim.mean())

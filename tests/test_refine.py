@@ -113,3 +113,17 @@ def test_naive_encoder_learns_and_does_not_touch_d(make_gan) -> None:
     codes = encoder.encode(x)
     assert codes.shape == (256, *gan.latent_shape)
     assert float(((codes - z) ** 2).mean()) < 0.6
+
+
+def test_refine_takes_images_attached_to_a_graph(fitted) -> None:
+    gan, inverter = fitted
+    G = gan.generator
+    was = G.training
+    G.eval()
+    x = G(torch.randn(4, *gan.latent_shape))  # no .detach(): x is part of a graph through G's weights
+    G.train(was)
+    assert x.requires_grad
+    codes = inverter.refine(x, 3)
+    assert codes.shape == (4, *gan.latent_shape) and not codes.requires_grad
+    assert all(p.grad is None for p in G.parameters()), "refine backpropagated into the caller's G"
+    inverter.refine(x, 3)  # a second call works as well
