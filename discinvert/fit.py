@@ -129,7 +129,9 @@ def fit_inverter(
         device: where to fit. ``None``: where G and D live (CUDA when they are on
             CUDA), else the CPU. The models are never moved: a device other than
             theirs is an error.
-        seed: same seed, same machine → bit-identical inverter on the CPU. ``None``
+        seed: same seed, same machine, same number of torch threads
+            (``torch.get_num_threads()``) → bit-identical inverter on the CPU (another
+            thread count changes the order of float sums, hence the weights). ``None``
             draws one (recorded in ``inverter.config.fit["seed"]``). The global RNG
             state is left as it was.
         progress: ``None`` shows a tqdm bar on a terminal only; ``True`` always; ``False`` never.
@@ -167,6 +169,12 @@ def fit_inverter(
             the user's models are never converted). A model that cannot be copied, or
             whose copies fail in that layout (e.g. ``x.view(n, -1)`` after a convolution),
             is refused before training starts.
+
+    While the fit runs, G's and D's ``training`` flags and their parameters'
+    ``requires_grad`` are switched off on the models themselves (eval mode, no
+    gradients), and put back when it returns or fails. Those are attributes of the
+    shared objects: another thread that uses G or D at the same time (your own training
+    loop, say) sees them switched; discinvert's own entry points wait for each other.
 
     Under ``torchrun`` (``WORLD_SIZE > 1``) the fit joins the default process group
     (initialising it: NCCL on CUDA, Gloo on CPU), trains one CN with

@@ -162,17 +162,21 @@ class Inverter(nn.Module):
     def value_range(self) -> tuple[float, float]:
         """G's nominal value range, the default ``value_range`` of the metrics.
 
-        The smallest of ``(0, 1)``, ``(-1, 1)`` and ``(0, 255)`` that holds the range of
-        G's images recorded at fit time (``config.image_range``, 1% slack), else that
-        recorded range itself; ``(-1, 1)`` (a tanh generator) when nothing was recorded.
+        From the range of G's images recorded at fit time (``config.image_range``):
+        ``(0, 1)`` or ``(0, 255)`` when the recorded range lies inside it (1% slack) and
+        covers at least half of it; else ``(-1, 1)``, the usual tanh convention, when it
+        lies inside that; else the recorded range itself. ``(-1, 1)`` when nothing was
+        recorded. A barely trained G whose images span a sliver of values is thus
+        taken as a tanh generator, not as a [0, 1] one.
         """
         recorded = self.config.image_range
         if recorded is None:
             return (-1.0, 1.0)
         low, high = recorded
         for nominal_low, nominal_high in _NOMINAL_RANGES:
-            slack = 0.01 * (nominal_high - nominal_low)
-            if low >= nominal_low - slack and high <= nominal_high + slack:
+            span = nominal_high - nominal_low
+            inside = low >= nominal_low - 0.01 * span and high <= nominal_high + 0.01 * span
+            if inside and (nominal_low == -1.0 or high - low >= 0.5 * span):
                 return (nominal_low, nominal_high)
         return (low, high) if high > low else (low - 0.5, high + 0.5)
 

@@ -112,14 +112,14 @@ def test_nearest_neighbour_accuracy_known_answer() -> None:
 
 
 class _UnitRangeG(torch.nn.Module):
-    """A [0, 1] generator (sigmoid-style): the tanh G mapped to [0, 1]."""
+    """A [0, 1] generator: a sigmoid on the tiny G's (narrow, untrained) output, scaled to fill [0, 1]."""
 
     def __init__(self, body: torch.nn.Module) -> None:
         super().__init__()
         self.body = body
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return (self.body(z) + 1) / 2
+        return torch.sigmoid(20 * self.body(z))
 
 
 def test_metric_takes_the_recorded_range_by_default(make_gan) -> None:
@@ -127,7 +127,7 @@ def test_metric_takes_the_recorded_range_by_default(make_gan) -> None:
     G = _UnitRangeG(gan.generator)
     inverter = fit_inverter(G, gan.discriminator, gan.feature_layer, latent_shape=gan.latent_shape, **QUICK)
     assert inverter.value_range == (0.0, 1.0)
-    x = (gan.sample(12)[1] + 1) / 2
+    x = torch.sigmoid(20 * gan.sample(12)[1])
     default = reconstruction_score(inverter, x, n=12, repeats=1)
     explicit = reconstruction_score(inverter, x, n=12, repeats=1, value_range=(0.0, 1.0))
     tanh_range = reconstruction_score(inverter, x, n=12, repeats=1, value_range=(-1.0, 1.0))
@@ -169,3 +169,23 @@ def test_metric_scores_flat_images_with_image_shape(make_gan) -> None:
     recon = inverter.reconstruct(x).reshape(-1, 1, 8, 8)
     psnr, ssim = image_quality(x.reshape(-1, 1, 8, 8), recon)
     assert flat["psnr_mean"] == pytest.approx(psnr.mean()) and flat["ssim_mean"] == pytest.approx(ssim.mean())
+
+
+@pytest.mark.parametrize(
+    "recorded, nominal",
+    [
+        ((-0.98, 0.99), (-1.0, 1.0)),  # a tanh G
+        ((0.01, 0.97), (0.0, 1.0)),  # a sigmoid G
+        ((0.0001, 0.0027), (-1.0, 1.0)),  # a barely trained G: a sliver is no evidence of [0, 1]
+        ((-0.2, 0.6), (-1.0, 1.0)),
+        ((3.0, 250.0), (0.0, 255.0)),
+        ((0.0, 1.5), (0.0, 1.5)),  # no convention fits: the recorded range itself
+        (None, (-1.0, 1.0)),
+    ],
+)
+def test_value_range_from_the_recorded_range(fitted, recorded, nominal) -> None:
+    import dataclasses
+
+    _, inverter = fitted
+    inverter.config = dataclasses.replace(inverter.config, image_range=recorded)
+    assert inverter.value_range == nominal
