@@ -236,7 +236,7 @@ class Inverter(nn.Module):
         )
         if range_check == "raise":
             raise ValueError(message)
-        warnings.warn(message, ImageRangeWarning, stacklevel=4)
+        warnings.warn(message, ImageRangeWarning, stacklevel=3)  # the line that called encode
 
     def _check_conditions(self, conditions: torch.Tensor | np.ndarray | None, n: int) -> torch.Tensor | None:
         if self.conditioning is None:
@@ -282,11 +282,10 @@ class Inverter(nn.Module):
             batch_size: images per forward pass (default :data:`DEFAULT_BATCH_SIZE`);
                 results do not depend on it.
             conditions: for a conditional GAN, ``(N, ...)`` conditions (e.g. labels).
-            range_check: images far outside G's range (:attr:`value_range`, from the range
+            range_check: images outside G's range (:attr:`value_range`, from the range
                 recorded at fit time) by more than :data:`RANGE_MARGIN` of its span (e.g.
-                0..255 for a tanh G)
-                give an :class:`ImageRangeWarning` (``"warn"``, default), a ``ValueError``
-                (``"raise"``), or nothing (``"ignore"``).
+                0..255 for a tanh G) give an :class:`ImageRangeWarning` (``"warn"``,
+                default), a ``ValueError`` (``"raise"``), or nothing (``"ignore"``).
 
         Returns:
             ``(N, *latent_shape)`` codes, float32, on the images' device (CPU for numpy),
