@@ -278,3 +278,28 @@ def test_image_range_round_trips(fitted, tmp_path) -> None:
     assert _config(path)["image_range"] == list(inverter.config.image_range)
     loaded = Inverter.load(path, generator=gan.generator, discriminator=gan.discriminator)
     assert loaded.config.image_range == inverter.config.image_range
+
+
+def test_the_library_never_unpickles() -> None:
+    """No code path of the package can run a pickle: no torch.load, pickle/dill/joblib, np.load(allow_pickle=True)."""
+    import ast
+    from pathlib import Path
+
+    import discinvert
+
+    offenders = []
+    for source in Path(discinvert.__file__).parent.rglob("*.py"):
+        tree = ast.parse(source.read_text(), filename=str(source))
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                names = [alias.name for alias in node.names] + ([node.module] if isinstance(node, ast.ImportFrom) and node.module else [])
+                offenders += [f"{source.name}: import {n}" for n in names if n.split(".")[0] in ("pickle", "dill", "joblib", "cloudpickle")]
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and isinstance(node.func.value, ast.Name):
+                owner, name = node.func.value.id, node.func.attr
+                if owner == "torch" and name == "load":
+                    offenders.append(f"{source.name}:{node.lineno}: torch.load")
+                if owner in ("np", "numpy") and name == "load" and any(
+                    k.arg == "allow_pickle" and not (isinstance(k.value, ast.Constant) and k.value.value is False) for k in node.keywords
+                ):
+                    offenders.append(f"{source.name}:{node.lineno}: np.load(allow_pickle=...)")
+    assert not offenders, offenders
