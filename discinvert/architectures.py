@@ -43,9 +43,11 @@ from pathlib import Path
 from typing import Any, Final, Literal
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
+
+from discinvert.serialization import parse_json
 
 __all__ = [
     "CONFIG_FILE",
@@ -427,6 +429,56 @@ def _load_state(module: nn.Module, path: Path) -> None:
     module.load_state_dict(converted, strict=True)
 
 
+def _shape_models(config: GANConfig, config_path: Path) -> tuple[nn.Module, nn.Module]:
+    """G and D as ``config`` describes them, on the meta device (shapes only, no memory)."""
+    try:
+        with torch.device("meta"):
+            return build_gan(config)
+    except (RuntimeError, ValueError, OverflowError, TypeError) as exc:  # sizes torch cannot represent
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise ValueError(f"{config_path}: invalid config: torch cannot build these sizes "
+                         f"({type(exc).__name__}: {first_line})") from None
+
+
+def _header(path: Path) -> dict[str, tuple[tuple[int, ...], str]]:
+    """Shape and dtype name of each tensor in a safetensors file, read from its header only."""
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            return {name: (tuple(handle.get_slice(name).get_shape()), handle.get_slice(name).get_dtype())
+                    for name in handle.keys()}
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise ValueError(f"{path}: not a readable safetensors file ({exc})") from None
+
+
+def _check_header(reference: nn.Module, path: Path, config: GANConfig, config_path: Path) -> None:
+    """The file's tensor names and shapes against the module ``config`` describes.
+
+    Raises:
+        ValueError: naming the file and the tensor: missing or unexpected tensors, a
+            shape other than the config's, or an integer tensor where a float one is
+            expected (or the reverse).
+    """
+    header = _header(path)
+    expected = reference.state_dict()
+    missing = sorted(set(expected) - set(header))
+    unexpected = sorted(set(header) - set(expected))
+    if missing or unexpected:
+        raise ValueError(
+            f"{path}: state dict does not match {type(reference).__name__}: "
+            f"missing keys {missing}, unexpected keys {unexpected}"
+        )
+    sizes = ", ".join(f"{name}={getattr(config, name)}" for name in ("latent_dim", "image_channels", "g_width", "d_width"))
+    for name, tensor in expected.items():
+        shape, dtype = header[name]
+        if shape != tuple(tensor.shape):
+            raise ValueError(
+                f"{path}: tensor {name!r}: expected shape {tuple(tensor.shape)} from {config_path} ({sizes}), "
+                f"received {shape}; the config and the weights do not belong together"
+            )
+        if dtype.startswith(("F", "BF")) != tensor.is_floating_point():
+            raise ValueError(f"{path}: tensor {name!r}: expected dtype {tensor.dtype}, received {dtype}")
+
+
 def load_gan(
     directory: str | os.PathLike[str], *, device: str | torch.device = "cpu"
 ) -> tuple[DCGANGenerator, DCGANDiscriminator, GANConfig, dict[str, Any]]:
@@ -451,10 +503,7 @@ def load_gan(
     for path in (config_path, directory / GENERATOR_FILE, directory / DISCRIMINATOR_FILE):
         if not path.is_file():
             raise FileNotFoundError(f"GAN checkpoint file {path} not found")
-    try:
-        document = json.loads(config_path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{config_path}: not valid JSON ({exc})") from exc
+    document = parse_json(config_path.read_bytes(), source=str(config_path))
     if not isinstance(document, dict) or document.get("format") != _FORMAT:
         found = document.get("format") if isinstance(document, dict) else type(document).__name__
         raise ValueError(f"{config_path}: expected format {_FORMAT!r}, received {found!r}")
@@ -471,6 +520,12 @@ def load_gan(
     if not isinstance(extra, dict):
         raise ValueError(f"{config_path}: expected 'extra' to be an object, received {type(extra).__name__}")
 
+    # Names and shapes are checked against the files' headers before any model is built:
+    # a config.json that says latent_dim=10**7 must not allocate gigabytes (or fail to)
+    # before the mismatch is reported.
+    reference_g, reference_d = _shape_models(config, config_path)
+    _check_header(reference_g, directory / GENERATOR_FILE, config, config_path)
+    _check_header(reference_d, directory / DISCRIMINATOR_FILE, config, config_path)
     generator, discriminator = build_gan(config)
     _load_state(generator, directory / GENERATOR_FILE)
     _load_state(discriminator, directory / DISCRIMINATOR_FILE)

@@ -4,9 +4,12 @@ Subcommands: ``layers``, ``fit``, ``encode``, ``reconstruct``, ``evaluate``, ``p
 and ``demo``; ``discinvert COMMAND --help`` describes each.
 
 The parser is built inside :func:`main`, never at import time. Exit codes: 0 success,
-2 usage errors (argparse, or options that do not go together), 1 failures; user
-mistakes (a bad path, factory string, layer name, image shape, zoo entry) print one
-line, not a traceback.
+2 usage errors (argparse, or options that do not go together), 1 failures, 130 Ctrl-C;
+user mistakes (a bad path, factory string, layer name, image shape, zoo entry), a full
+disk, an unwritable output and running out of memory print one line, not a traceback.
+Every output file is written atomically (:func:`discinvert.serialization.atomic_write`):
+a failed write leaves the previous file as it was. Outputs are checked to be writable
+before any long work starts.
 """
 
 from __future__ import annotations
@@ -15,8 +18,9 @@ import argparse
 import json
 import logging
 import math
+import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,30 +58,43 @@ class _UsageError(Exception):
 
 
 # ---------------------------------------------------------------------------- argument types
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an int >= 0, got {text}")
-    return value
+_SEED_LIMIT = 2**62  # fit_inverter's seeds: room for seed + 1 and per-rank offsets in torch's int64 seeds
 
 
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an int >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an int >= 1, got {text}")
-    return value
+def _shown(text: str) -> str:
+    return repr(text if len(text) <= 40 else text[:37] + "...")
+
+
+def _integer(minimum: int, limit: int | None = None, limit_text: str | None = None) -> Callable[[str], int]:
+    """An argparse type: an integer ``>= minimum`` (and ``< limit``), else a message saying so."""
+    expected = f"an integer >= {minimum}" if limit is None else f"an integer in [{minimum}, {limit_text or limit})"
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {_shown(text)}") from None
+        if value < minimum or (limit is not None and value >= limit):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {_shown(text)}")
+        return value
+
+    parse.__name__ = expected  # argparse names the type in its "invalid ... value" messages
+    return parse
+
+
+_positive = _integer(0)
+_count = _integer(1)
+_pairs = _integer(2)  # fit: a batch (and the held-out set) needs two or more latents
+_seed = _integer(0, _SEED_LIMIT, "2**62")
 
 
 def _float(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {_shown(text)}") from None
     if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {_shown(text)}")
     return value
 
 
@@ -188,10 +205,11 @@ def _format_shape(shape: Sequence[int] | None) -> str:
     return "-" if shape is None else "(" + ", ".join(str(d) for d in shape) + ")"
 
 
-def _finite_or_none(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
+def _check_writable(path: Path, *, directory: bool = False) -> None:
+    """``--out``/``--json`` can be written, checked before any long work (exit 1 if not)."""
+    from discinvert.serialization import check_writable
+
+    check_writable(path, directory=directory)
 
 
 # ---------------------------------------------------------------------------- commands
@@ -276,11 +294,14 @@ def _fit(args: argparse.Namespace) -> int:
     to_file = out.suffix.lower() == ".safetensors"
     if not to_file and out.exists() and not out.is_dir():
         raise _UsageError(f"--out {out}: expected a .safetensors file or a directory")
+    if to_file and out.is_dir():
+        raise _UsageError(f"--out {out}: expected a .safetensors file to write, got an existing directory")
     _check_gan_options(args)
     if args.generator is not None and args.latent_shape is None:
         raise _UsageError("--latent-shape (e.g. 100,1,1) is needed with --generator")
     if args.discriminator is not None and args.feature_layer is None:
         raise _UsageError("--feature-layer is needed with --discriminator (see `discinvert layers`)")
+    _check_writable(out, directory=not to_file)  # before minutes of fitting, not after
     gan = _load_gan(args)
     layer = args.feature_layer or gan.feature_layer
     steps = DEFAULT_STEPS if args.steps is None else args.steps
@@ -301,26 +322,34 @@ def _fit(args: argparse.Namespace) -> int:
 
 
 def _encode(args: argparse.Namespace) -> int:
+    import io
+
     import numpy as np
 
     from discinvert.io_images import prepare_images, read_images
+    from discinvert.serialization import atomic_write_bytes
 
     out = Path(args.out)
     suffix = _codes_suffix(out)
+    _check_writable(out)
     raw = read_images(args.images)
     gan = _load_gan(args)
     inverter = _load_inverter(args, gan)
     x = prepare_images(raw, inverter.image_shape, args.range, args.input_range)
     codes = _invert(inverter, x, args).detach().cpu().float().contiguous()
-    out.parent.mkdir(parents=True, exist_ok=True)
+    # Serialised in memory, then written atomically: np.save to a path can drop a failed
+    # final flush silently, leaving a short file behind.
     if suffix == ".npy":
-        np.save(out, codes.numpy())
+        buffer = io.BytesIO()
+        np.save(buffer, codes.numpy())
+        data = buffer.getvalue()
     else:
-        from safetensors.torch import save_file
+        from safetensors.torch import save
 
         metadata = {"names": json.dumps(raw.names), "source": str(raw.source), "feature_layer": inverter.feature_layer,
                     "refine_steps": str(args.refine_steps), "value_range": json.dumps(list(args.range))}
-        save_file({"codes": codes}, str(out), metadata=metadata)
+        data = save({"codes": codes}, metadata=metadata)
+    atomic_write_bytes(out, data)
     if raw.layout == "files":
         order = "files sorted by name: " + ", ".join(raw.names[:3]) + (", ..." if len(raw.names) > 3 else "")
     else:
@@ -334,6 +363,7 @@ def _encode(args: argparse.Namespace) -> int:
 def _reconstruct(args: argparse.Namespace) -> int:
     from discinvert.io_images import (
         pair_grid,
+        pair_grid_shape,
         prepare_images,
         read_images,
         to_uint8,
@@ -341,10 +371,13 @@ def _reconstruct(args: argparse.Namespace) -> int:
     )
     from discinvert.metrics import image_quality
 
+    _check_writable(Path(args.out), directory=True)
     raw = read_images(args.images)
     gan = _load_gan(args)
     inverter = _load_inverter(args, gan)
     x = prepare_images(raw, inverter.image_shape, args.range, args.input_range)
+    # the largest picture, before any image is inverted: --scale 10000 fails here, in one line
+    pair_grid_shape(min(args.per_grid, len(x)), x.shape[2], x.shape[3], columns=args.columns, scale=args.scale)
     recon = inverter.decode(_invert(inverter, x, args), args.batch_size)
     psnr, ssim = image_quality(x, recon, value_range=args.range)
     originals, rebuilt = to_uint8(x, args.range), to_uint8(recon, args.range)
@@ -410,6 +443,8 @@ def _evaluate(args: argparse.Namespace) -> int:
             raise _UsageError(f"model {name}: --inverter is needed")
     if args.data_root is not None and not args.fashion_mnist_test:
         raise _UsageError("--data-root goes with --fashion-mnist-test")
+    if args.json is not None:
+        _check_writable(Path(args.json))
     raw = _evaluate_images(args)
     n = args.n if args.n is not None else min(1000, len(raw))
     if n > len(raw):
@@ -448,11 +483,11 @@ def _evaluate(args: argparse.Namespace) -> int:
             "images": {"source": str(raw.source), "count": len(raw)},
             "protocol": {"n": n, "repeats": args.repeats, "seed": args.seed, "refine_steps": args.refine_steps,
                          "value_range": list(args.range), "sort_by": args.sort_by},
-            "results": [{k: _finite_or_none(v) for k, v in r.items()} for r in results],
+            "results": results,
         }
-        path = Path(args.json)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(document, indent=2) + "\n")
+        from discinvert.serialization import write_json
+
+        path = write_json(args.json, document)  # strict JSON: NaN and infinities become null
         print(f"wrote {path}")
     return 0
 
@@ -565,11 +600,12 @@ def _build_parser() -> argparse.ArgumentParser:
                           "model.safetensors, config.json, README.md model card)")
     fit.add_argument("--feature-layer", help="D's layer to read (default: the GAN config's; see `discinvert layers`)")
     fit.add_argument("--steps", type=_count, default=None, help="CN updates (default: the library's, 2000)")
-    fit.add_argument("--batch-size", type=_count, default=256, help="pairs per update (default 256)")
+    fit.add_argument("--batch-size", type=_pairs, default=256, help="pairs per update, at least 2 (default 256)")
     fit.add_argument("--lr", type=_float, default=None, help="peak Adam learning rate (default: the library's)")
-    fit.add_argument("--validation-size", type=_count, default=1024,
-                     help="held-out latents that pick the best CN (default 1024)")
-    fit.add_argument("--seed", type=_positive, default=0, help="seed; the same seed gives the same inverter (default 0)")
+    fit.add_argument("--validation-size", type=_pairs, default=1024,
+                     help="held-out latents that pick the best CN, at least 2 (default 1024)")
+    fit.add_argument("--seed", type=_seed, default=0,
+                     help="seed in [0, 2**62); the same seed gives the same inverter (default 0)")
     fit.add_argument("--reuse", type=_count, default=1,
                      help="CN steps per generated batch (default 1: always fresh; see docs/fit_speed.md)")
     fit.add_argument("--autocast", choices=["bf16", "fp16"], default=None,
@@ -647,7 +683,7 @@ def _build_parser() -> argparse.ArgumentParser:
                                "/usr/share/datasets/fashion-mnist)")
     evaluate.add_argument("--n", type=_count, default=None, help="images per draw (default: 1000, or all if fewer)")
     evaluate.add_argument("--repeats", type=_count, default=5, help="random draws (default 5)")
-    evaluate.add_argument("--seed", type=_positive, default=0, help="seed of the draws (default 0)")
+    evaluate.add_argument("--seed", type=_seed, default=0, help="seed of the draws, in [0, 2**62) (default 0)")
     evaluate.add_argument("--refine-steps", type=_positive, default=0,
                           help="0: the inverter alone (default); else hybrid refinement steps")
     evaluate.add_argument("--sort-by", choices=("psnr", "ssim"), default="psnr", help="ranking (default psnr)")
@@ -677,11 +713,12 @@ def _build_parser() -> argparse.ArgumentParser:
                                description="Encode, refine and edit the bundled real test images; write a picture and metrics.")
     demo.add_argument("--out", type=Path, default=Path("out/demo"), help="output folder (default: out/demo)")
     demo.add_argument("--fit", action="store_true", help="fit a fresh inverter instead of loading the bundled one")
-    demo.add_argument("--steps", type=_positive, default=None, help="steps of the fresh fit (default: the library's)")
-    demo.add_argument("--n-images", type=_positive, default=1000, help="bundled test images to encode (max 1000)")
+    demo.add_argument("--steps", type=_count, default=None, help="steps of the fresh fit (default: the library's)")
+    demo.add_argument("--n-images", type=_count, default=1000, help="bundled test images to encode, 1 to 1000 "
+                      "(default 1000)")
     demo.add_argument("--refine-images", type=_positive, default=200, help="how many of them to refine (default 200)")
     demo.add_argument("--refine-steps", type=_positive, default=50, help="refinement steps (default 50)")
-    demo.add_argument("--seed", type=_positive, default=0, help="seed of the fresh fit")
+    demo.add_argument("--seed", type=_seed, default=0, help="seed of the fresh fit, in [0, 2**62) (default 0)")
     demo.set_defaults(handler=_demo)
 
     for sub in commands.choices.values():
@@ -707,22 +744,24 @@ def _setup_logging(verbose: bool) -> None:
 
 def _one_line(error: BaseException) -> str:
     text = " ".join(str(error).split())
+    text = re.sub(r"^\[Errno -?\d+\] ", "", text)  # OSError's prefix: the message says what failed
     return text or type(error).__name__
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit code (0 success, 2 usage error, 1 failure)."""
-    parser = _build_parser()
-    args = parser.parse_args(argv)
-    if args.command is None:
-        parser.print_help()
-        return 2
-    _setup_logging(args.verbose)
-    if args.command == "demo" and args.steps is None:
-        from discinvert.fit import DEFAULT_STEPS
+def _is_out_of_memory(error: BaseException) -> bool:
+    """torch's allocation failures: ``torch.OutOfMemoryError`` (CUDA) or the CPU allocator's RuntimeError."""
+    if any(cls.__name__ == "OutOfMemoryError" for cls in type(error).__mro__):
+        return True
+    return isinstance(error, RuntimeError) and "can't allocate memory" in str(error)
 
-        args.steps = DEFAULT_STEPS
+
+def _run(args: argparse.Namespace) -> int:
+    """Run the chosen command; user mistakes and failed writes become one line on stderr."""
     try:
+        if args.command == "demo" and args.steps is None:
+            from discinvert.fit import DEFAULT_STEPS
+
+            args.steps = DEFAULT_STEPS
         return int(args.handler(args))
     except _UsageError as error:
         args._parser.error(str(error))  # prints usage and the message, exits with code 2
@@ -730,11 +769,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, FileNotFoundError, OSError) as error:
         print(f"discinvert {args.command}: error: {_one_line(error)}", file=sys.stderr)
         return 1
+    except MemoryError as error:
+        print(f"discinvert {args.command}: error: out of memory ({_one_line(error)})", file=sys.stderr)
+        return 1
     except Exception as error:
+        if _is_out_of_memory(error):
+            print(f"discinvert {args.command}: error: out of memory ({_one_line(error)})", file=sys.stderr)
+            return 1
         if not _is_network_error(error):
             raise  # a bug: keep the traceback
         print(f"discinvert {args.command}: error: {type(error).__name__}: {_one_line(error)}", file=sys.stderr)
         return 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code (0 success, 2 usage error, 1 failure, 130 Ctrl-C).
+
+    Ctrl-C anywhere in here (parsing imports torch for some options, commands import
+    it too) ends with one line and exit code 130.
+    """
+    command = ""
+    try:
+        parser = _build_parser()
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help()
+            return 2
+        command = f" {args.command}"
+        _setup_logging(args.verbose)
+        return _run(args)
     except KeyboardInterrupt:
-        print(f"discinvert {args.command}: interrupted", file=sys.stderr)
+        print(f"discinvert{command}: interrupted", file=sys.stderr)
         return 130

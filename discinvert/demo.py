@@ -6,14 +6,16 @@ the 1,000 bundled real test images, refines a subset, edits a few, and writes
 - ``reconstructions.png``: rows originals | encode | refine | edit (sneaker → ankle boot
   at increasing strength);
 - ``metrics.json``: ``{"dataset", "n_images", "methods": {"encode": {...}, "refine": {...}}}``
-  with PSNR/SSIM mean and std over images, seconds and the number of images.
+  with PSNR/SSIM mean and std over images, seconds and the number of images (strict
+  JSON: a value that is not finite is written as ``null``).
+
+Both are written atomically (:func:`discinvert.serialization.atomic_write`).
 
 Runs offline, on the CPU in a few minutes.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import dataclass
@@ -27,7 +29,10 @@ from discinvert import zoo
 from discinvert.datasets import FASHION_MNIST_CLASSES, from_model_range, to_model_range
 from discinvert.edit import attribute_direction, edit
 from discinvert.fit import DEFAULT_STEPS, fit_inverter
+from discinvert.io_images import write_png
 from discinvert.metrics import image_quality
+from discinvert.serialization import check_writable, write_json
+from discinvert.validation import positive_int
 
 __all__ = ["DemoOptions", "run_demo"]
 
@@ -94,7 +99,19 @@ def _grid(rows: list[tuple[str, np.ndarray]], scale: int = 3) -> np.ndarray:
 
 
 def run_demo(options: DemoOptions) -> dict[str, Any]:
-    """Run the demo; returns the metrics written to ``metrics.json``."""
+    """Run the demo; returns the metrics written to ``metrics.json``.
+
+    Raises:
+        ValueError: ``n_images`` or ``fit_steps`` below 1, ``refine_images`` or
+            ``refine_steps`` below 0, or ``out`` an existing file.
+        OSError: ``out`` cannot be created or written in (checked before any work), or
+            writing the outputs failed.
+    """
+    positive_int(options.n_images, "n_images")
+    positive_int(options.fit_steps, "fit_steps")
+    positive_int(options.refine_images, "refine_images", 0)
+    positive_int(options.refine_steps, "refine_steps", 0)
+    check_writable(options.out, directory=True)
     images_u8, labels = zoo.load_test_images(ZOO_ENTRY)
     n = min(options.n_images, len(images_u8))
     images_u8, labels = images_u8[:n], labels[:n]
@@ -142,10 +159,7 @@ def run_demo(options: DemoOptions) -> dict[str, Any]:
         rows.append(("edit: +boot", from_model_range(edited[order])))
 
     out = Path(options.out)
-    out.mkdir(parents=True, exist_ok=True)
-    from skimage.io import imsave
-
-    imsave(out / "reconstructions.png", _grid(rows), check_contrast=False)
+    write_png(out / "reconstructions.png", _grid(rows))
     metrics = {
         "dataset": "Fashion-MNIST test split (bundled: the first 100 images of each class)",
         "n_images": n,
@@ -154,5 +168,5 @@ def run_demo(options: DemoOptions) -> dict[str, Any]:
         "std_over": "images",
         "methods": methods,
     }
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    write_json(out / "metrics.json", metrics)
     return metrics

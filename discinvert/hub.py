@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
 from discinvert.config import InverterConfig
-from discinvert.serialization import atomic_write, read_inverter_file, write_inverter_file
+from discinvert.serialization import atomic_write, parse_json, read_inverter_file, write_inverter_file
 
 if TYPE_CHECKING:
     import torch
@@ -249,10 +249,7 @@ def read_pretrained(
         config_path, weights_path = _hub_files(repo_id, revision=revision, cache_dir=cache_dir,
                                                local_files_only=local_files_only, token=token)
         source = f"Hub repo {repo_id!r}"
-    try:
-        data = json.loads(config_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"{source}: {CONFIG_NAME} is not valid JSON ({error}).") from None
+    data = parse_json(config_path.read_bytes(), source=f"{source}/{CONFIG_NAME}")
     config = InverterConfig.from_dict(data, source=f"{source}/{CONFIG_NAME}")
     state, file_config = read_inverter_file(weights_path)
     stored, given = file_config.to_dict(), config.to_dict()

@@ -17,10 +17,12 @@ Layouts: ``.npy`` arrays are ``(N, C, H, W)``, ``(N, H, W, C)`` or, for one-chan
 images, ``(N, H, W)``; image files are ``(H, W)`` (grayscale) or ``(H, W, C)``
 (RGB, RGBA, ...). The channels and size must match the inverter's ``image_shape``.
 Every mismatch raises ``ValueError`` with a one-line message naming the source.
+Pictures are written atomically (:func:`discinvert.serialization.atomic_write`).
 """
 
 from __future__ import annotations
 
+import io
 import math
 import os
 from collections.abc import Sequence
@@ -30,10 +32,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from discinvert.serialization import atomic_write_bytes
+
 __all__ = [
     "IMAGE_SUFFIXES",
+    "MAX_GRID_PIXELS",
     "RawImages",
     "pair_grid",
+    "pair_grid_shape",
     "parse_range",
     "prepare_images",
     "read_images",
@@ -43,6 +49,10 @@ __all__ = [
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 """File suffixes read from an image folder (case-insensitive)."""
+
+MAX_GRID_PIXELS = 89_478_485
+"""Largest picture :func:`pair_grid` makes: Pillow's ``MAX_IMAGE_PIXELS``, above which image
+readers warn of a decompression bomb (and refuse pictures twice as large)."""
 
 _INTEGER_MAX = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
 _CHANNEL_WORDS = {1: "grayscale", 2: "grayscale+alpha", 3: "RGB", 4: "RGBA"}
@@ -225,6 +235,26 @@ def to_uint8(images: torch.Tensor | np.ndarray, value_range: tuple[float, float]
     return pixels[:, 0] if pixels.shape[1] == 1 else np.moveaxis(pixels, 1, -1)
 
 
+def pair_grid_shape(n: int, height: int, width: int, *, columns: int = 8, scale: int = 1) -> tuple[int, int]:
+    """Height and width in pixels of :func:`pair_grid`'s picture for ``n`` pairs of ``height x width`` images.
+
+    Raises:
+        ValueError: a picture of more than :data:`MAX_GRID_PIXELS` pixels (the message
+            says how large and what to lower).
+    """
+    inner, pad = 1, 4
+    columns = max(1, min(columns, n))
+    rows = math.ceil(n / columns)
+    picture_h = (pad + rows * (height + pad)) * scale
+    picture_w = (pad + columns * (2 * width + inner + pad)) * scale
+    if picture_h * picture_w > MAX_GRID_PIXELS:
+        raise ValueError(
+            f"scale {scale}: expected a picture of at most {MAX_GRID_PIXELS} pixels, got {picture_h}x{picture_w} "
+            f"({n} pairs, {columns} per row); lower the scale (--scale) or the pairs per picture (--per-grid)."
+        )
+    return picture_h, picture_w
+
+
 def pair_grid(originals: np.ndarray, reconstructions: np.ndarray, *, columns: int = 8, scale: int = 1,
               background: int = 40) -> np.ndarray:
     """A uint8 picture of ``original | reconstruction`` pairs, ``columns`` pairs per row.
@@ -234,9 +264,14 @@ def pair_grid(originals: np.ndarray, reconstructions: np.ndarray, *, columns: in
         columns: pairs per row.
         scale: integer upscaling (nearest neighbour) of the whole picture.
         background: grey level between the tiles.
+
+    Raises:
+        ValueError: the picture would exceed :data:`MAX_GRID_PIXELS` pixels (checked
+            before any memory is allocated).
     """
     n, h, w = originals.shape[:3]
     extra = originals.shape[3:]
+    pair_grid_shape(n, h, w, columns=columns, scale=scale)
     inner, pad = 1, 4
     columns = max(1, min(columns, n))
     rows = math.ceil(n / columns)
@@ -255,18 +290,27 @@ def pair_grid(originals: np.ndarray, reconstructions: np.ndarray, *, columns: in
 
 
 def write_png(path: str | os.PathLike[str], picture: np.ndarray) -> Path:
-    """Write a uint8 ``(H, W)``, ``(H, W, 3)`` or ``(H, W, 4)`` picture as PNG.
+    """Write a uint8 ``(H, W)``, ``(H, W, 1)``, ``(H, W, 3)`` or ``(H, W, 4)`` picture as PNG, atomically.
+
+    The PNG is encoded in memory first, then written with
+    :func:`discinvert.serialization.atomic_write`: a failed write leaves any older
+    file at ``path`` as it was.
 
     Raises:
-        ValueError: a channel count PNG cannot hold.
+        ValueError: not uint8, or a channel count PNG cannot hold.
+        OSError: the file cannot be written (full disk, permissions); the message names it.
     """
-    from skimage.io import imsave
+    from PIL import Image
 
+    picture = np.asarray(picture)
+    if picture.dtype != np.uint8:
+        raise ValueError(f"{path}: expected uint8 pixels, got dtype {picture.dtype}.")
     if picture.ndim == 3 and picture.shape[2] not in (3, 4):
         if picture.shape[2] != 1:
             raise ValueError(f"{path}: PNG holds 1, 3 or 4 channels; these images have {picture.shape[2]}.")
         picture = picture[..., 0]
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    imsave(target, picture, check_contrast=False)
-    return target
+    if picture.ndim not in (2, 3):
+        raise ValueError(f"{path}: expected a picture of shape (H, W) or (H, W, C), got {picture.shape}.")
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(picture)).save(buffer, format="PNG")
+    return atomic_write_bytes(path, buffer.getvalue())

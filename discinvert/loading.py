@@ -76,7 +76,9 @@ def parse_device(text: str | None) -> torch.device | None:
     """``--device``: a usable torch device, or ``None`` when not given.
 
     Raises:
-        ValueError: not a device name, or a CUDA/MPS device that is not available.
+        ValueError: not a device name; ``meta`` (shapes only, no data to run on); a
+            CUDA/MPS device that is not available; any other device type on which a
+            tensor cannot be made here.
     """
     if text is None:
         return None
@@ -91,6 +93,15 @@ def parse_device(text: str | None) -> torch.device | None:
             raise ValueError(f"device: {text!r} asked for, but only {torch.cuda.device_count()} CUDA device(s) exist.")
     elif device.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
         raise ValueError(f"device: {text!r} asked for, but MPS is not available on this machine.")
+    elif device.type == "meta":
+        raise ValueError(f"device: expected a device that holds data, such as 'cpu' or 'cuda:0', got {text!r} "
+                         "(meta tensors have shapes only; nothing can run there).")
+    elif device.type not in ("cpu", "cuda", "mps"):
+        try:
+            torch.empty(0, device=device)
+        except Exception as error:  # noqa: BLE001 - torch reports an absent backend in many ways (ImportError, AssertionError, ...)
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise ValueError(f"device: {text!r} asked for, but it is not usable on this machine ({reason}).") from None
     return device
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import os
 import struct
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -226,6 +228,74 @@ def test_load_errors(tmp_path: Path) -> None:
         save_gan(tmp_path, generator, discriminator, config, extra={"x": float("nan")})
     with pytest.raises(ValueError, match="extra"):
         save_gan(tmp_path, generator, discriminator, config, extra={"x": object()})
+
+
+@contextlib.contextmanager
+def _data_limit(headroom: int) -> Iterator[None]:
+    """Cap this process's data memory at its current size plus ``headroom`` bytes (Linux).
+
+    A config that makes ``load_gan`` allocate the models it describes then fails at
+    once with torch's allocation error instead of slowly eating the machine's memory.
+    """
+    resource = pytest.importorskip("resource")
+    status = Path("/proc/self/status")
+    if not status.exists():
+        pytest.skip("needs /proc/self/status (Linux)")
+    data_kb = next(int(line.split()[1]) for line in status.read_text().splitlines() if line.startswith("VmData:"))
+    soft, hard = resource.getrlimit(resource.RLIMIT_DATA)
+    limit = data_kb * 1024 + headroom
+    resource.setrlimit(resource.RLIMIT_DATA, (limit if hard == resource.RLIM_INFINITY else min(limit, hard), hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_DATA, (soft, hard))
+
+
+def _set_config(directory: Path, **changes: object) -> None:
+    document = json.loads((directory / CONFIG_FILE).read_text())
+    document["config"].update(changes)
+    (directory / CONFIG_FILE).write_text(json.dumps(document))
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({"latent_dim": 20_000}, "(20000, 256, 7, 7)"),  # G's first layer alone: 1 GB
+        ({"latent_dim": 10**7}, "(10000000, 256, 7, 7)"),  # 500 GB
+        ({"g_width": 10**5}, "(16, 400000, 7, 7)"),  # 1.2 GB
+    ],
+)
+def test_config_that_disagrees_with_the_weights_is_refused_before_building(
+    tmp_path: Path, changes: dict[str, int], expected: str
+) -> None:
+    config = GANConfig(latent_dim=16)
+    save_gan(tmp_path, *build_gan(config), config)
+    load_gan(tmp_path)  # the valid directory loads (and torch's lazy imports happen before the cap)
+    _set_config(tmp_path, **changes)
+    with _data_limit(512 * 2**20), pytest.raises(ValueError) as info:
+        load_gan(tmp_path)
+    message = str(info.value)
+    assert message.startswith(f"{tmp_path / GENERATOR_FILE}: tensor 'main.0.weight': expected shape {expected}")
+    assert "received (16, 256, 7, 7)" in message and str(tmp_path / CONFIG_FILE) in message
+
+
+def test_config_with_sizes_torch_cannot_hold_is_refused(tmp_path: Path) -> None:
+    config = GANConfig(latent_dim=16, g_width=8, d_width=8)
+    save_gan(tmp_path, *build_gan(config), config)
+    _set_config(tmp_path, latent_dim=10**30)
+    with pytest.raises(ValueError, match="invalid config") as info:
+        load_gan(tmp_path)
+    assert str(tmp_path / CONFIG_FILE) in str(info.value) and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("text", ["[" * 100_000 + "]" * 100_000, '{"a": ' * 100 + "1" + "}" * 100, "1" * 5000])
+def test_deeply_nested_or_absurd_config_json_names_the_file(tmp_path: Path, text: str) -> None:
+    config = GANConfig(latent_dim=16, g_width=8, d_width=8)
+    save_gan(tmp_path, *build_gan(config), config)
+    (tmp_path / CONFIG_FILE).write_text(text)
+    with pytest.raises(ValueError, match="is not (valid|usable) JSON") as info:
+        load_gan(tmp_path)
+    assert str(info.value).startswith(str(tmp_path / CONFIG_FILE))
 
 
 def _write_idx(path: Path, array: np.ndarray) -> None:

@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
+import shutil
+import stat
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -63,6 +67,17 @@ def ws(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     (root / "rgb").mkdir()
     imsave(root / "rgb" / "colour.png", np.stack([real[0]] * 3, axis=-1), check_contrast=False)
     imsave(root / "one.jpg", real[0], check_contrast=False)
+    (root / "dir.safetensors").mkdir()
+    # GAN directories whose config.json cannot be trusted: sizes the weights do not have, absurd nesting
+    for name, change in (("gan-huge-latent", lambda d: d["config"].update(latent_dim=10**8)),
+                         ("gan-deep-config", None)):
+        shutil.copytree(root / "gan", root / name)
+        document = json.loads((root / name / "config.json").read_text())
+        if change is None:
+            (root / name / "config.json").write_text("[" * 100_000 + "]" * 100_000)
+        else:
+            change(document)
+            (root / name / "config.json").write_text(json.dumps(document))
     return {"root": root, "gan": root / "gan", "inv": root / "inv.safetensors", "inv_factories": root / "inv-factories"}
 
 
@@ -301,6 +316,12 @@ FAILURES = [  # (argv with {placeholders}, message fragment): exit code 1, one l
     (["evaluate", "--model", "zoo:stylegan-cats", "--images", "{root}/u8.npy"], "unknown zoo entry"),
     (["evaluate", "--model", "zoo:dcgan-fashion-mnist", "--images", "{root}/u8.npy", "--n", "50"], "only 20 images"),
     (["push", "--gan", "{gan}", "--inverter", "{root}/missing.safetensors", "--repo-id", "me/x"], "no such inverter file"),
+    (["layers", "--gan", "{gan}", "--device", "meta"], "expected a device that holds data, such as 'cpu' or 'cuda:0', got 'meta'"),
+    # config.json checked against the weights' headers before anything is built (here, 627 GB for G)
+    (["layers", "--gan", "{root}/gan-huge-latent"], "tensor 'main.0.weight': expected shape (100000000, 32, 7, 7)"),
+    (["layers", "--gan", "{root}/gan-deep-config"], "config.json is not usable JSON: lists or objects nested deeper"),
+    (["reconstruct", "--gan", "{gan}", "--inverter", "{inv}", "--images", "{root}/png", "--out", "{root}/r", "--scale", "10000"],
+     "expected a picture of at most 89478485 pixels, got 360000x2480000"),
 ]
 
 USAGE_ERRORS = [  # exit code 2 (argparse), message fragment on the last line
@@ -308,7 +329,16 @@ USAGE_ERRORS = [  # exit code 2 (argparse), message fragment on the last line
     (["layers", "--gan", "{gan}", "--generator", GEN], "either --gan or --generator/--discriminator"),
     (["layers"], "a GAN is needed"),
     (["fit", *FACTORIES, "--feature-layer", "4", "--out", "{root}/x.safetensors"], "--latent-shape"),
-    (["fit", "--gan", "{gan}", "--steps", "0", "--out", "{root}/x.safetensors"], "expected an int >= 1"),
+    (["fit", "--gan", "{gan}", "--steps", "0", "--out", "{root}/x.safetensors"], "argument --steps: expected an integer >= 1, got '0'"),
+    (["fit", "--gan", "{gan}", "--seed", "abc", "--out", "{root}/x.safetensors"],
+     "argument --seed: expected an integer in [0, 2**62), got 'abc'"),
+    (["fit", "--gan", "{gan}", *FAST_FIT, "--seed", str(2**70), "--out", "{root}/x.safetensors"],
+     "argument --seed: expected an integer in [0, 2**62), got '1180591620717411303424'"),
+    (["fit", "--gan", "{gan}", "--steps", "2", "--batch-size", "1", "--validation-size", "32", "--no-progress", "--out",
+      "{root}/x.safetensors"], "argument --batch-size: expected an integer >= 2, got '1'"),
+    (["fit", "--gan", "{gan}", *FAST_FIT, "--out", "{root}/dir.safetensors"], "got an existing directory"),
+    (["evaluate", "--model", "zoo:dcgan-fashion-mnist", "--images", "{root}/u8.npy", "--seed", "x"],
+     "argument --seed: expected an integer in [0, 2**62), got 'x'"),
     (["encode", "--gan", "{gan}", "--inverter", "{inv}", "--images", "{root}/png", "--out", "{root}/c.txt"], ".npy or .safetensors"),
     (["encode", "--gan", "{gan}", "--images", "{root}/png", "--out", "{root}/c.npy"], "--inverter"),
     (["encode", "--gan", "{gan}", "--inverter", "{inv}", "--images", "{root}/png", "--out", "{root}/c.npy", "--range", "1,-1"],
@@ -342,6 +372,169 @@ def test_usage_errors_exit_2(argv: list[str], message: str, ws: dict[str, Path],
     assert info.value.code == 2
     last = capsys.readouterr().err.strip().splitlines()[-1]
     assert last.startswith(f"discinvert {argv[0]}: error: ") and message in last
+
+
+# ----------------------------------------------------------------------------- output files
+_FULL_DISK = """
+import contextlib, io, json, resource, signal, sys
+from discinvert.cli import main
+
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit then fails with EFBIG, as on a full disk
+limit, runs = int(sys.argv[1]), json.loads(sys.argv[2])
+resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+results = []
+for argv in runs:
+    err = io.StringIO()
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
+        try:
+            code = main(argv)
+        except BaseException as error:  # what the console script would show as a traceback
+            code = f"{type(error).__name__}: {error}"
+    results.append([code, err.getvalue()])
+print(json.dumps(results))
+"""
+
+
+def test_every_output_survives_a_full_disk(ws: dict[str, Path], tmp_path: Path) -> None:
+    """Under a 256-byte file size limit every write fails: one line, exit 1, the old files intact, no debris."""
+    gan, inv, images = str(ws["gan"]), str(ws["inv"]), str(ws["root"] / "u8.npy")
+    runs = {  # command line -> the file it fails to replace
+        "codes.npy": ["encode", "--gan", gan, "--inverter", inv, "--images", images, "--out", "codes.npy"],
+        "codes.safetensors": ["encode", "--gan", gan, "--inverter", inv, "--images", images, "--out", "codes.safetensors"],
+        "grids/reconstructions_000.png": ["reconstruct", "--gan", gan, "--inverter", inv, "--images", images,
+                                          "--out", "grids"],
+        "scores.json": ["evaluate", "--model", f"tiny={gan}:{inv}", "--images", images, "--n", "4", "--repeats", "1",
+                        "--json", "scores.json"],
+        "inv.safetensors": ["fit", "--gan", gan, *FAST_FIT, "--out", "inv.safetensors"],
+        "repo/model.safetensors": ["fit", "--gan", gan, *FAST_FIT, "--out", "repo"],
+        "demo/reconstructions.png": ["demo", "--out", "demo", "--n-images", "4", "--refine-steps", "0"],
+    }
+    old = {name: f"previous {name}".encode() for name in [*runs, "demo/metrics.json"]}
+    for name, data in old.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(data)
+        (tmp_path / name).chmod(0o640)
+    child = subprocess.run([sys.executable, "-c", _FULL_DISK, "256", json.dumps(list(runs.values()))],
+                           capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert child.returncode == 0, child.stderr
+    for (name, argv), (code, err) in zip(runs.items(), json.loads(child.stdout.splitlines()[-1])):
+        assert code == 1, (name, code, err)
+        assert err.count("\n") == 1 and err.startswith(f"discinvert {argv[0]}: error: {name}: could not be written"), err
+        assert "File too large" in err and "unchanged" in err
+    for name, data in old.items():
+        assert (tmp_path / name).read_bytes() == data, name
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o640, name
+    assert not [p for p in tmp_path.rglob("*") if p.is_file() and p.relative_to(tmp_path).as_posix() not in old]
+
+
+def _writable(folder: Path) -> bool:
+    try:
+        (folder / "probe").touch()
+    except OSError:
+        return False
+    (folder / "probe").unlink()
+    return True
+
+
+@pytest.fixture
+def read_only_dir(tmp_path: Path) -> Iterator[Path]:
+    """A folder nothing can be written in; as root (which ignores permission bits), an immutable one."""
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    folder.chmod(0o555)
+    immutable = False
+    if _writable(folder) and shutil.which("chattr"):
+        immutable = subprocess.run(["chattr", "+i", str(folder)], capture_output=True, check=False).returncode == 0
+    if _writable(folder):
+        folder.chmod(0o755)
+        pytest.skip("cannot make a read-only folder here (root, without chattr +i)")
+    yield folder
+    if immutable:
+        subprocess.run(["chattr", "-i", str(folder)], check=True)
+    folder.chmod(0o755)
+
+
+@pytest.mark.parametrize("where", ["read-only folder", "below a file"])
+def test_fit_checks_out_is_writable_before_fitting(where: str, ws: dict[str, Path], request: pytest.FixtureRequest,
+                                                  monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import discinvert.fit
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("fit_inverter ran before --out was checked")
+
+    monkeypatch.setattr(discinvert.fit, "fit_inverter", must_not_run)
+    parent = request.getfixturevalue("read_only_dir") if where == "read-only folder" else ws["root"] / "u8.npy"
+    for out in (parent / "inv.safetensors", parent / "repo", parent / "deeper" / "inv.safetensors"):
+        assert main(["fit", "--gan", str(ws["gan"]), *FAST_FIT, "--out", str(out)]) == 1
+        captured = capsys.readouterr()
+        assert "fitting" not in captured.out
+        assert captured.err.count("\n") == 1 and captured.err.startswith(f"discinvert fit: error: {out}: cannot")
+    if parent.is_dir():
+        assert os.listdir(parent) == []  # no folder made, no probe file left
+
+
+def test_outputs_are_checked_before_reading_images(ws: dict[str, Path], read_only_dir: Path,
+                                                   monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import discinvert.io_images
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("images were read before the output was checked")
+
+    monkeypatch.setattr(discinvert.io_images, "read_images", must_not_run)
+    common = ["--gan", str(ws["gan"]), "--inverter", str(ws["inv"]), "--images", str(ws["root"] / "u8.npy")]
+    for argv in (["encode", *common, "--out", str(read_only_dir / "codes.npy")],
+                 ["reconstruct", *common, "--out", str(read_only_dir / "grids")],
+                 ["evaluate", *common, "--json", str(read_only_dir / "scores.json")]):
+        assert main(argv) == 1, argv
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"cannot write in {read_only_dir}" in err
+
+
+class _InterruptImport:
+    """A meta-path finder that raises KeyboardInterrupt on importing ``name``: Ctrl-C while torch loads."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def find_spec(self, fullname: str, path: object, target: object = None) -> None:
+        if fullname == self.name:
+            raise KeyboardInterrupt
+        return None
+
+
+@pytest.mark.parametrize(
+    ("module", "argv", "line"),
+    [
+        ("discinvert.loading", ["layers", "--discriminator", DISC, "--image-shape", "1,8,8"], "discinvert: interrupted"),
+        ("discinvert.fit", ["demo", "--n-images", "1"], "discinvert demo: interrupted"),
+    ],
+)
+def test_ctrl_c_during_imports_exits_130(module: str, argv: list[str], line: str, monkeypatch: pytest.MonkeyPatch,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.delitem(sys.modules, module)
+    monkeypatch.setattr(sys, "meta_path", [_InterruptImport(module), *sys.meta_path])
+    try:
+        code = main(argv)
+    except KeyboardInterrupt:
+        pytest.fail("KeyboardInterrupt escaped main (a traceback for the user)")
+    assert code == 130 and capsys.readouterr().err == line + "\n"
+
+
+@pytest.mark.parametrize("error", [MemoryError("Unable to allocate 936. GiB for an array with shape (360000, 2480000)"),
+                                   RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 9 bytes")])
+def test_out_of_memory_is_one_line(error: Exception, ws: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                   capsys: pytest.CaptureFixture[str]) -> None:
+    import discinvert.io_images
+
+    def exhausted(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(discinvert.io_images, "pair_grid", exhausted)
+    argv = ["reconstruct", "--gan", str(ws["gan"]), "--inverter", str(ws["inv"]), "--images", str(ws["root"] / "png"),
+            "--out", str(tmp_path)]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("discinvert reconstruct: error: out of memory (") and str(error) in err
 
 
 # ----------------------------------------------------------------------------- the installed command

@@ -526,6 +526,17 @@ def test_config_json_that_is_not_json(repo_folder, gan, tmp_path) -> None:
     refused(tmp_path / "dir", gan, "config.json is not valid JSON")
 
 
+@pytest.mark.parametrize("text", ["[" * 100_000 + "]" * 100_000, '{"fit": ' * 200 + "{}" + "}" * 200])
+def test_deeply_nested_config_json_names_the_file(repo_folder, gan, tmp_path, text) -> None:
+    files = repo_files(repo_folder)
+    files["config.json"] = text.encode()
+    (tmp_path / "dir").mkdir()
+    for name, data in files.items():
+        (tmp_path / "dir" / name).write_bytes(data)
+    message = refused(tmp_path / "dir", gan, "config.json is not usable JSON: lists or objects nested deeper than")
+    assert message.startswith(str(tmp_path / "dir"))
+
+
 def test_weights_of_another_inverter_are_refused(repo_folder, fitted, gan, tmp_path) -> None:
     """config.json of one inverter beside the model.safetensors of another (its CN has other sizes)."""
     inverter, _ = fitted

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import stat
+import subprocess
+import sys
+import time
 import warnings
 
 import pytest
@@ -303,3 +308,167 @@ def test_the_library_never_unpickles() -> None:
                 ):
                     offenders.append(f"{source.name}:{node.lineno}: np.load(allow_pickle=...)")
     assert not offenders, offenders
+
+
+# ----------------------------------------------------------------------------- where and how files are written
+def test_load_of_a_directory_points_to_from_pretrained(fitted, tmp_path) -> None:
+    gan, inverter = fitted
+    inverter.save_pretrained(tmp_path / "repo")
+    with pytest.raises(ValueError, match=r"got a directory.*Inverter\.from_pretrained") as info:
+        Inverter.load(tmp_path / "repo", generator=gan.generator, discriminator=gan.discriminator)
+    assert str(tmp_path / "repo") in str(info.value)
+
+
+def test_save_writes_through_a_symlink(fitted, tmp_path) -> None:
+    gan, inverter = fitted
+    real = tmp_path / "store" / "inv.safetensors"
+    real.parent.mkdir()
+    real.write_bytes(b"old")
+    link = tmp_path / "current.safetensors"
+    link.symlink_to(real)
+    assert inverter.save(link) == link
+    assert link.is_symlink() and os.readlink(link) == str(real)  # the link stays, its target is replaced
+    assert sorted(os.listdir(real.parent)) == ["inv.safetensors"] and sorted(os.listdir(tmp_path)) == ["current.safetensors", "store"]
+    Inverter.load(real, generator=gan.generator, discriminator=gan.discriminator)
+
+
+def test_save_keeps_the_mode_of_an_existing_file(fitted, tmp_path) -> None:
+    _, inverter = fitted
+    private = tmp_path / "private.safetensors"
+    private.write_bytes(b"old")
+    private.chmod(0o600)
+    inverter.save(private)
+    assert stat.S_IMODE(private.stat().st_mode) == 0o600
+    umask = os.umask(0o027)
+    try:
+        inverter.save(tmp_path / "new.safetensors")  # safetensors itself makes 0600 files: we give the usual mode
+        inverter.save_pretrained(tmp_path / "repo")
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE((tmp_path / "new.safetensors").stat().st_mode) == 0o640
+    assert {stat.S_IMODE(p.stat().st_mode) for p in (tmp_path / "repo").iterdir()} == {0o640}
+
+
+def _temporary_name(target: str, pid: int, host: str | None = None) -> str:
+    from discinvert import serialization
+
+    return f".{target}.{host or serialization._HOST_TAG}-{pid}-0123abcd{serialization.TEMPORARY_SUFFIX}"
+
+
+def _dead_pid() -> int:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_abandoned_temporary_files_are_removed_and_live_ones_kept(fitted, tmp_path) -> None:
+    _, inverter = fitted
+    old = time.time() - 2 * 24 * 3600
+    names = {
+        "dead": _temporary_name("inv.safetensors", _dead_pid()),
+        "alive": _temporary_name("inv.safetensors", os.getpid()),
+        "alive but old": _temporary_name("inv.safetensors", os.getpid()),
+        "other host": _temporary_name("inv.safetensors", _dead_pid(), host="ffffffff"),
+        "other host, old": _temporary_name("inv.safetensors", 1, host="fffffffe"),
+        "other target": _temporary_name("other.safetensors", _dead_pid()),
+    }
+    names["alive but old"] = names["alive but old"].replace("0123abcd", "0123abce")
+    for key, name in names.items():
+        (tmp_path / name).write_bytes(b"partial")
+        if "old" in key:
+            os.utime(tmp_path / name, (old, old))
+    inverter.save(tmp_path / "inv.safetensors")
+    left = set(os.listdir(tmp_path))
+    assert left == {"inv.safetensors", names["alive"], names["other host"], names["other target"]}
+
+
+_KILLED_WRITER = """
+import sys, time
+from discinvert.serialization import atomic_write
+
+def write(tmp):
+    with open(tmp, "wb") as handle:
+        handle.write(b"half of a file")
+    print("writing", flush=True)
+    time.sleep(120)
+
+atomic_write(sys.argv[1], write)
+"""
+
+
+def test_kill_9_during_a_save_leaves_no_temporary_file_after_the_next(fitted, tmp_path) -> None:
+    gan, inverter = fitted
+    path = inverter.save(tmp_path / "inv.safetensors")
+    before = path.read_bytes()
+    writer = subprocess.Popen([sys.executable, "-c", _KILLED_WRITER, str(path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert writer.stdout.readline().strip() == "writing"
+    finally:
+        writer.kill()  # SIGKILL: no finally, no cleanup
+        writer.wait()
+        writer.stdout.close()
+    assert len(os.listdir(tmp_path)) == 2 and path.read_bytes() == before  # the partial temporary file, the old file
+    assert next(n for n in os.listdir(tmp_path) if n != path.name).endswith(".discinvert-tmp")
+    inverter.save(path)
+    assert os.listdir(tmp_path) == ["inv.safetensors"]
+    Inverter.load(path, generator=gan.generator, discriminator=gan.discriminator)
+
+
+def test_full_disk_during_save_is_one_oserror_naming_the_file(fitted, tmp_path, monkeypatch) -> None:
+    gan, inverter = fitted
+    path = inverter.save(tmp_path / "inv.safetensors")
+    before = path.read_bytes()
+
+    def full(*args, **kwargs):
+        raise safetensors.SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
+
+    monkeypatch.setattr(safetensors.torch, "save_file", full)
+    with pytest.raises(OSError) as info:
+        inverter.save(path)
+    assert info.value.errno == errno.ENOSPC and str(path) in str(info.value) and "unchanged" in str(info.value)
+    assert path.read_bytes() == before and os.listdir(tmp_path) == ["inv.safetensors"]
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("[" * 100_000 + "]" * 100_000, "nested deeper than"),  # RecursionError inside json
+        ('{"a": ' * 200 + "1" + "}" * 200, "nested deeper than"),  # parses, but would recurse later
+        ("9" * 5000, "not valid JSON"),  # over Python's int-string conversion limit
+    ],
+)
+def test_unusable_config_json_in_the_metadata_names_the_file(fitted, tmp_path, text, message) -> None:
+    gan, inverter = fitted
+    path = inverter.save(tmp_path / "inv.safetensors")
+    meta = {"format": "discinvert.inverter", "format_version": str(FORMAT_VERSION), "library_version": "0.1.0", "config": text}
+    _rewrite(path, metadata=meta)
+    with pytest.raises(ValueError, match=message) as info:
+        Inverter.load(path, generator=gan.generator, discriminator=gan.discriminator)
+    assert str(path) in str(info.value)
+
+
+def test_write_json_is_strict_json(tmp_path) -> None:
+    from discinvert.serialization import write_json
+
+    path = write_json(tmp_path / "m.json", {"psnr": float("inf"), "nested": [float("nan"), 1.5, {"x": -float("inf")}]})
+
+    def refuse(constant: str) -> None:
+        raise AssertionError(f"{constant} is not JSON")
+
+    assert json.loads(path.read_text(), parse_constant=refuse) == {"psnr": None, "nested": [None, 1.5, {"x": None}]}
+
+
+def test_format_1_file_loaded_for_another_gan_with_warn_saves_as_format_1(fitted, make_gan, tmp_path) -> None:
+    gan, inverter = fitted
+    path = inverter.save(tmp_path / "inv.safetensors")
+    _as_format_1(path, gan)
+    other = make_gan("dcgan")
+    with torch.no_grad():
+        other.generator.main[0].weight.mul_(1.01)
+    with pytest.warns(UserWarning, match="fit for another GAN"):
+        loaded = Inverter.load(path, generator=other.generator, discriminator=gan.discriminator, on_mismatch="warn")
+    assert loaded.config.fingerprint_scheme == 1  # not upgraded: its D fingerprint stays the version-1 kind
+    again = loaded.save(tmp_path / "again.safetensors")
+    assert _config(again)["format_version"] == 1 and "image_range" not in _config(again)
+    reloaded = Inverter.load(again, generator=gan.generator, discriminator=gan.discriminator)  # the original GAN
+    assert reloaded.config.fingerprint_scheme == 2

@@ -79,7 +79,38 @@ def test_demo_with_fit_and_console_script(tmp_path) -> None:
     assert metrics["inverter"] == "fitted now" and "refine" not in metrics["methods"]
 
 
-def test_demo_usage_error_exit_code(capsys) -> None:
-    with pytest.raises(SystemExit) as info:
-        main(["demo", "--n-images", "-3"])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--n-images", "-3"], "argument --n-images: expected an integer >= 1, got '-3'"),
+        (["--n-images", "0"], "argument --n-images: expected an integer >= 1, got '0'"),
+        (["--fit", "--steps", "0"], "argument --steps: expected an integer >= 1, got '0'"),
+        (["--seed", "abc"], "argument --seed: expected an integer in [0, 2**62), got 'abc'"),
+        (["--seed", str(2**70)], "argument --seed: expected an integer in [0, 2**62)"),
+    ],
+)
+def test_demo_usage_error_exit_code(argv, message, tmp_path, capsys) -> None:
+    with pytest.raises(SystemExit) as info:  # a short demo if the option slipped through
+        main(["demo", "--out", str(tmp_path), "--n-images", "4", "--refine-steps", "0", *argv])
     assert info.value.code == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith(f"discinvert demo: error: {message}") and "invalid" not in last
+    assert not any(tmp_path.iterdir())
+
+
+def test_demo_metrics_json_is_strict_json(tmp_path, monkeypatch) -> None:
+    import discinvert.demo
+
+    def undefined_quality(x, y):  # e.g. a metric over no images: NaN, which json.dumps writes as NaN
+        nan = np.full(len(x), np.nan)
+        return nan, nan
+
+    monkeypatch.setattr(discinvert.demo, "image_quality", undefined_quality)
+    discinvert.demo.run_demo(discinvert.demo.DemoOptions(out=tmp_path, n_images=4, refine_steps=0))
+
+    def refuse(constant: str) -> None:
+        raise AssertionError(f"{constant} is not JSON")
+
+    metrics = json.loads((tmp_path / "metrics.json").read_text(), parse_constant=refuse)
+    assert metrics["methods"]["encode"]["psnr_mean"] is None and metrics["n_images"] == 4
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.json", "reconstructions.png"]
