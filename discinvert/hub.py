@@ -5,6 +5,9 @@ Nothing is ever unpickled: weights come only from safetensors, and a repo holdin
 validated (types, ranges, known keys, format version) and the tensors are checked
 against it before anything is loaded; then the fingerprint check of
 :meth:`discinvert.Inverter.load` applies.
+
+A push is one commit, and a failed push leaves nothing half-made: a repo it created is deleted
+again, a repo that existed is never deleted, and :class:`HubPushError` says what is left on the Hub.
 """
 
 from __future__ import annotations
@@ -22,13 +25,14 @@ from discinvert.serialization import atomic_write, parse_json, read_inverter_fil
 
 if TYPE_CHECKING:
     import torch
+    from huggingface_hub import HfApi
     from torch import nn
 
     from discinvert.conditioning import Conditioning
     from discinvert.inverter import Inverter
 
 __all__ = [
-    "CONFIG_NAME", "MODEL_CARD_NAME", "WEIGHTS_NAME",
+    "CONFIG_NAME", "MODEL_CARD_NAME", "WEIGHTS_NAME", "HubPushError",
     "load_pretrained", "push_to_hub", "read_pretrained", "save_pretrained",
 ]
 
@@ -283,6 +287,190 @@ def load_pretrained(
                                conditioning=conditioning, on_mismatch=on_mismatch, source=source)
 
 
+PushOutcome = Literal["not-created", "deleted", "left-behind", "unchanged", "unconfirmed"]
+
+
+class HubPushError(ValueError):
+    """:func:`push_to_hub` failed. The message names the repo, what the failure left on the Hub and what to do.
+
+    The Hub client's own error is chained (``__cause__``).
+
+    Attributes:
+        repo_id: the repo pushed to.
+        outcome: what is left on the Hub. ``"not-created"``: nothing was created or changed.
+            ``"deleted"``: the repo this push created was deleted again, nothing is left.
+            ``"left-behind"``: the repo this push created could not be deleted and is still there.
+            ``"unchanged"``: the repo existed; its commit was refused or never sent, nothing in it changed.
+            ``"unconfirmed"``: a request was sent but not answered; the message says what it may have done.
+    """
+
+    def __init__(self, message: str, *, repo_id: str, outcome: PushOutcome) -> None:
+        super().__init__(message)
+        self.repo_id = repo_id
+        self.outcome = outcome
+
+
+# Raised before a request leaves the machine (by name, for every HTTP stack huggingface_hub has used).
+_NOTHING_SENT = frozenset(
+    {"ConnectError", "ConnectTimeout", "PoolTimeout", "OfflineModeIsEnabled", "HFValidationError"}
+)
+
+
+def _request_url(error: BaseException) -> str | None:
+    """The URL of the request that ``error`` is about, or None where it does not say."""
+    for holder in (error, getattr(error, "response", None)):
+        try:
+            request = getattr(holder, "request", None)
+        except RuntimeError:  # httpx: "The .request property has not been set."
+            request = None
+        url = getattr(request, "url", None)
+        if url is not None:
+            return str(url)
+    return None
+
+
+def _may_have_done(error: BaseException, url_part: str) -> bool:
+    """Whether the Hub may have carried out the request whose URL holds ``url_part``, despite ``error``.
+
+    No when nothing was sent, when the Hub refused a request with a 4xx answer, or when the request that
+    failed was another one (the client sends its requests one after another and stops at the first
+    failure; the commit is the last). Yes for a 5xx or a broken connection on that very request, and for
+    an error that does not say which request it is about.
+    """
+    if any(cls.__name__ in _NOTHING_SENT for cls in type(error).__mro__):
+        return False
+    status = getattr(getattr(error, "response", None), "status_code", None)
+    if isinstance(status, int) and status < 500:
+        return False
+    url = _request_url(error)
+    return url is None or url_part in url
+
+
+def _describe(error: BaseException) -> str:
+    text = " ".join(str(error).split())
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+def _what_to_fix(error: BaseException, repo_id: str, endpoint: str) -> str:
+    """What to do about the client's ``error`` before pushing again (a phrase without the final period)."""
+    if any(cls.__name__ == "OfflineModeIsEnabled" for cls in type(error).__mro__):
+        return "unset HF_HUB_OFFLINE (it forbids every request to the Hub)"
+    status = getattr(getattr(error, "response", None), "status_code", None)
+    if status in (401, 403):
+        owner = repo_id.split("/")[0] if "/" in repo_id else "your account"
+        return f"check the token (token=..., $HF_TOKEN or `hf auth login`): it needs write access to {owner!r}"
+    if isinstance(status, int):
+        return "wait a while" if status == 429 or status >= 500 else "deal with the reason the Hub gave"
+    return f"check the connection and the endpoint ({endpoint}; HF_ENDPOINT sets it)"
+
+
+def _create_repo(api: HfApi, repo_id: str, *, private: bool | None) -> bool:
+    """Create the model repo ``repo_id``; True if this call created it, False if it existed already.
+
+    ``create_repo(exist_ok=True)`` answers the same in both cases, so this asks with ``exist_ok=False``
+    and reads the Hub's 409 as "exists". As with ``exist_ok=True``, a 401/402/403 (no right to create
+    repos there) is no failure when the repo exists.
+    """
+    from huggingface_hub.errors import HfHubHTTPError
+
+    try:
+        api.create_repo(repo_id, private=private, exist_ok=False, repo_type="model")
+    except HfHubHTTPError as error:
+        status = getattr(error.response, "status_code", None)
+        if status == 409:
+            return False
+        if status not in (401, 402, 403):
+            raise
+        try:
+            api.repo_info(repo_id, repo_type="model")
+        except HfHubHTTPError:
+            raise error from None
+        return False
+    return True
+
+
+def _staging_failed(error: OSError, repo_id: str) -> HubPushError:
+    return HubPushError(
+        f"Hub repo {repo_id!r}: push failed before anything was sent, its files could not be written to a temporary "
+        f"folder ({_describe(error)}); nothing was created or changed on the Hub. Check that the temporary folder is "
+        "writable and has space (TMPDIR chooses it), then push again.",
+        repo_id=repo_id, outcome="not-created",
+    )
+
+
+def _create_failed(error: Exception, repo_id: str, endpoint: str) -> HubPushError:
+    fix = _what_to_fix(error, repo_id, endpoint)
+    if _may_have_done(error, "/api/repos/create"):
+        return HubPushError(
+            f"Hub repo {repo_id!r}: push failed, the request to create the repo was not answered "
+            f"({_describe(error)}). If the repo did not exist before, it may exist now, empty: {fix}, then look at "
+            f"{endpoint}/{repo_id} and push again (or delete it with `hf repos delete {repo_id}`).",
+            repo_id=repo_id, outcome="unconfirmed",
+        )
+    return HubPushError(
+        f"Hub repo {repo_id!r}: push failed ({_describe(error)}); nothing was created or changed on the Hub. "
+        f"{fix[0].upper()}{fix[1:]}, then push again.",
+        repo_id=repo_id, outcome="not-created",
+    )
+
+
+def _upload_failed(error: BaseException, api: HfApi, repo_id: str, *, created: bool) -> HubPushError | None:
+    """Undo what can be undone after the commit to ``repo_id`` failed; the error to raise, or None on Ctrl-C.
+
+    A repo this push created is deleted (best effort). A repo that existed is left alone: the upload is
+    one commit, which the Hub applies whole or not at all.
+    """
+    page = f"{api.endpoint}/{repo_id}"
+    reason = _describe(error)
+    fix = _what_to_fix(error, repo_id, api.endpoint)
+    unconfirmed = _may_have_done(error, f"/api/models/{repo_id}/commit/")
+    interrupted = not isinstance(error, Exception)
+    if created:
+        try:
+            api.delete_repo(repo_id, repo_type="model", missing_ok=True)
+        except BaseException as delete_error:  # a second Ctrl-C included
+            what = (f"the repo {repo_id!r} created for it was left behind at {page}, empty or holding this whole "
+                    "upload (its commit was not confirmed)" if unconfirmed
+                    else f"an empty repo {repo_id!r} was left behind at {page}")
+            remedy = (f"Delete it with `hf repos delete {repo_id}` (or HfApi().delete_repo({repo_id!r})), "
+                      f"or {fix} and push again to fill it.")
+            if interrupted or not isinstance(delete_error, Exception):
+                # No HubPushError carries this: Ctrl-C goes on as it is (a second one, during the delete, too).
+                logger.warning("push to %s interrupted and deleting the repo created for it failed (%s): %s. %s",
+                               repo_id, _describe(delete_error), what, remedy)
+                if not isinstance(delete_error, Exception):
+                    raise
+                return None
+            return HubPushError(
+                f"Hub repo {repo_id!r}: push failed ({reason}), and deleting the repo created for it failed too "
+                f"({_describe(delete_error)}): {what}. {remedy}",
+                repo_id=repo_id, outcome="left-behind",
+            )
+        logger.info("push to %s failed (%s): deleted the repo created for it", repo_id, reason)
+        if interrupted:
+            return None
+        return HubPushError(
+            f"Hub repo {repo_id!r}: push failed ({reason}); the repo created for it was deleted again; nothing was "
+            f"left on the Hub. {fix[0].upper()}{fix[1:]}, then push again.",
+            repo_id=repo_id, outcome="deleted",
+        )
+    if unconfirmed:
+        what = ("the Hub did not confirm the commit, so the repo holds either its previous files or all of the new "
+                "ones, never a mix (the upload is one commit, applied whole or not at all)")
+        then = f"look at {page}/commits/main and push again if the new files are not there"
+        if interrupted:
+            logger.warning("push to %s interrupted: %s. Look at %s/commits/main.", repo_id, what, page)
+            return None
+        return HubPushError(f"Hub repo {repo_id!r} (it existed): push failed ({reason}); {what}. "
+                            f"{fix[0].upper()}{fix[1:]}, then {then}.", repo_id=repo_id, outcome="unconfirmed")
+    what = "nothing was changed in it: the upload is one commit, and the Hub did not make it"
+    if interrupted:
+        logger.warning("push to %s interrupted: %s", repo_id, what)
+        return None
+    return HubPushError(f"Hub repo {repo_id!r} (it existed): push failed ({reason}); {what}. "
+                        f"{fix[0].upper()}{fix[1:]}, then push again.", repo_id=repo_id, outcome="unchanged")
+
+
 def push_to_hub(
     inverter: Inverter,
     repo_id: str,
@@ -293,16 +481,46 @@ def push_to_hub(
     gan: str | None = None,
     metrics: dict[str, Any] | None = None,
 ) -> str:
-    """Create (if needed) the Hub repo and upload ``save_pretrained``'s files; returns the commit URL."""
-    from huggingface_hub import HfApi
+    """Create (if needed) the Hub repo and upload ``save_pretrained``'s files as one commit; returns the commit URL.
+
+    A failure leaves nothing half-made. The files are one commit, which the Hub applies whole or not at
+    all. A repo that this call created is deleted again when the upload fails or is interrupted (Ctrl-C);
+    a repo that existed before is never deleted.
+
+    Raises:
+        HubPushError: (a ``ValueError``) when the staging folder, the connection or the Hub fails, with the
+            underlying error chained. The message names the repo, what the failure left on the Hub (also
+            in ``outcome``) and what to do.
+        KeyboardInterrupt: re-raised, after deleting a repo this call created (and logging what is left).
+    """
+    from huggingface_hub import CommitOperationAdd, HfApi
 
     api = HfApi(token=token)
-    api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
-    folder = tempfile.mkdtemp(prefix="discinvert-push-")
     try:
-        save_pretrained(inverter, folder, gan=gan, metrics=metrics, repo_id=repo_id)
-        info = api.upload_folder(repo_id=repo_id, folder_path=folder, repo_type="model",
-                                 commit_message=commit_message or "Upload discinvert inverter")
+        folder = tempfile.mkdtemp(prefix="discinvert-push-")
+    except OSError as error:
+        raise _staging_failed(error, repo_id) from error
+    try:
+        try:  # written before the Hub is asked anything: a local failure leaves no repo behind
+            save_pretrained(inverter, folder, gan=gan, metrics=metrics, repo_id=repo_id)
+        except OSError as error:
+            raise _staging_failed(error, repo_id) from error
+        try:
+            created = _create_repo(api, repo_id, private=private)
+        except Exception as error:
+            raise _create_failed(error, repo_id, api.endpoint) from error
+        # One create_commit rather than upload_folder: with hf_xet installed, upload_folder streams a folder
+        # through a pipeline that may split it into several commits, and a failure between two would leave a mix.
+        operations = [CommitOperationAdd(path_in_repo=name, path_or_fileobj=os.path.join(folder, name))
+                      for name in sorted(os.listdir(folder))]
+        try:
+            info = api.create_commit(repo_id=repo_id, repo_type="model", operations=operations,
+                                     commit_message=commit_message or "Upload discinvert inverter")
+        except BaseException as error:
+            failure = _upload_failed(error, api, repo_id, created=created)
+            if failure is None:
+                raise
+            raise failure from error
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     return str(info)

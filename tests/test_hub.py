@@ -4,18 +4,23 @@ The stand-in (``StandInHub``) is a ``http.server`` on 127.0.0.1 that answers wha
 ``huggingface_hub`` sends: ``HEAD``/``GET /{repo}/resolve/{revision}/{file}`` (downloads),
 ``GET /api/models/{repo}/tree/{revision}`` (file listing), ``POST /api/repos/create``,
 ``POST /api/validate-yaml`` (the model card), ``POST /api/models/{repo}/preupload/{revision}`` and
-``POST /api/models/{repo}/commit/{revision}`` (uploads). ``huggingface_hub.constants`` is patched so
-the real client code talks to it; a test without the stand-in runs offline against a discard port.
+``POST /api/models/{repo}/commit/{revision}`` (uploads), ``GET /api/models/{repo}`` (repo info) and
+``DELETE /api/repos/delete``. ``StandInHub.failures`` makes an endpoint answer an error status or drop the
+connection (optionally after doing its work, as when an answer is lost on the way back).
+``huggingface_hub.constants`` is patched so the real client code talks to it; a test without the
+stand-in runs offline against a discard port.
 """
 
 from __future__ import annotations
 
+import _thread
 import base64
 import dataclasses
 import hashlib
 import json
 import pickle
 import shutil
+import socket
 import tempfile
 import threading
 import warnings
@@ -32,6 +37,7 @@ import pytest
 import torch
 
 from discinvert import FingerprintMismatchError, Inverter, fit_inverter
+from discinvert.cli import main
 from discinvert.config import FORMAT_VERSION
 from tests.conftest import TinyGAN, _build, assert_untouched, snapshot
 
@@ -48,12 +54,30 @@ class Request:
     headers: dict[str, str]
 
 
+@dataclass(frozen=True)
+class Failure:
+    """How the stand-in fails one endpoint: answer ``status`` with ``message``, or (``status=None``) close
+    the connection without an answer, after doing the request's work if ``applied`` (the answer is lost).
+    With ``interrupt``, it first presses Ctrl-C in the client (``_thread.interrupt_main``, as SIGINT does)."""
+
+    status: int | None = None
+    message: str = "refused (simulated)"
+    applied: bool = False
+    interrupt: bool = False
+
+
 class StandInHub:
-    """Repos kept in memory; every request is logged in ``requests``."""
+    """Repos kept in memory; every request is logged in ``requests``.
+
+    ``failures`` maps an endpoint (``"create"``, ``"commit"``, ``"delete"``) to the :class:`Failure` it
+    answers with instead of doing its work.
+    """
 
     def __init__(self) -> None:
         self.repos: dict[str, dict[str, bytes]] = {}
+        self.failures: dict[str, Failure] = {}
         self.created: list[dict[str, Any]] = []
+        self.deleted: list[str] = []
         self.commits: list[dict[str, Any]] = []
         self.validated: list[dict[str, Any]] = []
         self.requests: list[Request] = []
@@ -101,6 +125,32 @@ def _handler(hub: StandInHub) -> type[BaseHTTPRequestHandler]:
         def _error(self, code: str, headers: dict[str, str] | None = None) -> None:
             self._send(404, json.dumps({"error": code}).encode(), {"X-Error-Code": code, **(headers or {})})
 
+        def _failed(self, endpoint: str) -> bool:
+            """Answer as ``hub.failures[endpoint]`` says (its request body already read); False when the
+            endpoint should do its work.
+
+            A failure that is ``applied`` returns False too: the endpoint does its work, then ``_answer``
+            drops the connection instead of answering.
+            """
+            failure = hub.failures.get(endpoint)
+            if failure is None or failure.applied:
+                return False
+            if failure.interrupt:
+                _thread.interrupt_main()  # raised in the client's main thread once its socket read returns
+            if failure.status is None:
+                self.close_connection = True  # nothing written: the client sees the connection close
+            else:
+                self._send(failure.status, json.dumps({"error": failure.message}).encode(),
+                           {"Content-Type": "application/json", "X-Error-Message": failure.message})
+            return True
+
+        def _answer(self, endpoint: str, status: int, payload: Any) -> None:
+            failure = hub.failures.get(endpoint)
+            if failure is not None and failure.applied:
+                self.close_connection = True  # the work is done, the answer is lost
+                return
+            self._json(status, payload)
+
         def _body(self) -> bytes:
             return self.rfile.read(int(self.headers.get("Content-Length", "0")))
 
@@ -125,6 +175,10 @@ def _handler(hub: StandInHub) -> type[BaseHTTPRequestHandler]:
                 self._resolve("/".join(parts[:2]), parts[3], "/".join(parts[4:]))
             elif parts[:3] == ["api", "repos", "create"] and self.command == "POST":
                 self._create()
+            elif parts[:3] == ["api", "repos", "delete"] and self.command == "DELETE":
+                self._delete()
+            elif len(parts) == 4 and parts[:2] == ["api", "models"] and self.command == "GET":
+                self._info("/".join(parts[2:4]))
             elif parts[:2] == ["api", "validate-yaml"] and self.command == "POST":
                 hub.validated.append(json.loads(self._body()))
                 self._json(200, {"errors": [], "warnings": []})
@@ -141,7 +195,7 @@ def _handler(hub: StandInHub) -> type[BaseHTTPRequestHandler]:
             else:
                 self._send(404)
 
-        do_HEAD = do_GET = do_POST = _route
+        do_HEAD = do_GET = do_POST = do_DELETE = _route
 
         # -- downloads
         def _resolve(self, repo_id: str, revision: str, filename: str) -> None:
@@ -156,6 +210,12 @@ def _handler(hub: StandInHub) -> type[BaseHTTPRequestHandler]:
             self._send(200, data, {**commit, "ETag": f'"{hashlib.sha256(data).hexdigest()}"',
                                    "Content-Type": "application/octet-stream"})
 
+        def _info(self, repo_id: str) -> None:
+            files = self._repo(repo_id, "main")
+            if files is not None:
+                self._json(200, {"id": repo_id, "sha": hub.commit_of(repo_id), "private": False,
+                                 "siblings": [{"rfilename": name} for name in sorted(files)]})
+
         def _tree(self, repo_id: str, revision: str) -> None:
             files = self._repo(repo_id, revision)
             if files is not None:
@@ -166,12 +226,32 @@ def _handler(hub: StandInHub) -> type[BaseHTTPRequestHandler]:
 
         # -- uploads
         def _create(self) -> None:
-            payload = json.loads(self._body())
-            hub.created.append(payload)
+            body = self._body()
+            if self._failed("create"):
+                return
+            payload = json.loads(body)
             repo_id = "/".join(filter(None, (payload.get("organization"), payload["name"])))
             with hub._lock:
-                hub.repos.setdefault(repo_id, {})
-            self._json(200, {"url": f"{hub.url}/{repo_id}", "name": repo_id})
+                if repo_id in hub.repos:  # the Hub's answer, with the url that create_repo(exist_ok=True) returns
+                    self._json(409, {"error": "You already created this model repo", "url": f"{hub.url}/{repo_id}"},
+                               {"X-Error-Message": "You already created this model repo"})
+                    return
+                hub.created.append(payload)
+                hub.repos[repo_id] = {}
+            self._answer("create", 200, {"url": f"{hub.url}/{repo_id}", "name": repo_id})
+
+        def _delete(self) -> None:
+            body = self._body()
+            if self._failed("delete"):
+                return
+            payload = json.loads(body)
+            repo_id = "/".join(filter(None, (payload.get("organization"), payload["name"])))
+            with hub._lock:
+                if hub.repos.pop(repo_id, None) is None:
+                    self._error("RepoNotFound")
+                    return
+                hub.deleted.append(repo_id)
+            self._answer("delete", 200, {})
 
         def _preupload(self, repo_id: str) -> None:
             if repo_id not in hub.repos:
@@ -182,10 +262,13 @@ def _handler(hub: StandInHub) -> type[BaseHTTPRequestHandler]:
                                        for f in payload["files"]]})
 
         def _commit(self, repo_id: str, revision: str) -> None:
+            body = self._body()
             if repo_id not in hub.repos:
                 self._error("RepoNotFound")
                 return
-            lines = [json.loads(line) for line in self._body().decode().splitlines() if line.strip()]
+            if self._failed("commit"):
+                return
+            lines = [json.loads(line) for line in body.decode().splitlines() if line.strip()]
             header = next(line["value"] for line in lines if line["key"] == "header")
             files = {}
             for line in lines:
@@ -199,8 +282,8 @@ def _handler(hub: StandInHub) -> type[BaseHTTPRequestHandler]:
                 hub.commits.append({"repo_id": repo_id, "revision": revision, "summary": header.get("summary"),
                                     "files": sorted(files)})
             oid = hub.commit_of(repo_id)
-            self._json(200, {"commitUrl": f"{hub.url}/{repo_id}/commit/{oid}", "commitOid": oid,
-                             "pullRequestUrl": None})
+            self._answer("commit", 200, {"commitUrl": f"{hub.url}/{repo_id}/commit/{oid}", "commitOid": oid,
+                                         "pullRequestUrl": None})
 
     return Handler
 
@@ -429,47 +512,251 @@ def test_push_to_hub_uploads_a_loadable_repo(hub, fitted, gan, tmp_path, monkeyp
 
 
 def test_push_to_hub_with_the_client_patched(fitted, gan, tmp_path, monkeypatch) -> None:
-    """The same contract with HfApi's two calls replaced: what is created, and which folder is uploaded."""
+    """The same contract with HfApi's two calls replaced: what is created, and which files make the one commit."""
     inverter, _ = fitted
     calls: list[tuple[str, dict[str, Any]]] = []
     uploaded = tmp_path / "uploaded"
+    uploaded.mkdir()
 
     def create_repo(self: huggingface_hub.HfApi, repo_id: str, **kwargs: Any) -> str:
         calls.append(("create_repo", {"repo_id": repo_id, "token": self.token, **kwargs}))
         return f"https://hub.example/{repo_id}"
 
-    def upload_folder(self: huggingface_hub.HfApi, **kwargs: Any) -> str:
-        calls.append(("upload_folder", kwargs))
-        shutil.copytree(kwargs["folder_path"], uploaded)
+    def create_commit(self: huggingface_hub.HfApi, **kwargs: Any) -> str:
+        calls.append(("create_commit", kwargs))
+        for operation in kwargs["operations"]:
+            shutil.copy(operation.path_or_fileobj, uploaded / operation.path_in_repo)
         return f"https://hub.example/{kwargs['repo_id']}/commit/abc"
 
     monkeypatch.setattr(huggingface_hub.HfApi, "create_repo", create_repo)
-    monkeypatch.setattr(huggingface_hub.HfApi, "upload_folder", upload_folder)
+    monkeypatch.setattr(huggingface_hub.HfApi, "create_commit", create_commit)
     assert inverter.push_to_hub("org/patched", token="hf_writer") == "https://hub.example/org/patched/commit/abc"
-    assert [name for name, _ in calls] == ["create_repo", "upload_folder"]
-    assert calls[0][1] == {"repo_id": "org/patched", "token": "hf_writer", "private": None, "exist_ok": True,
+    assert [name for name, _ in calls] == ["create_repo", "create_commit"]
+    # exist_ok=False: the Hub's 409 is how push_to_hub knows that the repo existed (and must never be deleted)
+    assert calls[0][1] == {"repo_id": "org/patched", "token": "hf_writer", "private": None, "exist_ok": False,
                            "repo_type": "model"}
     assert calls[1][1]["repo_id"] == "org/patched" and calls[1][1]["repo_type"] == "model"
     assert calls[1][1]["commit_message"] == "Upload discinvert inverter"
-    assert not Path(calls[1][1]["folder_path"]).exists()  # staging folder removed
-    assert sorted(p.name for p in uploaded.iterdir()) == list(FILES)
+    operations = calls[1][1]["operations"]
+    assert [op.path_in_repo for op in operations] == list(FILES)  # all three files in one commit
+    assert not Path(operations[0].path_or_fileobj).parent.exists()  # staging folder removed
     assert "library_name: discinvert" in (uploaded / "README.md").read_text()
     assert_same_inverter(load(uploaded, gan), fitted)
 
 
-def test_push_to_hub_failure_leaves_no_staging_folder(fitted, tmp_path, monkeypatch) -> None:
-    inverter, _ = fitted
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    monkeypatch.setattr(huggingface_hub.HfApi, "create_repo", lambda self, repo_id, **kwargs: repo_id)
+# ----------------------------------------------------------------------------- push_to_hub failures
+NEW = "org/new-inverter"
+REFUSED = Failure(422, "commit refused (simulated)")
 
-    def upload_folder(self: huggingface_hub.HfApi, **kwargs: Any) -> str:
-        assert sorted(p.name for p in Path(kwargs["folder_path"]).iterdir()) == list(FILES)
-        raise OSError("connection reset (simulated)")
 
-    monkeypatch.setattr(huggingface_hub.HfApi, "upload_folder", upload_folder)
-    with pytest.raises(OSError, match="simulated"):
-        inverter.push_to_hub("org/pushed")
-    assert list(tmp_path.iterdir()) == []
+@pytest.fixture
+def staging(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The folder where push_to_hub's temporary staging folders land (it must be empty afterwards)."""
+    folder = tmp_path / "staging"
+    folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    return folder
+
+
+def failed_push(inverter: Inverter, repo_id: str, **kwargs: Any) -> Any:
+    """push_to_hub raises a HubPushError (a ValueError) that names the repo and chains the client's error."""
+    with pytest.raises(ValueError) as info:
+        inverter.push_to_hub(repo_id, **kwargs)
+    from discinvert.hub import HubPushError
+
+    error = info.value
+    assert isinstance(error, HubPushError), repr(error)
+    assert error.repo_id == repo_id and f"Hub repo {repo_id!r}" in str(error)
+    assert error.__cause__ is not None
+    return error
+
+
+def push_calls(repo_id: str) -> list[str]:
+    return ["POST /api/repos/create", "POST /api/validate-yaml", f"POST /api/models/{repo_id}/preupload/main",
+            f"POST /api/models/{repo_id}/commit/main"]
+
+
+def test_push_to_an_existing_repo_adds_one_commit(hub, fitted, staging) -> None:
+    """The Hub answers 409 to the create: the repo is used as it is, with one more commit."""
+    hub.add(REPO, {"notes.txt": b"kept"})
+    url = fitted[0].push_to_hub(REPO, commit_message="Second inverter")
+    assert url == f"{hub.url}/{REPO}/commit/{hub.commit_of(REPO)}"
+    assert hub.calls() == push_calls(REPO)
+    assert hub.created == [] and hub.deleted == []
+    assert hub.commits == [{"repo_id": REPO, "revision": "main", "summary": "Second inverter", "files": list(FILES)}]
+    assert hub.repos[REPO]["notes.txt"] == b"kept"
+    assert list(staging.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "failure", [REFUSED, Failure(None), Failure(None, applied=True)],
+    ids=["commit-refused", "connection-dropped", "answer-lost"],
+)
+def test_failed_upload_to_a_new_repo_deletes_it(hub, fitted, staging, failure) -> None:
+    hub.failures["commit"] = failure
+    error = failed_push(fitted[0], NEW)
+    assert hub.repos == {} and hub.deleted == [NEW]  # nothing left, even when the commit went through unseen
+    assert hub.calls() == [*push_calls(NEW), "DELETE /api/repos/delete"]
+    assert error.outcome == "deleted"
+    assert "the repo created for it was deleted again; nothing was left on the Hub" in str(error)
+    if failure.status is not None:
+        assert "commit refused (simulated)" in str(error)  # the Hub's reason
+    assert list(staging.iterdir()) == []  # the staging folder is removed too
+
+
+def test_refused_upload_leaves_an_existing_repo_untouched(hub, fitted, staging) -> None:
+    old = {"README.md": b"# an older card\n", "notes.txt": b"kept"}
+    commit = hub.add(REPO, old)
+    hub.failures["commit"] = Failure(403, "storage quota exceeded (simulated)")
+    error = failed_push(fitted[0], REPO)
+    assert hub.repos[REPO] == old and hub.commit_of(REPO) == commit and hub.commits == []
+    assert hub.calls() == push_calls(REPO)  # never deleted
+    assert error.outcome == "unchanged"
+    text = str(error)
+    assert "nothing was changed in it" in text and "storage quota exceeded (simulated)" in text
+    assert "token" in text  # a 403: the token is what to check
+    assert list(staging.iterdir()) == []
+
+
+@pytest.mark.parametrize("applied", [False, True], ids=["lost-before-commit", "lost-after-commit"])
+def test_unconfirmed_commit_to_an_existing_repo_is_reported(hub, fitted, staging, applied) -> None:
+    """The connection drops after the commit was sent: the repo holds its old files or all new ones, never a mix."""
+    old = {"README.md": b"# an older card\n", "notes.txt": b"kept"}
+    hub.add(REPO, old)
+    hub.failures["commit"] = Failure(None, applied=applied)
+    error = failed_push(fitted[0], REPO)
+    assert hub.calls() == push_calls(REPO) and hub.deleted == []
+    assert error.outcome == "unconfirmed"
+    text = str(error)
+    assert "did not confirm the commit" in text and "either its previous files or all of the new ones" in text
+    assert f"{hub.url}/{REPO}/commits/main" in text
+    if applied:
+        assert hub.repos[REPO]["notes.txt"] == b"kept" and hub.repos[REPO]["README.md"] != old["README.md"]
+        assert hub.commits[0]["files"] == list(FILES)
+    else:
+        assert hub.repos[REPO] == old
+
+
+def closed_port() -> str:
+    with socket.socket() as sock:  # bound, never listening, closed: connecting to it is refused
+        sock.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
+@pytest.mark.parametrize("where", ["connection-refused", "offline"])
+def test_unreachable_hub_names_the_repo(fitted, staging, monkeypatch, where) -> None:
+    if where == "connection-refused":
+        url = closed_port()
+        point_client_at(monkeypatch, url)
+    else:
+        url = "http://127.0.0.1:9"  # HF_HUB_OFFLINE is on (autouse fixture)
+    error = failed_push(fitted[0], NEW)
+    assert error.outcome == "not-created"
+    text = str(error)
+    assert "nothing was created or changed on the Hub" in text and url in text
+    cause = "ConnectError" if where == "connection-refused" else "OfflineModeIsEnabled"
+    assert type(error.__cause__).__name__ == cause
+    if where == "offline":
+        assert "HF_HUB_OFFLINE" in text
+    assert list(staging.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "commit_failure, delete_failure, left",
+    [
+        (REFUSED, Failure(500, "delete failed (simulated)"), "an empty repo {repo!r} was left behind at {url}/{repo}"),
+        (REFUSED, Failure(None), "an empty repo {repo!r} was left behind at {url}/{repo}"),
+        (Failure(None), Failure(500, "delete failed (simulated)"),
+         "the repo {repo!r} created for it was left behind at {url}/{repo}, empty or holding this whole upload "
+         "(its commit was not confirmed)"),
+    ],
+    ids=["delete-refused", "delete-connection-dropped", "commit-unconfirmed"],
+)
+def test_failed_delete_after_a_failed_upload_says_what_was_left(hub, fitted, staging, commit_failure, delete_failure,
+                                                                left) -> None:
+    hub.failures["commit"] = commit_failure
+    hub.failures["delete"] = delete_failure
+    error = failed_push(fitted[0], NEW)
+    assert hub.repos == {NEW: {}} and hub.deleted == []  # the empty repo is still there ...
+    assert error.outcome == "left-behind"
+    text = str(error)  # ... and the message says so, and how to remove it
+    assert left.format(repo=NEW, url=hub.url) in text
+    assert f"hf repos delete {NEW}" in text and "deleting the repo created for it failed too" in text
+    if commit_failure is REFUSED:
+        assert "commit refused (simulated)" in text
+
+
+def test_token_that_cannot_create_repos_pushes_to_an_existing_one(hub, fitted, staging) -> None:
+    """create_repo answered 403 (no right to create): as with exist_ok=True, an existing repo still takes the push."""
+    hub.add("org/existing", {"notes.txt": b"kept"})
+    hub.failures["create"] = Failure(403, "You don't have the rights to create a model under this namespace")
+    url = fitted[0].push_to_hub("org/existing")
+    assert url == f"{hub.url}/org/existing/commit/{hub.commit_of('org/existing')}"
+    assert sorted(hub.repos["org/existing"]) == sorted([*FILES, "notes.txt"])
+    assert hub.calls()[:2] == ["POST /api/repos/create", "GET /api/models/org/existing"]
+    hub.requests.clear()
+    error = failed_push(fitted[0], NEW)  # the same token, a repo that does not exist
+    assert error.outcome == "not-created" and NEW not in hub.repos
+    assert "don't have the rights" in str(error) and "token" in str(error)
+
+
+@pytest.mark.parametrize("case", ["new-repo", "new-repo-delete-fails", "existing-repo"])
+def test_interrupted_push_deletes_only_a_new_repo(hub, fitted, staging, caplog, case) -> None:
+    """Ctrl-C while the commit is on its way: a repo the push created is deleted, an existing one is left alone.
+
+    KeyboardInterrupt goes on unchanged; what no error can carry then is logged."""
+    old = {"notes.txt": b"kept"}
+    if case == "existing-repo":
+        hub.add(NEW, old)
+    if case == "new-repo-delete-fails":
+        hub.failures["delete"] = Failure(500, "delete failed (simulated)")
+    hub.failures["commit"] = Failure(None, interrupt=True)
+    with pytest.raises(KeyboardInterrupt):
+        fitted[0].push_to_hub(NEW)
+    assert list(staging.iterdir()) == []
+    if case == "new-repo":
+        assert hub.repos == {} and hub.deleted == [NEW]
+    elif case == "new-repo-delete-fails":
+        assert hub.repos == {NEW: {}} and hub.deleted == []
+        assert f"was left behind at {hub.url}/{NEW}" in caplog.text and f"hf repos delete {NEW}" in caplog.text
+    else:
+        assert hub.repos == {NEW: old} and hub.deleted == []
+        assert "did not confirm the commit" in caplog.text and "never a mix" in caplog.text
+
+
+@pytest.mark.parametrize("applied", [False, True], ids=["not-created", "created"])
+def test_unanswered_create_is_reported_and_nothing_is_deleted(hub, fitted, staging, applied) -> None:
+    """The request to create the repo gets no answer: the push cannot know whether the repo is its own."""
+    hub.failures["create"] = Failure(None, applied=applied)
+    error = failed_push(fitted[0], NEW)
+    assert hub.calls() == ["POST /api/repos/create"] and hub.deleted == []  # not deleted: it may not be ours
+    assert hub.repos == ({NEW: {}} if applied else {})
+    assert error.outcome == "unconfirmed"
+    text = str(error)
+    assert "the request to create the repo was not answered" in text and "it may exist now, empty" in text
+    assert f"{hub.url}/{NEW}" in text and f"hf repos delete {NEW}" in text
+
+
+def test_push_that_cannot_stage_its_files_sends_nothing(hub, fitted, tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "missing"))  # mkdtemp fails there
+    error = failed_push(fitted[0], NEW)
+    assert error.outcome == "not-created" and hub.requests == []
+    assert "nothing was created or changed on the Hub" in str(error)
+
+
+@pytest.mark.parametrize("delete_fails", [False, True], ids=["repo-deleted", "repo-left-behind"])
+def test_cli_push_failure_is_one_line(hub, staging, capsys, delete_fails) -> None:
+    hub.failures["commit"] = REFUSED
+    if delete_fails:
+        hub.failures["delete"] = Failure(500, "delete failed (simulated)")
+    assert main(["push", "--gan", "zoo:dcgan-fashion-mnist", "--repo-id", NEW]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("discinvert push: error: ") and "Traceback" not in err
+    assert f"Hub repo {NEW!r}" in err and "commit refused (simulated)" in err
+    if delete_fails:
+        assert hub.repos == {NEW: {}} and f"an empty repo {NEW!r} was left behind" in err
+    else:
+        assert hub.repos == {} and "deleted again" in err
 
 
 def test_zoo_inverter_folder_is_a_hub_repo(hub, tmp_path) -> None:
