@@ -3,26 +3,52 @@
 >>> from discinvert import fit_inverter, Inverter
 >>> inv = fit_inverter(G, D, "main.9", latent_shape=(100, 1, 1))  # doctest: +SKIP
 >>> z = inv.encode(images)  # doctest: +SKIP
+
+The public names are re-exported lazily (PEP 562): ``import discinvert`` does not import
+torch, so the ``discinvert`` command can answer Ctrl-C during its first second with one
+line instead of a traceback from inside torch's import. ``from discinvert import X`` and
+``discinvert.X`` work as with eager imports.
 """
 
+from __future__ import annotations
+
+import importlib
 import logging
+from typing import TYPE_CHECKING, Any
 
 from discinvert._version import __version__
-from discinvert.conditioning import Conditioning
-from discinvert.config import InverterConfig
-from discinvert.features import LayerNotReachedError
-from discinvert.fit import fit_inverter
-from discinvert.inverter import FingerprintMismatchError, Inverter
-from discinvert.layers import LayerInfo, list_layers
-from discinvert.network import CNConfig, ConnectionNetwork
+
+if TYPE_CHECKING:  # what the lazy names are, for type checkers and IDEs
+    from discinvert.conditioning import Conditioning
+    from discinvert.config import InverterConfig
+    from discinvert.features import LayerNotReachedError
+    from discinvert.fit import fit_inverter
+    from discinvert.inverter import FingerprintMismatchError, ImageRangeWarning, Inverter
+    from discinvert.layers import LayerInfo, list_layers
+    from discinvert.network import CNConfig, ConnectionNetwork
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
+
+_EXPORTS = {
+    "CNConfig": "discinvert.network",
+    "Conditioning": "discinvert.conditioning",
+    "ConnectionNetwork": "discinvert.network",
+    "FingerprintMismatchError": "discinvert.inverter",
+    "ImageRangeWarning": "discinvert.inverter",
+    "Inverter": "discinvert.inverter",
+    "InverterConfig": "discinvert.config",
+    "LayerInfo": "discinvert.layers",
+    "LayerNotReachedError": "discinvert.features",
+    "fit_inverter": "discinvert.fit",
+    "list_layers": "discinvert.layers",
+}
 
 __all__ = [
     "CNConfig",
     "Conditioning",
     "ConnectionNetwork",
     "FingerprintMismatchError",
+    "ImageRangeWarning",
     "Inverter",
     "InverterConfig",
     "LayerInfo",
@@ -31,3 +57,20 @@ __all__ = [
     "fit_inverter",
     "list_layers",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value  # later look-ups skip this function
+        return value
+    try:  # discinvert.metrics, discinvert.zoo, ... as attributes, as eager imports allowed
+        return importlib.import_module(f"{__name__}.{name}")
+    except ModuleNotFoundError as error:
+        if error.name != f"{__name__}.{name}":
+            raise
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

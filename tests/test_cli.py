@@ -511,7 +511,7 @@ class _InterruptImport:
 )
 def test_ctrl_c_during_imports_exits_130(module: str, argv: list[str], line: str, monkeypatch: pytest.MonkeyPatch,
                                         capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.delitem(sys.modules, module)
+    monkeypatch.delitem(sys.modules, module, raising=False)
     monkeypatch.setattr(sys, "meta_path", [_InterruptImport(module), *sys.meta_path])
     try:
         code = main(argv)
@@ -556,3 +556,11 @@ def test_console_script(ws: dict[str, Path]) -> None:
 
     usage = subprocess.run([*_command(), "fit", "--gan", str(ws["gan"])], check=False, capture_output=True, text=True, timeout=300)
     assert usage.returncode == 2 and "--out" in usage.stderr and "Traceback" not in usage.stderr
+
+
+def test_the_command_imports_torch_only_inside_main() -> None:
+    """``import discinvert.cli`` (what the console script runs before main) stays off torch, so a Ctrl-C
+    during torch's import lands inside main, which answers it with one line and exit 130."""
+    code = "import sys, discinvert, discinvert.cli; print(sorted(m for m in ('torch', 'numpy', 'safetensors') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True).stdout
+    assert out.strip() == "[]"
