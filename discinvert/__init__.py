@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers and IDEs
     from discinvert.config import InverterConfig
     from discinvert.features import LayerNotReachedError
     from discinvert.fit import fit_inverter
+    from discinvert.hub import HubPushError
     from discinvert.inverter import FingerprintMismatchError, ImageRangeWarning, Inverter
     from discinvert.layers import LayerInfo, list_layers
     from discinvert.network import CNConfig, ConnectionNetwork
@@ -34,6 +35,7 @@ _EXPORTS = {
     "Conditioning": "discinvert.conditioning",
     "ConnectionNetwork": "discinvert.network",
     "FingerprintMismatchError": "discinvert.inverter",
+    "HubPushError": "discinvert.hub",
     "ImageRangeWarning": "discinvert.inverter",
     "Inverter": "discinvert.inverter",
     "InverterConfig": "discinvert.config",
@@ -48,6 +50,7 @@ __all__ = [
     "Conditioning",
     "ConnectionNetwork",
     "FingerprintMismatchError",
+    "HubPushError",
     "ImageRangeWarning",
     "Inverter",
     "InverterConfig",

@@ -18,7 +18,7 @@ import safetensors
 import safetensors.torch
 import torch
 
-from discinvert.serialization import atomic_write
+from discinvert.serialization import atomic_write, parse_json
 
 __all__ = ["CHECKPOINT_FORMAT", "read_checkpoint", "write_checkpoint"]
 
@@ -50,8 +50,9 @@ def read_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tenso
         raise ValueError(f"{source}: not a discinvert checkpoint (format {metadata.get('format')!r}).")
     if int(metadata.get("format_version", "0")) > _VERSION:
         raise ValueError(f"{source}: written by a newer discinvert; upgrade to resume it.")
-    try:
-        meta = json.loads(metadata["state"])
-    except (KeyError, json.JSONDecodeError) as error:
-        raise ValueError(f"{source}: the checkpoint's state is missing or not JSON ({error}).") from None
+    if "state" not in metadata:
+        raise ValueError(f"{source}: the checkpoint's state is missing from its metadata.")
+    meta = parse_json(metadata["state"], source=f"{source} (state)")
+    if not isinstance(meta, dict):
+        raise ValueError(f"{source}: expected the checkpoint's state to be a JSON object, got {type(meta).__name__}.")
     return tensors, meta

@@ -20,6 +20,7 @@ import logging
 import math
 import re
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,8 +29,6 @@ from typing import Any
 from discinvert._version import __version__
 
 __all__ = ["main"]
-
-_DEFAULT_RANGE = (-1.0, 1.0)
 
 _GAN_HELP = """\
 GAN sources (every command but demo):
@@ -45,11 +44,14 @@ GAN sources (every command but demo):
 
 _RANGE_HELP = """\
 Image values: image files hold 8-bit (0..255) or 16-bit (0..65535) pixels, mapped
-linearly onto G's value range --range LO,HI (default -1,1: a tanh generator, such as the
-reference and zoo GANs): 0 -> LO, the maximum -> HI. A uint8/uint16 .npy array is mapped
+linearly onto G's value range --range LO,HI (default: the range the inverter recorded
+for G at fit time, e.g. -1,1 for a tanh generator such as the reference and zoo GANs,
+0,1 for a sigmoid one): 0 -> LO, the maximum -> HI. A uint8/uint16 .npy array is mapped
 the same way. A float .npy array is taken as already in G's range, unless --input-range
-gives its range (e.g. 0,1), which is then mapped linearly onto --range. Nothing is
-resized, and grayscale vs colour must match the inverter's image shape.
+gives its range (e.g. 0,1), which is then mapped linearly onto --range. Images far
+outside G's range get a warning (--strict-range: an error). Nothing is resized, and
+grayscale vs colour must match the inverter's image shape; a generator of flat vectors
+(an MLP giving 784 values) takes images of --image-shape C,H,W (e.g. 1,28,28).
 """
 
 
@@ -195,10 +197,37 @@ def _codes_suffix(path: Path) -> str:
     return suffix
 
 
+def _range_check(args: argparse.Namespace) -> str:
+    return "raise" if args.strict_range else "warn"
+
+
 def _invert(inverter: Any, x: Any, args: argparse.Namespace) -> Any:
     if args.refine_steps:
-        return inverter.refine(x, args.refine_steps, batch_size=args.batch_size, progress=None if args.progress else False)
-    return inverter.encode(x, args.batch_size)
+        return inverter.refine(x, args.refine_steps, batch_size=args.batch_size, progress=None if args.progress else False,
+                               range_check=_range_check(args))
+    return inverter.encode(x, args.batch_size, range_check=_range_check(args))
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """Images ready for the inverter, and how they are seen as pictures."""
+
+    x: Any  # (N, *inverter.image_shape) in G's range
+    value_range: tuple[float, float]  # --range, else the inverter's recorded range
+    picture_shape: tuple[int, ...]  # (C, H, W): --image-shape, else the inverter's image shape
+
+
+def _prepare(raw: Any, inverter: Any, args: argparse.Namespace) -> _Prepared:
+    from discinvert.io_images import prepare_images
+
+    value_range = tuple(args.range) if args.range is not None else tuple(inverter.value_range)
+    shape = tuple(inverter.image_shape)
+    picture = tuple(args.image_shape) if args.image_shape is not None else shape
+    if math.prod(picture) != math.prod(shape):
+        raise ValueError(f"--image-shape {','.join(map(str, picture))}: expected C,H,W holding {math.prod(shape)} values "
+                         f"(one image of this generator, shape {_format_shape(shape)}).")
+    x = prepare_images(raw, picture, value_range, args.input_range)
+    return _Prepared(x.reshape(len(x), *shape), value_range, picture)
 
 
 def _format_shape(shape: Sequence[int] | None) -> str:
@@ -326,7 +355,7 @@ def _encode(args: argparse.Namespace) -> int:
 
     import numpy as np
 
-    from discinvert.io_images import prepare_images, read_images
+    from discinvert.io_images import read_images
     from discinvert.serialization import atomic_write_bytes
 
     out = Path(args.out)
@@ -335,8 +364,8 @@ def _encode(args: argparse.Namespace) -> int:
     raw = read_images(args.images)
     gan = _load_gan(args)
     inverter = _load_inverter(args, gan)
-    x = prepare_images(raw, inverter.image_shape, args.range, args.input_range)
-    codes = _invert(inverter, x, args).detach().cpu().float().contiguous()
+    images = _prepare(raw, inverter, args)
+    codes = _invert(inverter, images.x, args).detach().cpu().float().contiguous()
     # Serialised in memory, then written atomically: np.save to a path can drop a failed
     # final flush silently, leaving a short file behind.
     if suffix == ".npy":
@@ -347,7 +376,7 @@ def _encode(args: argparse.Namespace) -> int:
         from safetensors.torch import save
 
         metadata = {"names": json.dumps(raw.names), "source": str(raw.source), "feature_layer": inverter.feature_layer,
-                    "refine_steps": str(args.refine_steps), "value_range": json.dumps(list(args.range))}
+                    "refine_steps": str(args.refine_steps), "value_range": json.dumps(list(images.value_range))}
         data = save({"codes": codes}, metadata=metadata)
     atomic_write_bytes(out, data)
     if raw.layout == "files":
@@ -364,7 +393,6 @@ def _reconstruct(args: argparse.Namespace) -> int:
     from discinvert.io_images import (
         pair_grid,
         pair_grid_shape,
-        prepare_images,
         read_images,
         to_uint8,
         write_png,
@@ -375,12 +403,14 @@ def _reconstruct(args: argparse.Namespace) -> int:
     raw = read_images(args.images)
     gan = _load_gan(args)
     inverter = _load_inverter(args, gan)
-    x = prepare_images(raw, inverter.image_shape, args.range, args.input_range)
+    images = _prepare(raw, inverter, args)
+    picture = images.picture_shape
     # the largest picture, before any image is inverted: --scale 10000 fails here, in one line
-    pair_grid_shape(min(args.per_grid, len(x)), x.shape[2], x.shape[3], columns=args.columns, scale=args.scale)
-    recon = inverter.decode(_invert(inverter, x, args), args.batch_size)
-    psnr, ssim = image_quality(x, recon, value_range=args.range)
-    originals, rebuilt = to_uint8(x, args.range), to_uint8(recon, args.range)
+    pair_grid_shape(min(args.per_grid, len(images.x)), picture[1], picture[2], columns=args.columns, scale=args.scale)
+    recon = inverter.decode(_invert(inverter, images.x, args), args.batch_size).reshape(-1, *picture)
+    x = images.x.reshape(-1, *picture)
+    psnr, ssim = image_quality(x, recon, value_range=images.value_range)
+    originals, rebuilt = to_uint8(x, images.value_range), to_uint8(recon, images.value_range)
     out = Path(args.out)
     written = []
     for index, start in enumerate(range(0, len(x), args.per_grid)):
@@ -411,7 +441,6 @@ def _evaluate_images(args: argparse.Namespace) -> Any:
 def _evaluate(args: argparse.Namespace) -> int:
     import torch
 
-    from discinvert.io_images import prepare_images
     from discinvert.metrics import reconstruction_score
 
     specs: list[tuple[str, argparse.Namespace]] = []
@@ -456,16 +485,17 @@ def _evaluate(args: argparse.Namespace) -> int:
         print(f"[{i}/{len(specs)}] {name}", flush=True)
         gan = _load_gan(options)
         inverter = _load_inverter(options, gan)
-        x = prepare_images(raw, inverter.image_shape, args.range, args.input_range)
         try:
-            score = reconstruction_score(inverter, x, n=n, repeats=args.repeats, seed=args.seed,
+            images = _prepare(raw, inverter, args)
+            score = reconstruction_score(inverter, images.x, n=n, repeats=args.repeats, seed=args.seed,
                                          refine_steps=args.refine_steps, batch_size=args.batch_size,
-                                         value_range=args.range)
+                                         value_range=images.value_range, image_shape=images.picture_shape,
+                                         range_check=_range_check(args))
         except ValueError as error:
             raise ValueError(f"model {name}: {error}") from None
         results.append({"name": name, "gan": gan.description, "inverter": options.inverter or gan.default_inverter,
-                        "feature_layer": inverter.feature_layer, **score})
-        del gan, inverter, x
+                        "feature_layer": inverter.feature_layer, "value_range": list(images.value_range), **score})
+        del gan, inverter, images
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
 
@@ -482,7 +512,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         document = {
             "images": {"source": str(raw.source), "count": len(raw)},
             "protocol": {"n": n, "repeats": args.repeats, "seed": args.seed, "refine_steps": args.refine_steps,
-                         "value_range": list(args.range), "sort_by": args.sort_by},
+                         "value_range": None if args.range is None else list(args.range), "sort_by": args.sort_by},
             "results": results,
         }
         from discinvert.serialization import write_json
@@ -533,8 +563,14 @@ def _gan_parent(*, with_shape: bool = True) -> argparse.ArgumentParser:
 def _image_parent() -> argparse.ArgumentParser:
     parent = argparse.ArgumentParser(add_help=False)
     group = parent.add_argument_group("images")
-    group.add_argument("--range", type=_value_range, default=_DEFAULT_RANGE, metavar="LO,HI",
-                       help="G's output value range (default -1,1); integer pixels map 0..max -> LO..HI")
+    group.add_argument("--range", type=_value_range, default=None, metavar="LO,HI",
+                       help="G's output value range (default: as the inverter recorded it, e.g. -1,1 for a tanh G); "
+                            "integer pixels map 0..max -> LO..HI")
+    group.add_argument("--strict-range", action="store_true",
+                       help="refuse images far outside G's range (default: warn and go on)")
+    group.add_argument("--image-shape", type=_shape, metavar="C,H,W",
+                       help="for a generator of flat vectors: the images they are (e.g. 1,28,28); files are read "
+                            "as such, flattened for G, and scored as pictures")
     group.add_argument("--input-range", type=_value_range, default=None, metavar="LO,HI",
                        help="value range of a float .npy input (default: taken as already in G's range)")
     group.add_argument("--batch-size", type=_count, default=None, help="images per forward pass (default 256)")
@@ -782,6 +818,13 @@ def _run(args: argparse.Namespace) -> int:
         return 1
 
 
+def _warning_printer(prefix: str) -> Callable[..., None]:
+    def show(message: Warning | str, category: type[Warning], *_args: Any, **_kwargs: Any) -> None:
+        print(f"{prefix}: warning: {message}", file=sys.stderr)
+
+    return show
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code (0 success, 2 usage error, 1 failure, 130 Ctrl-C).
 
@@ -797,7 +840,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         command = f" {args.command}"
         _setup_logging(args.verbose)
-        return _run(args)
+        with warnings.catch_warnings():  # the library's warnings (images out of G's range, ...) as one line each
+            warnings.showwarning = _warning_printer(f"discinvert{command}")
+            return _run(args)
     except KeyboardInterrupt:
         print(f"discinvert{command}: interrupted", file=sys.stderr)
         return 130

@@ -736,7 +736,18 @@ class Inverter(nn.Module):
         gan: str | None = None,
         metrics: dict[str, Any] | None = None,
     ) -> str:
-        """Upload :meth:`save_pretrained`'s files to the Hub repo ``repo_id`` (created if needed)."""
+        """Upload :meth:`save_pretrained`'s files to the Hub repo ``repo_id`` (created if needed).
+
+        The files go up in one commit. When it fails, a repo this call created is
+        deleted again and a repo that existed is left as it was (``docs/hub.md``).
+
+        Returns:
+            The URL of the commit ("" on ranks other than 0 under torchrun).
+
+        Raises:
+            discinvert.hub.HubPushError: (a ``ValueError``) the upload failed; the message
+                names the repo, what was left on the Hub and what to do.
+        """
         from discinvert.hub import push_to_hub
 
         url = ""

@@ -215,7 +215,8 @@ def prepare_images(
     """
     expected = tuple(int(d) for d in image_shape)
     if len(expected) != 3:
-        raise ValueError(f"image files need (C, H, W) images, but this inverter's images have shape {expected}.")
+        raise ValueError(f"image files need (C, H, W) images, but this inverter's images have shape {expected}; "
+                         "for a generator of flat vectors give --image-shape C,H,W (e.g. 1,28,28 for 784 values).")
     if raw.layout == "files":
         images = [_scale(_as_chw(a, expected, n), value_range, None, n) for a, n in zip(raw.arrays, raw.names)]
         batch = np.stack(images)

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from discinvert.inverter import Inverter
+from discinvert.inverter import Inverter, RangeCheck
 from discinvert.latents import LatentSampler, normal_sampler
 from discinvert.validation import positive_int
 
@@ -163,6 +163,7 @@ def reconstruction_score(
     value_range: tuple[float, float] | None = None,
     conditions: torch.Tensor | np.ndarray | None = None,
     image_shape: tuple[int, ...] | None = None,
+    range_check: RangeCheck = "warn",
 ) -> dict[str, float | int]:
     """The paper's GAN metric: reconstruct unseen test images and score them.
 
@@ -185,6 +186,8 @@ def reconstruction_score(
         image_shape: ``(C, H, W)`` to view G's images as for scoring, for a generator
             whose images are not ``(C, H, W)`` already (an MLP giving ``(N, 784)``:
             ``image_shape=(1, 28, 28)``); ``None`` scores them as G gives them.
+        range_check: images far outside G's range: ``"warn"``, ``"raise"`` or ``"ignore"``
+            (see :meth:`Inverter.encode`).
 
     Returns:
         ``{"psnr_mean", "psnr_std", "ssim_mean", "ssim_std", "n", "repeats", "seconds"}``;
@@ -204,9 +207,10 @@ def reconstruction_score(
     c = None if conditions is None else torch.as_tensor(conditions)[torch.as_tensor(used)]
     started = time.perf_counter()
     if refine_steps:
-        codes = inverter.refine(x, refine_steps, batch_size=batch_size, conditions=c, progress=False)
+        codes = inverter.refine(x, refine_steps, batch_size=batch_size, conditions=c, progress=False,
+                                range_check=range_check)
     else:
-        codes = inverter.encode(x, batch_size, conditions=c)
+        codes = inverter.encode(x, batch_size, conditions=c, range_check=range_check)
     recon = inverter.decode(codes, batch_size, conditions=c)
     seconds = time.perf_counter() - started
     psnr_used, ssim_used = image_quality(x.reshape(-1, *view), recon.reshape(-1, *view), value_range=value_range)

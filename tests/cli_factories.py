@@ -11,7 +11,8 @@ from torch import nn
 
 from tests.conftest import LATENT, ConvGenerator, conv_discriminator
 
-__all__ = ["LATENT", "make_discriminator", "make_generator", "make_shared_activation_discriminator", "not_a_module"]
+__all__ = ["LATENT", "make_discriminator", "make_flat_discriminator", "make_flat_generator", "make_generator",
+           "make_shared_activation_discriminator", "not_a_module"]
 
 
 def make_generator() -> nn.Module:
@@ -42,6 +43,34 @@ def make_discriminator() -> nn.Module:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(1)
         return conv_discriminator().eval()
+
+
+class _Flatten(nn.Module):
+    def __init__(self, body: nn.Module) -> None:
+        super().__init__()
+        self.body = body
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x).flatten(1)
+
+
+class _Unflatten(nn.Module):
+    def __init__(self, body: nn.Module) -> None:
+        super().__init__()
+        self.body = body
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x.reshape(-1, 1, 8, 8))
+
+
+def make_flat_generator() -> nn.Module:
+    """An MLP-style G: images as flat vectors (N, 64) that are 8x8 pictures."""
+    return _Flatten(make_generator()).eval()
+
+
+def make_flat_discriminator() -> nn.Module:
+    """D for flat (N, 64) images; the feature layer is ``"body.4"``."""
+    return _Unflatten(make_discriminator()).eval()
 
 
 def not_a_module() -> str:

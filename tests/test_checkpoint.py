@@ -95,3 +95,16 @@ def test_pool_reuse_still_inverts(make_gan) -> None:
     assert float(((inverter.encode(x) - z) ** 2).mean()) < 0.35
     with pytest.raises(ValueError, match="reuse"):
         fit_inverter(gan.generator, gan.discriminator, "4", latent_shape=(LATENT, 1, 1), reuse=0)
+
+
+def test_a_checkpoint_with_hostile_state_json_names_the_file(tmp_path) -> None:
+    from safetensors.torch import save_file
+
+    from discinvert.checkpoint import CHECKPOINT_FORMAT, read_checkpoint
+
+    path = tmp_path / "ckpt.safetensors"
+    for state, message in (("[" * 100_000 + "]" * 100_000, "nested"), ("[1, 2]", "JSON object"), ("{", "JSON")):
+        save_file({"x": torch.zeros(1)}, str(path), metadata={"format": CHECKPOINT_FORMAT, "format_version": "1", "state": state})
+        with pytest.raises(ValueError, match=message) as info:
+            read_checkpoint(path)
+        assert str(path) in str(info.value)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import math
 import os
 import shutil
 import stat
@@ -229,8 +230,9 @@ def test_evaluate_ranks_several_models(ws: dict[str, Path], tmp_path: Path, caps
     names = [r["name"] for r in document["results"]]
     assert names == ["dcgan-fashion-mnist", "tiny"]  # the trained GAN reconstructs far better than an untrained one
     assert [r["rank"] for r in document["results"]] == [1, 2]
-    assert document["protocol"] == {"n": 8, "repeats": 2, "seed": 0, "refine_steps": 0, "value_range": [-1.0, 1.0],
-                                    "sort_by": "psnr"}
+    assert document["protocol"] == {"n": 8, "repeats": 2, "seed": 0, "refine_steps": 0, "value_range": None,
+                                    "sort_by": "psnr"}  # no --range: each model's recorded range
+    assert [r["value_range"] for r in document["results"]] == [[-1.0, 1.0], [-1.0, 1.0]]
     best = document["results"][0]
     assert best["psnr_mean"] > 14 and 0 < best["ssim_mean"] < 1 and best["repeats"] == 2
     assert out.index("dcgan-fashion-mnist", out.index("rank")) < out.index("tiny", out.index("rank"))
@@ -564,3 +566,37 @@ def test_the_command_imports_torch_only_inside_main() -> None:
     code = "import sys, discinvert, discinvert.cli; print(sorted(m for m in ('torch', 'numpy', 'safetensors') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_images_outside_g_range_warn_in_one_line_or_fail_with_strict_range(ws: dict[str, Path], tmp_path: Path,
+                                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    base = ["encode", "--gan", "zoo:dcgan-fashion-mnist", "--images", str(ws["root"] / "png"), "--out", str(tmp_path / "c.npy")]
+    assert main(base) == 0  # the default --range is the inverter's recorded one: no warning
+    assert "warning" not in capsys.readouterr().err
+    assert main([*base, "--range", "0,255"]) == 0  # a wrong --range for this tanh G: 0..255 values
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("discinvert encode: warning: images: expected values in the "
+                                                   "generator's range [-1, 1]")
+    assert main([*base, "--range", "0,255", "--strict-range"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("discinvert encode: error: images: expected values in the generator's")
+
+
+def test_evaluate_a_generator_of_flat_vectors_with_image_shape(ws: dict[str, Path], tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    from discinvert import fit_inverter
+
+    G, D = cli_factories.make_flat_generator(), cli_factories.make_flat_discriminator()
+    fit_inverter(G, D, "body.4", latent_shape=(cli_factories.LATENT, 1, 1), steps=1, batch_size=16,
+                 validation_size=32, seed=0, progress=False).save(tmp_path / "flat.safetensors")
+    argv = ["evaluate", "--generator", "tests.cli_factories:make_flat_generator", "--discriminator",
+            "tests.cli_factories:make_flat_discriminator", "--inverter",
+            str(tmp_path / "flat.safetensors"), "--images", str(ws["root"] / "tiny8.npy"), "--n", "5", "--repeats", "1",
+            "--json", str(tmp_path / "r.json")]
+    assert main(argv) == 1
+    assert "images have shape (64,); for a generator of flat vectors give --image-shape C,H,W" in capsys.readouterr().err
+    assert main([*argv, "--image-shape", "1,8,7"]) == 1
+    assert "--image-shape 1,8,7: expected C,H,W holding 64 values" in capsys.readouterr().err
+    assert main([*argv, "--image-shape", "1,8,8"]) == 0
+    result = json.loads((tmp_path / "r.json").read_text())["results"][0]
+    assert result["n"] == 5 and math.isfinite(result["psnr_mean"]) and 0 < result["ssim_mean"] <= 1
