@@ -22,8 +22,8 @@ import safetensors.torch
 import torch
 
 from discinvert import Inverter, fit_inverter
-from discinvert.architectures import load_gan, save_gan
-from discinvert.datasets import (
+from discinvert.zoo.architectures import load_gan, save_gan
+from discinvert.zoo.datasets import (
     FASHION_MNIST_CLASSES,
     load_fashion_mnist,
     to_model_range,

@@ -19,7 +19,7 @@ from types import ModuleType
 import numpy as np
 import torch
 
-from discinvert.datasets import load_fashion_mnist, to_model_range
+from discinvert.zoo.datasets import load_fashion_mnist, to_model_range
 
 
 def command_line(argv: list[str] | None) -> str:

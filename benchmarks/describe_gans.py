@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> None:
     images.mkdir(parents=True, exist_ok=True)
     lines = ["# Reference GANs", "", f"Written by `{command}` from the training records.", "",
              "All trained on the Fashion-MNIST **train** split only (60,000 images in [-1, 1]); the test split is",
-             "kept for evaluation. Architecture: `discinvert/architectures.py` (DCGAN-style, z of shape (100, 1, 1);",
+             "kept for evaluation. Architecture: `discinvert/zoo/architectures.py` (DCGAN-style, z of shape (100, 1, 1);",
              "D's feature layer is its last hidden activation, 256x4x4 = 4,096 values).", ""]
     for folder in args.gans:
         record = json.loads((folder / "config.json").read_text())

@@ -23,8 +23,8 @@ import torch
 from skimage.metrics import peak_signal_noise_ratio
 
 from discinvert import fit_inverter
-from discinvert.architectures import load_gan
-from discinvert.datasets import load_fashion_mnist, to_model_range
+from discinvert.zoo.architectures import load_gan
+from discinvert.zoo.datasets import load_fashion_mnist, to_model_range
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/common.py
 from common import command_line  # noqa: E402

@@ -29,7 +29,7 @@ from typing import Any
 import torch
 
 from discinvert import fit_inverter, zoo
-from discinvert.datasets import load_fashion_mnist, to_model_range
+from discinvert.zoo.datasets import load_fashion_mnist, to_model_range
 from discinvert.metrics import image_quality
 from discinvert.pool import POOL_BATCHES
 

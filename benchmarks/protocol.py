@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from discinvert.datasets import load_fashion_mnist, to_model_range
+from discinvert.zoo.datasets import load_fashion_mnist, to_model_range
 from discinvert.metrics import draw_subsets, image_quality, nearest_neighbour_accuracy, summarize_draws
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/common.py

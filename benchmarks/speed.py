@@ -43,9 +43,9 @@ import torch
 
 from discinvert import Inverter, fit_inverter, zoo
 from discinvert.acceleration import autocast_context, channels_last_copy
-from discinvert.architectures import load_gan
-from discinvert.baselines import optimization_only
-from discinvert.datasets import to_model_range
+from discinvert.zoo.architectures import load_gan
+from benchmarks.baselines import optimization_only
+from discinvert.zoo.datasets import to_model_range
 from discinvert.features import FeatureTap
 from discinvert.layers import resolve_layer
 from discinvert.metrics import image_quality

@@ -58,8 +58,8 @@ except ImportError:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from discinvert import fit_inverter  # noqa: E402
-from discinvert.architectures import load_gan  # noqa: E402
-from discinvert.baselines import fit_naive_encoder, optimization_only  # noqa: E402
+from discinvert.zoo.architectures import load_gan  # noqa: E402
+from benchmarks.baselines import fit_naive_encoder, optimization_only  # noqa: E402
 from discinvert.metrics import image_quality  # noqa: E402
 from discinvert.optimize import DEFAULT_REFINE_LR, optimize_latents  # noqa: E402
 

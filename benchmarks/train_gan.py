@@ -25,7 +25,7 @@ The whole split is held in memory as one tensor (on the GPU when training on
 CUDA) and batched by slicing a random permutation; the last incomplete batch of
 each epoch is dropped. Output in ``--out``: ``generator.safetensors``,
 ``discriminator.safetensors``, ``config.json`` (see
-``discinvert.architectures.save_gan``; ``extra`` holds the training record) and
+``discinvert.zoo.architectures.save_gan``; ``extra`` holds the training record) and
 ``samples.png`` (8x8 grid of eval-mode samples from a fixed ``z``).
 """
 
@@ -48,7 +48,7 @@ try:  # Allow `python benchmarks/train_gan.py` from a source checkout without in
 except ImportError:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from discinvert.architectures import (  # noqa: E402
+from discinvert.zoo.architectures import (  # noqa: E402
     DCGANDiscriminator,
     DCGANGenerator,
     GANConfig,
@@ -56,7 +56,7 @@ from discinvert.architectures import (  # noqa: E402
     parameter_count,
     save_gan,
 )
-from discinvert.datasets import from_model_range  # noqa: E402
+from discinvert.zoo.datasets import from_model_range  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/common.py
 from common import command_line, finite_or_none, out_of_time, pick_device, training_tensor  # noqa: E402

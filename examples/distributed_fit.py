@@ -24,7 +24,7 @@ import safetensors.torch
 import torch
 
 from discinvert import fit_inverter, zoo
-from discinvert.datasets import to_model_range
+from discinvert.zoo.datasets import to_model_range
 
 
 def main() -> None:

@@ -32,8 +32,8 @@ import torch
 from skimage.io import imsave
 
 from discinvert import Inverter, fit_inverter, zoo
-from discinvert.architectures import load_gan
-from discinvert.datasets import (
+from discinvert.zoo.architectures import load_gan
+from discinvert.zoo.datasets import (
     FASHION_MNIST_CLASSES,
     from_model_range,
     load_fashion_mnist,

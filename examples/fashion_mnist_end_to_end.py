@@ -20,8 +20,8 @@ import torch
 from skimage.io import imsave
 
 from discinvert import fit_inverter
-from discinvert.architectures import load_gan
-from discinvert.datasets import FASHION_MNIST_CLASSES, from_model_range, load_fashion_mnist, to_model_range
+from discinvert.zoo.architectures import load_gan
+from discinvert.zoo.datasets import FASHION_MNIST_CLASSES, from_model_range, load_fashion_mnist, to_model_range
 from discinvert.edit import attribute_direction, edit
 from discinvert.metrics import reconstruction_score
 

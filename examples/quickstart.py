@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from discinvert import Inverter, fit_inverter, list_layers
-from discinvert.architectures import GANConfig, build_gan
+from discinvert.zoo.architectures import GANConfig, build_gan
 
 
 def main() -> None:

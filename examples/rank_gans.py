@@ -16,8 +16,8 @@ import argparse
 from pathlib import Path
 
 from discinvert import Inverter, fit_inverter, zoo
-from discinvert.architectures import load_gan
-from discinvert.datasets import load_fashion_mnist, to_model_range
+from discinvert.zoo.architectures import load_gan
+from discinvert.zoo.datasets import load_fashion_mnist, to_model_range
 from discinvert.metrics import reconstruction_score
 
 

@@ -1,4 +1,4 @@
-"""Tests for discinvert.architectures and a smoke test of benchmarks/train_gan.py."""
+"""Tests for discinvert.zoo.architectures and a smoke test of benchmarks/train_gan.py."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from discinvert.architectures import (
+from discinvert.zoo.architectures import (
     CONFIG_FILE,
     DISCRIMINATOR_FILE,
     GENERATOR_FILE,

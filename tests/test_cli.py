@@ -24,7 +24,7 @@ import torch
 from safetensors import safe_open
 
 from discinvert import Inverter, fit_inverter, zoo
-from discinvert.architectures import GANConfig, build_gan, load_gan, save_gan
+from discinvert.zoo.architectures import GANConfig, build_gan, load_gan, save_gan
 from discinvert.cli import main
 from tests import cli_factories
 
@@ -477,12 +477,12 @@ def test_fit_checks_out_is_writable_before_fitting(where: str, ws: dict[str, Pat
 
 def test_outputs_are_checked_before_reading_images(ws: dict[str, Path], read_only_dir: Path,
                                                    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    import discinvert.io_images
+    import discinvert.cli.images
 
     def must_not_run(*args, **kwargs):
         raise AssertionError("images were read before the output was checked")
 
-    monkeypatch.setattr(discinvert.io_images, "read_images", must_not_run)
+    monkeypatch.setattr(discinvert.cli.images, "read_images", must_not_run)
     common = ["--gan", str(ws["gan"]), "--inverter", str(ws["inv"]), "--images", str(ws["root"] / "u8.npy")]
     for argv in (["encode", *common, "--out", str(read_only_dir / "codes.npy")],
                  ["reconstruct", *common, "--out", str(read_only_dir / "grids")],
@@ -507,7 +507,7 @@ class _InterruptImport:
 @pytest.mark.parametrize(
     ("module", "argv", "line"),
     [
-        ("discinvert.loading", ["layers", "--discriminator", DISC, "--image-shape", "1,8,8"], "discinvert: interrupted"),
+        ("discinvert.cli.sources", ["layers", "--discriminator", DISC, "--image-shape", "1,8,8"], "discinvert: interrupted"),
         ("discinvert.fit", ["demo", "--n-images", "1"], "discinvert demo: interrupted"),
     ],
 )
@@ -526,12 +526,12 @@ def test_ctrl_c_during_imports_exits_130(module: str, argv: list[str], line: str
                                    RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 9 bytes")])
 def test_out_of_memory_is_one_line(error: Exception, ws: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                    capsys: pytest.CaptureFixture[str]) -> None:
-    import discinvert.io_images
+    import discinvert.cli.images
 
     def exhausted(*args, **kwargs):
         raise error
 
-    monkeypatch.setattr(discinvert.io_images, "pair_grid", exhausted)
+    monkeypatch.setattr(discinvert.cli.images, "pair_grid", exhausted)
     argv = ["reconstruct", "--gan", str(ws["gan"]), "--inverter", str(ws["inv"]), "--images", str(ws["root"] / "png"),
             "--out", str(tmp_path)]
     assert main(argv) == 1

@@ -1,4 +1,4 @@
-"""Tests for discinvert.datasets that need no Debian package (tiny fake IDX files)."""
+"""Tests for discinvert.zoo.datasets that need no Debian package (tiny fake IDX files)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from discinvert.datasets import (
+from discinvert.zoo.datasets import (
     DEFAULT_FASHION_MNIST_ROOT,
     FASHION_MNIST_CLASSES,
     FASHION_MNIST_ENV_VAR,

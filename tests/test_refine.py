@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from discinvert import fit_inverter
-from discinvert.baselines import fit_naive_encoder, optimization_only
+from benchmarks.baselines import fit_naive_encoder, optimization_only
 from tests.conftest import assert_untouched, snapshot
 
 QUICK = dict(steps=150, batch_size=64, cn_hidden=(128, 128), progress=False, validation_size=128, seed=0)

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from discinvert import fit_inverter
-from discinvert.architectures import (
+from discinvert.zoo.architectures import (
     DCGANDiscriminator,
     DCGANGenerator,
     GANConfig,

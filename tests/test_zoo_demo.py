@@ -12,7 +12,7 @@ import pytest
 
 from discinvert import Inverter, zoo
 from discinvert.cli import main
-from discinvert.datasets import to_model_range
+from discinvert.zoo.datasets import to_model_range
 from discinvert.metrics import image_quality
 
 ENTRY = "dcgan-fashion-mnist"
@@ -99,14 +99,14 @@ def test_demo_usage_error_exit_code(argv, message, tmp_path, capsys) -> None:
 
 
 def test_demo_metrics_json_is_strict_json(tmp_path, monkeypatch) -> None:
-    import discinvert.demo
+    import discinvert.cli.demo
 
     def undefined_quality(x, y):  # e.g. a metric over no images: NaN, which json.dumps writes as NaN
         nan = np.full(len(x), np.nan)
         return nan, nan
 
-    monkeypatch.setattr(discinvert.demo, "image_quality", undefined_quality)
-    discinvert.demo.run_demo(discinvert.demo.DemoOptions(out=tmp_path, n_images=4, refine_steps=0))
+    monkeypatch.setattr(discinvert.cli.demo, "image_quality", undefined_quality)
+    discinvert.cli.demo.run_demo(discinvert.cli.demo.DemoOptions(out=tmp_path, n_images=4, refine_steps=0))
 
     def refuse(constant: str) -> None:
         raise AssertionError(f"{constant} is not JSON")

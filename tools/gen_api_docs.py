@@ -19,15 +19,15 @@ OUT = ROOT / "docs" / "api.md"
 
 SECTIONS: list[tuple[str, list[str]]] = [
     ("discinvert", ["fit_inverter", "Inverter", "list_layers", "LayerInfo", "Conditioning", "InverterConfig", "CNConfig",
-                    "ConnectionNetwork", "FingerprintMismatchError", "LayerNotReachedError"]),
+                    "ConnectionNetwork", "FingerprintMismatchError", "LayerNotReachedError", "ImageRangeWarning",
+                    "HubPushError"]),
     ("discinvert.metrics", ["reconstruction_score", "latent_recovery", "nearest_neighbour_accuracy", "image_quality",
                             "draw_subsets", "summarize_draws"]),
     ("discinvert.edit", ["attribute_direction", "apply_direction", "edit", "interpolate", "interpolate_images"]),
-    ("discinvert.baselines", ["fit_naive_encoder", "NaiveEncoder", "optimization_only"]),
     ("discinvert.optimize", ["optimize_latents"]),
     ("discinvert.zoo", ["available", "load", "load_gan_config", "load_test_images", "path"]),
-    ("discinvert.datasets", ["load_fashion_mnist", "read_idx", "to_model_range", "from_model_range"]),
-    ("discinvert.architectures", ["GANConfig", "build_gan", "save_gan", "load_gan"]),
+    ("discinvert.zoo.datasets", ["load_fashion_mnist", "read_idx", "to_model_range", "from_model_range"]),
+    ("discinvert.zoo.architectures", ["GANConfig", "build_gan", "save_gan", "load_gan"]),
 ]
 
 INVERTER_METHODS = ["encode", "decode", "reconstruct", "refine", "save", "load", "save_pretrained", "from_pretrained",

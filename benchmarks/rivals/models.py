@@ -15,13 +15,13 @@ Four models, each with an encoder ``E: x -> z`` and a decoder/generator ``G: z -
 Conventions shared by all four (the choices are written down in each class's docstring):
 
 - **Latents**: ``z`` has shape ``(100,)`` (flat; :data:`LATENT_SHAPE`). The generator is
-  ``discinvert.architectures.DCGANGenerator``, which accepts ``(N, 100)`` as well as
+  ``discinvert.zoo.architectures.DCGANGenerator``, which accepts ``(N, 100)`` as well as
   ``(N, 100, 1, 1)``; codes are passed flat everywhere here, and ``fit_inverter`` is called
   with ``latent_shape=(100,)``. The prior is ``N(0, I)`` for VAE, BiGAN and GAAN (the Dist-GAN
   code draws uniform [-1, 1]; N(0, I) keeps every model on the prior our CN is fit with).
   AAAE has no fixed prior: its prior is the push-forward of ``N(0, I)`` through its latent
   generator (:meth:`AAAE.sample_latents`).
-- **Backbones** (comparable to our reference DCGAN, ``discinvert.architectures``):
+- **Backbones** (comparable to our reference DCGAN, ``discinvert.zoo.architectures``):
   ``G`` is exactly ``DCGANGenerator(GANConfig())`` (1,911,233 parameters). The encoder
   mirrors D's conv trunk, i.e. it *is* ``DCGANDiscriminator(GANConfig()).main`` (conv 64,
   conv 128 + BN, conv 256 + BN, LeakyReLU 0.2; 4096 features) followed by one linear layer
@@ -58,7 +58,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from discinvert import Conditioning
-from discinvert.architectures import (
+from discinvert.zoo.architectures import (
     DCGANDiscriminator,
     DCGANGenerator,
     GANConfig,

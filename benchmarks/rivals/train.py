@@ -39,7 +39,7 @@ try:  # Allow `python benchmarks/rivals/train.py` from a source checkout without
 except ImportError:
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from discinvert.datasets import from_model_range
+from discinvert.zoo.datasets import from_model_range
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/common.py
 from common import command_line, finite_or_none, load_module, out_of_time, pick_device, training_tensor  # noqa: E402

@@ -7,7 +7,7 @@ Everything ships inside the package, so it works offline on a fresh install::
     images, labels = zoo.load_test_images("dcgan-fashion-mnist")   # uint8 (1000, 28, 28)
 
 Each entry is a folder ``discinvert/zoo/<name>/`` holding ``gan/`` (written by
-:func:`discinvert.architectures.save_gan`), ``inverter/`` (laid out exactly as a Hub repo:
+:func:`discinvert.zoo.architectures.save_gan`), ``inverter/`` (laid out exactly as a Hub repo:
 ``model.safetensors``, ``config.json``, ``README.md``, so publishing it is one
 ``upload_folder`` call) and ``test_images.safetensors``. The folders are made by
 ``benchmarks/build_zoo.py``.
@@ -23,7 +23,7 @@ import safetensors.torch
 import torch
 from torch import nn
 
-from discinvert.architectures import GANConfig, load_gan
+from discinvert.zoo.architectures import GANConfig, load_gan
 from discinvert.inverter import Inverter
 
 __all__ = ["available", "load", "load_gan_config", "load_test_images", "path"]

@@ -2,7 +2,7 @@
 
 A GAN comes from one of
 
-- a zoo-format directory written by :func:`discinvert.architectures.save_gan`
+- a zoo-format directory written by :func:`discinvert.zoo.architectures.save_gan`
   (``generator.safetensors``, ``discriminator.safetensors``, ``config.json``), or a
   folder laid out like a zoo entry (``gan/`` and ``inverter/`` inside it);
 - ``zoo:NAME``, a bundled zoo entry (see :func:`discinvert.zoo.available`);
@@ -31,7 +31,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from discinvert.architectures import CONFIG_FILE, load_gan
+from discinvert.zoo.architectures import CONFIG_FILE, load_gan
 from discinvert.inverter import Inverter
 
 __all__ = [
@@ -193,7 +193,7 @@ def resolve_gan_directory(text: str) -> tuple[Path, str | None]:
     if not (path / CONFIG_FILE).is_file():
         raise ValueError(
             f"{text}: not a GAN directory (no {CONFIG_FILE}); expected one written by "
-            "discinvert.architectures.save_gan, or use --generator/--discriminator factories."
+            "discinvert.zoo.architectures.save_gan, or use --generator/--discriminator factories."
         )
     return path, None
 

@@ -32,7 +32,7 @@ __all__ = ["main"]
 
 _GAN_HELP = """\
 GAN sources (every command but demo):
-  --gan DIR         a directory written by discinvert.architectures.save_gan
+  --gan DIR         a directory written by discinvert.zoo.architectures.save_gan
                     (generator.safetensors, discriminator.safetensors, config.json),
                     a zoo-entry folder (gan/ + inverter/), or zoo:NAME for a bundled
                     entry (zoo:dcgan-fashion-mnist); its config gives the default
@@ -111,7 +111,7 @@ def _shape(text: str) -> tuple[int, ...]:
 
 
 def _value_range(text: str) -> tuple[float, float]:
-    from discinvert.io_images import parse_range
+    from discinvert.cli.images import parse_range
 
     try:
         return parse_range(text)
@@ -120,7 +120,7 @@ def _value_range(text: str) -> tuple[float, float]:
 
 
 def _factory(text: str) -> str:
-    from discinvert.loading import check_factory_spec
+    from discinvert.cli.sources import check_factory_spec
 
     try:
         return check_factory_spec(text)
@@ -173,7 +173,7 @@ def _check_gan_options(args: argparse.Namespace, *, need_generator: bool = True)
 
 def _load_gan(args: argparse.Namespace, *, need_generator: bool = True) -> Any:
     """G and D from ``--gan`` or the factories, after checking the options go together."""
-    from discinvert.loading import load_gan_source, parse_device
+    from discinvert.cli.sources import load_gan_source, parse_device
 
     _check_gan_options(args, need_generator=need_generator)
     device = parse_device(args.device)
@@ -182,7 +182,7 @@ def _load_gan(args: argparse.Namespace, *, need_generator: bool = True) -> Any:
 
 
 def _load_inverter(args: argparse.Namespace, gan: Any, token: str | None = None) -> Any:
-    from discinvert.loading import load_inverter
+    from discinvert.cli.sources import load_inverter
 
     spec = args.inverter or gan.default_inverter
     if spec is None:
@@ -218,7 +218,7 @@ class _Prepared:
 
 
 def _prepare(raw: Any, inverter: Any, args: argparse.Namespace) -> _Prepared:
-    from discinvert.io_images import prepare_images
+    from discinvert.cli.images import prepare_images
 
     value_range = tuple(args.range) if args.range is not None else tuple(inverter.value_range)
     shape = tuple(inverter.image_shape)
@@ -243,7 +243,7 @@ def _check_writable(path: Path, *, directory: bool = False) -> None:
 
 # ---------------------------------------------------------------------------- commands
 def _demo(args: argparse.Namespace) -> int:
-    from discinvert.demo import DemoOptions, run_demo
+    from discinvert.cli.demo import DemoOptions, run_demo
 
     options = DemoOptions(out=args.out, fit=args.fit, fit_steps=args.steps, n_images=args.n_images,
                           refine_images=args.refine_images, refine_steps=args.refine_steps, seed=args.seed)
@@ -355,7 +355,7 @@ def _encode(args: argparse.Namespace) -> int:
 
     import numpy as np
 
-    from discinvert.io_images import read_images
+    from discinvert.cli.images import read_images
     from discinvert.serialization import atomic_write_bytes
 
     out = Path(args.out)
@@ -390,7 +390,7 @@ def _encode(args: argparse.Namespace) -> int:
 
 
 def _reconstruct(args: argparse.Namespace) -> int:
-    from discinvert.io_images import (
+    from discinvert.cli.images import (
         pair_grid,
         pair_grid_shape,
         read_images,
@@ -427,11 +427,11 @@ def _reconstruct(args: argparse.Namespace) -> int:
 
 
 def _evaluate_images(args: argparse.Namespace) -> Any:
-    from discinvert.io_images import RawImages, read_images
+    from discinvert.cli.images import RawImages, read_images
 
     if args.images is not None:
         return read_images(args.images)
-    from discinvert.datasets import load_fashion_mnist, resolve_fashion_mnist_root
+    from discinvert.zoo.datasets import load_fashion_mnist, resolve_fashion_mnist_root
 
     images, _ = load_fashion_mnist("test", root=args.data_root)
     source = f"Fashion-MNIST test split ({resolve_fashion_mnist_root(args.data_root)})"
@@ -460,7 +460,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     if duplicates:
         raise _UsageError(f"model names must differ; {', '.join(duplicates)} given twice (use --model NAME=...)")
 
-    from discinvert.loading import resolve_gan_directory
+    from discinvert.cli.sources import resolve_gan_directory
 
     for name, options in specs:  # fail fast, before any image is read or scored
         if options.gan is not None:
@@ -544,7 +544,7 @@ def _gan_parent(*, with_shape: bool = True) -> argparse.ArgumentParser:
     parent = argparse.ArgumentParser(add_help=False)
     group = parent.add_argument_group("GAN (either --gan, or --generator/--discriminator factories)")
     group.add_argument("--gan", metavar="GAN",
-                       help="a GAN directory written by discinvert.architectures.save_gan (or a zoo-entry folder "
+                       help="a GAN directory written by discinvert.zoo.architectures.save_gan (or a zoo-entry folder "
                             "holding gan/ and inverter/), or zoo:NAME for a bundled entry; its config gives the "
                             "default feature layer and latent shape")
     group.add_argument("--generator", metavar="FACTORY", type=_factory,

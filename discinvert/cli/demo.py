@@ -26,10 +26,10 @@ import numpy as np
 import torch
 
 from discinvert import zoo
-from discinvert.datasets import FASHION_MNIST_CLASSES, from_model_range, to_model_range
+from discinvert.zoo.datasets import FASHION_MNIST_CLASSES, from_model_range, to_model_range
 from discinvert.edit import attribute_direction, edit
 from discinvert.fit import DEFAULT_STEPS, fit_inverter
-from discinvert.io_images import write_png
+from discinvert.cli.images import write_png
 from discinvert.metrics import image_quality
 from discinvert.serialization import check_writable, write_json
 from discinvert.validation import positive_int
