@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from discinvert.conditioning import Conditioning
-from discinvert.layers import _first_tensor
+from discinvert.layers import first_tensor
 
 __all__ = ["FeatureTap", "LayerNotReachedError", "layer_calls", "reached_modules"]
 
@@ -101,7 +101,7 @@ class FeatureTap:
                 "running this layer. Choose a layer D actually calls (see "
                 "discinvert.list_layers(D, example_images))."
             )
-        tensor = _first_tensor(captured[0])
+        tensor = first_tensor(captured[0])
         if tensor is None:
             raise ValueError(
                 f"feature_layer {self.layer_name!r}: expected the layer to output a tensor "

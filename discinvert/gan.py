@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import inspect
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from discinvert.conditioning import Conditioning
-from discinvert.features import FeatureTap
+from discinvert.features import FeatureTap, layer_calls, reached_modules
+from discinvert.fingerprint import fingerprint_discriminator, fingerprint_generator
+from discinvert.guard import frozen
 
-__all__ = ["check_module", "generate", "model_device", "model_dtype", "probe", "resolve_device"]
+__all__ = ["GANFacts", "check_module", "generate", "inspect_gan", "model_device", "model_dtype", "probe", "resolve_device"]
 
 
 def check_module(model: object, name: str) -> nn.Module:
@@ -177,3 +180,55 @@ def probe(
             f"before reaching feature_layer {tap.layer_name!r}: {type(error).__name__}: {error}"
         ) from error
     return tuple(images.shape[1:]), features.shape[1]
+
+
+@dataclass(frozen=True)
+class GANFacts:
+    """What a fit needs to know about (G, D, feature layer), learnt from one probe batch.
+
+    Attributes:
+        image_shape: one image as G gives it.
+        feature_dim: flattened size of the feature layer's output.
+        modules: D's submodules that run up to the feature layer, in order.
+        generator_fingerprint, discriminator_fingerprint: see :mod:`discinvert.fingerprint`.
+    """
+
+    image_shape: tuple[int, ...]
+    feature_dim: int
+    modules: tuple[str, ...]
+    generator_fingerprint: str
+    discriminator_fingerprint: str
+
+
+def inspect_gan(
+    generator: nn.Module,
+    tap: FeatureTap,
+    latents: torch.Tensor,
+    conditions: torch.Tensor | None = None,
+    conditioning: Conditioning | None = None,
+) -> GANFacts:
+    """Check that G, D and the feature layer fit together, and fingerprint them.
+
+    Call it under :func:`discinvert.guard.frozen` and ``torch.no_grad()``. The
+    fingerprints see the user's values: G's before anything runs, D's after a nested
+    :func:`~discinvert.guard.frozen` has put back any buffer D's forward touched.
+
+    Raises:
+        ValueError: what :func:`probe` raises; a feature layer D runs more than once per
+            forward pass (a shared module), whose output is ambiguous.
+    """
+    g_print = fingerprint_generator(generator)
+    with frozen(generator, tap.discriminator):
+        image_shape, feature_dim = probe(generator, tap, latents, conditions, conditioning)
+        images = generate(generator, latents, conditions, conditioning)
+        calls = layer_calls(tap, images, conditions)
+        if calls > 1:
+            raise ValueError(
+                f"feature_layer {tap.layer_name!r}: expected a layer D runs once per forward pass, got one it "
+                f"runs {calls} times (a shared module, e.g. one activation reused after every block), so "
+                "its output is ambiguous. Choose a layer D runs once, e.g. the module just before it (see "
+                "discinvert.list_layers(D, images): LayerInfo.calls)."
+            )
+        modules = tuple(reached_modules(tap, images, conditions))
+    d_print = fingerprint_discriminator(tap.discriminator, modules, tap.layer_name)
+    return GANFacts(image_shape, feature_dim, modules, g_print, d_print)

@@ -17,7 +17,7 @@ from torch import nn
 
 from discinvert.guard import frozen
 
-__all__ = ["LayerInfo", "list_layers", "resolve_layer"]
+__all__ = ["LayerInfo", "first_tensor", "list_layers", "resolve_layer"]
 
 
 @dataclass(frozen=True)
@@ -88,13 +88,13 @@ def resolve_layer(model: nn.Module, layer: str | nn.Module) -> tuple[str, nn.Mod
     )
 
 
-def _first_tensor(output: Any) -> torch.Tensor | None:
+def first_tensor(output: Any) -> torch.Tensor | None:
     """The tensor a layer's output stands for: itself, or the first tensor of a tuple/list."""
     if isinstance(output, torch.Tensor):
         return output
     if isinstance(output, (tuple, list)):
         for item in output:
-            found = _first_tensor(item)
+            found = first_tensor(item)
             if found is not None:
                 return found
     return None
@@ -131,7 +131,7 @@ def list_layers(
         def make_hook(name: str) -> Callable[..., None]:
             def hook(_module: nn.Module, _inputs: Any, output: Any) -> None:
                 calls[name] = calls.get(name, 0) + 1
-                tensor = _first_tensor(output)
+                tensor = first_tensor(output)
                 if tensor is not None and name not in shapes:
                     shapes[name] = tuple(tensor.shape)
 

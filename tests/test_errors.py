@@ -232,10 +232,10 @@ def test_counting_layer_calls_never_runs_the_users_d_past_the_layer(make_gan, tm
 
 
 def test_an_inverter_fit_on_a_shared_layer_before_the_check_still_loads(make_gan, tmp_path, monkeypatch) -> None:
-    import discinvert.fit
+    import discinvert.gan
 
     G, D = make_gan("dcgan").generator, SharedActivationD()
-    monkeypatch.setattr(discinvert.fit, "layer_calls", lambda *args: 1)  # as fit behaved before the check
+    monkeypatch.setattr(discinvert.gan, "layer_calls", lambda *args: 1)  # as fit behaved before the check
     path = fit_inverter(G, D, "act", latent_shape=(LATENT, 1, 1), **QUICK).save(tmp_path / "old.safetensors")
     monkeypatch.undo()
     Inverter.load(path, generator=G, discriminator=D)  # loading checks fingerprints and shapes, not the call count

@@ -1,0 +1,404 @@
+"""What each ``discinvert`` command does, once its options are parsed."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from discinvert.cli.options import Handler, UsageError, fit_settings
+
+__all__ = ["HANDLERS", "is_network_error"]
+
+_NETWORK_MODULES = ("huggingface_hub", "httpx", "httpx2", "httpcore", "httpcore2", "requests", "urllib3")
+
+
+def is_network_error(error: BaseException) -> bool:
+    """An error of the Hub client or its HTTP stack (no connection, refused, bad token): not a bug of ours."""
+    return any(cls.__module__.split(".")[0] in _NETWORK_MODULES for cls in type(error).__mro__)
+
+
+def _check_gan_options(args: argparse.Namespace, *, need_generator: bool = True) -> None:
+    """``--gan`` or the factories, not both, not neither."""
+    factories = args.generator is not None or args.discriminator is not None
+    if args.gan is not None and factories:
+        raise UsageError("give either --gan or --generator/--discriminator, not both")
+    if args.gan is None and not factories:
+        raise UsageError("a GAN is needed: --gan DIR (or zoo:NAME), or --generator and --discriminator factories")
+    if factories and args.discriminator is None:
+        raise UsageError("--discriminator package.module:factory is needed with --generator")
+    if factories and need_generator and args.generator is None:
+        raise UsageError("--generator package.module:factory is needed with --discriminator")
+
+
+def _load_gan(args: argparse.Namespace, *, need_generator: bool = True) -> Any:
+    """G and D from ``--gan`` or the factories, after checking the options go together."""
+    from discinvert.cli.sources import load_gan_source, parse_device
+
+    _check_gan_options(args, need_generator=need_generator)
+    device = parse_device(args.device)
+    return load_gan_source(gan=args.gan, generator=args.generator, discriminator=args.discriminator,
+                           latent_shape=getattr(args, "latent_shape", None), device=device)
+
+
+def _load_inverter(args: argparse.Namespace, gan: Any, token: str | None = None) -> Any:
+    from discinvert.cli.sources import load_inverter
+
+    spec = args.inverter or gan.default_inverter
+    if spec is None:
+        raise UsageError("--inverter PATH is needed (an inverter file, a save_pretrained directory, org/name or zoo:NAME)")
+    return load_inverter(spec, gan.generator, gan.discriminator, token=token)
+
+
+def _codes_suffix(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if suffix not in (".npy", ".safetensors"):
+        raise UsageError(f"--out {path}: expected a .npy or .safetensors file for the codes")
+    return suffix
+
+
+def _range_check(args: argparse.Namespace) -> str:
+    return "raise" if args.strict_range else "warn"
+
+
+def _invert(inverter: Any, x: Any, args: argparse.Namespace) -> Any:
+    if args.refine_steps:
+        return inverter.refine(x, args.refine_steps, batch_size=args.batch_size, progress=None if args.progress else False,
+                               range_check=_range_check(args))
+    return inverter.encode(x, args.batch_size, range_check=_range_check(args))
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """Images ready for the inverter, and how they are seen as pictures."""
+
+    x: Any  # (N, *inverter.image_shape) in G's range
+    value_range: tuple[float, float]  # --range, else the inverter's recorded range
+    picture_shape: tuple[int, ...]  # (C, H, W): --image-shape, else the inverter's image shape
+
+
+def _prepare(raw: Any, inverter: Any, args: argparse.Namespace) -> _Prepared:
+    from discinvert.cli.images import prepare_images
+
+    value_range = tuple(args.range) if args.range is not None else tuple(inverter.value_range)
+    shape = tuple(inverter.image_shape)
+    picture = tuple(args.image_shape) if args.image_shape is not None else shape
+    if math.prod(picture) != math.prod(shape):
+        raise ValueError(f"--image-shape {','.join(map(str, picture))}: expected C,H,W holding {math.prod(shape)} values "
+                         f"(one image of this generator, shape {_format_shape(shape)}).")
+    x = prepare_images(raw, picture, value_range, args.input_range)
+    return _Prepared(x.reshape(len(x), *shape), value_range, picture)
+
+
+def _format_shape(shape: Sequence[int] | None) -> str:
+    return "-" if shape is None else "(" + ", ".join(str(d) for d in shape) + ")"
+
+
+def _check_writable(path: Path, *, directory: bool = False) -> None:
+    """``--out``/``--json`` can be written, checked before any long work (exit 1 if not)."""
+    from discinvert.serialization import check_writable
+
+    check_writable(path, directory=directory)
+
+
+# ---------------------------------------------------------------------------- commands
+def _demo(args: argparse.Namespace) -> int:
+    from discinvert.cli.demo import DemoOptions, run_demo
+
+    options = DemoOptions(out=args.out, fit=args.fit, fit_steps=args.steps, n_images=args.n_images,
+                          refine_images=args.refine_images, refine_steps=args.refine_steps, seed=args.seed)
+    print(f"discinvert demo: bundled DCGAN on Fashion-MNIST, {'fitting a fresh' if args.fit else 'bundled'} inverter", flush=True)
+    metrics = run_demo(options)
+    print(f"\n{'method':26s} {'images':>6s} {'PSNR (dB)':>14s} {'SSIM':>16s} {'seconds':>8s}")
+    for name, m in metrics["methods"].items():
+        print(f"{name:26s} {m['n_images']:6d} {m['psnr_mean']:7.2f} ± {m['psnr_std']:4.2f} "
+              f"{m['ssim_mean']:8.4f} ± {m['ssim_std']:.3f} {m['seconds']:8.2f}")
+    print(f"\nwrote {args.out / 'reconstructions.png'} and {args.out / 'metrics.json'}")
+    return 0
+
+
+def _layers(args: argparse.Namespace) -> int:
+    import torch
+
+    from discinvert.gan import model_device
+    from discinvert.guard import frozen
+    from discinvert.layers import list_layers
+
+    _check_gan_options(args, need_generator=False)
+    if args.generator is not None and args.latent_shape is None and args.image_shape is None:
+        raise UsageError("--latent-shape (e.g. 100,1,1) is needed to run the --generator factory")
+    gan = _load_gan(args, need_generator=False)
+    D = gan.discriminator
+    device = model_device(D) or torch.device("cpu")
+    rng = torch.Generator().manual_seed(0)
+    example = None
+    if args.image_shape is not None:
+        example = torch.randn((2, *args.image_shape), generator=rng).to(device)
+        made = f"random images of shape {_format_shape(example.shape)}"
+    elif gan.generator is not None and gan.latent_shape is not None:
+        z = torch.randn((2, *gan.latent_shape), generator=rng).to(device)
+        try:
+            with frozen(gan.generator), torch.no_grad():
+                example = gan.generator(z)
+        except Exception as error:  # the user's G
+            raise ValueError(f"latent shape {_format_shape(gan.latent_shape)}: the generator rejected latents "
+                             f"of shape {_format_shape(z.shape)} ({type(error).__name__}: {error}).") from None
+        if not isinstance(example, torch.Tensor):
+            raise ValueError(f"generator: expected a tensor of images, got {type(example).__name__}.")
+        made = f"G(z) of shape {_format_shape(example.shape)}"
+    else:
+        made = "none (give --generator with --latent-shape, or --image-shape, for output shapes)"
+    try:
+        layers = list_layers(D, example)
+    except Exception as error:  # the user's D on these images
+        shape = _format_shape(example.shape) if example is not None else "-"
+        raise ValueError(f"discriminator: failed on example images of shape {shape} ({type(error).__name__}: "
+                         f"{error}).") from None
+    print(f"discriminator layers of {gan.description}")
+    print(f"example input: {made}")
+    rows = [(info.name or "(D)", info.type, _format_shape(info.output_shape),
+             "-" if info.features is None else str(info.features), str(info.num_parameters),
+             "-" if info.calls is None else str(info.calls)) for info in layers]
+    header = ("layer", "type", "output shape", "features", "params", "calls")
+    widths = [max(len(header[i]), *(len(r[i]) for r in rows)) for i in range(6)]
+    print("  " + "  ".join(h.ljust(w) if i < 3 else h.rjust(w) for i, (h, w) in enumerate(zip(header, widths))))
+    for info, row in zip(layers, rows):
+        mark = "*" if gan.feature_layer is not None and info.name == gan.feature_layer else " "
+        print(mark + " " + "  ".join(c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))))
+    if any(info.calls is not None and info.calls > 1 for info in layers):
+        print("calls > 1: a module D runs several times (shared); it cannot be the feature layer")
+    if gan.feature_layer is not None:
+        print(f"* the GAN config's feature layer ({gan.feature_layer}), used by `discinvert fit` by default")
+    else:
+        print("choose --feature-layer for `discinvert fit`; the paper uses D's last hidden layer")
+    return 0
+
+
+def _fit(args: argparse.Namespace) -> int:
+    from discinvert.fit import fit_inverter
+    from discinvert.settings import FitConfig
+
+    out = Path(args.out)
+    to_file = out.suffix.lower() == ".safetensors"
+    if not to_file and out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out}: expected a .safetensors file or a directory")
+    if to_file and out.is_dir():
+        raise UsageError(f"--out {out}: expected a .safetensors file to write, got an existing directory")
+    _check_gan_options(args)
+    if args.generator is not None and args.latent_shape is None:
+        raise UsageError("--latent-shape (e.g. 100,1,1) is needed with --generator")
+    if args.discriminator is not None and args.feature_layer is None:
+        raise UsageError("--feature-layer is needed with --discriminator (see `discinvert layers`)")
+    _check_writable(out, directory=not to_file)  # before minutes of fitting, not after
+    settings = FitConfig.build(**fit_settings(args), device=args.device)
+    gan = _load_gan(args)
+    layer = args.feature_layer or gan.feature_layer
+    print(f"fitting an inverter for {gan.description}: layer {layer}, latents {_format_shape(gan.latent_shape)}, "
+          f"{settings.steps} steps of {settings.batch_size}", flush=True)
+    inverter = fit_inverter(gan.generator, gan.discriminator, layer, latent_shape=gan.latent_shape, config=settings)
+    fit = inverter.config.fit
+    print(f"best held-out latent MSE {fit['best_validation_mse']:.5f} at step {fit['best_step']} "
+          f"(predicting the mean: {fit['baseline_validation_mse']:.5f}), {fit['seconds']:.1f} s")
+    written = inverter.save(out) if to_file else inverter.save_pretrained(out, gan=gan.description)
+    print(f"wrote {written}")
+    return 0
+
+
+def _encode(args: argparse.Namespace) -> int:
+    import io
+
+    import numpy as np
+
+    from discinvert.cli.images import read_images
+    from discinvert.serialization import atomic_write_bytes
+
+    out = Path(args.out)
+    suffix = _codes_suffix(out)
+    _check_writable(out)
+    raw = read_images(args.images)
+    gan = _load_gan(args)
+    inverter = _load_inverter(args, gan)
+    images = _prepare(raw, inverter, args)
+    codes = _invert(inverter, images.x, args).detach().cpu().float().contiguous()
+    # Serialised in memory, then written atomically: np.save to a path can drop a failed
+    # final flush silently, leaving a short file behind.
+    if suffix == ".npy":
+        buffer = io.BytesIO()
+        np.save(buffer, codes.numpy())
+        data = buffer.getvalue()
+    else:
+        from safetensors.torch import save
+
+        metadata = {"names": json.dumps(raw.names), "source": str(raw.source), "feature_layer": inverter.feature_layer,
+                    "refine_steps": str(args.refine_steps), "value_range": json.dumps(list(images.value_range))}
+        data = save({"codes": codes}, metadata=metadata)
+    atomic_write_bytes(out, data)
+    if raw.layout == "files":
+        order = "files sorted by name: " + ", ".join(raw.names[:3]) + (", ..." if len(raw.names) > 3 else "")
+    else:
+        order = "the array's order"
+    print(f"encoded {len(codes)} images from {raw.source} into codes of shape {_format_shape(codes.shape)}"
+          f"{f', refined {args.refine_steps} steps' if args.refine_steps else ''}; rows follow {order}")
+    print(f"wrote {out}")
+    return 0
+
+
+def _reconstruct(args: argparse.Namespace) -> int:
+    from discinvert.cli.images import (
+        pair_grid,
+        pair_grid_shape,
+        read_images,
+        to_uint8,
+        write_png,
+    )
+    from discinvert.metrics import image_quality
+
+    _check_writable(Path(args.out), directory=True)
+    raw = read_images(args.images)
+    gan = _load_gan(args)
+    inverter = _load_inverter(args, gan)
+    images = _prepare(raw, inverter, args)
+    picture = images.picture_shape
+    # the largest picture, before any image is inverted: --scale 10000 fails here, in one line
+    pair_grid_shape(min(args.per_grid, len(images.x)), picture[1], picture[2], columns=args.columns, scale=args.scale)
+    recon = inverter.decode(_invert(inverter, images.x, args), args.batch_size).reshape(-1, *picture)
+    x = images.x.reshape(-1, *picture)
+    psnr, ssim = image_quality(x, recon, value_range=images.value_range)
+    originals, rebuilt = to_uint8(x, images.value_range), to_uint8(recon, images.value_range)
+    out = Path(args.out)
+    written = []
+    for index, start in enumerate(range(0, len(x), args.per_grid)):
+        picture = pair_grid(originals[start : start + args.per_grid], rebuilt[start : start + args.per_grid],
+                            columns=args.columns, scale=args.scale)
+        written.append(write_png(out / f"reconstructions_{index:03d}.png", picture))
+    finite = psnr[psnr != math.inf]
+    psnr_text = f"{finite.mean():.2f}" if len(finite) else "inf"
+    print(f"reconstructed {len(x)} images from {raw.source}"
+          f"{f' (refined {args.refine_steps} steps)' if args.refine_steps else ''}: "
+          f"PSNR {psnr_text} dB, SSIM {ssim.mean():.4f} (mean over images)")
+    print(f"wrote {len(written)} grid(s) of original | reconstruction pairs: {written[0]}" + (" ..." if len(written) > 1 else ""))
+    return 0
+
+
+def _evaluate_images(args: argparse.Namespace) -> Any:
+    from discinvert.cli.images import RawImages, read_images
+
+    if args.images is not None:
+        return read_images(args.images)
+    from discinvert.zoo.datasets import load_fashion_mnist, resolve_fashion_mnist_root
+
+    images, _ = load_fashion_mnist("test", root=args.data_root)
+    source = f"Fashion-MNIST test split ({resolve_fashion_mnist_root(args.data_root)})"
+    return RawImages(images, [f"test[{i}]" for i in range(len(images))], source, "batch")
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    import torch
+
+    from discinvert.metrics import reconstruction_score
+
+    specs: list[tuple[str, argparse.Namespace]] = []
+    for spec in args.model or []:
+        specs.append((spec.name, argparse.Namespace(gan=spec.gan, generator=None, discriminator=None,
+                                                    latent_shape=None, device=args.device, inverter=spec.inverter)))
+    if args.gan is not None or args.generator is not None or args.discriminator is not None:
+        name = args.name or args.gan or args.generator or args.discriminator
+        specs.append((name, args))
+    elif args.inverter is not None or args.name is not None:
+        raise UsageError("--inverter/--name describe a model given with --gan or --generator/--discriminator")
+    if not specs:
+        raise UsageError("no model to evaluate: give --model [NAME=]GAN[:INVERTER] (repeatable), or --gan/--generator/"
+                          "--discriminator with --inverter")
+    names = [name for name, _ in specs]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise UsageError(f"model names must differ; {', '.join(duplicates)} given twice (use --model NAME=...)")
+
+    from discinvert.cli.sources import resolve_gan_directory
+
+    for name, options in specs:  # fail fast, before any image is read or scored
+        if options.gan is not None:
+            _, default_inverter = resolve_gan_directory(options.gan)
+            if options.inverter is None and default_inverter is None:
+                raise UsageError(f"model {name}: no inverter; give --model {name}={options.gan}:INVERTER"
+                                  if options is not args else f"model {name}: --inverter is needed")
+        elif options.inverter is None:
+            raise UsageError(f"model {name}: --inverter is needed")
+    if args.data_root is not None and not args.fashion_mnist_test:
+        raise UsageError("--data-root goes with --fashion-mnist-test")
+    if args.json is not None:
+        _check_writable(Path(args.json))
+    raw = _evaluate_images(args)
+    n = args.n if args.n is not None else min(1000, len(raw))
+    if n > len(raw):
+        raise ValueError(f"--n {n}: only {len(raw)} images in {raw.source}.")
+    print(f"evaluating {len(specs)} model(s) on {raw.source}: {n} images x {args.repeats} draws, seed {args.seed}, "
+          f"refine steps {args.refine_steps}", flush=True)
+    results = []
+    for i, (name, options) in enumerate(specs, 1):
+        print(f"[{i}/{len(specs)}] {name}", flush=True)
+        gan = _load_gan(options)
+        inverter = _load_inverter(options, gan)
+        try:
+            images = _prepare(raw, inverter, args)
+            score = reconstruction_score(inverter, images.x, n=n, repeats=args.repeats, seed=args.seed,
+                                         refine_steps=args.refine_steps, batch_size=args.batch_size,
+                                         value_range=images.value_range, image_shape=images.picture_shape,
+                                         range_check=_range_check(args))
+        except ValueError as error:
+            raise ValueError(f"model {name}: {error}") from None
+        results.append({"name": name, "gan": gan.description, "inverter": options.inverter or gan.default_inverter,
+                        "feature_layer": inverter.feature_layer, "value_range": list(images.value_range), **score})
+        del gan, inverter, images
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+    key = "psnr_mean" if args.sort_by == "psnr" else "ssim_mean"
+    results.sort(key=lambda r: -r[key] if math.isfinite(r[key]) else -math.inf)
+    width = max(5, *(len(r["name"]) for r in results))
+    print(f"\n{'rank':>4s}  {'model':{width}s}  {'PSNR (dB)':>15s}  {'SSIM':>15s}  {'seconds':>8s}")
+    for rank, r in enumerate(results, 1):
+        r["rank"] = rank
+        print(f"{rank:4d}  {r['name']:{width}s}  {r['psnr_mean']:7.2f} ± {r['psnr_std']:5.2f}  "
+              f"{r['ssim_mean']:7.4f} ± {r['ssim_std']:5.3f}  {r['seconds']:8.2f}")
+    print(f"(mean ± std over {args.repeats} draws of {n} images; ranked by {args.sort_by.upper()})")
+    if args.json is not None:
+        document = {
+            "images": {"source": str(raw.source), "count": len(raw)},
+            "protocol": {"n": n, "repeats": args.repeats, "seed": args.seed, "refine_steps": args.refine_steps,
+                         "value_range": None if args.range is None else list(args.range), "sort_by": args.sort_by},
+            "results": results,
+        }
+        from discinvert.serialization import write_json
+
+        path = write_json(args.json, document)  # strict JSON: NaN and infinities become null
+        print(f"wrote {path}")
+    return 0
+
+
+def _push(args: argparse.Namespace) -> int:
+    gan = _load_gan(args)
+    inverter = _load_inverter(args, gan, token=args.token)
+    print(f"pushing the inverter ({inverter.feature_layer} -> {_format_shape(inverter.latent_shape)}) to {args.repo_id}",
+          flush=True)
+    try:
+        url = inverter.push_to_hub(args.repo_id, private=True if args.private else None, token=args.token,
+                                   commit_message=args.message, gan=args.gan_name or gan.description)
+    except Exception as error:
+        if not is_network_error(error):
+            raise
+        raise ValueError(f"pushing to the Hub repo {args.repo_id!r} failed ({type(error).__name__}: {error}); check "
+                         "the connection, the repo id and the token (--token, $HF_TOKEN or `hf auth login`).") from None
+    print(f"pushed: {url}")
+    return 0
+
+
+HANDLERS: dict[str, Handler] = {
+    "layers": _layers, "fit": _fit, "encode": _encode, "reconstruct": _reconstruct, "evaluate": _evaluate,
+    "push": _push, "demo": _demo,
+}
+"""The function that runs each command."""

@@ -1,0 +1,405 @@
+"""The ``discinvert`` argument parser: option types, shared option groups, and one sub-parser per command.
+
+The ``fit`` flags that set fit settings are generated from
+:class:`discinvert.settings.FitConfig` (:func:`discinvert.settings.command_line_settings`).
+The parser is built by :func:`build_parser` inside ``main``, never at import time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from discinvert._version import __version__
+from discinvert.settings import CommandLine, command_line_settings
+
+__all__ = ["Handler", "UsageError", "build_parser", "fit_settings"]
+
+_GAN_HELP = """\
+GAN sources (every command but demo):
+  --gan DIR         a directory written by discinvert.zoo.architectures.save_gan
+                    (generator.safetensors, discriminator.safetensors, config.json),
+                    a zoo-entry folder (gan/ + inverter/), or zoo:NAME for a bundled
+                    entry (zoo:dcgan-fashion-mnist); its config gives the default
+                    feature layer and latent shape, and a zoo entry its inverter.
+  --generator package.module:factory --discriminator package.module:factory
+                    callables taking no arguments and returning an nn.Module (the
+                    current directory is importable); give --latent-shape for them.
+"""
+
+_RANGE_HELP = """\
+Image values: image files hold 8-bit (0..255) or 16-bit (0..65535) pixels, mapped
+linearly onto G's value range --range LO,HI (default: the range the inverter recorded
+for G at fit time, e.g. -1,1 for a tanh generator such as the reference and zoo GANs,
+0,1 for a sigmoid one): 0 -> LO, the maximum -> HI. A uint8/uint16 .npy array is mapped
+the same way. A float .npy array is taken as already in G's range, unless --input-range
+gives its range (e.g. 0,1), which is then mapped linearly onto --range. Images far
+outside G's range get a warning (--strict-range: an error). Nothing is resized, and
+grayscale vs colour must match the inverter's image shape; a generator of flat vectors
+(an MLP giving 784 values) takes images of --image-shape C,H,W (e.g. 1,28,28).
+"""
+
+
+class UsageError(Exception):
+    """Options that do not go together: reported like an argparse error (exit code 2)."""
+
+
+# ---------------------------------------------------------------------------- argument types
+_SEED_LIMIT = 2**62  # fit_inverter's seeds: room for seed + 1 and per-rank offsets in torch's int64 seeds
+
+
+def _shown(text: str) -> str:
+    return repr(text if len(text) <= 40 else text[:37] + "...")
+
+
+def _integer(minimum: int, limit: int | None = None, limit_text: str | None = None) -> Callable[[str], int]:
+    """An argparse type: an integer ``>= minimum`` (and ``< limit``), else a message saying so."""
+    expected = f"an integer >= {minimum}" if limit is None else f"an integer in [{minimum}, {limit_text or limit})"
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {_shown(text)}") from None
+        if value < minimum or (limit is not None and value >= limit):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {_shown(text)}")
+        return value
+
+    parse.__name__ = expected  # argparse names the type in its "invalid ... value" messages
+    return parse
+
+
+_positive = _integer(0)
+_count = _integer(1)
+_pairs = _integer(2)  # fit: a batch (and the held-out set) needs two or more latents
+_seed = _integer(0, _SEED_LIMIT, "2**62")
+
+
+def _float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {_shown(text)}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {_shown(text)}")
+    return value
+
+
+def _shape(text: str) -> tuple[int, ...]:
+    try:
+        shape = tuple(int(part) for part in text.replace("x", ",").split(",") if part.strip())
+    except ValueError:
+        shape = ()
+    if not shape or any(d < 1 for d in shape):
+        raise argparse.ArgumentTypeError(f"expected positive ints separated by commas such as 100,1,1, got {text!r}")
+    return shape
+
+
+def _value_range(text: str) -> tuple[float, float]:
+    from discinvert.cli.images import parse_range
+
+    try:
+        return parse_range(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _factory(text: str) -> str:
+    from discinvert.cli.sources import check_factory_spec
+
+    try:
+        return check_factory_spec(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+@dataclass(frozen=True)
+class _ModelSpec:
+    """One ``evaluate --model [NAME=]GAN[:INVERTER]``."""
+
+    name: str
+    gan: str
+    inverter: str | None
+
+
+def _model_spec(text: str) -> _ModelSpec:
+    name, sep, rest = text.partition("=")
+    if not sep or "/" in name or ":" in name:
+        name, rest = "", text
+    if not rest:
+        raise argparse.ArgumentTypeError(f"expected [NAME=]GAN[:INVERTER], got {text!r}")
+    if rest.startswith("zoo:"):
+        entry, _, inverter = rest[len("zoo:"):].partition(":")
+        gan = f"zoo:{entry}"
+        default_name = entry if not inverter else rest
+    elif Path(rest).exists():
+        gan, inverter, default_name = rest, "", rest
+    else:
+        gan, _, inverter = rest.partition(":")
+        default_name = rest
+    if not gan or gan == "zoo:":
+        raise argparse.ArgumentTypeError(f"expected [NAME=]GAN[:INVERTER] with a GAN directory or zoo:ENTRY, got {text!r}")
+    return _ModelSpec(name or default_name, gan, inverter or None)
+
+
+# ---------------------------------------------------------------------------- shared helpers
+
+
+def _gan_parent(*, with_shape: bool = True) -> argparse.ArgumentParser:
+    parent = argparse.ArgumentParser(add_help=False)
+    group = parent.add_argument_group("GAN (either --gan, or --generator/--discriminator factories)")
+    group.add_argument("--gan", metavar="GAN",
+                       help="a GAN directory written by discinvert.zoo.architectures.save_gan (or a zoo-entry folder "
+                            "holding gan/ and inverter/), or zoo:NAME for a bundled entry; its config gives the "
+                            "default feature layer and latent shape")
+    group.add_argument("--generator", metavar="FACTORY", type=_factory,
+                       help="package.module:callable taking no arguments and returning G, e.g. "
+                            "mypkg.models:make_generator (the current directory is importable)")
+    group.add_argument("--discriminator", metavar="FACTORY", type=_factory,
+                       help="package.module:callable returning D, e.g. mypkg.models:make_discriminator")
+    if with_shape:
+        group.add_argument("--latent-shape", type=_shape, metavar="SHAPE",
+                           help="shape of one latent, e.g. 100,1,1 (default: the GAN config's; needed for factories)")
+    group.add_argument("--device", help="where to load and run the models, e.g. cpu, cuda, cuda:1 (default: cpu "
+                       "for directories, where the factory put them otherwise)")
+    return parent
+
+
+def _image_parent() -> argparse.ArgumentParser:
+    parent = argparse.ArgumentParser(add_help=False)
+    group = parent.add_argument_group("images")
+    group.add_argument("--range", type=_value_range, default=None, metavar="LO,HI",
+                       help="G's output value range (default: as the inverter recorded it, e.g. -1,1 for a tanh G); "
+                            "integer pixels map 0..max -> LO..HI")
+    group.add_argument("--strict-range", action="store_true",
+                       help="refuse images far outside G's range (default: warn and go on)")
+    group.add_argument("--image-shape", type=_shape, metavar="C,H,W",
+                       help="for a generator of flat vectors: the images they are (e.g. 1,28,28); files are read "
+                            "as such, flattened for G, and scored as pictures")
+    group.add_argument("--input-range", type=_value_range, default=None, metavar="LO,HI",
+                       help="value range of a float .npy input (default: taken as already in G's range)")
+    group.add_argument("--batch-size", type=_count, default=None, help="images per forward pass (default 256)")
+    return parent
+
+
+def _inverter_option(parser: argparse.ArgumentParser, *, optional_text: str = "") -> None:
+    parser.add_argument("--inverter", metavar="INV",
+                        help="the inverter: a .safetensors file (Inverter.save), a save_pretrained directory, a Hub "
+                             "repo id org/name, or zoo:NAME" + optional_text)
+
+
+def _refine_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--refine-steps", type=_positive, default=0,
+                        help="hybrid inversion: optimise each code this many Adam steps after encoding (default 0)")
+    parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+
+
+def _wrap(text: str) -> str:
+    import textwrap
+
+    return textwrap.fill(text, width=88)
+
+
+_RAW = argparse.RawDescriptionHelpFormatter
+_DEFAULT_INVERTER = " (default: a zoo entry's own inverter with --gan zoo:NAME)"
+
+Handler = Callable[[argparse.Namespace], int]
+"""What runs a command: its parsed options in, the exit code out."""
+
+
+def _setting_type(option: CommandLine) -> dict[str, Any]:
+    """argparse keywords for one :class:`~discinvert.settings.CommandLine` spec; ``None`` means "not given"."""
+    if option.kind == "int":
+        return {"type": _integer(option.minimum), "default": option.default}
+    if option.kind == "float":
+        return {"type": _float, "default": option.default}
+    if option.kind == "seed":
+        return {"type": _seed, "default": option.default}
+    if option.kind == "switch":
+        return {"action": "store_const", "const": True, "default": option.default}
+    if option.kind == "off-switch":
+        return {"action": "store_const", "const": False, "default": option.default}
+    return {"choices": sorted(option.choices or {}), "default": option.default}
+
+
+def _add_fit_settings(parser: argparse.ArgumentParser) -> None:
+    """One flag per fit setting that has one, as :class:`~discinvert.settings.FitConfig` describes it."""
+    for name, option in command_line_settings():
+        parser.add_argument(option.flag, dest=name, help=option.help, **_setting_type(option))
+
+
+def fit_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The fit settings given on the command line (choices mapped to their values), for ``fit_inverter``."""
+    settings = {}
+    for name, option in command_line_settings():
+        value = getattr(args, name)
+        if value is None:
+            continue
+        settings[name] = option.choices[value] if option.kind == "choice" and option.choices else value
+    return settings
+
+
+def _add_layers(commands: Any, handler: Handler) -> None:
+    layers = commands.add_parser(
+        "layers", parents=[_gan_parent()], formatter_class=_RAW,
+        help="list D's layers with types and output shapes (to choose a feature layer)",
+        description=_wrap("List the discriminator's layers with their types, output shapes for an example batch "
+                          "G(z) (or random images of --image-shape), feature sizes and parameter counts."),
+        epilog="examples:\n  discinvert layers --gan zoo:dcgan-fashion-mnist\n"
+               "  discinvert layers --generator mypkg.models:G --discriminator mypkg.models:D --latent-shape 128",
+    )
+    layers.add_argument("--image-shape", type=_shape, metavar="C,H,W",
+                        help="run D on random images of this shape instead of G(z)")
+    layers.set_defaults(handler=handler)
+
+
+def _add_fit(commands: Any, handler: Handler) -> None:
+    fit = commands.add_parser(
+        "fit", parents=[_gan_parent()], formatter_class=_RAW,
+        help="fit an inverter for a GAN and save it",
+        description=_wrap("Fit the connection network on self-generated pairs (z, D_f(G(z))) and save the "
+                          "inverter with the lowest held-out error. A progress bar shows on a terminal."),
+        epilog="examples:\n  discinvert fit --gan runs/dcgan --out inverter.safetensors\n"
+               "  discinvert fit --generator mypkg.models:G --discriminator mypkg.models:D --latent-shape 128 \\\n"
+               "      --feature-layer blocks.3.act --out my-inverter/",
+    )
+    fit.add_argument("--out", required=True, metavar="OUT",
+                     help="a .safetensors file (Inverter.save), or a directory (Inverter.save_pretrained: "
+                          "model.safetensors, config.json, README.md model card)")
+    fit.add_argument("--feature-layer", help="D's layer to read (default: the GAN config's; see `discinvert layers`)")
+    _add_fit_settings(fit)
+    fit.set_defaults(handler=handler)
+
+
+def _add_encode(commands: Any, handler: Handler) -> None:
+    encode = commands.add_parser(
+        "encode", parents=[_gan_parent(with_shape=False), _image_parent()], formatter_class=_RAW,
+        help="encode images to latent codes (.npy or .safetensors)",
+        description=_wrap("Encode images to latent codes: one partial pass of D plus the connection network "
+                          "(optionally refined by optimisation)."),
+        epilog=_RANGE_HELP
+               + "\nCodes: --out codes.npy holds one (N, *latent_shape) float32 array, rows in the images'\n"
+               "order (folders: sorted by file name); --out codes.safetensors holds the tensor 'codes'\n"
+               "and, in its metadata, the image names.\n"
+               "\nexample:\n  discinvert encode --gan zoo:dcgan-fashion-mnist --images photos/ --out codes.npy",
+    )
+    encode.add_argument("--images", required=True, metavar="SRC",
+                        help="a folder of PNG/JPEG files, one image file, an .npy array, or zoo:NAME (bundled test images)")
+    encode.add_argument("--out", required=True, metavar="CODES", help="where to write the codes: a .npy or .safetensors file")
+    _inverter_option(encode, optional_text=_DEFAULT_INVERTER)
+    _refine_option(encode)
+    encode.set_defaults(handler=handler)
+
+
+def _add_reconstruct(commands: Any, handler: Handler) -> None:
+    reconstruct = commands.add_parser(
+        "reconstruct", parents=[_gan_parent(with_shape=False), _image_parent()], formatter_class=_RAW,
+        help="write PNG grids of originals beside their reconstructions G(encode(x))",
+        description=_wrap("Reconstruct images through the GAN and write PNG grids of original | reconstruction "
+                          "pairs (reconstructions_000.png, ...); prints mean PSNR and SSIM."),
+        epilog=_RANGE_HELP + "\nexample:\n  discinvert reconstruct --gan zoo:dcgan-fashion-mnist "
+               "--images zoo:dcgan-fashion-mnist --out out/recon --scale 3",
+    )
+    reconstruct.add_argument("--images", required=True, metavar="SRC",
+                             help="a folder of PNG/JPEG files, one image file, an .npy array, or zoo:NAME")
+    reconstruct.add_argument("--out", required=True, type=Path, metavar="DIR", help="folder for the PNG grids")
+    _inverter_option(reconstruct, optional_text=_DEFAULT_INVERTER)
+    _refine_option(reconstruct)
+    reconstruct.add_argument("--per-grid", type=_count, default=64, help="pairs per PNG file (default 64)")
+    reconstruct.add_argument("--columns", type=_count, default=8, help="pairs per row (default 8)")
+    reconstruct.add_argument("--scale", type=_count, default=1, help="integer upscaling of the grids (default 1)")
+    reconstruct.set_defaults(handler=handler)
+
+
+def _add_evaluate(commands: Any, handler: Handler) -> None:
+    evaluate = commands.add_parser(
+        "evaluate", parents=[_gan_parent(with_shape=False), _image_parent()], formatter_class=_RAW,
+        help="score GAN+inverter pairs on real test images (PSNR/SSIM), ranked side by side",
+        description=_wrap("The paper's GAN metric (reconstruction_score): reconstruct unseen test images, --n "
+                          "images in each of --repeats random draws, PSNR and SSIM mean ± std over the draws, "
+                          "for each model; prints a ranked table."),
+        epilog="models:\n"
+               "  --model [NAME=]GAN[:INV]  repeatable; GAN is a GAN directory or zoo:ENTRY, INV an inverter\n"
+               "                            file, directory, org/name or zoo:ENTRY (default: the zoo entry's\n"
+               "                            own inverter, or the inverter/ of a zoo-entry folder)\n"
+               "  --gan or --generator/--discriminator, with --inverter [--name NAME]: one more model\n\n"
+               + _RANGE_HELP + "\nexample:\n  discinvert evaluate --model zoo:dcgan-fashion-mnist "
+               "--model mine=runs/dcgan:inv.safetensors \\\n      --fashion-mnist-test --json scores.json",
+    )
+    evaluate.add_argument("--model", action="append", type=_model_spec, metavar="[NAME=]GAN[:INV]",
+                          help="a GAN and its inverter (repeatable)")
+    _inverter_option(evaluate, optional_text=" (with --gan or --generator/--discriminator)")
+    evaluate.add_argument("--name", help="name of the --gan/--generator model in the table")
+    source = evaluate.add_mutually_exclusive_group(required=True)
+    source.add_argument("--images", metavar="SRC",
+                        help="test images: a folder of PNG/JPEG files, an .npy array, or zoo:NAME (bundled test images)")
+    source.add_argument("--fashion-mnist-test", action="store_true",
+                        help="the Fashion-MNIST test split (Debian's dataset-fashion-mnist)")
+    evaluate.add_argument("--data-root", metavar="DIR",
+                          help="folder of the Fashion-MNIST IDX files (default: $DISCINVERT_FASHION_MNIST or "
+                               "/usr/share/datasets/fashion-mnist)")
+    evaluate.add_argument("--n", type=_count, default=None, help="images per draw (default: 1000, or all if fewer)")
+    evaluate.add_argument("--repeats", type=_count, default=5, help="random draws (default 5)")
+    evaluate.add_argument("--seed", type=_seed, default=0, help="seed of the draws, in [0, 2**62) (default 0)")
+    evaluate.add_argument("--refine-steps", type=_positive, default=0,
+                          help="0: the inverter alone (default); else hybrid refinement steps")
+    evaluate.add_argument("--sort-by", choices=("psnr", "ssim"), default="psnr", help="ranking (default psnr)")
+    evaluate.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    evaluate.set_defaults(handler=handler)
+
+
+def _add_push(commands: Any, handler: Handler) -> None:
+    push = commands.add_parser(
+        "push", parents=[_gan_parent(with_shape=False)], formatter_class=_RAW,
+        help="upload an inverter to the Hugging Face Hub",
+        description=_wrap("Upload an inverter (model.safetensors, config.json, README.md model card) to a Hub "
+                          "model repo, created if needed. The GAN is needed to load and check the inverter; it "
+                          "is not uploaded."),
+        epilog="example:\n  discinvert push --gan runs/dcgan --inverter inv.safetensors "
+               "--repo-id me/dcgan-inverter --private",
+    )
+    _inverter_option(push, optional_text=_DEFAULT_INVERTER)
+    push.add_argument("--repo-id", required=True, metavar="org/name", help="the Hub model repo")
+    push.add_argument("--private", action="store_true", help="create the repo as private")
+    push.add_argument("--token", help="Hub token (default: $HF_TOKEN or the cached `hf auth login`)")
+    push.add_argument("--message", help="commit message")
+    push.add_argument("--gan-name", help="the line naming the GAN on the model card (default: its source)")
+    push.set_defaults(handler=handler)
+
+
+def _add_demo(commands: Any, handler: Handler) -> None:
+    demo = commands.add_parser("demo", help="invert real Fashion-MNIST test images with the bundled DCGAN",
+                               description="Encode, refine and edit the bundled real test images; write a picture and metrics.")
+    demo.add_argument("--out", type=Path, default=Path("out/demo"), help="output folder (default: out/demo)")
+    demo.add_argument("--fit", action="store_true", help="fit a fresh inverter instead of loading the bundled one")
+    demo.add_argument("--steps", type=_count, default=None, help="steps of the fresh fit (default: the library's)")
+    demo.add_argument("--n-images", type=_count, default=1000, help="bundled test images to encode, 1 to 1000 "
+                      "(default 1000)")
+    demo.add_argument("--refine-images", type=_positive, default=200, help="how many of them to refine (default 200)")
+    demo.add_argument("--refine-steps", type=_positive, default=50, help="refinement steps (default 50)")
+    demo.add_argument("--seed", type=_seed, default=0, help="seed of the fresh fit, in [0, 2**62) (default 0)")
+    demo.set_defaults(handler=handler)
+
+
+def build_parser(handlers: Mapping[str, Handler]) -> argparse.ArgumentParser:
+    """The whole ``discinvert`` parser; ``handlers`` maps each command to the function that runs it."""
+    parser = argparse.ArgumentParser(
+        prog="discinvert",
+        description="Inverse mappings (image -> latent) for pretrained GANs, from their discriminators.",
+        epilog=_GAN_HELP + "\nRun `discinvert COMMAND --help` for a command's options.",
+        formatter_class=_RAW,
+    )
+    parser.add_argument("--version", action="version", version=f"discinvert {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress messages")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, add in (("layers", _add_layers), ("fit", _add_fit), ("encode", _add_encode),
+                      ("reconstruct", _add_reconstruct), ("evaluate", _add_evaluate), ("push", _add_push),
+                      ("demo", _add_demo)):
+        add(commands, handlers[name])
+    for sub in commands.choices.values():
+        sub.set_defaults(_parser=sub)
+    return parser

@@ -1,0 +1,278 @@
+"""The fit's settings, once: :class:`FitConfig`, from which everything else about them derives.
+
+Each setting is one field with its default, its check, its documentation, whether it is
+part of a checkpoint's identity, whether ``inverter.config.fit`` records it, and the
+``discinvert fit`` flag that sets it. :func:`discinvert.fit_inverter`'s keyword
+arguments, its docstring section on settings, the validation, the recorded config, the
+resume identity check and the command line's ``fit`` flags are all read from here, so
+a new fit option is one new field (and its test).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import torch
+
+from discinvert.network import CNConfig
+from discinvert.validation import positive_float, positive_int
+
+__all__ = ["DEFAULT_LR", "DEFAULT_STEPS", "MAX_SEED", "CommandLine", "FitConfig", "Setting", "command_line_settings",
+           "settings_doc"]
+
+DEFAULT_STEPS = 2000
+"""Default number of CN updates; chosen by the sweep in ``benchmarks/`` (see ``docs/defaults.md``)."""
+
+DEFAULT_LR = 2e-3
+"""Default peak Adam learning rate; chosen by the same sweep."""
+
+MAX_SEED = 2**62
+"""Seeds lie in ``[0, MAX_SEED)``: room for the seed + 1 and seed + rank offsets of torch's int64 seeds."""
+
+
+@dataclass(frozen=True)
+class CommandLine:
+    """How ``discinvert fit`` exposes a setting.
+
+    Attributes:
+        flag: the option, e.g. ``"--steps"``.
+        help: its help text.
+        kind: ``"int"`` (an integer ``>= minimum``), ``"float"`` (a positive number),
+            ``"seed"`` (an integer in ``[0, MAX_SEED)``), ``"switch"`` (``store_true``),
+            ``"off-switch"`` (``store_false``: the flag turns the setting off),
+            ``"choice"`` (one of ``choices``' keys, mapped to its value).
+        minimum: for ``"int"``.
+        choices: for ``"choice"``: the word on the command line → the setting's value.
+        default: the command line's default when it differs from the library's
+            (``discinvert fit`` seeds with 0 rather than a random seed); ``None`` leaves
+            the library's.
+    """
+
+    flag: str
+    help: str
+    kind: Literal["int", "float", "seed", "switch", "off-switch", "choice"]
+    minimum: int = 1
+    choices: dict[str, Any] | None = None
+    default: Any = None
+
+
+@dataclass(frozen=True)
+class Setting:
+    """What :class:`FitConfig` knows about one of its fields (kept in the field's metadata)."""
+
+    doc: str
+    check: Callable[[Any, str], Any]
+    identity: bool = True
+    record: bool = True
+    command_line: CommandLine | None = None
+
+
+def _setting(default: Any, doc: str, check: Callable[[Any, str], Any], *, identity: bool = True, record: bool = True,
+             command_line: CommandLine | None = None) -> Any:
+    return field(default=default, metadata={"setting": Setting(doc, check, identity, record, command_line)})
+
+
+# ----------------------------------------------------------------------------- checks (value, name) -> value
+def _int_at_least(minimum: int) -> Callable[[Any, str], int]:
+    return lambda value, name: positive_int(value, name, minimum)
+
+
+def _float_positive(value: Any, name: str) -> float:
+    return positive_float(value, name)
+
+
+def _bool(value: Any, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"{name}: expected True or False, got {value!r}.")
+    return value
+
+
+def _optional_bool(value: Any, name: str) -> bool | None:
+    if value is not None and not isinstance(value, bool):
+        raise ValueError(f"{name}: expected None, True or False, got {value!r}.")
+    return value
+
+
+def _seed(value: Any, name: str) -> int | None:
+    if value is None:
+        return None
+    seed = positive_int(value, name, 0)
+    if seed >= MAX_SEED:
+        raise ValueError(f"{name}: expected an int in [0, 2**62), got {seed}.")
+    return seed
+
+
+def _hidden(value: Any, name: str) -> tuple[int, ...]:
+    return CNConfig(in_features=1, out_features=1, hidden=value).hidden
+
+
+def _device(value: Any, name: str) -> str | torch.device | None:
+    if value is not None and not isinstance(value, (str, torch.device)):
+        raise ValueError(f"{name}: expected a torch device such as 'cpu' or 'cuda', got {value!r}.")
+    return value
+
+
+def _path(value: Any, name: str) -> str | os.PathLike[str] | None:
+    if value is not None and not isinstance(value, (str, os.PathLike)):
+        raise ValueError(f"{name}: expected a file path, got {value!r}.")
+    return value
+
+
+def _autocast(value: Any, name: str) -> torch.dtype | None:
+    # The device-dependent part (is this autocast available where the fit runs?) is checked
+    # by discinvert.acceleration.check_autocast_dtype once the device is known.
+    if value is not None and (not isinstance(value, torch.dtype) or value not in (torch.bfloat16, torch.float16)):
+        raise ValueError(f"{name}: expected None (full precision), torch.bfloat16 or torch.float16, got {value!r}.")
+    return value
+
+
+@dataclass(frozen=True)
+class FitConfig:
+    """How :func:`discinvert.fit_inverter` fits the connection network.
+
+    Every field is also a keyword argument of ``fit_inverter`` with the same name and
+    default; :func:`settings_doc` lists them with their documentation. Values are
+    checked on construction (``ValueError`` naming the setting, what was expected and
+    what came) and normalised (NumPy integers become ints, ``cn_hidden`` a tuple).
+    """
+
+    steps: int = _setting(
+        DEFAULT_STEPS, "CN updates, each on a fresh batch.", _int_at_least(1),
+        command_line=CommandLine("--steps", f"CN updates (default: the library's, {DEFAULT_STEPS})", "int"))
+    batch_size: int = _setting(
+        256, "pairs per update (at least 2, for the CN's BatchNorm).", _int_at_least(2),
+        command_line=CommandLine("--batch-size", "pairs per update, at least 2 (default 256)", "int", minimum=2))
+    lr: float = _setting(
+        DEFAULT_LR, "peak Adam learning rate (betas 0.5, 0.999); linear warm-up over the first 5% of steps "
+        "(at most 100), then cosine decay to 1% of the peak.", _float_positive,
+        command_line=CommandLine("--lr", "peak Adam learning rate (default: the library's)", "float"))
+    device: str | torch.device | None = _setting(
+        None, "where to fit. ``None``: where G and D live (CUDA when they are on CUDA), else the CPU. The models "
+        "are never moved: a device other than theirs is an error.", _device, identity=False, record=False)
+    seed: int | None = _setting(
+        None, "same seed, same machine, same number of torch threads (``torch.get_num_threads()``) → "
+        "bit-identical inverter on the CPU (another thread count changes the order of float sums, hence the "
+        "weights). ``None`` draws one (recorded in ``inverter.config.fit['seed']``). The global RNG state is left "
+        "as it was.", _seed,
+        command_line=CommandLine("--seed", "seed in [0, 2**62); the same seed gives the same inverter (default 0)",
+                                 "seed", default=0))
+    progress: bool | None = _setting(
+        None, "``None`` shows a tqdm bar on a terminal only; ``True`` always; ``False`` never.", _optional_bool,
+        identity=False, record=False,
+        command_line=CommandLine("--no-progress", "no progress bar", "off-switch"))
+    cn_hidden: Sequence[int] = _setting(
+        (1024, 1024), "widths of the CN's hidden layers (paper: two of 1024).", _hidden, identity=False, record=False)
+    cn_batch_norm: bool = _setting(
+        True, "BatchNorm after each hidden layer of the CN (paper: yes).", _bool, identity=False, record=False)
+    validation_size: int = _setting(
+        1024, "held-out latents for validation, drawn once.", _int_at_least(2),
+        command_line=CommandLine("--validation-size", "held-out latents that pick the best CN, at least 2 "
+                                 "(default 1024)", "int", minimum=2))
+    eval_every: int = _setting(
+        100, "steps between validations (and after the last step).", _int_at_least(1), record=False)
+    reuse: int = _setting(
+        1, "``1`` (default) draws every batch fresh. ``k > 1`` keeps a pool of generated batches, trains each "
+        "step on a random batch from the pool and replaces its oldest batch every ``k`` steps, so each generated "
+        "sample serves about ``k`` updates: generation costs ``k`` times less (see ``docs/speed.md`` for its "
+        "effect on accuracy).", _int_at_least(1),
+        command_line=CommandLine("--reuse", "CN steps per generated batch (default 1: always fresh; see "
+                                 "docs/fit_speed.md)", "int"))
+    checkpoint_path: str | os.PathLike[str] | None = _setting(
+        None, "write a resumable checkpoint there every ``checkpoint_every`` steps (atomically: an interrupted fit "
+        "leaves the last one valid).", _path, identity=False, record=False)
+    checkpoint_every: int = _setting(
+        500, "steps between checkpoints.", _int_at_least(1), identity=False, record=False)
+    resume: bool = _setting(
+        False, "continue from ``checkpoint_path`` if it exists; the result equals an uninterrupted fit with the "
+        "same seed (bit-identical on the CPU). A checkpoint of another fit (other GAN, sizes, settings or number of "
+        "processes) is refused. Under torchrun rank 0 writes ``checkpoint_path`` and every other rank its own RNG "
+        "states and batch pool beside it (``<name>.rank<r>.step<N>.safetensors``); resume with the same number of "
+        "processes.", _bool, identity=False, record=False)
+    ddp: bool | None = _setting(
+        None, "``None`` (default) joins DistributedDataParallel when launched with several processes; ``False`` "
+        "always fits alone in this process, e.g. one independent fit per rank or a fit on rank 0 only.",
+        _optional_bool, identity=False, record=False)
+    autocast_dtype: torch.dtype | None = _setting(
+        None, "``None`` (default) fits in full precision. ``torch.bfloat16`` or ``torch.float16`` runs G and D "
+        "(for the training pairs) and the CN's training forward pass under ``torch.autocast``; the loss, the CN's "
+        "weights and Adam stay float32. Faster on CUDA and on CPUs with bf16 units (``docs/fit_speed.md``). The "
+        "held-out validation pairs and the validation itself stay in full precision, so the reported error is the "
+        "one ``encode`` gives.", _autocast,
+        command_line=CommandLine("--autocast", "run G and D (training pairs) and the CN's training forward under "
+                                 "torch.autocast in this dtype (default: off)", "choice",
+                                 choices={"bf16": torch.bfloat16, "fp16": torch.float16}))
+    channels_last: bool = _setting(
+        False, "run G and D for the training pairs as channels-last deep copies (faster convolutions with oneDNN "
+        "and cuDNN; costs one copy of their weights; the user's models are never converted). A model that cannot "
+        "be copied, or whose copies fail in that layout (e.g. ``x.view(n, -1)`` after a convolution), is refused "
+        "before training starts.", _bool,
+        command_line=CommandLine("--channels-last", "run G and D as channels-last copies for the training pairs "
+                                 "(default: off)", "switch"))
+
+    def __post_init__(self) -> None:
+        for item in dataclasses.fields(self):
+            setting: Setting = item.metadata["setting"]
+            object.__setattr__(self, item.name, setting.check(getattr(self, item.name), item.name))
+        if self.resume and self.checkpoint_path is None:
+            raise ValueError("resume: expected a checkpoint_path to resume from; got resume=True without one.")
+
+    @classmethod
+    def build(cls, config: FitConfig | None = None, **settings: Any) -> FitConfig:
+        """``config`` (or the defaults) with ``settings`` replaced; unknown names are a ``ValueError``.
+
+        Raises:
+            ValueError: a name that is no setting (with close matches), or a bad value.
+        """
+        if config is not None and not isinstance(config, cls):
+            raise ValueError(f"config: expected a FitConfig, got {type(config).__name__}.")
+        names = [item.name for item in dataclasses.fields(cls)]
+        unknown = [name for name in settings if name not in names]
+        if unknown:
+            close = difflib.get_close_matches(unknown[0], names, n=3)
+            hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+            raise ValueError(
+                f"{unknown[0]!r}: expected a fit setting, one of {', '.join(names)}; got an unknown name.{hint}"
+            )
+        return dataclasses.replace(config, **settings) if config is not None else cls(**settings)
+
+    def identity(self) -> dict[str, Any]:
+        """The settings a checkpoint must share with the fit that resumes it (JSON-able)."""
+        return {item.name: _jsonable(getattr(self, item.name)) for item in dataclasses.fields(self)
+                if item.metadata["setting"].identity}
+
+    def record(self) -> dict[str, Any]:
+        """The settings ``inverter.config.fit`` records (JSON-able)."""
+        return {item.name: _jsonable(getattr(self, item.name)) for item in dataclasses.fields(self)
+                if item.metadata["setting"].record}
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, torch.dtype):
+        return str(value)
+    if isinstance(value, tuple):
+        return list(value)
+    return value
+
+
+def settings_doc(indent: str = "    ") -> str:
+    """The ``Args:``-style documentation of every setting, for docstrings."""
+    import textwrap
+
+    lines = []
+    for item in dataclasses.fields(FitConfig):
+        setting: Setting = item.metadata["setting"]
+        text = f"{item.name}: {setting.doc}"
+        lines += textwrap.wrap(text, width=88 - len(indent), initial_indent=indent, subsequent_indent=indent + "    ")
+    return "\n".join(lines)
+
+
+def command_line_settings() -> list[tuple[str, CommandLine]]:
+    """``(setting name, how discinvert fit exposes it)`` for every setting with a flag, in field order."""
+    return [(item.name, item.metadata["setting"].command_line) for item in dataclasses.fields(FitConfig)
+            if item.metadata["setting"].command_line is not None]
+
