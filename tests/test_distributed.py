@@ -14,6 +14,8 @@ from discinvert import fit_inverter
 from discinvert.checkpoint import read_checkpoint
 from tests.conftest import LATENT
 
+QUICK = dict(steps=20, batch_size=16, cn_hidden=(32,), progress=False, validation_size=32, seed=1)
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -77,3 +79,11 @@ def test_a_torchrun_checkpoint_is_refused_by_another_number_of_processes(tmp_pat
         fit_inverter(gan.generator, gan.discriminator, gan.feature_layer, latent_shape=(LATENT, 1, 1),
                      checkpoint_path=run / "fit.safetensors", resume=True, steps=60, batch_size=16, cn_hidden=(64, 64),
                      progress=False, validation_size=64, seed=3, eval_every=10, checkpoint_every=20)
+
+
+def test_ddp_false_fits_alone_even_under_torchrun_variables(make_gan, monkeypatch) -> None:
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    gan = make_gan("dcgan")
+    inverter = fit_inverter(gan.generator, gan.discriminator, "4", latent_shape=(LATENT, 1, 1), ddp=False, **QUICK)
+    assert inverter.config.fit["world_size"] == 1

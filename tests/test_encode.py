@@ -217,3 +217,15 @@ def test_non_finite_codes_are_an_error_that_says_why(make_gan) -> None:
         plain.cn.layers[0].weight[0, 0] = float("nan")
     with pytest.raises(ValueError, match=r"from finite D features: the connection network's weights"):
         plain.encode(x)
+
+
+def test_big_endian_and_read_only_numpy_images(make_gan) -> None:
+    gan = make_gan("dcgan")
+    inverter = fit_inverter(gan.generator, gan.discriminator, "4", latent_shape=(LATENT, 1, 1), **QUICK)
+    x = gan.sample(4)[1].numpy()
+    big = x.astype(">f4")
+    frozen_array = x.copy()
+    frozen_array.setflags(write=False)
+    expected = inverter.encode(x)
+    torch.testing.assert_close(inverter.encode(big), expected)
+    torch.testing.assert_close(inverter.encode(frozen_array), expected)

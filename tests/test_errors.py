@@ -315,3 +315,18 @@ def test_g_needing_a_keyword_is_not_called_a_latent_shape_problem(fitted) -> Non
     with pytest.raises(ValueError, match=r"generator: expected G\(z\) with the latent batch as its only required argument.*truncation") as info:
         fit_inverter(_KeywordG(), gan.discriminator, gan.feature_layer, latent_shape=gan.latent_shape, **QUICK)
     assert "latent_shape" not in str(info.value).split("(")[0]
+
+
+def test_g_and_d_on_different_devices_at_load(make_gan, tmp_path) -> None:
+    gan = make_gan("dcgan")
+    inverter = fit_inverter(gan.generator, gan.discriminator, "4", latent_shape=(LATENT, 1, 1), **QUICK)
+    path = inverter.save(tmp_path / "inv.safetensors")
+    gan.generator.to("meta")
+    with pytest.raises(ValueError, match="same device"):
+        Inverter.load(path, generator=gan.generator, discriminator=gan.discriminator)
+
+
+def test_seed_out_of_range(make_gan) -> None:
+    gan = make_gan("dcgan")
+    with pytest.raises(ValueError, match=r"seed: expected an int in \[0, 2\*\*62\)"):
+        fit_inverter(gan.generator, gan.discriminator, "4", latent_shape=(LATENT, 1, 1), **{**QUICK, "seed": 2**64})

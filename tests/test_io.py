@@ -472,3 +472,22 @@ def test_format_1_file_loaded_for_another_gan_with_warn_saves_as_format_1(fitted
     assert _config(again)["format_version"] == 1 and "image_range" not in _config(again)
     reloaded = Inverter.load(again, generator=gan.generator, discriminator=gan.discriminator)  # the original GAN
     assert reloaded.config.fingerprint_scheme == 2
+
+
+def test_non_finite_weights_are_refused_on_save_and_load(make_gan, tmp_path) -> None:
+    import safetensors.torch
+
+    gan = make_gan("dcgan")
+    inverter = fit_inverter(gan.generator, gan.discriminator, "4", latent_shape=(LATENT, 1, 1), **QUICK)
+    path = inverter.save(tmp_path / "inv.safetensors")
+    with torch.no_grad():
+        inverter.cn.layers[0].weight[0, 0] = 1e6  # overflows float16
+    with pytest.raises(ValueError, match="not finite when stored as torch.float16"):
+        inverter.save(tmp_path / "half.safetensors", dtype=torch.float16)
+    with safetensors.safe_open(str(path), framework="pt") as handle:
+        meta = handle.metadata()
+        tensors = {k: handle.get_tensor(k) for k in handle.keys()}
+    tensors["cn.layers.0.bias"][0] = float("nan")
+    safetensors.torch.save_file(tensors, str(path), metadata=meta)
+    with pytest.raises(ValueError, match="NaN or Inf"):
+        Inverter.load(path, generator=gan.generator, discriminator=gan.discriminator)
