@@ -6,6 +6,11 @@ validated (types, ranges, known keys, format version) and the tensors are checke
 against it before anything is loaded; then the fingerprint check of
 :meth:`discinvert.Inverter.load` applies.
 
+:func:`save_pretrained`, :func:`from_pretrained` and :func:`push_to_hub` are written once, here, and
+bound on :class:`discinvert.Inverter` as its methods of the same names. This module never imports the
+inverter's: it works on the inverter (or, for loading, the class) it is given, typed by
+:class:`PretrainedInverter`.
+
 A push is one commit, and a failed push leaves nothing half-made: a repo it created is deleted
 again, a repo that existed is never deleted, and :class:`HubPushError` says what is left on the Hub.
 """
@@ -18,8 +23,9 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, NoReturn
+from typing import TYPE_CHECKING, Any, Literal, NoReturn, Protocol, TypeVar
 
+from discinvert import distributed
 from discinvert.config import InverterConfig
 from discinvert.serialization import atomic_write, parse_json, read_inverter_file, write_inverter_file
 
@@ -29,11 +35,10 @@ if TYPE_CHECKING:
     from torch import nn
 
     from discinvert.conditioning import Conditioning
-    from discinvert.inverter import Inverter
 
 __all__ = [
-    "CONFIG_NAME", "MODEL_CARD_NAME", "WEIGHTS_NAME", "HubPushError",
-    "load_pretrained", "push_to_hub", "read_pretrained", "save_pretrained",
+    "CONFIG_NAME", "MODEL_CARD_NAME", "WEIGHTS_NAME", "HubPushError", "PretrainedInverter",
+    "from_pretrained", "push_to_hub", "read_pretrained", "save_pretrained",
 ]
 
 logger = logging.getLogger(__name__)
@@ -42,6 +47,29 @@ WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
 MODEL_CARD_NAME = "README.md"
 _PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
+
+InverterT = TypeVar("InverterT", bound="PretrainedInverter")
+
+
+class PretrainedInverter(Protocol):
+    """What this module uses of an inverter (for typing only; :class:`discinvert.Inverter` is one)."""
+
+    config: InverterConfig
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    @classmethod
+    def from_state(
+        cls: type[InverterT],
+        state: dict[str, torch.Tensor],
+        config: InverterConfig,
+        *,
+        generator: nn.Module,
+        discriminator: nn.Module,
+        conditioning: Conditioning | None = None,
+        on_mismatch: Literal["raise", "warn"] = "raise",
+        source: str = "inverter",
+    ) -> InverterT: ...
 
 
 def _model_card(config: InverterConfig, *, gan: str | None, metrics: dict[str, Any] | None, repo_id: str | None) -> str:
@@ -94,7 +122,7 @@ def _model_card(config: InverterConfig, *, gan: str | None, metrics: dict[str, A
 
 
 def save_pretrained(
-    inverter: Inverter,
+    self: PretrainedInverter,
     directory: str | os.PathLike[str],
     *,
     gan: str | None = None,
@@ -102,24 +130,34 @@ def save_pretrained(
     repo_id: str | None = None,
     dtype: torch.dtype | None = None,
 ) -> Path:
-    """Write ``model.safetensors``, ``config.json`` and a ``README.md`` model card.
+    """Write a Hub-style directory: ``model.safetensors``, ``config.json``, ``README.md`` (model card).
+
+    Each file is replaced atomically. Under torchrun only rank 0 writes (other ranks
+    return the path without writing).
 
     Args:
-        inverter: what to save.
-        directory: created if missing; files in it are replaced atomically.
-        gan: a line naming the GAN the inverter belongs to (for the model card).
-        metrics: reconstruction metrics to show on the model card.
+        directory: created if missing.
+        gan: a line naming the GAN this inverter belongs to (for the model card).
+        metrics: reconstruction metrics to show on the card.
         repo_id: the Hub name, for the card's loading snippet.
-        dtype: storage dtype of the weights (float32 default, or float16/bfloat16).
+        dtype: storage dtype of the weights (float32 default; float16 halves the size).
+
+    Returns:
+        The directory.
+
+    Raises:
+        ValueError: ``dtype`` is not float32, float16 or bfloat16, or the weights overflow it.
     """
     import torch
 
     target = Path(directory)
+    if not distributed.is_writer():  # under torchrun only rank 0 writes
+        return target
     target.mkdir(parents=True, exist_ok=True)
-    write_inverter_file(target / WEIGHTS_NAME, inverter.state_dict(), inverter.config, dtype=dtype or torch.float32)
-    config_text = json.dumps(inverter.config.to_dict(), indent=2, sort_keys=True) + "\n"
+    write_inverter_file(target / WEIGHTS_NAME, self.state_dict(), self.config, dtype=dtype or torch.float32)
+    config_text = json.dumps(self.config.to_dict(), indent=2, sort_keys=True) + "\n"
     atomic_write(target / CONFIG_NAME, lambda tmp: Path(tmp).write_text(config_text))
-    card = _model_card(inverter.config, gan=gan, metrics=metrics, repo_id=repo_id)
+    card = _model_card(self.config, gan=gan, metrics=metrics, repo_id=repo_id)
     atomic_write(target / MODEL_CARD_NAME, lambda tmp: Path(tmp).write_text(card))
     logger.info("saved inverter to %s", target)
     return target
@@ -266,7 +304,8 @@ def read_pretrained(
     return state, config, source
 
 
-def load_pretrained(
+def from_pretrained(
+    cls: type[InverterT],
     repo_id_or_directory: str | os.PathLike[str],
     *,
     generator: nn.Module,
@@ -277,14 +316,23 @@ def load_pretrained(
     local_files_only: bool = False,
     token: str | bool | None = None,
     on_mismatch: Literal["raise", "warn"] = "raise",
-) -> Inverter:
-    """Load an inverter from a Hub repo id or a local directory; see :meth:`Inverter.from_pretrained`."""
-    from discinvert.inverter import Inverter
+) -> InverterT:
+    """Load an inverter from a Hub repo (``"org/name"``) or a directory from :meth:`save_pretrained`.
 
+    Downloads through ``huggingface_hub`` (its cache, ``HF_HUB_OFFLINE`` and
+    ``HF_ENDPOINT`` apply). Weights come only from ``model.safetensors``: pickle-only
+    repos are refused. ``config.json`` is validated, tensors are checked against it,
+    and the GAN fingerprints must match (``on_mismatch="warn"`` to downgrade).
+
+    Raises:
+        ValueError: missing repo, revision or files; offline with nothing cached; a
+            pickle-only repo; a tampered or newer config; weights that disagree.
+        FingerprintMismatchError: fit for another GAN (``on_mismatch="raise"``).
+    """
     state, config, source = read_pretrained(repo_id_or_directory, revision=revision, cache_dir=cache_dir,
                                             local_files_only=local_files_only, token=token)
-    return Inverter.from_state(state, config, generator=generator, discriminator=discriminator,
-                               conditioning=conditioning, on_mismatch=on_mismatch, source=source)
+    return cls.from_state(state, config, generator=generator, discriminator=discriminator,
+                          conditioning=conditioning, on_mismatch=on_mismatch, source=source)
 
 
 PushOutcome = Literal["not-created", "deleted", "left-behind", "unchanged", "unconfirmed"]
@@ -472,7 +520,7 @@ def _upload_failed(error: BaseException, api: HfApi, repo_id: str, *, created: b
 
 
 def push_to_hub(
-    inverter: Inverter,
+    self: PretrainedInverter,
     repo_id: str,
     *,
     private: bool | None = None,
@@ -481,18 +529,25 @@ def push_to_hub(
     gan: str | None = None,
     metrics: dict[str, Any] | None = None,
 ) -> str:
-    """Create (if needed) the Hub repo and upload ``save_pretrained``'s files as one commit; returns the commit URL.
+    """Upload :meth:`save_pretrained`'s files to the Hub repo ``repo_id`` (created if needed).
 
-    A failure leaves nothing half-made. The files are one commit, which the Hub applies whole or not at
-    all. A repo that this call created is deleted again when the upload fails or is interrupted (Ctrl-C);
-    a repo that existed before is never deleted.
+    The files go up in one commit, which the Hub applies whole or not at all. When it
+    fails or is interrupted (Ctrl-C), a repo this call created is deleted again and a
+    repo that existed is left as it was (``docs/hub.md``). Under torchrun only rank 0
+    uploads.
+
+    Returns:
+        The URL of the commit ("" on ranks other than 0 under torchrun).
 
     Raises:
-        HubPushError: (a ``ValueError``) when the staging folder, the connection or the Hub fails, with the
-            underlying error chained. The message names the repo, what the failure left on the Hub (also
-            in ``outcome``) and what to do.
-        KeyboardInterrupt: re-raised, after deleting a repo this call created (and logging what is left).
+        discinvert.hub.HubPushError: (a ``ValueError``) the staging folder, the connection
+            or the Hub failed, with the underlying error chained; the message names the
+            repo, what was left on the Hub (also in ``outcome``) and what to do.
+        KeyboardInterrupt: re-raised, after deleting a repo this call created (and
+            logging what is left).
     """
+    if not distributed.is_writer():  # under torchrun only rank 0 uploads
+        return ""
     from huggingface_hub import CommitOperationAdd, HfApi
 
     api = HfApi(token=token)
@@ -502,7 +557,7 @@ def push_to_hub(
         raise _staging_failed(error, repo_id) from error
     try:
         try:  # written before the Hub is asked anything: a local failure leaves no repo behind
-            save_pretrained(inverter, folder, gan=gan, metrics=metrics, repo_id=repo_id)
+            save_pretrained(self, folder, gan=gan, metrics=metrics, repo_id=repo_id)
         except OSError as error:
             raise _staging_failed(error, repo_id) from error
         try:

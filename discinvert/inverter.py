@@ -8,13 +8,13 @@ import math
 import os
 import warnings
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 import torch
 from torch import nn
 
-from discinvert import distributed
+from discinvert import distributed, hub
 from discinvert.conditioning import Conditioning
 from discinvert.config import InverterConfig
 from discinvert.features import FeatureTap, reached_modules
@@ -667,94 +667,10 @@ class Inverter(nn.Module):
         )
 
     # ------------------------------------------------------------------ Hub
-    def save_pretrained(
-        self,
-        directory: str | os.PathLike[str],
-        *,
-        gan: str | None = None,
-        metrics: dict[str, Any] | None = None,
-        repo_id: str | None = None,
-        dtype: torch.dtype | None = None,
-    ) -> Path:
-        """Write a Hub-style directory: ``model.safetensors``, ``config.json``, ``README.md`` (model card).
-
-        Args:
-            directory: created if missing.
-            gan: a line naming the GAN this inverter belongs to (for the model card).
-            metrics: reconstruction metrics to show on the card.
-            repo_id: the Hub name, for the card's loading snippet.
-            dtype: storage dtype of the weights (float32 default; float16 halves the size).
-        """
-        from discinvert.hub import save_pretrained
-
-        written = Path(directory)
-        if distributed.is_writer():  # under torchrun only rank 0 writes
-            written = save_pretrained(self, directory, gan=gan, metrics=metrics, repo_id=repo_id, dtype=dtype)
-        return written
-
-    @classmethod
-    def from_pretrained(
-        cls,
-        repo_id_or_directory: str | os.PathLike[str],
-        *,
-        generator: nn.Module,
-        discriminator: nn.Module,
-        conditioning: Conditioning | None = None,
-        revision: str | None = None,
-        cache_dir: str | os.PathLike[str] | None = None,
-        local_files_only: bool = False,
-        token: str | bool | None = None,
-        on_mismatch: Literal["raise", "warn"] = "raise",
-    ) -> "Inverter":
-        """Load an inverter from a Hub repo (``"org/name"``) or a directory from :meth:`save_pretrained`.
-
-        Downloads through ``huggingface_hub`` (its cache, ``HF_HUB_OFFLINE`` and
-        ``HF_ENDPOINT`` apply). Weights come only from ``model.safetensors``: pickle-only
-        repos are refused. ``config.json`` is validated, tensors are checked against it,
-        and the GAN fingerprints must match (``on_mismatch="warn"`` to downgrade).
-
-        Raises:
-            ValueError: missing repo, revision or files; offline with nothing cached; a
-                pickle-only repo; a tampered or newer config; weights that disagree.
-            FingerprintMismatchError: fit for another GAN (``on_mismatch="raise"``).
-        """
-        from discinvert.hub import load_pretrained
-
-        return load_pretrained(
-            repo_id_or_directory, generator=generator, discriminator=discriminator, conditioning=conditioning,
-            revision=revision, cache_dir=cache_dir, local_files_only=local_files_only, token=token,
-            on_mismatch=on_mismatch,
-        )
-
-    def push_to_hub(
-        self,
-        repo_id: str,
-        *,
-        private: bool | None = None,
-        token: str | None = None,
-        commit_message: str | None = None,
-        gan: str | None = None,
-        metrics: dict[str, Any] | None = None,
-    ) -> str:
-        """Upload :meth:`save_pretrained`'s files to the Hub repo ``repo_id`` (created if needed).
-
-        The files go up in one commit. When it fails, a repo this call created is
-        deleted again and a repo that existed is left as it was (``docs/hub.md``).
-
-        Returns:
-            The URL of the commit ("" on ranks other than 0 under torchrun).
-
-        Raises:
-            discinvert.hub.HubPushError: (a ``ValueError``) the upload failed; the message
-                names the repo, what was left on the Hub and what to do.
-        """
-        from discinvert.hub import push_to_hub
-
-        url = ""
-        if distributed.is_writer():  # under torchrun only rank 0 uploads
-            url = push_to_hub(self, repo_id, private=private, token=token, commit_message=commit_message,
-                              gan=gan, metrics=metrics)
-        return url
+    # Written once in discinvert.hub (signatures, docstrings, torchrun guards); bound here as methods.
+    save_pretrained = hub.save_pretrained
+    from_pretrained = classmethod(hub.from_pretrained)  # type: ignore[var-annotated]  # mypy cannot solve cls: type[T]
+    push_to_hub = hub.push_to_hub
 
     def extra_repr(self) -> str:
         return (

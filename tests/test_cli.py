@@ -260,15 +260,13 @@ def test_evaluate_fashion_mnist_test_split_and_a_factory_model(ws: dict[str, Pat
 
 # ----------------------------------------------------------------------------- push
 def test_push_calls_the_hub(ws: dict[str, Path], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    import discinvert.hub
-
     calls = []
 
     def fake_push(inverter, repo_id, **kwargs):
         calls.append((inverter, repo_id, kwargs))
         return f"https://huggingface.co/{repo_id}/commit/abc"
 
-    monkeypatch.setattr(discinvert.hub, "push_to_hub", fake_push)
+    monkeypatch.setattr(Inverter, "push_to_hub", fake_push)  # the method (bound from discinvert.hub.push_to_hub)
     argv = ["push", "--gan", str(ws["gan"]), "--inverter", str(ws["inv"]), "--repo-id", "me/tiny-inverter",
             "--private", "--token", "hf_x", "--message", "first"]
     assert main(argv) == 0
@@ -283,12 +281,10 @@ def test_push_without_network_is_one_line(ws: dict[str, Path], monkeypatch: pyte
                                           capsys: pytest.CaptureFixture[str]) -> None:
     from huggingface_hub.errors import OfflineModeIsEnabled
 
-    import discinvert.hub
-
     def offline(*args, **kwargs):
         raise OfflineModeIsEnabled("Cannot reach https://huggingface.co/api/repos/create: offline mode is enabled.")
 
-    monkeypatch.setattr(discinvert.hub, "push_to_hub", offline)
+    monkeypatch.setattr(Inverter, "push_to_hub", offline)
     assert main(["push", "--gan", str(ws["gan"]), "--inverter", str(ws["inv"]), "--repo-id", "me/x"]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "me/x" in err and "offline mode" in err
