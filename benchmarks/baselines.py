@@ -27,7 +27,8 @@ from discinvert.latents import normal_sampler, parse_latent_shape
 from discinvert.layers import resolve_layer
 from discinvert.network import CNConfig, ConnectionNetwork
 from discinvert.optimize import DEFAULT_REFINE_LR, optimize_latents
-from discinvert.training import FreshBatches, train_regressor
+from discinvert.pool import FreshBatches
+from discinvert.training import train_regressor
 from discinvert.validation import positive_float, positive_int
 
 __all__ = ["NaiveEncoder", "fit_naive_encoder", "optimization_only"]

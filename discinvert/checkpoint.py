@@ -29,7 +29,7 @@ import safetensors.torch
 import torch
 from torch import nn
 
-from discinvert.serialization import atomic_write, parse_json
+from discinvert.files import atomic_write, parse_json
 
 __all__ = [
     "CHECKPOINT_FORMAT", "Best", "Checkpointing", "ResumableSource", "Resumed", "rank_path", "read_checkpoint",

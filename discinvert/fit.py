@@ -39,7 +39,8 @@ from discinvert.layers import resolve_layer
 from discinvert.network import CNConfig, ConnectionNetwork
 from discinvert.pairs import PairMaker
 from discinvert.settings import DEFAULT_LR, DEFAULT_STEPS, FitConfig, settings_doc
-from discinvert.training import Checkpointing, TrainResult, train_regressor
+from discinvert.checkpoint import Checkpointing
+from discinvert.training import TrainResult, train_regressor
 
 __all__ = ["DEFAULT_LR", "DEFAULT_STEPS", "FitConfig", "fit_inverter"]
 

@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING, Any, Literal, NoReturn, Protocol, TypeVar
 
 from discinvert import distributed
 from discinvert.config import InverterConfig
-from discinvert.serialization import atomic_write, parse_json, read_inverter_file, write_inverter_file
+from discinvert.files import atomic_write, parse_json
+from discinvert.serialization import read_inverter_file, write_inverter_file
 
 if TYPE_CHECKING:
     import torch

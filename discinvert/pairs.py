@@ -22,8 +22,7 @@ from discinvert.conditioning import Conditioning
 from discinvert.features import FeatureTap
 from discinvert.gan import generate
 from discinvert.latents import LatentSampler
-from discinvert.pool import BatchPool
-from discinvert.training import BatchSource, FreshBatches
+from discinvert.pool import BatchPool, BatchSource, FreshBatches
 
 __all__ = ["PairMaker", "ValidationSet"]
 

@@ -1,4 +1,8 @@
-"""A refreshed pool of generated batches, so each costly G(z) sample serves several CN updates.
+"""Where training batches come from: made fresh for every step, or a refreshed pool that reuses them.
+
+:class:`FreshBatches` calls a function for every batch. :class:`BatchPool` keeps a
+refreshed pool of generated batches, so each costly ``G(z)`` sample serves several CN
+updates.
 
 Generation dominates the cost of a fit (G's forward pass is far heavier than the CN's
 update). With ``reuse=k`` the pool holds :data:`POOL_BATCHES` generated batches; each step
@@ -9,16 +13,41 @@ generated batch is replaced by a fresh one, so each sample is used about ``k`` t
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Protocol
 
 import torch
 
-__all__ = ["POOL_BATCHES", "BatchPool"]
+from discinvert.checkpoint import ResumableSource
+
+__all__ = ["POOL_BATCHES", "BatchPool", "BatchSource", "FreshBatches"]
 
 POOL_BATCHES = 8
 
 
+class BatchSource(ResumableSource, Protocol):
+    """Makes a fresh ``(inputs, targets)`` batch per call; its state can be saved for resuming."""
+
+    def __call__(self) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+
+class FreshBatches:
+    """A :class:`BatchSource` around a plain function; it keeps no state of its own."""
+
+    def __init__(self, make: Callable[[], tuple[torch.Tensor, torch.Tensor]]) -> None:
+        self.make = make
+
+    def __call__(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.make()
+
+    def state_tensors(self) -> dict[str, torch.Tensor]:
+        return {}
+
+    def load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
+        return None
+
+
 class BatchPool:
-    """A :class:`~discinvert.training.BatchSource` reusing generated pairs ``reuse`` times on average.
+    """A :class:`BatchSource` reusing generated pairs ``reuse`` times on average.
 
     Args:
         make: returns a fresh ``(inputs (B, F), targets (B, D))`` batch.

@@ -14,9 +14,7 @@ import copy
 import logging
 import math
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
 
 import torch
 import torch.nn.functional as F
@@ -24,11 +22,11 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from discinvert.acceleration import autocast_context
-from discinvert.checkpoint import Best, Checkpointing, ResumableSource
+from discinvert.checkpoint import Best, Checkpointing
 from discinvert.distributed import DistContext, broadcast_module, broadcast_scalar
+from discinvert.pool import BatchSource
 
-# Checkpointing lives in discinvert.checkpoint; it stays importable from here, where fit.py imports it.
-__all__ = ["BatchSource", "Checkpointing", "TrainResult", "lr_factor", "make_adam", "train_regressor"]
+__all__ = ["TrainResult", "lr_factor", "make_adam", "train_regressor"]
 
 logger = logging.getLogger(__name__)
 
@@ -54,28 +52,6 @@ def lr_factor(step: int, steps: int, warmup: int) -> float:
         return (step + 1) / warmup
     progress = (step - warmup) / max(1, steps - warmup)
     return 0.01 + 0.99 * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
-
-
-class BatchSource(ResumableSource, Protocol):
-    """Makes a fresh ``(inputs, targets)`` batch per call; its state can be saved for resuming."""
-
-    def __call__(self) -> tuple[torch.Tensor, torch.Tensor]: ...
-
-
-class FreshBatches:
-    """A :class:`BatchSource` around a plain function; it keeps no state of its own."""
-
-    def __init__(self, make: Callable[[], tuple[torch.Tensor, torch.Tensor]]) -> None:
-        self.make = make
-
-    def __call__(self) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.make()
-
-    def state_tensors(self) -> dict[str, torch.Tensor]:
-        return {}
-
-    def load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
-        return None
 
 
 @dataclass

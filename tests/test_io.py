@@ -350,7 +350,7 @@ def test_save_keeps_the_mode_of_an_existing_file(fitted, tmp_path) -> None:
 
 
 def _temporary_name(target: str, pid: int, host: str | None = None) -> str:
-    from discinvert import serialization
+    from discinvert import files as serialization
 
     return f".{target}.{host or serialization._HOST_TAG}-{pid}-0123abcd{serialization.TEMPORARY_SUFFIX}"
 
@@ -384,7 +384,7 @@ def test_abandoned_temporary_files_are_removed_and_live_ones_kept(fitted, tmp_pa
 
 _KILLED_WRITER = """
 import sys, time
-from discinvert.serialization import atomic_write
+from discinvert.files import atomic_write
 
 def write(tmp):
     with open(tmp, "wb") as handle:
@@ -448,7 +448,7 @@ def test_unusable_config_json_in_the_metadata_names_the_file(fitted, tmp_path, t
 
 
 def test_write_json_is_strict_json(tmp_path) -> None:
-    from discinvert.serialization import write_json
+    from discinvert.files import write_json
 
     path = write_json(tmp_path / "m.json", {"psnr": float("inf"), "nested": [float("nan"), 1.5, {"x": -float("inf")}]})
 

@@ -7,7 +7,7 @@ The parser is built inside :func:`main`, never at import time. Exit codes: 0 suc
 2 usage errors (argparse, or options that do not go together), 1 failures, 130 Ctrl-C;
 user mistakes (a bad path, factory string, layer name, image shape, zoo entry), a full
 disk, an unwritable output and running out of memory print one line, not a traceback.
-Every output file is written atomically (:func:`discinvert.serialization.atomic_write`):
+Every output file is written atomically (:func:`discinvert.files.atomic_write`):
 a failed write leaves the previous file as it was. Outputs are checked to be writable
 before any long work starts.
 

@@ -100,7 +100,7 @@ def _format_shape(shape: Sequence[int] | None) -> str:
 
 def _check_writable(path: Path, *, directory: bool = False) -> None:
     """``--out``/``--json`` can be written, checked before any long work (exit 1 if not)."""
-    from discinvert.serialization import check_writable
+    from discinvert.files import check_writable
 
     check_writable(path, directory=directory)
 
@@ -214,7 +214,7 @@ def _encode(args: argparse.Namespace) -> int:
     import numpy as np
 
     from discinvert.cli.images import read_images
-    from discinvert.serialization import atomic_write_bytes
+    from discinvert.files import atomic_write_bytes
 
     out = Path(args.out)
     suffix = _codes_suffix(out)
@@ -373,7 +373,7 @@ def _evaluate(args: argparse.Namespace) -> int:
                          "value_range": None if args.range is None else list(args.range), "sort_by": args.sort_by},
             "results": results,
         }
-        from discinvert.serialization import write_json
+        from discinvert.files import write_json
 
         path = write_json(args.json, document)  # strict JSON: NaN and infinities become null
         print(f"wrote {path}")

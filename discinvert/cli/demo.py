@@ -9,7 +9,7 @@ the 1,000 bundled real test images, refines a subset, edits a few, and writes
   with PSNR/SSIM mean and std over images, seconds and the number of images (strict
   JSON: a value that is not finite is written as ``null``).
 
-Both are written atomically (:func:`discinvert.serialization.atomic_write`).
+Both are written atomically (:func:`discinvert.files.atomic_write`).
 
 Runs offline, on the CPU in a few minutes.
 """
@@ -31,7 +31,7 @@ from discinvert.edit import attribute_direction, edit
 from discinvert.fit import DEFAULT_STEPS, fit_inverter
 from discinvert.cli.images import write_png
 from discinvert.metrics import image_quality
-from discinvert.serialization import check_writable, write_json
+from discinvert.files import check_writable, write_json
 from discinvert.validation import positive_int
 
 __all__ = ["DemoOptions", "run_demo"]

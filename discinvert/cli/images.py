@@ -17,7 +17,7 @@ Layouts: ``.npy`` arrays are ``(N, C, H, W)``, ``(N, H, W, C)`` or, for one-chan
 images, ``(N, H, W)``; image files are ``(H, W)`` (grayscale) or ``(H, W, C)``
 (RGB, RGBA, ...). The channels and size must match the inverter's ``image_shape``.
 Every mismatch raises ``ValueError`` with a one-line message naming the source.
-Pictures are written atomically (:func:`discinvert.serialization.atomic_write`).
+Pictures are written atomically (:func:`discinvert.files.atomic_write`).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from discinvert.serialization import atomic_write_bytes
+from discinvert.files import atomic_write_bytes
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -294,7 +294,7 @@ def write_png(path: str | os.PathLike[str], picture: np.ndarray) -> Path:
     """Write a uint8 ``(H, W)``, ``(H, W, 1)``, ``(H, W, 3)`` or ``(H, W, 4)`` picture as PNG, atomically.
 
     The PNG is encoded in memory first, then written with
-    :func:`discinvert.serialization.atomic_write`: a failed write leaves any older
+    :func:`discinvert.files.atomic_write`: a failed write leaves any older
     file at ``path`` as it was.
 
     Raises:

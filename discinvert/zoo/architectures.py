@@ -47,7 +47,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from discinvert.serialization import parse_json
+from discinvert.files import parse_json
 
 __all__ = [
     "CONFIG_FILE",
