@@ -6,6 +6,13 @@
   that it does not recycle D's weights.
 - :func:`optimization_only`: per-image Adam on z from a random start.
 - iGAN is the naive encoder followed by :func:`discinvert.optimize.optimize_latents`.
+
+The naive encoder trains with the connection network's own loop
+(``discinvert.training.train_regressor``) inside ``discinvert.guard.frozen``: the same budget,
+schedule and best-step choice as ``fit_inverter``, and G and D come back untouched. Those two
+are the internal names this module uses (``benchmarks/README.md``, "Internal surface";
+``tests/test_benchmarks_surface.py`` imports them); the rest is public API or the small
+helpers below and in ``benchmarks/common.py``.
 """
 
 from __future__ import annotations
@@ -14,26 +21,78 @@ import contextlib
 import copy
 import logging
 import math
+import numbers
 from collections.abc import Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
-from discinvert.features import FeatureTap
-from discinvert.gan import generate, model_dtype, resolve_device
-from discinvert.guard import frozen
-from discinvert.latents import normal_sampler, parse_latent_shape
-from discinvert.layers import resolve_layer
-from discinvert.network import CNConfig, ConnectionNetwork
+from benchmarks.common import LayerFeatures
+from discinvert import CNConfig, ConnectionNetwork
+from discinvert.guard import frozen  # internal surface (benchmarks/README.md)
 from discinvert.optimize import DEFAULT_REFINE_LR, optimize_latents
-from discinvert.pool import FreshBatches
-from discinvert.training import train_regressor
-from discinvert.validation import positive_float, positive_int
+from discinvert.pool import FreshBatches  # internal surface (benchmarks/README.md)
+from discinvert.training import train_regressor  # internal surface (benchmarks/README.md)
 
 __all__ = ["NaiveEncoder", "fit_naive_encoder", "optimization_only"]
 
 logger = logging.getLogger(__name__)
+
+
+def _latent_shape(latent_shape: Sequence[int] | int) -> tuple[int, ...]:
+    """``latent_shape`` as a tuple of positive ints (an int ``d`` means ``(d,)``), else ``ValueError``."""
+    shape = (latent_shape,) if isinstance(latent_shape, numbers.Integral) else latent_shape
+    try:
+        shape = tuple(shape)  # type: ignore[arg-type]
+    except TypeError:
+        shape = ()
+    if not shape or any(isinstance(d, bool) or not isinstance(d, numbers.Integral) or d < 1 for d in shape):
+        raise ValueError(f"latent_shape: expected a tuple of positive ints such as (100,) or (100, 1, 1), got {latent_shape!r}.")
+    return tuple(int(d) for d in shape)
+
+
+def _positive_int(value: object, name: str, minimum: int = 1) -> int:
+    """``value`` as an int if it is an integer (not a bool) ``>= minimum``, else ``ValueError``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(f"{name}: expected an int >= {minimum}, got {value!r}.")
+    return int(value)
+
+
+def _positive_float(value: object, name: str) -> float:
+    """``value`` as a float if it is a finite number ``> 0`` (not a bool), else ``ValueError``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name}: expected a positive finite float, got {value!r}.")
+    return float(value)
+
+
+def _dtype(module: nn.Module) -> torch.dtype:
+    """Dtype of the module's first floating parameter or buffer (float32 if none)."""
+    for tensor in [*module.parameters(), *module.buffers()]:
+        if tensor.is_floating_point():
+            return tensor.dtype
+    return torch.float32
+
+
+def _device(*modules: nn.Module) -> torch.device:
+    """Where the first of ``modules`` holding a parameter or buffer lives (the CPU if none does)."""
+    for module in modules:
+        for tensor in [*module.parameters(), *module.buffers()]:
+            return tensor.device
+    return torch.device("cpu")
+
+
+def _generate(generator: nn.Module, latents: torch.Tensor) -> torch.Tensor:
+    """``G(z)`` on a copy of ``z`` in G's dtype (a G that writes into its input cannot change the targets)."""
+    return generator(latents.to(_dtype(generator), copy=True))
+
+
+def _layer_name(model: nn.Module, layer: str | nn.Module) -> str:
+    """The dotted name of ``layer`` (a name or a submodule) inside ``model``, else ``ValueError``."""
+    for name, module in model.named_modules(remove_duplicate=False):
+        if module is layer or name == layer:
+            return name
+    raise ValueError(f"feature_layer: {layer!r} is not a layer of {type(model).__name__}; see discinvert.list_layers(D).")
 
 
 def _reinitialise(module: nn.Module) -> None:
@@ -55,8 +114,7 @@ class NaiveEncoder(nn.Module):
         self.cn = cn
         self.layer_name = layer_name
         self.latent_shape = latent_shape
-        _, layer = resolve_layer(trunk, layer_name)
-        self._tap = FeatureTap(trunk, layer_name, layer)
+        self._tap = LayerFeatures(trunk, layer_name)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """``(N, *image_shape)`` → flat codes ``(N, latent_dim)`` (differentiable)."""
@@ -71,7 +129,7 @@ class NaiveEncoder(nn.Module):
         try:
             with torch.no_grad():
                 chunks = [
-                    self(x[i : i + batch_size].to(device=device, dtype=model_dtype(self.trunk))).reshape(-1, *self.latent_shape)
+                    self(x[i : i + batch_size].to(device=device, dtype=_dtype(self.trunk))).reshape(-1, *self.latent_shape)
                     for i in range(0, x.shape[0], batch_size)
                 ]
         finally:
@@ -105,13 +163,15 @@ def fit_naive_encoder(
     Returns:
         The encoder with the lowest validation error, in eval mode, on G's device.
     """
-    shape = parse_latent_shape(latent_shape)
-    steps = positive_int(steps, "steps")
-    batch_size = positive_int(batch_size, "batch_size", 2)
-    lr = positive_float(lr, "lr")
-    layer_name, _ = resolve_layer(discriminator, feature_layer)
-    device = resolve_device(generator, discriminator, None)
-    sampler = normal_sampler(shape)
+    shape = _latent_shape(latent_shape)
+    steps = _positive_int(steps, "steps")
+    batch_size = _positive_int(batch_size, "batch_size", 2)
+    lr = _positive_float(lr, "lr")
+    layer_name = _layer_name(discriminator, feature_layer)
+    device = _device(generator, discriminator)
+
+    def sampler(n: int, rng: torch.Generator, on: torch.device) -> torch.Tensor:  # the prior N(0, I)
+        return torch.randn((n, *shape), generator=rng, device=on)
     trunk = copy.deepcopy(discriminator)
     for hook_dict in ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks"):
         for sub in trunk.modules():
@@ -132,8 +192,8 @@ def fit_naive_encoder(
         val_rng = torch.Generator(device=device).manual_seed(seed + 1)
         with torch.no_grad():
             z_val = sampler(validation_size, val_rng, device)
-            x_val = torch.cat([generate(generator, z_val[i : i + batch_size]) for i in range(0, validation_size, batch_size)])
-            probe = FeatureTap(trunk, layer_name, resolve_layer(trunk, layer_name)[1])
+            x_val = torch.cat([_generate(generator, z_val[i : i + batch_size]) for i in range(0, validation_size, batch_size)])
+            probe = LayerFeatures(trunk, layer_name)
             trunk.eval()
             feature_dim = probe(x_val[:2]).shape[1]
             trunk.train()
@@ -143,7 +203,7 @@ def fit_naive_encoder(
         def next_batch() -> tuple[torch.Tensor, torch.Tensor]:
             with torch.no_grad():
                 z = sampler(batch_size, train_rng, device)
-                x = generate(generator, z)
+                x = _generate(generator, z)
             return x, z.reshape(batch_size, -1).float()
 
         result = train_regressor(
@@ -172,7 +232,7 @@ def optimization_only(
         generator: G; left untouched.
         images: ``(N, *image_shape)`` targets in G's range, on G's device.
     """
-    shape = parse_latent_shape(latent_shape)
+    shape = _latent_shape(latent_shape)
     device = images.device
     rng = torch.Generator(device=device).manual_seed(seed)
     init = torch.randn((images.shape[0], *shape), generator=rng, device=device)

@@ -3,7 +3,8 @@
 Run:  python examples/fashion_mnist_end_to_end.py --epochs 25 --device cuda --out out/e2e
       (needs Debian's dataset-fashion-mnist; on 2 CPU cores one epoch takes several minutes)
 
-1. trains the reference DCGAN on the train split with benchmarks/train_gan.py;
+1. trains the reference DCGAN on the train split with ``python -m benchmarks.paper.train_gan`` (run from
+   a checkout: the benchmarks are not part of the installed package);
 2. fits the inverter on D's last hidden layer (fit_inverter's defaults);
 3. scores it with the paper's metric on the test split (1,000 images x 5 draws), CN only and hybrid;
 4. writes a picture of originals, reconstructions, refined reconstructions and a sneaker -> ankle boot edit.
@@ -12,7 +13,9 @@ Run:  python examples/fashion_mnist_end_to_end.py --epochs 25 --device cuda --ou
 from __future__ import annotations
 
 import argparse
-import importlib.util
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -29,10 +32,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def train_gan(argv: list[str]) -> None:
-    spec = importlib.util.spec_from_file_location("train_gan", ROOT / "benchmarks" / "train_gan.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    module.main(argv)
+    """``python -m benchmarks.paper.train_gan ARGV`` from this checkout, in the current folder (relative paths stay as given)."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH", "")]))}
+    subprocess.run([sys.executable, "-m", "benchmarks.paper.train_gan", *argv], env=env, check=True)
 
 
 def main() -> None:

@@ -4,7 +4,7 @@ Run:  python examples/rank_gans.py --gans runs/dcgan runs/lsgan runs/wgan-gp [--
       python examples/rank_gans.py --gans zoo:dcgan-fashion-mnist --n 200 --repeats 2   # offline, bundled
 
 A GAN that renders poor images, or misses modes of the data, cannot reconstruct some test images
-well, so its PSNR/SSIM drop. Each GAN directory (from benchmarks/train_gan.py) gets an inverter fit
+well, so its PSNR/SSIM drop. Each GAN directory (from python -m benchmarks.paper.train_gan) gets an inverter fit
 now (or its saved one, `<dir>/inverter.safetensors`, when present); `zoo:NAME` uses the bundled
 inverter. Test images come from the Fashion-MNIST test split (Debian's dataset-fashion-mnist), or
 from the zoo's 1,000 bundled test images when the data set is not installed.

@@ -1,4 +1,4 @@
-"""Tests for discinvert.zoo.architectures and a smoke test of benchmarks/train_gan.py."""
+"""Tests for discinvert.zoo.architectures and a smoke test of benchmarks/paper/train_gan.py."""
 
 from __future__ import annotations
 
@@ -304,7 +304,7 @@ def _write_idx(path: Path, array: np.ndarray) -> None:
 
 
 def test_train_gan_script_smoke(tmp_path: Path) -> None:
-    """Run benchmarks/train_gan.py for all three losses on 128 fake images (train split only)."""
+    """Run python -m benchmarks.paper.train_gan for all three losses on 128 fake images (train split only)."""
     root = tmp_path / "data"
     root.mkdir()
     rng = np.random.default_rng(0)
@@ -315,13 +315,12 @@ def test_train_gan_script_smoke(tmp_path: Path) -> None:
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH", "")]))
     env.pop("DISCINVERT_FASHION_MNIST", None)
     env["OMP_NUM_THREADS"] = "1"
-    script = REPO_ROOT / "benchmarks" / "train_gan.py"
     procs = {}
     for loss in LOSSES:
         out = tmp_path / loss
         # dcgan asks for 3 epochs with no time for a second one: --max-seconds stops it after the first.
         epochs = ["--epochs", "3", "--max-seconds", "0"] if loss == "dcgan" else ["--epochs", "1"]
-        cmd = [sys.executable, str(script), "--loss", loss, *epochs, "--limit", "128", "--device", "cpu",
+        cmd = [sys.executable, "-m", "benchmarks.paper.train_gan", "--loss", loss, *epochs, "--limit", "128", "--device", "cpu",
                "--seed", "0", "--batch-size", "64", "--out", str(out), "--data-root", str(root)]
         procs[loss] = (subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True), out)
     for loss, (proc, out) in procs.items():

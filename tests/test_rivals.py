@@ -1,4 +1,4 @@
-"""Fast CPU tests of benchmarks/rivals (VAE, BiGAN/ALI, GAAN/Dist-GAN, AAAE): no Debian data needed."""
+"""Fast CPU tests of benchmarks/paper/rivals (VAE, BiGAN/ALI, GAAN/Dist-GAN, AAAE): no Debian data needed."""
 
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ import numpy as np
 import pytest
 import torch
 
+from benchmarks.paper import table1
+from benchmarks.paper.rivals import models
 from discinvert import fit_inverter
 from discinvert.zoo.architectures import (
     DCGANDiscriminator,
@@ -23,14 +25,6 @@ from discinvert.zoo.architectures import (
 )
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-RIVALS = REPO_ROOT / "benchmarks" / "rivals"
-
-sys.path.insert(0, str(REPO_ROOT / "benchmarks"))  # benchmarks/common.py, as the scripts import it
-from common import load_module as _module  # noqa: E402
-
-
-# The same module name train.py and table1.py use, so all three share one copy.
-models = _module("discinvert_rivals_models", RIVALS / "models.py")
 
 
 def small(name: str, seed: int = 0) -> models.Rival:
@@ -183,7 +177,7 @@ def _fake_split(root: Path, prefix: str, n: int, seed: int) -> None:
 
 
 def test_train_script_end_to_end_then_evaluate(tmp_path: Path) -> None:
-    """train.py for every model on 128 fake train images (train split only), then table1.py on them."""
+    """rivals.train for every model on 128 fake train images (train split only), then table1 on them."""
     root = tmp_path / "data"
     root.mkdir()
     _fake_split(root, "train", 160, seed=0)  # only the train files: train.py must never read the test split
@@ -194,7 +188,7 @@ def test_train_script_end_to_end_then_evaluate(tmp_path: Path) -> None:
     procs = {}
     for name in models.MODELS:
         out = tmp_path / name
-        cmd = [sys.executable, str(RIVALS / "train.py"), "--model", name, "--epochs", "1", "--limit", "128",
+        cmd = [sys.executable, "-m", "benchmarks.paper.rivals.train", "--model", name, "--epochs", "1", "--limit", "128",
                "--batch-size", "64", "--device", "cpu", "--seed", "0", "--width", "8", "--out", str(out),
                "--data-root", str(root)]
         procs[name] = (subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True), out)
@@ -220,8 +214,7 @@ def test_train_script_end_to_end_then_evaluate(tmp_path: Path) -> None:
 
 
 def check_table1_with_rivals(tmp_path: Path, root: Path) -> None:
-    """table1.py scores the reference GAN and the rivals in one run and one table, and merges split runs."""
-    table1 = _module("discinvert_table1", REPO_ROOT / "benchmarks" / "table1.py")
+    """table1 scores the reference GAN and the rivals in one run and one table, and merges split runs."""
     gan = REPO_ROOT / "discinvert" / "zoo" / "dcgan-fashion-mnist" / "gan"
     rivals = [str(tmp_path / n) for n in models.MODELS]
     common = ["--device", "cpu", "--fit-steps", "2", "--k", "2", "--curve", "1", "2", "--n", "16", "--repeats", "2",
@@ -290,7 +283,7 @@ def check_table1_with_rivals(tmp_path: Path, root: Path) -> None:
         with pytest.raises(ValueError, match=key):
             table1.merge_runs([gan_run, other], "merge")
     with pytest.raises(ValueError, match="older table1.py"):
-        table1.merge_runs([gan_run, {"meta": {"command": "python benchmarks/table1.py --gans runs/lsgan"},
+        table1.merge_runs([gan_run, {"meta": {"command": "python -m benchmarks.paper.table1 --gans runs/lsgan"},
                                      "results": {"lsgan": {"methods": {}}}}], "merge")
 
     # The comparison names only the columns and rivals this run scored.

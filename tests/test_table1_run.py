@@ -1,4 +1,4 @@
-"""benchmarks/table1_run.sh end to end on fake data: train, eval (one process per model), merge."""
+"""benchmarks/paper/table1_run.sh end to end on fake data: train, eval (one process per model), merge."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ import sys
 import tarfile
 from pathlib import Path
 
+from benchmarks.paper import table1
 from tests.test_rivals import REPO_ROOT, _fake_split
 
-SCRIPT = REPO_ROOT / "benchmarks" / "table1_run.sh"
+SCRIPT = REPO_ROOT / "benchmarks" / "paper" / "table1_run.sh"
 
 
 def _run(stage: list[str], env: dict[str, str]) -> str:
@@ -94,9 +95,6 @@ def test_all_stage_trains_then_scores(tmp_path: Path) -> None:
 def test_table1_refuses_bad_arguments_before_loading_anything(capsys) -> None:
     import pytest
 
-    from tests.test_rivals import _module
-
-    table1 = _module("discinvert_table1", REPO_ROOT / "benchmarks" / "table1.py")
     for argv, message in ((["--nn-train", "-1", "--gans", "missing"], "--nn-train: expected >= 0"),
                           (["--concurrent", "0", "--gans", "missing"], "--concurrent: expected >= 1"),
                           (["--device", "cpu"], "expected at least one GAN or rival directory")):

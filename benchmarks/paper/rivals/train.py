@@ -3,12 +3,12 @@
 
 Usage::
 
-    python benchmarks/rivals/train.py --model vae|bigan|gaan|aaae --epochs N \
+    python -m benchmarks.paper.rivals.train --model vae|bigan|gaan|aaae --epochs N \
         --batch-size 64 --device auto|cpu|cuda --seed 0 --out DIR \
         [--data-root PATH] [--limit N] [--max-seconds S] [--half] [--width 64]
 
-The models and their losses are in ``benchmarks/rivals/models.py``. Only the training
-split is read (the test split stays held out for ``benchmarks/table1.py``). The whole split is one
+The models and their losses are in ``benchmarks/paper/rivals/``. Only the training
+split is read (the test split stays held out for ``benchmarks/paper/table1.py``). The whole split is one
 tensor in memory (on the GPU when training on CUDA), batched by slicing a random
 permutation each epoch; the last incomplete batch is dropped.
 
@@ -19,14 +19,13 @@ Output in ``--out``: ``model.safetensors`` (all weights), ``config.json`` (archi
 parameter counts, training record: seconds, epochs, losses per epoch, command, device,
 torch version), ``samples.png`` (8x8 grid of ``decode(z)``, z from the model's prior, fixed
 seed) and ``reconstructions.png`` (rows alternate 8 train images and their
-``decode(encode(x))``). Load with ``models.load(DIR)`` (re-exported here as :func:`load`).
+``decode(encode(x))``). Load with ``benchmarks.paper.rivals.models.load(DIR)``.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -34,22 +33,11 @@ from typing import Any
 import numpy as np
 import torch
 
-try:  # Allow `python benchmarks/rivals/train.py` from a source checkout without installing.
-    import discinvert  # noqa: F401
-except ImportError:
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
+from benchmarks.common import command_line, finite_or_none, out_of_time, pick_device, training_tensor
+from benchmarks.paper.rivals import models
 from discinvert.zoo.datasets import from_model_range
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/common.py
-from common import command_line, finite_or_none, load_module, out_of_time, pick_device, training_tensor  # noqa: E402
-
-HERE = Path(__file__).resolve().parent
 GRID = 8
-
-
-models = load_module("discinvert_rivals_models", HERE / "models.py")
-load = models.load
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -189,7 +177,7 @@ def train(args: argparse.Namespace, command: str) -> Path:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    command = command_line(argv)
+    command = command_line(__spec__, argv)
     print(f"command: {command}", flush=True)
     train(args, command)
     print(f"command: {command}", flush=True)

@@ -1,27 +1,27 @@
 #!/usr/bin/env bash
 # The whole Table 1 benchmark: train the reference GANs and the rivals, score them all with
-# benchmarks/table1.py (one process per model, sharing one device), merge into one table.
+# python -m benchmarks.paper.table1 (one process per model, sharing one device), merge into one table.
 #
-#   bash benchmarks/table1_run.sh train [MODEL ...]   # train in parallel into $RUNS/MODEL
-#   bash benchmarks/table1_run.sh eval  [MODEL ...]   # table1.py per model in parallel -> $PACK/table1-MODEL.json
-#   bash benchmarks/table1_run.sh all   [MODEL ...]   # train, then eval, in one go
-#   bash benchmarks/table1_run.sh merge [JSON ...]    # table1.py --merge -> docs/benchmarks.md, docs/results/table1.json, README
+#   bash benchmarks/paper/table1_run.sh train [MODEL ...]   # train in parallel into $RUNS/MODEL
+#   bash benchmarks/paper/table1_run.sh eval  [MODEL ...]   # table1.py per model in parallel -> $PACK/table1-MODEL.json
+#   bash benchmarks/paper/table1_run.sh all   [MODEL ...]   # train, then eval, in one go
+#   bash benchmarks/paper/table1_run.sh merge [JSON ...]    # table1.py --merge -> docs/benchmarks.md, docs/results/table1.json, README
 #
-# MODEL: dcgan lsgan wgan-gp (benchmarks/train_gan.py) and vae bigan gaan aaae (benchmarks/rivals/train.py);
+# MODEL: dcgan lsgan wgan-gp (benchmarks.paper.train_gan) and vae bigan gaan aaae (benchmarks.paper.rivals.train);
 # default: all seven. `train` and `eval` share only $RUNS; what comes back from a device is $PACK: the
 # JSON of each scored model (written as soon as it is scored) and a .tgz per stage of the logs,
 # Markdown, configs and sample images (no weights:
 # a device returns at most 8 files, and the working tree it is sent with holds at most 64 MiB, so the
-# models are trained and scored in the same call; see benchmarks/rivals/README.md for the GPU plan).
+# models are trained and scored in the same call; see benchmarks/paper/rivals/README.md for the GPU plan).
 #
 # Settings (environment variables): DEVICE (cuda), DATA (.dev/data), RUNS (runs/table1), PACK (default
 # $OUT if set, else $RUNS/pack), EPOCHS ("dcgan:25 lsgan:25 wgan-gp:50 vae:40 bigan:15 gaan:15 aaae:15"),
 # MAX_SECONDS (540, per training run: it stops after the epoch at which another would pass it; with
-# `all`, set it so that training and scoring together fit the call: see benchmarks/rivals/README.md),
+# `all`, set it so that training and scoring together fit the call: see benchmarks/paper/rivals/README.md),
 # TRAIN_EXTRA / EVAL_EXTRA (extra arguments, e.g. "--limit 256" / "--fit-steps 5 --n 50"),
 # DOC (docs/benchmarks.md), JSON (docs/results/table1.json), README (README.md), PYTHON (python3).
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."  # the repository root: the scripts run as python -m benchmarks....
 PY=${PYTHON:-python3}
 DEVICE=${DEVICE:-cuda}
 DATA=${DATA:-.dev/data}
@@ -51,7 +51,7 @@ if [ ${#models[@]} -eq 0 ] && [ "$stage" != merge ]; then
 fi
 case "$stage" in
   train|eval|all|merge) ;;
-  *) echo "usage: bash benchmarks/table1_run.sh train|eval|all|merge [MODEL ... | JSON ...]" >&2; exit 2;;
+  *) echo "usage: bash benchmarks/paper/table1_run.sh train|eval|all|merge [MODEL ... | JSON ...]" >&2; exit 2;;
 esac
 declare -A epochs
 for m in "${models[@]}"; do  # every model checked before anything starts
@@ -68,7 +68,7 @@ declare -A pid
 train() {
   for m in "${models[@]}"; do
     e=${epochs[$m]}
-    if is_gan "$m"; then cmd=("$PY" benchmarks/train_gan.py --loss "$m"); else cmd=("$PY" benchmarks/rivals/train.py --model "$m"); fi
+    if is_gan "$m"; then cmd=("$PY" -m benchmarks.paper.train_gan --loss "$m"); else cmd=("$PY" -m benchmarks.paper.rivals.train --model "$m"); fi
     # shellcheck disable=SC2086
     "${cmd[@]}" --epochs "$e" --batch-size 64 --device "$DEVICE" --seed 0 --data-root "$DATA" \
       --max-seconds "$MAX_SECONDS" --out "$RUNS/$m" $TRAIN_EXTRA > "$RUNS/train-$m.log" 2>&1 &
@@ -88,7 +88,7 @@ evaluate() {
     extra=()
     if [ $first = 1 ]; then extra=(--pixel-nn); first=0; fi
     # shellcheck disable=SC2086
-    "$PY" benchmarks/table1.py "$kind" "$RUNS/$m" "${extra[@]}" --concurrent "${#models[@]}" --device "$DEVICE" \
+    "$PY" -m benchmarks.paper.table1 "$kind" "$RUNS/$m" "${extra[@]}" --concurrent "${#models[@]}" --device "$DEVICE" \
       --data-root "$DATA" --json "$PACK/table1-$m.json" --out "$RUNS/table1-$m.md" --readme /dev/null \
       $EVAL_EXTRA > "$RUNS/eval-$m.log" 2>&1 &
     pid[$m]=$!
@@ -124,7 +124,7 @@ case "$stage" in
       done
     fi
     if [ ${#jsons[@]} -eq 0 ]; then echo "merge: no table1-*.json in $PACK" >&2; exit 2; fi
-    "$PY" benchmarks/table1.py --merge "${jsons[@]}" --json "$JSON" --out "$DOC" --readme "$README" || status=1
+    "$PY" -m benchmarks.paper.table1 --merge "${jsons[@]}" --json "$JSON" --out "$DOC" --readme "$README" || status=1
     ;;
 esac
 ls -la "$PACK"

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Build a bundled zoo entry: the GAN in fp16, its fitted inverter (Hub layout), 1,000 real test images.
 
-    python benchmarks/build_zoo.py --gan runs/dcgan --name dcgan-fashion-mnist --steps 20000 --device cuda
+    python -m benchmarks.paper.build_zoo --gan runs/dcgan --name dcgan-fashion-mnist --steps 20000 --device cuda
 
 The GAN is stored in float16 and re-loaded (as float32) *before* the inverter is fit, so
 the inverter's fingerprints match the bundled weights exactly. The test images are the
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -21,24 +20,22 @@ import numpy as np
 import safetensors.torch
 import torch
 
+from benchmarks.common import command_line
 from discinvert import Inverter, fit_inverter
+from discinvert.metrics import reconstruction_score
 from discinvert.zoo.architectures import load_gan, save_gan
 from discinvert.zoo.datasets import (
     FASHION_MNIST_CLASSES,
     load_fashion_mnist,
     to_model_range,
 )
-from discinvert.metrics import reconstruction_score
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/common.py
-from common import command_line  # noqa: E402
-
-ZOO = Path(__file__).resolve().parents[1] / "discinvert" / "zoo"
+ZOO = Path(__file__).resolve().parents[2] / "discinvert" / "zoo"
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--gan", type=Path, required=True, help="directory written by benchmarks/train_gan.py")
+    parser.add_argument("--gan", type=Path, required=True, help="directory written by benchmarks/paper/train_gan.py")
     parser.add_argument("--name", default="dcgan-fashion-mnist")
     parser.add_argument("--steps", type=int, default=20000)
     parser.add_argument("--device", default="cpu")
@@ -46,7 +43,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data-root", type=Path, default=None)
     parser.add_argument("--per-class", type=int, default=100)
     args = parser.parse_args(argv)
-    command = command_line(argv)
+    command = command_line(__spec__, argv)
     print(command, flush=True)
 
     out = ZOO / args.name
@@ -75,7 +72,7 @@ def main(argv: list[str] | None = None) -> None:
         "encode SSIM": round(score["ssim_mean"], 4),
         "command": f"`{command}`",
     }
-    gan_line = (f"the reference {config.loss.upper()} trained on Fashion-MNIST by `benchmarks/train_gan.py` "
+    gan_line = (f"the reference {config.loss.upper()} trained on Fashion-MNIST by `benchmarks/paper/train_gan.py` "
                 f"(bundled as discinvert.zoo entry `{args.name}`)")
     inverter.save_pretrained(out / "inverter", gan=gan_line, metrics=metrics, dtype=torch.float16)
 

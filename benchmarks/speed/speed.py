@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """Speed and memory of encoding and fitting, measured in one run so ratios compare like with like.
 
-    python benchmarks/speed.py --device cpu            # writes its section of docs/speed.md
-    python benchmarks/speed.py --device cuda
+    python -m benchmarks.speed.speed --device cpu            # writes its section of docs/speed.md
+    python -m benchmarks.speed.speed --device cuda
 
 On the bundled DCGAN (``discinvert.zoo``, or ``--gan DIR``) and the bundled real test images:
 
@@ -31,50 +31,28 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import resource
-import statistics
-import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from discinvert import Inverter, fit_inverter, zoo
-from discinvert.acceleration import autocast_context, channels_last_copy
-from discinvert.zoo.architectures import load_gan
 from benchmarks.baselines import optimization_only
-from discinvert.zoo.datasets import to_model_range
-from discinvert.features import FeatureTap
-from discinvert.layers import resolve_layer
+from benchmarks.common import (
+    LayerFeatures,
+    autocast,
+    channels_last_copy,
+    command_line,
+    describe_device,
+    median_seconds,
+    peak_memory_mb,
+    reset_peak,
+    timed,
+    write_marked_section,
+)
+from discinvert import Inverter, fit_inverter, zoo
 from discinvert.metrics import image_quality
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/common.py
-from common import command_line, describe_device, sync, write_marked_section  # noqa: E402
-
-
-def median_seconds(device: str, fn: Callable[[], object], repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        sync(device)
-        start = time.perf_counter()
-        fn()
-        sync(device)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
-def peak_memory_mb(device: str) -> float:
-    if device.startswith("cuda"):
-        return torch.cuda.max_memory_allocated() / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def reset_peak(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.reset_peak_memory_stats()
+from discinvert.zoo.architectures import load_gan
+from discinvert.zoo.datasets import to_model_range
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -95,15 +73,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=Path("docs/speed.md"))
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
-    command = command_line(argv)
+    command = command_line(__spec__, argv)
     print(command, flush=True)
     if args.threads:
         torch.set_num_threads(args.threads)
     device = args.device
     autocast_dtype = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}[args.autocast]
 
-    def autocast() -> contextlib.AbstractContextManager[None]:
-        return autocast_context(torch.device(device), autocast_dtype)
+    def precision() -> contextlib.AbstractContextManager[None]:
+        return autocast(device, autocast_dtype)
 
     if args.gan is None:
         G, D, inverter = zoo.load("dcgan-fashion-mnist", device=device)
@@ -119,7 +97,7 @@ def main(argv: list[str] | None = None) -> None:
 
     # 1 and 2: encode, D's full pass.
     reset_peak(device)
-    with autocast():
+    with precision():
         t_encode = median_seconds(device, lambda: inverter.encode(x, 1000), args.repeats) * scale
         results["encode_peak_mb"] = peak_memory_mb(device)
         with torch.no_grad():
@@ -137,12 +115,9 @@ def main(argv: list[str] | None = None) -> None:
         def run(k: int = k) -> torch.Tensor:
             return optimization_only(G, x_opt, latent_shape=config.latent_shape, steps=k, seed=0, batch_size=1000, progress=False)
 
-        codes = run()
-        sync(device)
-        start = time.perf_counter()
-        codes = run()
-        sync(device)
-        seconds = (time.perf_counter() - start) * opt_scale
+        run()  # warm-up
+        codes, seconds = timed(device, run)
+        seconds *= opt_scale
         with torch.no_grad():
             psnr = float(image_quality(x_opt, G(codes))[0].mean())
         curve.append({"steps": k, "psnr": psnr, "s_per_1k": seconds})
@@ -156,16 +131,15 @@ def main(argv: list[str] | None = None) -> None:
     # 3: fit vs bare generation, same number of samples.
     G_bare, D_bare = G, D
     if args.channels_last:
-        G_bare, D_bare = channels_last_copy(G, "generator"), channels_last_copy(D, "discriminator")
-    name, layer = resolve_layer(D_bare, config.feature_layer)
-    tap = FeatureTap(D_bare, name, layer)
+        G_bare, D_bare = channels_last_copy(G), channels_last_copy(D)
+    tap = LayerFeatures(D_bare, config.feature_layer)
     rng = torch.Generator(device=device).manual_seed(0)
 
     def bare() -> None:
         with torch.no_grad():
             for _ in range(args.fit_steps):
                 z = torch.randn((args.batch_size, *config.latent_shape), generator=rng, device=device)
-                with autocast():
+                with precision():
                     tap(G_bare(z)).float()
 
     t_bare = median_seconds(device, bare, max(1, args.repeats // 2))
@@ -205,7 +179,7 @@ def write_section(out: Path, key: str, meta: dict, r: dict) -> None:
         f"<!-- speed:{key}:start -->",
         f"## {meta['device']}" + (f"; levers: {', '.join(meta['levers'])}" if meta["levers"] else ""),
         "",
-        f"Written by `benchmarks/speed.py` (torch {meta['torch']}; medians of {meta['repeats']} runs after a warm-up):",
+        f"Written by `benchmarks/speed/speed.py` (torch {meta['torch']}; medians of {meta['repeats']} runs after a warm-up):",
         "",
         f"    {meta['command']}",
         "",
@@ -235,7 +209,7 @@ def write_section(out: Path, key: str, meta: dict, r: dict) -> None:
         lines += ["", "Optimisation-only: " + "; ".join(f"{c['steps']} steps {c['psnr']:.2f} dB in {c['s_per_1k']:.2f} s"
                                                       for c in r["optimisation_curve"]) + " (per 1k images)."]
     lines.append(f"<!-- speed:{key}:end -->")
-    write_marked_section(out, "speed", key, lines[1:-1], "# Speed and memory\n\nEach section is written by its own run of `benchmarks/speed.py`.\n")
+    write_marked_section(out, "speed", key, lines[1:-1], "# Speed and memory\n\nEach section is written by its own run of `benchmarks/speed/speed.py`.\n")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Micro-benchmark of the fit's two parts, one lever at a time, in one run.
 
-    python benchmarks/generation_levers.py --device cpu --repeats 5
+    python -m benchmarks.speed.generation_levers --device cpu --repeats 5
 
 On the bundled DCGAN, times (median of ``--repeats`` after a warm-up):
 
@@ -12,7 +12,7 @@ On the bundled DCGAN, times (median of ``--repeats`` after a warm-up):
 * **one CN step** (forward, backward, Adam) with the default Adam, fused Adam (what
   ``fit_inverter`` uses), and the CN's forward/backward under bf16 autocast.
 
-It answers which levers pay on this device; ``benchmarks/fit_speed.py`` measures the ones
+It answers which levers pay on this device; ``benchmarks/speed/fit_speed.py`` measures the ones
 built into ``fit_inverter`` end to end with their accuracy. Writes its section of
 ``docs/fit_speed.md``.
 """
@@ -22,8 +22,6 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import statistics
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -31,14 +29,17 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from discinvert import zoo
-from discinvert.acceleration import autocast_context, channels_last_copy
-from discinvert.features import FeatureTap
-from discinvert.layers import resolve_layer
-from discinvert.network import CNConfig, ConnectionNetwork
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/common.py
-from common import command_line, describe_device, sync, write_marked_section  # noqa: E402
+from benchmarks.common import (
+    LayerFeatures,
+    autocast,
+    channels_last_copy,
+    command_line,
+    describe_device,
+    median_seconds,
+    sync,
+    write_marked_section,
+)
+from discinvert import CNConfig, ConnectionNetwork, zoo
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -50,37 +51,24 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=Path("docs/fit_speed.md"))
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
-    command = command_line(argv)
+    command = command_line(__spec__, argv)
     print(command, flush=True)
     device = torch.device(args.device)
 
     def median(fn: Callable[[], object]) -> float:
-        fn()
-        fn()  # warm-up (oneDNN / cuDNN pick their kernels on the first calls)
-        times = []
-        for _ in range(args.repeats):
-            sync(device)
-            start = time.perf_counter()
-            fn()
-            sync(device)
-            times.append(time.perf_counter() - start)
-        return statistics.median(times)
+        return median_seconds(device, fn, args.repeats, warmups=2)  # oneDNN / cuDNN pick their kernels on the first calls
 
     G, D, _ = zoo.load("dcgan-fashion-mnist", device=args.device)
     config = zoo.load_gan_config("dcgan-fashion-mnist")
-    G_cl, D_cl = channels_last_copy(G, "generator"), channels_last_copy(D, "discriminator")
+    G_cl, D_cl = channels_last_copy(G), channels_last_copy(D)
     z = torch.randn((args.batch_size, *config.latent_shape), device=device)
 
-    def tap_of(model: torch.nn.Module) -> FeatureTap:
-        name, layer = resolve_layer(model, config.feature_layer)
-        return FeatureTap(model, name, layer)
+    tap, tap_cl = LayerFeatures(D, config.feature_layer), LayerFeatures(D_cl, config.feature_layer)
 
-    tap, tap_cl = tap_of(D), tap_of(D_cl)
-
-    def pairs(generator: torch.nn.Module, features: FeatureTap, grad_mode: Callable[[], object] = torch.no_grad,
+    def pairs(generator: torch.nn.Module, features: LayerFeatures, grad_mode: Callable[[], object] = torch.no_grad,
               dtype: torch.dtype | None = None) -> Callable[[], object]:
         def run() -> object:
-            with grad_mode(), autocast_context(device, dtype):  # type: ignore[attr-defined]
+            with grad_mode(), autocast(device, dtype):  # type: ignore[attr-defined]
                 return features(generator(z)).float()
         return run
 
@@ -126,7 +114,7 @@ def main(argv: list[str] | None = None) -> None:
         optimizer = torch.optim.Adam(cn.parameters(), lr=1e-3, betas=(0.5, 0.999), fused=fused)
 
         def run() -> object:
-            with autocast_context(device, dtype):
+            with autocast(device, dtype):
                 loss = F.mse_loss(cn(x).float(), y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -145,7 +133,7 @@ def main(argv: list[str] | None = None) -> None:
         args.json.write_text(json.dumps({"command": command, "device": device_name, "torch": torch.__version__,
                                          "rows": rows}, indent=1))
     lines = [f"## Levers one at a time: {device_name}", "",
-             f"Written by `benchmarks/generation_levers.py` (torch {torch.__version__}; medians of {args.repeats} runs "
+             f"Written by `benchmarks/speed/generation_levers.py` (torch {torch.__version__}; medians of {args.repeats} runs "
              "after a warm-up):", "", f"    {command}", "",
              "| part | lever | ms | speed-up over the part's first row |", "|---|---|---|---|"]
     lines += [f"| {r['part']} | {r['lever']} {r['note']} | {float(r['seconds']) * 1000:.1f} | {float(r['speedup']):.2f}x |"

@@ -3,7 +3,7 @@
 
 Usage::
 
-    python benchmarks/train_gan.py --loss dcgan|lsgan|wgan-gp --epochs N \
+    python -m benchmarks.paper.train_gan --loss dcgan|lsgan|wgan-gp --epochs N \
         --batch-size 64 --device auto|cpu|cuda --seed 0 --out DIR \
         [--data-root PATH] [--limit N] [--half] [--max-seconds S]
 
@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import struct
-import sys
 import time
 import zlib
 from pathlib import Path
@@ -43,12 +42,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-try:  # Allow `python benchmarks/train_gan.py` from a source checkout without installing.
-    import discinvert  # noqa: F401
-except ImportError:
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from discinvert.zoo.architectures import (  # noqa: E402
+from benchmarks.common import command_line, finite_or_none, out_of_time, pick_device, training_tensor
+from discinvert.zoo.architectures import (
     DCGANDiscriminator,
     DCGANGenerator,
     GANConfig,
@@ -56,10 +51,7 @@ from discinvert.zoo.architectures import (  # noqa: E402
     parameter_count,
     save_gan,
 )
-from discinvert.zoo.datasets import from_model_range  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/common.py
-from common import command_line, finite_or_none, out_of_time, pick_device, training_tensor  # noqa: E402
+from discinvert.zoo.datasets import from_model_range
 
 GP_WEIGHT = 10.0
 N_CRITIC = 5
@@ -266,7 +258,7 @@ def train(args: argparse.Namespace, command: str) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    command = command_line(argv)
+    command = command_line(__spec__, argv)
     print(f"command: {command}", flush=True)
     train(args, command)
     print(f"command: {command}", flush=True)

@@ -1,4 +1,4 @@
-"""The paper's Table 1 protocol, shared by ``table1.py`` for every model and method it scores.
+"""The paper's Table 1 protocol, shared by ``benchmarks/paper/table1.py`` for every model and method it scores.
 
 One :class:`Protocol` holds the draws of unseen **test** images (1,000 images drawn 5 times,
 seed 0, from ``discinvert.metrics.draw_subsets``) and, when 1-NN accuracy is asked for, the
@@ -14,12 +14,11 @@ in exactly the same way:
 - seconds to invert 1,000 images, timed on the first draw after a warm-up (fitting excluded).
 
 The paper's figures live here too, so the table and its comparison read from one place;
-timing and device names come from ``common.py``, as for the other benchmarks.
+timing comes from ``benchmarks/common.py``, as for the other benchmarks.
 """
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -27,11 +26,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from discinvert.zoo.datasets import load_fashion_mnist, to_model_range
+from benchmarks.common import timed
 from discinvert.metrics import draw_subsets, image_quality, nearest_neighbour_accuracy, summarize_draws
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/common.py
-from common import timed  # noqa: E402
+from discinvert.zoo.datasets import load_fashion_mnist, to_model_range
 
 # The paper's Table 1, Fashion-MNIST row (PSNR dB / SSIM), from shared/docs/anchors.md.
 PAPER_FASHION_MNIST: dict[str, tuple[float, float]] = {

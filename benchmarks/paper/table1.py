@@ -1,10 +1,10 @@
 #!/usr/bin/env python
 """The paper's Table 1 protocol on Fashion-MNIST: our inverter, the baselines and the rivals in one table.
 
-    python benchmarks/table1.py --gans runs/dcgan runs/lsgan runs/wgan-gp \
+    python -m benchmarks.paper.table1 --gans runs/dcgan runs/lsgan runs/wgan-gp \
         --rivals runs/rivals/vae runs/rivals/bigan runs/rivals/gaan runs/rivals/aaae --device cuda
 
-For each reference GAN in ``--gans`` (trained by ``benchmarks/train_gan.py`` on the train split):
+For each reference GAN in ``--gans`` (trained by ``benchmarks/paper/train_gan.py`` on the train split):
 
 - **CN (ours)**: ``fit_inverter`` on D's last hidden layer, ``--fit-steps`` batches of 256;
 - **naive encoder**: the same architecture (a re-initialised copy of D up to the feature
@@ -14,7 +14,7 @@ For each reference GAN in ``--gans`` (trained by ``benchmarks/train_gan.py`` on 
 - **hybrid**: CN + ``--k`` steps (``Inverter.refine``).
 
 For each rival in ``--rivals`` (a model that learns an encoder jointly with its generator,
-trained by ``benchmarks/rivals/train.py``; ``benchmarks/rivals/models.py`` describes them):
+trained by ``benchmarks/paper/rivals/train.py``; ``benchmarks/paper/rivals/models.py`` describes them):
 
 - **own encoder**: reconstruction ``G(E(x))`` (the VAE's posterior mean);
 - **CN (ours) on its G**, where the rival has a discriminator: ``fit_inverter`` on the
@@ -24,7 +24,7 @@ trained by ``benchmarks/rivals/train.py``; ``benchmarks/rivals/models.py`` descr
   (``x -> D(x, 0)``, layer ``d.x_trunk.7``): the x-trunk's features do not depend on z.
   The VAE has no D.
 
-Scoring (``benchmarks/protocol.py``, the same for every row): 1,000 unseen **test** images
+Scoring (``benchmarks/paper/protocol.py``, the same for every row): 1,000 unseen **test** images
 drawn 5 times (seed 0); PSNR and SSIM from scikit-image on images mapped to [0, 1]; mean ±
 std over the draws; 1-NN accuracy in code space for every feed-forward encoder (codes of
 the 10,000 test images against the codes of the train images, all 60,000 unless
@@ -45,34 +45,26 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
 
-try:  # Allow `python benchmarks/table1.py` from a source checkout without installing.
-    import discinvert  # noqa: F401
-except ImportError:
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from discinvert import fit_inverter  # noqa: E402
-from discinvert.zoo.architectures import load_gan  # noqa: E402
-from benchmarks.baselines import fit_naive_encoder, optimization_only  # noqa: E402
-from discinvert.metrics import image_quality  # noqa: E402
-from discinvert.optimize import DEFAULT_REFINE_LR, optimize_latents  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/common.py, protocol.py
-from common import command_line, describe_device, load_module, pick_device, timed  # noqa: E402
-from protocol import (  # noqa: E402
+from benchmarks.baselines import fit_naive_encoder, optimization_only
+from benchmarks.common import command_line, describe_device, pick_device, timed
+from benchmarks.paper.protocol import (
     MNIST_1NN,
     PAPER_BEST_PSNR,
     PAPER_FASHION_MNIST,
     Protocol,
 )
+from benchmarks.paper.rivals import models as rival_models
+from discinvert import fit_inverter
+from discinvert.metrics import image_quality
+from discinvert.optimize import DEFAULT_REFINE_LR, optimize_latents
+from discinvert.zoo.architectures import load_gan
 
-RIVALS_DIR = Path(__file__).resolve().parent / "rivals"
 GAN_TITLES = {"dcgan": "DCGAN", "lsgan": "LSGAN", "wgan-gp": "WGAN-GP"}
 RIVAL_TITLES = {"vae": "VAE", "bigan": "BiGAN/ALI", "gaan": "GAAN/Dist-GAN", "aaae": "AAAE"}
 RIVAL_ORDER = ("vae", "bigan", "gaan", "aaae")
@@ -99,11 +91,6 @@ SETUP_NOTES = {
 SETUP_NOTES["LSGAN"] = SETUP_NOTES["WGAN-GP"] = SETUP_NOTES["DCGAN"]
 PROTOCOL_KEYS = ("device", "torch", "fit_steps", "k", "refine_lr", "curve", "batch", "n", "repeats", "seed", "nn_train",
                  "nn_test")
-
-
-def rival_models() -> Any:
-    """``benchmarks/rivals/models.py``, under the module name the rivals' scripts and tests share."""
-    return load_module("discinvert_rivals_models", RIVALS_DIR / "models.py")
 
 
 def decode_batched(G: torch.nn.Module, codes: torch.Tensor, batch: int = 1000) -> torch.Tensor:
@@ -180,8 +167,7 @@ def evaluate_gan(gan_dir: Path, proto: Protocol, args: argparse.Namespace) -> tu
 
 def evaluate_rival(directory: Path, proto: Protocol, args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
     """A rival's own encoder, and our CN fit on its generator (where it has a discriminator)."""
-    models = rival_models()
-    model = models.load(directory, device=proto.device)
+    model = rival_models.load(directory, device=proto.device)
     record = model.record
     print(f"== {model.name} ({directory}) ==", flush=True)
     methods = {"own encoder": proto.score_encoder("own encoder", lambda x: model.encode(x, args.batch),
@@ -264,7 +250,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--readme", type=Path, default=Path("README.md"),
                         help="README whose block between the table1 markers is re-written (skipped if absent)")
     args = parser.parse_args(argv)
-    command = command_line(argv)
+    command = command_line(__spec__, argv)
     print(command, flush=True)
     if args.merge:
         try:
@@ -394,7 +380,7 @@ def write_markdown(out: Path, meta: dict[str, Any], results: dict[str, Any]) -> 
         "",
         "## Table 1 protocol: Fashion-MNIST reconstruction of unseen test images",
         "",
-        f"Written by `benchmarks/table1.py` on {meta['device']} (torch {meta['torch']}):",
+        f"Written by `benchmarks/paper/table1.py` on {meta['device']} (torch {meta['torch']}):",
         "",
         *[f"    {r['command']}" for r in runs],
         *([f"    {meta['merge_command']}"] if meta.get("merge_command") else []),
@@ -410,8 +396,8 @@ def write_markdown(out: Path, meta: dict[str, Any], results: dict[str, Any]) -> 
                       f"images against the codes of {meta['nn_train']:,} train images (the BiGAN protocol), for every "
                       "feed-forward encoder; the optimisation rows have none, since it would mean optimising a code "
                       f"for each of those {meta['nn_train'] + meta['nn_test']:,} images.")
-    lines += ["The GANs were trained on the train split by `benchmarks/train_gan.py`, the rivals by "
-              "`benchmarks/rivals/train.py` (see Models below).", ""]
+    lines += ["The GANs were trained on the train split by `benchmarks/paper/train_gan.py`, the rivals by "
+              "`benchmarks/paper/rivals/train.py` (see Models below).", ""]
     shared = [r for r in runs if r.get("concurrent", 1) > 1]
     if shared:
         lines += ["Runs that shared the device with other benchmark processes (their *s / 1k* and fit times include "

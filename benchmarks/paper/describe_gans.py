@@ -1,9 +1,9 @@
 #!/usr/bin/env python
 """Write docs/reference_gans.md from the training records of the reference GANs.
 
-    python benchmarks/describe_gans.py runs/dcgan runs/lsgan runs/wgan-gp
+    python -m benchmarks.paper.describe_gans runs/dcgan runs/lsgan runs/wgan-gp
 
-Reads each directory's ``config.json`` (written by ``benchmarks/train_gan.py``: the command,
+Reads each directory's ``config.json`` (written by ``benchmarks/paper/train_gan.py``: the command,
 device, time, epochs, losses per epoch) and copies its ``samples.png`` to ``docs/images/``.
 """
 
@@ -12,11 +12,9 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/common.py
-from common import command_line  # noqa: E402
+from benchmarks.common import command_line
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -24,7 +22,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("gans", type=Path, nargs="+")
     parser.add_argument("--out", type=Path, default=Path("docs/reference_gans.md"))
     args = parser.parse_args(argv)
-    command = command_line(argv)
+    command = command_line(__spec__, argv)
     print(command)
     images = args.out.parent / "images"
     images.mkdir(parents=True, exist_ok=True)

@@ -7,33 +7,28 @@ records the held-out latent error (fresh latents, never images) plus the reconst
 PSNR of 1,000 real *training* images (the test split is never used for tuning). Writes
 ``docs/defaults.md`` with the table, the chosen defaults and the exact command.
 
-    python benchmarks/fit_defaults.py --gan runs/dcgan --device cuda --out docs/defaults.md
+    python -m benchmarks.speed.fit_defaults --gan runs/dcgan --device cuda --out docs/defaults.md
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
-from skimage.metrics import peak_signal_noise_ratio
 
+from benchmarks.common import command_line
 from discinvert import fit_inverter
+from discinvert.metrics import image_quality
 from discinvert.zoo.architectures import load_gan
 from discinvert.zoo.datasets import load_fashion_mnist, to_model_range
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/common.py
-from common import command_line  # noqa: E402
-
 
 def psnr(real: torch.Tensor, fake: torch.Tensor) -> float:
-    a = ((real.cpu().numpy() + 1) / 2).clip(0, 1)
-    b = ((fake.cpu().numpy() + 1) / 2).clip(0, 1)
-    return float(np.mean([peak_signal_noise_ratio(x, y, data_range=1.0) for x, y in zip(a, b)]))
+    """Mean PSNR (dB) of ``fake`` against ``real``, both in [-1, 1] (scikit-image on [0, 1], as everywhere here)."""
+    return float(image_quality(real, fake)[0].mean())
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -50,7 +45,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--from-json", type=Path, default=None,
                         help="re-write the doc from a JSON this script wrote earlier, without refitting")
     args = parser.parse_args(argv)
-    command = command_line(argv)
+    command = command_line(__spec__, argv)
     print(command, flush=True)
     if args.from_json:
         saved = json.loads(args.from_json.read_text())
@@ -111,7 +106,7 @@ def write_doc(out: Path, command: str, results: list[dict], meta: dict, rewritte
     lines = [
         "# How fit_inverter's defaults were chosen",
         "",
-        f"Measured by `benchmarks/fit_defaults.py` on {meta['device']}, torch {meta['torch']}:",
+        f"Measured by `benchmarks/speed/fit_defaults.py` on {meta['device']}, torch {meta['torch']}:",
         "",
         f"    {command}",
         "",
@@ -119,7 +114,7 @@ def write_doc(out: Path, command: str, results: list[dict], meta: dict, rewritte
     if rewritten_by:
         lines += ["This page was re-written from that run's JSON (`docs/results/fit_defaults.json`) by", "", f"    {rewritten_by}", ""]
     lines += [
-        f"GAN: the reference {meta['loss']} on Fashion-MNIST (`benchmarks/train_gan.py`), feature layer",
+        f"GAN: the reference {meta['loss']} on Fashion-MNIST (`benchmarks/paper/train_gan.py`), feature layer",
         f"`{meta['feature_layer']}`, latent {tuple(meta['latent_shape'])}. Batch size {meta['batch_size']}, seed {meta['seed']}.",
         "Each cell is its own fit (the cosine schedule depends on the budget):",
         "*val MSE* is the best held-out latent MSE on 1,024 fresh latents (predicting z = 0 scores 1.0);",

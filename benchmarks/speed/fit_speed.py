@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """The fit levers: what each one saves in wall time and what it costs in accuracy.
 
-    python benchmarks/fit_speed.py --device cpu --steps 2000 --configs default bf16 bf16+cl bf16+cl+reuse2
-    python benchmarks/fit_speed.py --device cuda --steps 2000 --reuse 1 2 4 8 16
+    python -m benchmarks.speed.fit_speed --device cpu --steps 2000 --configs default bf16 bf16+cl bf16+cl+reuse2
+    python -m benchmarks.speed.fit_speed --device cuda --steps 2000 --reuse 1 2 4 8 16
 
 On the bundled DCGAN, fits the CN once per configuration with the same seed and the same
 number of CN steps. A configuration joins levers with ``+``: ``default`` (none),
@@ -21,20 +21,17 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from benchmarks.common import command_line, describe_device, write_marked_section
 from discinvert import fit_inverter, zoo
-from discinvert.zoo.datasets import load_fashion_mnist, to_model_range
 from discinvert.metrics import image_quality
-from discinvert.pool import POOL_BATCHES
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/common.py
-from common import command_line, describe_device, write_marked_section  # noqa: E402
+from discinvert.pool import POOL_BATCHES  # internal surface (benchmarks/README.md): the pool that reuse=K refreshes
+from discinvert.zoo.datasets import load_fashion_mnist, to_model_range
 
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -75,7 +72,7 @@ def main(argv: list[str] | None = None) -> None:
     configs = list(args.configs or []) + [f"reuse{k}" for k in args.reuse or []]
     configs = configs or ["default", "reuse2", "reuse4"]
     levers = [parse_config(text) for text in configs]
-    command = command_line(argv)
+    command = command_line(__spec__, argv)
     print(command, flush=True)
     G, D, _ = zoo.load("dcgan-fashion-mnist", device=args.device)
     config = zoo.load_gan_config("dcgan-fashion-mnist")
@@ -116,7 +113,7 @@ def main(argv: list[str] | None = None) -> None:
     def seconds_or_never(value: float | None) -> str:
         return "never" if value is None else f"{value:.1f}"
 
-    lines = [f"## {device_name}", "", f"Written by `benchmarks/fit_speed.py` (torch {torch.__version__}):",
+    lines = [f"## {device_name}", "", f"Written by `benchmarks/speed/fit_speed.py` (torch {torch.__version__}):",
              "", f"    {command}", "",
              f"Bundled DCGAN, {args.steps} CN steps of {args.batch_size} pairs each, seed 0; validation on full-precision "
              "pairs; PSNR on the last 1,000 **training** images. The reference is the first row.", "",
@@ -127,7 +124,7 @@ def main(argv: list[str] | None = None) -> None:
               f"{seconds_or_never(r['seconds_to_2pct'])} | {seconds_or_never(r['seconds_to_2pct_of_reference'])} | "
               f"{r['psnr_train_1k']:.2f} |" for r in rows]
     write_marked_section(args.out, "fit_speed", key, lines,
-                         "# Fit speed: the levers\n\nEach section is written by its own run of `benchmarks/fit_speed.py`.\n")
+                         "# Fit speed: the levers\n\nEach section is written by its own run of `benchmarks/speed/fit_speed.py`.\n")
     print(f"wrote {args.out}")
 
 

@@ -1,0 +1,1 @@
+"""Rivals that learn an encoder jointly with their generator: VAE, BiGAN/ALI, GAAN/Dist-GAN, AAAE (see README.md here)."""

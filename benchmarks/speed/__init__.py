@@ -1,0 +1,1 @@
+"""Speed, memory and the fit's levers and defaults, measured on the bundled DCGAN (see benchmarks/README.md)."""

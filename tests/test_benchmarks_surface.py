@@ -1,0 +1,166 @@
+"""The benchmarks stay runnable: the library names they rely on exist, they run as ``python -m``, and the map names them all.
+
+``benchmarks/README.md`` ("Internal surface") lists the only non-public discinvert names the
+benchmarks import; this file imports exactly those, checks that nothing else private is imported
+under ``benchmarks/``, that no file there edits ``sys.path``, and that every script answers
+``--help`` when run as ``python -m benchmarks....``.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCHMARKS = ROOT / "benchmarks"
+MAP = (BENCHMARKS / "README.md").read_text()
+
+# Modules whose ``__all__`` is public API; ``from discinvert import X`` may also name these modules.
+PUBLIC_MODULES = ("discinvert", "discinvert.metrics", "discinvert.optimize", "discinvert.zoo",
+                  "discinvert.zoo.architectures", "discinvert.zoo.datasets")
+
+SCRIPTS = ("benchmarks.paper.table1", "benchmarks.paper.train_gan", "benchmarks.paper.describe_gans",
+           "benchmarks.paper.build_zoo", "benchmarks.paper.rivals.train", "benchmarks.speed.speed",
+           "benchmarks.speed.fit_speed", "benchmarks.speed.generation_levers", "benchmarks.speed.fit_defaults")
+
+
+def _documented_surface() -> set[str]:
+    """The dotted names in the map's "Internal surface" table."""
+    section = MAP.split("## Internal surface", 1)[1].split("\n## ", 1)[0]
+    return set(re.findall(r"^\| `(discinvert\.[\w.]+)` \|", section, flags=re.M))
+
+
+def _python_files() -> list[Path]:
+    return sorted(BENCHMARKS.rglob("*.py"))
+
+
+def _discinvert_imports() -> dict[str, set[str]]:
+    """Every ``module.name`` that a file under benchmarks/ imports from discinvert, with the files."""
+    found: dict[str, set[str]] = {}
+    for path in _python_files():
+        for node in ast.walk(ast.parse(path.read_text())):
+            names: list[str] = []
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "discinvert":
+                names = [f"{node.module}.{alias.name}" for alias in node.names]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names if alias.name.split(".")[0] == "discinvert"]
+            for name in names:
+                found.setdefault(name, set()).add(str(path.relative_to(ROOT)))
+    return found
+
+
+def _is_public(dotted: str) -> bool:
+    if dotted in PUBLIC_MODULES:
+        return True
+    module, _, name = dotted.rpartition(".")
+    if module not in PUBLIC_MODULES:
+        return False
+    if f"{module}.{name}" in PUBLIC_MODULES:  # from discinvert import zoo
+        return True
+    return name in getattr(importlib.import_module(module), "__all__", ())
+
+
+def test_the_documented_internal_surface_exists_and_works() -> None:
+    """Exactly the names the map lists; a library refactor that renames one fails here first."""
+    from discinvert.guard import frozen
+    from discinvert.pool import POOL_BATCHES
+    from discinvert.pool import FreshBatches
+    from discinvert.training import train_regressor
+
+    imported = {"discinvert.guard.frozen", "discinvert.pool.POOL_BATCHES", "discinvert.pool.FreshBatches",
+                "discinvert.training.train_regressor"}
+    assert imported == _documented_surface()
+
+    assert isinstance(POOL_BATCHES, int) and POOL_BATCHES >= 1  # fit_speed's "samples generated" column
+
+    # As benchmarks/baselines.py calls them: a model trained on fresh batches, inside frozen(G, D).
+    torch.manual_seed(0)
+    generator, discriminator = nn.Sequential(nn.Linear(2, 3), nn.BatchNorm1d(3)), nn.Linear(3, 1)
+    generator.train()
+    rng = torch.Generator().manual_seed(0)
+    x_val = torch.randn(16, 3, generator=rng)
+    y_val = x_val[:, :2].clone()
+
+    def next_batch() -> tuple[torch.Tensor, torch.Tensor]:
+        x = torch.randn(8, 3, generator=rng)
+        return x, x[:, :2].clone()
+
+    model = nn.Linear(3, 2)
+    with frozen(generator, discriminator):
+        assert not generator.training and not any(p.requires_grad for p in generator.parameters())
+        result = train_regressor(model, FreshBatches(next_batch), x_val, y_val, steps=6, lr=1e-2, batch_size=8,
+                                 eval_every=2, progress=False, desc="surface")
+    assert generator.training and all(p.requires_grad for p in generator.parameters())
+    assert set(result.best_state) == set(model.state_dict())
+    assert result.best_error >= 0 and 1 <= result.best_step <= 6
+    assert [row[0] for row in result.history] == [2, 4, 6]
+
+
+def test_benchmarks_import_only_public_names_and_the_documented_surface() -> None:
+    imports = _discinvert_imports()
+    assert imports, "expected the benchmarks to import discinvert"
+    private = {name: sorted(files) for name, files in imports.items() if not _is_public(name)}
+    surface = _documented_surface()
+    undocumented = {name: files for name, files in private.items() if name not in surface}
+    assert not undocumented, (f"private discinvert names imported under benchmarks/ but not in benchmarks/README.md's "
+                              f"internal surface: {undocumented}; use public API, a helper in benchmarks/common.py, "
+                              "or document the name there and in this test")
+    unused = surface - set(private)
+    assert not unused, f"benchmarks/README.md lists names no benchmark imports any more: {sorted(unused)}"
+
+
+def test_no_benchmark_touches_sys_path() -> None:
+    edits = []
+    for path in _python_files():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Attribute) and node.attr == "path" and isinstance(node.value, ast.Name) \
+                    and node.value.id == "sys":
+                edits.append(str(path.relative_to(ROOT)))
+                break
+    assert not edits, f"these files touch sys.path; run the scripts as python -m benchmarks.... instead: {edits}"
+    for path in sorted(BENCHMARKS.rglob("*")):
+        if path.is_dir() and path.name != "__pycache__":
+            assert (path / "__init__.py").is_file(), f"{path.relative_to(ROOT)} is not a package"
+
+
+def test_the_map_names_every_script() -> None:
+    """Every module with a ``__main__`` block is in SCRIPTS and in the map, with its python -m command."""
+    runnable = set()
+    for path in _python_files():
+        if 'if __name__ == "__main__":' in path.read_text():
+            runnable.add(".".join(path.relative_to(ROOT).with_suffix("").parts))
+    assert runnable == set(SCRIPTS)
+    table = MAP.split("## The map", 1)[1].split("\n## ", 1)[0]
+    for module in SCRIPTS:
+        relative = "/".join(module.split(".")[1:]) + ".py"
+        assert f"| `{relative}`" in table, f"benchmarks/README.md's map has no row for {relative}"
+        assert f"`python -m {module} " in table, f"benchmarks/README.md's map has no command for {module}"
+    assert "`bash benchmarks/paper/table1_run.sh" in table
+
+
+def test_every_script_answers_help_through_python_m() -> None:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH", "")])),
+           "OMP_NUM_THREADS": "1"}
+    procs = {module: subprocess.Popen([sys.executable, "-m", module, "--help"], cwd=ROOT, env=env,
+                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for module in SCRIPTS}
+    for module, proc in procs.items():
+        output, _ = proc.communicate(timeout=300)
+        assert proc.returncode == 0, f"python -m {module} --help failed:\n{output[-2000:]}"
+        assert "usage:" in output, output
+
+
+@pytest.mark.parametrize("module", SCRIPTS)
+def test_scripts_import_without_side_effects(module: str) -> None:
+    """Importing a script (as table1 and the tests do) parses no arguments and writes nothing."""
+    script = importlib.import_module(module)
+    assert callable(script.main)
