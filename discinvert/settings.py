@@ -26,7 +26,7 @@ __all__ = ["DEFAULT_LR", "DEFAULT_STEPS", "MAX_SEED", "CommandLine", "FitConfig"
            "settings_doc"]
 
 DEFAULT_STEPS = 2000
-"""Default number of CN updates; chosen by the sweep in ``benchmarks/`` (see ``docs/defaults.md``)."""
+"""Default number of CN updates; chosen by the sweep of ``python -m benchmarks.speed.fit_defaults`` (see ``docs/defaults.md``)."""
 
 DEFAULT_LR = 2e-3
 """Default peak Adam learning rate; chosen by the same sweep."""

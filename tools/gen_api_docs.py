@@ -21,6 +21,7 @@ SECTIONS: list[tuple[str, list[str]]] = [
     ("discinvert", ["fit_inverter", "Inverter", "list_layers", "LayerInfo", "Conditioning", "InverterConfig", "CNConfig",
                     "ConnectionNetwork", "FingerprintMismatchError", "LayerNotReachedError", "ImageRangeWarning",
                     "HubPushError"]),
+    ("discinvert.settings", ["FitConfig"]),
     ("discinvert.metrics", ["reconstruction_score", "latent_recovery", "nearest_neighbour_accuracy", "image_quality",
                             "draw_subsets", "summarize_draws"]),
     ("discinvert.edit", ["attribute_direction", "apply_direction", "edit", "interpolate", "interpolate_images"]),

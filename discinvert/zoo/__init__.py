@@ -10,7 +10,7 @@ Each entry is a folder ``discinvert/zoo/<name>/`` holding ``gan/`` (written by
 :func:`discinvert.zoo.architectures.save_gan`), ``inverter/`` (laid out exactly as a Hub repo:
 ``model.safetensors``, ``config.json``, ``README.md``, so publishing it is one
 ``upload_folder`` call) and ``test_images.safetensors``. The folders are made by
-``benchmarks/build_zoo.py``.
+``python -m benchmarks.paper.build_zoo``.
 """
 
 from __future__ import annotations
