@@ -136,6 +136,8 @@ class Checkpointing:
         resume: continue from ``path`` when it exists.
         identity: JSON-able description of the fit; a checkpoint with another identity
             is refused.
+        also_accept: other values an identity key may hold in a checkpoint written by an
+            older discinvert for the same fit (e.g. D's fingerprint before format version 2).
         generators: named ``torch.Generator`` objects whose states are saved.
         cuda_device: the CUDA device whose global RNG state is saved, if any.
         rank, world_size: under torchrun, this process's place. Rank 0 writes ``path``;
@@ -152,6 +154,7 @@ class Checkpointing:
     cuda_device: torch.device | None = None
     rank: int = 0
     world_size: int = 1
+    also_accept: dict[str, Any] = field(default_factory=dict)
     committed_step: int | None = None
     """The step ``path`` names (set on resume and after each distributed save)."""
 
@@ -258,9 +261,12 @@ class Checkpointing:
         self.committed_step = step
 
     def _check_identity(self, meta: dict[str, Any]) -> None:
-        if meta.get("identity") != self.identity:
-            saved = meta.get("identity") or {}
-            differing = sorted(k for k in set(saved) | set(self.identity) if saved.get(k) != self.identity.get(k))
+        saved = meta.get("identity") or {}
+        differing = sorted(
+            k for k in set(saved) | set(self.identity)
+            if saved.get(k) != self.identity.get(k) and not (k in self.also_accept and saved.get(k) == self.also_accept[k])
+        )
+        if differing:
             raise ValueError(
                 f"{self.path}: this checkpoint belongs to another fit (differs in {', '.join(differing)}); "
                 "resume with the same GAN and settings, or delete it / pass resume=False to start over."

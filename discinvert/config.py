@@ -41,9 +41,10 @@ def migrate(data: dict[str, Any], *, source: str) -> dict[str, Any]:
             "(pip install -U discinvert) to load it."
         )
     if version == 1:
-        # No recorded image range; the fingerprint scheme is kept as recorded (the
-        # loader checks it the version-1 way, then re-computes it the version-2 way).
-        data = {**data, "format_version": 2, "image_range": None, "_fingerprint_scheme": 1}
+        # No recorded image range. The fingerprint stays the version-1 kind: from_dict
+        # records that (fingerprint_scheme=1), the loader checks it the version-1 way and
+        # then re-computes it the version-2 way.
+        data = {**data, "format_version": 2, "image_range": None}
     return data
 
 
@@ -167,8 +168,8 @@ class InverterConfig:
         """
         if not isinstance(data, dict):
             raise ValueError(f"{source}: expected a JSON object, got {type(data).__name__}.")
+        scheme = 1 if data.get("format_version") == 1 else 2  # read before migrate() upgrades it
         data = dict(migrate(data, source=source))
-        scheme = data.pop("_fingerprint_scheme", 2)
         required = {
             "format_version", "library_version", "feature_layer", "latent_shape", "image_shape",
             "feature_dim", "cn", "generator_fingerprint", "discriminator_fingerprint",

@@ -21,7 +21,7 @@ import secrets
 import socket
 import stat
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ __all__ = [
     "TEMPORARY_SUFFIX",
     "atomic_write",
     "atomic_write_bytes",
+    "atomic_write_many",
     "check_writable",
     "parse_json",
     "write_json",
@@ -178,37 +179,69 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[str], None]) -> 
             file, and any previous file is unchanged. Other exceptions from ``write``
             propagate unchanged.
     """
-    given = Path(path)
+    return atomic_write_many([(path, write)])[0]
+
+
+def atomic_write_many(files: Sequence[tuple[str | os.PathLike[str], Callable[[str], None]]]) -> list[Path]:
+    """:func:`atomic_write` for several files that belong together (a GAN folder's weights and config).
+
+    Every file is written to its temporary file first; only when all are written are they
+    moved into place, in the given order. A failure while writing (a full disk) leaves every
+    old file as it was; only a failure of the final renames themselves could leave a mix.
+
+    Returns:
+        The paths, as :func:`atomic_write` returns them.
+
+    Raises:
+        OSError: as :func:`atomic_write`, naming the file that failed.
+    """
+    staged: list[tuple[Path, Path, Path]] = []  # (given, target, temporary)
+    current: Path | None = None
+    try:
+        for path, write in files:
+            current = Path(path)
+            staged.append(_stage(current, write))
+        for given, target, tmp in staged:
+            current = given
+            os.replace(tmp, target)
+        staged = []
+    except BaseException as error:
+        for _, _, tmp in staged:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+        if isinstance(error, (OSError, safetensors.SafetensorError)) and current is not None:
+            raise _write_error(current, error) from error
+        raise
+    for directory in {Path(os.path.realpath(Path(path))).parent for path, _ in files}:
+        with contextlib.suppress(OSError):
+            _fsync(directory, directory=True)
+    return [Path(path) for path, _ in files]
+
+
+def _stage(given: Path, write: Callable[[str], None]) -> tuple[Path, Path, Path]:
+    """Write ``given``'s new content to a temporary file beside its target (mode kept, fsynced)."""
     target = Path(os.path.realpath(given))
     directory = target.parent
     stem = _temporary_stem(target.name)
-    tmp: Path | None = None
+    directory.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temporaries(directory, stem)
     try:
-        directory.mkdir(parents=True, exist_ok=True)
-        _remove_stale_temporaries(directory, stem)
-        try:
-            mode: int | None = stat.S_IMODE(os.stat(target).st_mode)
-        except FileNotFoundError:
-            mode = None
-        tmp, default_mode = _create_temporary(directory, stem)
+        mode: int | None = stat.S_IMODE(os.stat(target).st_mode)
+    except FileNotFoundError:
+        mode = None
+    tmp, default_mode = _create_temporary(directory, stem)
+    try:
         if mode is None:
             mode = default_mode
         os.chmod(tmp, mode)  # before the data goes in: a 0600 file's contents are never readable by others
         write(str(tmp))
         os.chmod(tmp, mode)  # again: some writers (safetensors) replace the file with one of their own
         _fsync(tmp)
-        os.replace(tmp, target)
-        tmp = None
-    except BaseException as error:
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-        if isinstance(error, (OSError, safetensors.SafetensorError)):
-            raise _write_error(given, error) from error
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
         raise
-    with contextlib.suppress(OSError):
-        _fsync(directory, directory=True)
-    return given
+    return given, target, tmp
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:

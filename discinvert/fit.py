@@ -31,6 +31,7 @@ from discinvert.acceleration import check_autocast_dtype
 from discinvert.conditioning import Conditioning
 from discinvert.config import InverterConfig
 from discinvert.features import FeatureTap
+from discinvert.fingerprint import fingerprint_discriminator
 from discinvert.gan import GANFacts, check_module, inspect_gan, resolve_device
 from discinvert.guard import frozen
 from discinvert.inverter import Inverter
@@ -100,7 +101,8 @@ def _seed_global_rngs(seed: int, device: torch.device) -> None:
             torch.cuda.manual_seed(seed)
 
 
-def _checkpointing(settings: FitConfig, facts: GANFacts, layer_name: str, latent_shape: tuple[int, ...],
+def _checkpointing(settings: FitConfig, facts: GANFacts, discriminator: nn.Module, layer_name: str,
+                   latent_shape: tuple[int, ...],
                    cn_config: CNConfig, conditional: bool, dist_ctx: dist_utils.DistContext,
                    train_rng: torch.Generator, device: torch.device) -> Checkpointing | None:
     if settings.checkpoint_path is None:
@@ -114,6 +116,8 @@ def _checkpointing(settings: FitConfig, facts: GANFacts, layer_name: str, latent
         path=Path(settings.checkpoint_path), every=settings.checkpoint_every, resume=settings.resume, identity=identity,
         generators={"train": train_rng}, cuda_device=device if device.type == "cuda" else None,
         rank=dist_ctx.rank, world_size=dist_ctx.world_size,
+        # checkpoints written before format version 2 recorded D's weights-only fingerprint
+        also_accept={"discriminator_fingerprint": fingerprint_discriminator(discriminator, facts.modules)},
     )
 
 
@@ -227,8 +231,8 @@ def fit_inverter(
         source = pairs.training_batches(batch_size=settings_.batch_size, rng=train_rng, reuse=settings_.reuse,
                                         autocast_dtype=autocast_dtype, channels_last=settings_.channels_last,
                                         feature_dim=facts.feature_dim, probe=probe)
-        checkpointing = _checkpointing(settings_, facts, layer_name, found_shape, cn_config, conditioning is not None,
-                                       dist_ctx, train_rng, device)
+        checkpointing = _checkpointing(settings_, facts, discriminator, layer_name, found_shape, cn_config,
+                                       conditioning is not None, dist_ctx, train_rng, device)
         result = train_regressor(
             cn, source, held_out.features, held_out.targets, steps=settings_.steps, lr=settings_.lr,
             batch_size=settings_.batch_size, eval_every=settings_.eval_every, progress=settings_.progress,

@@ -6,6 +6,7 @@ import dataclasses
 import logging
 import math
 import os
+import sys
 import warnings
 from pathlib import Path
 from typing import Literal
@@ -46,6 +47,16 @@ RangeCheck = Literal["warn", "raise", "ignore"]
 _NOMINAL_RANGES = ((0.0, 1.0), (-1.0, 1.0), (0.0, 255.0))
 
 _LEGACY_RANGE_SAMPLES = 32
+
+
+def _user_stacklevel() -> int:
+    """The ``warnings`` stacklevel of the first frame outside this package: the user's line that
+    called ``encode``, ``reconstruct``, ``refine`` or a metric, however deep inside discinvert."""
+    package = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    frame, level = sys._getframe(2), 2  # the caller of the function that asks
+    while frame is not None and frame.f_code.co_filename.startswith(package):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 class FingerprintMismatchError(ValueError):
@@ -236,7 +247,7 @@ class Inverter(nn.Module):
         )
         if range_check == "raise":
             raise ValueError(message)
-        warnings.warn(message, ImageRangeWarning, stacklevel=3)  # the line that called encode
+        warnings.warn(message, ImageRangeWarning, stacklevel=_user_stacklevel())
 
     def _check_conditions(self, conditions: torch.Tensor | np.ndarray | None, n: int) -> torch.Tensor | None:
         if self.conditioning is None:
@@ -326,9 +337,9 @@ class Inverter(nn.Module):
         where = f"images {start}..{start + n - 1}"
         if bad_features:
             single = (
-                " This batch holds a single image: a D that normalises over the batch (minibatch "
-                "standard deviation, batch statistics) gives NaN for one image; encode two or more "
-                "images at once."
+                " This batch holds a single image (one image given, batch_size=1, or a last batch of one "
+                "when N % batch_size == 1): a D that normalises over the batch (minibatch standard "
+                "deviation, batch statistics) gives NaN for one image; encode two or more images per batch."
                 if n == 1 else ""
             )
             return (

@@ -26,7 +26,7 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from discinvert.inverter import Inverter, RangeCheck
 from discinvert.latents import LatentSampler, normal_sampler
-from discinvert.validation import positive_int
+from discinvert.validation import is_integer, positive_int
 
 __all__ = [
     "draw_subsets",
@@ -111,14 +111,14 @@ def _scoring_shape(generated: tuple[int, ...], requested: tuple[int, ...] | None
     shape = tuple(requested)
     if (
         len(shape) != 3
-        or any(not isinstance(d, int) or isinstance(d, bool) or d < 1 for d in shape)
+        or any(not is_integer(d) or d < 1 for d in shape)
         or math.prod(shape) != math.prod(generated)
     ):
         raise ValueError(
             f"image_shape: expected (C, H, W) holding {math.prod(generated)} values (one image of shape "
             f"{generated}), got {requested!r}."
         )
-    return shape
+    return tuple(int(d) for d in shape)
 
 
 def draw_subsets(total: int, n: int, repeats: int, seed: int) -> list[np.ndarray]:

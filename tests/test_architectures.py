@@ -340,3 +340,29 @@ def test_train_gan_script_smoke(tmp_path: Path) -> None:
         assert extra["train_seconds"] > 0
         with torch.no_grad():
             assert generator(torch.randn(2, 100)).shape == (2, 1, 28, 28)
+
+
+def test_save_gan_is_all_or_nothing(tmp_path, monkeypatch) -> None:
+    """A failure while writing the second weights file leaves the folder's old GAN loadable and whole."""
+    import errno
+
+    import discinvert.zoo.architectures as architectures
+
+    G, D = build_gan(GANConfig(g_width=8, d_width=8, latent_dim=16))
+    save_gan(tmp_path / "gan", G, D, GANConfig(g_width=8, d_width=8, latent_dim=16))
+    before = {p.name: p.read_bytes() for p in (tmp_path / "gan").iterdir()}
+    real_save = architectures.save_file
+    calls = []
+
+    def full_disk(tensors, path, metadata=None):
+        calls.append(path)
+        if len(calls) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_save(tensors, path, metadata=metadata)
+
+    monkeypatch.setattr(architectures, "save_file", full_disk)
+    G2, D2 = build_gan(GANConfig(g_width=16, d_width=8, latent_dim=16))
+    with pytest.raises(OSError, match="No space left on device"):
+        save_gan(tmp_path / "gan", G2, D2, GANConfig(g_width=16, d_width=8, latent_dim=16))
+    assert {p.name: p.read_bytes() for p in (tmp_path / "gan").iterdir()} == before  # no mix, no debris
+    load_gan(tmp_path / "gan")

@@ -108,3 +108,38 @@ def test_a_checkpoint_with_hostile_state_json_names_the_file(tmp_path) -> None:
         with pytest.raises(ValueError, match=message) as info:
             read_checkpoint(path)
         assert str(path) in str(info.value)
+
+
+def test_a_checkpoint_from_before_format_2_still_resumes(make_gan, tmp_path) -> None:
+    """Checkpoints of older versions recorded D's weights-only fingerprint; the same fit resumes them."""
+    import json
+
+    from safetensors.torch import save_file
+
+    from discinvert.fingerprint import fingerprint_discriminator
+
+    gan = make_gan("spectral_dropout")
+    G, D = gan.generator, gan.discriminator
+    reference = fit_inverter(G, D, gan.feature_layer, latent_sampler=_sampler(), **SETTINGS)
+    path = tmp_path / "fit.ckpt.safetensors"
+    with pytest.raises(KeyboardInterrupt):
+        fit_inverter(G, D, gan.feature_layer, latent_sampler=_sampler(fail_at=48), checkpoint_path=path,
+                     checkpoint_every=20, **SETTINGS)
+    tensors, meta = read_checkpoint(path)
+    import safetensors
+
+    with safetensors.safe_open(str(path), framework="pt") as handle:
+        metadata = handle.metadata()
+    modules = reference.config.discriminator_modules
+    for value, resumes in ((fingerprint_discriminator(D, modules), True), ("sha256:" + "0" * 64, False)):
+        meta["identity"]["discriminator_fingerprint"] = value
+        save_file(tensors, str(path), metadata={**metadata, "state": json.dumps(meta)})
+        if not resumes:
+            with pytest.raises(ValueError, match="differs in discriminator_fingerprint"):
+                fit_inverter(G, D, gan.feature_layer, latent_sampler=_sampler(), checkpoint_path=path,
+                             checkpoint_every=20, resume=True, **SETTINGS)
+            continue
+        resumed = fit_inverter(G, D, gan.feature_layer, latent_sampler=_sampler(), checkpoint_path=path,
+                               checkpoint_every=20, resume=True, **SETTINGS)
+        assert resumed.config.fit["resumed_from_step"] == meta["step"]
+        assert all(torch.equal(reference.state_dict()[k], resumed.state_dict()[k]) for k in reference.state_dict())

@@ -229,3 +229,17 @@ def test_big_endian_and_read_only_numpy_images(make_gan) -> None:
     expected = inverter.encode(x)
     torch.testing.assert_close(inverter.encode(big), expected)
     torch.testing.assert_close(inverter.encode(frozen_array), expected)
+
+
+def test_range_warnings_point_at_the_callers_line(make_gan) -> None:
+    from discinvert.inverter import ImageRangeWarning
+    from discinvert.metrics import reconstruction_score
+
+    gan = make_gan("dcgan")
+    inverter = _fit(gan)
+    bytes_like = (gan.sample(8)[1] + 1) * 127.5
+    for call in (lambda: inverter.encode(bytes_like), lambda: inverter.reconstruct(bytes_like),
+                 lambda: inverter.refine(bytes_like, 1), lambda: reconstruction_score(inverter, bytes_like, n=8, repeats=1)):
+        with pytest.warns(ImageRangeWarning) as record:
+            call()
+        assert record[0].filename == __file__

@@ -491,3 +491,16 @@ def test_non_finite_weights_are_refused_on_save_and_load(make_gan, tmp_path) -> 
     safetensors.torch.save_file(tensors, str(path), metadata=meta)
     with pytest.raises(ValueError, match="NaN or Inf"):
         Inverter.load(path, generator=gan.generator, discriminator=gan.discriminator)
+
+
+def test_a_private_key_in_a_files_config_is_refused(fitted, tmp_path) -> None:
+    gan, inverter = fitted
+    path = inverter.save(tmp_path / "inv.safetensors")
+    config = _config(path)
+    for value in ("x", 1):
+        config["_fingerprint_scheme"] = value  # the file must not choose how it is checked
+        meta = {"format": "discinvert.inverter", "format_version": str(FORMAT_VERSION), "library_version": "0.1.0",
+                "config": json.dumps(config)}
+        _rewrite(path, metadata=meta)
+        with pytest.raises(ValueError, match=r"unknown keys \['_fingerprint_scheme'\]"):
+            Inverter.load(path, generator=gan.generator, discriminator=gan.discriminator)

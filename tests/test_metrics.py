@@ -189,3 +189,13 @@ def test_value_range_from_the_recorded_range(fitted, recorded, nominal) -> None:
     _, inverter = fitted
     inverter.config = dataclasses.replace(inverter.config, image_range=recorded)
     assert inverter.value_range == nominal
+
+
+def test_image_shape_takes_numpy_integers(make_gan) -> None:
+    gan = make_gan("dcgan")
+    inverter = fit_inverter(_FlatImageG(gan.generator), _FlatImageD(gan.discriminator), "body.4",
+                            latent_shape=gan.latent_shape, **QUICK)
+    x = gan.sample(10)[1].flatten(1)
+    plain = reconstruction_score(inverter, x, n=10, repeats=1, image_shape=(1, 8, 8))
+    numpy = reconstruction_score(inverter, x, n=10, repeats=1, image_shape=tuple(np.array([1, 8, 8])))
+    assert plain == {**numpy, "seconds": plain["seconds"]}

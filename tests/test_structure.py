@@ -51,3 +51,18 @@ def test_the_command_line_lists_its_commands() -> None:
 
     listed = re.findall(r"^    (\w+) ", out, flags=re.MULTILINE)
     assert listed == ["layers", "fit", "encode", "reconstruct", "evaluate", "push", "demo"]
+
+
+@pytest.mark.parametrize("name", ["architectures", "datasets"])
+def test_moved_modules_keep_their_old_names_with_a_deprecation_warning(name: str) -> None:
+    code = (f"import warnings; warnings.simplefilter('error')\n"
+            f"try:\n    import discinvert.{name}\nexcept DeprecationWarning as w:\n    print('warned', w)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True).stdout
+    assert out.startswith(f"warned discinvert.{name} moved to discinvert.zoo.{name}")
+    import importlib
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        old, new = importlib.import_module(f"discinvert.{name}"), importlib.import_module(f"discinvert.zoo.{name}")
+    assert old.__all__ == new.__all__ and all(getattr(old, n) is getattr(new, n) for n in new.__all__)

@@ -47,7 +47,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from discinvert.files import parse_json
+from discinvert.files import atomic_write_many, parse_json
 
 __all__ = [
     "CONFIG_FILE",
@@ -395,9 +395,13 @@ def save_gan(
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     metadata = {"format": "pt", "discinvert_format": _FORMAT, "dtype": dtype}
-    for module, file_name in ((generator, GENERATOR_FILE), (discriminator, DISCRIMINATOR_FILE)):
-        save_file(_state_tensors(module, half=half), str(directory / file_name), metadata=metadata)
-    (directory / CONFIG_FILE).write_text(text + "\n", encoding="utf-8")
+    tensors = {name: _state_tensors(module, half=half)
+               for module, name in ((generator, GENERATOR_FILE), (discriminator, DISCRIMINATOR_FILE))}
+    # The three files belong together: all are written before any replaces its old version.
+    atomic_write_many([
+        *((directory / name, lambda tmp, t=t: save_file(t, tmp, metadata=metadata)) for name, t in tensors.items()),
+        (directory / CONFIG_FILE, lambda tmp: Path(tmp).write_text(text + "\n", encoding="utf-8")),
+    ])
     logger.info("saved GAN (%s) to %s", dtype, directory)
     return directory
 
