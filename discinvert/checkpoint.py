@@ -22,7 +22,7 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import safetensors
 import safetensors.torch
@@ -30,9 +30,10 @@ import torch
 from torch import nn
 
 from discinvert.files import atomic_write, parse_json
+from discinvert.pool import BatchSource
 
 __all__ = [
-    "CHECKPOINT_FORMAT", "Best", "Checkpointing", "ResumableSource", "Resumed", "rank_path", "read_checkpoint",
+    "CHECKPOINT_FORMAT", "Best", "Checkpointing", "Resumed", "rank_path", "read_checkpoint",
     "write_checkpoint",
 ]
 
@@ -72,14 +73,6 @@ def read_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tenso
     if not isinstance(meta, dict):
         raise ValueError(f"{source}: expected the checkpoint's state to be a JSON object, got {type(meta).__name__}.")
     return tensors, meta
-
-
-class ResumableSource(Protocol):
-    """The part of a batch source that a checkpoint saves: its state as named tensors."""
-
-    def state_tensors(self) -> dict[str, torch.Tensor]: ...
-
-    def load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> None: ...
 
 
 Best = tuple[float, int, dict[str, torch.Tensor]]
@@ -169,7 +162,7 @@ class Checkpointing:
         model: nn.Module,
         optimizer: torch.optim.Optimizer,
         scheduler: torch.optim.lr_scheduler.LRScheduler,
-        source: ResumableSource,
+        source: BatchSource,
         running: torch.Tensor | None,
         best: Best,
         last_error: float,
@@ -220,7 +213,7 @@ class Checkpointing:
         model: nn.Module,
         optimizer: torch.optim.Optimizer,
         scheduler: torch.optim.lr_scheduler.LRScheduler,
-        source: ResumableSource,
+        source: BatchSource,
     ) -> Resumed | None:
         """Load the saved state into ``model``, ``optimizer``, ``scheduler``, ``source`` and the RNGs.
 
@@ -279,7 +272,7 @@ class Checkpointing:
         model: nn.Module,
         optimizer: torch.optim.Optimizer,
         scheduler: torch.optim.lr_scheduler.LRScheduler,
-        source: ResumableSource,
+        source: BatchSource,
     ) -> Resumed:
         device = next(model.parameters()).device
         model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, strict=True)
@@ -310,7 +303,7 @@ class Checkpointing:
         model: nn.Module,
         optimizer: torch.optim.Optimizer,
         scheduler: torch.optim.lr_scheduler.LRScheduler,
-        source: ResumableSource,
+        source: BatchSource,
     ) -> Resumed | None:
         """Every rank resumes from the step rank 0's file names, or all start fresh, or all raise."""
         verdict: list[Any] = [None]

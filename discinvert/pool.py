@@ -17,17 +17,20 @@ from typing import Protocol
 
 import torch
 
-from discinvert.checkpoint import ResumableSource
-
 __all__ = ["POOL_BATCHES", "BatchPool", "BatchSource", "FreshBatches"]
 
 POOL_BATCHES = 8
 
 
-class BatchSource(ResumableSource, Protocol):
-    """Makes a fresh ``(inputs, targets)`` batch per call; its state can be saved for resuming."""
+class BatchSource(Protocol):
+    """Makes a fresh ``(inputs, targets)`` batch per call; its state can be saved for resuming
+    (what :class:`~discinvert.checkpoint.Checkpointing` writes and restores)."""
 
     def __call__(self) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+    def state_tensors(self) -> dict[str, torch.Tensor]: ...
+
+    def load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> None: ...
 
 
 class FreshBatches:
