@@ -222,7 +222,8 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> dict[str, Any]:
         rows.append(evaluate("paper-cn", paper_encode, G, holdout, fresh, args.refine_steps, 0.0))
         print(json.dumps(rows[-1]), flush=True)
 
-        for name, feature_weight in (("cn+real(pixel)", 0.0), ("cn+real(pixel+D)", args.feature_weight)):
+        cn_variants = () if args.skip_cn else (("cn+real(pixel)", 0.0), ("cn+real(pixel+D)", args.feature_weight))
+        for name, feature_weight in cn_variants:
             cn = copy.deepcopy(inverter.cn)
 
             def cn_encode(x: torch.Tensor, cn: nn.Module = cn) -> torch.Tensor:
@@ -250,22 +251,39 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> dict[str, Any]:
                              time.perf_counter() - started))
         print(json.dumps(rows[-1]), flush=True)
 
-        step = StepNetwork(encoder, 100)
         encoder.eval()
+        steps: list[StepNetwork] = []
 
-        def iter_encode(x: torch.Tensor) -> torch.Tensor:
+        def iterate(x: torch.Tensor, k: int) -> torch.Tensor:
+            """The codes after ``k`` corrections; the last step network keeps its graph (it is trained)."""
             with torch.no_grad():
-                z0 = encoder(x, taps(x))
-                g = G(z0.reshape(-1, 100, 1, 1))
-                dx, dg = taps(x), taps(g)
-            return step(x, dx, g, dg, z0)
+                z = encoder(x, taps(x))
+                dx = taps(x)
+            for index, step in enumerate(steps[:k]):
+                with torch.no_grad():
+                    g = G(z.detach().reshape(-1, 100, 1, 1))
+                    dg = taps(g)
+                if index < k - 1:
+                    with torch.no_grad():
+                        z = step(x, dx, g, dg, z)
+                else:
+                    z = step(x, dx, g, dg, z.detach())
+            return z
 
+        for k in range(1, args.iterations + 1):
+            steps.append(StepNetwork(encoder, 100))
+            for earlier in steps[:-1]:
+                earlier.eval()
 
-        train_real(iter_encode, step, G, taps, draw_real, steps=args.real_steps, lr=args.real_lr,
-                   feature_weight=args.feature_weight, prior_weight=0.0, prior_pairs=prior_pairs)
-        rows.append(evaluate("multi-depth + 1 iteration", iter_encode, G, holdout, fresh, args.refine_steps,
-                             time.perf_counter() - started))
-        print(json.dumps(rows[-1]), flush=True)
+            def iter_encode(x: torch.Tensor, k: int = k) -> torch.Tensor:
+                return iterate(x, k)
+
+            train_real(iter_encode, steps[-1], G, taps, draw_real, steps=args.real_steps, lr=args.real_lr,
+                       feature_weight=args.feature_weight, prior_weight=0.0, prior_pairs=prior_pairs)
+            label = "multi-depth + 1 iteration" if k == 1 else f"multi-depth + {k} iterations"
+            rows.append(evaluate(label, iter_encode, G, holdout, fresh, args.refine_steps,
+                                 time.perf_counter() - started))
+            print(json.dumps(rows[-1]), flush=True)
     return {"command": command_line(__spec__, argv), "device": describe_device("cpu"),
             "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
             "holdout": f"Fashion-MNIST train[{len(x_all) - args.holdout}:] ({args.holdout} images, never trained on)",
@@ -311,6 +329,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--feature-weight", type=float, default=0.5)
     parser.add_argument("--prior-weight", type=float, default=0.1)
     parser.add_argument("--refine-steps", type=int, default=50)
+    parser.add_argument("--iterations", type=int, default=1, help="feed-forward correction steps, each trained on "
+                        "the codes of the ones before (a row per k)")
+    parser.add_argument("--skip-cn", action="store_true", help="skip the two fine-tuned-CN rows")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="tiny budgets: a smoke run, figures meaningless")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "encoder_ablations.md")
