@@ -38,6 +38,7 @@ import dataclasses
 import json
 import logging
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Literal
@@ -406,19 +407,24 @@ def save_gan(
     return directory
 
 
+def _check_keys(path: Path, module: nn.Module, expected: Mapping[str, object], stored: Mapping[str, object]) -> None:
+    """The stored tensor names must be exactly the module's state-dict keys."""
+    missing = sorted(set(expected) - set(stored))
+    unexpected = sorted(set(stored) - set(expected))
+    if missing or unexpected:
+        raise ValueError(
+            f"{path}: state dict does not match {type(module).__name__}: "
+            f"missing keys {missing}, unexpected keys {unexpected}"
+        )
+
+
 def _load_state(module: nn.Module, path: Path) -> None:
     try:
         tensors = load_file(str(path), device="cpu")
     except (SafetensorError, OSError, ValueError) as exc:
         raise ValueError(f"{path}: not a readable safetensors file ({exc})") from exc
     expected = module.state_dict()
-    missing = sorted(set(expected) - set(tensors))
-    unexpected = sorted(set(tensors) - set(expected))
-    if missing or unexpected:
-        raise ValueError(
-            f"{path}: state dict does not match {type(module).__name__}: "
-            f"missing keys {missing}, unexpected keys {unexpected}"
-        )
+    _check_keys(path, module, expected, tensors)
     converted: dict[str, torch.Tensor] = {}
     for name, reference in expected.items():
         tensor = tensors[name]
@@ -464,13 +470,7 @@ def _check_header(reference: nn.Module, path: Path, config: GANConfig, config_pa
     """
     header = _header(path)
     expected = reference.state_dict()
-    missing = sorted(set(expected) - set(header))
-    unexpected = sorted(set(header) - set(expected))
-    if missing or unexpected:
-        raise ValueError(
-            f"{path}: state dict does not match {type(reference).__name__}: "
-            f"missing keys {missing}, unexpected keys {unexpected}"
-        )
+    _check_keys(path, reference, expected, header)
     sizes = ", ".join(f"{name}={getattr(config, name)}" for name in ("latent_dim", "image_channels", "g_width", "d_width"))
     for name, tensor in expected.items():
         shape, dtype = header[name]
