@@ -34,11 +34,13 @@ from discinvert.features import FeatureTap
 from discinvert.fingerprint import fingerprint_discriminator
 from discinvert.gan import GANFacts, check_module, inspect_gan, resolve_device
 from discinvert.guard import frozen
+from discinvert.image_sets import ImageSource, ImageSplit, split_images
 from discinvert.inverter import Inverter
 from discinvert.latents import LatentSampler, normal_sampler, parse_latent_shape
 from discinvert.layers import resolve_layer
 from discinvert.network import CNConfig, ConnectionNetwork
-from discinvert.pairs import PairMaker
+from discinvert.pairs import PairMaker, ValidationSet
+from discinvert.real_stage import RealStageResult, train_on_images
 from discinvert.settings import DEFAULT_LR, DEFAULT_STEPS, FitConfig, settings_doc
 from discinvert.checkpoint import Checkpointing
 from discinvert.training import TrainResult, train_regressor
@@ -123,7 +125,8 @@ def _checkpointing(settings: FitConfig, facts: GANFacts, discriminator: nn.Modul
 
 def _inverter_config(settings: FitConfig, facts: GANFacts, layer_name: str, latent_shape: tuple[int, ...],
                      cn_config: CNConfig, conditional: bool, custom_prior: bool, image_range: tuple[float, float] | None,
-                     result: TrainResult, baseline: float, device: torch.device, world_size: int) -> InverterConfig:
+                     result: TrainResult, baseline: float, device: torch.device, world_size: int,
+                     real: dict[str, Any] | None) -> InverterConfig:
     return InverterConfig(
         feature_layer=layer_name, latent_shape=latent_shape, image_shape=facts.image_shape,
         feature_dim=facts.feature_dim, cn=cn_config, generator_fingerprint=facts.generator_fingerprint,
@@ -134,8 +137,35 @@ def _inverter_config(settings: FitConfig, facts: GANFacts, layer_name: str, late
             "final_validation_mse": result.last_error, "baseline_validation_mse": baseline,
             "seconds": round(result.seconds, 3), "device": str(device), "history": result.history,
             "world_size": world_size, "resumed_from_step": result.resumed_from,
+            **({} if real is None else {"real_images": real}),
         },
     )
+
+
+def _real_stage(cn: ConnectionNetwork, generator: nn.Module, tap: FeatureTap, pairs: PairMaker,
+                latent_shape: tuple[int, ...], split: ImageSplit, held_out: ValidationSet, settings: FitConfig,
+                feature_dim: int, probe: tuple[torch.Tensor, torch.Tensor | None], seed: int,
+                dist_ctx: dist_utils.DistContext, device: torch.device) -> dict[str, Any]:
+    """Fine-tune ``cn`` (holding the self-generated fit's best weights) on real images; its record."""
+    logger.info("real-image stage: %d updates of %d images from %s (%d held out), lr %.2g, feature weight %g, "
+                "prior weight %g", settings.real_steps, settings.real_batch_size, split.images.source,
+                len(split.held_out), settings.real_lr, settings.feature_weight, settings.prior_weight)
+    rng = torch.Generator().manual_seed(seed + 2 + 1_000_003 * dist_ctx.rank)
+    pair_rng = torch.Generator(device=device).manual_seed(seed + 3 + 1_000_003 * dist_ctx.rank)
+    prior_pairs = pairs.training_batches(batch_size=settings.real_batch_size, rng=pair_rng, reuse=1,
+                                         autocast_dtype=None, channels_last=False, feature_dim=feature_dim, probe=probe)
+    stage: RealStageResult = train_on_images(
+        cn, generator, tap, latent_shape, split, prior_pairs, steps=settings.real_steps,
+        batch_size=settings.real_batch_size, lr=settings.real_lr, feature_weight=settings.feature_weight,
+        prior_weight=settings.prior_weight, eval_every=settings.eval_every, rng=rng, device=device,
+        progress=settings.progress, dist_ctx=dist_ctx)
+    with torch.no_grad():
+        chunks = [cn(held_out.features[i : i + settings.batch_size]) for i in range(0, len(held_out.features),
+                                                                                settings.batch_size)]
+        latent_error = float(torch.nn.functional.mse_loss(torch.cat(chunks).float(), held_out.targets))
+    logger.info("real-image stage done in %.1f s: held-out pixel MSE %.5f -> %.5f (step %d); latent validation MSE "
+                "%.5f", stage.seconds, stage.start_pixel_mse, stage.best_pixel_mse, stage.best_step, latent_error)
+    return {**stage.record(settings.real_stage_record()), "latent_validation_mse": latent_error}
 
 
 @_with_settings
@@ -147,6 +177,7 @@ def fit_inverter(
     latent_shape: Sequence[int] | int | None = None,
     latent_sampler: LatentSampler | None = None,
     conditioning: Conditioning | None = None,
+    images: ImageSource | None = None,
     config: FitConfig | None = None,
     **settings: Any,
 ) -> Inverter:
@@ -166,6 +197,14 @@ def fit_inverter(
             given ``torch.Generator``. One of ``latent_shape``/``latent_sampler`` is needed;
             with both, the sampler's output must have ``latent_shape``.
         conditioning: for a conditional GAN, how to draw conditions and call G and D.
+        images: real training images (never your test split) for the real-image stage:
+            a tensor or NumPy array ``(N, *image_shape)`` in G's value range, a map-style
+            ``Dataset`` of such images (or of tuples starting with one), or a
+            ``DataLoader`` of such batches. After the self-generated fit the CN is
+            fine-tuned on them through the frozen G (pixel, D-feature and prior terms,
+            :mod:`discinvert.real_stage`), which makes ``encode`` reconstruct real images
+            markedly better (``docs/encoder_ablations.md``). ``None`` (default): the
+            paper's method alone. Not available with ``conditioning``.
         config: a :class:`~discinvert.settings.FitConfig` holding the settings below;
             keyword settings given as well replace its fields.
         {settings}
@@ -197,6 +236,11 @@ def fit_inverter(
             rejects; G and D on different devices.
     """
     settings_ = FitConfig.build(config, **settings)
+    if images is not None and conditioning is not None:
+        raise ValueError(
+            "images: expected None with a conditioning; the real-image stage needs each image's condition and "
+            "does not support conditional GANs yet. Fit without images=."
+        )
     check_module(generator, "generator")
     check_module(discriminator, "discriminator")
     layer_name, layer = resolve_layer(discriminator, feature_layer)
@@ -222,6 +266,8 @@ def fit_inverter(
             facts = inspect_gan(generator, tap, probe[0], probe[1], conditioning)
             val_rng.manual_seed(seed + 1)
             held_out = pairs.validation_set(settings_.validation_size, val_rng, settings_.batch_size)
+        split = None if images is None else split_images(
+            images, facts.image_shape, held_out=settings_.real_held_out, seed=seed + 2, image_range=held_out.image_range)
 
         cn_config = CNConfig(in_features=facts.feature_dim, out_features=math.prod(found_shape),
                              hidden=settings_.cn_hidden, batch_norm=settings_.cn_batch_norm)
@@ -240,10 +286,14 @@ def fit_inverter(
         )
         logger.info("fit done in %.1f s: best validation MSE %.5f at step %d (predicting the mean: %.5f)",
                     result.seconds, result.best_error, result.best_step, held_out.baseline)
+        real = None
+        if split is not None:
+            real = _real_stage(cn, generator, tap, pairs, found_shape, split, held_out, settings_, facts.feature_dim,
+                               probe, seed, dist_ctx, device)
 
     inverter_config = _inverter_config(settings_, facts, layer_name, found_shape, cn_config, conditioning is not None,
                                        latent_sampler is not None, held_out.image_range, result, held_out.baseline,
-                                       device, dist_ctx.world_size)
+                                       device, dist_ctx.world_size, real)
     inverter = Inverter(inverter_config, generator=generator, discriminator=discriminator, conditioning=conditioning)
-    inverter.cn.load_state_dict(result.best_state, strict=True)
+    inverter.cn.load_state_dict(cn.state_dict() if real is not None else result.best_state, strict=True)
     return inverter.eval()

@@ -27,6 +27,7 @@ from discinvert.network import ConnectionNetwork
 from discinvert.optimize import DEFAULT_REFINE_LR, optimize_latents
 from discinvert.serialization import read_inverter_file, write_inverter_file
 from discinvert.validation import positive_int
+from discinvert.value_range import RANGE_MARGIN, nominal_range, range_problem
 
 __all__ = ["DEFAULT_BATCH_SIZE", "RANGE_MARGIN", "FingerprintMismatchError", "ImageRangeWarning", "Inverter", "RangeCheck"]
 
@@ -36,15 +37,8 @@ DEFAULT_BATCH_SIZE = 256
 """Images per forward pass in :meth:`Inverter.encode` and :meth:`Inverter.reconstruct`."""
 
 
-RANGE_MARGIN = 0.25
-"""Inputs may exceed G's range (:attr:`Inverter.value_range`) by this fraction of its span
-on either side before :meth:`Inverter.encode` warns (or, with ``range_check="raise"``,
-refuses): ``[-1.5, 1.5]`` passes for a tanh generator, ``[-0.25, 1.25]`` for a [0, 1] one."""
-
 RangeCheck = Literal["warn", "raise", "ignore"]
 """What ``encode``/``reconstruct``/``refine`` do with images far outside G's range."""
-
-_NOMINAL_RANGES = ((0.0, 1.0), (-1.0, 1.0), (0.0, 255.0))
 
 _LEGACY_RANGE_SAMPLES = 32
 
@@ -180,16 +174,7 @@ class Inverter(nn.Module):
         recorded. A barely trained G whose images span a sliver of values is thus
         taken as a tanh generator, not as a [0, 1] one.
         """
-        recorded = self.config.image_range
-        if recorded is None:
-            return (-1.0, 1.0)
-        low, high = recorded
-        for nominal_low, nominal_high in _NOMINAL_RANGES:
-            span = nominal_high - nominal_low
-            inside = low >= nominal_low - 0.01 * span and high <= nominal_high + 0.01 * span
-            if inside and (nominal_low == -1.0 or high - low >= 0.5 * span):
-                return (nominal_low, nominal_high)
-        return (low, high) if high > low else (low - 0.5, high + 0.5)
+        return nominal_range(self.config.image_range)
 
     # ------------------------------------------------------------------ inputs
     def _check_images(self, images: torch.Tensor | np.ndarray) -> torch.Tensor:
@@ -233,18 +218,11 @@ class Inverter(nn.Module):
         recorded = self.config.image_range
         if range_check == "ignore" or recorded is None or images.numel() == 0:
             return
-        low, high = self.value_range
-        margin = RANGE_MARGIN * (high - low)
-        found_low, found_high = float(images.min()), float(images.max())
-        if found_low >= low - margin and found_high <= high + margin:
+        found = (float(images.min()), float(images.max()))
+        problem = range_problem(found, recorded)
+        if problem is None:
             return
-        hint = " (uint8 x → x / 127.5 - 1 for [-1, 1], x / 255 for [0, 1])" if found_high > 2.0 else ""
-        message = (
-            f"images: expected values in the generator's range [{low:.4g}, {high:.4g}] (its images spanned "
-            f"[{recorded[0]:.4g}, {recorded[1]:.4g}] at fit time; up to {RANGE_MARGIN:.0%} of the range outside "
-            f"is accepted), got values in [{found_low:.4g}, {found_high:.4g}]. Codes of such images are "
-            f"meaningless: scale the images into G's range first{hint}, or pass range_check='ignore'."
-        )
+        message = f"{problem} Codes of such images are meaningless; range_check='ignore' skips this check."
         if range_check == "raise":
             raise ValueError(message)
         warnings.warn(message, ImageRangeWarning, stacklevel=_user_stacklevel())

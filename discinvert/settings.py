@@ -20,9 +20,9 @@ from typing import Any, Literal
 import torch
 
 from discinvert.network import CNConfig
-from discinvert.validation import positive_float, positive_int
+from discinvert.validation import nonnegative_float, positive_float, positive_int
 
-__all__ = ["DEFAULT_LR", "DEFAULT_STEPS", "MAX_SEED", "CommandLine", "FitConfig", "Setting", "command_line_settings",
+__all__ = ["DEFAULT_LR", "DEFAULT_REAL_STEPS", "DEFAULT_STEPS", "MAX_SEED", "REAL_STAGE_SETTINGS", "CommandLine", "FitConfig", "Setting", "command_line_settings",
            "settings_doc"]
 
 DEFAULT_STEPS = 2000
@@ -30,6 +30,12 @@ DEFAULT_STEPS = 2000
 
 DEFAULT_LR = 2e-3
 """Default peak Adam learning rate; chosen by the same sweep."""
+
+DEFAULT_REAL_STEPS = 1500
+"""Default number of real-image updates; from the encoder ablations (``docs/encoder_ablations.md``)."""
+
+REAL_STAGE_SETTINGS = ("real_steps", "real_batch_size", "real_lr", "feature_weight", "prior_weight", "real_held_out")
+"""The settings that act only with ``fit_inverter(images=...)``."""
 
 MAX_SEED = 2**62
 """Seeds lie in ``[0, MAX_SEED)``: room for the seed + 1 and seed + rank offsets of torch's int64 seeds."""
@@ -43,6 +49,7 @@ class CommandLine:
         flag: the option, e.g. ``"--steps"``.
         help: its help text.
         kind: ``"int"`` (an integer ``>= minimum``), ``"float"`` (a positive number),
+            ``"weight"`` (a number ``>= 0``),
             ``"seed"`` (an integer in ``[0, MAX_SEED)``), ``"switch"`` (``store_true``),
             ``"off-switch"`` (``store_false``: the flag turns the setting off),
             ``"choice"`` (one of ``choices``' keys, mapped to its value).
@@ -55,7 +62,7 @@ class CommandLine:
 
     flag: str
     help: str
-    kind: Literal["int", "float", "seed", "switch", "off-switch", "choice"]
+    kind: Literal["int", "float", "weight", "seed", "switch", "off-switch", "choice"]
     minimum: int = 1
     choices: dict[str, Any] | None = None
     default: Any = None
@@ -84,6 +91,10 @@ def _int_at_least(minimum: int) -> Callable[[Any, str], int]:
 
 def _float_positive(value: Any, name: str) -> float:
     return positive_float(value, name)
+
+
+def _weight(value: Any, name: str) -> float:
+    return nonnegative_float(value, name)
 
 
 def _bool(value: Any, name: str) -> bool:
@@ -213,6 +224,42 @@ class FitConfig:
         "before training starts.", _bool,
         command_line=CommandLine("--channels-last", "run G and D as channels-last copies for the training pairs "
                                  "(default: off)", "switch"))
+
+    real_steps: int = _setting(
+        DEFAULT_REAL_STEPS, "updates of the real-image stage (only with ``images=``): the CN fine-tuned on the "
+        "user's images through the frozen G (see :mod:`discinvert.real_stage`).", _int_at_least(1),
+        identity=False, record=False,
+        command_line=CommandLine("--real-steps", f"updates of the real-image stage with --images (default "
+                                 f"{DEFAULT_REAL_STEPS})", "int"))
+    real_batch_size: int = _setting(
+        64, "real images per update of the real-image stage (at least 2).", _int_at_least(2),
+        identity=False, record=False,
+        command_line=CommandLine("--real-batch-size", "real images per update with --images (default 64)", "int",
+                                 minimum=2))
+    real_lr: float = _setting(
+        1e-4, "Adam learning rate of the real-image stage (constant; betas 0.5, 0.999).", _float_positive,
+        identity=False, record=False,
+        command_line=CommandLine("--real-lr", "learning rate of the real-image stage (default 1e-4)", "float"))
+    feature_weight: float = _setting(
+        0.5, "weight of the real-image stage's discriminator-feature term (D's features of G(ẑ) against "
+        "those of the image, at the feature layer, relative to their energy); 0 drops it.", _weight,
+        identity=False, record=False,
+        command_line=CommandLine("--feature-weight", "weight of the D-feature term with --images (default 0.5)",
+                                 "weight"))
+    prior_weight: float = _setting(
+        0.1, "weight of the real-image stage's prior term (the self-generated z-regression on fresh pairs, "
+        "keeping codes where G's latents live); 0 drops it.", _weight, identity=False, record=False,
+        command_line=CommandLine("--prior-weight", "weight of the prior term with --images (default 0.1)",
+                                 "weight"))
+    real_held_out: int = _setting(
+        512, "real images held out (at most a fifth of them, a seeded random slice) to choose the real-image "
+        "stage's best weights by their pixel error.", _int_at_least(1), identity=False, record=False,
+        command_line=CommandLine("--real-held-out", "images held out from --images to choose the best weights "
+                                 "(default 512, at most a fifth)", "int"))
+
+    def real_stage_record(self) -> dict[str, Any]:
+        """The real-image stage's settings, as ``inverter.config.fit['real_images']`` records them."""
+        return {name: getattr(self, name) for name in REAL_STAGE_SETTINGS}
 
     def __post_init__(self) -> None:
         for item in dataclasses.fields(self):

@@ -89,6 +89,16 @@ def _float(text: str) -> float:
     return value
 
 
+def _weight(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {_shown(text)}") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {_shown(text)}")
+    return value
+
+
 def _shape(text: str) -> tuple[int, ...]:
     try:
         shape = tuple(int(part) for part in text.replace("x", ",").split(",") if part.strip())
@@ -217,6 +227,8 @@ def _setting_type(option: CommandLine) -> dict[str, Any]:
         return {"type": _integer(option.minimum), "default": option.default}
     if option.kind == "float":
         return {"type": _float, "default": option.default}
+    if option.kind == "weight":
+        return {"type": _weight, "default": option.default}
     if option.kind == "seed":
         return {"type": _seed, "default": option.default}
     if option.kind == "switch":

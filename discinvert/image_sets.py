@@ -1,0 +1,163 @@
+"""The user's real images for the real-image stage: checked, split into training and held-out images.
+
+``fit_inverter(..., images=X)`` takes ``X`` as a tensor or NumPy array ``(N, *image_shape)``,
+a :class:`torch.utils.data.Dataset` whose items are images ``(*image_shape)`` (or tuples
+starting with one, as labelled data sets give), or a :class:`torch.utils.data.DataLoader`
+yielding batches ``(B, *image_shape)`` (or tuples starting with one). Tensors, arrays and
+data sets are read by index as the stage needs them; a DataLoader is read once, into memory.
+A seeded random slice is held out to choose the best weights, so images sorted by class
+still give a fair held-out slice.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Union
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from discinvert.value_range import range_problem
+
+__all__ = ["ImageSet", "ImageSource", "MIN_IMAGES", "split_images"]
+
+ImageSource = Union[torch.Tensor, np.ndarray, Dataset, DataLoader]
+"""What ``fit_inverter(images=...)`` accepts."""
+
+MIN_IMAGES = 8
+"""The fewest real images the stage trains on (one of every five is held out, at least one)."""
+
+
+def _first_tensor(item: Any, where: str) -> torch.Tensor:
+    if isinstance(item, (tuple, list)) and item:
+        item = item[0]
+    if isinstance(item, np.ndarray):
+        if item.dtype.kind != "f":
+            raise ValueError(
+                f"images: expected floating-point images in the generator's range, got a NumPy array of dtype "
+                f"{item.dtype} at {where}; convert and scale them first (e.g. uint8 x → x / 127.5 - 1 for a tanh G)."
+            )
+        item = torch.from_numpy(np.ascontiguousarray(item))
+    if not isinstance(item, torch.Tensor):
+        raise ValueError(f"images: expected a tensor (or a tuple starting with one) at {where}, got {type(item).__name__}.")
+    if not item.is_floating_point():
+        raise ValueError(
+            f"images: expected floating-point images in the generator's range, got dtype {item.dtype} at {where}; "
+            "convert and scale them first (e.g. uint8 x → x / 127.5 - 1 for a tanh generator)."
+        )
+    return item.detach()
+
+
+def _check_batch(batch: torch.Tensor, image_shape: tuple[int, ...], where: str) -> torch.Tensor:
+    if batch.dim() != len(image_shape) + 1 or tuple(batch.shape[1:]) != image_shape:
+        raise ValueError(
+            f"images: expected shape (N, {', '.join(map(str, image_shape))}) as G makes them, got "
+            f"{tuple(batch.shape)} at {where}."
+        )
+    if batch.numel() and not bool(torch.isfinite(batch).all()):
+        raise ValueError(f"images: expected finite values, got NaN or Inf at {where}.")
+    return batch
+
+
+@dataclass
+class ImageSet:
+    """Random access to the user's images: :meth:`get` a batch by index, on the CPU, float32.
+
+    Attributes:
+        size: how many images.
+        source: what they came from, for messages and the recorded config.
+    """
+
+    size: int
+    source: str
+    _images: torch.Tensor | None = None
+    _dataset: Dataset | None = None
+    _image_shape: tuple[int, ...] = ()
+
+    def get(self, indices: torch.Tensor) -> torch.Tensor:
+        """Images ``(len(indices), *image_shape)`` float32 on the CPU.
+
+        Raises:
+            ValueError: a data set item of another shape, dtype or with NaN/Inf.
+        """
+        if self._images is not None:
+            return self._images[indices].float()
+        dataset: Any = self._dataset
+        items = [_first_tensor(dataset[int(i)], f"dataset[{int(i)}]") for i in indices]
+        shapes = {tuple(item.shape) for item in items}
+        if len(shapes) > 1 or (items and shapes != {self._image_shape}):
+            raise ValueError(
+                f"images: expected data set items of shape {self._image_shape} as G makes them, got shapes "
+                f"{sorted(shapes)[:3]} among dataset items {indices[:3].tolist()}..."
+            )
+        batch = torch.stack(items) if items else torch.empty(0, *self._image_shape)
+        return _check_batch(batch.float(), self._image_shape, f"dataset items {indices[:3].tolist()}...")
+
+
+def _image_set(images: ImageSource, image_shape: tuple[int, ...]) -> ImageSet:
+    if isinstance(images, DataLoader):
+        # Iterating a DataLoader draws its base seed from the global RNG: read it on a fork,
+        # so the fit's own random stream (the CN's initialisation) does not depend on it.
+        with torch.random.fork_rng(devices=[]):
+            batches = [_check_batch(_first_tensor(b, f"batch {i} of the DataLoader"), image_shape,
+                                    f"batch {i} of the DataLoader") for i, b in enumerate(images)]
+        if not batches:
+            raise ValueError("images: expected a DataLoader yielding image batches, got one that yields nothing.")
+        tensor = torch.cat([b.cpu().float() for b in batches])
+        return ImageSet(len(tensor), f"DataLoader ({len(tensor)} images)", _images=tensor, _image_shape=image_shape)
+    if isinstance(images, (torch.Tensor, np.ndarray)):
+        tensor = _check_batch(_first_tensor(images, "the array"), image_shape, "the array").cpu()
+        kind = "tensor" if isinstance(images, torch.Tensor) else "NumPy array"
+        return ImageSet(len(tensor), f"{kind} of {len(tensor)} images", _images=tensor, _image_shape=image_shape)
+    if isinstance(images, Dataset) and hasattr(images, "__len__") and hasattr(images, "__getitem__"):
+        return ImageSet(len(images), f"{type(images).__name__} of {len(images)} images",  # type: ignore[arg-type]
+                        _dataset=images, _image_shape=image_shape)
+    raise ValueError(
+        f"images: expected a tensor or NumPy array (N, {', '.join(map(str, image_shape))}), a map-style torch "
+        f"Dataset or a DataLoader of such images, got {type(images).__name__}."
+    )
+
+
+@dataclass(frozen=True)
+class ImageSplit:
+    """The images the stage trains on (by index into ``images``) and the held-out ones (loaded)."""
+
+    images: ImageSet
+    train_indices: torch.Tensor
+    held_out: torch.Tensor
+
+
+def split_images(images: ImageSource, image_shape: Sequence[int], *, held_out: int, seed: int,
+                 image_range: tuple[float, float] | None) -> ImageSplit:
+    """Check the user's images against G and hold out ``min(held_out, N // 5)`` of them (at least 1).
+
+    Args:
+        images: see :data:`ImageSource`; values in G's range, shape ``(N, *image_shape)``.
+        image_shape: the shape of one of G's images.
+        held_out: the most images held out (chosen by a permutation seeded with ``seed``).
+        image_range: ``(min, max)`` of G's images; the held-out images (and the first
+            training images) must lie in G's range (see :mod:`discinvert.value_range`).
+
+    Raises:
+        ValueError: another type, shape or dtype, NaN/Inf, fewer than :data:`MIN_IMAGES`
+            images, or values far outside G's range.
+    """
+    shape = tuple(int(d) for d in image_shape)
+    image_set = _image_set(images, shape)
+    if image_set.size < MIN_IMAGES:
+        raise ValueError(f"images: expected at least {MIN_IMAGES} real images, got {image_set.size}.")
+    n_held = max(1, min(held_out, image_set.size // 5))
+    order = torch.randperm(image_set.size, generator=torch.Generator().manual_seed(seed))
+    held = image_set.get(order[:n_held])
+    train_indices = order[n_held:]
+    if image_range is not None:
+        sample = torch.cat([held, image_set.get(train_indices[: max(1, min(256, len(train_indices)))])])
+        problem = range_problem((float(sample.min()), float(sample.max())), image_range)
+        if problem is not None:
+            raise ValueError(problem)
+    if not math.isfinite(float(held.sum())):
+        raise ValueError("images: expected finite values in the held-out images, got NaN or Inf.")
+    return ImageSplit(image_set, train_indices, held)

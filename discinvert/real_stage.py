@@ -1,0 +1,199 @@
+"""The real-image stage: the connection network fine-tuned on the user's images through the frozen G.
+
+After the self-generated fit, ``fit_inverter(..., images=X)`` trains the CN further on
+real images so that ``G(CN(D_f(x)))`` reproduces ``x``. Each update minimises
+
+* a **pixel term**, the MSE between ``G(ẑ)`` and ``x``;
+* a **discriminator-feature term** (weight ``feature_weight``): the MSE between
+  ``D_f(G(ẑ))`` and ``D_f(x)`` at the feature layer, divided by the mean square of
+  ``D_f(x)``: the GAN's own discriminator as the perceptual network, no download;
+* a **prior term** (weight ``prior_weight``): the self-generated z-regression
+  ``MSE(CN(D_f(G(z))), z)`` on fresh pairs, which keeps codes where G's latents live.
+
+G and D stay frozen (the gradient flows through them to the codes only). The weights of
+lowest pixel MSE on the held-out images (see :mod:`discinvert.image_sets`), checked every
+``eval_every`` updates and before the first, are kept, so the stage never returns a CN
+that reconstructs the held-out images worse than the self-generated fit did. Under
+torchrun each rank draws its own batches, the gradients are averaged across ranks, and
+rank 0's weights (BatchNorm statistics included) are kept everywhere.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from discinvert.distributed import DistContext, broadcast_module, broadcast_scalar
+from discinvert.features import FeatureTap
+from discinvert.gan import generate, model_dtype
+from discinvert.image_sets import ImageSplit
+from discinvert.training import make_adam
+
+__all__ = ["RealStageResult", "train_on_images"]
+
+logger = logging.getLogger(__name__)
+
+_CHUNK = 256  # held-out images per validation pass
+
+
+@dataclass
+class RealStageResult:
+    """What :func:`train_on_images` did; :meth:`record` is stored as ``inverter.config.fit['real_images']``.
+
+    Attributes:
+        history: ``[step, train loss, held-out pixel MSE, seconds]`` at each validation
+            (step 0 is the CN the self-generated fit gave; its train loss is None).
+    """
+
+    images: int
+    held_out: int
+    source: str
+    best_step: int
+    best_pixel_mse: float
+    start_pixel_mse: float
+    seconds: float
+    history: list[list[float | None]] = field(default_factory=list)
+
+    def record(self, settings: dict[str, Any]) -> dict[str, Any]:
+        """The JSON-able record (with the stage's settings)."""
+        return {
+            "images": self.images, "held_out": self.held_out, "source": self.source, **settings,
+            "best_step": self.best_step, "best_held_out_pixel_mse": self.best_pixel_mse,
+            "start_held_out_pixel_mse": self.start_pixel_mse, "seconds": round(self.seconds, 3),
+            "history": self.history,
+        }
+
+
+def _average_gradients(model: nn.Module, world_size: int) -> None:
+    for parameter in model.parameters():
+        if parameter.grad is not None:
+            dist.all_reduce(parameter.grad)
+            parameter.grad /= world_size
+
+
+def train_on_images(
+    cn: nn.Module,
+    generator: nn.Module,
+    tap: FeatureTap,
+    latent_shape: tuple[int, ...],
+    split: ImageSplit,
+    prior_pairs: Callable[[], tuple[torch.Tensor, torch.Tensor]],
+    *,
+    steps: int,
+    batch_size: int,
+    lr: float,
+    feature_weight: float,
+    prior_weight: float,
+    eval_every: int,
+    rng: torch.Generator,
+    device: torch.device,
+    progress: bool | None,
+    dist_ctx: DistContext | None = None,
+) -> RealStageResult:
+    """Fine-tune ``cn`` in place on real images; leave it holding its best held-out weights, in eval mode.
+
+    Args:
+        cn: the connection network, features ``(B, F)`` → flat codes ``(B, prod(latent_shape))``.
+        generator, tap: the user's G and the feature tap on D (frozen by the caller).
+        latent_shape: the shape of one code as G takes it.
+        split: the training indices and the held-out images, in G's range.
+        prior_pairs: ``() → (features (B, F), flat latents (B, D))``: a batch of fresh
+            self-generated pairs, without grad.
+        steps, batch_size, lr: the schedule (Adam, betas 0.5/0.999, constant ``lr``).
+        feature_weight, prior_weight: the weights of the D-feature and prior terms (0 drops a term).
+        eval_every: updates between held-out validations.
+        rng: draws the batches' indices (a CPU generator).
+        device: where G, D and the CN run.
+        progress: tqdm bar (``None``: on a terminal only; off on ranks other than 0).
+        dist_ctx: under torchrun, averages gradients across ranks and keeps rank 0's weights.
+
+    Raises:
+        ValueError: the held-out error was never finite (divergence).
+    """
+    distributed = dist_ctx is not None and dist_ctx.enabled
+    g_dtype, cn_dtype = model_dtype(generator), next(cn.parameters()).dtype
+    held = split.held_out
+    optimizer = make_adam(cn, lr)
+
+    def features(images: torch.Tensor) -> torch.Tensor:
+        return tap(images.to(device=device, dtype=model_dtype(tap.discriminator))).to(cn_dtype)
+
+    def validate() -> float:
+        cn.eval()
+        total = 0.0
+        with torch.no_grad():
+            for start in range(0, len(held), _CHUNK):
+                x = held[start : start + _CHUNK].to(device)
+                codes = cn(features(x)).reshape(-1, *latent_shape)
+                total += float(F.mse_loss(generate(generator, codes).float(), x, reduction="sum"))
+        cn.train()
+        value = total / held.numel()
+        return broadcast_scalar(value, device) if distributed else value
+
+    started = time.perf_counter()
+    start_error = validate()
+    best = (start_error, 0, copy.deepcopy(cn.state_dict()))
+    history: list[list[float | None]] = [[0, None, round(start_error, 6), 0.0]]
+    running = 0.0
+    quiet = distributed and dist_ctx.rank != 0  # type: ignore[union-attr]
+    bar = tqdm(total=steps, desc="fit CN on images", unit="step", dynamic_ncols=True,
+               disable=True if quiet else (None if progress is None else not progress))
+    train_indices = split.train_indices
+    try:
+        cn.train()
+        for step in range(steps):
+            picked = train_indices[torch.randint(0, len(train_indices), (batch_size,), generator=rng)]
+            x = split.images.get(picked).to(device)
+            with torch.no_grad():
+                target = features(x)
+            codes = cn(target)
+            fake = generate(generator, codes.reshape(-1, *latent_shape).to(g_dtype))
+            loss = F.mse_loss(fake.float(), x)
+            if feature_weight > 0:
+                fake_features = features(fake).float()
+                loss = loss + feature_weight * F.mse_loss(fake_features, target.float()) / (
+                    target.float().pow(2).mean() + 1e-8)
+            if prior_weight > 0:
+                pair_features, latents = prior_pairs()
+                loss = loss + prior_weight * F.mse_loss(cn(pair_features.to(cn_dtype)).float(), latents)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if distributed:
+                _average_gradients(cn, dist_ctx.world_size)  # type: ignore[union-attr]
+            optimizer.step()
+            running += float(loss.detach())
+            bar.update(1)
+            if (step + 1) % eval_every == 0 or step + 1 == steps:
+                error = validate()
+                done = (step % eval_every) + 1
+                history.append([step + 1, round(running / done, 6), round(error, 6),
+                                round(time.perf_counter() - started, 3)])
+                running = 0.0
+                if error < best[0]:
+                    best = (error, step + 1, copy.deepcopy(cn.state_dict()))
+                bar.set_postfix(held_out=f"{error:.4f}", best=f"{best[0]:.4f}")
+                logger.debug("real-image stage step %d: held-out pixel MSE %.5f", step + 1, error)
+    finally:
+        bar.close()
+    if not math.isfinite(best[0]):
+        raise ValueError(
+            "real-image stage diverged: the held-out pixel error was never finite; lower real_lr or check that "
+            "the images are finite and in G's range."
+        )
+    cn.load_state_dict(best[2])
+    if distributed:
+        broadcast_module(cn)
+    cn.eval()
+    return RealStageResult(len(train_indices), len(held), split.images.source, best[1], best[0], start_error,
+                           time.perf_counter() - started, history)
