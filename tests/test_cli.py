@@ -144,6 +144,49 @@ def test_fit_a_gan_directory_to_a_file(ws: dict[str, Path], tmp_path: Path, caps
     assert inverter.config.fit["autocast_dtype"] is None and inverter.config.fit["reuse"] == 1
 
 
+def _write_idx(path: Path, images: np.ndarray) -> None:
+    import gzip
+    import struct
+
+    header = struct.pack(">BBBB", 0, 0, 0x08, images.ndim) + struct.pack(f">{images.ndim}I", *images.shape)
+    path.write_bytes(gzip.compress(header + images.astype(np.uint8).tobytes()))
+
+
+def test_fit_with_real_images_from_npy_and_idx(ws: dict[str, Path], tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    real = np.load(ws["root"] / "u8.npy")
+    _write_idx(tmp_path / "train-images-idx3-ubyte.gz", real)
+    stage = ["--real-steps", "3", "--real-batch-size", "4", "--feature-weight", "0.25", "--prior-weight", "0"]
+    outs = []
+    for source in (ws["root"] / "u8.npy", tmp_path / "train-images-idx3-ubyte.gz"):
+        out = tmp_path / f"{source.name}.safetensors"
+        assert main(["fit", "--gan", str(ws["gan"]), *FAST_FIT, "--images", str(source), *stage, "--out", str(out)]) == 0
+        printed = capsys.readouterr().out
+        assert f"real-image stage on 20 images from {source}, mapped to G's range [-1, 1]" in printed
+        assert "real-image stage: held-out pixel MSE" in printed
+        outs.append(out)
+    G, D, _, _ = load_gan(ws["gan"])
+    a, b = (Inverter.load(out, generator=G, discriminator=D) for out in outs)
+    real_record = a.config.fit["real_images"]
+    assert (real_record["images"], real_record["held_out"], real_record["real_steps"]) == (16, 4, 3)
+    assert (real_record["feature_weight"], real_record["prior_weight"]) == (0.25, 0.0)
+    assert all(torch.equal(a.state_dict()[k], b.state_dict()[k]) for k in a.state_dict())  # same pixels, same fit
+
+
+def test_fit_with_too_few_or_bad_real_images(ws: dict[str, Path], tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "x.safetensors"
+    assert main(["fit", "--gan", str(ws["gan"]), *FAST_FIT, "--images", str(ws["root"] / "png"), "--out", str(out)]) == 1
+    assert "expected at least 8 real images, got 4" in capsys.readouterr().err
+    assert main(["fit", "--gan", str(ws["gan"]), *FAST_FIT, "--images", str(ws["root"] / "small.npy"), "--out", str(out)]) == 1
+    assert "small.npy" in capsys.readouterr().err
+    for flag, value in (("--real-steps", "0"), ("--feature-weight", "-1"), ("--real-lr", "nan")):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["fit", "--gan", str(ws["gan"]), *FAST_FIT, "--images", str(ws["root"] / "u8.npy"), flag, value, "--out", str(out)])
+        assert exit_info.value.code == 2
+    assert not out.exists()
+
+
 def test_fit_with_the_levers(ws: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "fast.safetensors"
     assert main(["fit", "--gan", str(ws["gan"]), *FAST_FIT, "--reuse", "2", "--autocast", "bf16", "--channels-last",

@@ -199,13 +199,48 @@ def _fit(args: argparse.Namespace) -> int:
     layer = args.feature_layer or gan.feature_layer
     print(f"fitting an inverter for {gan.description}: layer {layer}, latents {_format_shape(gan.latent_shape)}, "
           f"{settings.steps} steps of {settings.batch_size}", flush=True)
-    inverter = fit_inverter(gan.generator, gan.discriminator, layer, latent_shape=gan.latent_shape, config=settings)
+    images = None if args.images is None else _real_images(args, gan)
+    inverter = fit_inverter(gan.generator, gan.discriminator, layer, latent_shape=gan.latent_shape, images=images,
+                            config=settings)
     fit = inverter.config.fit
     print(f"best held-out latent MSE {fit['best_validation_mse']:.5f} at step {fit['best_step']} "
           f"(predicting the mean: {fit['baseline_validation_mse']:.5f}), {fit['seconds']:.1f} s")
+    if "real_images" in fit:
+        real = fit["real_images"]
+        print(f"real-image stage: held-out pixel MSE {real['start_held_out_pixel_mse']:.5f} -> "
+              f"{real['best_held_out_pixel_mse']:.5f} (update {real['best_step']} of {real['real_steps']}), "
+              f"{real['seconds']:.1f} s")
     written = inverter.save(out) if to_file else inverter.save_pretrained(out, gan=gan.description)
     print(f"wrote {written}")
     return 0
+
+
+def _real_images(args: argparse.Namespace, gan: Any) -> Any:
+    """``--images`` read and mapped into G's range (``--range``, else measured on 64 of G's images)."""
+    import torch
+
+    from discinvert.cli.images import prepare_images, read_images
+    from discinvert.gan import generate, model_device
+    from discinvert.guard import frozen
+    from discinvert.value_range import nominal_range
+
+    raw = read_images(args.images)
+    if gan.latent_shape is None:
+        raise UsageError("--latent-shape is needed with --images (to render G's images and learn their shape)")
+    device = model_device(gan.generator) or torch.device("cpu")
+    z = torch.randn((64, *gan.latent_shape), generator=torch.Generator().manual_seed(0)).to(device)
+    with frozen(gan.generator), torch.no_grad():
+        sample = generate(gan.generator, z)
+    value_range = tuple(args.range) if args.range is not None else nominal_range(
+        (float(sample.min()), float(sample.max())))
+    shape = tuple(sample.shape[1:])
+    if len(shape) != 3:
+        raise ValueError(f"--images: expected a generator of (C, H, W) images, got images of shape "
+                         f"{_format_shape(shape)}; pass images to fit_inverter(images=...) in Python instead.")
+    x = prepare_images(raw, shape, value_range, args.input_range)
+    print(f"real-image stage on {len(x)} images from {raw.source}, mapped to G's range "
+          f"[{value_range[0]:g}, {value_range[1]:g}]", flush=True)
+    return x
 
 
 def _encode(args: argparse.Namespace) -> int:

@@ -1,7 +1,9 @@
 """Reading image batches from files and writing comparison grids, for the command line.
 
 Sources: a folder of PNG/JPEG files (sorted by name, not recursive), a single PNG/JPEG
-file, an ``.npy`` array, or ``zoo:NAME`` (a zoo entry's bundled real test images).
+file, an ``.npy`` array, an IDX image file (MNIST/Fashion-MNIST's
+``train-images-idx3-ubyte``, plain or ``.gz``), or ``zoo:NAME`` (a zoo entry's bundled
+real test images).
 Files are read and written with scikit-image (``skimage.io``, backed by imageio and
 Pillow); nothing is resized or converted between grayscale and colour.
 
@@ -108,7 +110,7 @@ def _imread(path: Path) -> np.ndarray:
 
 
 def read_images(source: str | os.PathLike[str]) -> RawImages:
-    """Read a folder of PNG/JPEG files, one such file, an ``.npy`` array, or ``zoo:NAME``.
+    """Read a folder of PNG/JPEG files, one such file, an ``.npy`` array, an IDX file, or ``zoo:NAME``.
 
     Raises:
         FileNotFoundError: no such path.
@@ -143,7 +145,20 @@ def read_images(source: str | os.PathLike[str]) -> RawImages:
         return RawImages(array, [f"{path.name}[{i}]" for i in range(len(array) if array.ndim else 0)], text, "batch")
     if suffix in IMAGE_SUFFIXES:
         return RawImages([_imread(path)], [path.name], text, "files")
-    raise ValueError(f"{text}: expected a folder of images, an image file ({', '.join(IMAGE_SUFFIXES)}) or an .npy array.")
+    if _is_idx(path):
+        from discinvert.zoo.datasets import read_idx
+
+        array = read_idx(path)
+        if array.ndim != 3:
+            raise ValueError(f"{text}: expected an IDX file of images (N, H, W), got shape {array.shape}.")
+        return RawImages(array, [f"{path.name}[{i}]" for i in range(len(array))], text, "batch")
+    raise ValueError(f"{text}: expected a folder of images, an image file ({', '.join(IMAGE_SUFFIXES)}), an .npy "
+                     "array or an IDX file (…-idx3-ubyte[.gz]).")
+
+
+def _is_idx(path: Path) -> bool:
+    name = path.name.lower().removesuffix(".gz")
+    return name.endswith("-ubyte") or name.endswith(".idx") or ".idx3" in name
 
 
 def _describe_channels(c: int) -> str:

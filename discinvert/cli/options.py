@@ -276,6 +276,7 @@ def _add_fit(commands: Any, handler: Handler) -> None:
         description=_wrap("Fit the connection network on self-generated pairs (z, D_f(G(z))) and save the "
                           "inverter with the lowest held-out error. A progress bar shows on a terminal."),
         epilog="examples:\n  discinvert fit --gan runs/dcgan --out inverter.safetensors\n"
+               "  discinvert fit --gan zoo:dcgan-fashion-mnist --images train-images-idx3-ubyte.gz --out inv/\n"
                "  discinvert fit --generator mypkg.models:G --discriminator mypkg.models:D --latent-shape 128 \\\n"
                "      --feature-layer blocks.3.act --out my-inverter/",
     )
@@ -283,6 +284,16 @@ def _add_fit(commands: Any, handler: Handler) -> None:
                      help="a .safetensors file (Inverter.save), or a directory (Inverter.save_pretrained: "
                           "model.safetensors, config.json, README.md model card)")
     fit.add_argument("--feature-layer", help="D's layer to read (default: the GAN config's; see `discinvert layers`)")
+    real = fit.add_argument_group("real-image stage (after the self-generated fit; see docs/real_stage.md)")
+    real.add_argument("--images", metavar="PATH",
+                      help="real training images (never your test split): a folder of PNG/JPEG files, an .npy "
+                           "array or an IDX file such as train-images-idx3-ubyte.gz; the CN is then fine-tuned on "
+                           "them through the frozen G")
+    real.add_argument("--range", type=_value_range, default=None, metavar="LO,HI",
+                      help="G's output value range that integer pixels map onto (default: measured on 64 of G's "
+                           "images: -1,1 for a tanh G, 0,1 for a sigmoid one)")
+    real.add_argument("--input-range", type=_value_range, default=None, metavar="LO,HI",
+                      help="value range of a float .npy input (default: taken as already in G's range)")
     _add_fit_settings(fit)
     fit.set_defaults(handler=handler)
 
