@@ -3,6 +3,7 @@
     torchrun --nproc_per_node 8 examples/distributed_fit.py --steps 2000 --out inverter.safetensors   # 8 GPUs
     torchrun --standalone --nproc-per-node 2 examples/distributed_fit.py --steps 50 --batch-size 64   # 2 CPU processes
     torchrun --nproc_per_node 8 examples/distributed_fit.py --checkpoint ckpt/fit.safetensors --resume   # pre-emptible
+    torchrun --nproc_per_node 8 examples/distributed_fit.py --images train   # + the real-image stage on Fashion-MNIST train
 
 Each process puts the GAN on its own device (cuda:LOCAL_RANK, or the CPU), and
 fit_inverter joins the process group torchrun describes (NCCL on CUDA, Gloo on CPU):
@@ -10,7 +11,9 @@ one CN trained with DistributedDataParallel on `--batch-size` fresh pairs per pr
 different latents on each rank, the same inverter returned on every rank. `save` writes
 on rank 0 only. With `--checkpoint`, rank 0 writes that file and every other rank its own RNG
 states beside it; after an interruption, the same command with `--resume` continues where the
-last checkpoint left off (same number of processes). The GAN is the bundled Fashion-MNIST
+last checkpoint left off (same number of processes). With `--images`, the real-image stage
+follows: every rank draws its own batches of real images, gradients are averaged across ranks
+and rank 0's weights are kept, so every rank still returns the same inverter. The GAN is the bundled Fashion-MNIST
 DCGAN; use your own G and D the same way.
 """
 
@@ -20,11 +23,12 @@ import argparse
 import os
 from pathlib import Path
 
+import numpy as np
 import safetensors.torch
 import torch
 
 from discinvert import fit_inverter, zoo
-from discinvert.zoo.datasets import to_model_range
+from discinvert.zoo.datasets import load_fashion_mnist, to_model_range
 
 
 def main() -> None:
@@ -37,6 +41,9 @@ def main() -> None:
     parser.add_argument("--checkpoint", type=Path, default=None, help="write a resumable checkpoint here")
     parser.add_argument("--checkpoint-every", type=int, default=500)
     parser.add_argument("--resume", action="store_true", help="continue from --checkpoint if it exists")
+    parser.add_argument("--images", default=None, help="real images for the real-image stage: 'train' (Fashion-MNIST's "
+                        "train split from Debian's dataset-fashion-mnist) or an .npy of float images in [-1, 1]")
+    parser.add_argument("--real-steps", type=int, default=1500)
     args = parser.parse_args()
 
     rank = int(os.environ.get("RANK", "0"))
@@ -45,7 +52,13 @@ def main() -> None:
     G, D, _ = zoo.load("dcgan-fashion-mnist", device=device)
     config = zoo.load_gan_config("dcgan-fashion-mnist")
 
+    images = None
+    if args.images == "train":
+        images = to_model_range(load_fashion_mnist("train")[0][:59000])  # the last 1,000 stay unseen
+    elif args.images is not None:
+        images = torch.from_numpy(np.load(args.images, allow_pickle=False))
     inverter = fit_inverter(G, D, config.feature_layer, latent_shape=config.latent_shape, steps=args.steps,
+                            images=images, real_steps=args.real_steps,
                             batch_size=args.batch_size, validation_size=args.validation_size, seed=0,
                             checkpoint_path=args.checkpoint, checkpoint_every=args.checkpoint_every,
                             resume=args.resume and args.checkpoint is not None)

@@ -35,6 +35,33 @@ def test_torchrun_two_processes_identical_inverters_one_file(tmp_path) -> None:
     assert sorted(p.name for p in out.iterdir()) == ["inverter.safetensors"]  # written once, by rank 0
 
 
+def test_torchrun_real_image_stage_gives_every_rank_the_same_inverter(tmp_path) -> None:
+    import numpy as np
+
+    from discinvert import zoo
+    from discinvert.zoo.datasets import to_model_range
+
+    images = to_model_range(zoo.load_test_images("dcgan-fashion-mnist")[0][:64]).numpy()
+    np.save(tmp_path / "images.npy", images)
+    out = tmp_path / "out"
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+        str(ROOT / "examples" / "distributed_fit.py"), "--steps", "4", "--batch-size", "8", "--validation-size", "32",
+        "--images", str(tmp_path / "images.npy"), "--real-steps", "6", "--out", str(out / "inverter.safetensors"),
+        "--codes", str(tmp_path / "codes"),
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    codes0 = safetensors.torch.load_file(str(tmp_path / "codes" / "rank0.safetensors"))["codes"]
+    codes1 = safetensors.torch.load_file(str(tmp_path / "codes" / "rank1.safetensors"))["codes"]
+    assert torch.equal(codes0, codes1)
+    G, D, _ = zoo.load("dcgan-fashion-mnist")
+    from discinvert import Inverter
+
+    record = Inverter.load(out / "inverter.safetensors", generator=G, discriminator=D).config.fit["real_images"]
+    assert record["real_steps"] == 6 and record["images"] == 52 and record["held_out"] == 12
+
+
 def _torchrun(tmp_path: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
                str(ROOT / "tests" / "ddp_checkpoint_run.py"), str(out), *extra]

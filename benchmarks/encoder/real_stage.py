@@ -34,7 +34,6 @@ from benchmarks.common import command_line, describe_device, timed
 from benchmarks.paper.protocol import Protocol
 from discinvert import Inverter, fit_inverter, zoo
 from discinvert.metrics import image_quality
-from discinvert.settings import FitConfig
 from discinvert.zoo.datasets import load_fashion_mnist, to_model_range
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -97,8 +96,9 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> dict[str, Any]:
     rows[-1]["stage"] = {k: v for k, v in real.items() if k != "history"}
     rows[-1]["self_generated_seconds"] = fitted.config.fit["seconds"]
     return {"command": command_line(__spec__, argv), "device": describe_device("cpu"),
-            "threads": torch.get_num_threads(), "settings": {**FitConfig.build(**settings).record(),
-                                                             **FitConfig.build(**settings).real_stage_record()},
+            "threads": torch.get_num_threads(),
+            "settings": {k: v for k, v in fitted.config.fit.items()
+                         if k in ("steps", "batch_size", "lr", "seed", "validation_size", "reuse")},
             "train_images": len(train), "holdout": f"Fashion-MNIST train[{len(x_all) - args.holdout}:]",
             "protocol": f"{args.n} test images x {args.repeats} draws (seed 0)", "rows": rows}
 
