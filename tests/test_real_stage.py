@@ -154,3 +154,5 @@ def test_the_record_survives_save_and_load(make_gan, tmp_path) -> None:
     assert loaded.config.fit["real_images"] == inverter.config.fit["real_images"]
     x = _images(gan)
     assert torch.equal(loaded.encode(x), inverter.encode(x))
+    card = (inverter.save_pretrained(tmp_path / "repo") / "README.md").read_text()
+    assert "Then the real-image stage: 12 updates of 16 real images (tensor of 80 images, 16 held out)" in card

@@ -93,6 +93,30 @@ class MultiDepthEncoder(nn.Module):
         return self.mlp(self.features(images, depths))
 
 
+class TrunkEncoder(nn.Module):
+    """A trainable copy of D up to the feature layer, read by a copy of the paper CN: D's features adapted to inversion.
+
+    The user's D is never trained: the copy starts from its weights (BatchNorm kept in eval mode,
+    so D's running statistics are used as they are) and the CN from the bundled paper CN.
+    """
+
+    def __init__(self, discriminator: nn.Module, layer: str, cn: nn.Module) -> None:
+        super().__init__()
+        self.trunk = copy.deepcopy(discriminator)
+        for parameter in self.trunk.parameters():
+            parameter.requires_grad_(True)
+        self.layer = layer
+        self.cn = copy.deepcopy(cn)
+
+    def train(self, mode: bool = True) -> "TrunkEncoder":
+        super().train(mode)
+        self.trunk.eval()
+        return self
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.cn(Taps(self.trunk, [self.layer])(images)[0].flatten(1))
+
+
 class StepNetwork(nn.Module):
     """One correction: (features of x, features of G(z0), z0) → z1 - z0."""
 
@@ -222,7 +246,20 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> dict[str, Any]:
         rows.append(evaluate("paper-cn", paper_encode, G, holdout, fresh, args.refine_steps, 0.0))
         print(json.dumps(rows[-1]), flush=True)
 
-        cn_variants = () if args.skip_cn else (("cn+real(pixel)", 0.0), ("cn+real(pixel+D)", args.feature_weight))
+        variants = set(args.variants.split(","))
+        if "trunk" in variants:
+            for trunk_lr in args.trunk_lrs:
+                trunk = TrunkEncoder(D, "main.7", inverter.cn)
+                started = time.perf_counter()
+                train_real(trunk, trunk, G, taps, draw_real, steps=args.real_steps, lr=trunk_lr,
+                           feature_weight=args.feature_weight, prior_weight=args.prior_weight, prior_pairs=prior_pairs)
+                rows.append(evaluate(f"D-trunk copy + CN, real (pixel+D), lr {trunk_lr:g}", trunk, G, holdout, fresh,
+                                     args.refine_steps, time.perf_counter() - started))
+                print(json.dumps(rows[-1]), flush=True)
+        if "cn" not in variants and "multi" not in variants:
+            return _result(args, argv, x_all, rows)
+
+        cn_variants = () if args.skip_cn or "cn" not in variants else (("cn+real(pixel)", 0.0), ("cn+real(pixel+D)", args.feature_weight))
         for name, feature_weight in cn_variants:
             cn = copy.deepcopy(inverter.cn)
 
@@ -235,6 +272,8 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> dict[str, Any]:
             rows.append(evaluate(name, cn_encode, G, holdout, fresh, args.refine_steps, time.perf_counter() - started))
             print(json.dumps(rows[-1]), flush=True)
 
+        if "multi" not in variants:
+            return _result(args, argv, x_all, rows)
         encoder = MultiDepthEncoder([64, 128, 256], 100)
 
         def multi_encode(x: torch.Tensor) -> torch.Tensor:
@@ -284,6 +323,10 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> dict[str, Any]:
             rows.append(evaluate(label, iter_encode, G, holdout, fresh, args.refine_steps,
                                  time.perf_counter() - started))
             print(json.dumps(rows[-1]), flush=True)
+    return _result(args, argv, x_all, rows)
+
+
+def _result(args: argparse.Namespace, argv: list[str] | None, x_all: torch.Tensor, rows: list[dict[str, Any]]) -> dict[str, Any]:
     return {"command": command_line(__spec__, argv), "device": describe_device("cpu"),
             "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
             "holdout": f"Fashion-MNIST train[{len(x_all) - args.holdout}:] ({args.holdout} images, never trained on)",
@@ -293,7 +336,7 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> dict[str, Any]:
 def write_page(result: dict[str, Any], path: Path) -> None:
     steps = result["settings"]["refine_steps"]
     lines = [
-        "# Encoder ablations (issue 17, first round)",
+        f"# Encoder ablations (issue 17, {result['settings'].get('title', 'first round')})",
         "",
         "Written by `benchmarks/encoder/ablation.py`; the figures come from this run:",
         "",
@@ -332,6 +375,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--iterations", type=int, default=1, help="feed-forward correction steps, each trained on "
                         "the codes of the ones before (a row per k)")
     parser.add_argument("--skip-cn", action="store_true", help="skip the two fine-tuned-CN rows")
+    parser.add_argument("--variants", default="cn,multi", help="comma list: cn (the fine-tuned CN rows), multi (the "
+                        "multi-depth encoder and its iterations), trunk (a trainable copy of D's trunk + the CN)")
+    parser.add_argument("--trunk-lrs", type=float, nargs="+", default=[1e-4], help="learning rates of the trunk rows")
+    parser.add_argument("--title", default="first round", help="the page title's round")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="tiny budgets: a smoke run, figures meaningless")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "encoder_ablations.md")
