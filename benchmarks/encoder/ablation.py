@@ -226,7 +226,8 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> dict[str, Any]:
     train, holdout = x_all[: len(x_all) - args.holdout], x_all[len(x_all) - args.holdout :]
     if args.train_limit:
         train = train[: args.train_limit]
-    taps = Taps(D, DEPTHS)
+    taps = Taps(D, args.feature_depths)  # the D-feature term
+    depth_taps = Taps(D, DEPTHS)  # what the multi-depth encoder reads
     cn_tap = Taps(D, ["main.7"])
     draw_real = _batches(train, args.batch, rng)
 
@@ -259,8 +260,13 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> dict[str, Any]:
         if "cn" not in variants and "multi" not in variants:
             return _result(args, argv, x_all, rows)
 
-        cn_variants = () if args.skip_cn or "cn" not in variants else (("cn+real(pixel)", 0.0), ("cn+real(pixel+D)", args.feature_weight))
-        for name, feature_weight in cn_variants:
+        cn_variants: list[tuple[str, float, float]] = []
+        if "cn" in variants and not args.skip_cn:
+            cn_variants.append(("cn+real(pixel)", 0.0, args.prior_weight))
+            cn_variants.append(("cn+real(pixel+D)", args.feature_weight, args.prior_weight))
+        if "cn-prior" in variants:
+            cn_variants += [(f"cn+real(pixel+D), prior weight {w:g}", args.feature_weight, w) for w in args.prior_weights]
+        for name, feature_weight, prior_weight in cn_variants:
             cn = copy.deepcopy(inverter.cn)
 
             def cn_encode(x: torch.Tensor, cn: nn.Module = cn) -> torch.Tensor:
@@ -268,7 +274,7 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> dict[str, Any]:
 
             started = time.perf_counter()
             train_real(cn_encode, cn, G, taps, draw_real, steps=args.real_steps, lr=args.real_lr,
-                       feature_weight=feature_weight, prior_weight=args.prior_weight, prior_pairs=prior_pairs)
+                       feature_weight=feature_weight, prior_weight=prior_weight, prior_pairs=prior_pairs)
             rows.append(evaluate(name, cn_encode, G, holdout, fresh, args.refine_steps, time.perf_counter() - started))
             print(json.dumps(rows[-1]), flush=True)
 
@@ -277,7 +283,7 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> dict[str, Any]:
         encoder = MultiDepthEncoder([64, 128, 256], 100)
 
         def multi_encode(x: torch.Tensor) -> torch.Tensor:
-            return encoder(x, taps(x))
+            return encoder(x, depth_taps(x))
 
         started = time.perf_counter()
         train_self(multi_encode, encoder, prior_pairs, steps=args.self_steps, lr=args.self_lr)
@@ -296,12 +302,12 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> dict[str, Any]:
         def iterate(x: torch.Tensor, k: int) -> torch.Tensor:
             """The codes after ``k`` corrections; the last step network keeps its graph (it is trained)."""
             with torch.no_grad():
-                z = encoder(x, taps(x))
-                dx = taps(x)
+                z = encoder(x, depth_taps(x))
+                dx = depth_taps(x)
             for index, step in enumerate(steps[:k]):
                 with torch.no_grad():
                     g = G(z.detach().reshape(-1, 100, 1, 1))
-                    dg = taps(g)
+                    dg = depth_taps(g)
                 if index < k - 1:
                     with torch.no_grad():
                         z = step(x, dx, g, dg, z)
@@ -375,8 +381,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--iterations", type=int, default=1, help="feed-forward correction steps, each trained on "
                         "the codes of the ones before (a row per k)")
     parser.add_argument("--skip-cn", action="store_true", help="skip the two fine-tuned-CN rows")
-    parser.add_argument("--variants", default="cn,multi", help="comma list: cn (the fine-tuned CN rows), multi (the "
-                        "multi-depth encoder and its iterations), trunk (a trainable copy of D's trunk + the CN)")
+    parser.add_argument("--variants", default="cn,multi", help="comma list: cn (the fine-tuned CN rows), cn-prior "
+                        "(the CN fine-tuned with pixel+D at each --prior-weights), multi (the multi-depth encoder and "
+                        "its iterations), trunk (a trainable copy of D's trunk + the CN)")
+    parser.add_argument("--prior-weights", type=float, nargs="+", default=[0.1, 0.3, 1.0],
+                        help="prior weights of the cn-prior rows")
+    parser.add_argument("--feature-depths", nargs="+", default=list(DEPTHS),
+                        help="D's layers the D-feature term reads (the library's stage reads the feature layer, main.7)")
     parser.add_argument("--trunk-lrs", type=float, nargs="+", default=[1e-4], help="learning rates of the trunk rows")
     parser.add_argument("--title", default="first round", help="the page title's round")
     parser.add_argument("--seed", type=int, default=0)
