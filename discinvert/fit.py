@@ -203,8 +203,12 @@ def fit_inverter(
             ``DataLoader`` of such batches. After the self-generated fit the CN is
             fine-tuned on them through the frozen G (pixel, D-feature and prior terms,
             :mod:`discinvert.real_stage`), which makes ``encode`` reconstruct real images
-            markedly better (``docs/encoder_ablations.md``). ``None`` (default): the
-            paper's method alone. Not available with ``conditioning``.
+            markedly better (``docs/real_stage.md``). ``None`` (default): the paper's
+            method alone. Not available with ``conditioning``. The stage runs in full
+            precision on the user's G and D (``autocast_dtype`` and ``channels_last``
+            act on the self-generated stage only); checkpoints cover the self-generated
+            stage, and a resumed fit runs the real-image stage again from its start
+            (the same seed gives the same inverter).
         config: a :class:`~discinvert.settings.FitConfig` holding the settings below;
             keyword settings given as well replace its fields.
         {settings}

@@ -156,3 +156,16 @@ def test_the_record_survives_save_and_load(make_gan, tmp_path) -> None:
     assert torch.equal(loaded.encode(x), inverter.encode(x))
     card = (inverter.save_pretrained(tmp_path / "repo") / "README.md").read_text()
     assert "Then the real-image stage: 12 updates of 16 real images (tensor of 80 images, 16 held out)" in card
+
+
+def test_a_resumed_fit_runs_the_real_image_stage_again_to_the_same_inverter(make_gan, tmp_path) -> None:
+    """Checkpoints cover the self-generated stage; resuming a finished one re-runs the real-image stage."""
+    gan = make_gan("dcgan")
+    x = _images(gan)
+    checkpoint = dict(checkpoint_path=tmp_path / "fit.safetensors", checkpoint_every=10)
+    first = _fit(gan, x, **checkpoint)
+    resumed = _fit(gan, x, resume=True, **checkpoint)
+    assert resumed.config.fit["resumed_from_step"] > 0
+    a, b = first.state_dict(), resumed.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert resumed.config.fit["real_images"]["best_step"] == first.config.fit["real_images"]["best_step"]
