@@ -18,7 +18,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-__all__ = ["DistContext", "broadcast_module", "broadcast_scalar", "context", "is_writer"]
+__all__ = ["DistContext", "all_ok", "broadcast_module", "broadcast_scalar", "context", "is_writer"]
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +70,14 @@ def broadcast_scalar(value: float, device: torch.device) -> float:
     tensor = torch.tensor([value], dtype=torch.float64, device=_collective_device(device))
     dist.broadcast(tensor, src=0)
     return float(tensor.item())
+
+
+def all_ok(ok: bool, device: torch.device) -> bool:
+    """``True`` when ``ok`` holds on every rank: a failure on one rank is known to all, so no rank
+    waits forever in a collective that the failed one never reaches."""
+    flag = torch.tensor([0.0 if ok else 1.0], device=_collective_device(device))
+    dist.all_reduce(flag)
+    return float(flag.item()) == 0.0
 
 
 def broadcast_module(module: nn.Module) -> None:

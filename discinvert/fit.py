@@ -18,6 +18,7 @@ import inspect
 import logging
 import math
 import os
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -41,7 +42,7 @@ from discinvert.layers import resolve_layer
 from discinvert.network import CNConfig, ConnectionNetwork
 from discinvert.pairs import PairMaker, ValidationSet
 from discinvert.real_stage import RealStageResult, train_on_images
-from discinvert.settings import DEFAULT_LR, DEFAULT_STEPS, FitConfig, settings_doc
+from discinvert.settings import DEFAULT_LR, DEFAULT_STEPS, REAL_STAGE_SETTINGS, FitConfig, settings_doc
 from discinvert.checkpoint import Checkpointing
 from discinvert.training import TrainResult, train_regressor
 
@@ -142,6 +143,35 @@ def _inverter_config(settings: FitConfig, facts: GANFacts, layer_name: str, late
     )
 
 
+def _split(images: ImageSource, image_shape: tuple[int, ...], settings: FitConfig, seed: int,
+           image_range: tuple[float, float] | None, dist_ctx: dist_utils.DistContext, device: torch.device) -> ImageSplit:
+    """The user's images checked and split; under torchrun every rank must hold the same images."""
+    # A Dataset's random transforms draw from the global RNG: read on a fork, so that the
+    # fit's own stream (the CN's initialisation) does not depend on them.
+    with torch.random.fork_rng(devices=[]):
+        if not dist_ctx.enabled:
+            return split_images(images, image_shape, held_out=settings.real_held_out, seed=seed + 4,
+                                image_range=image_range)
+        try:
+            split, error = split_images(images, image_shape, held_out=settings.real_held_out, seed=seed + 4,
+                                        image_range=image_range), None
+        except ValueError as caught:
+            split, error = None, caught
+    if not dist_utils.all_ok(error is None, device):
+        raise error if error is not None else ValueError(
+            "images: another rank refused its images (its error says why); stopping every rank.")
+    assert split is not None
+    mine = (float(split.images.size), float(split.held_out.double().sum()))
+    rank0 = tuple(dist_utils.broadcast_scalar(value, device) for value in mine)
+    if not dist_utils.all_ok(mine == rank0, device):
+        here = (f"other pixels than rank 0's (as many images, {split.images.size})" if mine[0] == rank0[0]
+                else f"{split.images.size} images here and {int(rank0[0])} on rank 0")
+        raise ValueError(
+            f"images: expected the same images on every rank under torchrun (the stage splits and draws them "
+            f"itself), got {here}; pass the whole training set on every rank, not a DistributedSampler's share.")
+    return split
+
+
 def _real_stage(cn: ConnectionNetwork, generator: nn.Module, tap: FeatureTap, pairs: PairMaker,
                 latent_shape: tuple[int, ...], split: ImageSplit, held_out: ValidationSet, settings: FitConfig,
                 feature_dim: int, probe: tuple[torch.Tensor, torch.Tensor | None], seed: int,
@@ -204,8 +234,8 @@ def fit_inverter(
             fine-tuned on them through the frozen G (pixel, D-feature and prior terms,
             :mod:`discinvert.real_stage`), which makes ``encode`` reconstruct real images
             markedly better (``docs/real_stage.md``). ``None`` (default): the paper's
-            method alone. Not available with ``conditioning``. The stage runs in full
-            precision on the user's G and D (``autocast_dtype`` and ``channels_last``
+            method alone. Not available with ``conditioning``. The stage runs G and D in
+            their own dtype, without autocast (``autocast_dtype`` and ``channels_last``
             act on the self-generated stage only); checkpoints cover the self-generated
             stage, and a resumed fit runs the real-image stage again from its start
             (the same seed gives the same inverter).
@@ -233,6 +263,10 @@ def fit_inverter(
         An :class:`Inverter` with the CN of lowest validation error, in eval mode, on
         the models' device. ``inverter.config.fit`` records how it was fit, with
         ``history``: ``[step, train MSE, validation MSE, seconds]`` at each validation.
+        With ``images``, the CN of lowest held-out *pixel* error of the real-image stage
+        instead; ``config.fit["real_images"]`` records that stage, with the chosen CN's
+        latent validation MSE (``latent_validation_mse``: the top-level
+        ``best_validation_mse`` is the self-generated stage's).
 
     Raises:
         ValueError: bad arguments or settings; an unknown feature layer (with close
@@ -240,6 +274,10 @@ def fit_inverter(
             rejects; G and D on different devices.
     """
     settings_ = FitConfig.build(config, **settings)
+    idle = sorted(set(settings) & set(REAL_STAGE_SETTINGS))
+    if images is None and idle:
+        warnings.warn(f"{', '.join(idle)}: these settings act only on the real-image stage, which runs with "
+                      "images=...; without images they are ignored.", UserWarning, stacklevel=2)
     if images is not None and conditioning is not None:
         raise ValueError(
             "images: expected None with a conditioning; the real-image stage needs each image's condition and "
@@ -270,8 +308,8 @@ def fit_inverter(
             facts = inspect_gan(generator, tap, probe[0], probe[1], conditioning)
             val_rng.manual_seed(seed + 1)
             held_out = pairs.validation_set(settings_.validation_size, val_rng, settings_.batch_size)
-        split = None if images is None else split_images(
-            images, facts.image_shape, held_out=settings_.real_held_out, seed=seed + 2, image_range=held_out.image_range)
+        split = None if images is None else _split(images, facts.image_shape, settings_, seed, held_out.image_range,
+                                                   dist_ctx, device)
 
         cn_config = CNConfig(in_features=facts.feature_dim, out_features=math.prod(found_shape),
                              hidden=settings_.cn_hidden, batch_norm=settings_.cn_batch_norm)

@@ -125,7 +125,8 @@ def _model_card(config: InverterConfig, *, gan: str | None, metrics: dict[str, A
                 f"Then the real-image stage: {real.get('real_steps')} updates of {real.get('real_batch_size')} real "
                 f"images ({real.get('source')}, {real.get('held_out')} held out), lr {real.get('real_lr')}, "
                 f"D-feature weight {real.get('feature_weight')}, prior weight {real.get('prior_weight')}; held-out "
-                f"pixel MSE {real.get('start_held_out_pixel_mse')} → {real.get('best_held_out_pixel_mse')}.",
+                f"pixel MSE {real.get('start_held_out_pixel_mse')} → {real.get('best_held_out_pixel_mse')}; "
+                f"held-out latent MSE of this inverter {real.get('latent_validation_mse')}.",
                 "",
             ]
     return "\n".join(lines)

@@ -18,11 +18,14 @@ from typing import Any, Union
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+import warnings
 
-from discinvert.value_range import range_problem
+from torch.utils.data import DataLoader, Dataset, IterableDataset
 
-__all__ = ["ImageSet", "ImageSource", "MIN_IMAGES", "split_images"]
+from discinvert.validation import native_numpy
+from discinvert.value_range import nominal_range, range_problem
+
+__all__ = ["ImageSet", "ImageSource", "ImageSplit", "MIN_IMAGES", "UnitRangeWarning", "split_images"]
 
 ImageSource = Union[torch.Tensor, np.ndarray, Dataset, DataLoader]
 """What ``fit_inverter(images=...)`` accepts."""
@@ -40,7 +43,7 @@ def _first_tensor(item: Any, where: str) -> torch.Tensor:
                 f"images: expected floating-point images in the generator's range, got a NumPy array of dtype "
                 f"{item.dtype} at {where}; convert and scale them first (e.g. uint8 x → x / 127.5 - 1 for a tanh G)."
             )
-        item = torch.from_numpy(np.ascontiguousarray(item))
+        item = torch.from_numpy(native_numpy(item))
     if not isinstance(item, torch.Tensor):
         raise ValueError(f"images: expected a tensor (or a tuple starting with one) at {where}, got {type(item).__name__}.")
     if not item.is_floating_point():
@@ -60,6 +63,10 @@ def _check_batch(batch: torch.Tensor, image_shape: tuple[int, ...], where: str) 
     if batch.numel() and not bool(torch.isfinite(batch).all()):
         raise ValueError(f"images: expected finite values, got NaN or Inf at {where}.")
     return batch
+
+
+class UnitRangeWarning(UserWarning):
+    """The real images lie in [0, 1] while G's images span [-1, 1]: probably not yet mapped (x → 2x − 1)."""
 
 
 @dataclass
@@ -112,12 +119,13 @@ def _image_set(images: ImageSource, image_shape: tuple[int, ...]) -> ImageSet:
         tensor = _check_batch(_first_tensor(images, "the array"), image_shape, "the array").cpu()
         kind = "tensor" if isinstance(images, torch.Tensor) else "NumPy array"
         return ImageSet(len(tensor), f"{kind} of {len(tensor)} images", _images=tensor, _image_shape=image_shape)
-    if isinstance(images, Dataset) and hasattr(images, "__len__") and hasattr(images, "__getitem__"):
+    if (isinstance(images, Dataset) and not isinstance(images, IterableDataset) and hasattr(images, "__len__")
+            and hasattr(images, "__getitem__")):
         return ImageSet(len(images), f"{type(images).__name__} of {len(images)} images",  # type: ignore[arg-type]
                         _dataset=images, _image_shape=image_shape)
     raise ValueError(
         f"images: expected a tensor or NumPy array (N, {', '.join(map(str, image_shape))}), a map-style torch "
-        f"Dataset or a DataLoader of such images, got {type(images).__name__}."
+        f"Dataset (with __len__ and __getitem__) or a DataLoader of such images, got {type(images).__name__}."
     )
 
 
@@ -155,9 +163,16 @@ def split_images(images: ImageSource, image_shape: Sequence[int], *, held_out: i
     train_indices = order[n_held:]
     if image_range is not None:
         sample = torch.cat([held, image_set.get(train_indices[: max(1, min(256, len(train_indices)))])])
-        problem = range_problem((float(sample.min()), float(sample.max())), image_range)
+        found = (float(sample.min()), float(sample.max()))
+        problem = range_problem(found, image_range)
         if problem is not None:
             raise ValueError(problem)
+        if nominal_range(image_range) == (-1.0, 1.0) and found[0] >= 0.0:
+            warnings.warn(
+                f"images: G's images span [{image_range[0]:.3g}, {image_range[1]:.3g}] (a [-1, 1] generator), but "
+                f"these images lie in [{found[0]:.3g}, {found[1]:.3g}], with no negative value: they look like "
+                "[0, 1] images (e.g. torchvision's ToTensor without Normalize). Map them with x * 2 - 1, or G "
+                "cannot reproduce them.", UnitRangeWarning, stacklevel=3)
     if not math.isfinite(float(held.sum())):
         raise ValueError("images: expected finite values in the held-out images, got NaN or Inf.")
     return ImageSplit(image_set, train_indices, held)

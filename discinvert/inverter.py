@@ -26,7 +26,7 @@ from discinvert.layers import resolve_layer
 from discinvert.network import ConnectionNetwork
 from discinvert.optimize import DEFAULT_REFINE_LR, optimize_latents
 from discinvert.serialization import read_inverter_file, write_inverter_file
-from discinvert.validation import positive_int
+from discinvert.validation import native_numpy, positive_int
 from discinvert.value_range import RANGE_MARGIN, nominal_range, range_problem
 
 __all__ = ["DEFAULT_BATCH_SIZE", "RANGE_MARGIN", "FingerprintMismatchError", "ImageRangeWarning", "Inverter", "RangeCheck"]
@@ -69,12 +69,6 @@ class _GAN:
         self.discriminator = discriminator
         self.tap = tap
         self.conditioning = conditioning
-
-
-def _native_numpy(array: np.ndarray) -> np.ndarray:
-    """A contiguous, writable, native-byte-order copy or view that torch can wrap."""
-    native = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("="))
-    return native if native.flags.writeable else native.copy()
 
 
 def _check_batch_size(batch_size: int | None) -> int:
@@ -185,7 +179,7 @@ class Inverter(nn.Module):
                     f"produces them), got a numpy array of dtype {images.dtype}; convert and "
                     "scale them first (e.g. uint8 x → x / 127.5 - 1 for a tanh generator)."
                 )
-            images = torch.from_numpy(_native_numpy(images))
+            images = torch.from_numpy(native_numpy(images))
         elif not isinstance(images, torch.Tensor):
             raise ValueError(
                 f"images: expected a torch.Tensor or numpy array of shape (N, {', '.join(map(str, self.image_shape))}), "
@@ -238,7 +232,7 @@ class Inverter(nn.Module):
                 "conditions (e.g. class labels of shape (N,))."
             )
         if isinstance(conditions, np.ndarray):
-            conditions = torch.from_numpy(_native_numpy(conditions))
+            conditions = torch.from_numpy(native_numpy(conditions))
         if not isinstance(conditions, torch.Tensor) or conditions.dim() == 0 or conditions.shape[0] != n:
             got = tuple(conditions.shape) if isinstance(conditions, torch.Tensor) else type(conditions).__name__
             raise ValueError(f"conditions: expected a tensor with {n} rows (one per image), got {got}.")

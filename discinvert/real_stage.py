@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from discinvert.distributed import DistContext, broadcast_module, broadcast_scalar
+from discinvert.distributed import DistContext, all_ok, broadcast_module, broadcast_scalar
 from discinvert.features import FeatureTap
 from discinvert.gan import generate, model_dtype
 from discinvert.image_sets import ImageSplit
@@ -53,7 +53,8 @@ class RealStageResult:
 
     Attributes:
         history: ``[step, train loss, held-out pixel MSE, seconds]`` at each validation
-            (step 0 is the CN the self-generated fit gave; its train loss is None).
+            (step 0 is the CN the self-generated fit gave; its train loss is None). Under
+            torchrun the train loss is this rank's; the held-out error is rank 0's.
     """
 
     images: int
@@ -122,12 +123,26 @@ def train_on_images(
         ValueError: the held-out error was never finite (divergence).
     """
     distributed = dist_ctx is not None and dist_ctx.enabled
-    g_dtype, cn_dtype = model_dtype(generator), next(cn.parameters()).dtype
+    g_dtype, d_dtype, cn_dtype = model_dtype(generator), model_dtype(tap.discriminator), next(cn.parameters()).dtype
     held = split.held_out
     optimizer = make_adam(cn, lr)
 
     def features(images: torch.Tensor) -> torch.Tensor:
-        return tap(images.to(device=device, dtype=model_dtype(tap.discriminator))).to(cn_dtype)
+        return tap(images.to(device=device, dtype=d_dtype)).to(cn_dtype)
+
+    def load(picked: torch.Tensor) -> torch.Tensor:
+        """The batch's images; under torchrun a rank that cannot load its batch stops every rank."""
+        if not distributed:
+            return split.images.get(picked)
+        try:
+            batch, error = split.images.get(picked), None
+        except ValueError as caught:
+            batch, error = None, caught
+        if not all_ok(error is None, device):
+            raise error if error is not None else ValueError(
+                "images: another rank could not load its batch of real images (its error says why); stopping "
+                "every rank.")
+        return batch  # type: ignore[return-value]
 
     def validate() -> float:
         cn.eval()
@@ -145,7 +160,7 @@ def train_on_images(
     start_error = validate()
     best = (start_error, 0, copy.deepcopy(cn.state_dict()))
     history: list[list[float | None]] = [[0, None, round(start_error, 6), 0.0]]
-    running = 0.0
+    running: torch.Tensor | None = None  # summed on the device, read at validations only
     quiet = distributed and dist_ctx.rank != 0  # type: ignore[union-attr]
     bar = tqdm(total=steps, desc="fit CN on images", unit="step", dynamic_ncols=True,
                disable=True if quiet else (None if progress is None else not progress))
@@ -154,10 +169,17 @@ def train_on_images(
         cn.train()
         for step in range(steps):
             picked = train_indices[torch.randint(0, len(train_indices), (batch_size,), generator=rng)]
-            x = split.images.get(picked).to(device)
+            x = load(picked).to(device)
             with torch.no_grad():
                 target = features(x)
-            codes = cn(target)
+            if prior_weight > 0:
+                # One forward pass over real and generated features: the CN's BatchNorm normalises
+                # them together, as its running statistics (used by encode) will describe both.
+                pair_features, latents = prior_pairs()
+                both = cn(torch.cat([target, pair_features.to(cn_dtype)]))
+                codes, pair_codes = both[: len(target)], both[len(target) :]
+            else:
+                codes = cn(target)
             fake = generate(generator, codes.reshape(-1, *latent_shape).to(g_dtype))
             loss = F.mse_loss(fake.float(), x)
             if feature_weight > 0:
@@ -165,22 +187,21 @@ def train_on_images(
                 loss = loss + feature_weight * F.mse_loss(fake_features, target.float()) / (
                     target.float().pow(2).mean() + 1e-8)
             if prior_weight > 0:
-                pair_features, latents = prior_pairs()
-                loss = loss + prior_weight * F.mse_loss(cn(pair_features.to(cn_dtype)).float(), latents)
+                loss = loss + prior_weight * F.mse_loss(pair_codes.float(), latents)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if distributed:
                 _average_gradients(cn, dist_ctx.world_size)  # type: ignore[union-attr]
             optimizer.step()
-            running += float(loss.detach())
+            running = loss.detach() if running is None else running + loss.detach()
             bar.update(1)
             if (step + 1) % eval_every == 0 or step + 1 == steps:
                 error = validate()
                 done = (step % eval_every) + 1
-                history.append([step + 1, round(running / done, 6), round(error, 6),
+                history.append([step + 1, round(float(running) / done, 6), round(error, 6),  # type: ignore[arg-type]
                                 round(time.perf_counter() - started, 3)])
-                running = 0.0
-                if error < best[0]:
+                running = None
+                if error < best[0] or not math.isfinite(best[0]):
                     best = (error, step + 1, copy.deepcopy(cn.state_dict()))
                 bar.set_postfix(held_out=f"{error:.4f}", best=f"{best[0]:.4f}")
                 logger.debug("real-image stage step %d: held-out pixel MSE %.5f", step + 1, error)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import math
 import numbers
 
-__all__ = ["is_integer", "nonnegative_float", "positive_float", "positive_int"]
+import numpy as np
+
+__all__ = ["is_integer", "native_numpy", "nonnegative_float", "positive_float", "positive_int"]
 
 
 def positive_int(value: object, name: str, minimum: int = 1) -> int:
@@ -33,3 +35,10 @@ def nonnegative_float(value: object, name: str) -> float:
     if not isinstance(value, numbers.Real) or isinstance(value, bool) or not math.isfinite(value) or value < 0:
         raise ValueError(f"{name}: expected a finite float >= 0, got {value!r}.")
     return float(value)
+
+
+def native_numpy(array: np.ndarray) -> np.ndarray:
+    """``array`` in native byte order, C-contiguous and writable (a copy only when needed),
+    so ``torch.from_numpy`` takes it without an error or a warning."""
+    native = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("="))
+    return native if native.flags.writeable else native.copy()

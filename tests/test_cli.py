@@ -179,7 +179,10 @@ def test_fit_with_too_few_or_bad_real_images(ws: dict[str, Path], tmp_path: Path
     assert main(["fit", "--gan", str(ws["gan"]), *FAST_FIT, "--images", str(ws["root"] / "png"), "--out", str(out)]) == 1
     assert "expected at least 8 real images, got 4" in capsys.readouterr().err
     assert main(["fit", "--gan", str(ws["gan"]), *FAST_FIT, "--images", str(ws["root"] / "small.npy"), "--out", str(out)]) == 1
-    assert "small.npy" in capsys.readouterr().err
+    assert "small.npy" in (err := capsys.readouterr().err) and "expected images of shape (N, 1, 28, 28)" in err
+    with pytest.raises(SystemExit) as exit_info:  # the stage's flags without --images
+        main(["fit", "--gan", str(ws["gan"]), *FAST_FIT, "--real-steps", "3", "--range", "0,1", "--out", str(out)])
+    assert exit_info.value.code == 2 and "--range, --real-steps: only with --images" in capsys.readouterr().err
     for flag, value in (("--real-steps", "0"), ("--feature-weight", "-1"), ("--real-lr", "nan")):
         with pytest.raises(SystemExit) as exit_info:
             main(["fit", "--gan", str(ws["gan"]), *FAST_FIT, "--images", str(ws["root"] / "u8.npy"), flag, value, "--out", str(out)])

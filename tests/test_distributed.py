@@ -62,6 +62,23 @@ def test_torchrun_real_image_stage_gives_every_rank_the_same_inverter(tmp_path) 
     assert record["real_steps"] == 6 and record["images"] == 52 and record["held_out"] == 12
 
 
+@pytest.mark.parametrize(("mode", "message"), [
+    ("share", "expected the same images on every rank"),
+    ("range", "expected values in the generator's range"),
+    ("bad-item", "data set items of shape (1, 8, 8)"),
+])
+def test_torchrun_ranks_with_different_images_all_stop_none_hangs(tmp_path, mode, message) -> None:
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+               str(ROOT / "tests" / "ddp_real_images_run.py"), mode]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=240, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    import re
+
+    reports = re.findall(r"rank (\d): (ValueError|no error)", result.stdout)  # the ranks' lines may interleave
+    assert sorted(reports) == [("0", "ValueError"), ("1", "ValueError")], result.stdout
+    assert message in result.stdout, result.stdout
+
+
 def _torchrun(tmp_path: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
                str(ROOT / "tests" / "ddp_checkpoint_run.py"), str(out), *extra]

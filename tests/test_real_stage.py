@@ -11,6 +11,11 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from discinvert import Inverter, fit_inverter, zoo
+from discinvert.features import FeatureTap
+from discinvert.guard import frozen
+from discinvert.image_sets import UnitRangeWarning, split_images
+from discinvert.network import CNConfig, ConnectionNetwork
+from discinvert.real_stage import train_on_images
 from discinvert.settings import FitConfig
 from discinvert.zoo.datasets import to_model_range
 from tests.conftest import LATENT, TinyGAN, assert_untouched, snapshot
@@ -81,8 +86,13 @@ def test_tensor_array_dataset_and_dataloader_give_the_same_inverter(make_gan) ->
 def test_same_seed_same_inverter_and_the_stage_changes_the_cn(make_gan) -> None:
     gan = make_gan("mlp")
     x = _images(gan)
+    before = snapshot(gan.generator, gan.discriminator)
     a, b = _fit(gan, x).state_dict(), _fit(gan, x).state_dict()
+    assert_untouched(before, gan.generator, gan.discriminator)
     assert all(torch.equal(a[k], b[k]) for k in a)
+    plain = fit_inverter(gan.generator, gan.discriminator, gan.feature_layer, latent_shape=gan.latent_shape,
+                         **{k: v for k, v in TINY.items() if not k.startswith("real")})
+    assert not all(torch.equal(a[k], plain.state_dict()[k]) for k in a)
     record = _fit(gan, x, real_lr=1e-2).config.fit["real_images"]
     assert [row[0] for row in record["history"]] == [0, 4, 8, 12]
     assert record["history"][0][1] is None  # step 0: the self-generated CN, no training loss yet
@@ -114,15 +124,22 @@ def test_a_bad_dataset_item_mid_stage_is_an_error_and_the_gan_is_untouched(make_
     x = _images(gan)
 
     class Broken(Dataset):
+        """Sound while the split reads every image once (80 reads), broken from the stage's 5th batch on."""
+
+        reads = 0
+
         def __len__(self) -> int:
             return len(x)
 
         def __getitem__(self, i: int) -> torch.Tensor:
-            return x[i, :, :4] if i == 70 else x[i]
+            self.reads += 1
+            return x[i, :, :4] if self.reads > 80 + 16 * 4 else x[i]
 
     before = snapshot(gan.generator, gan.discriminator)
+    broken = Broken()
     with pytest.raises(ValueError, match=r"data set items of shape \(1, 8, 8\)"):
-        _fit(gan, Broken(), real_steps=200)
+        _fit(gan, broken, real_steps=200)
+    assert broken.reads == 80 + 16 * 5  # it failed in the stage, on its 5th batch
     assert_untouched(before, gan.generator, gan.discriminator)
 
 
@@ -140,10 +157,58 @@ def test_bad_real_stage_settings_are_refused(name, value) -> None:
         FitConfig.build(**{name: value})
 
 
-def test_zero_weights_drop_the_terms(make_gan) -> None:
+@pytest.mark.parametrize(("feature_weight", "prior_weight"), [(0.0, 0.0), (0.5, 0.0), (0.0, 0.1), (0.5, 0.1)])
+def test_zero_weights_drop_the_terms(make_gan, feature_weight, prior_weight) -> None:
+    """The stage taps D once per update for the target, once more for the D-feature term, and draws
+    self-generated pairs only for the prior term."""
     gan = make_gan("dcgan")
-    record = _fit(gan, _images(gan), feature_weight=0.0, prior_weight=0.0).config.fit["real_images"]
-    assert record["feature_weight"] == 0.0 and record["prior_weight"] == 0.0
+    x = _images(gan)
+    layer = gan.discriminator.get_submodule(gan.feature_layer)
+    tap = FeatureTap(gan.discriminator, gan.feature_layer, layer)
+    calls = {"tap": 0, "pairs": 0}
+
+    class CountingTap:
+        discriminator = gan.discriminator
+
+        def __call__(self, images: torch.Tensor) -> torch.Tensor:
+            calls["tap"] += 1
+            return tap(images)
+
+    def prior_pairs() -> tuple[torch.Tensor, torch.Tensor]:
+        calls["pairs"] += 1
+        z = torch.randn(8, LATENT, 1, 1)
+        with torch.no_grad():
+            return tap(gan.generator(z)), z.flatten(1)
+
+    cn = ConnectionNetwork(CNConfig(in_features=64 * 4 * 4, out_features=LATENT, hidden=(32,)))
+    split = split_images(x, (1, 8, 8), held_out=8, seed=0, image_range=(-1.0, 1.0))
+    with frozen(gan.generator, gan.discriminator):
+        train_on_images(cn, gan.generator, CountingTap(), (LATENT, 1, 1), split, prior_pairs, steps=5, batch_size=8,
+                        lr=1e-3, feature_weight=feature_weight, prior_weight=prior_weight, eval_every=100,
+                        rng=torch.Generator().manual_seed(0), device=torch.device("cpu"), progress=False)
+    validations = 2  # before the first update and after the last, one chunk of 8 held-out images each
+    assert calls["tap"] == validations + 5 * (2 if feature_weight else 1)
+    assert calls["pairs"] == (5 if prior_weight else 0)
+
+
+def test_eight_images_and_a_batch_larger_than_the_training_set(make_gan) -> None:
+    gan = make_gan("dcgan")
+    record = _fit(gan, _images(gan, 8), real_batch_size=32).config.fit["real_images"]
+    assert (record["images"], record["held_out"]) == (7, 1)
+
+
+def test_unit_range_images_for_a_tanh_generator_warn(make_gan) -> None:
+    gan = make_gan("dcgan")
+    x = (_images(gan) + 1) / 2  # [0, 1] images for a G whose images span about [-1, 1]
+    with pytest.warns(UnitRangeWarning, match=r"look like \[0, 1\] images .* x \* 2 - 1"):
+        _fit(gan, x)
+
+
+def test_real_stage_settings_without_images_warn(make_gan) -> None:
+    gan = make_gan("dcgan")
+    with pytest.warns(UserWarning, match="prior_weight, real_steps: these settings act only on the real-image stage"):
+        fit_inverter(gan.generator, gan.discriminator, gan.feature_layer, latent_shape=gan.latent_shape, steps=2,
+                     progress=False, seed=0, real_steps=5, prior_weight=0.2)
 
 
 def test_the_record_survives_save_and_load(make_gan, tmp_path) -> None:

@@ -180,7 +180,7 @@ def _layers(args: argparse.Namespace) -> int:
 
 def _fit(args: argparse.Namespace) -> int:
     from discinvert.fit import fit_inverter
-    from discinvert.settings import FitConfig
+    from discinvert.settings import REAL_STAGE_SETTINGS, FitConfig, command_line_settings
 
     out = Path(args.out)
     to_file = out.suffix.lower() == ".safetensors"
@@ -193,6 +193,12 @@ def _fit(args: argparse.Namespace) -> int:
         raise UsageError("--latent-shape (e.g. 100,1,1) is needed with --generator")
     if args.discriminator is not None and args.feature_layer is None:
         raise UsageError("--feature-layer is needed with --discriminator (see `discinvert layers`)")
+    if args.images is None:
+        given = [flag for flag, value in (("--range", args.range), ("--input-range", args.input_range)) if value is not None]
+        given += [option.flag for name, option in command_line_settings() if name in REAL_STAGE_SETTINGS
+                  and getattr(args, name) is not None]
+        if given:
+            raise UsageError(f"{', '.join(given)}: only with --images (the real-image stage)")
     _check_writable(out, directory=not to_file)  # before minutes of fitting, not after
     settings = FitConfig.build(**fit_settings(args), device=args.device)
     gan = _load_gan(args)
@@ -209,7 +215,7 @@ def _fit(args: argparse.Namespace) -> int:
         real = fit["real_images"]
         print(f"real-image stage: held-out pixel MSE {real['start_held_out_pixel_mse']:.5f} -> "
               f"{real['best_held_out_pixel_mse']:.5f} (update {real['best_step']} of {real['real_steps']}), "
-              f"{real['seconds']:.1f} s")
+              f"held-out latent MSE now {real['latent_validation_mse']:.5f}, {real['seconds']:.1f} s")
     written = inverter.save(out) if to_file else inverter.save_pretrained(out, gan=gan.description)
     print(f"wrote {written}")
     return 0
