@@ -234,3 +234,17 @@ def test_a_resumed_fit_runs_the_real_image_stage_again_to_the_same_inverter(make
     a, b = first.state_dict(), resumed.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert resumed.config.fit["real_images"]["best_step"] == first.config.fit["real_images"]["best_step"]
+
+
+def test_every_kind_of_gan_takes_the_stage_and_comes_back_untouched(tiny_gan: TinyGAN) -> None:
+    """The test zoo (MLP, DCGAN, WGAN-GP critic without BatchNorm, spectral norm + dropout, tuple outputs)
+    with the stage's default weights; conditional GANs are refused (tested above)."""
+    if tiny_gan.conditioning is not None:
+        pytest.skip("the real-image stage refuses conditional GANs")
+    x = _images(tiny_gan)
+    before = snapshot(tiny_gan.generator, tiny_gan.discriminator)
+    inverter = _fit(tiny_gan, x)
+    assert_untouched(before, tiny_gan.generator, tiny_gan.discriminator)
+    record = inverter.config.fit["real_images"]
+    assert record["best_held_out_pixel_mse"] <= record["start_held_out_pixel_mse"]
+    assert bool(torch.isfinite(inverter.encode(x)).all())

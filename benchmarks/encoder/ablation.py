@@ -257,7 +257,7 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> dict[str, Any]:
                 rows.append(evaluate(f"D-trunk copy + CN, real (pixel+D), lr {trunk_lr:g}", trunk, G, holdout, fresh,
                                      args.refine_steps, time.perf_counter() - started))
                 print(json.dumps(rows[-1]), flush=True)
-        if "cn" not in variants and "multi" not in variants:
+        if not variants & {"cn", "cn-prior", "multi"}:
             return _result(args, argv, x_all, rows)
 
         cn_variants: list[tuple[str, float, float]] = []
