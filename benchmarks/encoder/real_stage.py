@@ -13,9 +13,10 @@ bundled paper CN (20,000 self-generated steps, no real images):
   mean squared value per dimension on the test images (the prior has 1.0).
 
     python -m benchmarks.encoder.real_stage                        # about 25 min on 2 CPU cores
-    python -m benchmarks.encoder.real_stage --quick --out /tmp/rs.md --json /tmp/rs.json   # smoke run
+    python -m benchmarks.encoder.real_stage --quick --out /tmp/rs.md --json /tmp/rs.json --summary ''   # smoke run
 
-Writes ``docs/real_stage.md`` and ``docs/results/real_stage.json``; ``--save`` keeps the fitted inverter.
+Writes ``docs/real_stage.md``, ``docs/results/real_stage.json`` and the table into ``docs/benchmarks.md``
+(its ``real_stage`` section); ``--save`` keeps the fitted inverter.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from benchmarks.common import command_line, describe_device, timed
+from benchmarks.common import command_line, describe_device, timed, write_marked_section
 from benchmarks.paper.protocol import Protocol
 from discinvert import Inverter, fit_inverter, zoo
 from discinvert.metrics import image_quality
@@ -103,11 +104,19 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> dict[str, Any]:
             "protocol": f"{args.n} test images x {args.repeats} draws (seed 0)", "rows": rows}
 
 
-def write_page(result: dict[str, Any], path: Path, hybrid_steps: int) -> None:
+def write_page(result: dict[str, Any], path: Path, hybrid_steps: int, summary: Path | None = None) -> None:
+    """Write the page, and (with ``summary``) the table as a marked section of that page too."""
     rows = result["rows"]
+    lines = _page_lines(result, rows, hybrid_steps)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(["# The real-image stage (issue 17)", "", *lines]) + "\n")
+    if summary is not None:
+        write_marked_section(summary, "real_stage", "cpu", ["## The real-image stage (feed-forward, issue 17)", "",
+                                                             *lines], "# Benchmarks\n")
+
+
+def _page_lines(result: dict[str, Any], rows: list[dict[str, Any]], hybrid_steps: int) -> list[str]:
     lines = [
-        "# The real-image stage (issue 17)",
-        "",
         "Written by `benchmarks/encoder/real_stage.py`; the figures come from this run:",
         "",
         f"    {result['command']}",
@@ -115,7 +124,8 @@ def write_page(result: dict[str, Any], path: Path, hybrid_steps: int) -> None:
         f"Device: {result['device']}. The bundled Fashion-MNIST DCGAN. The fitted "
         f"inverter uses the library's default settings with `images=` the first {result['train_images']} train "
         f"images; *held-out train* is {result['holdout']} (never trained on); *test* is the Table 1 protocol "
-        f"({result['protocol']}), scored, never used for a choice.",
+        f"({result['protocol']}), scored, never used for a choice. Timings are wall-clock on a shared 2-core "
+        "machine: compare PSNR, SSIM and recovery across rows, timings only within a run.",
         "",
         f"| encoder | held-out train PSNR / SSIM | test PSNR (Table 1) | test SSIM | encode s / 1k | "
         f"hybrid-{hybrid_steps} test PSNR (first draw) | hybrid s / 1k | latent recovery MSE / cosine | "
@@ -141,8 +151,7 @@ def write_page(result: dict[str, Any], path: Path, hybrid_steps: int) -> None:
         "Settings: " + ", ".join(f"`{k}={v}`" for k, v in result["settings"].items()),
         "",
     ]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines) + "\n")
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -160,7 +169,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny budgets: a smoke run, figures meaningless")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "real_stage.md")
     parser.add_argument("--json", type=Path, default=ROOT / "docs" / "results" / "real_stage.json")
+    parser.add_argument("--summary", type=Path, default=ROOT / "docs" / "benchmarks.md",
+                        help="also put the table into this page's real_stage section ('' for none)")
+    parser.add_argument("--rewrite-from", type=Path, default=None, metavar="JSON",
+                        help="write the pages from an earlier run's JSON instead of running (no figure changes)")
     args = parser.parse_args(argv)
+    summary = args.summary if str(args.summary) else None
+    if args.rewrite_from is not None:
+        result = json.loads(args.rewrite_from.read_text())
+        steps = next(int(k[len("hybrid"):-len("_psnr")]) for k in result["rows"][0] if k.startswith("hybrid")
+                     and k.endswith("_psnr"))
+        write_page(result, args.out, steps, summary)
+        print(f"wrote {args.out}{'' if summary is None else f' and {summary}'} from {args.rewrite_from}")
+        return 0
     if args.quick:
         args.holdout, args.train_limit, args.fit_steps, args.real_steps = 64, 512, 5, 5
         args.hybrid_steps, args.n, args.repeats = 2, 64, 2
@@ -168,8 +189,8 @@ def main(argv: list[str] | None = None) -> int:
     result = run(args, argv)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, indent=1) + "\n")
-    write_page(result, args.out, args.hybrid_steps)
-    print(f"wrote {args.out} and {args.json}")
+    write_page(result, args.out, args.hybrid_steps, summary)
+    print(f"wrote {args.out}, {args.json}{'' if summary is None else f' and {summary}'}")
     return 0
 
 
