@@ -31,7 +31,8 @@ PUBLIC_MODULES = ("discinvert", "discinvert.metrics", "discinvert.optimize", "di
 SCRIPTS = ("benchmarks.paper.table1", "benchmarks.paper.train_gan", "benchmarks.paper.describe_gans",
            "benchmarks.paper.build_zoo", "benchmarks.paper.rivals.train", "benchmarks.speed.speed",
            "benchmarks.speed.fit_speed", "benchmarks.speed.generation_levers", "benchmarks.speed.fit_defaults",
-           "benchmarks.encoder.ablation", "benchmarks.encoder.real_stage")
+           "benchmarks.encoder.ablation", "benchmarks.encoder.real_stage",
+           "benchmarks.paper.build_zoo_real")
 
 
 def _documented_surface() -> set[str]:

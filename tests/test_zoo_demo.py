@@ -42,6 +42,21 @@ def test_zoo_inverter_is_a_hub_layout() -> None:
     assert isinstance(Inverter.from_pretrained(folder, generator=G, discriminator=D), Inverter)
 
 
+def test_zoo_bundles_a_real_image_stage_inverter_that_reconstructs_better() -> None:
+    assert zoo.inverters(ENTRY) == ["paper", "real-images"]
+    G, D, paper = zoo.load(ENTRY)
+    _, _, real = zoo.load(ENTRY, inverter="real-images")
+    assert real.check_fingerprints() and "real_images" in real.config.fit
+    x = to_model_range(zoo.load_test_images(ENTRY)[0][::10])  # 100 images, 10 of each class
+    paper_psnr = image_quality(x, paper.reconstruct(x))[0].mean()
+    real_psnr = image_quality(x, real.reconstruct(x))[0].mean()
+    assert real_psnr > paper_psnr + 1.0, (paper_psnr, real_psnr)
+    card = (zoo.path(ENTRY) / "inverter-real-images" / "README.md").read_text()
+    assert "Then the real-image stage" in card and "PSNR" in card
+    with pytest.raises(ValueError, match=r"expected one of \['paper', 'real-images'\]"):
+        zoo.load(ENTRY, inverter="vae")
+
+
 def test_zoo_fits_the_size_budget() -> None:
     total = sum(p.stat().st_size for p in zoo.path(ENTRY).rglob("*") if p.is_file())
     assert total <= 20_000_000
@@ -60,6 +75,7 @@ def test_demo_end_to_end(tmp_path, capsys) -> None:
     for key in ("psnr_mean", "psnr_std", "ssim_mean", "ssim_std", "seconds"):
         assert key in metrics["methods"]["encode"] and key in metrics["methods"]["refine"]
     assert metrics["methods"]["refine"]["psnr_mean"] > metrics["methods"]["encode_on_refined_subset"]["psnr_mean"]
+    assert metrics["methods"]["encode_real_images"]["psnr_mean"] > metrics["methods"]["encode"]["psnr_mean"]
     from skimage.io import imread
 
     picture = imread(tmp_path / "reconstructions.png")

@@ -10,7 +10,10 @@ Each entry is a folder ``discinvert/zoo/<name>/`` holding ``gan/`` (written by
 :func:`discinvert.zoo.architectures.save_gan`), ``inverter/`` (laid out exactly as a Hub repo:
 ``model.safetensors``, ``config.json``, ``README.md``, so publishing it is one
 ``upload_folder`` call) and ``test_images.safetensors``. The folders are made by
-``python -m benchmarks.paper.build_zoo``.
+``python -m benchmarks.paper.build_zoo``. An entry may also hold ``inverter-real-images/``: an
+inverter fitted with the real-image stage (``fit_inverter(images=...)`` on the data set's train
+split, a lighter CN), made by ``python -m benchmarks.paper.build_zoo_real``; load it with
+``zoo.load(name, inverter="real-images")``.
 """
 
 from __future__ import annotations
@@ -26,7 +29,11 @@ from torch import nn
 from discinvert.zoo.architectures import GANConfig, load_gan
 from discinvert.inverter import Inverter
 
-__all__ = ["available", "load", "load_gan_config", "load_test_images", "path"]
+__all__ = ["INVERTERS", "available", "inverters", "load", "load_gan_config", "load_test_images", "path"]
+
+INVERTERS = {"paper": "inverter", "real-images": "inverter-real-images"}
+"""The inverters an entry may bundle, by name → their folder: the paper's CN, and one fitted
+with the real-image stage."""
 
 
 def path(name: str) -> Path:
@@ -53,17 +60,37 @@ def load_gan_config(name: str) -> GANConfig:
     return load_gan(path(name) / "gan")[2]
 
 
-def load(name: str = "dcgan-fashion-mnist", *, device: str | torch.device = "cpu") -> tuple[nn.Module, nn.Module, Inverter]:
+def inverters(name: str = "dcgan-fashion-mnist") -> list[str]:
+    """Names of the inverters the entry bundles (keys of :data:`INVERTERS`), ``"paper"`` first."""
+    folder = path(name)
+    return [kind for kind, sub in INVERTERS.items() if (folder / sub / "model.safetensors").is_file()]
+
+
+def load(name: str = "dcgan-fashion-mnist", *, device: str | torch.device = "cpu",
+         inverter: str = "paper") -> tuple[nn.Module, nn.Module, Inverter]:
     """Load the entry's generator, discriminator and fitted inverter.
+
+    Args:
+        name: the entry (:func:`available`).
+        device: where to put G and D.
+        inverter: ``"paper"`` (the paper's CN, self-generated pairs only) or
+            ``"real-images"`` (fitted with the real-image stage), when the entry has it
+            (:func:`inverters`).
 
     Returns:
         ``(G, D, inverter)``: G and D in eval mode on ``device``; G maps latents
         ``(N, 100, 1, 1)`` to images ``(N, 1, 28, 28)`` in [-1, 1].
+
+    Raises:
+        ValueError: an unknown entry, or an inverter the entry does not bundle.
     """
     folder = path(name)
+    bundled = inverters(name)
+    if inverter not in bundled:
+        raise ValueError(f"inverter: expected one of {bundled} for zoo entry {name!r}, got {inverter!r}.")
     G, D, _, _ = load_gan(folder / "gan", device=device)
-    inverter = Inverter.from_pretrained(folder / "inverter", generator=G, discriminator=D)
-    return G, D, inverter
+    fitted = Inverter.from_pretrained(folder / INVERTERS[inverter], generator=G, discriminator=D)
+    return G, D, fitted
 
 
 def load_test_images(name: str = "dcgan-fashion-mnist") -> tuple[np.ndarray, np.ndarray]:
