@@ -190,6 +190,21 @@ def test_fit_with_too_few_or_bad_real_images(ws: dict[str, Path], tmp_path: Path
     assert not out.exists()
 
 
+def test_the_zoo_real_images_inverter_by_name(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    outs = {}
+    for spec in ("zoo:dcgan-fashion-mnist", "zoo:dcgan-fashion-mnist/real-images"):
+        out = tmp_path / f"{spec.replace(':', '_').replace('/', '_')}.npy"
+        assert main(["encode", "--gan", "zoo:dcgan-fashion-mnist", "--inverter", spec, "--images",
+                     "zoo:dcgan-fashion-mnist", "--out", str(out)]) == 0
+        outs[spec] = np.load(out)
+    assert outs["zoo:dcgan-fashion-mnist"].shape == outs["zoo:dcgan-fashion-mnist/real-images"].shape == (1000, 100, 1, 1)
+    assert not np.array_equal(*outs.values())
+    capsys.readouterr()
+    assert main(["encode", "--gan", "zoo:dcgan-fashion-mnist", "--inverter", "zoo:dcgan-fashion-mnist/vae",
+                 "--images", "zoo:dcgan-fashion-mnist", "--out", str(tmp_path / "x.npy")]) == 1
+    assert "KIND one of paper, real-images, got 'vae'" in capsys.readouterr().err
+
+
 def test_fit_with_the_levers(ws: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "fast.safetensors"
     assert main(["fit", "--gan", str(ws["gan"]), *FAST_FIT, "--reuse", "2", "--autocast", "bf16", "--channels-last",

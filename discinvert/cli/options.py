@@ -199,7 +199,8 @@ def _image_parent() -> argparse.ArgumentParser:
 def _inverter_option(parser: argparse.ArgumentParser, *, optional_text: str = "") -> None:
     parser.add_argument("--inverter", metavar="INV",
                         help="the inverter: a .safetensors file (Inverter.save), a save_pretrained directory, a Hub "
-                             "repo id org/name, or zoo:NAME" + optional_text)
+                             "repo id org/name, zoo:NAME, or zoo:NAME/real-images (its real-image-stage inverter)"
+                             + optional_text)
 
 
 def _refine_option(parser: argparse.ArgumentParser) -> None:

@@ -239,7 +239,9 @@ def load_gan_source(
 
 
 def load_inverter(spec: str, generator: nn.Module, discriminator: nn.Module, *, token: str | None = None) -> Inverter:
-    """Load the inverter ``spec`` (file, directory, ``org/name`` or ``zoo:NAME``) for G and D.
+    """Load the inverter ``spec`` (file, directory, ``org/name``, ``zoo:NAME`` or ``zoo:NAME/KIND``) for G and D.
+
+    ``zoo:NAME/real-images`` names the entry's real-image-stage inverter (``zoo.INVERTERS``).
 
     Raises:
         FileNotFoundError: a path that does not exist and is no Hub repo id.
@@ -248,7 +250,14 @@ def load_inverter(spec: str, generator: nn.Module, discriminator: nn.Module, *, 
     """
     try:
         if spec.startswith(ZOO_PREFIX):
-            return Inverter.from_pretrained(_zoo_entry(spec) / "inverter", generator=generator, discriminator=discriminator)
+            from discinvert import zoo
+
+            entry, _, kind = spec.partition("/")
+            kinds = zoo.inverters(_zoo_entry(entry).name)
+            if kind and kind not in kinds:
+                raise ValueError(f"{spec}: expected {entry}/KIND with KIND one of {', '.join(kinds)}, got {kind!r}.")
+            folder = _zoo_entry(entry) / zoo.INVERTERS[kind or "paper"]
+            return Inverter.from_pretrained(folder, generator=generator, discriminator=discriminator)
         path = Path(spec)
         if path.is_dir():
             return Inverter.from_pretrained(path, generator=generator, discriminator=discriminator)
