@@ -13,13 +13,13 @@ stand-in runs offline against a discard port.
 
 from __future__ import annotations
 
-import _thread
 import base64
 import dataclasses
 import hashlib
 import json
 import pickle
 import shutil
+import signal
 import socket
 import tempfile
 import threading
@@ -58,7 +58,7 @@ class Request:
 class Failure:
     """How the stand-in fails one endpoint: answer ``status`` with ``message``, or (``status=None``) close
     the connection without an answer, after doing the request's work if ``applied`` (the answer is lost).
-    With ``interrupt``, it first presses Ctrl-C in the client (``_thread.interrupt_main``, as SIGINT does)."""
+    With ``interrupt``, it first presses Ctrl-C in the client (a SIGINT sent to the client's main thread)."""
 
     status: int | None = None
     message: str = "refused (simulated)"
@@ -136,7 +136,11 @@ def _handler(hub: StandInHub) -> type[BaseHTTPRequestHandler]:
             if failure is None or failure.applied:
                 return False
             if failure.interrupt:
-                _thread.interrupt_main()  # raised in the client's main thread once its socket read returns
+                # A real SIGINT aimed at the client's main thread: its blocking read (or wait) returns
+                # with EINTR and raises KeyboardInterrupt there and then, before this handler closes the
+                # connection. (_thread.interrupt_main only sets a flag, which raced the closed
+                # connection's RemoteProtocolError under load.)
+                signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
             if failure.status is None:
                 self.close_connection = True  # nothing written: the client sees the connection close
             else:
