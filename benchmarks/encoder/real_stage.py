@@ -84,7 +84,8 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> dict[str, Any]:
         settings["steps"] = args.fit_steps
     if args.real_steps:
         settings["real_steps"] = args.real_steps
-    rows = [_score("paper CN (bundled, 20k steps)", paper, protocol, holdout, fresh, args.hybrid_steps, None)]
+    rows = [] if args.no_paper_row else [
+        _score("paper CN (bundled, 20k steps)", paper, protocol, holdout, fresh, args.hybrid_steps, None)]
     started = time.perf_counter()
     fitted = fit_inverter(G, D, config.feature_layer, latent_shape=config.latent_shape, images=train, **settings)
     fit_seconds = time.perf_counter() - started
@@ -164,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-paper-row", action="store_true", help="skip the bundled paper CN's row (budget runs)")
     parser.add_argument("--save", type=Path, default=None, help="also save the fitted inverter here")
     parser.add_argument("--quick", action="store_true", help="tiny budgets: a smoke run, figures meaningless")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "real_stage.md")
