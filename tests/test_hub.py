@@ -137,9 +137,8 @@ def _handler(hub: StandInHub) -> type[BaseHTTPRequestHandler]:
                 return False
             if failure.interrupt:
                 # A real SIGINT aimed at the client's main thread: its blocking read (or wait) returns
-                # with EINTR and raises KeyboardInterrupt there and then, before this handler closes the
-                # connection. (_thread.interrupt_main only sets a flag, which raced the closed
-                # connection's RemoteProtocolError under load.)
+                # with EINTR and raises KeyboardInterrupt there and then, before this handler closes
+                # the connection (the test installs Python's handler: see python_ctrl_c).
                 signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
             if failure.status is None:
                 self.close_connection = True  # nothing written: the client sees the connection close
@@ -704,8 +703,17 @@ def test_token_that_cannot_create_repos_pushes_to_an_existing_one(hub, fitted, s
     assert "don't have the rights" in str(error) and "token" in str(error)
 
 
+@pytest.fixture
+def python_ctrl_c() -> Iterator[None]:
+    """Python's own Ctrl-C handler for the test, also when the suite runs as a background job: a shell
+    starts those with SIGINT ignored, and Python then leaves it ignored, so no KeyboardInterrupt."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 @pytest.mark.parametrize("case", ["new-repo", "new-repo-delete-fails", "existing-repo"])
-def test_interrupted_push_deletes_only_a_new_repo(hub, fitted, staging, caplog, case) -> None:
+def test_interrupted_push_deletes_only_a_new_repo(hub, fitted, staging, caplog, case, python_ctrl_c) -> None:
     """Ctrl-C while the commit is on its way: a repo the push created is deleted, an existing one is left alone.
 
     KeyboardInterrupt goes on unchanged; what no error can carry then is logged."""
