@@ -170,12 +170,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny budgets: a smoke run, figures meaningless")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "real_stage.md")
     parser.add_argument("--json", type=Path, default=ROOT / "docs" / "results" / "real_stage.json")
-    parser.add_argument("--summary", type=Path, default=ROOT / "docs" / "benchmarks.md",
+    parser.add_argument("--summary", default=str(ROOT / "docs" / "benchmarks.md"),
                         help="also put the table into this page's real_stage section ('' for none)")
     parser.add_argument("--rewrite-from", type=Path, default=None, metavar="JSON",
                         help="write the pages from an earlier run's JSON instead of running (no figure changes)")
     args = parser.parse_args(argv)
-    summary = args.summary if str(args.summary) else None
+    summary = Path(args.summary) if args.summary else None
     if args.rewrite_from is not None:
         result = json.loads(args.rewrite_from.read_text())
         steps = next(int(k[len("hybrid"):-len("_psnr")]) for k in result["rows"][0] if k.startswith("hybrid")
