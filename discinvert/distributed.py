@@ -12,13 +12,17 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import torch
 import torch.distributed as dist
 from torch import nn
 
-__all__ = ["DistContext", "all_ok", "broadcast_module", "broadcast_scalar", "context", "is_writer"]
+T = TypeVar("T")
+
+__all__ = ["DistContext", "all_ok", "broadcast_module", "broadcast_scalar", "context", "is_writer", "together"]
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +82,22 @@ def all_ok(ok: bool, device: torch.device) -> bool:
     flag = torch.tensor([0.0 if ok else 1.0], device=_collective_device(device))
     dist.all_reduce(flag)
     return float(flag.item()) == 0.0
+
+
+def together(action: Callable[[], T], device: torch.device, what: str) -> T:
+    """``action()`` on this rank, where every rank calls it: a ``ValueError`` on any rank stops every rank.
+
+    The failed rank re-raises its own error, the others a ``ValueError`` naming ``what``, so no rank
+    goes on into a collective that the failed one never reaches.
+    """
+    try:
+        result, error = action(), None
+    except ValueError as caught:
+        result, error = None, caught
+    if not all_ok(error is None, device):
+        raise error if error is not None else ValueError(
+            f"{what}: another rank failed (its error says why); stopping every rank.")
+    return result  # type: ignore[return-value]
 
 
 def broadcast_module(module: nn.Module) -> None:

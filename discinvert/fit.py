@@ -148,28 +148,23 @@ def _split(images: ImageSource, image_shape: tuple[int, ...], settings: FitConfi
     """The user's images checked and split; under torchrun every rank must hold the same images."""
     # A Dataset's random transforms draw from the global RNG: read on a fork, so that the
     # fit's own stream (the CN's initialisation) does not depend on them.
-    with torch.random.fork_rng(devices=[]):
-        if not dist_ctx.enabled:
+    def split() -> ImageSplit:
+        with torch.random.fork_rng(devices=[]):
             return split_images(images, image_shape, held_out=settings.real_held_out, seed=seed + 4,
                                 image_range=image_range)
-        try:
-            split, error = split_images(images, image_shape, held_out=settings.real_held_out, seed=seed + 4,
-                                        image_range=image_range), None
-        except ValueError as caught:
-            split, error = None, caught
-    if not dist_utils.all_ok(error is None, device):
-        raise error if error is not None else ValueError(
-            "images: another rank refused its images (its error says why); stopping every rank.")
-    assert split is not None
-    mine = (float(split.images.size), float(split.held_out.double().sum()))
+
+    if not dist_ctx.enabled:
+        return split()
+    made = dist_utils.together(split, device, "images")
+    mine = (float(made.images.size), float(made.held_out.double().sum()))
     rank0 = tuple(dist_utils.broadcast_scalar(value, device) for value in mine)
     if not dist_utils.all_ok(mine == rank0, device):
-        here = (f"other pixels than rank 0's (as many images, {split.images.size})" if mine[0] == rank0[0]
-                else f"{split.images.size} images here and {int(rank0[0])} on rank 0")
+        here = (f"other pixels than rank 0's (as many images, {made.images.size})" if mine[0] == rank0[0]
+                else f"{made.images.size} images here and {int(rank0[0])} on rank 0")
         raise ValueError(
             f"images: expected the same images on every rank under torchrun (the stage splits and draws them "
             f"itself), got {here}; pass the whole training set on every rank, not a DistributedSampler's share.")
-    return split
+    return made
 
 
 def _real_stage(cn: ConnectionNetwork, generator: nn.Module, tap: FeatureTap, pairs: PairMaker,

@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from discinvert.distributed import DistContext, all_ok, broadcast_module, broadcast_scalar
+from discinvert.distributed import DistContext, broadcast_module, broadcast_scalar, together
 from discinvert.features import FeatureTap
 from discinvert.gan import generate, model_dtype
 from discinvert.image_sets import ImageSplit
@@ -134,15 +134,7 @@ def train_on_images(
         """The batch's images; under torchrun a rank that cannot load its batch stops every rank."""
         if not distributed:
             return split.images.get(picked)
-        try:
-            batch, error = split.images.get(picked), None
-        except ValueError as caught:
-            batch, error = None, caught
-        if not all_ok(error is None, device):
-            raise error if error is not None else ValueError(
-                "images: another rank could not load its batch of real images (its error says why); stopping "
-                "every rank.")
-        return batch  # type: ignore[return-value]
+        return together(lambda: split.images.get(picked), device, "images")
 
     def validate() -> float:
         cn.eval()

@@ -173,6 +173,21 @@ class TupleDiscriminator(nn.Module):
 
 
 # ----------------------------------------------------------------------------- the zoo
+class BreaksAfter(torch.utils.data.Dataset):
+    """The images ``x`` as a data set whose items turn bad (cropped to 4 rows) after ``sound_reads`` reads:
+    sound while the real-image stage's split reads them, broken in the middle of the stage."""
+
+    def __init__(self, x: torch.Tensor, sound_reads: int) -> None:
+        self.x, self.sound_reads, self.reads = x, sound_reads, 0
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        self.reads += 1
+        return self.x[i, :, :4] if self.reads > self.sound_reads else self.x[i]
+
+
 def label_sampler(n: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
     return torch.randint(0, 4, (n,), generator=generator, device=device)
 

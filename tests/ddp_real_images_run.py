@@ -15,11 +15,10 @@ import sys
 from pathlib import Path
 
 import torch
-from torch.utils.data import Dataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from discinvert import fit_inverter  # noqa: E402
-from tests.conftest import _build  # noqa: E402
+from tests.conftest import BreaksAfter, _build  # noqa: E402
 
 
 def main() -> None:
@@ -36,19 +35,7 @@ def main() -> None:
     elif mode == "range" and rank == 1:
         images = (x + 1) * 127.5
     elif mode == "bad-item" and rank == 1:
-        class Broken(Dataset):
-            """Sound while the split reads every image once (64 reads), broken from the stage's 10th batch on."""
-
-            reads = 0
-
-            def __len__(self) -> int:
-                return len(x)
-
-            def __getitem__(self, i: int) -> torch.Tensor:
-                self.reads += 1
-                return x[i, :, :4] if self.reads > 64 + 8 * 9 else x[i]
-
-        images = Broken()
+        images = BreaksAfter(x, 64 + 8 * 9)  # the split reads all 64 images; broken from the stage's 10th batch on
     try:
         run(gan, images, rank)
     finally:

@@ -18,7 +18,7 @@ from discinvert.network import CNConfig, ConnectionNetwork
 from discinvert.real_stage import train_on_images
 from discinvert.settings import FitConfig
 from discinvert.zoo.datasets import to_model_range
-from tests.conftest import LATENT, TinyGAN, assert_untouched, snapshot
+from tests.conftest import LATENT, BreaksAfter, TinyGAN, assert_untouched, snapshot
 
 TINY = dict(steps=40, batch_size=32, cn_hidden=(64,), progress=False, validation_size=64, seed=0,
             real_steps=12, real_batch_size=16, eval_every=4)
@@ -123,20 +123,8 @@ def test_a_bad_dataset_item_mid_stage_is_an_error_and_the_gan_is_untouched(make_
     gan = make_gan("dcgan")
     x = _images(gan)
 
-    class Broken(Dataset):
-        """Sound while the split reads every image once (80 reads), broken from the stage's 5th batch on."""
-
-        reads = 0
-
-        def __len__(self) -> int:
-            return len(x)
-
-        def __getitem__(self, i: int) -> torch.Tensor:
-            self.reads += 1
-            return x[i, :, :4] if self.reads > 80 + 16 * 4 else x[i]
-
     before = snapshot(gan.generator, gan.discriminator)
-    broken = Broken()
+    broken = BreaksAfter(x, 80 + 16 * 4)  # the split reads all 80 images; broken from the stage's 5th batch on
     with pytest.raises(ValueError, match=r"data set items of shape \(1, 8, 8\)"):
         _fit(gan, broken, real_steps=200)
     assert broken.reads == 80 + 16 * 5  # it failed in the stage, on its 5th batch
