@@ -11,16 +11,19 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from discinvert.iterative import StepConfig, residual_shape
 from discinvert.network import CNConfig
 
 __all__ = ["FORMAT_VERSION", "InverterConfig", "migrate"]
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 """Version of the on-disk format written by this library.
 
-Version 2 (discinvert 0.1, 2026-12) added ``image_range`` and made the discriminator
-fingerprint cover the feature layer's name and the module path up to it; version 1
-files still load (see :func:`migrate`)."""
+Version 3 (2026-12) added ``iterations`` and ``step``, the step networks of iterative
+refinement (:mod:`discinvert.iterative`), whose weights are stored as ``steps.<t>.*``.
+Version 2 added ``image_range`` and made the discriminator fingerprint cover the feature
+layer's name and the module path up to it. Version 1 and 2 files still load (see
+:func:`migrate`): they have no step networks."""
 
 _FINGERPRINT_PREFIX = "sha256:"
 
@@ -45,6 +48,8 @@ def migrate(data: dict[str, Any], *, source: str) -> dict[str, Any]:
         # records that (fingerprint_scheme=1), the loader checks it the version-1 way and
         # then re-computes it the version-2 way.
         data = {**data, "format_version": 2, "image_range": None}
+    if data["format_version"] == 2:
+        data = {**data, "format_version": 3, "iterations": 0, "step": None}  # no step networks
     return data
 
 
@@ -105,6 +110,8 @@ class InverterConfig:
         image_range: ``(min, max)`` of G's images seen at fit time (the held-out
             validation samples), used to warn about inputs outside G's range and as
             the metric's default value range; ``None`` when unknown.
+        iterations: number of step networks (iterative refinement), ``0`` for the CN alone.
+        step: the step networks' architecture, ``None`` exactly when ``iterations`` is 0.
         fingerprint_scheme: ``2`` when ``discriminator_fingerprint`` covers the feature
             layer's name and module path (written since format version 2), ``1`` for a
             version-1 file (weights only); not stored, files are always written as 2.
@@ -122,6 +129,8 @@ class InverterConfig:
     latent_prior: str = "normal"
     fit: dict[str, Any] = field(default_factory=dict)
     image_range: tuple[float, float] | None = None
+    iterations: int = 0
+    step: StepConfig | None = None
     fingerprint_scheme: int = 2
 
     @property
@@ -134,7 +143,8 @@ class InverterConfig:
         if self.fingerprint_scheme < 2:
             # A version-1 config loaded with on_mismatch="warn" and a mismatch: its D
             # fingerprint is still the version-1 kind, so it is written as version 1.
-            legacy = {k: v for k, v in self._dict(FORMAT_VERSION).items() if k != "image_range"}
+            legacy = {k: v for k, v in self._dict(FORMAT_VERSION).items()
+                      if k not in ("image_range", "iterations", "step")}
             return {**legacy, "format_version": 1}
         return self._dict(FORMAT_VERSION)
 
@@ -156,6 +166,8 @@ class InverterConfig:
             "latent_prior": self.latent_prior,
             "fit": dict(self.fit),
             "image_range": None if self.image_range is None else list(self.image_range),
+            "iterations": self.iterations,
+            "step": None if self.step is None else self.step.to_dict(),
         }
 
     @classmethod
@@ -173,7 +185,7 @@ class InverterConfig:
         required = {
             "format_version", "library_version", "feature_layer", "latent_shape", "image_shape",
             "feature_dim", "cn", "generator_fingerprint", "discriminator_fingerprint",
-            "discriminator_modules", "conditional", "latent_prior", "fit", "image_range",
+            "discriminator_modules", "conditional", "latent_prior", "fit", "image_range", "iterations", "step",
         }
         missing = sorted(required - set(data))
         unknown = sorted(set(data) - required)
@@ -194,8 +206,15 @@ class InverterConfig:
             raise ValueError(f"{source}: expected 'fit' to be an object, got {data['fit']!r}.")
         try:
             cn = CNConfig.from_dict(data["cn"])
+            step = None if data["step"] is None else StepConfig.from_dict(data["step"])
         except ValueError as error:
             raise ValueError(f"{source}: {error}") from None
+        iterations = data["iterations"]
+        if not isinstance(iterations, int) or isinstance(iterations, bool) or iterations < 0:
+            raise ValueError(f"{source}: expected 'iterations' to be an int >= 0, got {iterations!r}.")
+        if (step is None) != (iterations == 0):
+            raise ValueError(f"{source}: expected a 'step' config exactly when 'iterations' > 0, got iterations="
+                             f"{iterations} and step={data['step']!r}.")
         config = cls(
             feature_layer=_str(data["feature_layer"], "feature_layer", source),
             latent_shape=_shape(data["latent_shape"], "latent_shape", source),
@@ -211,11 +230,21 @@ class InverterConfig:
             latent_prior=data["latent_prior"],
             fit=dict(data["fit"]),
             image_range=_range(data["image_range"], source),
+            iterations=iterations,
+            step=step,
             fingerprint_scheme=scheme,
         )
         if cn.in_features != feature_dim or cn.out_features != config.latent_dim:
             raise ValueError(
                 f"{source}: the CN maps {cn.in_features} → {cn.out_features} values, but the "
                 f"config says feature_dim={feature_dim} and latent_shape={list(config.latent_shape)}."
+            )
+        if step is not None and (step.feature_dim, step.latent_dim, step.residual_shape) != (
+                feature_dim, config.latent_dim, residual_shape(config.image_shape)):
+            raise ValueError(
+                f"{source}: the step networks read {step.feature_dim} features, a residual of shape "
+                f"{list(step.residual_shape)} and {step.latent_dim} latent values, but the config says "
+                f"feature_dim={feature_dim}, image_shape={list(config.image_shape)} and "
+                f"latent_shape={list(config.latent_shape)}."
             )
         return config

@@ -22,7 +22,7 @@ from torch import nn
 
 T = TypeVar("T")
 
-__all__ = ["DistContext", "all_ok", "broadcast_module", "broadcast_scalar", "context", "is_writer", "together"]
+__all__ = ["DistContext", "all_ok", "average_gradients", "broadcast_module", "broadcast_scalar", "context", "is_writer", "together"]
 
 logger = logging.getLogger(__name__)
 
@@ -106,6 +106,14 @@ def broadcast_module(module: nn.Module) -> None:
         staged = tensor.data.to(_collective_device(tensor.device))
         dist.broadcast(staged, src=0)
         tensor.data.copy_(staged)
+
+
+def average_gradients(module: nn.Module, world_size: int) -> None:
+    """Replace each parameter's gradient by its mean over the ranks (a hand-made DDP step), in place."""
+    for parameter in module.parameters():
+        if parameter.grad is not None:
+            dist.all_reduce(parameter.grad)
+            parameter.grad /= world_size
 
 
 def is_writer() -> bool:

@@ -37,18 +37,23 @@ from discinvert.gan import GANFacts, check_module, inspect_gan, resolve_device
 from discinvert.guard import frozen
 from discinvert.image_sets import ImageSource, ImageSplit, split_images
 from discinvert.inverter import Inverter
+from discinvert.iterative import StepConfig, StepNetwork, residual_shape
+from discinvert.iterative_stage import train_steps
 from discinvert.latents import LatentSampler, normal_sampler, parse_latent_shape
 from discinvert.layers import resolve_layer
 from discinvert.network import CNConfig, ConnectionNetwork
 from discinvert.pairs import PairMaker, ValidationSet
 from discinvert.real_stage import RealStageResult, train_on_images
-from discinvert.settings import DEFAULT_LR, DEFAULT_STEPS, REAL_STAGE_SETTINGS, FitConfig, settings_doc
+from discinvert.settings import (DEFAULT_LR, DEFAULT_STEPS, ITERATIVE_SETTINGS, REAL_STAGE_SETTINGS, FitConfig,
+                                 settings_doc)
 from discinvert.checkpoint import Checkpointing
 from discinvert.training import TrainResult, train_regressor
 
 __all__ = ["DEFAULT_LR", "DEFAULT_STEPS", "FitConfig", "fit_inverter"]
 
 logger = logging.getLogger(__name__)
+
+_STEP_VALIDATION = 512  # held-out latents that choose each step network's weights (without images)
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -127,18 +132,21 @@ def _checkpointing(settings: FitConfig, facts: GANFacts, discriminator: nn.Modul
 def _inverter_config(settings: FitConfig, facts: GANFacts, layer_name: str, latent_shape: tuple[int, ...],
                      cn_config: CNConfig, conditional: bool, custom_prior: bool, image_range: tuple[float, float] | None,
                      result: TrainResult, baseline: float, device: torch.device, world_size: int,
-                     real: dict[str, Any] | None) -> InverterConfig:
+                     real: dict[str, Any] | None, step_config: StepConfig | None,
+                     iterative: dict[str, Any] | None) -> InverterConfig:
     return InverterConfig(
         feature_layer=layer_name, latent_shape=latent_shape, image_shape=facts.image_shape,
         feature_dim=facts.feature_dim, cn=cn_config, generator_fingerprint=facts.generator_fingerprint,
         discriminator_fingerprint=facts.discriminator_fingerprint, discriminator_modules=facts.modules,
         conditional=conditional, latent_prior="custom" if custom_prior else "normal", image_range=image_range,
+        iterations=0 if step_config is None else settings.iterations, step=step_config,
         fit={
             **settings.record(), "best_step": result.best_step, "best_validation_mse": result.best_error,
             "final_validation_mse": result.last_error, "baseline_validation_mse": baseline,
             "seconds": round(result.seconds, 3), "device": str(device), "history": result.history,
             "world_size": world_size, "resumed_from_step": result.resumed_from,
             **({} if real is None else {"real_images": real}),
+            **({} if iterative is None else {"iterative": iterative}),
         },
     )
 
@@ -191,6 +199,57 @@ def _real_stage(cn: ConnectionNetwork, generator: nn.Module, tap: FeatureTap, pa
     logger.info("real-image stage done in %.1f s: held-out pixel MSE %.5f -> %.5f (step %d); latent validation MSE "
                 "%.5f", stage.seconds, stage.start_pixel_mse, stage.best_pixel_mse, stage.best_step, latent_error)
     return {**stage.record(settings.real_stage_record()), "latent_validation_mse": latent_error}
+
+
+def _iterative_stage(cn: ConnectionNetwork, generator: nn.Module, tap: FeatureTap, pairs: PairMaker,
+                     latent_shape: tuple[int, ...], image_shape: tuple[int, ...], split: ImageSplit | None,
+                     held_out: ValidationSet, settings: FitConfig, feature_dim: int, seed: int,
+                     dist_ctx: dist_utils.DistContext, device: torch.device,
+                     ) -> tuple[StepConfig, list[StepNetwork], dict[str, Any]]:
+    """Train ``settings.iterations`` step networks after ``cn``; their config, the networks and the record."""
+    step_config = StepConfig(feature_dim=feature_dim, latent_dim=math.prod(latent_shape),
+                             residual_shape=residual_shape(image_shape), hidden=settings.step_hidden)
+    logger.info("iterative refinement: %d step networks of %d updates (%d pairs%s each), lr %.2g",
+                settings.iterations, settings.iteration_steps, settings.iteration_batch_size,
+                "" if split is None else " and as many images", settings.iteration_lr)
+    rng = torch.Generator().manual_seed(seed + 5 + 1_000_003 * dist_ctx.rank)
+    latent_rng = torch.Generator(device=device).manual_seed(seed + 6 + 1_000_003 * dist_ctx.rank)
+
+    def draw_latents(n: int) -> torch.Tensor:
+        return pairs.draw(n, latent_rng)[0]
+
+    validation = held_out.targets[:_STEP_VALIDATION].reshape(-1, *latent_shape).to(device)
+    steps, results = train_steps(
+        cn, step_config, generator, tap, latent_shape, draw_latents, validation, split,
+        iterations=settings.iterations, steps=settings.iteration_steps, batch_size=settings.iteration_batch_size,
+        lr=settings.iteration_lr, feature_weight=settings.feature_weight, prior_weight=settings.prior_weight,
+        eval_every=settings.eval_every, rng=rng, device=device, progress=settings.progress, dist_ctx=dist_ctx)
+    record = {**settings.iterative_record(), "trained_on": "self-generated pairs" if split is None else
+              "self-generated pairs and images", "steps": [r.record() for r in results],
+              "seconds": round(sum(r.seconds for r in results), 3)}
+    return step_config, steps, record
+
+
+def _check_stages(settings: FitConfig, given: set[str], images: bool, conditional: bool) -> None:
+    """Warn about settings of a stage that will not run; refuse stages a conditional GAN cannot have."""
+    idle = sorted(given & set(REAL_STAGE_SETTINGS))
+    if not images and idle:
+        warnings.warn(f"{', '.join(idle)}: these settings act only on the real-image stage, which runs with "
+                      "images=...; without images they are ignored.", UserWarning, stacklevel=3)
+    idle = sorted(given & set(ITERATIVE_SETTINGS))
+    if settings.iterations == 0 and idle:
+        warnings.warn(f"{', '.join(idle)}: these settings act only on the step networks, which are trained with "
+                      "iterations > 0; with iterations=0 they are ignored.", UserWarning, stacklevel=3)
+    if settings.iterations and conditional:
+        raise ValueError(
+            f"iterations: expected 0 with a conditioning, got {settings.iterations}; the step networks do not "
+            "support conditional GANs yet. Fit with iterations=0."
+        )
+    if images and conditional:
+        raise ValueError(
+            "images: expected None with a conditioning; the real-image stage needs each image's condition and "
+            "does not support conditional GANs yet. Fit without images=."
+        )
 
 
 @_with_settings
@@ -269,15 +328,7 @@ def fit_inverter(
             rejects; G and D on different devices.
     """
     settings_ = FitConfig.build(config, **settings)
-    idle = sorted(set(settings) & set(REAL_STAGE_SETTINGS))
-    if images is None and idle:
-        warnings.warn(f"{', '.join(idle)}: these settings act only on the real-image stage, which runs with "
-                      "images=...; without images they are ignored.", UserWarning, stacklevel=2)
-    if images is not None and conditioning is not None:
-        raise ValueError(
-            "images: expected None with a conditioning; the real-image stage needs each image's condition and "
-            "does not support conditional GANs yet. Fit without images=."
-        )
+    _check_stages(settings_, set(settings), images is not None, conditioning is not None)
     check_module(generator, "generator")
     check_module(discriminator, "discriminator")
     layer_name, layer = resolve_layer(discriminator, feature_layer)
@@ -327,10 +378,20 @@ def fit_inverter(
         if split is not None:
             real = _real_stage(cn, generator, tap, pairs, found_shape, split, held_out, settings_, facts.feature_dim,
                                probe, seed, dist_ctx, device)
+        else:
+            cn.load_state_dict(result.best_state, strict=True)
+        cn.eval()
+        step_config, steps, iterative = None, [], None
+        if settings_.iterations:
+            step_config, steps, iterative = _iterative_stage(
+                cn, generator, tap, pairs, found_shape, facts.image_shape, split, held_out, settings_,
+                facts.feature_dim, seed, dist_ctx, device)
 
     inverter_config = _inverter_config(settings_, facts, layer_name, found_shape, cn_config, conditioning is not None,
                                        latent_sampler is not None, held_out.image_range, result, held_out.baseline,
-                                       device, dist_ctx.world_size, real)
+                                       device, dist_ctx.world_size, real, step_config, iterative)
     inverter = Inverter(inverter_config, generator=generator, discriminator=discriminator, conditioning=conditioning)
-    inverter.cn.load_state_dict(cn.state_dict() if real is not None else result.best_state, strict=True)
+    inverter.cn.load_state_dict(cn.state_dict(), strict=True)
+    for mine, trained in zip(inverter.steps, steps, strict=True):
+        mine.load_state_dict(trained.state_dict(), strict=True)
     return inverter.eval()

@@ -129,6 +129,17 @@ def _model_card(config: InverterConfig, *, gan: str | None, metrics: dict[str, A
                 f"held-out latent MSE of this inverter {real.get('latent_validation_mse')}.",
                 "",
             ]
+        iterative = fit.get("iterative")
+        if isinstance(iterative, dict) and isinstance(iterative.get("steps"), list):
+            lines += [
+                f"Then {config.iterations} step network(s) of iterative refinement, trained on "
+                f"{iterative.get('trained_on')}: {iterative.get('iteration_steps')} updates each, lr "
+                f"{iterative.get('iteration_lr')}; `encode` runs all of them (`iterations=0` gives the connection "
+                "network's codes). Validation error before → after each step: "
+                + "; ".join(f"{s.get('metric')} {s.get('start_error')} → {s.get('best_error')}"
+                            for s in iterative["steps"] if isinstance(s, dict)) + ".",
+                "",
+            ]
     return "\n".join(lines)
 
 

@@ -22,6 +22,7 @@ from discinvert.features import FeatureTap, reached_modules
 from discinvert.fingerprint import fingerprint_discriminator, fingerprint_generator
 from discinvert.gan import check_module, generate, model_device, model_dtype, probe, resolve_device
 from discinvert.guard import frozen
+from discinvert.iterative import StepNetwork, iterate
 from discinvert.layers import resolve_layer
 from discinvert.network import ConnectionNetwork
 from discinvert.optimize import DEFAULT_REFINE_LR, optimize_latents
@@ -76,9 +77,11 @@ def _check_batch_size(batch_size: int | None) -> int:
 
 
 class Inverter(nn.Module):
-    """An inverse mapping for a pretrained GAN: ``z ≈ CN(D_f(x))``.
+    """An inverse mapping for a pretrained GAN: ``z ≈ CN(D_f(x))``, optionally corrected by step networks.
 
-    It holds the connection network (its only submodule, ``cn``) and its
+    It holds the connection network (submodule ``cn``), the step networks of iterative
+    refinement when it was fit with ``iterations > 0`` (submodule ``steps``, an
+    ``nn.ModuleList``, empty otherwise; see :mod:`discinvert.iterative`) and its
     :class:`~discinvert.config.InverterConfig`. G and D are referenced, not
     registered: they never appear in :meth:`state_dict`, in saved files, or under
     ``.to()``/``.parameters()``. Every method leaves G and D as it found them.
@@ -117,13 +120,16 @@ class Inverter(nn.Module):
         resolve_device(generator, discriminator, None)  # G and D on different devices: a clear error
         layer_name, layer = resolve_layer(discriminator, config.feature_layer)
         self.config = config
-        with torch.random.fork_rng(devices=[]):  # building the CN must not move the user's RNG
+        with torch.random.fork_rng(devices=[]):  # building the networks must not move the user's RNG
             self.cn = ConnectionNetwork(config.cn)
+            self.steps = nn.ModuleList(
+                StepNetwork(config.step) for _ in range(config.iterations) if config.step is not None)
         tap = FeatureTap(discriminator, layer_name, layer, conditioning=conditioning)
         self._gan = _GAN(generator, discriminator, tap, conditioning)
         device = model_device(discriminator) or model_device(generator)
         if device is not None:
             self.cn.to(device)
+            self.steps.to(device)
         self.eval()
 
     # ------------------------------------------------------------------ properties
@@ -146,6 +152,11 @@ class Inverter(nn.Module):
     def feature_layer(self) -> str:
         """Dotted name of D's feature layer."""
         return self.config.feature_layer
+
+    @property
+    def iterations(self) -> int:
+        """Number of step networks (feed-forward corrections) :meth:`encode` runs by default."""
+        return self.config.iterations
 
     @property
     def latent_shape(self) -> tuple[int, ...]:
@@ -245,7 +256,20 @@ class Inverter(nn.Module):
         if next(self.cn.parameters()).device != device:
             logger.debug("moving the connection network to %s, where the GAN lives", device)
             self.cn.to(device)
+        for step in self.steps:
+            if next(step.parameters()).device != device:
+                step.to(device)
         return device
+
+    def _check_iterations(self, iterations: int | None) -> int:
+        if iterations is None:
+            return self.config.iterations
+        if not isinstance(iterations, int) or isinstance(iterations, bool) or not 0 <= iterations <= self.config.iterations:
+            raise ValueError(
+                f"iterations: expected an int from 0 (the connection network alone) to {self.config.iterations} "
+                f"(the step networks this inverter was fit with), got {iterations!r}."
+            )
+        return iterations
 
     # ------------------------------------------------------------------ inference
     def encode(
@@ -255,8 +279,13 @@ class Inverter(nn.Module):
         *,
         conditions: torch.Tensor | np.ndarray | None = None,
         range_check: RangeCheck = "warn",
+        iterations: int | None = None,
     ) -> torch.Tensor:
-        """Latent codes for images: one partial pass of D plus the connection network.
+        """Latent codes for images: one partial pass of D plus the connection network, then the corrections.
+
+        Each of the ``iterations`` feed-forward corrections (no gradient steps; see
+        :mod:`discinvert.iterative`) costs one more G pass, one more partial D pass and
+        a step network's MLP.
 
         Args:
             images: ``(N, *image_shape)``, floating point, in G's value range (as G
@@ -269,6 +298,9 @@ class Inverter(nn.Module):
                 recorded at fit time) by more than :data:`RANGE_MARGIN` of its span (e.g.
                 0..255 for a tanh G) give an :class:`ImageRangeWarning` (``"warn"``,
                 default), a ``ValueError`` (``"raise"``), or nothing (``"ignore"``).
+            iterations: step networks to run, from ``0`` (the connection network's
+                codes) to :attr:`iterations` (the default, ``None``: every step the
+                inverter was fit with, its best feed-forward codes).
 
         Returns:
             ``(N, *latent_shape)`` codes, float32, on the images' device (CPU for numpy),
@@ -283,6 +315,7 @@ class Inverter(nn.Module):
         c = self._check_conditions(conditions, x.shape[0])
         self._check_range(x, range_check)
         size = _check_batch_size(batch_size)
+        steps = list(self.steps)[: self._check_iterations(iterations)]
         out_device = x.device
         if x.shape[0] == 0:
             return torch.empty((0, *self.latent_shape), device=out_device)
@@ -298,6 +331,14 @@ class Inverter(nn.Module):
                 codes = self.cn(features).float()
                 if not bool(torch.isfinite(codes).all()):
                     raise ValueError(self._non_finite_codes(features, codes, start))
+                if steps:
+                    codes = iterate(steps, self.generator, self._gan.tap, xb, features, codes, self.latent_shape,
+                                    conditions=cb, conditioning=self.conditioning)
+                    if not bool(torch.isfinite(codes).all()):
+                        raise ValueError(
+                            f"encode: expected finite codes, got NaN/Inf codes from the step networks for images "
+                            f"{start}..{start + xb.shape[0] - 1}: their weights overflow (e.g. saved in float16, "
+                            "or a damaged file), or G gives NaN/Inf images. Refit or reload the inverter.")
                 chunks.append(codes.reshape(-1, *self.latent_shape).to(out_device))
         return torch.cat(chunks)
 
@@ -368,12 +409,13 @@ class Inverter(nn.Module):
         *,
         conditions: torch.Tensor | np.ndarray | None = None,
         range_check: RangeCheck = "warn",
+        iterations: int | None = None,
     ) -> torch.Tensor:
         """``G(encode(images))``: ``(N, *image_shape)`` in G's range, on the images' device.
 
-        ``range_check`` as in :meth:`encode`.
+        ``range_check`` and ``iterations`` as in :meth:`encode`.
         """
-        codes = self.encode(images, batch_size, conditions=conditions, range_check=range_check)
+        codes = self.encode(images, batch_size, conditions=conditions, range_check=range_check, iterations=iterations)
         return self.decode(codes, batch_size, conditions=conditions)
 
     def refine(
@@ -390,6 +432,7 @@ class Inverter(nn.Module):
         tol: float | None = None,
         conditions: torch.Tensor | np.ndarray | None = None,
         range_check: RangeCheck = "warn",
+        iterations: int | None = None,
     ) -> torch.Tensor:
         """Hybrid inversion: start from :meth:`encode`, then optimise each image's code.
 
@@ -413,6 +456,8 @@ class Inverter(nn.Module):
             conditions: ``(N, ...)`` conditions for a conditional GAN.
             range_check: images far outside G's range: ``"warn"``, ``"raise"`` or
                 ``"ignore"`` (see :meth:`encode`).
+            iterations: the step networks :meth:`encode` runs for the start (default:
+                all the inverter was fit with, its best feed-forward codes).
 
         Images that are part of an autograd graph (e.g. ``G(z)`` without ``.detach()``)
         are detached: nothing is backpropagated into the caller's graph or parameters.
@@ -428,7 +473,7 @@ class Inverter(nn.Module):
         x = self._check_images(images)
         c = self._check_conditions(conditions, x.shape[0])
         size = _check_batch_size(batch_size)
-        codes = self.encode(x, size, conditions=c, range_check=range_check)
+        codes = self.encode(x, size, conditions=c, range_check=range_check, iterations=iterations)
         if steps == 0 or x.shape[0] == 0:
             return codes
         device = self._run_device()
@@ -452,10 +497,20 @@ class Inverter(nn.Module):
         return refined.to(codes.device)
 
     def forward(self, images: torch.Tensor, conditions: torch.Tensor | None = None) -> torch.Tensor:
-        """Differentiable codes ``CN(D_f(images))`` for use inside larger models; see :meth:`encode` for inference."""
+        """Differentiable codes ``CN(D_f(images))``, then every step network, for use inside larger models.
+
+        See :meth:`encode` for inference. G and D run in eval mode; gradients flow through
+        them to the codes and the networks' weights, never into G's or D's weights when
+        their ``requires_grad`` is off.
+        """
         with frozen(self.discriminator):  # D in eval mode: its BatchNorm statistics stay put
             features = self._gan.tap(images, conditions)
-        return self.cn(features.to(next(self.cn.parameters()).dtype)).reshape(-1, *self.latent_shape)
+        codes = self.cn(features.to(next(self.cn.parameters()).dtype))
+        if len(self.steps):
+            with frozen(self.generator, self.discriminator):
+                codes = iterate(list(self.steps), self.generator, self._gan.tap, images, features, codes,
+                                self.latent_shape, conditions=conditions, conditioning=self.conditioning)
+        return codes.reshape(-1, *self.latent_shape)
 
     # ------------------------------------------------------------------ files
     def save(self, path: str | os.PathLike[str], *, dtype: torch.dtype = torch.float32) -> Path:
@@ -659,5 +714,5 @@ class Inverter(nn.Module):
         return (
             f"feature_layer={self.feature_layer!r}, feature_dim={self.config.feature_dim}, "
             f"latent_shape={self.latent_shape}, image_shape={self.image_shape}, "
-            f"latent_dim={math.prod(self.latent_shape)}"
+            f"latent_dim={math.prod(self.latent_shape)}, iterations={self.iterations}"
         )

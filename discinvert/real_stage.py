@@ -29,12 +29,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from discinvert.distributed import DistContext, broadcast_module, broadcast_scalar, together
+from discinvert.distributed import DistContext, average_gradients, broadcast_module, broadcast_scalar, together
 from discinvert.features import FeatureTap
 from discinvert.gan import generate, model_dtype
 from discinvert.image_sets import ImageSplit
@@ -74,13 +73,6 @@ class RealStageResult:
             "start_held_out_pixel_mse": self.start_pixel_mse, "seconds": round(self.seconds, 3),
             "history": self.history,
         }
-
-
-def _average_gradients(model: nn.Module, world_size: int) -> None:
-    for parameter in model.parameters():
-        if parameter.grad is not None:
-            dist.all_reduce(parameter.grad)
-            parameter.grad /= world_size
 
 
 def train_on_images(
@@ -183,7 +175,7 @@ def train_on_images(
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if distributed:
-                _average_gradients(cn, dist_ctx.world_size)  # type: ignore[union-attr]
+                average_gradients(cn, dist_ctx.world_size)  # type: ignore[union-attr]
             optimizer.step()
             running = loss.detach() if running is None else running + loss.detach()
             bar.update(1)

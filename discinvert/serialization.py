@@ -22,6 +22,7 @@ import torch
 from discinvert._version import __version__
 from discinvert.config import InverterConfig
 from discinvert.files import atomic_write, parse_json
+from discinvert.iterative import StepNetwork
 from discinvert.network import ConnectionNetwork
 
 __all__ = ["FORMAT_NAME", "check_state_dict", "read_inverter_file", "write_inverter_file"]
@@ -68,18 +69,23 @@ def write_inverter_file(
 
 
 def check_state_dict(state: dict[str, torch.Tensor], config: InverterConfig, *, source: str) -> None:
-    """Check tensor names, shapes and dtypes against the CN that ``config`` describes.
+    """Check tensor names, shapes and dtypes against the CN and step networks ``config`` describes.
 
     Raises:
         ValueError: missing or unexpected tensors, or a shape or dtype that disagrees.
     """
     with torch.device("meta"):
         reference = {f"cn.{k}": v for k, v in ConnectionNetwork(config.cn).state_dict().items()}
+        if config.step is not None:
+            one = StepNetwork(config.step).state_dict()
+            for index in range(config.iterations):
+                reference.update({f"steps.{index}.{k}": v for k, v in one.items()})
     missing = sorted(set(reference) - set(state))
     unexpected = sorted(set(state) - set(reference))
     if missing or unexpected:
+        what = "connection network" if config.iterations == 0 else f"connection network and {config.iterations} step network(s)"
         raise ValueError(
-            f"{source}: the weights do not match the config's connection network: "
+            f"{source}: the weights do not match the config's {what}: "
             f"missing tensors {missing[:5]}, unexpected tensors {unexpected[:5]}."
         )
     for name, expected in reference.items():

@@ -22,7 +22,7 @@ import torch
 from discinvert.network import CNConfig
 from discinvert.validation import nonnegative_float, positive_float, positive_int
 
-__all__ = ["DEFAULT_LR", "DEFAULT_REAL_STEPS", "DEFAULT_STEPS", "MAX_SEED", "REAL_STAGE_SETTINGS", "CommandLine", "FitConfig", "Setting", "command_line_settings",
+__all__ = ["DEFAULT_LR", "DEFAULT_REAL_STEPS", "DEFAULT_STEPS", "ITERATIVE_SETTINGS", "MAX_SEED", "REAL_STAGE_SETTINGS", "CommandLine", "FitConfig", "Setting", "command_line_settings",
            "settings_doc"]
 
 DEFAULT_STEPS = 2000
@@ -36,6 +36,9 @@ DEFAULT_REAL_STEPS = 1500
 
 REAL_STAGE_SETTINGS = ("real_steps", "real_batch_size", "real_lr", "feature_weight", "prior_weight", "real_held_out")
 """The settings that act only with ``fit_inverter(images=...)``."""
+
+ITERATIVE_SETTINGS = ("iteration_steps", "iteration_batch_size", "iteration_lr", "step_hidden")
+"""The settings that act only with ``fit_inverter(iterations=k)``, ``k > 0``."""
 
 MAX_SEED = 2**62
 """Seeds lie in ``[0, MAX_SEED)``: room for the seed + 1 and seed + rank offsets of torch's int64 seeds."""
@@ -256,6 +259,36 @@ class FitConfig:
         "stage's best weights by their pixel error.", _int_at_least(1), identity=False, record=False,
         command_line=CommandLine("--real-held-out", "images held out from --images to choose the best weights "
                                  "(default 512, at most a fifth)", "int"))
+
+    iterations: int = _setting(
+        0, "step networks of iterative refinement trained after the CN (:mod:`discinvert.iterative`): each "
+        "reads D's features and the pixel residual of the current reconstruction and corrects the code, so "
+        "``encode`` costs one more G pass and partial D pass per iteration. ``0`` (default): the CN alone, as "
+        "in the paper. Trained on self-generated pairs, and on ``images`` when given (see "
+        "``docs/iterative.md`` for what each iteration buys and costs).", _int_at_least(0),
+        identity=False, record=False,
+        command_line=CommandLine("--iterations", "step networks of iterative refinement to train after the CN "
+                                 "(default 0: the CN alone)", "int", minimum=0))
+    iteration_steps: int = _setting(
+        1000, "updates of each step network (only with ``iterations > 0``).", _int_at_least(1),
+        identity=False, record=False,
+        command_line=CommandLine("--iteration-steps", "updates of each step network with --iterations "
+                                 "(default 1000)", "int"))
+    iteration_batch_size: int = _setting(
+        64, "self-generated pairs per update of a step network, and as many real images with ``images`` "
+        "(at least 2).", _int_at_least(2), identity=False, record=False,
+        command_line=CommandLine("--iteration-batch-size", "pairs (and images) per update of a step network "
+                                 "(default 64)", "int", minimum=2))
+    iteration_lr: float = _setting(
+        3e-4, "Adam learning rate of the step networks (constant; betas 0.5, 0.999).", _float_positive,
+        identity=False, record=False,
+        command_line=CommandLine("--iteration-lr", "learning rate of the step networks (default 3e-4)", "float"))
+    step_hidden: Sequence[int] = _setting(
+        (512,), "widths of each step network's hidden layers.", _hidden, identity=False, record=False)
+
+    def iterative_record(self) -> dict[str, Any]:
+        """The iterative stage's settings, as ``inverter.config.fit['iterative']`` records them."""
+        return {name: _jsonable(getattr(self, name)) for name in ("iterations", *ITERATIVE_SETTINGS)}
 
     def real_stage_record(self) -> dict[str, Any]:
         """The real-image stage's settings, as ``inverter.config.fit['real_images']`` records them."""

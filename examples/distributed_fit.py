@@ -4,6 +4,7 @@
     torchrun --standalone --nproc-per-node 2 examples/distributed_fit.py --steps 50 --batch-size 64   # 2 CPU processes
     torchrun --nproc_per_node 8 examples/distributed_fit.py --checkpoint ckpt/fit.safetensors --resume   # pre-emptible
     torchrun --nproc_per_node 8 examples/distributed_fit.py --images train   # + the real-image stage on Fashion-MNIST train
+    torchrun --nproc_per_node 8 examples/distributed_fit.py --images train --iterations 2   # + two step networks
 
 Each process puts the GAN on its own device (cuda:LOCAL_RANK, or the CPU), and
 fit_inverter joins the process group torchrun describes (NCCL on CUDA, Gloo on CPU):
@@ -13,7 +14,8 @@ on rank 0 only. With `--checkpoint`, rank 0 writes that file and every other ran
 states beside it; after an interruption, the same command with `--resume` continues where the
 last checkpoint left off (same number of processes). With `--images`, the real-image stage
 follows: every rank draws its own batches of real images, gradients are averaged across ranks
-and rank 0's weights are kept, so every rank still returns the same inverter. The GAN is the bundled Fashion-MNIST
+and rank 0's weights are kept, so every rank still returns the same inverter; the step networks of
+`--iterations` are trained the same way. The GAN is the bundled Fashion-MNIST
 DCGAN; use your own G and D the same way.
 """
 
@@ -44,6 +46,8 @@ def main() -> None:
     parser.add_argument("--images", default=None, help="real images for the real-image stage: 'train' (Fashion-MNIST's "
                         "train split from Debian's dataset-fashion-mnist) or an .npy of float images in [-1, 1]")
     parser.add_argument("--real-steps", type=int, default=1500)
+    parser.add_argument("--iterations", type=int, default=0, help="step networks of iterative refinement")
+    parser.add_argument("--iteration-steps", type=int, default=1000, help="updates of each step network")
     args = parser.parse_args()
 
     rank = int(os.environ.get("RANK", "0"))
@@ -61,7 +65,8 @@ def main() -> None:
                             images=images, real_steps=args.real_steps,
                             batch_size=args.batch_size, validation_size=args.validation_size, seed=0,
                             checkpoint_path=args.checkpoint, checkpoint_every=args.checkpoint_every,
-                            resume=args.resume and args.checkpoint is not None)
+                            resume=args.resume and args.checkpoint is not None, iterations=args.iterations,
+                            **({"iteration_steps": args.iteration_steps} if args.iterations else {}))
     inverter.save(args.out)  # rank 0 writes, every rank waits
 
     images, _ = zoo.load_test_images("dcgan-fashion-mnist")

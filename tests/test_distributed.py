@@ -35,7 +35,7 @@ def test_torchrun_two_processes_identical_inverters_one_file(tmp_path) -> None:
     assert sorted(p.name for p in out.iterdir()) == ["inverter.safetensors"]  # written once, by rank 0
 
 
-def test_torchrun_real_image_stage_gives_every_rank_the_same_inverter(tmp_path) -> None:
+def test_torchrun_real_image_stage_and_step_networks_give_every_rank_the_same_inverter(tmp_path) -> None:
     import numpy as np
 
     from discinvert import zoo
@@ -47,7 +47,8 @@ def test_torchrun_real_image_stage_gives_every_rank_the_same_inverter(tmp_path) 
     command = [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
         str(ROOT / "examples" / "distributed_fit.py"), "--steps", "4", "--batch-size", "8", "--validation-size", "32",
-        "--images", str(tmp_path / "images.npy"), "--real-steps", "6", "--out", str(out / "inverter.safetensors"),
+        "--images", str(tmp_path / "images.npy"), "--real-steps", "6", "--iterations", "1", "--iteration-steps", "4",
+        "--out", str(out / "inverter.safetensors"),
         "--codes", str(tmp_path / "codes"),
     ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=tmp_path)
@@ -58,8 +59,11 @@ def test_torchrun_real_image_stage_gives_every_rank_the_same_inverter(tmp_path) 
     G, D, _ = zoo.load("dcgan-fashion-mnist")
     from discinvert import Inverter
 
-    record = Inverter.load(out / "inverter.safetensors", generator=G, discriminator=D).config.fit["real_images"]
+    loaded = Inverter.load(out / "inverter.safetensors", generator=G, discriminator=D)
+    record = loaded.config.fit["real_images"]
     assert record["real_steps"] == 6 and record["images"] == 52 and record["held_out"] == 12
+    assert loaded.iterations == 1 and loaded.config.fit["iterative"]["trained_on"] == "self-generated pairs and images"
+    assert [len(step["history"]) for step in loaded.config.fit["iterative"]["steps"]] == [2]  # update 0 and 4
 
 
 @pytest.mark.parametrize(("mode", "message"), [

@@ -68,8 +68,8 @@ def _range_check(args: argparse.Namespace) -> str:
 def _invert(inverter: Any, x: Any, args: argparse.Namespace) -> Any:
     if args.refine_steps:
         return inverter.refine(x, args.refine_steps, batch_size=args.batch_size, progress=None if args.progress else False,
-                               range_check=_range_check(args))
-    return inverter.encode(x, args.batch_size, range_check=_range_check(args))
+                               range_check=_range_check(args), iterations=args.iterations)
+    return inverter.encode(x, args.batch_size, range_check=_range_check(args), iterations=args.iterations)
 
 
 @dataclass(frozen=True)
@@ -180,7 +180,7 @@ def _layers(args: argparse.Namespace) -> int:
 
 def _fit(args: argparse.Namespace) -> int:
     from discinvert.fit import fit_inverter
-    from discinvert.settings import REAL_STAGE_SETTINGS, FitConfig, command_line_settings
+    from discinvert.settings import ITERATIVE_SETTINGS, REAL_STAGE_SETTINGS, FitConfig, command_line_settings
 
     out = Path(args.out)
     to_file = out.suffix.lower() == ".safetensors"
@@ -199,6 +199,11 @@ def _fit(args: argparse.Namespace) -> int:
                   and getattr(args, name) is not None]
         if given:
             raise UsageError(f"{', '.join(given)}: only with --images (the real-image stage)")
+    if not args.iterations:
+        given = [option.flag for name, option in command_line_settings() if name in ITERATIVE_SETTINGS
+                 and getattr(args, name) is not None]
+        if given:
+            raise UsageError(f"{', '.join(given)}: only with --iterations K, K > 0 (the step networks)")
     _check_writable(out, directory=not to_file)  # before minutes of fitting, not after
     settings = FitConfig.build(**fit_settings(args), device=args.device)
     gan = _load_gan(args)
@@ -216,6 +221,10 @@ def _fit(args: argparse.Namespace) -> int:
         print(f"real-image stage: held-out pixel MSE {real['start_held_out_pixel_mse']:.5f} -> "
               f"{real['best_held_out_pixel_mse']:.5f} (update {real['best_step']} of {real['real_steps']}), "
               f"held-out latent MSE now {real['latent_validation_mse']:.5f}, {real['seconds']:.1f} s")
+    if "iterative" in fit:
+        for index, step in enumerate(fit["iterative"]["steps"], 1):
+            print(f"step network {index}: {step['metric']} {step['start_error']:.5f} -> {step['best_error']:.5f} "
+                  f"(update {step['best_step']}), {step['seconds']:.1f} s")
     written = inverter.save(out) if to_file else inverter.save_pretrained(out, gan=gan.description)
     print(f"wrote {written}")
     return 0

@@ -206,6 +206,9 @@ def _inverter_option(parser: argparse.ArgumentParser, *, optional_text: str = ""
 def _refine_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--refine-steps", type=_positive, default=0,
                         help="hybrid inversion: optimise each code this many Adam steps after encoding (default 0)")
+    parser.add_argument("--iterations", type=_positive, default=None, metavar="K",
+                        help="feed-forward corrections to run, 0 to the inverter's own (default: all it was fit with, "
+                             "see `discinvert fit --iterations`)")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
 
 
