@@ -32,7 +32,7 @@ SCRIPTS = ("benchmarks.paper.table1", "benchmarks.paper.train_gan", "benchmarks.
            "benchmarks.paper.build_zoo", "benchmarks.paper.rivals.train", "benchmarks.speed.speed",
            "benchmarks.speed.fit_speed", "benchmarks.speed.generation_levers", "benchmarks.speed.fit_defaults",
            "benchmarks.encoder.ablation", "benchmarks.encoder.real_stage",
-           "benchmarks.paper.build_zoo_real")
+           "benchmarks.paper.build_zoo_real", "benchmarks.encoder.iterative")
 
 
 def _documented_surface() -> set[str]:
@@ -78,9 +78,16 @@ def test_the_documented_internal_surface_exists_and_works() -> None:
     from discinvert.pool import FreshBatches
     from discinvert.training import train_regressor
 
+    from discinvert.image_sets import split_images
+    from discinvert.iterative import StepConfig, residual_shape
+    from discinvert.iterative_stage import train_steps
+
     imported = {"discinvert.guard.frozen", "discinvert.pool.POOL_BATCHES", "discinvert.pool.FreshBatches",
-                "discinvert.training.train_regressor"}
+                "discinvert.training.train_regressor", "discinvert.iterative_stage.train_steps",
+                "discinvert.iterative.StepConfig", "discinvert.iterative.residual_shape",
+                "discinvert.image_sets.split_images"}
     assert imported == _documented_surface()
+    _exercise_step_training(frozen, split_images, StepConfig, residual_shape, train_steps)
 
     assert isinstance(POOL_BATCHES, int) and POOL_BATCHES >= 1  # fit_speed's "samples generated" column
 
@@ -105,6 +112,31 @@ def test_the_documented_internal_surface_exists_and_works() -> None:
     assert set(result.best_state) == set(model.state_dict())
     assert result.best_error >= 0 and 1 <= result.best_step <= 6
     assert [row[0] for row in result.history] == [2, 4, 6]
+
+
+def _exercise_step_training(frozen, split_images, StepConfig, residual_shape, train_steps) -> None:
+    """As benchmarks/encoder/iterative.py calls them: one step network on top of a fitted CN, with images."""
+    from discinvert import fit_inverter
+    from tests.conftest import _build
+
+    gan = _build("dcgan")
+    inverter = fit_inverter(gan.generator, gan.discriminator, gan.feature_layer, latent_shape=gan.latent_shape,
+                            steps=5, batch_size=8, cn_hidden=(8,), progress=False, validation_size=8, seed=0)
+    _, images, _ = gan.sample(40)
+    split = split_images(images, inverter.image_shape, held_out=8, seed=4, image_range=inverter.config.image_range)
+    assert len(split.held_out) == 8
+    config = StepConfig(feature_dim=inverter.config.feature_dim, latent_dim=inverter.config.latent_dim,
+                        residual_shape=residual_shape(inverter.image_shape), hidden=(8,))
+    rng = torch.Generator().manual_seed(0)
+    with frozen(gan.generator, gan.discriminator):
+        steps, results = train_steps(
+            inverter.cn, config, gan.generator, inverter._gan.tap, inverter.latent_shape,
+            lambda n: torch.randn(n, *inverter.latent_shape, generator=rng), torch.randn(8, *inverter.latent_shape),
+            split, iterations=1, steps=4, batch_size=4, lr=1e-3, feature_weight=0.5, prior_weight=0.1, eval_every=2,
+            rng=torch.Generator().manual_seed(1), device=torch.device("cpu"), progress=False)
+    assert len(steps) == 1 and not steps[0].training
+    assert results[0].metric == "held-out pixel MSE" and [row[0] for row in results[0].history] == [0, 2, 4]
+    assert results[0].best_error <= results[0].start_error
 
 
 def test_benchmarks_import_only_public_names_and_the_documented_surface() -> None:
