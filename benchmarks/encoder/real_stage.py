@@ -14,6 +14,11 @@ bundled paper CN (20,000 self-generated steps, no real images):
 
     python -m benchmarks.encoder.real_stage                        # about 25 min on 2 CPU cores
     python -m benchmarks.encoder.real_stage --quick --out /tmp/rs.md --json /tmp/rs.json --summary ''   # smoke run
+    python -m benchmarks.encoder.real_stage --iterations 2 --out docs/iterative.md --json docs/results/iterative.json \
+        --section iterative     # + step networks: a row per k = 0..2 from the same inverter
+
+With ``--iterations K`` the fit also trains ``K`` step networks (``fit_inverter(iterations=K)``) and the
+fitted inverter is scored once per ``k = 0..K`` (``encode(iterations=k)``; hybrid from those codes).
 
 Writes ``docs/real_stage.md``, ``docs/results/real_stage.json`` and the table into ``docs/benchmarks.md``
 (its ``real_stage`` section); ``--save`` keeps the fitted inverter.
@@ -40,17 +45,18 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _score(label: str, inverter: Inverter, protocol: Protocol, holdout: torch.Tensor, fresh: tuple[torch.Tensor, torch.Tensor],
-           hybrid_steps: int, fit_seconds: float | None) -> dict[str, Any]:
+           hybrid_steps: int, fit_seconds: float | None, iterations: int | None = None) -> dict[str, Any]:
     def encode(x: torch.Tensor) -> torch.Tensor:
-        return inverter.encode(x, range_check="ignore")
+        return inverter.encode(x, range_check="ignore", iterations=iterations)
 
     def decode(z: torch.Tensor) -> torch.Tensor:
         return inverter.decode(z)
 
     row = protocol.score_encoder(label, encode, decode)
-    psnr, ssim = image_quality(holdout, inverter.reconstruct(holdout, range_check="ignore"))
+    psnr, ssim = image_quality(holdout, inverter.reconstruct(holdout, range_check="ignore", iterations=iterations))
     codes = encode(protocol.x_used)
-    refined, seconds = timed("cpu", lambda: inverter.refine(protocol.x_first, steps=hybrid_steps, range_check="ignore"))
+    refined, seconds = timed("cpu", lambda: inverter.refine(protocol.x_first, steps=hybrid_steps, range_check="ignore",
+                                                            iterations=iterations))
     h_psnr, h_ssim = image_quality(protocol.x_first, inverter.decode(refined))  # type: ignore[arg-type]
     fresh_images, fresh_z = fresh
     recovered = encode(fresh_images).reshape(len(fresh_z), -1)
@@ -84,6 +90,10 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> dict[str, Any]:
         settings["steps"] = args.fit_steps
     if args.real_steps:
         settings["real_steps"] = args.real_steps
+    if args.iterations:
+        settings["iterations"] = args.iterations
+        if args.iteration_steps:
+            settings["iteration_steps"] = args.iteration_steps
     rows = [] if args.no_paper_row else [
         _score("paper CN (bundled, 20k steps)", paper, protocol, holdout, fresh, args.hybrid_steps, None)]
     started = time.perf_counter()
@@ -92,10 +102,16 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> dict[str, Any]:
     if args.save is not None:
         fitted.save(args.save)
     real = fitted.config.fit["real_images"]
-    rows.append(_score("defaults + real-image stage", fitted, protocol, holdout, fresh, args.hybrid_steps,
-                       round(fit_seconds, 1)))
-    rows[-1]["stage"] = {k: v for k, v in real.items() if k != "history"}
-    rows[-1]["self_generated_seconds"] = fitted.config.fit["seconds"]
+    iterative = fitted.config.fit.get("iterative")
+    for k in range(fitted.iterations + 1):
+        label = "defaults + real-image stage" + ("" if not fitted.iterations else
+                                                  f", k = {k} of {fitted.iterations} step networks")
+        rows.append(_score(label, fitted, protocol, holdout, fresh, args.hybrid_steps, round(fit_seconds, 1), k))
+        rows[-1]["stage"] = {k: v for k, v in real.items() if k != "history"}
+        rows[-1]["self_generated_seconds"] = fitted.config.fit["seconds"]
+        if iterative is not None:
+            rows[-1]["iterative"] = {**{k: v for k, v in iterative.items() if k != "steps"},
+                                     "steps": [{k: v for k, v in s.items() if k != "history"} for s in iterative["steps"]]}
     return {"command": command_line(__spec__, argv), "device": describe_device("cpu"),
             "threads": torch.get_num_threads(),
             "settings": {k: v for k, v in fitted.config.fit.items()
@@ -104,15 +120,21 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> dict[str, Any]:
             "protocol": f"{args.n} test images x {args.repeats} draws (seed 0)", "rows": rows}
 
 
-def write_page(result: dict[str, Any], path: Path, hybrid_steps: int, summary: Path | None = None) -> None:
-    """Write the page, and (with ``summary``) the table as a marked section of that page too."""
+_TITLES = {"real_stage": ("# The real-image stage (issue 17)", "## The real-image stage (feed-forward, issue 17)"),
+           "iterative": ("# Iterative refinement: step networks (issue 17)",
+                         "## Iterative refinement: feed-forward step networks (issue 17)")}
+
+
+def write_page(result: dict[str, Any], path: Path, hybrid_steps: int, summary: Path | None = None,
+               section: str = "real_stage") -> None:
+    """Write the page, and (with ``summary``) the table as the marked ``section`` of that page too."""
     rows = result["rows"]
     lines = _page_lines(result, rows, hybrid_steps)
+    page_title, section_title = _TITLES[section]
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(["# The real-image stage (issue 17)", "", *lines]) + "\n")
+    path.write_text("\n".join([page_title, "", *lines]) + "\n")
     if summary is not None:
-        write_marked_section(summary, "real_stage", "cpu", ["## The real-image stage (feed-forward, issue 17)", "",
-                                                             *lines], "# Benchmarks\n")
+        write_marked_section(summary, section, "cpu", [section_title, "", *lines], "# Benchmarks\n")
 
 
 def _page_lines(result: dict[str, Any], rows: list[dict[str, Any]], hybrid_steps: int) -> list[str]:
@@ -148,10 +170,22 @@ def _page_lines(result: dict[str, Any], rows: list[dict[str, Any]], hybrid_steps
         f"MSE {stage['start_held_out_pixel_mse']:.4f} → {stage['best_held_out_pixel_mse']:.4f}, best at update "
         f"{stage['best_step']}).",
         "",
+        *_iterative_lines(rows[-1].get("iterative")),
         "Settings: " + ", ".join(f"`{k}={v}`" for k, v in result["settings"].items()),
         "",
     ]
     return lines
+
+
+def _iterative_lines(iterative: dict[str, Any] | None) -> list[str]:
+    if iterative is None:
+        return []
+    steps = "; ".join(f"step {i}: {s['metric']} {s['start_error']:.4f} → {s['best_error']:.4f} (update {s['best_step']}, "
+                      f"{s['seconds']:.0f} s)" for i, s in enumerate(iterative["steps"], 1))
+    return [f"Step networks ({iterative['iterations']}, trained on {iterative['trained_on']}, "
+            f"{iterative['iteration_steps']} updates of {iterative['iteration_batch_size']} each, lr "
+            f"{iterative['iteration_lr']}, hidden {iterative['step_hidden']}): {steps}. The k rows are one inverter, "
+            "scored with `encode(iterations=k)`; its fit time is the whole fit's.", ""]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -161,6 +195,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train-limit", type=int, default=0, help="use only the first N train images (0: all)")
     parser.add_argument("--fit-steps", type=int, default=0, help="self-generated steps (0: the library's default)")
     parser.add_argument("--real-steps", type=int, default=0, help="real-image steps (0: the library's default)")
+    parser.add_argument("--iterations", type=int, default=0, help="step networks to fit too (a row per k = 0..K)")
+    parser.add_argument("--iteration-steps", type=int, default=0, help="updates of each (0: the library's default)")
+    parser.add_argument("--section", choices=sorted(_TITLES), default="real_stage",
+                        help="the marked section of --summary the table goes into")
     parser.add_argument("--hybrid-steps", type=int, default=50)
     parser.add_argument("--n", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=5)
@@ -180,17 +218,18 @@ def main(argv: list[str] | None = None) -> int:
         result = json.loads(args.rewrite_from.read_text())
         steps = next(int(k[len("hybrid"):-len("_psnr")]) for k in result["rows"][0] if k.startswith("hybrid")
                      and k.endswith("_psnr"))
-        write_page(result, args.out, steps, summary)
+        write_page(result, args.out, steps, summary, args.section)
         print(f"wrote {args.out}{'' if summary is None else f' and {summary}'} from {args.rewrite_from}")
         return 0
     if args.quick:
         args.holdout, args.train_limit, args.fit_steps, args.real_steps = 64, 512, 5, 5
+        args.iteration_steps = 3 if args.iterations else 0
         args.hybrid_steps, args.n, args.repeats = 2, 64, 2
     torch.set_num_threads(2)
     result = run(args, argv)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, indent=1) + "\n")
-    write_page(result, args.out, args.hybrid_steps, summary)
+    write_page(result, args.out, args.hybrid_steps, summary, args.section)
     print(f"wrote {args.out}, {args.json}{'' if summary is None else f' and {summary}'}")
     return 0
 
