@@ -190,6 +190,37 @@ def test_fit_with_too_few_or_bad_real_images(ws: dict[str, Path], tmp_path: Path
     assert not out.exists()
 
 
+def test_fit_with_iterations_then_encode_and_reconstruct_any_k(ws: dict[str, Path], tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "iter.safetensors"
+    steps = ["--iterations", "2", "--iteration-steps", "3", "--iteration-batch-size", "4", "--iteration-lr", "0.001"]
+    assert main(["fit", "--gan", str(ws["gan"]), *FAST_FIT, *steps, "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "step network 1: latent MSE" in printed and "step network 2: latent MSE" in printed
+    G, D, _, _ = load_gan(ws["gan"])
+    inverter = Inverter.load(out, generator=G, discriminator=D)
+    assert inverter.iterations == 2 and inverter.config.fit["iterative"]["iteration_steps"] == 3
+    codes = {}
+    for k in (None, "0", "1", "2"):
+        target = tmp_path / f"codes{k}.npy"
+        extra = [] if k is None else ["--iterations", k]
+        assert main(["encode", "--gan", str(ws["gan"]), "--inverter", str(out), "--images", str(ws["root"] / "u8.npy"),
+                     *extra, "--out", str(target)]) == 0
+        codes[k] = np.load(target)
+    x = torch.from_numpy(np.load(ws["root"] / "float.npy"))[:, None]
+    for k in ("0", "1", "2"):
+        np.testing.assert_allclose(codes[k], inverter.encode(x, iterations=int(k)).numpy(), atol=1e-5)
+    np.testing.assert_array_equal(codes[None], codes["2"])
+    assert main(["reconstruct", "--gan", str(ws["gan"]), "--inverter", str(out), "--images", str(ws["root"] / "u8.npy"),
+                 "--iterations", "1", "--out", str(tmp_path / "grids")]) == 0
+    assert main(["encode", "--gan", str(ws["gan"]), "--inverter", str(out), "--images", str(ws["root"] / "u8.npy"),
+                 "--iterations", "3", "--out", str(tmp_path / "bad.npy")]) == 1
+    assert "iterations: expected an int from 0" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:  # the steps' flags without --iterations
+        main(["fit", "--gan", str(ws["gan"]), *FAST_FIT, "--iteration-steps", "3", "--out", str(tmp_path / "x.safetensors")])
+    assert exit_info.value.code == 2 and "--iteration-steps: only with --iterations K, K > 0" in capsys.readouterr().err
+
+
 def test_the_zoo_real_images_inverter_by_name(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     outs = {}
     for spec in ("zoo:dcgan-fashion-mnist", "zoo:dcgan-fashion-mnist/real-images"):
