@@ -49,6 +49,9 @@ def migrate(data: dict[str, Any], *, source: str) -> dict[str, Any]:
         # then re-computes it the version-2 way.
         data = {**data, "format_version": 2, "image_range": None}
     if data["format_version"] == 2:
+        stray = sorted({"iterations", "step"} & set(data))
+        if stray:
+            raise ValueError(f"{source}: format version 2 has no {stray}; got them in the config (the file was altered).")
         data = {**data, "format_version": 3, "iterations": 0, "step": None}  # no step networks
     return data
 
@@ -132,6 +135,14 @@ class InverterConfig:
     iterations: int = 0
     step: StepConfig | None = None
     fingerprint_scheme: int = 2
+
+    def __post_init__(self) -> None:
+        if (self.step is None) != (self.iterations == 0):
+            raise ValueError(f"InverterConfig: expected a step config exactly when iterations > 0, got iterations="
+                             f"{self.iterations} and step={self.step!r}.")
+        if self.iterations and self.fingerprint_scheme < 2:
+            raise ValueError("InverterConfig: a version-1 fingerprint scheme has no step networks; got iterations="
+                             f"{self.iterations}.")
 
     @property
     def latent_dim(self) -> int:

@@ -27,7 +27,7 @@ from discinvert.layers import resolve_layer
 from discinvert.network import ConnectionNetwork
 from discinvert.optimize import DEFAULT_REFINE_LR, optimize_latents
 from discinvert.serialization import read_inverter_file, write_inverter_file
-from discinvert.validation import native_numpy, positive_int
+from discinvert.validation import is_integer, native_numpy, positive_int
 from discinvert.value_range import RANGE_MARGIN, nominal_range, range_problem
 
 __all__ = ["DEFAULT_BATCH_SIZE", "RANGE_MARGIN", "FingerprintMismatchError", "ImageRangeWarning", "Inverter", "RangeCheck"]
@@ -264,12 +264,12 @@ class Inverter(nn.Module):
     def _check_iterations(self, iterations: int | None) -> int:
         if iterations is None:
             return self.config.iterations
-        if not isinstance(iterations, int) or isinstance(iterations, bool) or not 0 <= iterations <= self.config.iterations:
+        if not is_integer(iterations) or not 0 <= iterations <= self.config.iterations:
             raise ValueError(
                 f"iterations: expected an int from 0 (the connection network alone) to {self.config.iterations} "
                 f"(the step networks this inverter was fit with), got {iterations!r}."
             )
-        return iterations
+        return int(iterations)
 
     # ------------------------------------------------------------------ inference
     def encode(
@@ -327,13 +327,17 @@ class Inverter(nn.Module):
             for start in range(0, x.shape[0], size):
                 xb = x[start : start + size].to(device=device, dtype=d_dtype)
                 cb = None if c is None else c[start : start + size].to(device)
-                features = self._gan.tap(xb, cb).to(cn_dtype)
+                target = self._gan.tap(xb, cb)
+                features = target.to(cn_dtype)
                 codes = self.cn(features).float()
                 if not bool(torch.isfinite(codes).all()):
                     raise ValueError(self._non_finite_codes(features, codes, start))
                 if steps:
-                    codes = iterate(steps, self.generator, self._gan.tap, xb, features, codes, self.latent_shape,
-                                    conditions=cb, conditioning=self.conditioning)
+                    # As the steps were trained: the residual in full precision, D's features in D's dtype.
+                    # G runs now: a G that draws noise from the global RNG must not move the user's RNG.
+                    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+                        codes = iterate(steps, self.generator, self._gan.tap, x[start : start + size].to(device).float(),
+                                        target, codes, self.latent_shape, conditions=cb, conditioning=self.conditioning)
                     if not bool(torch.isfinite(codes).all()):
                         raise ValueError(
                             f"encode: expected finite codes, got NaN/Inf codes from the step networks for images "
@@ -501,7 +505,9 @@ class Inverter(nn.Module):
 
         See :meth:`encode` for inference. G and D run in eval mode; gradients flow through
         them to the codes and the networks' weights, never into G's or D's weights when
-        their ``requires_grad`` is off.
+        their ``requires_grad`` is off. A G or D that changes a buffer in place during its
+        forward pass (a hand-written power iteration) has it put back afterwards, which can
+        make a later ``backward()`` fail with an in-place modification error.
         """
         with frozen(self.discriminator):  # D in eval mode: its BatchNorm statistics stay put
             features = self._gan.tap(images, conditions)

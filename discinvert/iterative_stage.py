@@ -34,6 +34,7 @@ from tqdm.auto import tqdm
 from discinvert.distributed import DistContext, average_gradients, broadcast_module, broadcast_scalar, together
 from discinvert.features import FeatureTap
 from discinvert.gan import generate, model_dtype
+from discinvert.guard import frozen
 from discinvert.image_sets import ImageSplit
 from discinvert.iterative import StepConfig, StepNetwork, iterate, step_inputs
 from discinvert.training import make_adam
@@ -178,7 +179,8 @@ def train_steps(
     """Train ``iterations`` step networks after ``cn``; each is left with its best weights, in eval mode.
 
     Args:
-        cn: the fitted connection network (frozen here), features ``(B, F)`` → flat codes.
+        cn: the fitted connection network, features ``(B, F)`` → flat codes; run in eval mode
+            without gradients here, and handed back as it came.
         config: the step networks' architecture.
         generator, tap: the user's G and the feature tap on D (frozen by the caller).
         latent_shape: the shape of one code as G takes it.
@@ -199,6 +201,18 @@ def train_steps(
     Raises:
         ValueError: a step's validation error was never finite (divergence).
     """
+    with frozen(cn):  # the CN in eval mode: its BatchNorm statistics stay as the fit left them
+        return _train(cn, config, generator, tap, latent_shape, draw_latents, validation_latents, split,
+                      iterations=iterations, steps=steps, batch_size=batch_size, lr=lr, feature_weight=feature_weight,
+                      prior_weight=prior_weight, eval_every=eval_every, rng=rng, device=device, progress=progress,
+                      dist_ctx=dist_ctx)
+
+
+def _train(cn: nn.Module, config: StepConfig, generator: nn.Module, tap: FeatureTap, latent_shape: tuple[int, ...],
+           draw_latents: Callable[[int], torch.Tensor], validation_latents: torch.Tensor, split: ImageSplit | None, *,
+           iterations: int, steps: int, batch_size: int, lr: float, feature_weight: float, prior_weight: float,
+           eval_every: int, rng: torch.Generator, device: torch.device, progress: bool | None,
+           dist_ctx: DistContext | None) -> tuple[list[StepNetwork], list[StepResult]]:
     stage = _Stage(cn, config, generator, tap, latent_shape, validation_latents, split, device, dist_ctx)
     quiet = stage.distributed and dist_ctx.rank != 0  # type: ignore[union-attr]
     results: list[StepResult] = []

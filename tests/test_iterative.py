@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import warnings
 
+import numpy as np
 import pytest
 import safetensors
 import safetensors.torch
@@ -40,6 +41,8 @@ def test_each_step_network_recovers_fresh_latents_better_and_leaves_the_gan_unto
     errors = [float(F.mse_loss(inverter.encode(x, iterations=k, range_check="ignore"), z)) for k in range(3)]
     assert errors[1] < 0.97 * errors[0] and errors[2] < errors[1], errors
     assert torch.equal(inverter.encode(x, range_check="ignore"), inverter.encode(x, iterations=2, range_check="ignore"))
+    assert torch.equal(inverter.encode(x, iterations=np.int64(1), range_check="ignore"),
+                       inverter.encode(x, iterations=1, range_check="ignore"))  # NumPy integers are integers
     record = inverter.config.fit["iterative"]
     assert record["iterations"] == 2 and record["trained_on"] == "self-generated pairs"
     assert [step["metric"] for step in record["steps"]] == ["latent MSE", "latent MSE"]
@@ -179,6 +182,12 @@ def test_damaged_iterative_files_are_refused_strictly(make_gan, tmp_path) -> Non
         Inverter.load(_rewrite(path, tmp_path, config={**data, "iterations": -1}), **kwargs)
     with pytest.raises(ValueError, match="step config: expected keys"):
         Inverter.load(_rewrite(path, tmp_path, config={**data, "step": {**data["step"], "extra": 1}}), **kwargs)
+    old = {**data, "format_version": 2}  # a format-2 file cannot carry step networks
+    with pytest.raises(ValueError, match=r"format version 2 has no \['iterations', 'step'\]"):
+        Inverter.load(_rewrite(path, tmp_path, config=old), **kwargs)
+    with pytest.raises(ValueError, match="expected a step config exactly when iterations > 0"):
+        InverterConfig(**{**{f: getattr(inverter.config, f) for f in inverter.config.__dataclass_fields__},
+                          "step": None})
 
 
 def test_a_format_2_file_loads_as_an_inverter_without_steps(tmp_path) -> None:
