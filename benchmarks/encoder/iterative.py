@@ -1,6 +1,6 @@
 """Ablations of iterative refinement (issue 17, Build item 2): the library's step networks on the bundled DCGAN.
 
-Starts from the bundled ``real-images`` inverter (the CN after the real-image stage, see
+Starts from a bundled inverter (``--base``: by default ``real-images``, the CN after the real-image stage, see
 ``docs/real_stage.md``) and trains the library's step networks on top of it with
 :func:`discinvert.iterative_stage.train_steps`, as ``fit_inverter(..., iterations=k)`` does after its
 real-image stage, for each variant (learning rate, width, with or without images). Every row is scored
@@ -73,7 +73,7 @@ def _score(inverter: Inverter, k: int, holdout: torch.Tensor, fresh: tuple[torch
 
 
 def run(args: argparse.Namespace, argv: list[str] | None) -> dict[str, Any]:
-    G, D, base = zoo.load("dcgan-fashion-mnist", inverter="real-images")
+    G, D, base = zoo.load("dcgan-fashion-mnist", inverter=args.base)
     images, _ = load_fashion_mnist("train", root=args.data_root)
     x_all = to_model_range(images).float()
     train, holdout = x_all[: len(x_all) - args.holdout], x_all[len(x_all) - args.holdout :]
@@ -85,7 +85,7 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> dict[str, Any]:
     latent_shape = base.latent_shape
     rows: list[dict[str, Any]] = []
     base_row = _score(base, 0, holdout, fresh, args.hybrid_steps)
-    rows.append({"variant": "bundled real-images CN (k = 0)", **base_row, "fit_seconds": 0.0})
+    rows.append({"variant": f"bundled {args.base} CN (k = 0)", **base_row, "fit_seconds": 0.0})
     print(json.dumps(rows[-1]), flush=True)
     for variant in _variants(args.variants):
         torch.manual_seed(args.seed)
@@ -131,7 +131,8 @@ def write_page(result: dict[str, Any], path: Path) -> None:
         "",
         f"Device: {result['device']}. Scored on {result['holdout']}; the test split is not used, so nothing here "
         "is tuned on it. Each variant trains the library's step networks (`discinvert.iterative_stage.train_steps`) "
-        "on top of the bundled real-images CN (`zoo.load('dcgan-fashion-mnist', inverter='real-images')`); a "
+        f"on top of the bundled {result['settings'].get('base', 'real-images')} CN "
+        f"(`zoo.load('dcgan-fashion-mnist', inverter='{result['settings'].get('base', 'real-images')}')`); a "
         "variant is `lr=…` (Adam learning rate), `hidden=…` (hidden widths, `x`-separated) and `images=1|0` "
         "(trained on the train images and self-generated pairs, or on self-generated pairs only). *fit s* is the "
         "step networks' training time up to that k.",
@@ -158,6 +159,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train-limit", type=int, default=0, help="use only the first N train images (0: all)")
     parser.add_argument("--variants", nargs="+", default=["lr=1e-4", "lr=3e-4", "lr=1e-3", "lr=3e-4,images=0"],
                         help="variants as key=value lists: lr, hidden (e.g. 512 or 1024x512), images (1 or 0)")
+    parser.add_argument("--base", choices=sorted(zoo.INVERTERS), default="real-images",
+                        help="the bundled inverter whose CN the step networks start from")
     parser.add_argument("--iterations", type=int, default=1, help="step networks per variant (a row per k)")
     parser.add_argument("--steps", type=int, default=1000, help="updates of each step network")
     parser.add_argument("--batch", type=int, default=64, help="pairs (and images) per update")
