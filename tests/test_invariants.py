@@ -47,7 +47,7 @@ def test_every_entry_point_leaves_the_gan_untouched(awkward_gan: TinyGAN, tmp_pa
 def test_inverter_does_not_own_g_or_d(awkward_gan: TinyGAN) -> None:
     inverter = _fit(awkward_gan)
     assert all(key.startswith("cn.") for key in inverter.state_dict())
-    assert [name for name, _ in inverter.named_children()] == ["cn"]
+    assert [name for name, _ in inverter.named_children()] == ["cn", "steps"] and len(inverter.steps) == 0
     n_cn = sum(p.numel() for p in inverter.cn.parameters())
     assert sum(p.numel() for p in inverter.parameters()) == n_cn
     assert inverter.generator is awkward_gan.generator and inverter.discriminator is awkward_gan.discriminator

@@ -247,12 +247,27 @@ def _as_format_1(path, gan) -> dict:
     from discinvert.fingerprint import fingerprint_discriminator
 
     config = _config(path)
-    config.pop("image_range")
+    for key in ("image_range", "iterations", "step"):  # added in format versions 2 and 3
+        config.pop(key)
     config["format_version"] = 1
     config["discriminator_fingerprint"] = fingerprint_discriminator(gan.discriminator, config["discriminator_modules"])
     meta = {"format": "discinvert.inverter", "format_version": "1", "library_version": "0.1.0", "config": json.dumps(config)}
     _rewrite(path, metadata=meta)
     return config
+
+
+def test_a_format_1_or_2_file_carrying_step_keys_is_refused(fitted, tmp_path) -> None:
+    gan, inverter = fitted
+    path = inverter.save(tmp_path / "inv.safetensors")
+    config = _as_format_1(path, gan)
+    for version in (1, 2):
+        edited = {**config, "format_version": version, **({"image_range": None} if version == 2 else {}),
+                  "iterations": 0, "step": None}
+        meta = {"format": "discinvert.inverter", "format_version": str(version), "library_version": "0.1.0",
+                "config": json.dumps(edited)}
+        _rewrite(path, metadata=meta)
+        with pytest.raises(ValueError, match=r"format version 2 has no \['iterations', 'step'\]"):
+            Inverter.load(path, generator=gan.generator, discriminator=gan.discriminator)
 
 
 def test_format_1_files_load_and_are_upgraded(fitted, tmp_path) -> None:
