@@ -29,6 +29,7 @@ from torch import nn
 from discinvert.conditioning import Conditioning
 from discinvert.features import FeatureTap
 from discinvert.gan import generate, model_dtype
+from discinvert.network import mlp
 from discinvert.validation import is_integer
 
 __all__ = ["MAX_RESIDUAL_SIDE", "StepConfig", "StepNetwork", "iterate", "residual_shape"]
@@ -126,19 +127,10 @@ class StepNetwork(nn.Module):
     def __init__(self, config: StepConfig) -> None:
         super().__init__()
         self.config = config
-        layers: list[nn.Module] = []
-        width = config.in_features
-        for hidden in config.hidden:
-            layers.append(nn.Linear(width, hidden))
-            if config.batch_norm:
-                layers.append(nn.BatchNorm1d(hidden))
-            layers.append(nn.LeakyReLU(config.negative_slope))
-            width = hidden
-        last = nn.Linear(width, config.latent_dim)
-        nn.init.zeros_(last.weight)
-        nn.init.zeros_(last.bias)  # an untrained step leaves the code as it is
-        layers.append(last)
-        self.layers = nn.Sequential(*layers)
+        self.layers = mlp(config.in_features, config.hidden, config.latent_dim, batch_norm=config.batch_norm,
+                          negative_slope=config.negative_slope)
+        nn.init.zeros_(self.layers[-1].weight)
+        nn.init.zeros_(self.layers[-1].bias)  # an untrained step leaves the code as it is
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         """Map ``(N, in_features)`` inputs (see :func:`step_inputs`) to a ``(N, latent_dim)`` correction."""

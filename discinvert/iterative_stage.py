@@ -37,6 +37,7 @@ from discinvert.gan import generate, model_dtype
 from discinvert.guard import frozen
 from discinvert.image_sets import ImageSplit
 from discinvert.iterative import StepConfig, StepNetwork, iterate, step_inputs
+from discinvert.real_stage import feature_term
 from discinvert.training import make_adam
 
 __all__ = ["StepResult", "train_steps"]
@@ -145,12 +146,10 @@ class _Stage:
         latent_loss = F.mse_loss(new_codes[:n], latents.reshape(n, -1).float())
         if real is None:
             return latent_loss
-        target_real = target[n:].float()
         fake = self.decode(new_codes[n:])
         loss = F.mse_loss(fake.float(), real)
         if feature_weight > 0:
-            loss = loss + feature_weight * F.mse_loss(self.features(fake).float(), target_real) / (
-                target_real.pow(2).mean() + 1e-8)
+            loss = loss + feature_weight * feature_term(self.features(fake), target[n:])
         return loss + prior_weight * latent_loss if prior_weight > 0 else loss
 
 

@@ -15,7 +15,7 @@ from torch import nn
 
 from discinvert.validation import is_integer
 
-__all__ = ["CNConfig", "ConnectionNetwork"]
+__all__ = ["CNConfig", "ConnectionNetwork", "mlp"]
 
 
 @dataclass(frozen=True)
@@ -85,22 +85,33 @@ class CNConfig:
         )
 
 
+def mlp(in_features: int, hidden: tuple[int, ...], out_features: int, *, batch_norm: bool,
+        negative_slope: float) -> nn.Sequential:
+    """``Linear[-BatchNorm1d]-LeakyReLU`` per hidden width, then a ``Linear`` to ``out_features``.
+
+    Shared by the connection network and the step networks (:mod:`discinvert.iterative`); the
+    layer indices are the state-dict keys of saved inverters, so their order is part of the format.
+    """
+    layers: list[nn.Module] = []
+    width = in_features
+    for size in hidden:
+        layers.append(nn.Linear(width, size))
+        if batch_norm:
+            layers.append(nn.BatchNorm1d(size))
+        layers.append(nn.LeakyReLU(negative_slope))
+        width = size
+    layers.append(nn.Linear(width, out_features))
+    return nn.Sequential(*layers)
+
+
 class ConnectionNetwork(nn.Module):
     """MLP from features ``(N, in_features)`` to flat latents ``(N, out_features)``."""
 
     def __init__(self, config: CNConfig) -> None:
         super().__init__()
         self.config = config
-        layers: list[nn.Module] = []
-        width = config.in_features
-        for hidden in config.hidden:
-            layers.append(nn.Linear(width, hidden))
-            if config.batch_norm:
-                layers.append(nn.BatchNorm1d(hidden))
-            layers.append(nn.LeakyReLU(config.negative_slope))
-            width = hidden
-        layers.append(nn.Linear(width, config.out_features))
-        self.layers = nn.Sequential(*layers)
+        self.layers = mlp(config.in_features, config.hidden, config.out_features, batch_norm=config.batch_norm,
+                          negative_slope=config.negative_slope)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         """Map ``(N, in_features)`` features to ``(N, out_features)`` flat latents."""

@@ -39,7 +39,7 @@ from discinvert.gan import generate, model_dtype
 from discinvert.image_sets import ImageSplit
 from discinvert.training import make_adam
 
-__all__ = ["RealStageResult", "train_on_images"]
+__all__ = ["RealStageResult", "feature_term", "train_on_images"]
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +73,12 @@ class RealStageResult:
             "start_held_out_pixel_mse": self.start_pixel_mse, "seconds": round(self.seconds, 3),
             "history": self.history,
         }
+
+
+def feature_term(fake_features: torch.Tensor, target_features: torch.Tensor) -> torch.Tensor:
+    """The discriminator-feature term: MSE of ``D_f(G(ẑ))`` against ``D_f(x)``, relative to ``D_f(x)``'s energy."""
+    target = target_features.float()
+    return F.mse_loss(fake_features.float(), target) / (target.pow(2).mean() + 1e-8)
 
 
 def train_on_images(
@@ -167,9 +173,7 @@ def train_on_images(
             fake = generate(generator, codes.reshape(-1, *latent_shape).to(g_dtype))
             loss = F.mse_loss(fake.float(), x)
             if feature_weight > 0:
-                fake_features = features(fake).float()
-                loss = loss + feature_weight * F.mse_loss(fake_features, target.float()) / (
-                    target.float().pow(2).mean() + 1e-8)
+                loss = loss + feature_weight * feature_term(features(fake), target)
             if prior_weight > 0:
                 loss = loss + prior_weight * F.mse_loss(pair_codes.float(), latents)
             optimizer.zero_grad(set_to_none=True)
