@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers and IDEs
     from discinvert.inverter import FingerprintMismatchError, ImageRangeWarning, Inverter
     from discinvert.layers import LayerInfo, list_layers
     from discinvert.network import CNConfig, ConnectionNetwork
+    from discinvert.training import ValidationPoint
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
@@ -41,6 +42,7 @@ _EXPORTS = {
     "InverterConfig": "discinvert.config",
     "LayerInfo": "discinvert.layers",
     "LayerNotReachedError": "discinvert.features",
+    "ValidationPoint": "discinvert.training",
     "fit_inverter": "discinvert.fit",
     "list_layers": "discinvert.layers",
 }
@@ -56,6 +58,7 @@ __all__ = [
     "InverterConfig",
     "LayerInfo",
     "LayerNotReachedError",
+    "ValidationPoint",
     "__version__",
     "fit_inverter",
     "list_layers",

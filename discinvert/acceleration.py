@@ -27,16 +27,47 @@ from discinvert.conditioning import Conditioning
 from discinvert.features import FeatureTap
 from discinvert.gan import generate
 
-__all__ = ["AUTOCAST_DTYPES", "autocast_context", "channels_last_copy", "check_autocast_dtype", "probe_levers"]
+__all__ = ["AUTO", "AUTOCAST_DTYPES", "autocast_context", "channels_last_copy", "check_autocast_dtype", "native_bf16",
+           "probe_levers", "resolve_channels_last"]
+
+AUTO = "auto"
+"""The setting value that lets the fit choose a lever by the device (and drop it if G or D fail under it)."""
 
 AUTOCAST_DTYPES = (torch.bfloat16, torch.float16)
 """The dtypes accepted for ``autocast_dtype``."""
 
 
+def native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` runs bfloat16 matrix products natively (CUDA with bf16, CPUs with bf16 instructions)."""
+    try:
+        if device.type == "cuda":
+            return bool(torch.cuda.is_bf16_supported())
+        if device.type == "cpu":
+            return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (RuntimeError, AttributeError):  # a build without the query
+        return False
+    return False
+
+
+def resolve_channels_last(setting: object, device: torch.device) -> bool:
+    """``channels_last`` as a bool: ``'auto'`` is on for the CPU only (the only device it was measured on)."""
+    return device.type == "cpu" if setting == AUTO else bool(setting)
+
+
 def check_autocast_dtype(dtype: object, device: torch.device) -> torch.dtype | None:
-    """``dtype`` if it is ``None`` or a supported autocast dtype on ``device``, else ``ValueError``."""
+    """``dtype`` if it is ``None`` or a supported autocast dtype on ``device``, else ``ValueError``.
+
+    ``'auto'`` gives ``torch.bfloat16`` where :func:`native_bf16` and autocast support it, else ``None``.
+    """
     if dtype is None:
         return None
+    if dtype == AUTO:
+        if not native_bf16(device):
+            return None
+        try:
+            return check_autocast_dtype(torch.bfloat16, device)
+        except ValueError:
+            return None
     if not isinstance(dtype, torch.dtype) or dtype not in AUTOCAST_DTYPES:
         raise ValueError(
             f"autocast_dtype: expected None (full precision), torch.bfloat16 or torch.float16, got {dtype!r}."

@@ -28,7 +28,7 @@ from torch import nn
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from discinvert import distributed as dist_utils
-from discinvert.acceleration import check_autocast_dtype
+from discinvert.acceleration import AUTO, check_autocast_dtype, resolve_channels_last
 from discinvert.conditioning import Conditioning
 from discinvert.config import InverterConfig
 from discinvert.features import FeatureTap
@@ -43,11 +43,12 @@ from discinvert.latents import LatentSampler, normal_sampler, parse_latent_shape
 from discinvert.layers import resolve_layer
 from discinvert.network import CNConfig, ConnectionNetwork
 from discinvert.pairs import PairMaker, ValidationSet
+from discinvert.pool import BatchSource
 from discinvert.real_stage import RealStageResult, train_on_images
 from discinvert.settings import (DEFAULT_LR, DEFAULT_STEPS, ITERATIVE_SETTINGS, REAL_STAGE_SETTINGS, FitConfig,
                                  settings_doc)
 from discinvert.checkpoint import Checkpointing
-from discinvert.training import TrainResult, train_regressor
+from discinvert.training import OnValidation, TrainResult, train_regressor
 
 __all__ = ["DEFAULT_LR", "DEFAULT_STEPS", "FitConfig", "fit_inverter"]
 
@@ -133,7 +134,7 @@ def _inverter_config(settings: FitConfig, facts: GANFacts, layer_name: str, late
                      cn_config: CNConfig, conditional: bool, custom_prior: bool, image_range: tuple[float, float] | None,
                      result: TrainResult, baseline: float, device: torch.device, world_size: int,
                      real: dict[str, Any] | None, step_config: StepConfig | None,
-                     iterative: dict[str, Any] | None) -> InverterConfig:
+                     iterative: dict[str, Any] | None, levers: dict[str, Any]) -> InverterConfig:
     return InverterConfig(
         feature_layer=layer_name, latent_shape=latent_shape, image_shape=facts.image_shape,
         feature_dim=facts.feature_dim, cn=cn_config, generator_fingerprint=facts.generator_fingerprint,
@@ -145,6 +146,7 @@ def _inverter_config(settings: FitConfig, facts: GANFacts, layer_name: str, late
             "final_validation_mse": result.last_error, "baseline_validation_mse": baseline,
             "seconds": round(result.seconds, 3), "device": str(device), "history": result.history,
             "world_size": world_size, "resumed_from_step": result.resumed_from,
+            "stopped": result.stopped, "lr_drops": result.lr_drops, "levers": levers,
             **({} if real is None else {"real_images": real}),
             **({} if iterative is None else {"iterative": iterative}),
         },
@@ -230,6 +232,28 @@ def _iterative_stage(cn: ConnectionNetwork, generator: nn.Module, tap: FeatureTa
     return step_config, steps, record
 
 
+def _check_callback(on_validation: OnValidation | None) -> None:
+    if on_validation is not None and not callable(on_validation):
+        raise ValueError(f"on_validation: expected a callable taking a ValidationPoint, or None, got {on_validation!r}.")
+
+
+def _training_batches(pairs: PairMaker, settings: FitConfig, autocast_dtype: torch.dtype | None,
+                      rng: torch.Generator, device: torch.device, feature_dim: int,
+                      probe: tuple[torch.Tensor, torch.Tensor | None]) -> tuple[BatchSource, torch.dtype | None, dict[str, Any]]:
+    """The self-generated stage's batches, the autocast dtype it trains with, and the levers it uses.
+
+    Levers chosen by ``'auto'`` are dropped, not refused, when G or D fail under them.
+    """
+    automatic = AUTO in (settings.autocast_dtype, settings.channels_last) and not (
+        settings.channels_last is True or isinstance(settings.autocast_dtype, torch.dtype))
+    source = pairs.training_batches(batch_size=settings.batch_size, rng=rng, reuse=settings.reuse,
+                                    autocast_dtype=autocast_dtype,
+                                    channels_last=resolve_channels_last(settings.channels_last, device),
+                                    feature_dim=feature_dim, probe=probe, automatic=automatic)
+    levers = dict(pairs.levers)  # the later stages make their own batches without levers
+    return source, None if levers["autocast_dtype"] is None else autocast_dtype, levers
+
+
 def _check_stages(settings: FitConfig, given: set[str], images: bool, conditional: bool) -> None:
     """Warn about settings of a stage that will not run; refuse stages a conditional GAN cannot have."""
     idle = sorted(given & set(REAL_STAGE_SETTINGS))
@@ -263,6 +287,7 @@ def fit_inverter(
     conditioning: Conditioning | None = None,
     images: ImageSource | None = None,
     config: FitConfig | None = None,
+    on_validation: OnValidation | None = None,
     **settings: Any,
 ) -> Inverter:
     """Fit an inverter (image → latent) for a pretrained GAN from its discriminator's features.
@@ -295,6 +320,9 @@ def fit_inverter(
             (the same seed gives the same inverter).
         config: a :class:`~discinvert.settings.FitConfig` holding the settings below;
             keyword settings given as well replace its fields.
+        on_validation: ``callback(point)`` after each validation of the self-generated stage
+            with a :class:`~discinvert.training.ValidationPoint` (e.g. to log or score images as
+            the fit goes); its time is left out of the recorded seconds. Runs on every rank.
         {settings}
 
     The settings are the fields of :class:`~discinvert.settings.FitConfig` (one place
@@ -329,6 +357,7 @@ def fit_inverter(
     """
     settings_ = FitConfig.build(config, **settings)
     _check_stages(settings_, set(settings), images is not None, conditioning is not None)
+    _check_callback(on_validation)
     check_module(generator, "generator")
     check_module(discriminator, "discriminator")
     layer_name, layer = resolve_layer(discriminator, feature_layer)
@@ -362,18 +391,20 @@ def fit_inverter(
         cn = ConnectionNetwork(cn_config).to(device)
         logger.info("fitting CN %d -> %d on %s: %d steps of %d pairs, lr %.2g, seed %d", facts.feature_dim,
                     cn_config.out_features, device, settings_.steps, settings_.batch_size, settings_.lr, seed)
-        source = pairs.training_batches(batch_size=settings_.batch_size, rng=train_rng, reuse=settings_.reuse,
-                                        autocast_dtype=autocast_dtype, channels_last=settings_.channels_last,
-                                        feature_dim=facts.feature_dim, probe=probe)
+        source, autocast_dtype, levers = _training_batches(pairs, settings_, autocast_dtype, train_rng, device,
+                                                           facts.feature_dim, probe)
         checkpointing = _checkpointing(settings_, facts, discriminator, layer_name, found_shape, cn_config,
                                        conditioning is not None, dist_ctx, train_rng, device)
         result = train_regressor(
             cn, source, held_out.features, held_out.targets, steps=settings_.steps, lr=settings_.lr,
             batch_size=settings_.batch_size, eval_every=settings_.eval_every, progress=settings_.progress,
             desc="fit CN", dist_ctx=dist_ctx, checkpointing=checkpointing, autocast_dtype=autocast_dtype,
+            on_validation=on_validation, schedule=settings_.schedule, patience=settings_.patience,
         )
-        logger.info("fit done in %.1f s: best validation MSE %.5f at step %d (predicting the mean: %.5f)",
-                    result.seconds, result.best_error, result.best_step, held_out.baseline)
+        logger.info("fit done in %.1f s: best validation MSE %.5f at step %d (predicting the mean: %.5f)%s",
+                    result.seconds, result.best_error, result.best_step, held_out.baseline,
+                    "" if result.stopped is None else f"; stopped at update {result.stopped} of {settings_.steps} "
+                    "(plateau)")
         real = None
         if split is not None:
             real = _real_stage(cn, generator, tap, pairs, found_shape, split, held_out, settings_, facts.feature_dim,
@@ -389,7 +420,7 @@ def fit_inverter(
 
     inverter_config = _inverter_config(settings_, facts, layer_name, found_shape, cn_config, conditioning is not None,
                                        latent_sampler is not None, held_out.image_range, result, held_out.baseline,
-                                       device, dist_ctx.world_size, real, step_config, iterative)
+                                       device, dist_ctx.world_size, real, step_config, iterative, levers)
     inverter = Inverter(inverter_config, generator=generator, discriminator=discriminator, conditioning=conditioning)
     inverter.cn.load_state_dict(cn.state_dict(), strict=True)
     for mine, trained in zip(inverter.steps, steps, strict=True):

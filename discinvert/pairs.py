@@ -10,8 +10,10 @@ sees images; the training batches may come through the speed levers of
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -25,6 +27,8 @@ from discinvert.latents import LatentSampler
 from discinvert.pool import BatchPool, BatchSource, FreshBatches
 
 __all__ = ["PairMaker", "ValidationSet"]
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,7 @@ class PairMaker:
         self.latent_shape = latent_shape
         self.conditioning = conditioning
         self.device = device
+        self.levers: dict[str, Any] = {"autocast_dtype": None, "channels_last": False}  # set by training_batches
 
     def draw(self, n: int, rng: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``n`` latents ``(n, *latent_shape)`` on the fit's device and their conditions (or ``None``).
@@ -117,26 +122,38 @@ class PairMaker:
         channels_last: bool,
         feature_dim: int,
         probe: tuple[torch.Tensor, torch.Tensor | None],
+        automatic: bool = False,
     ) -> BatchSource:
         """The batches the CN trains on: fresh ``(features (B, F), flat z (B, D))`` pairs, or a pool.
 
         With ``channels_last`` G and D run as channels-last copies (the user's models are
         never converted); with ``autocast_dtype`` under ``torch.autocast``. Either lever is
         tried on the ``probe`` latents first, so one G or D does not support fails before
-        training. Call it under :func:`discinvert.guard.frozen`.
+        training. Call it under :func:`discinvert.guard.frozen`. With ``automatic`` (the levers
+        were chosen by ``'auto'`` settings) such a failure turns both levers off instead.
+        ``self.levers`` then records the levers used.
 
         Raises:
-            ValueError: G or D cannot be copied, or fails or changes its feature count under a lever.
+            ValueError: G or D cannot be copied, or fails or changes its feature count under a lever
+                (without ``automatic``).
         """
         generator, tap = self.generator, self.tap
-        if channels_last:
-            generator = channels_last_copy(self.generator, "generator")
-            d_copy = channels_last_copy(self.tap.discriminator, "discriminator")
-            tap = FeatureTap(d_copy, self.tap.layer_name, d_copy.get_submodule(self.tap.layer_name),
-                             conditioning=self.conditioning)
-        if channels_last or autocast_dtype is not None:
-            probe_levers(generator, tap, probe[0], probe[1], self.conditioning, self.device, autocast_dtype,
-                         channels_last, feature_dim)
+        try:
+            if channels_last:
+                generator = channels_last_copy(self.generator, "generator")
+                d_copy = channels_last_copy(self.tap.discriminator, "discriminator")
+                tap = FeatureTap(d_copy, self.tap.layer_name, d_copy.get_submodule(self.tap.layer_name),
+                                 conditioning=self.conditioning)
+            if channels_last or autocast_dtype is not None:
+                probe_levers(generator, tap, probe[0], probe[1], self.conditioning, self.device, autocast_dtype,
+                             channels_last, feature_dim)
+        except ValueError as error:
+            if not automatic:
+                raise
+            logger.info("fitting without the automatic levers: %s", error)
+            generator, tap, autocast_dtype, channels_last = self.generator, self.tap, None, False
+        self.levers = {"autocast_dtype": None if autocast_dtype is None else str(autocast_dtype),
+                       "channels_last": channels_last}
 
         def fresh() -> tuple[torch.Tensor, torch.Tensor]:
             with torch.no_grad():

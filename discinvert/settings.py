@@ -22,7 +22,7 @@ import torch
 from discinvert.network import CNConfig
 from discinvert.validation import nonnegative_float, positive_float, positive_int
 
-__all__ = ["DEFAULT_LR", "DEFAULT_REAL_STEPS", "DEFAULT_STEPS", "ITERATIVE_SETTINGS", "MAX_SEED", "REAL_STAGE_SETTINGS", "CommandLine", "FitConfig", "Setting", "command_line_settings",
+__all__ = ["DEFAULT_LR", "DEFAULT_PATIENCE", "DEFAULT_REAL_STEPS", "DEFAULT_SCHEDULE", "DEFAULT_STEPS", "ITERATIVE_SETTINGS", "MAX_SEED", "REAL_STAGE_SETTINGS", "CommandLine", "FitConfig", "Setting", "command_line_settings",
            "settings_doc"]
 
 DEFAULT_STEPS = 2000
@@ -30,6 +30,12 @@ DEFAULT_STEPS = 2000
 
 DEFAULT_LR = 2e-3
 """Default peak Adam learning rate; chosen by the same sweep."""
+
+DEFAULT_SCHEDULE = "cosine"
+"""Default learning-rate schedule; chosen by ``python -m benchmarks.speed.time_to_quality`` (``docs/fit_speed.md``)."""
+
+DEFAULT_PATIENCE: int | None = 5
+"""Default convergence rule: validations without 0.1% improvement that end the fit (``docs/fit_speed.md``)."""
 
 DEFAULT_REAL_STEPS = 1500
 """Default number of real-image updates; from the encoder ablations (``docs/encoder_ablations.md``)."""
@@ -125,6 +131,16 @@ def _hidden(value: Any, name: str) -> tuple[int, ...]:
     return CNConfig(in_features=1, out_features=1, hidden=value).hidden
 
 
+def _schedule(value: Any, name: str) -> str:
+    if value not in ("cosine", "plateau"):
+        raise ValueError(f"{name}: expected 'cosine' or 'plateau', got {value!r}.")
+    return value
+
+
+def _patience(value: Any, name: str) -> int | None:
+    return None if value is None else positive_int(value, name, 1)
+
+
 def _device(value: Any, name: str) -> str | torch.device | None:
     if value is not None and not isinstance(value, (str, torch.device)):
         raise ValueError(f"{name}: expected a torch device such as 'cpu' or 'cuda', got {value!r}.")
@@ -137,11 +153,22 @@ def _path(value: Any, name: str) -> str | os.PathLike[str] | None:
     return value
 
 
-def _autocast(value: Any, name: str) -> torch.dtype | None:
+def _autocast(value: Any, name: str) -> torch.dtype | str | None:
     # The device-dependent part (is this autocast available where the fit runs?) is checked
     # by discinvert.acceleration.check_autocast_dtype once the device is known.
+    if value == "auto":
+        return "auto"
     if value is not None and (not isinstance(value, torch.dtype) or value not in (torch.bfloat16, torch.float16)):
-        raise ValueError(f"{name}: expected None (full precision), torch.bfloat16 or torch.float16, got {value!r}.")
+        raise ValueError(f"{name}: expected 'auto', None (full precision), torch.bfloat16 or torch.float16, got "
+                         f"{value!r}.")
+    return value
+
+
+def _bool_or_auto(value: Any, name: str) -> bool | str:
+    if value == "auto" and isinstance(value, str):
+        return "auto"
+    if not isinstance(value, bool):
+        raise ValueError(f"{name}: expected 'auto', True or False, got {value!r}.")
     return value
 
 
@@ -163,8 +190,22 @@ class FitConfig:
         command_line=CommandLine("--batch-size", "pairs per update, at least 2 (default 256)", "int", minimum=2))
     lr: float = _setting(
         DEFAULT_LR, "peak Adam learning rate (betas 0.5, 0.999); linear warm-up over the first 5% of steps "
-        "(at most 100), then cosine decay to 1% of the peak.", _float_positive,
+        "(at most 100), then the ``schedule``.", _float_positive,
         command_line=CommandLine("--lr", "peak Adam learning rate (default: the library's)", "float"))
+    schedule: str = _setting(
+        DEFAULT_SCHEDULE, "the learning rate after the warm-up: ``'cosine'`` decays to 1% of ``lr`` at ``steps``; "
+        "``'plateau'`` holds ``lr`` and divides it by 10 at each of the first two plateaus of the validation error "
+        "(see ``patience``), so that ``steps`` is only a ceiling.", _schedule,
+        command_line=CommandLine("--schedule", "learning-rate schedule: cosine to --steps, or plateau (drops at "
+                                 "plateaus; --steps is a ceiling)", "choice",
+                                 choices={"cosine": "cosine", "plateau": "plateau"}))
+    patience: int | None = _setting(
+        DEFAULT_PATIENCE, "the convergence rule: a plateau is this many validations (``eval_every`` updates apart) "
+        "in which the best validation error improved by less than 0.1% (relative). A plateau stops the fit "
+        "(with ``'plateau'``, the first two drop the learning rate instead); the log and "
+        "``inverter.config.fit['stopped']`` say at which update. ``None`` never stops before ``steps``.", _patience,
+        command_line=CommandLine("--patience", "validations without 0.1%% improvement that stop the fit "
+                                 "(default: the library's)", "int"))
     device: str | torch.device | None = _setting(
         None, "where to fit. ``None``: where G and D live (CUDA when they are on CUDA), else the CPU. The models "
         "are never moved: a device other than theirs is an error.", _device, identity=False, record=False)
@@ -211,22 +252,27 @@ class FitConfig:
         None, "``None`` (default) joins DistributedDataParallel when launched with several processes; ``False`` "
         "always fits alone in this process, e.g. one independent fit per rank or a fit on rank 0 only.",
         _optional_bool, identity=False, record=False)
-    autocast_dtype: torch.dtype | None = _setting(
-        None, "``None`` (default) fits in full precision. ``torch.bfloat16`` or ``torch.float16`` runs G and D "
-        "(for the training pairs) and the CN's training forward pass under ``torch.autocast``; the loss, the CN's "
-        "weights and Adam stay float32. Faster on CUDA and on CPUs with bf16 units (``docs/fit_speed.md``). The "
-        "held-out validation pairs and the validation itself stay in full precision, so the reported error is the "
-        "one ``encode`` gives.", _autocast,
+    autocast_dtype: torch.dtype | str | None = _setting(
+        "auto", "``'auto'`` (default): bfloat16 where the device runs it natively (CUDA with bf16 support; CPUs "
+        "with bf16 instructions, ``torch.ops.mkldnn._is_mkldnn_bf16_supported()``), else full precision, and full "
+        "precision if G or D fail under it. ``None`` fits in full precision. ``torch.bfloat16`` or ``torch.float16`` "
+        "runs G and D (for the training pairs) and the CN's training forward pass under ``torch.autocast``; the "
+        "loss, the CN's weights and Adam stay float32 (``docs/fit_speed.md``). The held-out validation pairs and "
+        "the validation itself stay in full precision, so the reported error is the one ``encode`` gives. "
+        "``inverter.config.fit['levers']`` records what the fit used.", _autocast,
         command_line=CommandLine("--autocast", "run G and D (training pairs) and the CN's training forward under "
-                                 "torch.autocast in this dtype (default: off)", "choice",
-                                 choices={"bf16": torch.bfloat16, "fp16": torch.float16}))
-    channels_last: bool = _setting(
-        False, "run G and D for the training pairs as channels-last deep copies (faster convolutions with oneDNN "
-        "and cuDNN; costs one copy of their weights; the user's models are never converted). A model that cannot "
-        "be copied, or whose copies fail in that layout (e.g. ``x.view(n, -1)`` after a convolution), is refused "
-        "before training starts.", _bool,
+                                 "torch.autocast in this dtype; auto: bf16 where the device has it natively "
+                                 "(default: auto)", "choice",
+                                 choices={"auto": "auto", "off": None, "bf16": torch.bfloat16,
+                                          "fp16": torch.float16}))
+    channels_last: bool | str = _setting(
+        "auto", "run G and D for the training pairs as channels-last deep copies (faster convolutions with oneDNN "
+        "and cuDNN; costs one copy of their weights; the user's models are never converted). ``True``: a model "
+        "that cannot be copied, or whose copies fail in that layout (e.g. ``x.view(n, -1)`` after a convolution), "
+        "is refused before training starts. ``'auto'`` (default): on for the CPU (where it was measured), and off "
+        "without an error for such models; off on other devices.", _bool_or_auto,
         command_line=CommandLine("--channels-last", "run G and D as channels-last copies for the training pairs "
-                                 "(default: off)", "switch"))
+                                 "(default: auto, on the CPU when they allow it)", "switch"))
 
     real_steps: int = _setting(
         DEFAULT_REAL_STEPS, "updates of the real-image stage (only with ``images=``): the CN fine-tuned on the "

@@ -14,6 +14,7 @@ import copy
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -26,7 +27,7 @@ from discinvert.checkpoint import Best, Checkpointing
 from discinvert.distributed import DistContext, broadcast_module, broadcast_scalar
 from discinvert.pool import BatchSource
 
-__all__ = ["TrainResult", "lr_factor", "make_adam", "train_regressor"]
+__all__ = ["SCHEDULES", "Schedule", "TrainResult", "ValidationPoint", "lr_factor", "make_adam", "train_regressor"]
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +55,85 @@ def lr_factor(step: int, steps: int, warmup: int) -> float:
     return 0.01 + 0.99 * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
 
+SCHEDULES = ("cosine", "plateau")
+"""The learning-rate schedules of :func:`train_regressor`."""
+
+PLATEAU_TOLERANCE = 1e-3
+"""A plateau: the best validation error improved by less than this fraction over ``patience`` validations."""
+
+PLATEAU_DROP = 0.1
+"""``schedule="plateau"``: the learning rate's factor at each plateau."""
+
+PLATEAU_DROPS = 2
+"""``schedule="plateau"``: drops before the next plateau stops the fit."""
+
+
+class Schedule:
+    """The learning-rate factor per update and the convergence rule (see :func:`train_regressor`).
+
+    A callable object (not a closure) so that ``LambdaLR.state_dict()`` saves its attributes
+    and a resumed fit continues with the same drops and plateau window.
+    """
+
+    def __init__(self, kind: str, steps: int, warmup: int, patience: int | None) -> None:
+        self.kind = kind
+        self.steps = steps
+        self.warmup = warmup
+        self.patience = patience
+        self.drops: list[int] = []  # updates at which the rate dropped
+        self.window_start = 0  # validations before this index do not count toward the next plateau
+        self.bests: list[float] = []  # the best validation error after each validation
+
+    def __call__(self, step: int) -> float:
+        if self.kind == "cosine":
+            return lr_factor(step, self.steps, self.warmup)
+        base = (step + 1) / self.warmup if step < self.warmup else 1.0
+        return base * PLATEAU_DROP ** len(self.drops)
+
+    def plateaued(self, best_error: float) -> bool:
+        """Record the best error after a validation; whether the last ``patience`` validations plateaued."""
+        self.bests.append(best_error)
+        if self.patience is None or len(self.bests) - self.window_start <= self.patience:
+            return False
+        before = self.bests[-1 - self.patience]
+        return not best_error < before * (1.0 - PLATEAU_TOLERANCE)
+
+    def after_validation(self, step: int, best_error: float) -> bool:
+        """Apply the rule after a validation at ``step`` updates; ``True`` when the fit should stop."""
+        if not self.plateaued(best_error):
+            return False
+        if self.kind == "plateau" and len(self.drops) < PLATEAU_DROPS:
+            self.drops.append(step)
+            self.window_start = len(self.bests) - 1
+            return False
+        return True
+
+
+@dataclass(frozen=True)
+class ValidationPoint:
+    """One validation of a fit, as handed to an ``on_validation`` callback.
+
+    Attributes:
+        step: updates done so far (1-based count).
+        steps: the fit's ceiling on updates.
+        error: the held-out validation MSE of the current weights.
+        best_error: the lowest validation MSE so far (``error`` included).
+        seconds: the fit's wall time so far, without the time spent in callbacks.
+        network: the network being fit, in eval mode with its current weights; the callback
+            must not change it (read it, or copy its ``state_dict``).
+    """
+
+    step: int
+    steps: int
+    error: float
+    best_error: float
+    seconds: float
+    network: nn.Module
+
+
+OnValidation = Callable[[ValidationPoint], None]
+
+
 @dataclass
 class TrainResult:
     """What :func:`train_regressor` found: the best weights and the record of the run."""
@@ -65,6 +145,8 @@ class TrainResult:
     seconds: float
     history: list[list[float]] = field(default_factory=list)
     resumed_from: int = 0
+    stopped: int | None = None
+    lr_drops: list[int] = field(default_factory=list)
 
 
 def train_regressor(
@@ -82,6 +164,9 @@ def train_regressor(
     dist_ctx: DistContext | None = None,
     checkpointing: Checkpointing | None = None,
     autocast_dtype: torch.dtype | None = None,
+    on_validation: OnValidation | None = None,
+    schedule: str = "cosine",
+    patience: int | None = None,
 ) -> TrainResult:
     """Train ``model`` to map inputs to flat targets; return its best validation state.
 
@@ -100,6 +185,15 @@ def train_regressor(
         autocast_dtype: run the model's training forward pass under ``torch.autocast`` in
             this dtype (the loss, the weights and Adam stay float32; validation runs in full
             precision).
+        schedule, patience: the learning rate and when to stop. After a linear warm-up
+            (5% of ``steps``, at most 100), ``"cosine"`` decays to 1% of ``lr`` at ``steps``;
+            ``"plateau"`` holds ``lr`` and multiplies it by :data:`PLATEAU_DROP` at each plateau.
+            A plateau is ``patience`` validations in which the best validation error improved by
+            less than :data:`PLATEAU_TOLERANCE` (relative). It stops the fit, except that under
+            ``"plateau"`` the first :data:`PLATEAU_DROPS` plateaus drop the rate instead.
+            ``steps`` is the ceiling; ``patience=None`` never stops early.
+        on_validation: called after each validation with a :class:`ValidationPoint`; the time
+            it takes is left out of the recorded seconds (e.g. a benchmark scoring images).
 
     Raises:
         ValueError: the validation error was never finite (divergence); a checkpoint of
@@ -114,7 +208,10 @@ def train_regressor(
         )
     optimizer = make_adam(model, lr)
     warmup = max(1, min(100, steps // 20))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, steps, warmup))
+    if schedule not in SCHEDULES:
+        raise ValueError(f"schedule: expected one of {SCHEDULES}, got {schedule!r}.")
+    rule = Schedule(schedule, steps, warmup, patience)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, rule)
     n_val = val_targets.shape[0]
 
     def validate() -> float:
@@ -139,9 +236,11 @@ def train_regressor(
     if restored is not None:
         start_step, running, best = restored.step, restored.running, restored.best
         last_error, history = restored.last_error, restored.history
+        rule = scheduler.lr_lambdas[0]  # restored with the scheduler's state
     started = time.perf_counter()
     elapsed_before = history[-1][3] if history else 0.0
     quiet = distributed and dist_ctx.rank != 0  # type: ignore[union-attr]
+    stopped: int | None = None
     bar = tqdm(total=steps, initial=start_step, desc=desc, unit="step", dynamic_ncols=True,
                disable=True if quiet else (None if progress is None else not progress))
     try:
@@ -167,9 +266,26 @@ def train_regressor(
                     best = (last_error, step + 1, copy.deepcopy(model.state_dict()))
                 bar.set_postfix(loss=f"{train_loss:.4f}", val=f"{last_error:.4f}", best=f"{best[0]:.4f}")
                 logger.debug("%s step %d: train %.5f, validation %.5f", desc, step + 1, train_loss, last_error)
+                if on_validation is not None:
+                    paused = time.perf_counter()
+                    model.eval()
+                    with torch.no_grad():
+                        on_validation(ValidationPoint(step + 1, steps, last_error, best[0], seconds, model))
+                    model.train()
+                    started += time.perf_counter() - paused
+                drops = len(rule.drops)
+                if rule.after_validation(step + 1, best[0]):
+                    stopped = step + 1
+                elif len(rule.drops) > drops:
+                    logger.info("%s: plateau at update %d (best %.5f); learning rate x%g", desc, step + 1, best[0], PLATEAU_DROP)
             if checkpointing is not None and checkpointing.due(step + 1, steps):
                 checkpointing.save(step + 1, model=model, optimizer=optimizer, scheduler=scheduler, source=next_batch,
                                    running=running, best=best, last_error=last_error, history=history)
+            if stopped is not None:
+                logger.info("%s: stopped at update %d of %d: the best validation error (%.5f) improved by less than "
+                            "%.2g%% over the last %d validations", desc, stopped, steps, best[0],
+                            100 * PLATEAU_TOLERANCE, patience)
+                break
     finally:
         bar.close()
     if not math.isfinite(best[0]):
@@ -182,4 +298,4 @@ def train_regressor(
         broadcast_module(model)  # rank 0's weights and BatchNorm statistics everywhere
     model.eval()
     return TrainResult(copy.deepcopy(model.state_dict()), best[0], best[1], last_error,
-                       elapsed_before + time.perf_counter() - started, history, start_step)
+                       elapsed_before + time.perf_counter() - started, history, start_step, stopped, list(rule.drops))

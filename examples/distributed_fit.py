@@ -48,7 +48,12 @@ def main() -> None:
     parser.add_argument("--real-steps", type=int, default=1500)
     parser.add_argument("--iterations", type=int, default=0, help="step networks of iterative refinement")
     parser.add_argument("--iteration-steps", type=int, default=1000, help="updates of each step network")
+    parser.add_argument("--patience", type=int, default=None, help="the convergence rule (default: the library's)")
+    parser.add_argument("--schedule", choices=("cosine", "plateau"), default=None, help="(default: the library's)")
+    parser.add_argument("--eval-every", type=int, default=None, help="updates between validations")
     args = parser.parse_args()
+    rule = {k: v for k, v in (("patience", args.patience), ("schedule", args.schedule),
+                              ("eval_every", args.eval_every)) if v is not None}
 
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
@@ -66,7 +71,7 @@ def main() -> None:
                             batch_size=args.batch_size, validation_size=args.validation_size, seed=0,
                             checkpoint_path=args.checkpoint, checkpoint_every=args.checkpoint_every,
                             resume=args.resume and args.checkpoint is not None, iterations=args.iterations,
-                            **({"iteration_steps": args.iteration_steps} if args.iterations else {}))
+                            **({"iteration_steps": args.iteration_steps} if args.iterations else {}), **rule)
     inverter.save(args.out)  # rank 0 writes, every rank waits
 
     images, _ = zoo.load_test_images("dcgan-fashion-mnist")
@@ -75,7 +80,8 @@ def main() -> None:
         args.codes.mkdir(parents=True, exist_ok=True)
         safetensors.torch.save_file({"codes": codes.contiguous()}, str(args.codes / f"rank{rank}.safetensors"))
     print(f"rank {rank}: world size {inverter.config.fit['world_size']}, best validation MSE "
-          f"{inverter.config.fit['best_validation_mse']:.4f}, code checksum {float(codes.double().sum()):.6f}")
+          f"{inverter.config.fit['best_validation_mse']:.4f}, stopped {inverter.config.fit['stopped']}, "
+          f"code checksum {float(codes.double().sum()):.6f}")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""The opt-in fit levers: autocast and channels-last copies for generating pairs, fused Adam."""
+"""The fit levers: autocast and channels-last copies for generating pairs (``'auto'`` by default), fused Adam."""
 
 from __future__ import annotations
 
@@ -77,22 +77,22 @@ def test_training_pairs_use_the_levers_and_validation_pairs_do_not(make_gan) -> 
 
     log.clear()
     fit_inverter(G, gan.discriminator, gan.feature_layer, latent_shape=gan.latent_shape,
-                 **{**FAST, "steps": 5, "validation_size": 64})
-    assert all(entry[0] == id(G) and not entry[1] and not entry[2] for entry in log), "levers used by default"
+                 **{**FAST, "steps": 5, "validation_size": 64}, autocast_dtype=None, channels_last=False)
+    assert all(entry[0] == id(G) and not entry[1] and not entry[2] for entry in log), "levers used when turned off"
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, "bfloat16", 16])
 def test_bad_autocast_dtype(make_gan, dtype) -> None:
     gan = make_gan("dcgan")
     before = snapshot(gan.generator, gan.discriminator)
-    with pytest.raises(ValueError, match=r"autocast_dtype: expected None .*torch.bfloat16 or torch.float16, got"):
+    with pytest.raises(ValueError, match=r"autocast_dtype: expected 'auto', None .*torch.bfloat16 or torch.float16, got"):
         _fit(gan, steps=2, autocast_dtype=dtype)
     assert_untouched(before, gan.generator, gan.discriminator)
 
 
 def test_bad_channels_last(make_gan) -> None:
     gan = make_gan("dcgan")
-    with pytest.raises(ValueError, match=r"channels_last: expected True or False, got 1"):
+    with pytest.raises(ValueError, match=r"channels_last: expected 'auto', True or False, got 1"):
         _fit(gan, steps=2, channels_last=1)
 
 
@@ -103,7 +103,35 @@ def test_uncopyable_model_with_channels_last_is_a_clear_error(make_gan) -> None:
     with pytest.raises(ValueError, match=r"channels_last: could not copy the discriminator .*channels_last=False"):
         _fit(gan, steps=2, channels_last=True)
     assert_untouched(before, gan.generator, gan.discriminator)
-    _fit(gan, steps=2)  # without the lever the same model fits
+    # by default ('auto') the same model fits, in its own layout
+    assert _fit(gan, steps=2).config.fit["levers"]["channels_last"] is False
+    assert_untouched(before, gan.generator, gan.discriminator)
+
+
+def test_the_automatic_levers_follow_the_device(make_gan) -> None:
+    from discinvert.acceleration import native_bf16
+
+    gan = make_gan("dcgan")
+    before = snapshot(gan.generator, gan.discriminator)
+    fit = _fit(gan, steps=20).config.fit
+    assert (fit["autocast_dtype"], fit["channels_last"]) == ("auto", "auto")
+    bf16 = native_bf16(torch.device("cpu"))
+    assert fit["levers"] == {"autocast_dtype": "torch.bfloat16" if bf16 else None, "channels_last": True}
+    assert_untouched(before, gan.generator, gan.discriminator)
+    off = _fit(gan, steps=20, autocast_dtype=None, channels_last=False).config.fit
+    assert off["levers"] == {"autocast_dtype": None, "channels_last": False}
+
+
+def test_auto_autocast_is_bf16_only_where_native(monkeypatch) -> None:
+    from discinvert import acceleration
+
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(acceleration, "native_bf16", lambda device: False)
+    assert acceleration.check_autocast_dtype("auto", cpu) is None
+    monkeypatch.setattr(acceleration, "native_bf16", lambda device: True)
+    assert acceleration.check_autocast_dtype("auto", cpu) is torch.bfloat16
+    assert acceleration.resolve_channels_last("auto", torch.device("cuda")) is False
+    assert acceleration.resolve_channels_last("auto", cpu) is True
 
 
 def test_fused_adam_where_available_else_the_default(monkeypatch) -> None:
@@ -153,5 +181,5 @@ def test_cn_trains_under_autocast_and_validates_in_full_precision(make_gan, monk
     assert len(training) == 20 and all(training)
     assert validation and not any(validation)
     seen.clear()
-    _fit(gan, steps=20, eval_every=10)
+    _fit(gan, steps=20, eval_every=10, autocast_dtype=None)
     assert seen and not any(autocast for _, autocast in seen)

@@ -32,7 +32,8 @@ SCRIPTS = ("benchmarks.paper.table1", "benchmarks.paper.train_gan", "benchmarks.
            "benchmarks.paper.build_zoo", "benchmarks.paper.rivals.train", "benchmarks.speed.speed",
            "benchmarks.speed.fit_speed", "benchmarks.speed.generation_levers", "benchmarks.speed.fit_defaults",
            "benchmarks.encoder.ablation", "benchmarks.encoder.real_stage",
-           "benchmarks.paper.build_zoo_real", "benchmarks.encoder.iterative")
+           "benchmarks.paper.build_zoo_real", "benchmarks.encoder.iterative", "benchmarks.speed.time_to_quality",
+           "benchmarks.paper.build_zoo_inverter")
 
 
 def _documented_surface() -> set[str]:

@@ -141,7 +141,7 @@ def test_fit_a_gan_directory_to_a_file(ws: dict[str, Path], tmp_path: Path, caps
     inverter = Inverter.load(out, generator=G, discriminator=D)
     assert inverter.feature_layer == "main.7" and inverter.latent_shape == (16, 1, 1)
     assert inverter.config.fit["steps"] == 2 and inverter.config.fit["seed"] == 3
-    assert inverter.config.fit["autocast_dtype"] is None and inverter.config.fit["reuse"] == 1
+    assert inverter.config.fit["autocast_dtype"] == "auto" and inverter.config.fit["reuse"] == 1
 
 
 def _write_idx(path: Path, images: np.ndarray) -> None:
@@ -243,6 +243,10 @@ def test_fit_with_the_levers(ws: dict[str, Path], tmp_path: Path) -> None:
     G, D, _, _ = load_gan(ws["gan"])
     fit = Inverter.load(out, generator=G, discriminator=D).config.fit
     assert (fit["reuse"], fit["autocast_dtype"], fit["channels_last"]) == (2, "torch.bfloat16", True)
+    assert fit["levers"] == {"autocast_dtype": "torch.bfloat16", "channels_last": True}
+    assert main(["fit", "--gan", str(ws["gan"]), *FAST_FIT, "--autocast", "off", "--out", str(out)]) == 0
+    fit = Inverter.load(out, generator=G, discriminator=D).config.fit
+    assert fit["autocast_dtype"] is None and fit["levers"]["autocast_dtype"] is None
     with pytest.raises(SystemExit) as exit_info:
         main(["fit", "--gan", str(ws["gan"]), *FAST_FIT, "--autocast", "fp64", "--out", str(out)])
     assert exit_info.value.code == 2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -33,6 +34,23 @@ def test_torchrun_two_processes_identical_inverters_one_file(tmp_path) -> None:
     codes1 = safetensors.torch.load_file(str(tmp_path / "codes" / "rank1.safetensors"))["codes"]
     assert torch.equal(codes0, codes1)
     assert sorted(p.name for p in out.iterdir()) == ["inverter.safetensors"]  # written once, by rank 0
+
+
+def test_torchrun_ranks_stop_together_at_a_plateau(tmp_path) -> None:
+    out = tmp_path / "out"
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+        str(ROOT / "examples" / "distributed_fit.py"), "--steps", "400", "--batch-size", "8", "--validation-size", "32",
+        "--eval-every", "2", "--patience", "1", "--schedule", "plateau", "--out", str(out / "inverter.safetensors"),
+        "--codes", str(tmp_path / "codes"),
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    stops = re.findall(r"rank \d: .*stopped (\d+)", result.stdout)
+    assert len(stops) == 2 and stops[0] == stops[1] and int(stops[0]) < 400, result.stdout
+    codes0 = safetensors.torch.load_file(str(tmp_path / "codes" / "rank0.safetensors"))["codes"]
+    codes1 = safetensors.torch.load_file(str(tmp_path / "codes" / "rank1.safetensors"))["codes"]
+    assert torch.equal(codes0, codes1)
 
 
 def test_torchrun_real_image_stage_and_step_networks_give_every_rank_the_same_inverter(tmp_path) -> None:

@@ -52,3 +52,36 @@ def test_reliability_page_names_real_tests() -> None:
         if name and name not in functions:
             missing.append(f"{path}::{name}")
     assert not missing, missing
+
+
+def test_time_to_quality_prose_comes_from_the_committed_runs() -> None:
+    """fit_speed.md's issue-18 summary quotes docs/results/time_to_quality_round*.json, not typed-in figures."""
+    import json
+
+    def rows(n: int) -> dict[str, dict]:
+        data = json.loads((ROOT / "docs" / "results" / f"time_to_quality_round{n}.json").read_text())
+        return {row["name"]: row for row in data["rows"]}
+
+    one, two = rows(1), rows(2)
+    page = (ROOT / "docs" / "fit_speed.md").read_text()
+    today, levers, defaults, plateau = one["today"], one["paper-bf16-cl"], two["defaults"], two["plateau"]
+    assert f"took {today['fit_seconds']:.0f} s with the old defaults" in page
+    assert f"only after {today['seconds_to_reference']:.0f} s" in page
+    assert f"({today['ms_per_update']:.0f} → {levers['ms_per_update']:.0f} ms)" in page
+    assert f"validation MSE {levers['best_val_mse']:.4f} against {today['best_val_mse']:.4f}" in page
+    assert f"held-out train PSNR {levers['heldout_psnr']:.2f} against {today['heldout_psnr']:.2f} dB" in page
+    assert f"Table 1 PSNR {levers['table1_psnr']:.2f} against {today['table1_psnr']:.2f} dB" in page
+    light = [r for name, r in one.items() if name.startswith("w")]
+    low, high = min(r["heldout_psnr"] for r in light), max(r["heldout_psnr"] for r in light)
+    gaps = sorted(today["heldout_psnr"] - r["heldout_psnr"] for r in light)
+    assert f"levels off {gaps[0]:.2f}–{gaps[-1]:.2f} dB below on held-out train ({low:.2f}–{high:.2f} dB)" in page
+    assert f"the whole fit took {defaults['fit_seconds']:.0f} s" in page
+    assert f"after **{defaults['seconds_to_reference']:.0f} s**" in page
+    assert f"took {levers['fit_seconds']:.0f} s in all and {levers['seconds_to_reference']:.0f} s to that point" in page
+    assert f"{plateau['fit_seconds']:.0f} s for {plateau['heldout_psnr']:.2f} dB held-out train (Table 1 " \
+           f"{plateau['table1_psnr']:.2f})" in page
+    assert defaults["stopped"] is None and plateau["stopped"] is None  # "did not stop", "never met a plateau"
+    short = rows(3)["defaults-1500"]
+    assert f"1,500 (round 3) took {short['fit_seconds']:.0f} s but ended at {short['heldout_psnr']:.2f} dB held-out\n  " \
+           f"train (Table 1 {short['table1_psnr']:.2f}), {today['heldout_psnr'] - short['heldout_psnr']:.2f} dB below" in page
+    assert short["seconds_to_reference"] is None  # "outside the 0.1 dB margin"

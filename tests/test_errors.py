@@ -263,7 +263,10 @@ def test_levers_the_model_cannot_run_with_are_refused_before_training(make_gan) 
     with pytest.raises(ValueError, match=r"channels_last=True: G and D failed on a probe batch .*fit without it"):
         fit_inverter(G, D, "act", latent_shape=(LATENT, 1, 1), channels_last=True, **QUICK)
     assert_untouched(before, G, D)
-    fit_inverter(G, D, "act", latent_shape=(LATENT, 1, 1), **QUICK)  # the default layout works
+    # by default ('auto') the levers G and D cannot run with are dropped, not refused
+    fitted = fit_inverter(G, D, "act", latent_shape=(LATENT, 1, 1), **QUICK)
+    assert fitted.config.fit["levers"] == {"autocast_dtype": None, "channels_last": False}
+    assert_untouched(before, G, D)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal where CUDA is missing")

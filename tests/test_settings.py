@@ -39,8 +39,8 @@ def test_unknown_setting_names_close_matches(make_gan) -> None:
         ({"lr": -1.0}, r"lr: expected a positive finite float"),
         ({"seed": 2**62}, r"seed: expected an int in \[0, 2\*\*62\)"),
         ({"progress": "yes"}, r"progress: expected None, True or False"),
-        ({"channels_last": 1}, r"channels_last: expected True or False"),
-        ({"autocast_dtype": torch.float64}, r"autocast_dtype: expected None \(full precision\)"),
+        ({"channels_last": 1}, r"channels_last: expected 'auto', True or False"),
+        ({"autocast_dtype": torch.float64}, r"autocast_dtype: expected 'auto', None \(full precision\)"),
         ({"resume": True}, r"resume: expected a checkpoint_path"),
         ({"cn_hidden": 16}, r"cn_hidden: expected a sequence"),
         ({"device": 3}, r"device: expected a torch device"),
@@ -63,8 +63,8 @@ def test_a_config_object_and_keyword_overrides(make_gan) -> None:
 
 def test_record_and_identity_are_the_settings_flagged_for_them() -> None:
     config = FitConfig(seed=1, autocast_dtype=torch.bfloat16)
-    assert set(config.record()) == {"steps", "batch_size", "lr", "seed", "validation_size", "reuse", "autocast_dtype",
-                                     "channels_last"}
+    assert set(config.record()) == {"steps", "batch_size", "lr", "schedule", "patience", "seed", "validation_size",
+                                     "reuse", "autocast_dtype", "channels_last"}
     assert set(config.identity()) == set(config.record()) | {"eval_every"}
     assert config.record()["autocast_dtype"] == "torch.bfloat16"  # JSON-able
 
@@ -81,7 +81,8 @@ def test_the_command_line_fit_flags_come_from_the_settings(capsys) -> None:
     from discinvert.cli.options import build_parser, fit_settings
 
     args = build_parser(HANDLERS).parse_args(["fit", "--gan", "g", "--out", "o.safetensors", "--steps", "7",
-                                              "--autocast", "bf16", "--channels-last", "--no-progress"])
+                                              "--autocast", "bf16", "--channels-last", "--no-progress",
+                                              "--schedule", "plateau", "--patience", "3"])
     assert fit_settings(args) == {"steps": 7, "seed": 0, "progress": False, "autocast_dtype": torch.bfloat16,
-                                  "channels_last": True}
+                                  "channels_last": True, "schedule": "plateau", "patience": 3}
     FitConfig.build(**fit_settings(args))  # what the command line gives is a valid config

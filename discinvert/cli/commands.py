@@ -216,6 +216,9 @@ def _fit(args: argparse.Namespace) -> int:
     fit = inverter.config.fit
     print(f"best held-out latent MSE {fit['best_validation_mse']:.5f} at step {fit['best_step']} "
           f"(predicting the mean: {fit['baseline_validation_mse']:.5f}), {fit['seconds']:.1f} s")
+    if fit.get("stopped"):
+        print(f"stopped at step {fit['stopped']} of {settings.steps}: the validation error had plateaued "
+              f"(--patience {settings.patience})")
     if "real_images" in fit:
         real = fit["real_images"]
         print(f"real-image stage: held-out pixel MSE {real['start_held_out_pixel_mse']:.5f} -> "

@@ -1,0 +1,146 @@
+"""The convergence rule (``patience``), the plateau schedule and the ``on_validation`` callback."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+import torch
+
+from discinvert import fit_inverter
+from discinvert.checkpoint import read_checkpoint
+from discinvert.training import PLATEAU_DROP, PLATEAU_DROPS, Schedule, ValidationPoint
+from tests.conftest import LATENT, assert_untouched, snapshot
+
+SETTINGS = dict(batch_size=32, cn_hidden=(64, 64), progress=False, validation_size=64, seed=3, eval_every=5)
+
+
+def _sampler(fail_at: int | None = None):
+    calls = {"n": 0}
+
+    def sample(n: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
+        calls["n"] += 1
+        if fail_at is not None and calls["n"] == fail_at:
+            raise KeyboardInterrupt
+        return torch.randn((n, LATENT, 1, 1), generator=generator, device=device)
+
+    return sample
+
+
+def test_the_rule_on_a_known_sequence_of_best_errors() -> None:
+    improving = [1.0, 0.9, 0.8, 0.7, 0.6]
+    flat = [0.6, 0.59999, 0.59998, 0.59997]  # less than 0.1% better per validation
+    cosine = Schedule("cosine", steps=1000, warmup=10, patience=3)
+    assert not any(cosine.after_validation(100 * (i + 1), e) for i, e in enumerate(improving))
+    decisions = [cosine.after_validation(600 + 100 * i, e) for i, e in enumerate(flat)]
+    assert decisions == [False, False, True, True]  # 3 validations since 0.6 without 0.1%: stop
+
+    plateau = Schedule("plateau", steps=1000, warmup=10, patience=2)
+    assert plateau(5) == pytest.approx(0.6) and plateau(50) == 1.0  # warm-up, then the peak rate held
+    stops = [plateau.after_validation(10 * (i + 1), 0.5) for i in range(7)]
+    # plateau after 2 validations: drop; 2 more: drop; 2 more: stop
+    assert stops == [False, False, False, False, False, False, True]
+    assert plateau.drops == [30, 50] and len(plateau.drops) == PLATEAU_DROPS
+    assert plateau(60) == pytest.approx(PLATEAU_DROP**2)
+
+    never = Schedule("cosine", steps=1000, warmup=10, patience=None)
+    assert not any(never.after_validation(i, 0.5) for i in range(50))
+    assert never(999) == pytest.approx(0.01, rel=1e-3)  # cosine ends at 1% of the peak
+
+
+def test_a_plateaued_fit_stops_before_its_ceiling_and_says_so(make_gan, caplog) -> None:
+    gan = make_gan("dcgan")
+    before = snapshot(gan.generator, gan.discriminator)
+    with caplog.at_level(logging.INFO, logger="discinvert"):
+        inverter = fit_inverter(gan.generator, gan.discriminator, gan.feature_layer, latent_shape=gan.latent_shape,
+                                steps=3000, patience=2, **SETTINGS)
+    assert_untouched(before, gan.generator, gan.discriminator)
+    fit = inverter.config.fit
+    assert fit["patience"] == 2 and fit["schedule"] == "cosine"
+    assert fit["stopped"] is not None and fit["stopped"] < 3000
+    assert fit["history"][-1][0] == fit["stopped"]
+    assert fit["best_step"] <= fit["stopped"]
+    assert f"stopped at update {fit['stopped']} of 3000" in caplog.text
+    # the weights returned are the best validation step's
+    best = min(row[2] for row in fit["history"])
+    assert fit["best_validation_mse"] == pytest.approx(best, rel=1e-5)
+
+
+def test_without_patience_the_fit_runs_to_steps(make_gan) -> None:
+    gan = make_gan("dcgan")
+    inverter = fit_inverter(gan.generator, gan.discriminator, gan.feature_layer, latent_shape=gan.latent_shape,
+                            steps=40, patience=None, **SETTINGS)
+    assert inverter.config.fit["stopped"] is None
+    assert inverter.config.fit["history"][-1][0] == 40
+
+
+def test_the_plateau_schedule_drops_the_rate_then_stops(make_gan) -> None:
+    gan = make_gan("dcgan")
+    inverter = fit_inverter(gan.generator, gan.discriminator, gan.feature_layer, latent_shape=gan.latent_shape,
+                            steps=3000, schedule="plateau", patience=1, **SETTINGS)
+    fit = inverter.config.fit
+    assert len(fit["lr_drops"]) == PLATEAU_DROPS
+    assert fit["stopped"] is not None and fit["stopped"] > fit["lr_drops"][-1]
+    assert fit["lr_drops"] == sorted(fit["lr_drops"])
+
+
+def test_resume_keeps_the_drops_and_the_stop(make_gan, tmp_path) -> None:
+    gan = make_gan("spectral_dropout")
+    G, D = gan.generator, gan.discriminator
+    kwargs = dict(steps=3000, schedule="plateau", patience=1, **SETTINGS)
+    reference = fit_inverter(G, D, gan.feature_layer, latent_sampler=_sampler(), **kwargs)
+    fit = reference.config.fit
+    assert fit["lr_drops"] and fit["stopped"]
+    # interrupt after the first drop, with a checkpoint written between the drop and the interruption
+    first_drop = fit["lr_drops"][0]
+    every = 5
+    fail_at = first_drop + 2 * every + 3  # sampler calls: a few before training, then one per update
+    if fail_at >= fit["stopped"]:
+        pytest.skip("the reference fit stopped too soon after its first drop to interrupt between them")
+    path = tmp_path / "fit.ckpt.safetensors"
+    with pytest.raises(KeyboardInterrupt):
+        fit_inverter(G, D, gan.feature_layer, latent_sampler=_sampler(fail_at=fail_at), checkpoint_path=path,
+                     checkpoint_every=every, **kwargs)
+    _, meta = read_checkpoint(path)
+    assert first_drop <= meta["step"] < fit["stopped"]
+    resumed = fit_inverter(G, D, gan.feature_layer, latent_sampler=_sampler(), checkpoint_path=path,
+                           checkpoint_every=every, resume=True, **kwargs)
+    assert resumed.config.fit["resumed_from_step"] == meta["step"]
+    assert resumed.config.fit["lr_drops"] == fit["lr_drops"]
+    assert resumed.config.fit["stopped"] == fit["stopped"]
+    a, b = reference.state_dict(), resumed.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a), "resumed fit differs from the uninterrupted one"
+
+
+def test_on_validation_sees_every_validation_and_its_time_is_not_counted(make_gan) -> None:
+    gan = make_gan("dcgan")
+    points: list[ValidationPoint] = []
+
+    def slow(point: ValidationPoint) -> None:
+        assert not point.network.training
+        points.append(point)
+        import time
+
+        time.sleep(0.2)
+
+    inverter = fit_inverter(gan.generator, gan.discriminator, gan.feature_layer, latent_shape=gan.latent_shape,
+                            steps=20, patience=None, on_validation=slow, **SETTINGS)
+    history = inverter.config.fit["history"]
+    assert [p.step for p in points] == [row[0] for row in history] == [5, 10, 15, 20]
+    assert [p.error for p in points] == pytest.approx([row[2] for row in history])
+    assert points[-1].best_error == pytest.approx(min(row[2] for row in history))
+    assert inverter.config.fit["seconds"] < 0.2 * len(points)  # the 0.8 s slept are not the fit's
+
+
+@pytest.mark.parametrize(("settings", "message"), [
+    ({"patience": 0}, "patience: expected"),
+    ({"schedule": "linear"}, "schedule: expected 'cosine' or 'plateau', got 'linear'"),
+    ({"on_validation": "print"}, "on_validation: expected a callable"),
+])
+def test_bad_rule_settings_are_refused(make_gan, settings, message) -> None:
+    gan = make_gan("dcgan")
+    before = snapshot(gan.generator, gan.discriminator)
+    with pytest.raises(ValueError, match=message):
+        fit_inverter(gan.generator, gan.discriminator, gan.feature_layer, latent_shape=gan.latent_shape, steps=5,
+                     **{**SETTINGS, **settings})
+    assert_untouched(before, gan.generator, gan.discriminator)
