@@ -43,7 +43,12 @@ def native_bf16(device: torch.device) -> bool:
         if device.type == "cuda":
             return bool(torch.cuda.is_bf16_supported())
         if device.type == "cpu":
-            return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+            # bf16 instructions (AVX512-BF16 or AMX); oneDNN's own query also says yes where it only
+            # emulates bf16, which can be slower than float32
+            queries = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+            if all(query is None for query in queries):
+                return False
+            return any(bool(query()) for query in queries if query is not None)
     except (RuntimeError, AttributeError):  # a build without the query
         return False
     return False

@@ -254,7 +254,7 @@ class FitConfig:
         _optional_bool, identity=False, record=False)
     autocast_dtype: torch.dtype | str | None = _setting(
         "auto", "``'auto'`` (default): bfloat16 where the device runs it natively (CUDA with bf16 support; CPUs "
-        "with bf16 instructions, ``torch.ops.mkldnn._is_mkldnn_bf16_supported()``), else full precision, and full "
+        "with AVX512-BF16 or AMX instructions), else full precision, and full "
         "precision if G or D fail under it. ``None`` fits in full precision. ``torch.bfloat16`` or ``torch.float16`` "
         "runs G and D (for the training pairs) and the CN's training forward pass under ``torch.autocast``; the "
         "loss, the CN's weights and Adam stay float32 (``docs/fit_speed.md``). The held-out validation pairs and "
