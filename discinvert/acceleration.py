@@ -40,8 +40,8 @@ AUTOCAST_DTYPES = (torch.bfloat16, torch.float16)
 def native_bf16(device: torch.device) -> bool:
     """Whether ``device`` runs bfloat16 matrix products natively (CUDA with bf16, CPUs with bf16 instructions)."""
     try:
-        if device.type == "cuda":
-            return bool(torch.cuda.is_bf16_supported())
+        if device.type == "cuda":  # is_bf16_supported() also says yes where bf16 is emulated
+            return torch.cuda.get_device_capability(device)[0] >= 8
         if device.type == "cpu":
             # bf16 instructions (AVX512-BF16 or AMX); oneDNN's own query also says yes where it only
             # emulates bf16, which can be slower than float32

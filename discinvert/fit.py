@@ -113,20 +113,25 @@ def _seed_global_rngs(seed: int, device: torch.device) -> None:
 def _checkpointing(settings: FitConfig, facts: GANFacts, discriminator: nn.Module, layer_name: str,
                    latent_shape: tuple[int, ...],
                    cn_config: CNConfig, conditional: bool, dist_ctx: dist_utils.DistContext,
-                   train_rng: torch.Generator, device: torch.device) -> Checkpointing | None:
+                   train_rng: torch.Generator, device: torch.device, levers: dict[str, Any]) -> Checkpointing | None:
     if settings.checkpoint_path is None:
         return None
     identity = {
         **settings.identity(), "feature_layer": layer_name, "latent_shape": list(latent_shape), "cn": cn_config.to_dict(),
         "generator_fingerprint": facts.generator_fingerprint, "discriminator_fingerprint": facts.discriminator_fingerprint,
-        "conditional": conditional, "world_size": dist_ctx.world_size,
+        "conditional": conditional, "world_size": dist_ctx.world_size, "levers": levers,
     }
+    # Checkpoints written before issue 18 lack the rule and the levers: they resume with the settings
+    # that behave as that version did (schedule 'cosine', patience None, explicit levers).
+    before_18 = {"schedule": None} if settings.schedule == "cosine" else {}
+    before_18.update({"patience": None} if settings.patience is None else {})
+    before_18.update({"levers": None} if AUTO not in (settings.autocast_dtype, settings.channels_last) else {})
     return Checkpointing(
         path=Path(settings.checkpoint_path), every=settings.checkpoint_every, resume=settings.resume, identity=identity,
         generators={"train": train_rng}, cuda_device=device if device.type == "cuda" else None,
         rank=dist_ctx.rank, world_size=dist_ctx.world_size,
         # checkpoints written before format version 2 recorded D's weights-only fingerprint
-        also_accept={"discriminator_fingerprint": fingerprint_discriminator(discriminator, facts.modules)},
+        also_accept={"discriminator_fingerprint": fingerprint_discriminator(discriminator, facts.modules), **before_18},
     )
 
 
@@ -242,16 +247,27 @@ def _training_batches(pairs: PairMaker, settings: FitConfig, autocast_dtype: tor
                       probe: tuple[torch.Tensor, torch.Tensor | None]) -> tuple[BatchSource, torch.dtype | None, dict[str, Any]]:
     """The self-generated stage's batches, the autocast dtype it trains with, and the levers it uses.
 
-    Levers chosen by ``'auto'`` are dropped, not refused, when G or D fail under them.
+    A lever set to ``'auto'`` is dropped, not refused, when G or D fail under it (the other lever
+    kept where it works alone); a lever set explicitly stays strict.
     """
-    automatic = AUTO in (settings.autocast_dtype, settings.channels_last) and not (
-        settings.channels_last is True or isinstance(settings.autocast_dtype, torch.dtype))
-    source = pairs.training_batches(batch_size=settings.batch_size, rng=rng, reuse=settings.reuse,
-                                    autocast_dtype=autocast_dtype,
-                                    channels_last=resolve_channels_last(settings.channels_last, device),
-                                    feature_dim=feature_dim, probe=probe, automatic=automatic)
-    levers = dict(pairs.levers)  # the later stages make their own batches without levers
-    return source, None if levers["autocast_dtype"] is None else autocast_dtype, levers
+    channels_last = resolve_channels_last(settings.channels_last, device)
+    auto_dtype, auto_layout = settings.autocast_dtype == AUTO, settings.channels_last == AUTO
+    tries = [(autocast_dtype, channels_last), (autocast_dtype, channels_last and not auto_layout),
+             (None if auto_dtype else autocast_dtype, channels_last),
+             (None if auto_dtype else autocast_dtype, channels_last and not auto_layout)]
+    tries = list(dict.fromkeys(tries))  # in order, without repeats
+    for index, (dtype, layout) in enumerate(tries):
+        try:
+            source = pairs.training_batches(batch_size=settings.batch_size, rng=rng, reuse=settings.reuse,
+                                            autocast_dtype=dtype, channels_last=layout, feature_dim=feature_dim,
+                                            probe=probe)
+        except ValueError as error:
+            if index == len(tries) - 1:
+                raise
+            logger.info("automatic levers: %s; trying without them", error)
+            continue
+        return source, dtype, dict(pairs.levers)  # the later stages make their own batches without levers
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _check_stages(settings: FitConfig, given: set[str], images: bool, conditional: bool) -> None:
@@ -394,7 +410,7 @@ def fit_inverter(
         source, autocast_dtype, levers = _training_batches(pairs, settings_, autocast_dtype, train_rng, device,
                                                            facts.feature_dim, probe)
         checkpointing = _checkpointing(settings_, facts, discriminator, layer_name, found_shape, cn_config,
-                                       conditioning is not None, dist_ctx, train_rng, device)
+                                       conditioning is not None, dist_ctx, train_rng, device, levers)
         result = train_regressor(
             cn, source, held_out.features, held_out.targets, steps=settings_.steps, lr=settings_.lr,
             batch_size=settings_.batch_size, eval_every=settings_.eval_every, progress=settings_.progress,

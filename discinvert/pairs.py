@@ -10,7 +10,6 @@ sees images; the training batches may come through the speed levers of
 
 from __future__ import annotations
 
-import logging
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -27,8 +26,6 @@ from discinvert.latents import LatentSampler
 from discinvert.pool import BatchPool, BatchSource, FreshBatches
 
 __all__ = ["PairMaker", "ValidationSet"]
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -122,36 +119,27 @@ class PairMaker:
         channels_last: bool,
         feature_dim: int,
         probe: tuple[torch.Tensor, torch.Tensor | None],
-        automatic: bool = False,
     ) -> BatchSource:
         """The batches the CN trains on: fresh ``(features (B, F), flat z (B, D))`` pairs, or a pool.
 
         With ``channels_last`` G and D run as channels-last copies (the user's models are
         never converted); with ``autocast_dtype`` under ``torch.autocast``. Either lever is
         tried on the ``probe`` latents first, so one G or D does not support fails before
-        training. Call it under :func:`discinvert.guard.frozen`. With ``automatic`` (the levers
-        were chosen by ``'auto'`` settings) such a failure turns both levers off instead.
-        ``self.levers`` then records the levers used.
+        training. Call it under :func:`discinvert.guard.frozen`. ``self.levers`` then records
+        the levers used.
 
         Raises:
-            ValueError: G or D cannot be copied, or fails or changes its feature count under a lever
-                (without ``automatic``).
+            ValueError: G or D cannot be copied, or fails or changes its feature count under a lever.
         """
         generator, tap = self.generator, self.tap
-        try:
-            if channels_last:
-                generator = channels_last_copy(self.generator, "generator")
-                d_copy = channels_last_copy(self.tap.discriminator, "discriminator")
-                tap = FeatureTap(d_copy, self.tap.layer_name, d_copy.get_submodule(self.tap.layer_name),
-                                 conditioning=self.conditioning)
-            if channels_last or autocast_dtype is not None:
-                probe_levers(generator, tap, probe[0], probe[1], self.conditioning, self.device, autocast_dtype,
-                             channels_last, feature_dim)
-        except ValueError as error:
-            if not automatic:
-                raise
-            logger.info("fitting without the automatic levers: %s", error)
-            generator, tap, autocast_dtype, channels_last = self.generator, self.tap, None, False
+        if channels_last:
+            generator = channels_last_copy(self.generator, "generator")
+            d_copy = channels_last_copy(self.tap.discriminator, "discriminator")
+            tap = FeatureTap(d_copy, self.tap.layer_name, d_copy.get_submodule(self.tap.layer_name),
+                             conditioning=self.conditioning)
+        if channels_last or autocast_dtype is not None:
+            probe_levers(generator, tap, probe[0], probe[1], self.conditioning, self.device, autocast_dtype,
+                         channels_last, feature_dim)
         self.levers = {"autocast_dtype": None if autocast_dtype is None else str(autocast_dtype),
                        "channels_last": channels_last}
 

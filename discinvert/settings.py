@@ -138,7 +138,9 @@ def _schedule(value: Any, name: str) -> str:
 
 
 def _patience(value: Any, name: str) -> int | None:
-    return None if value is None else positive_int(value, name, 1)
+    if value is None:
+        return None
+    return positive_int(value, name, 0) or None  # 0, like None, never stops early
 
 
 def _device(value: Any, name: str) -> str | torch.device | None:
@@ -203,9 +205,9 @@ class FitConfig:
         DEFAULT_PATIENCE, "the convergence rule: a plateau is this many validations (``eval_every`` updates apart) "
         "in which the best validation error improved by less than 0.1% (relative). A plateau stops the fit "
         "(with ``'plateau'``, the first two drop the learning rate instead); the log and "
-        "``inverter.config.fit['stopped']`` say at which update. ``None`` never stops before ``steps``.", _patience,
-        command_line=CommandLine("--patience", "validations without 0.1%% improvement that stop the fit "
-                                 "(default: the library's)", "int"))
+        "``inverter.config.fit['stopped']`` say at which update. ``None`` (or 0) never stops before ``steps``.",
+        _patience, command_line=CommandLine("--patience", "validations without 0.1%% improvement that stop the fit; "
+                                            "0 never stops early (default: the library's)", "int", minimum=0))
     device: str | torch.device | None = _setting(
         None, "where to fit. ``None``: where G and D live (CUDA when they are on CUDA), else the CPU. The models "
         "are never moved: a device other than theirs is an error.", _device, identity=False, record=False)

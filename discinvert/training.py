@@ -109,6 +109,11 @@ class Schedule:
         return True
 
 
+def _log_stop(desc: str, stopped: int, steps: int, best_error: float, patience: int | None) -> None:
+    logger.info("%s: stopped at update %d of %d: the best validation error (%.5f) improved by less than %.2g%% over "
+                "the last %d validations", desc, stopped, steps, best_error, 100 * PLATEAU_TOLERANCE, patience)
+
+
 @dataclass(frozen=True)
 class ValidationPoint:
     """One validation of a fit, as handed to an ``on_validation`` callback.
@@ -269,22 +274,21 @@ def train_regressor(
                 if on_validation is not None:
                     paused = time.perf_counter()
                     model.eval()
-                    with torch.no_grad():
+                    with torch.no_grad(), torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
                         on_validation(ValidationPoint(step + 1, steps, last_error, best[0], seconds, model))
                     model.train()
                     started += time.perf_counter() - paused
                 drops = len(rule.drops)
-                if rule.after_validation(step + 1, best[0]):
+                if rule.after_validation(step + 1, best[0]) and step + 1 < steps:
                     stopped = step + 1
                 elif len(rule.drops) > drops:
                     logger.info("%s: plateau at update %d (best %.5f); learning rate x%g", desc, step + 1, best[0], PLATEAU_DROP)
-            if checkpointing is not None and checkpointing.due(step + 1, steps):
+            if stopped is None and checkpointing is not None and checkpointing.due(step + 1, steps):
                 checkpointing.save(step + 1, model=model, optimizer=optimizer, scheduler=scheduler, source=next_batch,
                                    running=running, best=best, last_error=last_error, history=history)
-            if stopped is not None:
-                logger.info("%s: stopped at update %d of %d: the best validation error (%.5f) improved by less than "
-                            "%.2g%% over the last %d validations", desc, stopped, steps, best[0],
-                            100 * PLATEAU_TOLERANCE, patience)
+            if stopped is not None:  # no checkpoint at the stop: resuming from it would train on past it
+                _log_stop(desc, stopped, steps, best[0], patience)
+                bar.total = bar.n
                 break
     finally:
         bar.close()

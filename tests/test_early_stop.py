@@ -66,11 +66,12 @@ def test_a_plateaued_fit_stops_before_its_ceiling_and_says_so(make_gan, caplog) 
     assert fit["best_validation_mse"] == pytest.approx(best, rel=1e-5)
 
 
-def test_without_patience_the_fit_runs_to_steps(make_gan) -> None:
+@pytest.mark.parametrize("patience", [None, 0])
+def test_without_patience_the_fit_runs_to_steps(make_gan, patience) -> None:
     gan = make_gan("dcgan")
     inverter = fit_inverter(gan.generator, gan.discriminator, gan.feature_layer, latent_shape=gan.latent_shape,
-                            steps=40, patience=None, **SETTINGS)
-    assert inverter.config.fit["stopped"] is None
+                            steps=40, patience=patience, **{**SETTINGS, "eval_every": 2})
+    assert inverter.config.fit["stopped"] is None and inverter.config.fit["patience"] is None
     assert inverter.config.fit["history"][-1][0] == 40
 
 
@@ -95,8 +96,7 @@ def test_resume_keeps_the_drops_and_the_stop(make_gan, tmp_path) -> None:
     first_drop = fit["lr_drops"][0]
     every = 5
     fail_at = first_drop + 2 * every + 3  # sampler calls: a few before training, then one per update
-    if fail_at >= fit["stopped"]:
-        pytest.skip("the reference fit stopped too soon after its first drop to interrupt between them")
+    assert fail_at < fit["stopped"], "the reference fit stopped too soon after its first drop to interrupt there"
     path = tmp_path / "fit.ckpt.safetensors"
     with pytest.raises(KeyboardInterrupt):
         fit_inverter(G, D, gan.feature_layer, latent_sampler=_sampler(fail_at=fail_at), checkpoint_path=path,
@@ -133,7 +133,8 @@ def test_on_validation_sees_every_validation_and_its_time_is_not_counted(make_ga
 
 
 @pytest.mark.parametrize(("settings", "message"), [
-    ({"patience": 0}, "patience: expected"),
+    ({"patience": -1}, "patience: expected"),
+    ({"patience": 2.5}, "patience: expected"),
     ({"schedule": "linear"}, "schedule: expected 'cosine' or 'plateau', got 'linear'"),
     ({"on_validation": "print"}, "on_validation: expected a callable"),
 ])
@@ -144,3 +145,51 @@ def test_bad_rule_settings_are_refused(make_gan, settings, message) -> None:
         fit_inverter(gan.generator, gan.discriminator, gan.feature_layer, latent_shape=gan.latent_shape, steps=5,
                      **{**SETTINGS, **settings})
     assert_untouched(before, gan.generator, gan.discriminator)
+
+
+def test_a_fit_that_stopped_resumes_to_the_same_stop(make_gan, tmp_path) -> None:
+    """No checkpoint is written at the stop, so resume=True replays the fit and stops at the same update."""
+    gan = make_gan("dcgan")
+    path = tmp_path / "fit.ckpt.safetensors"
+    kwargs = dict(steps=3000, patience=1, latent_shape=gan.latent_shape, checkpoint_path=path, checkpoint_every=5,
+                  **SETTINGS)
+    first = fit_inverter(gan.generator, gan.discriminator, gan.feature_layer, **kwargs)
+    stopped = first.config.fit["stopped"]
+    assert stopped is not None and stopped % 5 == 0  # every validation is a checkpoint step here
+    _, meta = read_checkpoint(path)
+    assert meta["step"] < stopped
+    again = fit_inverter(gan.generator, gan.discriminator, gan.feature_layer, resume=True, **kwargs)
+    assert again.config.fit["stopped"] == stopped and again.config.fit["resumed_from_step"] == meta["step"]
+    a, b = first.state_dict(), again.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_checkpoint_from_before_the_rule_resumes_with_the_settings_of_that_version(make_gan, tmp_path) -> None:
+    import json
+
+    import safetensors
+    from safetensors.torch import save_file
+
+    gan = make_gan("spectral_dropout")
+    G, D = gan.generator, gan.discriminator
+    old = dict(steps=60, patience=None, autocast_dtype=None, channels_last=False, **{**SETTINGS, "eval_every": 10})
+    reference = fit_inverter(G, D, gan.feature_layer, latent_sampler=_sampler(), **old)
+    path = tmp_path / "fit.ckpt.safetensors"
+    with pytest.raises(KeyboardInterrupt):
+        fit_inverter(G, D, gan.feature_layer, latent_sampler=_sampler(fail_at=48), checkpoint_path=path,
+                     checkpoint_every=20, **old)
+    tensors, meta = read_checkpoint(path)
+    with safetensors.safe_open(str(path), framework="pt") as handle:
+        metadata = handle.metadata()
+    for key in ("schedule", "patience", "levers"):  # what an identity written before issue 18 lacks
+        del meta["identity"][key]
+    save_file(tensors, str(path), metadata={**metadata, "state": json.dumps(meta)})
+    new_defaults = {**old, "patience": 5, "autocast_dtype": "auto", "channels_last": "auto"}
+    with pytest.raises(ValueError, match=r"differs in autocast_dtype, channels_last, levers, patience"):
+        fit_inverter(G, D, gan.feature_layer, latent_sampler=_sampler(), checkpoint_path=path, checkpoint_every=20,
+                     resume=True, **new_defaults)
+    resumed = fit_inverter(G, D, gan.feature_layer, latent_sampler=_sampler(), checkpoint_path=path,
+                           checkpoint_every=20, resume=True, **old)
+    assert resumed.config.fit["resumed_from_step"] == meta["step"]
+    a, b = reference.state_dict(), resumed.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)

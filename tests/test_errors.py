@@ -263,9 +263,15 @@ def test_levers_the_model_cannot_run_with_are_refused_before_training(make_gan) 
     with pytest.raises(ValueError, match=r"channels_last=True: G and D failed on a probe batch .*fit without it"):
         fit_inverter(G, D, "act", latent_shape=(LATENT, 1, 1), channels_last=True, **QUICK)
     assert_untouched(before, G, D)
-    # by default ('auto') the levers G and D cannot run with are dropped, not refused
+    # by default ('auto') the lever G and D cannot run with is dropped, not refused; the other one stays
+    from discinvert.acceleration import native_bf16
+
     fitted = fit_inverter(G, D, "act", latent_shape=(LATENT, 1, 1), **QUICK)
-    assert fitted.config.fit["levers"] == {"autocast_dtype": None, "channels_last": False}
+    bf16 = "torch.bfloat16" if native_bf16(torch.device("cpu")) else None
+    assert fitted.config.fit["levers"] == {"autocast_dtype": bf16, "channels_last": False}
+    # a lever forced beside an automatic one: the automatic one gives way
+    fitted = fit_inverter(G, D, "act", latent_shape=(LATENT, 1, 1), autocast_dtype=torch.bfloat16, **QUICK)
+    assert fitted.config.fit["levers"] == {"autocast_dtype": "torch.bfloat16", "channels_last": False}
     assert_untouched(before, G, D)
 
 
