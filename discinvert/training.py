@@ -240,8 +240,7 @@ def train_regressor(
         model=model, optimizer=optimizer, scheduler=scheduler, source=next_batch)
     if restored is not None:
         start_step, running, best = restored.step, restored.running, restored.best
-        last_error, history = restored.last_error, restored.history
-        rule = scheduler.lr_lambdas[0]  # restored with the scheduler's state
+        last_error, history = restored.last_error, restored.history  # `rule` restored in place by the scheduler
     started = time.perf_counter()
     elapsed_before = history[-1][3] if history else 0.0
     quiet = distributed and dist_ctx.rank != 0  # type: ignore[union-attr]

@@ -15,7 +15,6 @@ entry from a trained GAN; this script only replaces the inverter.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,8 @@ from typing import Any
 import torch
 
 from benchmarks.common import command_line
-from discinvert import Inverter, fit_inverter, zoo
+from benchmarks.paper.build_zoo_real import save_zoo_inverter
+from discinvert import fit_inverter, zoo
 from discinvert.metrics import reconstruction_score
 from discinvert.zoo.datasets import to_model_range
 
@@ -69,12 +69,7 @@ def main(argv: list[str] | None = None) -> None:
     gan_line = (f"the reference {config.loss.upper()} trained on Fashion-MNIST by `benchmarks/paper/train_gan.py` "
                 f"(bundled as discinvert.zoo entry `{args.name}`)")
     out = args.out if args.out is not None else ZOO / args.name / "inverter"
-    inverter.save_pretrained(out, gan=gan_line, metrics=metrics, dtype=torch.float16)
-    reloaded = Inverter.from_pretrained(out, generator=G, discriminator=D)
-    score16 = reconstruction_score(reloaded, x, n=len(x), repeats=1)
-    print(json.dumps({"fp32": score, "fp16_reloaded": score16, "replaced": before}, indent=1))
-    sizes = {p.name: p.stat().st_size for p in out.iterdir() if p.is_file()}
-    print(json.dumps(sizes, indent=1), f"total {sum(sizes.values()) / 1e6:.2f} MB")
+    save_zoo_inverter(inverter, G, D, x, out, gan_line, metrics, {"fp32": score, "replaced": before})
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ import argparse
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -26,6 +27,18 @@ from discinvert.metrics import reconstruction_score
 from discinvert.zoo.datasets import load_fashion_mnist, to_model_range
 
 ZOO = Path(__file__).resolve().parents[2] / "discinvert" / "zoo"
+
+
+def save_zoo_inverter(inverter: Inverter, generator: torch.nn.Module, discriminator: torch.nn.Module,
+                      images: torch.Tensor, out: Path, gan_line: str, metrics: dict[str, Any],
+                      scores: dict[str, Any]) -> None:
+    """Write ``inverter`` in the Hub layout in float16, reload it, and print its scores and file sizes."""
+    inverter.save_pretrained(out, gan=gan_line, metrics=metrics, dtype=torch.float16)
+    reloaded = Inverter.from_pretrained(out, generator=generator, discriminator=discriminator)
+    score16 = reconstruction_score(reloaded, images, n=len(images), repeats=1)
+    print(json.dumps({**scores, "fp16_reloaded": score16}, indent=1))
+    sizes = {p.name: p.stat().st_size for p in out.iterdir() if p.is_file()}
+    print(json.dumps(sizes, indent=1), f"total {sum(sizes.values()) / 1e6:.2f} MB")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -73,12 +86,7 @@ def main(argv: list[str] | None = None) -> None:
                 f"(bundled as discinvert.zoo entry `{args.name}`); fitted with the real-image stage on the "
                 f"Fashion-MNIST train split but its last {args.holdout} images")
     out = args.out if args.out is not None else ZOO / args.name / "inverter-real-images"
-    inverter.save_pretrained(out, gan=gan_line, metrics=metrics, dtype=torch.float16)
-    reloaded = Inverter.from_pretrained(out, generator=G, discriminator=D)
-    score16 = reconstruction_score(reloaded, x, n=len(x), repeats=1)
-    print(json.dumps({"fp32": score, "fp16_reloaded": score16, "paper": paper_score}, indent=1))
-    sizes = {p.name: p.stat().st_size for p in out.iterdir() if p.is_file()}
-    print(json.dumps(sizes, indent=1), f"total {sum(sizes.values()) / 1e6:.2f} MB")
+    save_zoo_inverter(inverter, G, D, x, out, gan_line, metrics, {"fp32": score, "paper": paper_score})
 
 
 if __name__ == "__main__":
