@@ -185,20 +185,25 @@ def _split(images: ImageSource, image_shape: tuple[int, ...], settings: FitConfi
 def _real_stage(cn: ConnectionNetwork, generator: nn.Module, tap: FeatureTap, pairs: PairMaker,
                 latent_shape: tuple[int, ...], split: ImageSplit, held_out: ValidationSet, settings: FitConfig,
                 feature_dim: int, probe: tuple[torch.Tensor, torch.Tensor | None], seed: int,
-                dist_ctx: dist_utils.DistContext, device: torch.device) -> dict[str, Any]:
-    """Fine-tune ``cn`` (holding the self-generated fit's best weights) on real images; its record."""
+                dist_ctx: dist_utils.DistContext, device: torch.device,
+                autocast_dtype: torch.dtype | None) -> dict[str, Any]:
+    """Fine-tune ``cn`` (holding the self-generated fit's best weights) on real images; its record.
+
+    ``autocast_dtype`` is the one the self-generated stage used (its levers, probed there).
+    """
     logger.info("real-image stage: %d updates of %d images from %s (%d held out), lr %.2g, feature weight %g, "
                 "prior weight %g", settings.real_steps, settings.real_batch_size, split.images.source,
                 len(split.held_out), settings.real_lr, settings.feature_weight, settings.prior_weight)
     rng = torch.Generator().manual_seed(seed + 2 + 1_000_003 * dist_ctx.rank)
     pair_rng = torch.Generator(device=device).manual_seed(seed + 3 + 1_000_003 * dist_ctx.rank)
     prior_pairs = pairs.training_batches(batch_size=settings.real_batch_size, rng=pair_rng, reuse=1,
-                                         autocast_dtype=None, channels_last=False, feature_dim=feature_dim, probe=probe)
+                                         autocast_dtype=autocast_dtype, channels_last=False, feature_dim=feature_dim,
+                                         probe=probe)
     stage: RealStageResult = train_on_images(
         cn, generator, tap, latent_shape, split, prior_pairs, steps=settings.real_steps,
         batch_size=settings.real_batch_size, lr=settings.real_lr, feature_weight=settings.feature_weight,
         prior_weight=settings.prior_weight, eval_every=settings.eval_every, rng=rng, device=device,
-        progress=settings.progress, dist_ctx=dist_ctx)
+        progress=settings.progress, dist_ctx=dist_ctx, autocast_dtype=autocast_dtype)
     with torch.no_grad():
         chunks = [cn(held_out.features[i : i + settings.batch_size]) for i in range(0, len(held_out.features),
                                                                                 settings.batch_size)]
@@ -211,7 +216,7 @@ def _real_stage(cn: ConnectionNetwork, generator: nn.Module, tap: FeatureTap, pa
 def _iterative_stage(cn: ConnectionNetwork, generator: nn.Module, tap: FeatureTap, pairs: PairMaker,
                      latent_shape: tuple[int, ...], image_shape: tuple[int, ...], split: ImageSplit | None,
                      held_out: ValidationSet, settings: FitConfig, feature_dim: int, seed: int,
-                     dist_ctx: dist_utils.DistContext, device: torch.device,
+                     dist_ctx: dist_utils.DistContext, device: torch.device, autocast_dtype: torch.dtype | None,
                      ) -> tuple[StepConfig, list[StepNetwork], dict[str, Any]]:
     """Train ``settings.iterations`` step networks after ``cn``; their config, the networks and the record."""
     step_config = StepConfig(feature_dim=feature_dim, latent_dim=math.prod(latent_shape),
@@ -230,7 +235,8 @@ def _iterative_stage(cn: ConnectionNetwork, generator: nn.Module, tap: FeatureTa
         cn, step_config, generator, tap, latent_shape, draw_latents, validation, split,
         iterations=settings.iterations, steps=settings.iteration_steps, batch_size=settings.iteration_batch_size,
         lr=settings.iteration_lr, feature_weight=settings.feature_weight, prior_weight=settings.prior_weight,
-        eval_every=settings.eval_every, rng=rng, device=device, progress=settings.progress, dist_ctx=dist_ctx)
+        eval_every=settings.eval_every, rng=rng, device=device, progress=settings.progress, dist_ctx=dist_ctx,
+        autocast_dtype=autocast_dtype)
     record = {**settings.iterative_record(), "trained_on": "self-generated pairs" if split is None else
               "self-generated pairs and images", "steps": [r.record() for r in results],
               "seconds": round(sum(r.seconds for r in results), 3)}
@@ -266,7 +272,7 @@ def _training_batches(pairs: PairMaker, settings: FitConfig, autocast_dtype: tor
                 raise
             logger.info("automatic levers: %s; trying without them", error)
             continue
-        return source, dtype, dict(pairs.levers)  # the later stages make their own batches without levers
+        return source, dtype, dict(pairs.levers)  # the later stages run under the same autocast dtype
     raise AssertionError("unreachable")  # pragma: no cover
 
 
@@ -329,9 +335,10 @@ def fit_inverter(
             fine-tuned on them through the frozen G (pixel, D-feature and prior terms,
             :mod:`discinvert.real_stage`), which makes ``encode`` reconstruct real images
             markedly better (``docs/real_stage.md``). ``None`` (default): the paper's
-            method alone. Not available with ``conditioning``. The stage runs G and D in
-            their own dtype, without autocast (``autocast_dtype`` and ``channels_last``
-            act on the self-generated stage only); checkpoints cover the self-generated
+            method alone. Not available with ``conditioning``. The stage's updates run under
+            the autocast dtype the self-generated stage used (``autocast_dtype``; its validation
+            in full precision), with G and D as given (``channels_last`` acts on the
+            self-generated stage only); checkpoints cover the self-generated
             stage, and a resumed fit runs the real-image stage again from its start
             (the same seed gives the same inverter).
         config: a :class:`~discinvert.settings.FitConfig` holding the settings below;
@@ -424,7 +431,7 @@ def fit_inverter(
         real = None
         if split is not None:
             real = _real_stage(cn, generator, tap, pairs, found_shape, split, held_out, settings_, facts.feature_dim,
-                               probe, seed, dist_ctx, device)
+                               probe, seed, dist_ctx, device, autocast_dtype)
         else:
             cn.load_state_dict(result.best_state, strict=True)
         cn.eval()
@@ -432,7 +439,7 @@ def fit_inverter(
         if settings_.iterations:
             step_config, steps, iterative = _iterative_stage(
                 cn, generator, tap, pairs, found_shape, facts.image_shape, split, held_out, settings_,
-                facts.feature_dim, seed, dist_ctx, device)
+                facts.feature_dim, seed, dist_ctx, device, autocast_dtype)
 
     inverter_config = _inverter_config(settings_, facts, layer_name, found_shape, cn_config, conditioning is not None,
                                        latent_sampler is not None, held_out.image_range, result, held_out.baseline,

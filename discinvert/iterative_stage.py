@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from discinvert.acceleration import autocast_context
 from discinvert.distributed import DistContext, average_gradients, broadcast_module, broadcast_scalar, together
 from discinvert.features import FeatureTap
 from discinvert.gan import generate, model_dtype
@@ -132,24 +133,30 @@ class _Stage:
         return together(lambda: split.images.get(picked), self.device, "images").to(self.device).float()
 
     def loss(self, step: StepNetwork, latents: torch.Tensor, real: torch.Tensor | None, feature_weight: float,
-             prior_weight: float) -> torch.Tensor:
-        """One update's loss: z-regression on ``G(latents)``, and with ``real`` images the pixel and D-feature terms."""
+             prior_weight: float, autocast_dtype: torch.dtype | None = None) -> torch.Tensor:
+        """One update's loss: z-regression on ``G(latents)``, and with ``real`` images the pixel and D-feature terms.
+
+        The forward passes run under ``torch.autocast`` in ``autocast_dtype`` (``None``: none);
+        the codes and the losses stay float32.
+        """
         n = latents.shape[0]
-        with torch.no_grad():
-            x = self.decode(latents).float()
-            if real is not None:
-                x = torch.cat([x, real])
-            target, codes = self.start(x)
-            current = self.decode(codes)
-            inputs = step_inputs(self.config, target, x, self.features(current), current, codes)
-        new_codes = codes + step(inputs.to(next(step.parameters()).dtype)).float()
+        with autocast_context(self.device, autocast_dtype):
+            with torch.no_grad():
+                x = self.decode(latents).float()
+                if real is not None:
+                    x = torch.cat([x, real])
+                target, codes = self.start(x)
+                current = self.decode(codes)
+                inputs = step_inputs(self.config, target, x, self.features(current), current, codes)
+            new_codes = codes + step(inputs.to(next(step.parameters()).dtype)).float()
+            fake = None if real is None else self.decode(new_codes[n:])
+            fake_features = None if fake is None or feature_weight == 0 else self.features(fake)
         latent_loss = F.mse_loss(new_codes[:n], latents.reshape(n, -1).float())
-        if real is None:
+        if real is None or fake is None:
             return latent_loss
-        fake = self.decode(new_codes[n:])
         loss = F.mse_loss(fake.float(), real)
-        if feature_weight > 0:
-            loss = loss + feature_weight * feature_term(self.features(fake), target[n:])
+        if fake_features is not None:
+            loss = loss + feature_weight * feature_term(fake_features, target[n:])
         return loss + prior_weight * latent_loss if prior_weight > 0 else loss
 
 
@@ -174,6 +181,7 @@ def train_steps(
     device: torch.device,
     progress: bool | None,
     dist_ctx: DistContext | None = None,
+    autocast_dtype: torch.dtype | None = None,
 ) -> tuple[list[StepNetwork], list[StepResult]]:
     """Train ``iterations`` step networks after ``cn``; each is left with its best weights, in eval mode.
 
@@ -196,6 +204,9 @@ def train_steps(
         device: where G, D and the networks run.
         progress: tqdm bar (``None``: on a terminal only; off on ranks other than 0).
         dist_ctx: under torchrun, averages gradients across ranks and keeps rank 0's weights.
+        autocast_dtype: run each update's forward passes under ``torch.autocast`` in this dtype
+            (the codes, the losses, the weights and Adam stay float32; validation runs in full
+            precision).
 
     Raises:
         ValueError: a step's validation error was never finite (divergence).
@@ -204,14 +215,15 @@ def train_steps(
         return _train(cn, config, generator, tap, latent_shape, draw_latents, validation_latents, split,
                       iterations=iterations, steps=steps, batch_size=batch_size, lr=lr, feature_weight=feature_weight,
                       prior_weight=prior_weight, eval_every=eval_every, rng=rng, device=device, progress=progress,
-                      dist_ctx=dist_ctx)
+                      dist_ctx=dist_ctx, autocast_dtype=autocast_dtype)
 
 
 def _train(cn: nn.Module, config: StepConfig, generator: nn.Module, tap: FeatureTap, latent_shape: tuple[int, ...],
            draw_latents: Callable[[int], torch.Tensor], validation_latents: torch.Tensor, split: ImageSplit | None, *,
            iterations: int, steps: int, batch_size: int, lr: float, feature_weight: float, prior_weight: float,
            eval_every: int, rng: torch.Generator, device: torch.device, progress: bool | None,
-           dist_ctx: DistContext | None) -> tuple[list[StepNetwork], list[StepResult]]:
+           dist_ctx: DistContext | None, autocast_dtype: torch.dtype | None,
+           ) -> tuple[list[StepNetwork], list[StepResult]]:
     stage = _Stage(cn, config, generator, tap, latent_shape, validation_latents, split, device, dist_ctx)
     quiet = stage.distributed and dist_ctx.rank != 0  # type: ignore[union-attr]
     results: list[StepResult] = []
@@ -231,7 +243,7 @@ def _train(cn: nn.Module, config: StepConfig, generator: nn.Module, tap: Feature
             step.train()
             for update in range(steps):
                 real = None if split is None else stage.real_batch(batch_size, rng)
-                loss = stage.loss(step, draw_latents(batch_size), real, feature_weight, prior_weight)
+                loss = stage.loss(step, draw_latents(batch_size), real, feature_weight, prior_weight, autocast_dtype)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if stage.distributed:

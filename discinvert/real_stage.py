@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from discinvert.acceleration import autocast_context
 from discinvert.distributed import DistContext, average_gradients, broadcast_module, broadcast_scalar, together
 from discinvert.features import FeatureTap
 from discinvert.gan import generate, model_dtype
@@ -99,6 +100,7 @@ def train_on_images(
     device: torch.device,
     progress: bool | None,
     dist_ctx: DistContext | None = None,
+    autocast_dtype: torch.dtype | None = None,
 ) -> RealStageResult:
     """Fine-tune ``cn`` in place on real images; leave it holding its best held-out weights, in eval mode.
 
@@ -116,6 +118,9 @@ def train_on_images(
         device: where G, D and the CN run.
         progress: tqdm bar (``None``: on a terminal only; off on ranks other than 0).
         dist_ctx: under torchrun, averages gradients across ranks and keeps rank 0's weights.
+        autocast_dtype: run each update's forward passes (D on the batch, the CN, G and D on
+            the reconstructions) under ``torch.autocast`` in this dtype; the losses, the CN's
+            weights and Adam stay float32, and the held-out validation runs in full precision.
 
     Raises:
         ValueError: the held-out error was never finite (divergence).
@@ -160,21 +165,23 @@ def train_on_images(
         for step in range(steps):
             picked = train_indices[torch.randint(0, len(train_indices), (batch_size,), generator=rng)]
             x = load(picked).to(device)
-            with torch.no_grad():
-                target = features(x)
-            if prior_weight > 0:
-                # One forward pass over real and generated features: the CN's BatchNorm normalises
-                # them together, as its running statistics (used by encode) will describe both.
-                pair_features, latents = prior_pairs()
-                both = cn(torch.cat([target, pair_features.to(cn_dtype)]))
-                codes, pair_codes = both[: len(target)], both[len(target) :]
-            else:
-                codes = cn(target)
-            fake = generate(generator, codes.reshape(-1, *latent_shape).to(g_dtype))
+            pair_features, latents = prior_pairs() if prior_weight > 0 else (None, None)
+            with autocast_context(device, autocast_dtype):
+                with torch.no_grad():
+                    target = features(x)
+                if pair_features is not None:
+                    # One forward pass over real and generated features: the CN's BatchNorm normalises
+                    # them together, as its running statistics (used by encode) will describe both.
+                    both = cn(torch.cat([target, pair_features.to(cn_dtype)]))
+                    codes, pair_codes = both[: len(target)], both[len(target) :]
+                else:
+                    codes = cn(target)
+                fake = generate(generator, codes.reshape(-1, *latent_shape).to(g_dtype))
+                fake_features = features(fake) if feature_weight > 0 else None
             loss = F.mse_loss(fake.float(), x)
-            if feature_weight > 0:
-                loss = loss + feature_weight * feature_term(features(fake), target)
-            if prior_weight > 0:
+            if fake_features is not None:
+                loss = loss + feature_weight * feature_term(fake_features, target)
+            if pair_features is not None:
                 loss = loss + prior_weight * F.mse_loss(pair_codes.float(), latents)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

@@ -258,9 +258,10 @@ class FitConfig:
         "auto", "``'auto'`` (default): bfloat16 where the device runs it natively (CUDA with bf16 support; CPUs "
         "with AVX512-BF16 or AMX instructions), else full precision, and full "
         "precision if G or D fail under it. ``None`` fits in full precision. ``torch.bfloat16`` or ``torch.float16`` "
-        "runs G and D (for the training pairs) and the CN's training forward pass under ``torch.autocast``; the "
-        "loss, the CN's weights and Adam stay float32 (``docs/fit_speed.md``). The held-out validation pairs and "
-        "the validation itself stay in full precision, so the reported error is the one ``encode`` gives. "
+        "runs G and D (for the training pairs) and the CN's training forward pass under ``torch.autocast``, and so "
+        "do the updates of the real-image stage and the step networks when a fit has them; the losses, the "
+        "networks' weights and Adam stay float32 (``docs/fit_speed.md``). The held-out validation pairs and "
+        "every validation stay in full precision, so the reported error is the one ``encode`` gives. "
         "``inverter.config.fit['levers']`` records what the fit used.", _autocast,
         command_line=CommandLine("--autocast", "run G and D (training pairs) and the CN's training forward under "
                                  "torch.autocast in this dtype; auto: bf16 where the device has it natively "

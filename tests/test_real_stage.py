@@ -236,3 +236,30 @@ def test_every_kind_of_gan_takes_the_stage_and_comes_back_untouched(tiny_gan: Ti
     record = inverter.config.fit["real_images"]
     assert record["best_held_out_pixel_mse"] <= record["start_held_out_pixel_mse"]
     assert bool(torch.isfinite(inverter.encode(x)).all())
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, None])
+def test_the_later_stages_train_under_the_fit_autocast_dtype_and_validate_in_full_precision(make_gan, dtype) -> None:
+    """Every update of the real-image stage and of the step networks runs G under the fit's autocast dtype
+    (one G pass with gradients per update); validations, without gradients, run in full precision."""
+    gan = make_gan("dcgan")
+    x = _images(gan)
+    calls: list[tuple[bool, bool, torch.dtype]] = []
+
+    def record(_module, _inputs, _output) -> None:
+        calls.append((torch.is_grad_enabled(), torch.is_autocast_enabled("cpu"), torch.get_autocast_dtype("cpu")))
+
+    handle = gan.generator.register_forward_hook(record)
+    try:
+        inverter = _fit(gan, x, autocast_dtype=dtype, channels_last=False, iterations=1, iteration_steps=6,
+                        iteration_batch_size=8, step_hidden=(32,))
+    finally:
+        handle.remove()
+    trained = [(autocast, kind) for grad, autocast, kind in calls if grad]
+    assert len(trained) == TINY["real_steps"] + 6  # one G pass with gradients per update of each stage
+    if dtype is None:
+        assert not any(autocast for _, autocast, _ in calls)
+    else:
+        assert all(autocast and kind == dtype for autocast, kind in trained)
+        assert any(not grad and not autocast for grad, autocast, _ in calls)  # the validations
+    assert inverter.config.fit["levers"]["autocast_dtype"] == (None if dtype is None else str(dtype))
