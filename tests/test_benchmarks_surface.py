@@ -33,7 +33,7 @@ SCRIPTS = ("benchmarks.paper.table1", "benchmarks.paper.train_gan", "benchmarks.
            "benchmarks.speed.fit_speed", "benchmarks.speed.generation_levers", "benchmarks.speed.fit_defaults",
            "benchmarks.encoder.ablation", "benchmarks.encoder.real_stage",
            "benchmarks.paper.build_zoo_real", "benchmarks.encoder.iterative", "benchmarks.speed.time_to_quality",
-           "benchmarks.paper.build_zoo_inverter")
+           "benchmarks.paper.build_zoo_inverter", "benchmarks.speed.cn_shapes")
 
 
 def _documented_surface() -> set[str]:
@@ -82,8 +82,11 @@ def test_the_documented_internal_surface_exists_and_works() -> None:
     from discinvert.image_sets import split_images
     from discinvert.iterative import StepConfig, residual_shape
     from discinvert.iterative_stage import train_steps
+    from discinvert.network import mlp
+    from discinvert.training import BETAS, lr_factor
 
-    imported = {"discinvert.guard.frozen", "discinvert.pool.POOL_BATCHES", "discinvert.pool.FreshBatches",
+    imported = {"discinvert.network.mlp", "discinvert.training.BETAS", "discinvert.training.lr_factor",
+                "discinvert.guard.frozen", "discinvert.pool.POOL_BATCHES", "discinvert.pool.FreshBatches",
                 "discinvert.training.train_regressor", "discinvert.iterative_stage.train_steps",
                 "discinvert.iterative.StepConfig", "discinvert.iterative.residual_shape",
                 "discinvert.image_sets.split_images"}
@@ -91,6 +94,14 @@ def test_the_documented_internal_surface_exists_and_works() -> None:
     _exercise_step_training(frozen, split_images, StepConfig, residual_shape, train_steps)
 
     assert isinstance(POOL_BATCHES, int) and POOL_BATCHES >= 1  # fit_speed's "samples generated" column
+
+    # As benchmarks/speed/cn_shapes.py uses them: the CN's layers, optimiser betas and schedule.
+    layers = mlp(12, (6, 4), 3, batch_norm=True, negative_slope=0.2)
+    assert layers(torch.randn(5, 12)).shape == (5, 3)
+    assert [type(m).__name__ for m in layers][:3] == ["Linear", "BatchNorm1d", "LeakyReLU"]
+    assert len(BETAS) == 2 and all(0 < b < 1 for b in BETAS)
+    factors = [lr_factor(step, 100, 5) for step in range(100)]
+    assert factors[0] < factors[4] == 1.0 and factors[-1] == pytest.approx(0.01, abs=1e-3)
 
     # As benchmarks/baselines.py calls them: a model trained on fresh batches, inside frozen(G, D).
     torch.manual_seed(0)

@@ -85,3 +85,23 @@ def test_time_to_quality_prose_comes_from_the_committed_runs() -> None:
     assert f"1,500 (round 3) took {short['fit_seconds']:.0f} s but ended at {short['heldout_psnr']:.2f} dB held-out\n  " \
            f"train (Table 1 {short['table1_psnr']:.2f}), {today['heldout_psnr'] - short['heldout_psnr']:.2f} dB below" in page
     assert short["seconds_to_reference"] is None  # "outside the 0.1 dB margin"
+
+
+def test_cn_shapes_prose_comes_from_the_committed_runs() -> None:
+    """fit_speed.md's summary of the CN shapes quotes docs/results/cn_shapes_round*.json, not typed-in figures."""
+    import json
+
+    rounds = {n: {row["shape"]: row for row in json.loads(
+        (ROOT / "docs" / "results" / f"cn_shapes_round{n}.json").read_text())["rows"]} for n in (1, 2, 3)}
+    page = (ROOT / "docs" / "fit_speed.md").read_text()
+    paper = rounds[1]["mlp:1024x1024"]["heldout_psnr"]
+    small = [row["heldout_psnr"] for n in (1, 2) for row in rounds[n].values() if row["mb_16bit"] <= 2.0]
+    assert len(small) == 11
+    assert f"the paper CN\n  reaches {paper:.2f} dB" in page
+    assert f"reach {min(small):.2f}–{max(small):.2f} dB, {paper - max(small):.2f}–{paper - min(small):.2f} dB" in page
+    fact, student = rounds[2]["fact:120/1024x1024"], rounds[3]["fact:120/1024x1024"]
+    teacher = next(row for name, row in rounds[3].items() if name.startswith("teacher"))
+    assert f"{fact['mb_16bit']} MB): {fact['heldout_psnr']:.2f} dB" in page
+    assert f"reaches\n  {student['heldout_psnr']:.2f} dB, {student['heldout_psnr'] - paper:.2f} dB above" in page
+    assert f"scores {teacher['heldout_psnr']:.2f} dB" in page
+    assert f"stays {teacher['heldout_psnr'] - student['heldout_psnr']:.2f} dB below" in page
