@@ -36,7 +36,6 @@ import json
 import math
 import time
 from pathlib import Path
-from typing import Any
 
 import torch
 import torch.nn.functional as F
