@@ -101,7 +101,8 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> dict[str, Any]:
                 lambda n: torch.randn(n, *latent_shape, generator=latent_rng), validation, split,
                 iterations=args.iterations, steps=args.steps, batch_size=args.batch, lr=variant["lr"],
                 feature_weight=args.feature_weight, prior_weight=args.prior_weight, eval_every=args.eval_every,
-                rng=torch.Generator().manual_seed(args.seed + 5), device=torch.device("cpu"), progress=False)
+                rng=torch.Generator().manual_seed(args.seed + 5), device=torch.device("cpu"), progress=False,
+                autocast_dtype=torch.bfloat16 if args.autocast == "bf16" else None)
         inverter = Inverter(dataclasses.replace(base.config, iterations=len(steps), step=config), generator=G,
                             discriminator=D)
         inverter.cn.load_state_dict(base.cn.state_dict())
@@ -169,6 +170,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--eval-every", type=int, default=100)
     parser.add_argument("--hybrid-steps", type=int, default=50)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--autocast", choices=["off", "bf16"], default="off",
+                        help="train the steps under bf16 autocast, as fit_inverter's 'auto' does on CPUs with bf16 "
+                             "instructions (default off: the runs before that lever)")
     parser.add_argument("--quick", action="store_true", help="tiny budgets: a smoke run, figures meaningless")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "iterative_ablations.md")
     parser.add_argument("--json", type=Path, default=ROOT / "docs" / "results" / "iterative_ablations.json")

@@ -8,7 +8,8 @@ the fingerprints match) with the library's defaults, a lighter connection networ
 the file ships inside the package), and ``images=`` the Fashion-MNIST **train** split but its last
 ``--holdout`` images; then writes it in the Hub layout in float16 with a model card whose metrics
 are its reconstruction score on the entry's 1,000 bundled test images, the same images and metric as
-the entry's paper inverter's card. The demo shows it as its own row.
+the entry's paper inverter's card. With ``--iterations K`` the inverter also carries ``K`` step
+networks (``encode`` runs them all). The demo shows it as its own row.
 """
 
 from __future__ import annotations
@@ -47,6 +48,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cn-hidden", type=int, nargs="*", default=[256], help="hidden widths of the CN")
     parser.add_argument("--steps", type=int, default=0, help="self-generated steps (0: the library's default)")
     parser.add_argument("--real-steps", type=int, default=0, help="real-image steps (0: the library's default)")
+    parser.add_argument("--iterations", type=int, default=0, help="step networks of iterative refinement (issue 17)")
+    parser.add_argument("--step-hidden", type=int, nargs="*", default=None,
+                        help="hidden widths of each step network (default: the library's)")
     parser.add_argument("--holdout", type=int, default=1000, help="last N train images left out (as the benchmarks)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data-root", type=Path, default=None)
@@ -61,7 +65,10 @@ def main(argv: list[str] | None = None) -> None:
     train, _ = load_fashion_mnist("train", root=args.data_root)
     images = to_model_range(train[: len(train) - args.holdout]).float()
     settings = {"seed": args.seed, "cn_hidden": tuple(args.cn_hidden)}
-    settings.update({k: v for k, v in (("steps", args.steps), ("real_steps", args.real_steps)) if v})
+    settings.update({k: v for k, v in (("steps", args.steps), ("real_steps", args.real_steps),
+                                       ("iterations", args.iterations)) if v})
+    if args.step_hidden is not None:
+        settings["step_hidden"] = tuple(args.step_hidden)
     start = time.perf_counter()
     inverter = fit_inverter(G, D, config.feature_layer, latent_shape=config.latent_shape, images=images, **settings)
     seconds = time.perf_counter() - start
@@ -84,7 +91,8 @@ def main(argv: list[str] | None = None) -> None:
     }
     gan_line = (f"the reference {config.loss.upper()} trained on Fashion-MNIST by `benchmarks/paper/train_gan.py` "
                 f"(bundled as discinvert.zoo entry `{args.name}`); fitted with the real-image stage on the "
-                f"Fashion-MNIST train split but its last {args.holdout} images")
+                f"Fashion-MNIST train split but its last {args.holdout} images"
+                + (f", then {args.iterations} step networks of iterative refinement" if args.iterations else ""))
     out = args.out if args.out is not None else ZOO / args.name / "inverter-real-images"
     save_zoo_inverter(inverter, G, D, x, out, gan_line, metrics, {"fp32": score, "paper": paper_score})
 
