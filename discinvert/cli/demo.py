@@ -4,8 +4,9 @@ Loads the zoo's GAN and inverter (or fits a fresh inverter with ``fit=True``), e
 the 1,000 bundled real test images, refines a subset, edits a few, and writes
 
 - ``reconstructions.png``: rows originals | encode | encode with the real-image-stage
-  inverter (when the entry bundles one and no fresh fit is asked for) | refine | edit
-  (sneaker → ankle boot at increasing strength);
+  inverter (when the entry bundles one and no fresh fit is asked for; with its step
+  networks, if it has any) | refine | edit (sneaker → ankle boot at increasing strength),
+  through the paper inverter and, when bundled, through the real-image-stage inverter;
 - ``metrics.json``: ``{"dataset", "n_images", "methods": {"encode": {...}, "encode_real_images":
   {...}, "refine": {...}}}``
   with PSNR/SSIM mean and std over images, seconds and the number of images (strict
@@ -131,7 +132,7 @@ def run_demo(options: DemoOptions) -> dict[str, Any]:
     recon = inverter.decode(codes)
     psnr, ssim = image_quality(x, recon)
     methods: dict[str, Any] = {"encode": _summary(psnr, ssim, encode_seconds)}
-    real_recon = None
+    real_recon, real_inverter = None, None
     if not options.fit and "real-images" in zoo.inverters(ZOO_ENTRY):
         real_inverter = Inverter.from_pretrained(zoo.path(ZOO_ENTRY) / zoo.INVERTERS["real-images"], generator=G,
                                                  discriminator=D)
@@ -159,18 +160,21 @@ def run_demo(options: DemoOptions) -> dict[str, Any]:
         ("originals", images_u8[columns]),
         ("encode", from_model_range(recon[columns])),
     ]
-    if real_recon is not None:
-        rows.append(("encode+real", from_model_range(real_recon[columns])))
+    if real_recon is not None and real_inverter is not None:
+        steps = f", {real_inverter.iterations} steps" if real_inverter.iterations else ""
+        rows.append((f"encode+real{steps}", from_model_range(real_recon[columns])))
     if refined_recon is not None:
         rows.append((f"refine {options.refine_steps}", from_model_range(refined_recon[columns])))
     sneaker, boot = FASHION_MNIST_CLASSES.index("Sneaker"), FASHION_MNIST_CLASSES.index("Ankle boot")
     if (labels == sneaker).sum() >= 2 and (labels == boot).any():
-        direction = attribute_direction(inverter, x[labels == boot], x[labels == sneaker])
-        sneakers = x[labels == sneaker][:2]
-        strengths = [0.0, 0.5, 1.0, 1.5, 2.0]
-        edited = torch.cat([edit(inverter, sneakers, direction, s) for s in strengths])
-        order = [i * 2 + j for j in range(2) for i in range(len(strengths))]
-        rows.append(("edit: +boot", from_model_range(edited[order])))
+        editors = [("edit: +boot", inverter)] + ([("edit (real): +boot", real_inverter)] if real_inverter else [])
+        for label, editor in editors:  # the same latent arithmetic through each bundled encoder
+            direction = attribute_direction(editor, x[labels == boot], x[labels == sneaker])
+            sneakers = x[labels == sneaker][:2]
+            strengths = [0.0, 0.5, 1.0, 1.5, 2.0]
+            edited = torch.cat([edit(editor, sneakers, direction, s) for s in strengths])
+            order = [i * 2 + j for j in range(2) for i in range(len(strengths))]
+            rows.append((label, from_model_range(edited[order])))
 
     out = Path(options.out)
     write_png(out / "reconstructions.png", _grid(rows))
