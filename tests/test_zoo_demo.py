@@ -47,12 +47,13 @@ def test_zoo_bundles_a_real_image_stage_inverter_that_reconstructs_better() -> N
     G, D, paper = zoo.load(ENTRY)
     _, _, real = zoo.load(ENTRY, inverter="real-images")
     assert real.check_fingerprints() and "real_images" in real.config.fit
+    assert real.iterations == 2 and real.config.fit["iterative"]["trained_on"] == "self-generated pairs and images"
     x = to_model_range(zoo.load_test_images(ENTRY)[0][::10])  # 100 images, 10 of each class
     paper_psnr = image_quality(x, paper.reconstruct(x))[0].mean()
     real_psnr = image_quality(x, real.reconstruct(x))[0].mean()
     assert real_psnr > paper_psnr + 1.0, (paper_psnr, real_psnr)
     card = (zoo.path(ENTRY) / "inverter-real-images" / "README.md").read_text()
-    assert "Then the real-image stage" in card and "PSNR" in card
+    assert "Then the real-image stage" in card and "step network(s) of iterative refinement" in card and "PSNR" in card
     with pytest.raises(ValueError, match=r"expected one of \['paper', 'real-images'\]"):
         zoo.load(ENTRY, inverter="vae")
 

@@ -161,8 +161,8 @@ def run_demo(options: DemoOptions) -> dict[str, Any]:
         ("encode", from_model_range(recon[columns])),
     ]
     if real_recon is not None and real_inverter is not None:
-        steps = f", {real_inverter.iterations} steps" if real_inverter.iterations else ""
-        rows.append((f"encode+real{steps}", from_model_range(real_recon[columns])))
+        label = f"real+{real_inverter.iterations} steps" if real_inverter.iterations else "encode+real"
+        rows.append((label, from_model_range(real_recon[columns])))
     if refined_recon is not None:
         rows.append((f"refine {options.refine_steps}", from_model_range(refined_recon[columns])))
     sneaker, boot = FASHION_MNIST_CLASSES.index("Sneaker"), FASHION_MNIST_CLASSES.index("Ankle boot")

@@ -12,7 +12,8 @@ Each entry is a folder ``discinvert/zoo/<name>/`` holding ``gan/`` (written by
 ``upload_folder`` call) and ``test_images.safetensors``. The folders are made by
 ``python -m benchmarks.paper.build_zoo``. An entry may also hold ``inverter-real-images/``: an
 inverter fitted with the real-image stage (``fit_inverter(images=...)`` on the data set's train
-split, a lighter CN), made by ``python -m benchmarks.paper.build_zoo_real``; load it with
+split, a lighter CN; the bundled DCGAN's also carries two narrow step networks, so its
+``encode`` runs them), made by ``python -m benchmarks.paper.build_zoo_real``; load it with
 ``zoo.load(name, inverter="real-images")``.
 """
 
@@ -74,7 +75,8 @@ def load(name: str = "dcgan-fashion-mnist", *, device: str | torch.device = "cpu
         name: the entry (:func:`available`).
         device: where to put G and D.
         inverter: ``"paper"`` (the paper's CN, self-generated pairs only) or
-            ``"real-images"`` (fitted with the real-image stage), when the entry has it
+            ``"real-images"`` (fitted with the real-image stage, and step networks where
+            its model card says so), when the entry has it
             (:func:`inverters`).
 
     Returns:
