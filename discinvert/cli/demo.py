@@ -167,13 +167,13 @@ def run_demo(options: DemoOptions) -> dict[str, Any]:
         rows.append((f"refine {options.refine_steps}", from_model_range(refined_recon[columns])))
     sneaker, boot = FASHION_MNIST_CLASSES.index("Sneaker"), FASHION_MNIST_CLASSES.index("Ankle boot")
     if (labels == sneaker).sum() >= 2 and (labels == boot).any():
+        sneakers = x[labels == sneaker][:2]
+        strengths = [0.0, 0.5, 1.0, 1.5, 2.0]
+        order = [i * 2 + j for j in range(2) for i in range(len(strengths))]
         editors = [("edit: +boot", inverter)] + ([("edit (real): +boot", real_inverter)] if real_inverter else [])
         for label, editor in editors:  # the same latent arithmetic through each bundled encoder
             direction = attribute_direction(editor, x[labels == boot], x[labels == sneaker])
-            sneakers = x[labels == sneaker][:2]
-            strengths = [0.0, 0.5, 1.0, 1.5, 2.0]
             edited = torch.cat([edit(editor, sneakers, direction, s) for s in strengths])
-            order = [i * 2 + j for j in range(2) for i in range(len(strengths))]
             rows.append((label, from_model_range(edited[order])))
 
     out = Path(options.out)
