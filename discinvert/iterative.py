@@ -73,7 +73,7 @@ class StepConfig:
     feature_dim: int
     latent_dim: int
     residual_shape: tuple[int, ...]
-    hidden: tuple[int, ...] = field(default=(64,))
+    hidden: tuple[int, ...] = field(default=(512,))
     batch_norm: bool = True
     negative_slope: float = 0.2
 

@@ -333,9 +333,9 @@ class FitConfig:
         identity=False, record=False,
         command_line=CommandLine("--iteration-lr", "learning rate of the step networks (default 3e-4)", "float"))
     step_hidden: Sequence[int] = _setting(
-        (64,), "widths of each step network's hidden layers (64 since ``docs/iterative_ablations_width_same.md``: "
-        "better than 512 with images, in an eighth of the weights; 512 before).", _hidden, identity=False,
-        record=False)
+        (512,), "widths of each step network's hidden layers. With ``images``, ``(64,)`` measured better in an "
+        "eighth of the weights (``docs/iterative_ablations_width_same.md``); without, 512 is better "
+        "(``docs/iterative_ablations_width_paper_cn.md``).", _hidden, identity=False, record=False)
 
     def iterative_record(self) -> dict[str, Any]:
         """The iterative stage's settings, as ``inverter.config.fit['iterative']`` records them."""
