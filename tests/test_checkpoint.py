@@ -110,30 +110,41 @@ def test_a_checkpoint_with_hostile_state_json_names_the_file(tmp_path) -> None:
         assert str(path) in str(info.value)
 
 
-def test_a_checkpoint_from_before_format_2_still_resumes(make_gan, tmp_path) -> None:
-    """Checkpoints of older versions recorded D's weights-only fingerprint; the same fit resumes them."""
+def interrupted_fit(gan, path, settings):
+    """A reference fit with ``settings``, the same fit interrupted after update 48 (checkpoints every 20
+    updates at ``path``), and ``rewrite(meta)``, which writes the checkpoint back with an edited state."""
     import json
 
+    import safetensors
     from safetensors.torch import save_file
 
+    G, D = gan.generator, gan.discriminator
+    reference = fit_inverter(G, D, gan.feature_layer, latent_sampler=_sampler(), **settings)
+    with pytest.raises(KeyboardInterrupt):
+        fit_inverter(G, D, gan.feature_layer, latent_sampler=_sampler(fail_at=48), checkpoint_path=path,
+                     checkpoint_every=20, **settings)
+    tensors, meta = read_checkpoint(path)
+    with safetensors.safe_open(str(path), framework="pt") as handle:
+        metadata = handle.metadata()
+
+    def rewrite(state) -> None:
+        save_file(tensors, str(path), metadata={**metadata, "state": json.dumps(state)})
+
+    return reference, meta, rewrite
+
+
+def test_a_checkpoint_from_before_format_2_still_resumes(make_gan, tmp_path) -> None:
+    """Checkpoints of older versions recorded D's weights-only fingerprint; the same fit resumes them."""
     from discinvert.fingerprint import fingerprint_discriminator
 
     gan = make_gan("spectral_dropout")
     G, D = gan.generator, gan.discriminator
-    reference = fit_inverter(G, D, gan.feature_layer, latent_sampler=_sampler(), **SETTINGS)
     path = tmp_path / "fit.ckpt.safetensors"
-    with pytest.raises(KeyboardInterrupt):
-        fit_inverter(G, D, gan.feature_layer, latent_sampler=_sampler(fail_at=48), checkpoint_path=path,
-                     checkpoint_every=20, **SETTINGS)
-    tensors, meta = read_checkpoint(path)
-    import safetensors
-
-    with safetensors.safe_open(str(path), framework="pt") as handle:
-        metadata = handle.metadata()
+    reference, meta, rewrite = interrupted_fit(gan, path, SETTINGS)
     modules = reference.config.discriminator_modules
     for value, resumes in ((fingerprint_discriminator(D, modules), True), ("sha256:" + "0" * 64, False)):
         meta["identity"]["discriminator_fingerprint"] = value
-        save_file(tensors, str(path), metadata={**metadata, "state": json.dumps(meta)})
+        rewrite(meta)
         if not resumes:
             with pytest.raises(ValueError, match="differs in discriminator_fingerprint"):
                 fit_inverter(G, D, gan.feature_layer, latent_sampler=_sampler(), checkpoint_path=path,

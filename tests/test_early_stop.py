@@ -11,7 +11,7 @@ from discinvert import fit_inverter
 from discinvert.checkpoint import read_checkpoint
 from discinvert.training import PLATEAU_DROP, PLATEAU_DROPS, Schedule, ValidationPoint
 from tests.conftest import assert_untouched, snapshot
-from tests.test_checkpoint import _sampler
+from tests.test_checkpoint import _sampler, interrupted_fit
 
 SETTINGS = dict(batch_size=32, cn_hidden=(64, 64), progress=False, validation_size=64, seed=3, eval_every=5)
 
@@ -159,25 +159,14 @@ def test_a_fit_that_stopped_resumes_to_the_same_stop(make_gan, tmp_path) -> None
 
 
 def test_a_checkpoint_from_before_the_rule_resumes_with_the_settings_of_that_version(make_gan, tmp_path) -> None:
-    import json
-
-    import safetensors
-    from safetensors.torch import save_file
-
     gan = make_gan("spectral_dropout")
     G, D = gan.generator, gan.discriminator
     old = dict(steps=60, patience=None, autocast_dtype=None, channels_last=False, **{**SETTINGS, "eval_every": 10})
-    reference = fit_inverter(G, D, gan.feature_layer, latent_sampler=_sampler(), **old)
     path = tmp_path / "fit.ckpt.safetensors"
-    with pytest.raises(KeyboardInterrupt):
-        fit_inverter(G, D, gan.feature_layer, latent_sampler=_sampler(fail_at=48), checkpoint_path=path,
-                     checkpoint_every=20, **old)
-    tensors, meta = read_checkpoint(path)
-    with safetensors.safe_open(str(path), framework="pt") as handle:
-        metadata = handle.metadata()
+    reference, meta, rewrite = interrupted_fit(gan, path, old)
     for key in ("schedule", "patience", "levers"):  # what an identity written before issue 18 lacks
         del meta["identity"][key]
-    save_file(tensors, str(path), metadata={**metadata, "state": json.dumps(meta)})
+    rewrite(meta)
     new_defaults = {**old, "patience": 5, "autocast_dtype": "auto", "channels_last": "auto"}
     with pytest.raises(ValueError, match=r"differs in autocast_dtype, channels_last, levers, patience"):
         fit_inverter(G, D, gan.feature_layer, latent_sampler=_sampler(), checkpoint_path=path, checkpoint_every=20,
