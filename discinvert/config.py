@@ -72,6 +72,17 @@ def _str(value: Any, key: str, source: str) -> str:
     return value
 
 
+def _feature_layer(value: Any, source: str) -> str | tuple[str, ...]:
+    """One layer name, or a list of at least two distinct names (several depths of D)."""
+    if isinstance(value, str):
+        return value
+    if (not isinstance(value, list) or len(value) < 2 or any(not isinstance(v, str) for v in value)
+            or len(set(value)) != len(value)):
+        raise ValueError(f"{source}: expected 'feature_layer' to be a string or a list of at least two distinct "
+                         f"strings, got {value!r}.")
+    return tuple(value)
+
+
 def _fingerprint(value: Any, key: str, source: str) -> str:
     text = _str(value, key, source)
     digest = text[len(_FINGERPRINT_PREFIX):]
@@ -98,7 +109,8 @@ class InverterConfig:
     """Everything an inverter needs besides its weights.
 
     Attributes:
-        feature_layer: dotted name of D's layer whose output the CN reads.
+        feature_layer: dotted name of D's layer whose output the CN reads, or a tuple of
+            names whose outputs it reads concatenated (several depths of D).
         latent_shape: shape of one latent code, e.g. ``(100, 1, 1)``.
         image_shape: shape of one image as G produces it, e.g. ``(1, 28, 28)``.
         feature_dim: flattened size of the feature layer's output.
@@ -120,7 +132,7 @@ class InverterConfig:
             version-1 file (weights only); not stored, files are always written as 2.
     """
 
-    feature_layer: str
+    feature_layer: str | tuple[str, ...]
     latent_shape: tuple[int, ...]
     image_shape: tuple[int, ...]
     feature_dim: int
@@ -165,7 +177,7 @@ class InverterConfig:
         return {
             "format_version": version,
             "library_version": __version__,
-            "feature_layer": self.feature_layer,
+            "feature_layer": self.feature_layer if isinstance(self.feature_layer, str) else list(self.feature_layer),
             "latent_shape": list(self.latent_shape),
             "image_shape": list(self.image_shape),
             "feature_dim": self.feature_dim,
@@ -227,7 +239,7 @@ class InverterConfig:
             raise ValueError(f"{source}: expected a 'step' config exactly when 'iterations' > 0, got iterations="
                              f"{iterations} and step={data['step']!r}.")
         config = cls(
-            feature_layer=_str(data["feature_layer"], "feature_layer", source),
+            feature_layer=_feature_layer(data["feature_layer"], source),
             latent_shape=_shape(data["latent_shape"], "latent_shape", source),
             image_shape=_shape(data["image_shape"], "image_shape", source),
             feature_dim=feature_dim,

@@ -37,27 +37,32 @@ class LayerNotReachedError(ValueError):
 
 
 class FeatureTap:
-    """``D_f``: images → flattened output of one layer of D.
+    """``D_f``: images → flattened output of one layer of D, or of several concatenated.
 
     Args:
         discriminator: the user's D. It is called, never modified; the caller is
             responsible for eval mode (see :func:`discinvert.guard.frozen`).
-        layer_name: dotted name of the feature layer (for messages).
-        layer: the feature layer module inside ``discriminator``.
+        layer_name: dotted name of the feature layer, or a tuple of names for several
+            (see :func:`discinvert.layers.resolve_layers`).
+        layer: the feature layer module inside ``discriminator``, or a tuple of them in
+            the order of ``layer_name``.
         conditioning: how to call a conditional D, or ``None`` for ``D(images)``.
     """
 
     def __init__(
         self,
         discriminator: nn.Module,
-        layer_name: str,
-        layer: nn.Module,
+        layer_name: str | tuple[str, ...],
+        layer: nn.Module | tuple[nn.Module, ...],
         *,
         conditioning: Conditioning | None = None,
     ) -> None:
         self.discriminator = discriminator
         self.layer_name = layer_name
-        self.layer = layer
+        self.layer_names: tuple[str, ...] = (layer_name,) if isinstance(layer_name, str) else tuple(layer_name)
+        self.layers: tuple[nn.Module, ...] = (layer,) if isinstance(layer, nn.Module) else tuple(layer)
+        if len(self.layer_names) != len(self.layers):
+            raise ValueError(f"FeatureTap: {len(self.layer_names)} layer names for {len(self.layers)} layers.")
         self.conditioning = conditioning
 
     def _call(self, images: torch.Tensor, conditions: torch.Tensor | None) -> Any:
@@ -71,49 +76,67 @@ class FeatureTap:
         return self.conditioning.call_discriminator(self.discriminator, images, conditions)
 
     def __call__(self, images: torch.Tensor, conditions: torch.Tensor | None = None) -> torch.Tensor:
-        """Return the feature layer's output for ``images``, shape ``(N, feature_dim)``.
+        """Return the feature layers' outputs for ``images``, flattened and concatenated: ``(N, feature_dim)``.
 
-        Grad mode is the caller's: under ``torch.no_grad()`` nothing is recorded, with
-        grad enabled the features are differentiable with respect to ``images``. D gets
-        a copy of ``images``: a D that writes into its input (an in-place first
-        activation, ``x.mul_(...)``) never changes the caller's tensor.
+        D's forward pass stops as soon as every feature layer has run. Grad mode is the
+        caller's: under ``torch.no_grad()`` nothing is recorded, with grad enabled the
+        features are differentiable with respect to ``images``. D gets a copy of
+        ``images``: a D that writes into its input (an in-place first activation,
+        ``x.mul_(...)``) never changes the caller's tensor. With several layers, each
+        output but the last one taken is copied when captured, so an in-place activation
+        after a listed layer cannot overwrite what was read.
 
         Raises:
-            LayerNotReachedError: D returned without running the feature layer.
-            ValueError: the layer's output holds no tensor or lost the batch dimension.
+            LayerNotReachedError: D returned without running every feature layer.
+            ValueError: a layer's output holds no tensor or lost the batch dimension.
         """
-        captured: list[Any] = []
+        wanted = len(self.layers)
+        captured: dict[int, Any] = {}
 
-        def hook(_module: nn.Module, _inputs: Any, output: Any) -> None:
-            captured.append(output)
-            raise _StopForward
+        def make_hook(index: int) -> Callable[..., None]:
+            def hook(_module: nn.Module, _inputs: Any, output: Any) -> None:
+                if index in captured:
+                    return
+                if len(captured) + 1 == wanted:
+                    captured[index] = output
+                    raise _StopForward
+                tensor = first_tensor(output)
+                captured[index] = output if tensor is None else tensor.clone()
 
-        handle = self.layer.register_forward_hook(hook)
+            return hook
+
+        handles = [layer.register_forward_hook(make_hook(i)) for i, layer in enumerate(self.layers)]
         try:
             self._call(images.clone(), conditions)
         except _StopForward:
             pass
         finally:
-            handle.remove()
-        if not captured:
+            for handle in handles:
+                handle.remove()
+        missing = [name for i, name in enumerate(self.layer_names) if i not in captured]
+        if missing:
+            which = f"feature_layer {self.layer_name!r}" if wanted == 1 else f"feature_layer {missing[0]!r} (of {list(self.layer_names)})"
             raise LayerNotReachedError(
-                f"feature_layer {self.layer_name!r}: D's forward pass finished without "
+                f"{which}: D's forward pass finished without "
                 "running this layer. Choose a layer D actually calls (see "
                 "discinvert.list_layers(D, example_images))."
             )
-        tensor = first_tensor(captured[0])
-        if tensor is None:
-            raise ValueError(
-                f"feature_layer {self.layer_name!r}: expected the layer to output a tensor "
-                f"(or a tuple starting with one), got {type(captured[0]).__name__}."
-            )
         batch = images.shape[0]
-        if tensor.dim() == 0 or tensor.shape[0] != batch:
-            raise ValueError(
-                f"feature_layer {self.layer_name!r}: expected an output with batch "
-                f"dimension {batch} first, got shape {tuple(tensor.shape)}."
-            )
-        return tensor.reshape(batch, -1)
+        flat = []
+        for index, name in enumerate(self.layer_names):
+            tensor = first_tensor(captured[index])
+            if tensor is None:
+                raise ValueError(
+                    f"feature_layer {name!r}: expected the layer to output a tensor "
+                    f"(or a tuple starting with one), got {type(captured[index]).__name__}."
+                )
+            if tensor.dim() == 0 or tensor.shape[0] != batch:
+                raise ValueError(
+                    f"feature_layer {name!r}: expected an output with batch "
+                    f"dimension {batch} first, got shape {tuple(tensor.shape)}."
+                )
+            flat.append(tensor.reshape(batch, -1))
+        return flat[0] if len(flat) == 1 else torch.cat(flat, dim=1)
 
 
 def reached_modules(tap: FeatureTap, images: torch.Tensor, conditions: torch.Tensor | None = None) -> list[str]:
@@ -144,12 +167,12 @@ def reached_modules(tap: FeatureTap, images: torch.Tensor, conditions: torch.Ten
     return names
 
 
-def layer_calls(tap: FeatureTap, images: torch.Tensor, conditions: torch.Tensor | None = None) -> int | None:
-    """How many times one full forward pass of D on ``images`` runs the feature layer.
+def layer_calls(tap: FeatureTap, images: torch.Tensor, conditions: torch.Tensor | None = None) -> dict[str, int]:
+    """How many times one full forward pass of D on ``images`` runs each feature layer.
 
     A module D runs several times (one activation shared by every block) has no single
     output to read. The count runs D to the end, so it runs on a deep copy of D where D
-    can be copied: the user's D never computes past the feature layer, and whatever D's
+    can be copied: the user's D never computes past the feature layers, and whatever D's
     later layers change (attributes, buffers replaced through ``.data``) happens to the
     copy. A D that cannot be deep-copied (it holds a lock, a file or a CUDA stream) is
     counted on itself, as :func:`discinvert.list_layers` does: the caller's
@@ -158,28 +181,32 @@ def layer_calls(tap: FeatureTap, images: torch.Tensor, conditions: torch.Tensor 
     and ``torch.no_grad()``.
 
     Returns:
-        The number of calls (a D that fails after the feature layer counts the calls made
-        before it failed).
+        The number of calls per feature layer name, in the tap's order (a D that fails
+        after a feature layer counts the calls made before it failed).
     """
     try:
         duplicate = copy.deepcopy(tap.discriminator)
-        layer = duplicate.get_submodule(tap.layer_name)
+        layers = tuple(duplicate.get_submodule(name) for name in tap.layer_names)
     except Exception as error:  # noqa: BLE001 - the user's D may hold uncopyable objects
         logger.info(
             "counting the calls of feature layer %r on D itself: D cannot be deep-copied (%s: %s)",
             tap.layer_name, type(error).__name__, error,
         )
-        duplicate, layer = tap.discriminator, tap.layer
-    calls = [0]
+        duplicate, layers = tap.discriminator, tap.layers
+    calls = dict.fromkeys(tap.layer_names, 0)
 
-    def hook(_module: nn.Module, _inputs: Any, _output: Any) -> None:
-        calls[0] += 1
+    def make_hook(name: str) -> Callable[..., None]:
+        def hook(_module: nn.Module, _inputs: Any, _output: Any) -> None:
+            calls[name] += 1
 
-    handle = layer.register_forward_hook(hook)
+        return hook
+
+    handles = [layer.register_forward_hook(make_hook(name)) for name, layer in zip(tap.layer_names, layers)]
     try:
-        FeatureTap(duplicate, tap.layer_name, layer, conditioning=tap.conditioning)._call(images.clone(), conditions)
-    except Exception:  # noqa: BLE001 - the user's D past the feature layer; its first calls are counted
+        FeatureTap(duplicate, tap.layer_name, layers, conditioning=tap.conditioning)._call(images.clone(), conditions)
+    except Exception:  # noqa: BLE001 - the user's D past the feature layers; their first calls are counted
         pass
     finally:
-        handle.remove()
-    return calls[0]
+        for handle in handles:
+            handle.remove()
+    return calls

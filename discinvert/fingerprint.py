@@ -43,7 +43,7 @@ def fingerprint_generator(generator: nn.Module) -> str:
 
 
 def fingerprint_discriminator(
-    discriminator: nn.Module, modules: Sequence[str], feature_layer: str | None = None
+    discriminator: nn.Module, modules: Sequence[str], feature_layer: str | Sequence[str] | None = None
 ) -> str:
     """Fingerprint of the parameters and persistent buffers that ``modules`` hold directly.
 
@@ -51,8 +51,9 @@ def fingerprint_discriminator(
         discriminator: D.
         modules: names of D's submodules that run up to the feature layer, in the order
             they run (recorded when the inverter was fit).
-        feature_layer: the feature layer's dotted name. Given (format version 2), the
-            digest also covers this name and the ordered module list; ``None`` gives the
+        feature_layer: the feature layer's dotted name (a sequence of names for several
+            layers). Given (format version 2), the digest also covers the name(s) and the
+            ordered module list; ``None`` gives the
             version-1 digest of the weights alone (kept to check older files).
 
     Raises:
@@ -69,5 +70,5 @@ def fingerprint_discriminator(
             "discriminator the inverter was fit for."
         )
     state = discriminator.state_dict(keep_vars=True)
-    header = "" if feature_layer is None else json.dumps({"feature_layer": feature_layer, "modules": list(modules)}) + "|"
+    header = "" if feature_layer is None else json.dumps({"feature_layer": feature_layer if isinstance(feature_layer, str) else list(feature_layer), "modules": list(modules)}) + "|"
     return _digest(sorted((k, v) for k, v in state.items() if _owner(k) in wanted), header)

@@ -40,7 +40,7 @@ from discinvert.inverter import Inverter
 from discinvert.iterative import StepConfig, StepNetwork, residual_shape
 from discinvert.iterative_stage import train_steps
 from discinvert.latents import LatentSampler, normal_sampler, parse_latent_shape
-from discinvert.layers import resolve_layer
+from discinvert.layers import FeatureLayer, resolve_layers
 from discinvert.network import CNConfig, ConnectionNetwork
 from discinvert.pairs import PairMaker, ValidationSet
 from discinvert.pool import BatchSource
@@ -110,14 +110,15 @@ def _seed_global_rngs(seed: int, device: torch.device) -> None:
             torch.cuda.manual_seed(seed)
 
 
-def _checkpointing(settings: FitConfig, facts: GANFacts, discriminator: nn.Module, layer_name: str,
-                   latent_shape: tuple[int, ...],
+def _checkpointing(settings: FitConfig, facts: GANFacts, discriminator: nn.Module,
+                   layer_name: str | tuple[str, ...], latent_shape: tuple[int, ...],
                    cn_config: CNConfig, conditional: bool, dist_ctx: dist_utils.DistContext,
                    train_rng: torch.Generator, device: torch.device, levers: dict[str, Any]) -> Checkpointing | None:
     if settings.checkpoint_path is None:
         return None
     identity = {
-        **settings.identity(), "feature_layer": layer_name, "latent_shape": list(latent_shape), "cn": cn_config.to_dict(),
+        **settings.identity(), "feature_layer": layer_name if isinstance(layer_name, str) else list(layer_name),
+        "latent_shape": list(latent_shape), "cn": cn_config.to_dict(),
         "generator_fingerprint": facts.generator_fingerprint, "discriminator_fingerprint": facts.discriminator_fingerprint,
         "conditional": conditional, "world_size": dist_ctx.world_size, "levers": levers,
     }
@@ -135,7 +136,7 @@ def _checkpointing(settings: FitConfig, facts: GANFacts, discriminator: nn.Modul
     )
 
 
-def _inverter_config(settings: FitConfig, facts: GANFacts, layer_name: str, latent_shape: tuple[int, ...],
+def _inverter_config(settings: FitConfig, facts: GANFacts, layer_name: str | tuple[str, ...], latent_shape: tuple[int, ...],
                      cn_config: CNConfig, conditional: bool, custom_prior: bool, image_range: tuple[float, float] | None,
                      result: TrainResult, baseline: float, device: torch.device, world_size: int,
                      real: dict[str, Any] | None, step_config: StepConfig | None,
@@ -302,7 +303,7 @@ def _check_stages(settings: FitConfig, given: set[str], images: bool, conditiona
 def fit_inverter(
     generator: nn.Module,
     discriminator: nn.Module,
-    feature_layer: str | nn.Module,
+    feature_layer: FeatureLayer,
     *,
     latent_shape: Sequence[int] | int | None = None,
     latent_sampler: LatentSampler | None = None,
@@ -317,10 +318,10 @@ def fit_inverter(
     Args:
         generator: G, mapping latents ``(N, *latent_shape)`` to images ``(N, *image_shape)``.
         discriminator: D, any ``nn.Module`` taking G's images.
-        feature_layer: D's layer whose output the connection network reads: a dotted
-            name from ``D.named_modules()`` (``"main.9"``, ``"8"``) or the submodule
-            itself. D's forward stops right after it. The paper uses the last hidden
-            layer; :func:`discinvert.list_layers` shows the candidates.
+        feature_layer: D's layer the connection network reads: a dotted name from ``D.named_modules()``
+            (``"main.9"``, ``"8"``) or the submodule; D's forward stops right after it. The paper's choice,
+            and the one to start from, is D's last hidden layer (:func:`discinvert.list_layers`); a list
+            reads several depths concatenated (``["main.4", "main.7"]``, ``docs/multi_depth.md``).
         latent_shape: shape of one latent, e.g. ``(100,)`` or ``(100, 1, 1)``, with the
             prior ``z ~ N(0, I)``.
         latent_sampler: ``sampler(n, generator, device) -> (n, *latent_shape)`` for other
@@ -383,7 +384,7 @@ def fit_inverter(
     _check_callback(on_validation)
     check_module(generator, "generator")
     check_module(discriminator, "discriminator")
-    layer_name, layer = resolve_layer(discriminator, feature_layer)
+    layer_name, layer = resolve_layers(discriminator, feature_layer)
     sampler, shape = _prior(latent_shape, latent_sampler)
     device = resolve_device(generator, discriminator, settings_.device)
     autocast_dtype = check_autocast_dtype(settings_.autocast_dtype, device)

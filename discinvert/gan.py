@@ -221,10 +221,11 @@ def inspect_gan(
     with frozen(generator, tap.discriminator):
         image_shape, feature_dim = probe(generator, tap, latents, conditions, conditioning)
         images = generate(generator, latents, conditions, conditioning)
-        calls = layer_calls(tap, images, conditions)
-        if calls > 1:
+        shared = {name: count for name, count in layer_calls(tap, images, conditions).items() if count > 1}
+        if shared:
+            name, calls = next(iter(shared.items()))
             raise ValueError(
-                f"feature_layer {tap.layer_name!r}: expected a layer D runs once per forward pass, got one it "
+                f"feature_layer {name!r}: expected a layer D runs once per forward pass, got one it "
                 f"runs {calls} times (a shared module, e.g. one activation reused after every block), so "
                 "its output is ambiguous. Choose a layer D runs once, e.g. the module just before it (see "
                 "discinvert.list_layers(D, images): LayerInfo.calls)."

@@ -73,6 +73,13 @@ class PretrainedInverter(Protocol):
     ) -> InverterT: ...
 
 
+
+def _layers(feature_layer: str | tuple[str, ...]) -> str:
+    """``layer `main.7``` or ``layers `main.4`, `main.7``` (read concatenated) for the model card."""
+    if isinstance(feature_layer, str):
+        return f"layer `{feature_layer}`"
+    return "layers " + ", ".join(f"`{name}`" for name in feature_layer) + " (concatenated)"
+
 def _model_card(config: InverterConfig, *, gan: str | None, metrics: dict[str, Any] | None, repo_id: str | None) -> str:
     name = repo_id or "path/to/this/directory"
     lines = [
@@ -88,7 +95,7 @@ def _model_card(config: InverterConfig, *, gan: str | None, metrics: dict[str, A
         "# discinvert inverter",
         "",
         "An inverse mapping (image → latent code) for a pretrained GAN, from the features of its",
-        f"discriminator's layer `{config.feature_layer}` ({config.feature_dim} values) through a connection",
+        f"discriminator's {_layers(config.feature_layer)} ({config.feature_dim} values) through a connection",
         f"network {list(config.cn.hidden)} to latents of shape {tuple(config.latent_shape)}, for images of",
         f"shape {tuple(config.image_shape)}.",
         "",

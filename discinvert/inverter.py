@@ -23,7 +23,7 @@ from discinvert.fingerprint import fingerprint_discriminator, fingerprint_genera
 from discinvert.gan import check_module, generate, model_device, model_dtype, probe, resolve_device
 from discinvert.guard import frozen
 from discinvert.iterative import StepNetwork, iterate
-from discinvert.layers import resolve_layer
+from discinvert.layers import resolve_layers
 from discinvert.network import ConnectionNetwork
 from discinvert.optimize import DEFAULT_REFINE_LR, optimize_latents
 from discinvert.serialization import read_inverter_file, write_inverter_file
@@ -118,7 +118,7 @@ class Inverter(nn.Module):
         if not config.conditional and conditioning is not None:
             raise ValueError("conditioning: this inverter was fit for an unconditional GAN; got a Conditioning.")
         resolve_device(generator, discriminator, None)  # G and D on different devices: a clear error
-        layer_name, layer = resolve_layer(discriminator, config.feature_layer)
+        layer_name, layer = resolve_layers(discriminator, config.feature_layer)
         self.config = config
         with torch.random.fork_rng(devices=[]):  # building the networks must not move the user's RNG
             self.cn = ConnectionNetwork(config.cn)
@@ -149,8 +149,8 @@ class Inverter(nn.Module):
         return self._gan.conditioning
 
     @property
-    def feature_layer(self) -> str:
-        """Dotted name of D's feature layer."""
+    def feature_layer(self) -> str | tuple[str, ...]:
+        """Dotted name of D's feature layer (a tuple of names when the CN reads several)."""
         return self.config.feature_layer
 
     @property

@@ -2,13 +2,15 @@
 
 A feature layer is named by its dotted path in ``D.named_modules()`` (``"main.9"``,
 ``"blocks.3.act"``, or a bare index ``"8"`` for a top-level ``nn.Sequential``), or
-handed over as the submodule itself.
+handed over as the submodule itself. Several layers (a list of such names or modules) make
+one feature vector: their outputs flattened and concatenated in the order given, as pSp
+reads a pyramid of an encoder's depths (:func:`resolve_layers`).
 """
 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +19,10 @@ from torch import nn
 
 from discinvert.guard import frozen
 
-__all__ = ["LayerInfo", "first_tensor", "list_layers", "resolve_layer"]
+__all__ = ["FeatureLayer", "LayerInfo", "first_tensor", "list_layers", "resolve_layer", "resolve_layers"]
+
+FeatureLayer = str | nn.Module | Sequence[str | nn.Module]
+"""What ``feature_layer`` accepts: one layer (a dotted name or the submodule), or a list of them."""
 
 
 @dataclass(frozen=True)
@@ -86,6 +91,41 @@ def resolve_layer(model: nn.Module, layer: str | nn.Module) -> tuple[str, nn.Mod
         f"({type(model).__name__}).{hint} Call discinvert.list_layers(D) to see all "
         "layer names with their output shapes."
     )
+
+
+def resolve_layers(model: nn.Module, layer: FeatureLayer) -> tuple[str | tuple[str, ...], tuple[nn.Module, ...]]:
+    """Return ``(name, modules)`` for one feature layer or a list of them inside ``model``.
+
+    ``name`` is the dotted name (a ``str``) for one layer and a tuple of names, in the
+    order given, for several; a list of one layer is that layer. ``modules`` holds the
+    submodules in the same order.
+
+    Raises:
+        ValueError: what :func:`resolve_layer` raises for any entry; an empty list; the
+            same module listed twice (under one name or two).
+    """
+    if isinstance(layer, (str, nn.Module)):
+        name, module = resolve_layer(model, layer)
+        return name, (module,)
+    if not isinstance(layer, Sequence) or isinstance(layer, bytes):
+        raise ValueError(
+            "feature_layer: expected a dotted layer name (str), a submodule of the discriminator, "
+            f"or a list of them, got {type(layer).__name__}."
+        )
+    if len(layer) == 0:
+        raise ValueError("feature_layer: expected at least one layer, got an empty list.")
+    resolved = [resolve_layer(model, entry) for entry in layer]
+    seen: dict[int, str] = {}
+    for name, module in resolved:
+        if id(module) in seen:
+            raise ValueError(
+                f"feature_layer: expected distinct layers, got {seen[id(module)]!r}"
+                + (" twice." if seen[id(module)] == name else f" and {name!r}, two names of one module.")
+            )
+        seen[id(module)] = name
+    if len(resolved) == 1:
+        return resolved[0][0], (resolved[0][1],)
+    return tuple(name for name, _ in resolved), tuple(module for _, module in resolved)
 
 
 def first_tensor(output: Any) -> torch.Tensor | None:

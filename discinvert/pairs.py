@@ -135,7 +135,8 @@ class PairMaker:
         if channels_last:
             generator = channels_last_copy(self.generator, "generator")
             d_copy = channels_last_copy(self.tap.discriminator, "discriminator")
-            tap = FeatureTap(d_copy, self.tap.layer_name, d_copy.get_submodule(self.tap.layer_name),
+            tap = FeatureTap(d_copy, self.tap.layer_name,
+                             tuple(d_copy.get_submodule(name) for name in self.tap.layer_names),
                              conditioning=self.conditioning)
         if channels_last or autocast_dtype is not None:
             probe_levers(generator, tap, probe[0], probe[1], self.conditioning, self.device, autocast_dtype,

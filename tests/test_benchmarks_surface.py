@@ -33,7 +33,8 @@ SCRIPTS = ("benchmarks.paper.table1", "benchmarks.paper.train_gan", "benchmarks.
            "benchmarks.speed.fit_speed", "benchmarks.speed.generation_levers", "benchmarks.speed.fit_defaults",
            "benchmarks.encoder.ablation", "benchmarks.encoder.real_stage",
            "benchmarks.paper.build_zoo_real", "benchmarks.encoder.iterative", "benchmarks.speed.time_to_quality",
-           "benchmarks.paper.build_zoo_inverter", "benchmarks.speed.cn_shapes")
+           "benchmarks.paper.build_zoo_inverter", "benchmarks.speed.cn_shapes",
+           "benchmarks.encoder.real_schedule")
 
 
 def _documented_surface() -> set[str]:
@@ -84,14 +85,18 @@ def test_the_documented_internal_surface_exists_and_works() -> None:
     from discinvert.iterative_stage import train_steps
     from discinvert.network import mlp
     from discinvert.training import BETAS, lr_factor
+    from discinvert.real_stage import train_on_images
+    from discinvert.settings import FitConfig
 
     imported = {"discinvert.network.mlp", "discinvert.training.BETAS", "discinvert.training.lr_factor",
                 "discinvert.guard.frozen", "discinvert.pool.POOL_BATCHES", "discinvert.pool.FreshBatches",
                 "discinvert.training.train_regressor", "discinvert.iterative_stage.train_steps",
                 "discinvert.iterative.StepConfig", "discinvert.iterative.residual_shape",
-                "discinvert.image_sets.split_images"}
+                "discinvert.image_sets.split_images", "discinvert.real_stage.train_on_images",
+                "discinvert.settings.FitConfig"}
     assert imported == _documented_surface()
     _exercise_step_training(frozen, split_images, StepConfig, residual_shape, train_steps)
+    _exercise_real_stage(frozen, split_images, train_on_images, FitConfig)
 
     assert isinstance(POOL_BATCHES, int) and POOL_BATCHES >= 1  # fit_speed's "samples generated" column
 
@@ -124,6 +129,42 @@ def test_the_documented_internal_surface_exists_and_works() -> None:
     assert set(result.best_state) == set(model.state_dict())
     assert result.best_error >= 0 and 1 <= result.best_step <= 6
     assert [row[0] for row in result.history] == [2, 4, 6]
+
+
+def _exercise_real_stage(frozen, split_images, train_on_images, FitConfig) -> None:
+    """As benchmarks/encoder/real_schedule.py calls them: one CN fine-tuned from the same start, decayed or not."""
+    from discinvert import fit_inverter
+    from tests.conftest import _build
+
+    defaults = FitConfig()
+    assert defaults.real_batch_size >= 2 and defaults.real_held_out >= 1 and defaults.real_steps >= 1
+    assert defaults.feature_weight >= 0 and defaults.prior_weight >= 0
+    gan = _build("dcgan")
+    inverter = fit_inverter(gan.generator, gan.discriminator, gan.feature_layer, latent_shape=gan.latent_shape,
+                            steps=5, batch_size=8, cn_hidden=(8,), progress=False, validation_size=8, seed=0)
+    _, images, _ = gan.sample(40)
+    split = split_images(images, inverter.image_shape, held_out=8, seed=4, image_range=inverter.config.image_range)
+    start = {k: v.clone() for k, v in inverter.cn.state_dict().items()}
+    tap, shape = inverter._gan.tap, inverter.latent_shape
+    finals = []
+    for decay in (False, True):
+        inverter.cn.load_state_dict(start)
+        pair_rng = torch.Generator().manual_seed(3)
+
+        def prior_pairs() -> tuple[torch.Tensor, torch.Tensor]:
+            z = torch.randn(4, *shape, generator=pair_rng)
+            with torch.no_grad():
+                return tap(gan.generator(z)), z.reshape(4, -1)
+
+        with frozen(gan.generator, gan.discriminator):
+            result = train_on_images(inverter.cn, gan.generator, tap, shape, split, prior_pairs, steps=4, batch_size=4,
+                                     lr=1e-2, feature_weight=0.5, prior_weight=0.1, eval_every=2,
+                                     rng=torch.Generator().manual_seed(2), device=torch.device("cpu"), progress=False,
+                                     decay=decay)
+        assert [row[0] for row in result.history] == [0, 2, 4] and result.best_pixel_mse <= result.start_pixel_mse
+        assert not inverter.cn.training
+        finals.append([h[2] for h in result.history])
+    assert finals[0][0] == finals[1][0] and finals[0][1:] != finals[1][1:]  # one start and batches; the rates differ
 
 
 def _exercise_step_training(frozen, split_images, StepConfig, residual_shape, train_steps) -> None:

@@ -144,6 +144,26 @@ def test_fit_a_gan_directory_to_a_file(ws: dict[str, Path], tmp_path: Path, caps
     assert inverter.config.fit["autocast_dtype"] == "auto" and inverter.config.fit["reuse"] == 1
 
 
+def test_fit_reads_several_layers_given_with_commas(ws: dict[str, Path], tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "multi"
+    assert main(["fit", "--gan", str(ws["gan"]), *FAST_FIT, "--feature-layer", "main.4,main.7", "--out", str(out)]) == 0
+    assert "layer main.4,main.7" in capsys.readouterr().out
+    G, D, _, _ = load_gan(ws["gan"])
+    inverter = Inverter.from_pretrained(out, generator=G, discriminator=D)
+    assert inverter.feature_layer == ("main.4", "main.7")
+    codes = tmp_path / "codes.safetensors"
+    assert main(["encode", "--gan", str(ws["gan"]), "--inverter", str(out), "--images", str(ws["root"] / "u8.npy"),
+                 "--out", str(codes)]) == 0
+    from safetensors import safe_open
+
+    with safe_open(str(codes), "pt") as handle:
+        assert handle.metadata()["feature_layer"] == "main.4,main.7"
+    assert main(["fit", "--gan", str(ws["gan"]), *FAST_FIT, "--feature-layer", "main.4,mian.7", "--out",
+                 str(tmp_path / "bad")]) == 1
+    assert "'mian.7' is not a layer" in capsys.readouterr().err
+
+
 def _write_idx(path: Path, images: np.ndarray) -> None:
     import gzip
     import struct

@@ -235,7 +235,7 @@ def test_an_inverter_fit_on_a_shared_layer_before_the_check_still_loads(make_gan
     import discinvert.gan
 
     G, D = make_gan("dcgan").generator, SharedActivationD()
-    monkeypatch.setattr(discinvert.gan, "layer_calls", lambda *args: 1)  # as fit behaved before the check
+    monkeypatch.setattr(discinvert.gan, "layer_calls", lambda tap, *args: dict.fromkeys(tap.layer_names, 1))  # as before the check
     path = fit_inverter(G, D, "act", latent_shape=(LATENT, 1, 1), **QUICK).save(tmp_path / "old.safetensors")
     monkeypatch.undo()
     Inverter.load(path, generator=G, discriminator=D)  # loading checks fingerprints and shapes, not the call count

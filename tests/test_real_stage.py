@@ -263,3 +263,24 @@ def test_the_later_stages_train_under_the_fit_autocast_dtype_and_validate_in_ful
         assert all(autocast and kind == dtype for autocast, kind in trained)
         assert any(not grad and not autocast for grad, autocast, _ in calls)  # the validations
     assert inverter.config.fit["levers"]["autocast_dtype"] == (None if dtype is None else str(dtype))
+
+
+def test_the_stage_decays_its_learning_rate_from_real_lr_along_a_cosine(make_gan, monkeypatch) -> None:
+    import discinvert.real_stage
+    from discinvert.training import lr_factor
+
+    rates: list[float] = []
+    real_make_adam = discinvert.real_stage.make_adam
+
+    def recording_adam(model: torch.nn.Module, lr: float) -> torch.optim.Optimizer:
+        optimizer = real_make_adam(model, lr)
+        optimizer.register_step_pre_hook(lambda opt, *_: rates.append(opt.param_groups[0]["lr"]))
+        return optimizer
+
+    monkeypatch.setattr(discinvert.real_stage, "make_adam", recording_adam)
+    gan = make_gan("dcgan")
+    _fit(gan, _images(gan), real_lr=2e-3)
+    steps = TINY["real_steps"]
+    assert rates == pytest.approx([2e-3 * lr_factor(update, steps, 0) for update in range(steps)])
+    assert rates[0] == 2e-3 and rates[-1] < 0.05 * 2e-3 and rates == sorted(rates, reverse=True)
+    assert FitConfig().real_lr == 1e-3

@@ -17,7 +17,8 @@ bundled paper CN (20,000 self-generated steps, no real images):
     python -m benchmarks.encoder.real_stage --iterations 2 --out docs/iterative.md --json docs/results/iterative.json \
         --section iterative     # + step networks: a row per k = 0..2 from the same inverter
 
-With ``--iterations K`` the fit also trains ``K`` step networks (``fit_inverter(iterations=K)``) and the
+With ``--feature-layer main.4,main.7`` the CN reads several depths of D (``fit_inverter``'s
+``feature_layer`` as a list; ``docs/multi_depth.md``). With ``--iterations K`` the fit also trains ``K`` step networks (``fit_inverter(iterations=K)``) and the
 fitted inverter is scored once per ``k = 0..K`` (``encode(iterations=k)``; hybrid from those codes).
 
 Writes ``docs/real_stage.md``, ``docs/results/real_stage.json`` and the table into ``docs/benchmarks.md``
@@ -97,14 +98,18 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> dict[str, Any]:
     rows = [] if args.no_paper_row else [
         _score("paper CN (bundled, 20k steps)", paper, protocol, holdout, fresh, args.hybrid_steps, None)]
     started = time.perf_counter()
-    fitted = fit_inverter(G, D, config.feature_layer, latent_shape=config.latent_shape, images=train, **settings)
+    layer: str | list[str] = config.feature_layer
+    if args.feature_layer:
+        layer = args.feature_layer.split(",") if "," in args.feature_layer else args.feature_layer
+    fitted = fit_inverter(G, D, layer, latent_shape=config.latent_shape, images=train, **settings)
     fit_seconds = time.perf_counter() - started
     if args.save is not None:
         fitted.save(args.save)
     real = fitted.config.fit["real_images"]
     iterative = fitted.config.fit.get("iterative")
     for k in range(fitted.iterations + 1):
-        label = "defaults + real-image stage" + ("" if not fitted.iterations else
+        label = "defaults + real-image stage" + (f", D layers {args.feature_layer}" if args.feature_layer else "") + (
+            "" if not fitted.iterations else
                                                   f", k = {k} of {fitted.iterations} step networks")
         rows.append(_score(label, fitted, protocol, holdout, fresh, args.hybrid_steps, round(fit_seconds, 1), k))
         rows[-1]["stage"] = {k: v for k, v in real.items() if k != "history"}
@@ -114,8 +119,11 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> dict[str, Any]:
                                      "steps": [{k: v for k, v in s.items() if k != "history"} for s in iterative["steps"]]}
     return {"command": command_line(__spec__, argv), "device": describe_device("cpu"),
             "threads": torch.get_num_threads(),
-            "settings": {k: v for k, v in fitted.config.fit.items()
-                         if k in ("steps", "batch_size", "lr", "seed", "validation_size", "reuse")},
+            "settings": {**{k: v for k, v in fitted.config.fit.items()
+                            if k in ("steps", "batch_size", "lr", "seed", "validation_size", "reuse")},
+                         "feature_layer": ",".join([layer] if isinstance(layer, str) else layer),
+                         "real_lr": real["real_lr"], "feature_dim": fitted.config.feature_dim,
+                         "cn_parameters": sum(p.numel() for p in fitted.cn.parameters())},
             "train_images": len(train), "holdout": f"Fashion-MNIST train[{len(x_all) - args.holdout}:]",
             "protocol": f"{args.n} test images x {args.repeats} draws (seed 0)", "rows": rows}
 
@@ -196,6 +204,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fit-steps", type=int, default=0, help="self-generated steps (0: the library's default)")
     parser.add_argument("--real-steps", type=int, default=0, help="real-image steps (0: the library's default)")
     parser.add_argument("--iterations", type=int, default=0, help="step networks to fit too (a row per k = 0..K)")
+    parser.add_argument("--feature-layer", default="",
+                        help="D's layer(s) the CN reads, several separated by commas (default: the GAN config's)")
     parser.add_argument("--iteration-steps", type=int, default=0, help="updates of each (0: the library's default)")
     parser.add_argument("--section", choices=sorted(_TITLES), default="real_stage",
                         help="the marked section of --summary the table goes into")

@@ -94,6 +94,11 @@ def _prepare(raw: Any, inverter: Any, args: argparse.Namespace) -> _Prepared:
     return _Prepared(x.reshape(len(x), *shape), value_range, picture)
 
 
+def _layer_text(feature_layer: str | tuple[str, ...]) -> str:
+    """A feature layer as the CLI writes it: ``main.7``, or ``main.4,main.7`` for several."""
+    return feature_layer if isinstance(feature_layer, str) else ",".join(feature_layer)
+
+
 def _format_shape(shape: Sequence[int] | None) -> str:
     return "-" if shape is None else "(" + ", ".join(str(d) for d in shape) + ")"
 
@@ -207,8 +212,10 @@ def _fit(args: argparse.Namespace) -> int:
     _check_writable(out, directory=not to_file)  # before minutes of fitting, not after
     settings = FitConfig.build(**fit_settings(args), device=args.device)
     gan = _load_gan(args)
-    layer = args.feature_layer or gan.feature_layer
-    print(f"fitting an inverter for {gan.description}: layer {layer}, latents {_format_shape(gan.latent_shape)}, "
+    text = args.feature_layer or gan.feature_layer
+    # several depths of D: --feature-layer main.4,main.7
+    layer: str | list[str] = [name.strip() for name in text.split(",")] if "," in text else text
+    print(f"fitting an inverter for {gan.description}: layer {text}, latents {_format_shape(gan.latent_shape)}, "
           f"{settings.steps} steps of {settings.batch_size}", flush=True)
     images = None if args.images is None else _real_images(args, gan)
     inverter = fit_inverter(gan.generator, gan.discriminator, layer, latent_shape=gan.latent_shape, images=images,
@@ -286,7 +293,7 @@ def _encode(args: argparse.Namespace) -> int:
     else:
         from safetensors.torch import save
 
-        metadata = {"names": json.dumps(raw.names), "source": str(raw.source), "feature_layer": inverter.feature_layer,
+        metadata = {"names": json.dumps(raw.names), "source": str(raw.source), "feature_layer": _layer_text(inverter.feature_layer),
                     "refine_steps": str(args.refine_steps), "value_range": json.dumps(list(images.value_range))}
         data = save({"codes": codes}, metadata=metadata)
     atomic_write_bytes(out, data)
@@ -405,7 +412,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         except ValueError as error:
             raise ValueError(f"model {name}: {error}") from None
         results.append({"name": name, "gan": gan.description, "inverter": options.inverter or gan.default_inverter,
-                        "feature_layer": inverter.feature_layer, "value_range": list(images.value_range), **score})
+                        "feature_layer": _layer_text(inverter.feature_layer), "value_range": list(images.value_range), **score})
         del gan, inverter, images
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
@@ -436,7 +443,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 def _push(args: argparse.Namespace) -> int:
     gan = _load_gan(args)
     inverter = _load_inverter(args, gan, token=args.token)
-    print(f"pushing the inverter ({inverter.feature_layer} -> {_format_shape(inverter.latent_shape)}) to {args.repo_id}",
+    print(f"pushing the inverter ({_layer_text(inverter.feature_layer)} -> {_format_shape(inverter.latent_shape)}) to {args.repo_id}",
           flush=True)
     try:
         url = inverter.push_to_hub(args.repo_id, private=True if args.private else None, token=args.token,

@@ -287,7 +287,8 @@ def _add_fit(commands: Any, handler: Handler) -> None:
     fit.add_argument("--out", required=True, metavar="OUT",
                      help="a .safetensors file (Inverter.save), or a directory (Inverter.save_pretrained: "
                           "model.safetensors, config.json, README.md model card)")
-    fit.add_argument("--feature-layer", help="D's layer to read (default: the GAN config's; see `discinvert layers`)")
+    fit.add_argument("--feature-layer", help="D's layer to read (default: the GAN config's; see `discinvert layers`), or "
+                     "several separated by commas (main.4,main.7): the CN reads them concatenated")
     real = fit.add_argument_group("real-image stage (after the self-generated fit; see docs/real_stage.md)")
     real.add_argument("--images", metavar="PATH",
                       help="real training images (never your test split): a folder of PNG/JPEG files, an .npy "
