@@ -11,7 +11,7 @@ real images so that ``G(CN(D_f(x)))`` reproduces ``x``. Each update minimises
   ``MSE(CN(D_f(G(z))), z)`` on fresh pairs, which keeps codes where G's latents live.
 
 The learning rate starts at ``real_lr`` and decays along a cosine to 1% of it at the last
-update: 1e-3 decayed reached 20.29 dB on held-out train images in the default 1,500 updates,
+update: 1e-3 decayed reached 20.28 dB on held-out train images in the default 1,500 updates,
 where the earlier constant 1e-4 reached 19.73 (``docs/real_schedule.md``).
 
 G and D stay frozen (the gradient flows through them to the codes only). The weights of
