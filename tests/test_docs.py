@@ -123,3 +123,23 @@ def test_real_schedule_prose_comes_from_the_committed_run() -> None:
     docstring = (ROOT / "discinvert" / "real_stage.py").read_text()
     assert f"1e-3 decayed reached {new['psnr']:.2f} dB" in docstring
     assert f"where the earlier constant 1e-4 reached {old['psnr']:.2f}" in docstring
+
+
+def test_real_stage_schedule_prose_comes_from_the_committed_runs() -> None:
+    """real_stage_schedule.md's reading compares its own JSON with real_stage_levers.json, as the runs wrote them."""
+    import json
+
+    def fitted(name: str) -> dict:
+        rows = json.loads((ROOT / "docs" / "results" / f"{name}.json").read_text())["rows"]
+        return next(row for row in rows if row["fit_seconds"] is not None)
+
+    before, after = fitted("real_stage_levers"), fitted("real_stage_schedule")
+    page = (ROOT / "docs" / "real_stage_schedule.md").read_text()
+    assert (f"{before['psnr_mean']:.2f} ± {before['psnr_std']:.2f} → {after['psnr_mean']:.2f} ± "
+            f"{after['psnr_std']:.2f} dB on Table 1") in page
+    assert f"(held-out train {before['holdout_psnr']:.2f} → {after['holdout_psnr']:.2f})" in page
+    assert f"{before['ssim_mean']:.4f} → {after['ssim_mean']:.4f}" in page
+    assert f"took {after['fit_seconds']:.0f} s ({before['fit_seconds']:.0f} s there)" in page
+    assert f"({before['hybrid50_psnr']:.2f} → {after['hybrid50_psnr']:.2f})" in page
+    assert f"MSE {before['recovery_mse']:.3f} → {after['recovery_mse']:.3f}" in page
+    assert f"(cosine {before['recovery_cosine']:.3f} → {after['recovery_cosine']:.3f})" in page
