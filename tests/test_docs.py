@@ -143,3 +143,26 @@ def test_real_stage_schedule_prose_comes_from_the_committed_runs() -> None:
     assert f"({before['hybrid50_psnr']:.2f} → {after['hybrid50_psnr']:.2f})" in page
     assert f"MSE {before['recovery_mse']:.3f} → {after['recovery_mse']:.3f}" in page
     assert f"(cosine {before['recovery_cosine']:.3f} → {after['recovery_cosine']:.3f})" in page
+
+
+def test_multi_depth_prose_comes_from_the_committed_runs() -> None:
+    """multi_depth.md's comparison table and reading quote the two runs' JSON, not typed-in figures."""
+    import json
+
+    def run(name: str) -> tuple[dict, dict]:
+        data = json.loads((ROOT / "docs" / "results" / f"{name}.json").read_text())
+        return data["rows"][-1], data["settings"]
+
+    page = (ROOT / "docs" / "multi_depth.md").read_text()
+    rows = {}
+    for name, label in (("real_stage_schedule", "`main.7` (the paper's)"), ("multi_depth_4_7", "`main.4`, `main.7`")):
+        row, settings = run(name)
+        rows[name] = row
+        assert (f"| {label} | {row['holdout_psnr']:.2f} | {row['psnr_mean']:.2f} ± {row['psnr_std']:.2f} | "
+                f"{row['hybrid50_psnr']:.2f} | {row['recovery_mse']:.3f} | {settings['cn_parameters'] / 1e6:.2f} M | "
+                f"{row['seconds_per_1k']:.2f} | {row['fit_seconds']:.0f} |") in page
+    one, two = rows["real_stage_schedule"], rows["multi_depth_4_7"]
+    assert f"buys {two['holdout_psnr'] - one['holdout_psnr']:.2f} dB" in page
+    assert f"({two['psnr_mean'] - one['psnr_mean']:.2f} on Table 1)" in page
+    assert f"hybrid-50 (+{two['hybrid50_psnr'] - one['hybrid50_psnr']:.2f})" in page
+    assert f"a fit {two['fit_seconds'] - one['fit_seconds']:.0f} s longer" in page
