@@ -25,7 +25,7 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers and IDEs
     from discinvert.fit import fit_inverter
     from discinvert.hub import HubPushError
     from discinvert.inverter import FingerprintMismatchError, ImageRangeWarning, Inverter
-    from discinvert.layers import LayerInfo, list_layers
+    from discinvert.layers import LayerInfo, list_layers, suggest_feature_layers
     from discinvert.network import CNConfig, ConnectionNetwork
     from discinvert.training import ValidationPoint
 
@@ -45,6 +45,7 @@ _EXPORTS = {
     "ValidationPoint": "discinvert.training",
     "fit_inverter": "discinvert.fit",
     "list_layers": "discinvert.layers",
+    "suggest_feature_layers": "discinvert.layers",
 }
 
 __all__ = [
@@ -62,6 +63,7 @@ __all__ = [
     "__version__",
     "fit_inverter",
     "list_layers",
+    "suggest_feature_layers",
 ]
 
 

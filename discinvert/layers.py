@@ -19,7 +19,8 @@ from torch import nn
 
 from discinvert.guard import frozen
 
-__all__ = ["FeatureLayer", "LayerInfo", "first_tensor", "list_layers", "resolve_layer", "resolve_layers"]
+__all__ = ["FeatureLayer", "LayerInfo", "first_tensor", "list_layers", "resolve_layer", "resolve_layers",
+           "suggest_feature_layers"]
 
 FeatureLayer = str | nn.Module | Sequence[str | nn.Module]
 """What ``feature_layer`` accepts: one layer (a dotted name or the submodule), or a list of them."""
@@ -200,3 +201,98 @@ def list_layers(
         )
         for name, module in model.named_modules()
     ]
+
+
+_PASS_THROUGH = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.Identity, nn.Flatten,
+                 nn.Unflatten, nn.Embedding)
+"""Leaf types never suggested: they copy, reshape or drop values, or read labels rather than images."""
+
+
+def suggest_feature_layers(
+    model: nn.Module,
+    example_input: torch.Tensor | tuple[Any, ...],
+    *,
+    depths: int = 1,
+    call: Callable[[nn.Module, Any], Any] | None = None,
+) -> list[str]:
+    """D's layers to read: the last layer at each of the ``depths`` deepest resolutions before D's head.
+
+    A heuristic for a D you do not know, checked on the reference DCGAN and the test zoo's GANs
+    (``tests/test_multi_depth.py``). D runs once on ``example_input`` (eval mode, no gradients,
+    D comes back unchanged) and the leaf modules are recorded in the order they run. The head is
+    every leaf from the first one whose output has as few values per sample as D's output; leaves
+    that run more than once, and dropout, identity, flatten and embedding modules, are skipped. The
+    rest are grouped by the shape of their output after the channel dimension (the spatial size of
+    ``(N, C, H, W)`` maps); each group offers its last leaf to run (a block's closing activation), and
+    the ``depths`` groups whose last leaves run latest are returned, in the order they run. With
+    ``depths=1`` that is the paper's choice, D's last hidden layer (``["main.7"]`` on the reference
+    DCGAN); ``depths=2`` gives the two-depth reading of ``docs/multi_depth.md``
+    (``["main.4", "main.7"]``). Pass the list to :func:`discinvert.fit_inverter` as ``feature_layer``.
+
+    Args:
+        model: the discriminator D.
+        example_input: a batch of at least 2 images D accepts, e.g. ``G(z)``, or a tuple of
+            positional arguments starting with one (only outputs with that batch size count).
+        depths: how many resolutions to read (at least 1); fewer come back when D has fewer.
+        call: how to call the model, as in :func:`list_layers`.
+
+    Raises:
+        ValueError: ``depths`` is not a positive int; ``example_input`` holds no batch of at least
+            2; D runs no leaf module before its head.
+    """
+    if isinstance(depths, bool) or not isinstance(depths, int) or depths < 1:
+        raise ValueError(f"depths: expected a positive int, got {depths!r}.")
+    images = first_tensor(example_input)
+    batch = None if images is None or images.dim() == 0 else images.shape[0]
+    if batch is None or batch < 2:
+        raise ValueError(f"example_input: expected a batch of at least 2 images first, got "
+                         f"{None if images is None else tuple(images.shape)}.")
+    order: list[tuple[str, tuple[int, ...]]] = []  # leaves with a batch-first output, in the order they ran
+    calls: dict[str, int] = {}
+    final: list[Any] = []
+    handles = []
+
+    def make_hook(name: str) -> Callable[..., None]:
+        def hook(_module: nn.Module, _inputs: Any, output: Any) -> None:
+            calls[name] = calls.get(name, 0) + 1
+            tensor = first_tensor(output)
+            if calls[name] == 1 and tensor is not None and tensor.dim() >= 1 and tensor.shape[0] == batch:
+                order.append((name, tuple(tensor.shape)))
+
+        return hook
+
+    try:
+        for name, module in model.named_modules():
+            if name and not any(True for _ in module.children()) and ".parametrizations." not in f".{name}.":
+                handles.append(module.register_forward_hook(make_hook(name)))
+        with frozen(model), torch.no_grad():
+            if call is not None:
+                final.append(call(model, example_input))
+            elif isinstance(example_input, tuple):
+                final.append(model(*example_input))
+            else:
+                final.append(model(example_input))
+    finally:
+        for handle in handles:
+            handle.remove()
+    output = first_tensor(final[0])
+    head_size = 1 if output is None or output.dim() == 0 else max(1, output[0].numel())
+    modules = dict(model.named_modules())
+    groups: dict[tuple[int, ...], str] = {}
+    for name, shape in order:
+        per_sample = 1
+        for size in shape[1:]:
+            per_sample *= size
+        if per_sample <= head_size:
+            break  # the head: this leaf and every one after it
+        if calls[name] != 1 or isinstance(modules[name], _PASS_THROUGH):
+            continue
+        key = shape[2:]
+        groups.pop(key, None)  # re-insert: dict order is then the order the groups' last leaves ran
+        groups[key] = name
+    if not groups:
+        raise ValueError(
+            f"{type(model).__name__}: found no leaf module that runs once before D's head; choose the "
+            "feature layer by hand (see discinvert.list_layers(D, example_images))."
+        )
+    return list(groups.values())[-depths:]

@@ -163,3 +163,49 @@ def test_a_single_layer_config_is_written_as_before(make_gan) -> None:
     inverter = fit_inverter(gan.generator, gan.discriminator, "4", latent_shape=gan.latent_shape, **QUICK)
     assert inverter.config.to_dict()["feature_layer"] == "4"
     assert LATENT == inverter.config.latent_dim
+
+
+def test_suggested_layers_are_the_hand_chosen_ones_on_the_reference_and_test_gans(tiny_gan) -> None:
+    """The heuristic finds the layer chosen by hand for the reference DCGAN and the test zoo (tuple D:
+    the convolution inside the tuple-returning block, since the block itself is not a leaf)."""
+    from discinvert import suggest_feature_layers, zoo
+    from discinvert.zoo.architectures import GANConfig, build_gan
+
+    _, x, y = tiny_gan.sample(4)
+    example = x if y is None else (x, y)
+    before = snapshot(tiny_gan.discriminator)
+    expected = {"tuple": "pair.conv"}.get(tiny_gan.name, tiny_gan.feature_layer)
+    assert suggest_feature_layers(tiny_gan.discriminator, example) == [expected]
+    assert_untouched(before, tiny_gan.discriminator)
+    assert hook_counts(tiny_gan.discriminator) == {}
+    if tiny_gan.name == "wgan_gp":
+        assert suggest_feature_layers(tiny_gan.discriminator, example, depths=2) == ["blocks.0.act", "blocks.1.act"]
+    G, D, _ = zoo.load("dcgan-fashion-mnist")
+    images = G(torch.randn(2, 100, 1, 1)).detach()
+    assert suggest_feature_layers(D, images) == [zoo.load_gan_config("dcgan-fashion-mnist").feature_layer]
+    assert suggest_feature_layers(D, images, depths=2) == ["main.4", "main.7"]
+    assert suggest_feature_layers(D, images, depths=9) == ["main.1", "main.4", "main.7"]
+    for d_batch_norm in (True, False):  # the LSGAN/WGAN-GP reference shapes
+        config = GANConfig(d_batch_norm=d_batch_norm)
+        _, reference_d = build_gan(config)
+        assert suggest_feature_layers(reference_d, images) == [config.feature_layer]
+
+
+@pytest.mark.parametrize("depths, example, message", [
+    (0, torch.zeros(4, 1, 28, 28), "depths: expected a positive int"),
+    (True, torch.zeros(4, 1, 28, 28), "depths: expected a positive int"),
+    (1, torch.zeros(1, 1, 28, 28), "a batch of at least 2"),
+])
+def test_suggestions_refuse_bad_arguments(depths, example, message) -> None:
+    from discinvert import suggest_feature_layers, zoo
+
+    _, D, _ = zoo.load("dcgan-fashion-mnist")
+    with pytest.raises(ValueError, match=message):
+        suggest_feature_layers(D, example, depths=depths)
+
+
+def test_a_d_with_nothing_before_its_head_gets_no_suggestion() -> None:
+    from discinvert import suggest_feature_layers
+
+    with pytest.raises(ValueError, match="choose the feature layer by hand"):
+        suggest_feature_layers(nn.Sequential(nn.Flatten(), nn.Linear(16, 1)), torch.zeros(3, 1, 4, 4))

@@ -131,7 +131,7 @@ def _layers(args: argparse.Namespace) -> int:
 
     from discinvert.gan import model_device
     from discinvert.guard import frozen
-    from discinvert.layers import list_layers
+    from discinvert.layers import list_layers, suggest_feature_layers
 
     _check_gan_options(args, need_generator=False)
     if args.generator is not None and args.latent_shape is None and args.image_shape is None:
@@ -180,6 +180,15 @@ def _layers(args: argparse.Namespace) -> int:
         print(f"* the GAN config's feature layer ({gan.feature_layer}), used by `discinvert fit` by default")
     else:
         print("choose --feature-layer for `discinvert fit`; the paper uses D's last hidden layer")
+    if example is not None:
+        try:
+            one, two = (suggest_feature_layers(D, example, depths=d) for d in (1, 2))
+        except ValueError as error:
+            print(f"no suggestion: {error}")
+        else:
+            print(f"suggested (D's last hidden layer, the paper's choice): --feature-layer {one[0]}")
+            if len(two) == 2:
+                print(f"two depths (docs/multi_depth.md): --feature-layer {','.join(two)}")
     return 0
 
 
