@@ -166,3 +166,25 @@ def test_multi_depth_prose_comes_from_the_committed_runs() -> None:
     assert f"({two['psnr_mean'] - one['psnr_mean']:.2f} on Table 1)" in page
     assert f"hybrid-50 (+{two['hybrid50_psnr'] - one['hybrid50_psnr']:.2f})" in page
     assert f"a fit {two['fit_seconds'] - one['fit_seconds']:.0f} s longer" in page
+
+
+def test_iterative_schedule_prose_comes_from_the_committed_runs() -> None:
+    """iterative_schedule.md's reading compares its JSON with iterative_levers.json, as the runs wrote them."""
+    import json
+
+    def rows(name: str) -> list:
+        return json.loads((ROOT / "docs" / "results" / f"{name}.json").read_text())["rows"]
+
+    before, after = rows("iterative_levers"), rows("iterative_schedule")
+    page = (ROOT / "docs" / "iterative_schedule.md").read_text()
+    assert (f"k = 0 (the CN alone) {before[0]['psnr_mean']:.2f} → {after[0]['psnr_mean']:.2f} ± "
+            f"{after[0]['psnr_std']:.2f} dB on Table 1") in page
+    assert f"k = 2: {before[2]['psnr_mean']:.2f} → {after[2]['psnr_mean']:.2f} ± {after[2]['psnr_std']:.2f} dB" in page
+    assert f"(held-out train {after[2]['holdout_psnr']:.2f})" in page
+    assert f"at\n  {after[2]['seconds_per_1k']:.1f} s per 1,000 images" in page
+    assert f"add only {after[2]['psnr_mean'] - after[0]['psnr_mean']:.2f} dB" in page
+    assert after[1]["psnr_mean"] == after[0]["psnr_mean"]  # "k = 1 equals k = 0"
+    assert f"hybrid-50 {before[2]['hybrid50_psnr']:.2f} → {after[2]['hybrid50_psnr']:.2f}" in page
+    assert f"recovery MSE {before[2]['recovery_mse']:.3f} → {after[2]['recovery_mse']:.3f}" in page
+    assert f"The fit took {after[2]['fit_seconds']:,.0f} s ({before[2]['fit_seconds']:.0f} s there" in page
+    assert f"stays missed by {23.0 - after[2]['psnr_mean']:.1f} dB" in page
