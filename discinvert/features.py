@@ -115,7 +115,8 @@ class FeatureTap:
                 handle.remove()
         missing = [name for i, name in enumerate(self.layer_names) if i not in captured]
         if missing:
-            which = f"feature_layer {self.layer_name!r}" if wanted == 1 else f"feature_layer {missing[0]!r} (of {list(self.layer_names)})"
+            which = f"feature_layer {self.layer_name!r}" if wanted == 1 else \
+                f"feature_layer {missing[0]!r} (of {list(self.layer_names)})"
             raise LayerNotReachedError(
                 f"{which}: D's forward pass finished without "
                 "running this layer. Choose a layer D actually calls (see "

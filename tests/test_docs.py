@@ -155,7 +155,8 @@ def test_multi_depth_prose_comes_from_the_committed_runs() -> None:
 
     page = (ROOT / "docs" / "multi_depth.md").read_text()
     rows = {}
-    for name, label in (("real_stage_schedule", "`main.7` (the paper's)"), ("multi_depth_4_7", "`main.4`, `main.7`")):
+    for name, label in (("real_stage_schedule", "`main.7` (the paper's)"), ("multi_depth_4_7", "`main.4`, `main.7`"),
+                        ("multi_depth_1_4_7", "`main.1`, `main.4`, `main.7`")):
         row, settings = run(name)
         rows[name] = row
         assert (f"| {label} | {row['holdout_psnr']:.2f} | {row['psnr_mean']:.2f} ± {row['psnr_std']:.2f} | "
@@ -166,6 +167,11 @@ def test_multi_depth_prose_comes_from_the_committed_runs() -> None:
     assert f"({two['psnr_mean'] - one['psnr_mean']:.2f} on Table 1)" in page
     assert f"hybrid-50 (+{two['hybrid50_psnr'] - one['hybrid50_psnr']:.2f})" in page
     assert f"a fit {two['fit_seconds'] - one['fit_seconds']:.0f} s longer" in page
+    three = rows["multi_depth_1_4_7"]
+    assert f"adds {three['holdout_psnr'] - two['holdout_psnr']:.2f} dB on\n  held-out train" in page
+    assert f"({three['psnr_mean'] - two['psnr_mean']:.2f} on Table 1)" in page
+    assert f"encode {three['seconds_per_1k'] / two['seconds_per_1k']:.1f}x the" in page
+    assert f"an {three['fit_seconds']:.0f} s fit" in page
 
 
 def test_iterative_schedule_prose_comes_from_the_committed_runs() -> None:
