@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import json
 import math
 import platform
 import resource
@@ -53,6 +54,12 @@ def command_line(spec: ModuleSpec | None, argv: list[str] | None) -> str:
 
 
 # --------------------------------------------------------------------------- devices and timing
+def write_json(path: Path, data: Any) -> None:
+    """Write a run's results as indented JSON (with a final newline), creating the folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=1) + "\n")
+
+
 def pick_device(choice: str) -> torch.device:
     """``auto`` → CUDA when available, else CPU; ``cuda`` without CUDA ends the script with a message."""
     if choice == "auto":

@@ -10,6 +10,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def _result(name: str) -> dict:
+    """A committed benchmark run: ``docs/results/<name>.json``."""
+    import json
+
+    return json.loads((ROOT / "docs" / "results" / f"{name}.json").read_text())
+
+
 def test_api_reference_is_up_to_date() -> None:
     result = subprocess.run([sys.executable, str(ROOT / "tools" / "gen_api_docs.py"), "--check"],
                             capture_output=True, text=True, timeout=120)
@@ -109,10 +116,7 @@ def test_cn_shapes_prose_comes_from_the_committed_runs() -> None:
 
 def test_real_schedule_prose_comes_from_the_committed_run() -> None:
     """real_schedule.md's reading and real_stage.py's docstring quote docs/results/real_schedule.json."""
-    import json
-
-    rows = {row["variant"]: row for row in json.loads(
-        (ROOT / "docs" / "results" / "real_schedule.json").read_text())["rows"]}
+    rows = {row["variant"]: row for row in _result("real_schedule")["rows"]}
     page = (ROOT / "docs" / "real_schedule.md").read_text()
     old, new, fast = rows["lr=1e-4,decay=0"], rows["lr=1e-3,decay=1"], rows["lr=3e-3,decay=1"]
     long = rows["lr=1e-3,decay=1,steps=4000"]
@@ -127,11 +131,8 @@ def test_real_schedule_prose_comes_from_the_committed_run() -> None:
 
 def test_real_stage_schedule_prose_comes_from_the_committed_runs() -> None:
     """real_stage_schedule.md's reading compares its own JSON with real_stage_levers.json, as the runs wrote them."""
-    import json
-
     def fitted(name: str) -> dict:
-        rows = json.loads((ROOT / "docs" / "results" / f"{name}.json").read_text())["rows"]
-        return next(row for row in rows if row["fit_seconds"] is not None)
+        return next(row for row in _result(name)["rows"] if row["fit_seconds"] is not None)
 
     before, after = fitted("real_stage_levers"), fitted("real_stage_schedule")
     page = (ROOT / "docs" / "real_stage_schedule.md").read_text()
@@ -147,10 +148,8 @@ def test_real_stage_schedule_prose_comes_from_the_committed_runs() -> None:
 
 def test_multi_depth_prose_comes_from_the_committed_runs() -> None:
     """multi_depth.md's comparison table and reading quote the two runs' JSON, not typed-in figures."""
-    import json
-
     def run(name: str) -> tuple[dict, dict]:
-        data = json.loads((ROOT / "docs" / "results" / f"{name}.json").read_text())
+        data = _result(name)
         return data["rows"][-1], data["settings"]
 
     page = (ROOT / "docs" / "multi_depth.md").read_text()
@@ -176,12 +175,7 @@ def test_multi_depth_prose_comes_from_the_committed_runs() -> None:
 
 def test_iterative_schedule_prose_comes_from_the_committed_runs() -> None:
     """iterative_schedule.md's reading compares its JSON with iterative_levers.json, as the runs wrote them."""
-    import json
-
-    def rows(name: str) -> list:
-        return json.loads((ROOT / "docs" / "results" / f"{name}.json").read_text())["rows"]
-
-    before, after = rows("iterative_levers"), rows("iterative_schedule")
+    before, after = _result("iterative_levers")["rows"], _result("iterative_schedule")["rows"]
     page = (ROOT / "docs" / "iterative_schedule.md").read_text()
     assert (f"k = 0 (the CN alone) {before[0]['psnr_mean']:.2f} → {after[0]['psnr_mean']:.2f} ± "
             f"{after[0]['psnr_std']:.2f} dB on Table 1") in page
@@ -194,3 +188,11 @@ def test_iterative_schedule_prose_comes_from_the_committed_runs() -> None:
     assert f"recovery MSE {before[2]['recovery_mse']:.3f} → {after[2]['recovery_mse']:.3f}" in page
     assert f"The fit took {after[2]['fit_seconds']:,.0f} s ({before[2]['fit_seconds']:.0f} s there" in page
     assert f"stays missed by {23.0 - after[2]['psnr_mean']:.1f} dB" in page
+
+
+def test_real_stage_3000_prose_comes_from_the_committed_runs() -> None:
+    """real_stage_3000.md's reading quotes its JSON and real_stage_schedule.json."""
+    longer, default = _result("real_stage_3000")["rows"][-1], _result("real_stage_schedule")["rows"][-1]
+    page = (ROOT / "docs" / "real_stage_3000.md").read_text()
+    assert f"{default['psnr_mean']:.2f} dB in {default['fit_seconds']:.0f} s" in page
+    assert f"reaches {longer['psnr_mean']:.2f} ± {longer['psnr_std']:.2f} dB on\nTable 1 but takes {longer['fit_seconds']:.0f} s" in page

@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchmarks.common import command_line, describe_device
+from benchmarks.common import command_line, describe_device, write_json
 from discinvert import zoo
 from discinvert.guard import frozen
 from discinvert.metrics import image_quality
@@ -399,8 +399,7 @@ def main(argv: list[str] | None = None) -> int:
         args.holdout, args.train_limit, args.real_steps, args.self_steps, args.refine_steps = 64, 512, 3, 3, 2
     torch.set_num_threads(2)
     result = run(args, argv)
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(result, indent=1) + "\n")
+    write_json(args.json, result)
     write_page(result, args.out)
     print(f"wrote {args.out} and {args.json}")
     return 0

@@ -28,7 +28,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from benchmarks.common import command_line, describe_device
+from benchmarks.common import command_line, describe_device, write_json
 from discinvert import Inverter, zoo
 from discinvert.guard import frozen
 from discinvert.image_sets import split_images
@@ -182,8 +182,7 @@ def main(argv: list[str] | None = None) -> int:
         args.variants = args.variants[:1]
     torch.set_num_threads(2)
     result = run(args, argv)
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(result, indent=1) + "\n")
+    write_json(args.json, result)
     write_page(result, args.out)
     print(f"wrote {args.out} and {args.json}")
     return 0

@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from benchmarks.common import command_line, describe_device
+from benchmarks.common import command_line, describe_device, write_json
 from discinvert import zoo
 from discinvert.guard import frozen
 from discinvert.image_sets import split_images
@@ -149,8 +149,7 @@ def main(argv: list[str] | None = None) -> int:
         args.variants = ["lr=1e-4,decay=0,steps=3", "lr=1e-3,decay=1,steps=3"]
     torch.set_num_threads(2)
     result = run(args, argv)
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(result, indent=1) + "\n")
+    write_json(args.json, result)
     write_page(result, args.out)
     print(f"wrote {args.out} and {args.json}")
     return 0

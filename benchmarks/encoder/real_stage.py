@@ -36,7 +36,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from benchmarks.common import command_line, describe_device, timed, write_marked_section
+from benchmarks.common import command_line, describe_device, write_json, timed, write_marked_section
 from benchmarks.paper.protocol import Protocol
 from discinvert import Inverter, fit_inverter, zoo
 from discinvert.metrics import image_quality
@@ -237,8 +237,7 @@ def main(argv: list[str] | None = None) -> int:
         args.hybrid_steps, args.n, args.repeats = 2, 64, 2
     torch.set_num_threads(2)
     result = run(args, argv)
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(result, indent=1) + "\n")
+    write_json(args.json, result)
     write_page(result, args.out, args.hybrid_steps, summary, args.section)
     print(f"wrote {args.out}, {args.json}{'' if summary is None else f' and {summary}'}")
     return 0
