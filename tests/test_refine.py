@@ -127,3 +127,28 @@ def test_refine_takes_images_attached_to_a_graph(fitted) -> None:
     assert codes.shape == (4, *gan.latent_shape) and not codes.requires_grad
     assert all(p.grad is None for p in G.parameters()), "refine backpropagated into the caller's G"
     inverter.refine(x, 3)  # a second call works as well
+
+
+def test_speed_ratio_checks_are_the_codes_optimize_latents_returns(make_gan) -> None:
+    """benchmarks/encoder/speed_ratio.py's checkpointed optimisation: at each check, optimize_latents(steps=s)'s codes."""
+    from benchmarks.encoder.speed_ratio import optimise_with_checks
+    from discinvert.optimize import optimize_latents
+
+    gan = make_gan("dcgan")
+    _, x, _ = gan.sample(6)
+    init = torch.randn(6, *gan.latent_shape, generator=torch.Generator().manual_seed(1))
+    before = snapshot(gan.generator)
+    seen: dict[int, torch.Tensor] = {}
+
+    def on_check(step: int, codes: torch.Tensor, seconds: float) -> bool:
+        seen[step] = codes
+        return step >= 6
+
+    checks = optimise_with_checks(gan.generator, x, init, steps=20, check_every=3, on_check=on_check)
+    assert [c["step"] for c in checks] == [0, 3, 6]  # stopped by on_check
+    assert all(b["seconds"] > a["seconds"] for a, b in zip(checks, checks[1:]))
+    for step, codes in seen.items():
+        expected = optimize_latents(gan.generator, x, init, steps=step, batch_size=6)
+        torch.testing.assert_close(codes, expected, rtol=0, atol=1e-6)
+    assert not torch.equal(seen[0], seen[6])
+    assert_untouched(before, gan.generator)
