@@ -29,6 +29,7 @@ __all__ = [
     "InterpolationMethod",
     "apply_direction",
     "attribute_direction",
+    "class_directions",
     "edit",
     "interpolate",
     "interpolate_images",
@@ -185,6 +186,61 @@ def attribute_direction(
             )
         direction = direction / norm
     return direction
+
+
+def class_directions(
+    inverter: Inverter,
+    images: ImageBatch,
+    labels: torch.Tensor | np.ndarray,
+    names: dict[int, str] | list[str] | tuple[str, ...] | None = None,
+    *,
+    batch_size: int | None = None,
+) -> dict[str, torch.Tensor]:
+    """One direction per class of labelled images: the class's mean code minus the other images' mean code.
+
+    The same vector :func:`attribute_direction` gives with the class as ``with_attribute``
+    and every other image as ``without_attribute``, but each image is encoded once.
+    Adding a class's direction to a code moves its image toward that class.
+
+    Args:
+        inverter: the fitted :class:`~discinvert.Inverter`.
+        images: ``(N, *image_shape)`` images in G's value range (tensor or numpy array).
+        labels: ``(N,)`` integer labels; at least two distinct ones.
+        names: the name of each label (a sequence indexed by label, or a mapping); default
+            the label's number as text.
+        batch_size: images per forward pass when encoding.
+
+    Returns:
+        ``{name: direction}``, one ``latent_shape`` float32 tensor per label, in label
+        order, on the images' device (CPU for numpy), without grad.
+
+    Raises:
+        ValueError: ``labels`` not one integer per image, a single class, a label
+            without a name, two labels of one name; images rejected by :meth:`Inverter.encode`.
+    """
+    inverter = _check_inverter(inverter)
+    label_array = np.asarray(labels.detach().cpu() if isinstance(labels, torch.Tensor) else labels)
+    n = _batch_size_of(images)
+    if label_array.ndim != 1 or label_array.shape[0] != n or not np.issubdtype(label_array.dtype, np.integer):
+        raise ValueError(f"labels: expected ({n},) integers, one per image, got {label_array.dtype} of shape "
+                         f"{label_array.shape}.")
+    classes = [int(c) for c in np.unique(label_array)]
+    if len(classes) < 2:
+        raise ValueError(f"labels: expected at least two classes (a direction is one class against the others), "
+                         f"got {classes}.")
+    if names is None:
+        named = {c: str(c) for c in classes}
+    else:
+        lookup = dict(enumerate(names)) if isinstance(names, (list, tuple)) else dict(names)
+        missing = [c for c in classes if c not in lookup]
+        if missing:
+            raise ValueError(f"names: expected a name for every label, got none for {missing}.")
+        named = {c: str(lookup[c]) for c in classes}
+    if len(set(named.values())) != len(named):
+        raise ValueError(f"names: expected one name per label, got repeated names in {named}.")
+    codes = _encode(inverter, "images", images, batch_size, None)
+    members = torch.as_tensor(label_array, device=codes.device)
+    return {named[c]: (codes[members == c].mean(dim=0) - codes[members != c].mean(dim=0)) for c in classes}
 
 
 def apply_direction(

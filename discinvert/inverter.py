@@ -8,6 +8,7 @@ import math
 import os
 import sys
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
@@ -437,6 +438,7 @@ class Inverter(nn.Module):
         conditions: torch.Tensor | np.ndarray | None = None,
         range_check: RangeCheck = "warn",
         iterations: int | None = None,
+        callback: Callable[[int, int, torch.Tensor], None] | None = None,
     ) -> torch.Tensor:
         """Hybrid inversion: start from :meth:`encode`, then optimise each image's code.
 
@@ -462,6 +464,10 @@ class Inverter(nn.Module):
                 ``"ignore"`` (see :meth:`encode`).
             iterations: the step networks :meth:`encode` runs for the start (default:
                 all the inverter was fit with, its best feed-forward codes).
+            callback: ``callback(start, step, codes)`` at every step of each batch of images
+                (:func:`~discinvert.optimize.optimize_latents`): the best codes so far of the
+                batch that begins at image ``start``, after ``step`` steps; for progress displays
+                (``discinvert serve`` shows them live). Not called when ``steps`` is 0.
 
         Images that are part of an autograd graph (e.g. ``G(z)`` without ``.detach()``)
         are detached: nothing is backpropagated into the caller's graph or parameters.
@@ -497,6 +503,7 @@ class Inverter(nn.Module):
             tol=tol,
             progress=progress,
             discriminator=self.discriminator,
+            callback=callback,
         )
         return refined.to(codes.device)
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from typing import Literal
 
 import torch
@@ -54,6 +55,7 @@ def optimize_latents(
     tol: float | None = None,
     progress: bool | None = None,
     discriminator: nn.Module | None = None,
+    callback: Callable[[int, int, torch.Tensor], None] | None = None,
 ) -> torch.Tensor:
     """Optimise codes so that ``G(z)`` matches ``images``; return the best code seen per image.
 
@@ -76,6 +78,11 @@ def optimize_latents(
             do not depend on the batching either way.
         progress: tqdm bar (``None``: on a terminal only).
         discriminator: D, frozen alongside G when the feature term is used.
+        callback: ``callback(start, step, codes)``, called once per scored step of each batch:
+            ``start`` is the batch's first image, ``step`` runs from 0 (the start codes) to the
+            batch's last step, and ``codes`` ``(B, *latent_shape)`` are a detached copy of the
+            best codes so far of images ``start .. start + B - 1`` (what would be returned if
+            the batch stopped there). For progress displays; it does not change the result.
 
     Returns:
         ``(N, *latent_shape)`` codes, detached, on ``init``'s device and dtype.
@@ -132,6 +139,8 @@ def optimize_latents(
                         improved = (per_image < best_loss) & ~done
                         best_loss = torch.where(improved, per_image.detach(), best_loss)
                         best[improved] = z.detach()[improved]
+                        if callback is not None:
+                            callback(start, step, best.clone())
                         if tol is not None:
                             window.append(per_image.detach())
                             if len(window) > 11:

@@ -466,8 +466,59 @@ def _push(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve_inverter(args: argparse.Namespace, gan: Any) -> Any:
+    """``--inverter``, else a zoo entry's best inverter (its real-images one when it has it)."""
+    from discinvert.cli.sources import load_inverter
+
+    if args.inverter is None and args.gan is not None and args.gan.startswith("zoo:"):
+        from discinvert import zoo
+
+        entry = args.gan[len("zoo:"):].strip("/")
+        kinds = zoo.inverters(entry) if entry in zoo.available() else []
+        if "real-images" in kinds:
+            return load_inverter(f"zoo:{entry}/real-images", gan.generator, gan.discriminator), f"zoo:{entry}/real-images"
+    return _load_inverter(args, gan), args.inverter or gan.default_inverter
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import sys
+
+    try:
+        from discinvert import web
+        from discinvert.web import server, sources
+    except ImportError as error:
+        raise ValueError(str(error)) from None
+    gan = _load_gan(args)
+    inverter, inverter_name = _serve_inverter(args, gan)
+    zoo_entry = args.gan[len("zoo:"):].strip("/") if args.gan is not None and args.gan.startswith("zoo:") else None
+    examples = directions = None
+    if zoo_entry is not None:  # its test pictures, and one direction per class
+        examples, images, labels, names = sources.zoo_examples(zoo_entry, inverter)
+        if args.labelled is None and args.directions is None:
+            from discinvert.edit import class_directions
+
+            directions = class_directions(inverter, images, labels, names)
+    if args.examples is not None:
+        examples = sources.examples_from(args.examples, inverter)
+    if args.labelled is not None:
+        directions = sources.directions_from_folders(args.labelled, inverter)
+    if args.directions is not None:
+        directions = {**(directions or {}), **sources.directions_from_file(args.directions, inverter)}
+    limits = web.Limits(max_upload_bytes=int(args.max_upload_mb * 2**20), max_refine_steps=args.max_refine_steps,
+                        queue=args.queue)
+    session = web.WebSession(inverter, description=f"{gan.description}; inverter {inverter_name}",
+                             examples=examples, directions=directions, limits=limits)
+    sock = server.bind(args.host, args.port)
+    if not server.is_loopback(args.host):
+        print(f"discinvert serve: warning: listening on {args.host}, not only on this machine: anyone who can reach "
+              "this address can use the page and its API (there is no authentication).", file=sys.stderr, flush=True)
+    print(f"discinvert serve: {server.url_of(sock)}  (Ctrl-C stops)", flush=True)
+    server.serve(web.create_app(session), sock)
+    return 0
+
+
 HANDLERS: dict[str, Handler] = {
     "layers": _layers, "fit": _fit, "encode": _encode, "reconstruct": _reconstruct, "evaluate": _evaluate,
-    "push": _push, "demo": _demo,
+    "push": _push, "demo": _demo, "serve": _serve,
 }
 """The function that runs each command."""

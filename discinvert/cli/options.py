@@ -413,6 +413,41 @@ def _add_demo(commands: Any, handler: Handler) -> None:
     demo.set_defaults(handler=handler)
 
 
+def _add_serve(commands: Any, handler: Handler) -> None:
+    serve = commands.add_parser(
+        "serve", parents=[_gan_parent(with_shape=False)], formatter_class=_RAW,
+        help="an interactive page to invert, refine, edit and interpolate pictures (needs discinvert[web])",
+        description=_wrap("Serve a local page (and its JSON API under /api/, docs/web.md): pick or upload a picture, "
+                          "see its feed-forward reconstruction, refine it live, move latent-arithmetic sliders, "
+                          "interpolate to another picture, download the code. Needs pip install "
+                          "\"discinvert[web]\"."),
+        epilog="examples:\n  discinvert serve --gan zoo:dcgan-fashion-mnist\n"
+               "  discinvert serve --gan runs/dcgan --inverter inv.safetensors --examples photos/ --labelled labelled/\n"
+               "\nWith a zoo GAN the page offers its bundled test pictures and one direction per class;\n"
+               "elsewhere --examples, --labelled (sub-folders of pictures, one per label) and --directions\n"
+               "(a .safetensors file of named latent-shape tensors) give them.",
+    )
+    _inverter_option(serve, optional_text=" (default with --gan zoo:NAME: the entry's best, its real-images inverter)")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="address to listen on (default 127.0.0.1: this machine only; another address makes the "
+                            "page reachable by anyone who can reach it, without authentication)")
+    serve.add_argument("--port", type=_integer(0, 65536, "65536"), default=8000,
+                       help="port (default 8000; 0 picks a free one)")
+    serve.add_argument("--examples", metavar="SRC",
+                       help="pictures to pick from: a folder of PNG/JPEG files, an .npy array, an IDX file or zoo:NAME "
+                            "(default: a zoo GAN's test pictures)")
+    serve.add_argument("--labelled", metavar="DIR",
+                       help="a folder of sub-folders of pictures, one per label: one edit direction per label")
+    serve.add_argument("--directions", metavar="FILE",
+                       help="a .safetensors file of named directions, each of the inverter's latent shape")
+    serve.add_argument("--max-upload-mb", type=_float, default=5.0, help="largest upload in MB (default 5)")
+    serve.add_argument("--max-refine-steps", type=_integer(1), default=500,
+                       help="most refinement steps one request may ask for (default 500)")
+    serve.add_argument("--queue", type=_integer(0), default=16,
+                       help="requests that may wait for the models while one runs; more get HTTP 503 (default 16)")
+    serve.set_defaults(handler=handler)
+
+
 def build_parser(handlers: Mapping[str, Handler]) -> argparse.ArgumentParser:
     """The whole ``discinvert`` parser; ``handlers`` maps each command to the function that runs it."""
     parser = argparse.ArgumentParser(
@@ -426,7 +461,7 @@ def build_parser(handlers: Mapping[str, Handler]) -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, add in (("layers", _add_layers), ("fit", _add_fit), ("encode", _add_encode),
                       ("reconstruct", _add_reconstruct), ("evaluate", _add_evaluate), ("push", _add_push),
-                      ("demo", _add_demo)):
+                      ("demo", _add_demo), ("serve", _add_serve)):
         add(commands, handlers[name])
     for sub in commands.choices.values():
         sub.set_defaults(_parser=sub)

@@ -30,7 +30,7 @@ from torch import nn
 from discinvert.zoo.architectures import GANConfig, load_gan
 from discinvert.inverter import Inverter
 
-__all__ = ["INVERTERS", "available", "inverters", "load", "load_gan_config", "load_test_images", "path"]
+__all__ = ["INVERTERS", "available", "inverters", "label_names", "load", "load_gan_config", "load_test_images", "path"]
 
 INVERTERS = {"paper": "inverter", "real-images": "inverter-real-images"}
 """The inverters an entry may bundle, by name → their folder: the paper's CN, and one fitted
@@ -102,3 +102,20 @@ def load_test_images(name: str = "dcgan-fashion-mnist") -> tuple[np.ndarray, np.
     """
     tensors = safetensors.torch.load_file(str(path(name) / "test_images.safetensors"))
     return tensors["images"].numpy(), tensors["labels"].numpy()
+
+
+def label_names(name: str = "dcgan-fashion-mnist") -> tuple[str, ...]:
+    """The class name of each label of the entry's test images (index = label).
+
+    Entries are named ``<gan>-<data set>``; every bundled one is a Fashion-MNIST entry.
+
+    Raises:
+        ValueError: an unknown entry, or one whose data set has no known class names.
+    """
+    from discinvert.zoo.datasets import FASHION_MNIST_CLASSES
+
+    path(name)
+    if name.endswith("fashion-mnist"):
+        return FASHION_MNIST_CLASSES
+    raise ValueError(f"zoo entry {name!r}: expected a Fashion-MNIST entry (the only data set with known class names).")
+

@@ -1,0 +1,252 @@
+"""The web application: the page, its assets, and the JSON API under ``/api/`` (``docs/web.md``).
+
+Built on FastAPI (the ``web`` extra). Every answer of the API is JSON (or an NDJSON stream for
+``/api/refine``, a ``.npy`` file for ``/api/code.npy``); every refusal is a 4xx (or 503 when
+busy) with ``{"error": "..."}`` that says what was expected and what came, never a traceback.
+Request bodies are cut off past :attr:`Limits.max_upload_bytes` (plus room for the form's
+own fields) before they are read whole. The page's files ship inside the package
+(``discinvert/web/static/``): nothing is fetched from the internet.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Iterator
+from contextlib import ExitStack
+from importlib import resources
+from typing import Any
+
+import numpy as np
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from discinvert._version import __version__
+from discinvert.web.session import Busy, WebSession
+from discinvert.web.uploads import PreparedImage, UploadError, png_bytes, read_upload
+
+__all__ = ["create_app"]
+
+logger = logging.getLogger(__name__)
+
+_FORM_ROOM = 64 * 1024  # the multipart framing and the small form fields beside the file
+
+
+class _TooLarge(Exception):
+    """A request body passed the limit while it was read (the app answers 413)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"request body over {limit:,} bytes: expected at most {limit:,}.")
+
+
+class _BodyLimit:
+    """ASGI middleware: a request body over ``limit`` bytes gets a 413 without being read whole.
+
+    A declared ``Content-Length`` over the limit is refused at once; a body without one (chunked)
+    raises :class:`_TooLarge` from ``receive`` as soon as it passes the limit.
+    """
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            await _error(413, f"request body of {int(declared):,} bytes: expected at most {self.limit:,}.")(scope, receive, send)
+            return
+        seen = 0
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise _TooLarge(self.limit)
+            return message
+
+        await self.app(scope, counted, send)
+
+
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+async def _image_from_form(request: Request, session: WebSession) -> tuple[PreparedImage, Any]:
+    """The picture a form names (an ``image`` file or an ``example`` index) and the form itself."""
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind not in ("multipart/form-data", "application/x-www-form-urlencoded"):
+        raise UploadError(400, f"expected a multipart/form-data body with a field 'image' (a PNG or JPEG file) or "
+                               f"'example' (an index), got Content-Type {kind or 'none'!r}.")
+    try:
+        form = await request.form(max_files=1, max_fields=16)
+    except _TooLarge:
+        raise
+    except Exception as error:  # malformed multipart, or not a form at all
+        raise UploadError(400, f"expected a multipart/form-data body with a field 'image' (a PNG or JPEG file) or "
+                               f"'example' (an index), got an unreadable body ({type(error).__name__}).") from None
+    upload, example = form.get("image"), form.get("example")
+    if isinstance(upload, UploadFile):
+        data = await upload.read()
+        limits = session.limits
+        return read_upload(data, session.image_shape, max_bytes=limits.max_upload_bytes,
+                           max_pixels=limits.max_pixels), form
+    if upload is not None:
+        raise UploadError(400, "image: expected a file (a PNG or JPEG upload), got a text field.")
+    if example is None:
+        raise UploadError(400, "expected a field 'image' (a PNG or JPEG file) or 'example' (an index), got neither.")
+    return session.example(_integer("example", example)), form
+
+
+def _integer(name: str, value: Any, default: int | None = None) -> int:
+    if value is None and default is not None:
+        return default
+    try:
+        return int(str(value).strip())
+    except ValueError:
+        raise UploadError(422, f"{name}: expected an integer, got {str(value)[:40]!r}.") from None
+
+
+async def _json_body(request: Request) -> dict[str, Any]:
+    try:
+        body = await request.json()
+    except (ValueError, UnicodeDecodeError):  # json.JSONDecodeError is a ValueError
+        raise UploadError(400, "expected a JSON object as the request body, got something else.") from None
+    if not isinstance(body, dict):
+        raise UploadError(400, f"expected a JSON object as the request body, got a JSON {type(body).__name__}.")
+    return body
+
+
+class _Stream:
+    """NDJSON lines of a refinement; gives its place in the queue back however the page stops reading."""
+
+    def __init__(self, events: Iterator[dict[str, Any]], places: ExitStack) -> None:
+        self._events, self._places, self._closed = events, places, False
+
+    def __iter__(self) -> _Stream:
+        return self
+
+    def __next__(self) -> str:
+        try:
+            return json.dumps(next(self._events)) + "\n"
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            try:
+                self._events.close()  # type: ignore[attr-defined]
+            finally:
+                self._places.close()
+
+    def __del__(self) -> None:
+        self.close()
+
+
+def create_app(session: WebSession) -> FastAPI:
+    """The page and the API for ``session`` (run it with uvicorn; :mod:`discinvert.web.server`)."""
+    app = FastAPI(title="discinvert", version=__version__, docs_url="/api/docs", redoc_url=None,
+                  openapi_url="/api/openapi.json",
+                  description="Invert, refine and edit images through a GAN's own discriminator (docs/web.md).")
+    static = resources.files("discinvert.web") / "static"
+    app.mount("/static", StaticFiles(directory=str(static)), name="static")
+
+    @app.exception_handler(UploadError)
+    async def _upload_error(_request: Request, error: UploadError) -> JSONResponse:
+        return _error(error.status, str(error))
+
+    @app.exception_handler(_TooLarge)
+    async def _too_large(_request: Request, error: _TooLarge) -> JSONResponse:
+        return _error(413, str(error))
+
+    @app.exception_handler(Busy)
+    async def _busy(_request: Request, error: Busy) -> JSONResponse:
+        return _error(503, str(error), {"Retry-After": "1"})
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        message = f"no such page: {request.url.path}" if error.status_code == 404 else str(error.detail)
+        return _error(error.status_code, message)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_request: Request, error: RequestValidationError) -> JSONResponse:
+        return _error(422, f"invalid request: {error.errors()[:3]}")
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def index() -> HTMLResponse:
+        return HTMLResponse((static / "index.html").read_text(encoding="utf-8"))
+
+    @app.get("/api/info")
+    def info() -> dict[str, Any]:
+        """The GAN, the inverter, the example pictures, the edit directions and the limits."""
+        return {**session.info(), "version": __version__}
+
+    @app.get("/api/examples/{index}.png", response_class=Response)
+    def example_png(index: int) -> Response:
+        """Example picture ``index`` as a PNG."""
+        return Response(png_bytes(session.example(index).pixels), media_type="image/png")
+
+    @app.post("/api/reconstruct")
+    async def reconstruct(request: Request) -> dict[str, Any]:
+        """Multipart ``image`` (PNG/JPEG) or ``example``: ``code``, ``reconstruction`` (PNG data URL), ``psnr``, ``ssim``."""
+        image, _ = await _image_from_form(request, session)
+        return await run_in_threadpool(session.reconstruct, image)
+
+    @app.post("/api/refine")
+    async def refine(request: Request) -> StreamingResponse:
+        """Multipart ``image`` or ``example``, ``steps``, ``every``: an NDJSON stream of progress, then the codes."""
+        image, form = await _image_from_form(request, session)
+        steps = _integer("steps", form.get("steps"), 50)
+        every = _integer("every", form.get("every"), max(1, steps // 10))
+        places = ExitStack()
+        places.enter_context(session.place())
+        try:
+            events = session.refine(image, steps, every)
+            next_line = _Stream(events, places)
+        except BaseException:
+            places.close()
+            raise
+        return StreamingResponse(next_line, media_type="application/x-ndjson")
+
+    @app.post("/api/edit")
+    async def edit(request: Request) -> dict[str, Any]:
+        """JSON ``{"code": [...], "amounts": {direction: amount}}``: the edited ``code`` and ``image``."""
+        body = await _json_body(request)
+        amounts = body.get("amounts", {})
+        if not isinstance(amounts, dict):
+            raise UploadError(422, f"amounts: expected an object of direction names to numbers, got {type(amounts).__name__}.")
+        return await run_in_threadpool(session.edit, session.code(body.get("code")), amounts)
+
+    @app.post("/api/interpolate")
+    async def interpolate(request: Request) -> dict[str, Any]:
+        """JSON ``{"code_a": [...], "code_b": [...], "frames": n, "method": "linear"|"slerp"}``: ``images``."""
+        body = await _json_body(request)
+        frames = _integer("frames", body.get("frames"), 9)
+        return await run_in_threadpool(session.interpolate, session.code(body.get("code_a"), "code_a"),
+                                       session.code(body.get("code_b"), "code_b"), frames,
+                                       body.get("method", "slerp"))
+
+    @app.post("/api/code.npy", response_class=Response)
+    async def code_npy(request: Request) -> Response:
+        """JSON ``{"code": [...]}``: the code as a ``.npy`` file of shape ``latent_shape``, float32."""
+        body = await _json_body(request)
+        buffer = io.BytesIO()
+        np.save(buffer, session.code(body.get("code")).reshape(session.inverter.latent_shape).numpy())
+        return Response(buffer.getvalue(), media_type="application/octet-stream",
+                        headers={"Content-Disposition": 'attachment; filename="code.npy"'})
+
+    limit = session.limits.max_upload_bytes + _FORM_ROOM
+    app.add_middleware(_BodyLimit, limit=limit)  # type: ignore[arg-type]
+    return app

@@ -1,0 +1,292 @@
+"""What the page can do with one inverter: reconstruct, refine live, edit along directions, interpolate.
+
+A :class:`WebSession` owns no model: it calls the public API of the :class:`~discinvert.Inverter`
+it is given (``encode`` with every step network the inverter was fit with, ``refine``, ``decode``,
+:func:`~discinvert.edit.apply_direction`, :func:`~discinvert.edit.interpolate`), so G and D come
+back bit-identical after every request, as everywhere in the library. The models run one request
+at a time (a feature tap is not re-entrant); at most :attr:`Limits.queue` more wait for their turn,
+and a request beyond that is refused at once (:class:`Busy`) rather than piling up in memory.
+
+Pictures cross the API as values in [0, 1] (``(C, H, W)``, C 1 or 3); the session maps them to
+and from G's value range (:attr:`Inverter.value_range`). Every answer says how long the models took.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import queue
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from discinvert.edit import apply_direction, interpolate
+from discinvert.inverter import Inverter
+from discinvert.metrics import image_quality
+from discinvert.web.uploads import PreparedImage, UploadError, png_data_url
+
+__all__ = ["Busy", "Examples", "Limits", "WebSession"]
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one request may ask for; documented in ``docs/web.md``.
+
+    Attributes:
+        max_upload_bytes: the largest upload (the whole request body is cut off past it).
+        max_pixels: the largest upload in pixels, width x height, read before decoding.
+        max_refine_steps: the most refinement steps one request may ask for.
+        max_frames: the most images one interpolation may return.
+        max_strength: the largest absolute amount of one direction in an edit.
+        queue: requests that may wait while the models serve another; more get HTTP 503.
+    """
+
+    max_upload_bytes: int = 5 * 2**20
+    max_pixels: int = 4096 * 4096
+    max_refine_steps: int = 500
+    max_frames: int = 32
+    max_strength: float = 10.0
+    queue: int = 16
+
+
+class Busy(RuntimeError):
+    """Every place in the queue is taken: the API answers 503 with a ``Retry-After``."""
+
+
+@dataclass(frozen=True)
+class Examples:
+    """Pictures the page offers to pick: ``images`` uint8 ``(N, C, H, W)``, optional names per picture."""
+
+    images: np.ndarray
+    labels: tuple[str, ...] | None = None
+
+
+class _Cancelled(Exception):
+    """The page stopped listening to a refinement: end it early (G and D are restored on the way out)."""
+
+
+class WebSession:
+    """One inverter served to the page.
+
+    Args:
+        inverter: a fitted inverter of an unconditional GAN whose images are ``(C, H, W)``
+            with C 1 or 3.
+        description: one line naming the GAN and the inverter (shown on the page).
+        examples: pictures to pick from (e.g. a zoo entry's test images), in G's image shape.
+        directions: named latent directions (``latent_shape`` each) for the edit sliders.
+        limits: what one request may ask for.
+
+    Raises:
+        ValueError: a conditional GAN, images that are not ``(C, H, W)`` with C 1 or 3,
+            examples of another shape, directions of another shape or not finite.
+    """
+
+    def __init__(self, inverter: Inverter, *, description: str, examples: Examples | None = None,
+                 directions: dict[str, torch.Tensor] | None = None, limits: Limits = Limits()) -> None:
+        shape = tuple(inverter.image_shape)
+        if len(shape) != 3 or shape[0] not in (1, 3):
+            raise ValueError(f"serve shows pictures: expected G's images of shape (C, H, W) with C 1 or 3, got {shape}.")
+        if inverter.conditioning is not None:
+            raise ValueError("serve: expected an unconditional GAN, got an inverter of a conditional one "
+                             "(the page has no way to choose conditions yet).")
+        if examples is not None and tuple(examples.images.shape[1:]) != shape:
+            raise ValueError(f"examples: expected pictures of G's shape (N, {', '.join(map(str, shape))}), got "
+                             f"{tuple(examples.images.shape)}.")
+        if examples is not None and examples.labels is not None and len(examples.labels) != len(examples.images):
+            raise ValueError(f"examples: expected one label per picture ({len(examples.images)}), got "
+                             f"{len(examples.labels)}.")
+        self.inverter = inverter
+        self.description = description
+        self.examples = examples
+        self.limits = limits
+        self.directions = {name: self._check_direction(name, d) for name, d in (directions or {}).items()}
+        self.image_shape: tuple[int, int, int] = shape  # type: ignore[assignment]
+        low, high = inverter.value_range
+        self._low, self._span = float(low), float(high) - float(low)
+        self._model = threading.Lock()
+        self._places = threading.BoundedSemaphore(limits.queue + 1)
+
+    # ------------------------------------------------------------------ turns
+    @contextlib.contextmanager
+    def turn(self) -> Iterator[None]:
+        """Hold the models for one request; :class:`Busy` when the queue is full."""
+        with self.place():
+            with self._model:
+                yield
+
+    @contextlib.contextmanager
+    def place(self) -> Iterator[None]:
+        """A place in the queue (not yet the models); :class:`Busy` when none is free."""
+        if not self._places.acquire(blocking=False):
+            raise Busy(f"the server is busy: {self.limits.queue + 1} requests are running or waiting; retry shortly.")
+        try:
+            yield
+        finally:
+            self._places.release()
+
+    # ------------------------------------------------------------------ conversions
+    def _check_direction(self, name: str, direction: torch.Tensor) -> torch.Tensor:
+        direction = torch.as_tensor(direction, dtype=torch.float32).detach().cpu()
+        if tuple(direction.shape) != tuple(self.inverter.latent_shape) and direction.numel() != math.prod(
+                self.inverter.latent_shape):
+            raise ValueError(f"direction {name!r}: expected shape {tuple(self.inverter.latent_shape)}, got "
+                             f"{tuple(direction.shape)}.")
+        if not bool(torch.isfinite(direction).all()):
+            raise ValueError(f"direction {name!r}: expected finite values, got NaN or Inf.")
+        return direction.reshape(self.inverter.latent_shape)
+
+    def _to_model(self, pixels: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(self._low + self._span * np.asarray(pixels, dtype=np.float32))[None]
+
+    def _to_unit(self, images: torch.Tensor) -> np.ndarray:
+        return ((images.detach().float().cpu().numpy() - self._low) / self._span).clip(0.0, 1.0)
+
+    def code(self, values: Any, name: str = "code") -> torch.Tensor:
+        """A code sent by the page (a list of numbers) as a ``(1, *latent_shape)`` tensor.
+
+        Raises:
+            UploadError: 422 for anything but ``prod(latent_shape)`` finite numbers.
+        """
+        size = math.prod(self.inverter.latent_shape)
+        try:
+            array = np.asarray(values, dtype=np.float32)
+        except (TypeError, ValueError):
+            array = np.empty(0)
+        if array.ndim != 1 or array.shape[0] != size or not np.isfinite(array).all():
+            got = f"{array.shape[0]} numbers" if array.ndim == 1 else f"a value of shape {array.shape}"
+            raise UploadError(422, f"{name}: expected a list of {size} finite numbers (latent shape "
+                                   f"{tuple(self.inverter.latent_shape)}), got {got}.")
+        return torch.from_numpy(array).reshape(1, *self.inverter.latent_shape)
+
+    def example(self, index: int) -> PreparedImage:
+        """Example ``index`` as the page receives it."""
+        if self.examples is None or not 0 <= index < len(self.examples.images):
+            count = 0 if self.examples is None else len(self.examples.images)
+            raise UploadError(404, f"example {index}: expected an index from 0 to {count - 1}." if count else
+                              "no example pictures are served (start with --examples or a zoo GAN).")
+        return PreparedImage(self.examples.images[index].astype(np.float32) / 255.0)
+
+    def _scores(self, target: torch.Tensor, images: torch.Tensor) -> dict[str, float | None]:
+        psnr, ssim = image_quality(target, images, value_range=(self._low, self._low + self._span))
+        return {"psnr": float(psnr[0]) if math.isfinite(psnr[0]) else None, "ssim": float(ssim[0])}
+
+    # ------------------------------------------------------------------ what the page asks for
+    def info(self) -> dict[str, Any]:
+        """What the page needs to lay itself out."""
+        inv = self.inverter
+        return {
+            "description": self.description, "image_shape": list(self.image_shape),
+            "latent_shape": list(inv.latent_shape), "value_range": [self._low, self._low + self._span],
+            "iterations": inv.iterations, "feature_layer": inv.feature_layer,
+            "examples": 0 if self.examples is None else len(self.examples.images),
+            "example_labels": None if self.examples is None or self.examples.labels is None else list(self.examples.labels),
+            "directions": list(self.directions), "limits": asdict(self.limits),
+        }
+
+    def reconstruct(self, image: PreparedImage) -> dict[str, Any]:
+        """The feed-forward answer: the code (all step networks), its reconstruction, PSNR/SSIM against the input."""
+        x = self._to_model(image.pixels)
+        with self.turn():
+            started = time.perf_counter()
+            codes = self.inverter.encode(x, range_check="ignore")
+            reconstruction = self.inverter.decode(codes)
+            seconds = time.perf_counter() - started
+        return {"code": codes.reshape(-1).tolist(), "reconstruction": png_data_url(self._to_unit(reconstruction)[0]),
+                "original": png_data_url(image.pixels), "notes": image.notes, "iterations": self.inverter.iterations,
+                "seconds": seconds, **self._scores(x, reconstruction)}
+
+    def refine(self, image: PreparedImage, steps: int, every: int) -> Iterator[dict[str, Any]]:
+        """Hybrid inversion shown live: an event every ``every`` steps, then the final codes.
+
+        The request is checked here, before anything is streamed; the refinement starts when
+        the first event is read. The caller holds a place in the queue (:meth:`place`) for as
+        long as it reads; the models are held by a worker thread while it runs. Closing the
+        iterator early stops the refinement at its next step.
+
+        Raises:
+            UploadError: 422 for ``steps`` outside 1..``max_refine_steps`` or ``every`` outside 1..``steps``.
+        """
+        if not 1 <= steps <= self.limits.max_refine_steps:
+            raise UploadError(422, f"steps: expected 1 to {self.limits.max_refine_steps}, got {steps}.")
+        if not 1 <= every <= steps:
+            raise UploadError(422, f"every: expected 1 to steps ({steps}), got {every}.")
+        return self._refine_events(image, steps, every)
+
+    def _refine_events(self, image: PreparedImage, steps: int, every: int) -> Iterator[dict[str, Any]]:
+        x = self._to_model(image.pixels)
+        events: queue.Queue[dict[str, Any] | BaseException | None] = queue.Queue()
+        stop = threading.Event()
+        started = time.perf_counter()
+
+        def report(_start: int, step: int, codes: torch.Tensor) -> None:
+            if stop.is_set():
+                raise _Cancelled
+            if step % every == 0 or step == steps:
+                images = self.inverter.decode(codes)
+                events.put({"step": step, "steps": steps, "reconstruction": png_data_url(self._to_unit(images)[0]),
+                            "seconds": time.perf_counter() - started, **self._scores(x, images)})
+
+        def work() -> None:
+            try:
+                with self._model:
+                    codes = self.inverter.refine(x, steps, range_check="ignore", callback=report)
+                    images = self.inverter.decode(codes)
+                events.put({"done": True, "step": steps, "steps": steps, "code": codes.reshape(-1).tolist(),
+                            "reconstruction": png_data_url(self._to_unit(images)[0]),
+                            "seconds": time.perf_counter() - started, **self._scores(x, images)})
+            except _Cancelled:
+                pass
+            except BaseException as error:  # shown to the page as an error event
+                events.put(error)
+            finally:
+                events.put(None)
+
+        worker = threading.Thread(target=work, name="discinvert-refine", daemon=True)
+        worker.start()
+        try:
+            while (event := events.get()) is not None:
+                if isinstance(event, BaseException):
+                    yield {"error": f"refinement failed: {type(event).__name__}: {event}"}
+                    continue
+                yield event
+        finally:
+            stop.set()
+            worker.join()
+
+    def edit(self, code: torch.Tensor, amounts: dict[str, float]) -> dict[str, Any]:
+        """``G(code + Σ amount · direction)``: the page's sliders."""
+        unknown = sorted(set(amounts) - set(self.directions))
+        if unknown:
+            raise UploadError(422, f"amounts: unknown direction(s) {unknown}; expected some of {list(self.directions)}.")
+        for name, amount in amounts.items():
+            if not isinstance(amount, (int, float)) or isinstance(amount, bool) or not math.isfinite(amount) \
+                    or abs(amount) > self.limits.max_strength:
+                raise UploadError(422, f"amounts[{name!r}]: expected a number from {-self.limits.max_strength:g} to "
+                                       f"{self.limits.max_strength:g}, got {amount!r}.")
+        edited = code
+        for name, amount in amounts.items():
+            edited = apply_direction(edited, self.directions[name], float(amount))
+        with self.turn():
+            started = time.perf_counter()
+            images = self.inverter.decode(edited)
+            seconds = time.perf_counter() - started
+        return {"code": edited.reshape(-1).tolist(), "image": png_data_url(self._to_unit(images)[0]),
+                "seconds": seconds}
+
+    def interpolate(self, code_a: torch.Tensor, code_b: torch.Tensor, frames: int, method: str) -> dict[str, Any]:
+        """Decoded codes on the path from ``code_a`` to ``code_b`` (both included)."""
+        if not 2 <= frames <= self.limits.max_frames:
+            raise UploadError(422, f"frames: expected 2 to {self.limits.max_frames}, got {frames}.")
+        if method not in ("linear", "slerp"):
+            raise UploadError(422, f"method: expected 'linear' or 'slerp', got {method!r}.")
+        path = interpolate(code_a[0], code_b[0], frames, method=method)  # type: ignore[arg-type]
+        with self.turn():
+            started = time.perf_counter()
+            images = self.inverter.decode(path)
+            seconds = time.perf_counter() - started
+        return {"images": [png_data_url(p) for p in self._to_unit(images)], "seconds": seconds}

@@ -1,0 +1,509 @@
+"""``discinvert serve``: the JSON API through FastAPI's test client and a real uvicorn server, uploads, limits, concurrency.
+
+The page itself, in a real browser: ``tests/test_web_browser.py``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import struct
+import subprocess
+import sys
+import threading
+import zlib
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+import safetensors.torch
+import torch
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from discinvert import fit_inverter, zoo
+from discinvert.edit import attribute_direction, class_directions
+from discinvert.metrics import image_quality
+from discinvert.optimize import optimize_latents
+from discinvert.web import Examples, Limits, WebSession, create_app, start
+from discinvert.web.sources import directions_from_file, directions_from_folders, examples_from
+from discinvert.web.uploads import read_upload
+from tests.conftest import assert_untouched, hook_counts, snapshot
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+# ----------------------------------------------------------------------------- helpers
+def _png(array: np.ndarray, mode: str | None = None, fmt: str = "PNG") -> bytes:
+    buffer = io.BytesIO()
+    (Image.fromarray(array) if mode is None else Image.fromarray(array).convert(mode)).save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+
+def _png_header_only(width: int, height: int) -> bytes:
+    """A PNG whose header declares ``width x height`` pixels but holds almost no data (a decompression bomb's shape)."""
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + _chunk(b"IDAT", zlib.compress(b"\0" * 64)) + _chunk(b"IEND", b"")
+
+
+def _decode_data_url(url: str) -> np.ndarray:
+    import base64
+
+    assert url.startswith("data:image/png;base64,")
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))))
+
+
+def _model_range(picture: np.ndarray) -> torch.Tensor:
+    """uint8 pixels as the session maps them onto G's [-1, 1] (float32 all the way)."""
+    return torch.from_numpy(-1.0 + 2.0 * (picture.astype(np.float32) / 255.0))
+
+
+def _unit(images: torch.Tensor) -> np.ndarray:
+    return np.clip(np.rint((images.numpy() + 1) / 2 * 255), 0, 255).astype(np.uint8)
+
+
+# ----------------------------------------------------------------------------- the zoo session
+@pytest.fixture(scope="module")
+def zoo_session():
+    from discinvert.web.sources import zoo_examples
+
+    G, D, inverter = zoo.load(inverter="real-images")
+    before, hooks = snapshot(G, D), hook_counts(D)
+    examples, images, labels, names = zoo_examples("dcgan-fashion-mnist", inverter)
+    directions = class_directions(inverter, images, labels, names)
+    session = WebSession(inverter, description="zoo DCGAN", examples=examples, directions=directions,
+                         limits=Limits(max_upload_bytes=200_000, max_refine_steps=40, max_frames=12))
+    yield session, images, G, D
+    assert_untouched(before, G, D)
+    assert hook_counts(D) == hooks
+
+
+@pytest.fixture(scope="module")
+def client(zoo_session):
+    with TestClient(create_app(zoo_session[0])) as test_client:
+        yield test_client
+
+
+def test_info_describes_the_gan_the_examples_and_the_directions(client, zoo_session) -> None:
+    info = client.get("/api/info").json()
+    assert info["image_shape"] == [1, 28, 28] and info["latent_shape"] == [100, 1, 1]
+    assert info["iterations"] == zoo_session[0].inverter.iterations == 2
+    assert info["examples"] == 1000 and len(info["example_labels"]) == 1000
+    assert info["directions"] == list(zoo.label_names())
+    assert info["limits"]["max_upload_bytes"] == 200_000 and info["value_range"] == [-1.0, 1.0]
+
+
+def test_reconstruct_an_example_answers_the_library_s_codes_and_metric(client, zoo_session) -> None:
+    session, images, _, _ = zoo_session
+    answer = client.post("/api/reconstruct", data={"example": "7"}).json()
+    x = images[7:8]
+    codes = session.inverter.encode(x)
+    assert torch.equal(torch.tensor(answer["code"]).reshape(codes.shape), codes)  # every step network ran
+    psnr, ssim = image_quality(x, session.inverter.reconstruct(x))
+    assert answer["psnr"] == pytest.approx(psnr[0], abs=1e-9) and answer["ssim"] == pytest.approx(ssim[0], abs=1e-9)
+    assert np.array_equal(_decode_data_url(answer["original"]), _unit(x)[0, 0])
+    assert np.array_equal(_decode_data_url(answer["reconstruction"]), _unit(session.inverter.reconstruct(x))[0, 0])
+    assert answer["notes"] == [] and answer["seconds"] > 0 and answer["iterations"] == 2
+
+
+def test_an_uploaded_png_of_g_s_shape_is_taken_as_it_is(client, zoo_session) -> None:
+    session, images, _, _ = zoo_session
+    picture = _unit(images[3:4])[0, 0]
+    answer = client.post("/api/reconstruct", files={"image": ("shoe.png", _png(picture), "image/png")}).json()
+    assert answer["notes"] == []
+    assert torch.equal(torch.tensor(answer["code"]).reshape(1, 100, 1, 1),
+                       session.inverter.encode(_model_range(picture)[None, None]))
+
+
+@pytest.mark.parametrize("case", ["rgb-jpeg-wide", "rgba-png", "palette-png", "tall-gray"])
+def test_other_pictures_are_converted_and_every_change_is_named(client, case) -> None:
+    rng = np.random.default_rng(0)
+    if case == "rgb-jpeg-wide":
+        data, expected = _png(rng.integers(0, 255, (60, 90, 3), dtype=np.uint8), fmt="JPEG"), [
+            "averaged RGB to grayscale", "cropped the centre 60x60 of 90x60", "resized 60x60 to 28x28"]
+    elif case == "rgba-png":
+        data, expected = _png(rng.integers(0, 255, (28, 28, 4), dtype=np.uint8)), [
+            "dropped the alpha channel", "averaged RGB to grayscale"]
+    elif case == "palette-png":
+        data, expected = _png(rng.integers(0, 255, (28, 28, 3), dtype=np.uint8), mode="P"), ["averaged RGB to grayscale"]
+    else:
+        data, expected = _png(rng.integers(0, 255, (100, 40), dtype=np.uint8)), [
+            "cropped the centre 40x40 of 40x100", "resized 40x40 to 28x28"]
+    response = client.post("/api/reconstruct", files={"image": ("x", data, "application/octet-stream")})
+    assert response.status_code == 200, response.text
+    assert response.json()["notes"] == expected
+    assert _decode_data_url(response.json()["original"]).shape == (28, 28)
+
+
+def test_a_grayscale_upload_becomes_rgb_for_a_colour_g() -> None:
+    prepared = read_upload(_png(np.full((5, 5), 200, np.uint8)), (3, 10, 10), max_bytes=10_000, max_pixels=10_000)
+    assert prepared.pixels.shape == (3, 10, 10) and prepared.notes == ["repeated grayscale to RGB", "resized 5x5 to 10x10"]
+    assert np.allclose(prepared.pixels, 200 / 255, atol=1 / 255)
+
+
+def _apng() -> bytes:
+    frames = [Image.fromarray(np.full((8, 8), v, np.uint8)) for v in (0, 255)]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, format="PNG", save_all=True, append_images=frames[1:])
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("name, data, status, words", [
+    ("text", b"hello, not a picture", 415, "not a PNG or JPEG"),
+    ("empty", b"", 400, "empty upload"),
+    ("gif", None, 415, "not a PNG or JPEG"),
+    ("too many bytes", bytes(150_000) + b"x" * 60_000, 413, "expected at most 200,000 bytes"),
+    ("bomb header", _png_header_only(5000, 5000), 413, "5000x5000 pixels"),
+    ("bomb beyond Pillow's guard", _png_header_only(40000, 40000), 413, "too large to decode"),
+    ("truncated", _png(np.zeros((28, 28), np.uint8))[:-30], 400, "unreadable PNG"),
+    ("cmyk jpeg", None, 422, "'CMYK' (4 channel(s) CMYK)"),
+    ("16-bit png", None, 422, "'I;16'"),
+    ("animated png", _apng(), 400, "animated PNG with 2 frames"),
+])
+def test_bad_uploads_get_a_4xx_json_error_that_names_the_problem(client, name, data, status, words) -> None:
+    if name == "gif":
+        buffer = io.BytesIO()
+        Image.fromarray(np.zeros((8, 8), np.uint8)).save(buffer, format="GIF")
+        data = buffer.getvalue()
+    elif name == "cmyk jpeg":
+        buffer = io.BytesIO()
+        Image.fromarray(np.zeros((8, 8, 3), np.uint8)).convert("CMYK").save(buffer, format="JPEG")
+        data = buffer.getvalue()
+    elif name == "16-bit png":
+        buffer = io.BytesIO()
+        Image.fromarray(np.full((8, 8), 4000, np.uint16)).save(buffer, format="PNG")
+        data = buffer.getvalue()
+    response = client.post("/api/reconstruct", files={"image": ("upload", data, "application/octet-stream")})
+    assert response.status_code == status, response.text
+    assert words in response.json()["error"]
+
+
+@pytest.mark.parametrize("request_kwargs, status, words", [
+    ({"data": {"steps": "3"}}, 400, "got neither"),
+    ({}, 400, "got Content-Type 'none'"),
+    ({"data": {"image": "text"}}, 400, "got a text field"),
+    ({"data": {"example": "1000"}}, 404, "from 0 to 999"),
+    ({"data": {"example": "-1"}}, 404, "from 0 to 999"),
+    ({"data": {"example": "two"}}, 422, "example: expected an integer"),
+    ({"content": b"{}", "headers": {"Content-Type": "application/json"}}, 400,
+     "expected a multipart/form-data body with a field 'image'"),
+])
+def test_bad_forms_get_a_4xx_json_error(client, request_kwargs, status, words) -> None:
+    response = client.post("/api/reconstruct", **request_kwargs)
+    assert response.status_code == status, response.text
+    assert words in response.json()["error"]
+
+
+def test_bodies_past_the_limit_are_refused_without_being_read_whole(client) -> None:
+    declared = client.post("/api/reconstruct", content=b"x" * 300_000, headers={"Content-Type": "multipart/form-data"})
+    assert declared.status_code == 413 and "300,000 bytes" in declared.json()["error"]
+
+    def chunked():  # no Content-Length: counted as it arrives
+        for _ in range(40):
+            yield b"x" * 10_000
+
+    streamed = client.post("/api/edit", content=chunked(), headers={"Content-Type": "application/json"})
+    assert streamed.status_code == 413 and "request body over" in streamed.json()["error"]
+
+
+def test_unknown_paths_and_traversal_get_404_json(client) -> None:
+    for path in ("/nope", "/api/nope", "/static/../discinvert/web/app.py", "/static/..%2f..%2fpyproject.toml",
+                 "/static/%2e%2e/%2e%2e/pyproject.toml", "/api/examples/abc.png"):
+        response = client.get(path)
+        assert response.status_code in (404, 422), (path, response.status_code)
+        assert "error" in response.json()
+    assert client.get("/static/app.js").status_code == 200 and "api" in client.get("/static/app.js").text
+    page = client.get("/")
+    assert page.status_code == 200 and "<title>discinvert</title>" in page.text
+    assert not re.search(r"(src|href)=\"https?://", page.text), "the page must not fetch anything from the internet"
+
+
+def test_example_pictures_are_served_as_png(client, zoo_session) -> None:
+    response = client.get("/api/examples/5.png")
+    assert response.headers["content-type"] == "image/png"
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(response.content))), _unit(zoo_session[1][5:6])[0, 0])
+
+
+def test_edit_adds_the_class_directions_to_the_code(client, zoo_session) -> None:
+    session, images, _, _ = zoo_session
+    code = client.post("/api/reconstruct", data={"example": "0"}).json()["code"]
+    plain = client.post("/api/edit", json={"code": code, "amounts": {}}).json()
+    z = torch.tensor(code).reshape(1, 100, 1, 1)
+    assert np.array_equal(_decode_data_url(plain["image"]), _unit(session.inverter.decode(z))[0, 0])
+    edited = client.post("/api/edit", json={"code": code, "amounts": {"Trouser": 1.5, "Bag": -0.5}}).json()
+    expected = z + 1.5 * session.directions["Trouser"] - 0.5 * session.directions["Bag"]
+    assert torch.allclose(torch.tensor(edited["code"]).reshape(expected.shape), expected, atol=1e-6)
+    assert not np.array_equal(_decode_data_url(edited["image"]), _decode_data_url(plain["image"]))
+    # the zoo's directions are edit.py's: the class's codes against all the others'
+    trouser = attribute_direction(session.inverter, images[zoo_session_labels(1)], images[~zoo_session_labels(1)])
+    assert torch.allclose(session.directions["Trouser"], trouser, atol=1e-5)
+
+
+def zoo_session_labels(label: int) -> torch.Tensor:
+    _, labels = zoo.load_test_images()
+    return torch.from_numpy(labels == label)
+
+
+@pytest.mark.parametrize("body, words", [
+    ({"code": [0.0] * 99, "amounts": {}}, "expected a list of 100 finite numbers"),
+    ({"code": "x", "amounts": {}}, "expected a list of 100 finite numbers"),
+    ({"code": [0.0] * 100, "amounts": {"Hat": 1}}, "unknown direction(s) ['Hat']"),
+    ({"code": [0.0] * 100, "amounts": {"Bag": 11}}, "expected a number from -10 to 10"),
+    ({"code": [0.0] * 100, "amounts": {"Bag": "1"}}, "expected a number from -10 to 10"),
+    ({"code": [0.0] * 100, "amounts": [1]}, "amounts: expected an object"),
+])
+def test_bad_edits_get_422(client, body, words) -> None:
+    response = client.post("/api/edit", json=body)
+    assert response.status_code == 422 and words in response.json()["error"], response.text
+
+
+def test_non_finite_and_non_json_bodies_are_refused(client) -> None:
+    nan_code = "[" + ",".join(["NaN"] + ["0"] * 99) + "]"
+    response = client.post("/api/edit", content=f'{{"code": {nan_code}, "amounts": {{}}}}',
+                           headers={"Content-Type": "application/json"})
+    assert response.status_code == 422 and "finite" in response.json()["error"]
+    assert client.post("/api/edit", content=b"not json").status_code == 400
+    array = client.post("/api/edit", json=[1, 2])
+    assert array.status_code == 400 and "got a JSON list" in array.json()["error"]
+
+
+def test_interpolate_decodes_the_path_between_two_codes(client, zoo_session) -> None:
+    session = zoo_session[0]
+    a = client.post("/api/reconstruct", data={"example": "0"}).json()["code"]
+    b = client.post("/api/reconstruct", data={"example": "1"}).json()["code"]
+    answer = client.post("/api/interpolate", json={"code_a": a, "code_b": b, "frames": 5, "method": "linear"}).json()
+    assert len(answer["images"]) == 5
+    ends = session.inverter.decode(torch.tensor([a, b]).reshape(2, 100, 1, 1))
+    assert np.array_equal(_decode_data_url(answer["images"][0]), _unit(ends)[0, 0])
+    assert np.array_equal(_decode_data_url(answer["images"][-1]), _unit(ends)[1, 0])
+    for body, words in (({"code_a": a, "code_b": b, "frames": 13}, "frames: expected 2 to 12"),
+                        ({"code_a": a, "code_b": b, "frames": 1}, "frames: expected 2 to 12"),
+                        ({"code_a": a, "code_b": b, "method": "cubic"}, "method: expected 'linear' or 'slerp'"),
+                        ({"code_a": a}, "code_b: expected a list of 100")):
+        response = client.post("/api/interpolate", json=body)
+        assert response.status_code == 422 and words in response.json()["error"], response.text
+
+
+def test_the_code_downloads_as_npy(client) -> None:
+    code = client.post("/api/reconstruct", data={"example": "2"}).json()["code"]
+    response = client.post("/api/code.npy", json={"code": code})
+    assert 'filename="code.npy"' in response.headers["content-disposition"]
+    array = np.load(io.BytesIO(response.content))
+    assert array.shape == (100, 1, 1) and array.dtype == np.float32
+    assert np.array_equal(array.reshape(-1), np.asarray(code, np.float32))
+
+
+def test_refine_streams_progress_and_ends_with_refine_s_codes(client, zoo_session) -> None:
+    session, images, _, _ = zoo_session
+    with client.stream("POST", "/api/refine", data={"example": "4", "steps": "12", "every": "5"}) as response:
+        assert response.headers["content-type"].startswith("application/x-ndjson")
+        events = [json.loads(line) for line in response.iter_lines() if line]
+    assert [e["step"] for e in events] == [0, 5, 10, 12, 12] and events[-1]["done"]
+    assert all(not e.get("done") for e in events[:-1])
+    expected = session.inverter.refine(images[4:5], 12)
+    assert torch.equal(torch.tensor(events[-1]["code"]).reshape(expected.shape), expected)
+    start = session.inverter.reconstruct(images[4:5])
+    assert np.array_equal(_decode_data_url(events[0]["reconstruction"]), _unit(start)[0, 0])  # step 0: encode's codes
+    psnr, _ = image_quality(images[4:5], session.inverter.decode(expected))
+    assert events[-1]["psnr"] == pytest.approx(psnr[0]) and events[-1]["psnr"] >= events[0]["psnr"]
+    for form, words in (({"example": "4", "steps": "41"}, "steps: expected 1 to 40"),
+                        ({"example": "4", "steps": "10", "every": "11"}, "every: expected 1 to steps (10)"),
+                        ({"example": "4", "steps": "x"}, "steps: expected an integer")):
+        response = client.post("/api/refine", data=form)
+        assert response.status_code == 422 and words in response.json()["error"], response.text
+
+
+def test_optimize_latents_callback_sees_every_step_s_best_codes(make_gan) -> None:
+    gan = make_gan("dcgan")
+    _, x, _ = gan.sample(5)
+    init = torch.zeros(5, *gan.latent_shape)
+    seen: list[tuple[int, int, torch.Tensor]] = []
+    out = optimize_latents(gan.generator, x, init, steps=6, batch_size=3, callback=lambda s, k, c: seen.append((s, k, c)))
+    assert [(s, k) for s, k, _ in seen] == [(0, k) for k in range(7)] + [(3, k) for k in range(7)]
+    assert torch.equal(seen[6][2], out[:3]) and torch.equal(seen[-1][2], out[3:])
+    assert torch.equal(seen[0][2], init[:3])
+    assert torch.equal(out, optimize_latents(gan.generator, x, init, steps=6, batch_size=3))
+
+
+# ----------------------------------------------------------------------------- a user's GAN, a real server
+@pytest.fixture
+def user_gan(make_gan):
+    gan = make_gan("dcgan")  # BatchNorm, inplace activations, handed over in train mode
+    inverter = fit_inverter(gan.generator, gan.discriminator, gan.feature_layer, latent_shape=gan.latent_shape,
+                            steps=30, batch_size=16, cn_hidden=(16,), progress=False, validation_size=16, seed=0)
+    return gan, inverter
+
+
+def test_eight_concurrent_requests_get_their_own_answers_and_g_and_d_stay_untouched(user_gan) -> None:
+    gan, inverter = user_gan
+    before = snapshot(gan.generator, gan.discriminator)
+    hooks = hook_counts(gan.discriminator)
+    _, x, _ = gan.sample(8)
+    pictures = np.clip(np.rint((x.numpy() + 1) / 2 * 255), 0, 255).astype(np.uint8)
+    session = WebSession(inverter, description="tiny", examples=Examples(pictures),
+                         directions={"up": torch.ones(gan.latent_shape)}, limits=Limits(queue=8))
+    running = start(create_app(session))
+    try:
+        expected = [inverter.encode(_model_range(p)[None]) for p in pictures]
+        answers: dict[int, dict] = {}
+        barrier = threading.Barrier(8)
+
+        def ask(i: int) -> None:
+            barrier.wait()
+            files = {"image": (f"{i}.png", _png(pictures[i, 0]), "image/png")}
+            answers[i] = httpx.post(running.url + "api/reconstruct", files=files, timeout=60).json()
+
+        threads = [threading.Thread(target=ask, args=(i,)) for i in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        for i in range(8):
+            assert torch.equal(torch.tensor(answers[i]["code"]).reshape(expected[i].shape), expected[i]), i
+        edited = httpx.post(running.url + "api/edit", json={"code": answers[0]["code"], "amounts": {"up": 0.5}}).json()
+        assert len(edited["code"]) == 8
+    finally:
+        running.stop()
+    assert_untouched(before, gan.generator, gan.discriminator)
+    assert hook_counts(gan.discriminator) == hooks
+    assert gan.generator.training and gan.discriminator.training
+
+
+def test_a_full_queue_answers_503_and_a_dropped_refinement_gives_its_place_back(user_gan) -> None:
+    gan, inverter = user_gan
+    before = snapshot(gan.generator, gan.discriminator)
+    _, x, _ = gan.sample(1)
+    pictures = np.clip(np.rint((x.numpy() + 1) / 2 * 255), 0, 255).astype(np.uint8)
+    session = WebSession(inverter, description="tiny", examples=Examples(pictures),
+                         limits=Limits(queue=0, max_refine_steps=100_000))
+    running = start(create_app(session))
+    try:
+        with httpx.Client(timeout=60) as http:
+            with http.stream("POST", running.url + "api/refine", data={"example": "0", "steps": "100000",
+                                                                      "every": "1"}) as stream:
+                first = next(stream.iter_lines())  # the refinement runs and holds the only place
+                assert json.loads(first)["step"] == 0
+                busy = http.post(running.url + "api/reconstruct", data={"example": "0"})
+                assert busy.status_code == 503 and busy.headers["retry-after"] == "1"
+                assert "busy" in busy.json()["error"]
+            # the page stopped reading: the refinement ends and the place comes back
+            for _ in range(100):
+                answer = http.post(running.url + "api/reconstruct", data={"example": "0"})
+                if answer.status_code == 200:
+                    break
+                threading.Event().wait(0.1)
+            assert answer.status_code == 200
+    finally:
+        running.stop()
+    assert_untouched(before, gan.generator, gan.discriminator)
+
+
+def test_sessions_refuse_what_the_page_cannot_show(make_gan) -> None:
+    flat = make_gan("mlp")  # G makes flat vectors
+    inverter = fit_inverter(flat.generator, flat.discriminator, flat.feature_layer, latent_shape=flat.latent_shape,
+                            steps=5, batch_size=8, cn_hidden=(8,), progress=False, validation_size=8, seed=0)
+    with pytest.raises(ValueError, match=r"expected G's images of shape \(C, H, W\) with C 1 or 3, got \(16,\)"):
+        WebSession(inverter, description="flat")
+    gan = make_gan("conditional")
+    conditional = fit_inverter(gan.generator, gan.discriminator, gan.feature_layer, latent_shape=gan.latent_shape,
+                               conditioning=gan.conditioning, steps=5, batch_size=8, cn_hidden=(8,), progress=False,
+                               validation_size=8, seed=0)
+    with pytest.raises(ValueError, match="expected an unconditional GAN"):
+        WebSession(conditional, description="conditional")
+    dcgan = make_gan("dcgan")
+    fitted = fit_inverter(dcgan.generator, dcgan.discriminator, dcgan.feature_layer, latent_shape=dcgan.latent_shape,
+                          steps=5, batch_size=8, cn_hidden=(8,), progress=False, validation_size=8, seed=0)
+    with pytest.raises(ValueError, match=r"examples: expected pictures of G's shape \(N, 1, 8, 8\)"):
+        WebSession(fitted, description="x", examples=Examples(np.zeros((2, 1, 9, 9), np.uint8)))
+    with pytest.raises(ValueError, match="direction 'd': expected shape"):
+        WebSession(fitted, description="x", directions={"d": torch.zeros(3)})
+    with pytest.raises(ValueError, match="direction 'd': expected finite"):
+        WebSession(fitted, description="x", directions={"d": torch.full(dcgan.latent_shape, float("nan"))})
+
+
+# ----------------------------------------------------------------------------- where directions and examples come from
+def test_class_directions_match_attribute_direction(make_gan) -> None:
+    gan = make_gan("dcgan")
+    inverter = fit_inverter(gan.generator, gan.discriminator, gan.feature_layer, latent_shape=gan.latent_shape,
+                            steps=5, batch_size=8, cn_hidden=(8,), progress=False, validation_size=8, seed=0)
+    _, x, _ = gan.sample(12)
+    labels = np.array([0, 1, 2] * 4)
+    directions = class_directions(inverter, x, labels, ["a", "b", "c"])
+    assert list(directions) == ["a", "b", "c"]
+    for i, name in enumerate("abc"):
+        mask = torch.from_numpy(labels == i)
+        torch.testing.assert_close(directions[name], attribute_direction(inverter, x[mask], x[~mask]))
+    assert list(class_directions(inverter, x, torch.from_numpy(labels))) == ["0", "1", "2"]
+    with pytest.raises(ValueError, match="at least two classes"):
+        class_directions(inverter, x, np.zeros(12, int))
+    with pytest.raises(ValueError, match=r"expected \(12,\) integers"):
+        class_directions(inverter, x, np.zeros(11, int))
+    with pytest.raises(ValueError, match=r"got none for \[2\]"):
+        class_directions(inverter, x, labels, ["a", "b"])
+    with pytest.raises(ValueError, match="repeated names"):
+        class_directions(inverter, x, labels, {0: "a", 1: "a", 2: "c"})
+
+
+def test_directions_from_folders_and_files_and_examples_from_any_source(tmp_path, zoo_session) -> None:
+    session, images, _, _ = zoo_session
+    inverter = session.inverter
+    pictures = _unit(images[:6])
+    for label, rows in (("shoes", [0, 1, 2]), ("shirts", [3, 4, 5])):
+        (tmp_path / "labelled" / label).mkdir(parents=True)
+        for i in rows:
+            Image.fromarray(pictures[i, 0]).save(tmp_path / "labelled" / label / f"{i}.png")
+    directions = directions_from_folders(tmp_path / "labelled", inverter)
+    assert list(directions) == ["shirts", "shoes"]
+    x = torch.from_numpy(pictures / 255.0 * 2 - 1).float()
+    torch.testing.assert_close(directions["shoes"], attribute_direction(inverter, x[:3], x[3:]))
+    safetensors.torch.save_file({"smile": torch.ones(100), "age": torch.zeros(100, 1, 1)}, str(tmp_path / "d.safetensors"))
+    loaded = directions_from_file(tmp_path / "d.safetensors", inverter)
+    assert set(loaded) == {"smile", "age"} and loaded["smile"].shape == (100, 1, 1)
+    safetensors.torch.save_file({"bad": torch.ones(7)}, str(tmp_path / "bad.safetensors"))
+    with pytest.raises(ValueError, match=r"direction 'bad' has shape \(7,\); expected the latent shape \(100, 1, 1\)"):
+        directions_from_file(tmp_path / "bad.safetensors", inverter)
+    (tmp_path / "junk.safetensors").write_bytes(b"junk")
+    with pytest.raises(ValueError, match="not a readable .safetensors file"):
+        directions_from_file(tmp_path / "junk.safetensors", inverter)
+    with pytest.raises(FileNotFoundError):
+        directions_from_file(tmp_path / "none.safetensors", inverter)
+    with pytest.raises(ValueError, match="at least two sub-folders"):
+        directions_from_folders(tmp_path / "labelled" / "shoes", inverter)
+    examples = examples_from(str(tmp_path / "labelled" / "shoes"), inverter)
+    assert examples.images.shape == (3, 1, 28, 28) and np.array_equal(examples.images, pictures[:3])
+
+
+# ----------------------------------------------------------------------------- the command
+def _serve(*args: str) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, "-m", "discinvert", "serve", *args], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_discinvert_serve_prints_its_url_and_serves_the_zoo_s_best_inverter() -> None:
+    process = _serve("--gan", "zoo:dcgan-fashion-mnist", "--port", "0", "--host", "0.0.0.0")
+    try:
+        line = process.stdout.readline()
+        match = re.match(r"discinvert serve: (http://0\.0\.0\.0:(\d+)/)", line)
+        assert match, line + process.stderr.read() if process.poll() is not None else line
+        info = httpx.get(f"http://127.0.0.1:{match.group(2)}/api/info", timeout=30).json()
+        assert info["description"].endswith("inverter zoo:dcgan-fashion-mnist/real-images")
+        assert info["iterations"] == 2 and len(info["directions"]) == 10 and info["examples"] == 1000
+    finally:
+        process.terminate()
+        _, stderr = process.communicate(timeout=30)
+    assert "warning: listening on 0.0.0.0, not only on this machine" in stderr
+
+
+def test_discinvert_serve_gives_one_line_errors() -> None:
+    process = _serve("--gan", "zoo:dcgan-fashion-mnist", "--directions", "/nonexistent.safetensors", "--port", "0")
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 1
+    assert stderr.strip() == "discinvert serve: error: /nonexistent.safetensors: no such directions file."
