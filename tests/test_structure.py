@@ -50,7 +50,7 @@ def test_the_command_line_lists_its_commands() -> None:
     import re
 
     listed = re.findall(r"^    (\w+) ", out, flags=re.MULTILINE)
-    assert listed == ["layers", "fit", "encode", "reconstruct", "evaluate", "push", "demo"]
+    assert listed == ["layers", "fit", "encode", "reconstruct", "evaluate", "push", "demo", "serve"]
 
 
 @pytest.mark.parametrize("name", ["architectures", "datasets"])

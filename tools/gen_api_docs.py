@@ -24,11 +24,13 @@ SECTIONS: list[tuple[str, list[str]]] = [
     ("discinvert.settings", ["FitConfig"]),
     ("discinvert.metrics", ["reconstruction_score", "latent_recovery", "nearest_neighbour_accuracy", "image_quality",
                             "draw_subsets", "summarize_draws"]),
-    ("discinvert.edit", ["attribute_direction", "apply_direction", "edit", "interpolate", "interpolate_images"]),
+    ("discinvert.edit", ["attribute_direction", "class_directions", "apply_direction", "edit", "interpolate",
+                         "interpolate_images"]),
     ("discinvert.optimize", ["optimize_latents"]),
-    ("discinvert.zoo", ["available", "load", "load_gan_config", "load_test_images", "path"]),
+    ("discinvert.zoo", ["available", "load", "load_gan_config", "load_test_images", "label_names", "path"]),
     ("discinvert.zoo.datasets", ["load_fashion_mnist", "read_idx", "to_model_range", "from_model_range"]),
     ("discinvert.zoo.architectures", ["GANConfig", "build_gan", "save_gan", "load_gan"]),
+    ("discinvert.web", ["WebSession", "Limits", "Examples", "create_app", "start"]),
 ]
 
 INVERTER_METHODS = ["encode", "decode", "reconstruct", "refine", "save", "load", "save_pretrained", "from_pretrained",

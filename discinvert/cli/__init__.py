@@ -1,7 +1,8 @@
 """The ``discinvert`` command line (also ``python -m discinvert``).
 
-Subcommands: ``layers``, ``fit``, ``encode``, ``reconstruct``, ``evaluate``, ``push``
-and ``demo``; ``discinvert COMMAND --help`` describes each.
+Subcommands: ``layers``, ``fit``, ``encode``, ``reconstruct``, ``evaluate``, ``push``,
+``demo`` and ``serve`` (the interactive page, :mod:`discinvert.web`, with the ``web`` extra);
+``discinvert COMMAND --help`` describes each.
 
 The parser is built inside :func:`main`, never at import time. Exit codes: 0 success,
 2 usage errors (argparse, or options that do not go together), 1 failures, 130 Ctrl-C;
