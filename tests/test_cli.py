@@ -33,7 +33,7 @@ GEN = "tests.cli_factories:make_generator"
 DISC = "tests.cli_factories:make_discriminator"
 FACTORIES = ["--generator", GEN, "--discriminator", DISC]
 FAST_FIT = ["--steps", "2", "--batch-size", "16", "--validation-size", "32", "--no-progress"]
-COMMANDS = ["layers", "fit", "encode", "reconstruct", "evaluate", "push", "demo"]
+COMMANDS = ["layers", "fit", "encode", "reconstruct", "evaluate", "push", "demo", "serve"]
 
 
 @pytest.fixture(scope="module")

@@ -507,3 +507,37 @@ def test_discinvert_serve_gives_one_line_errors() -> None:
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 1
     assert stderr.strip() == "discinvert serve: error: /nonexistent.safetensors: no such directions file."
+
+
+def test_discinvert_serve_takes_any_gan_with_its_inverter_examples_and_labelled_folders(tmp_path) -> None:
+    """Factories, an inverter directory, --examples and --labelled: the page works for a GAN that is not ours."""
+    from tests import cli_factories
+
+    G, D = cli_factories.make_generator(), cli_factories.make_discriminator()
+    fit_inverter(G, D, "4", latent_shape=(cli_factories.LATENT, 1, 1), steps=5, batch_size=16, validation_size=16,
+                 seed=0, progress=False).save_pretrained(tmp_path / "inv")
+    with torch.no_grad():
+        pictures = _unit(G(torch.randn(6, cli_factories.LATENT, 1, 1, generator=torch.Generator().manual_seed(0))))
+    for label, rows in (("left", [0, 1, 2]), ("right", [3, 4, 5])):
+        (tmp_path / "labelled" / label).mkdir(parents=True)
+        for i in rows:
+            Image.fromarray(pictures[i, 0]).save(tmp_path / "labelled" / label / f"{i}.png")
+    factories = ["--generator", "tests.cli_factories:make_generator",
+                 "--discriminator", "tests.cli_factories:make_discriminator"]
+    process = _serve(*factories, "--inverter", str(tmp_path / "inv"), "--examples", str(tmp_path / "labelled" / "left"),
+                     "--labelled", str(tmp_path / "labelled"), "--port", "0")
+    try:
+        line = process.stdout.readline()
+        match = re.match(r"discinvert serve: (http://127\.0\.0\.1:\d+/)", line)
+        assert match, line + (process.stderr.read() if process.poll() is not None else "")
+        info = httpx.get(match.group(1) + "api/info", timeout=30).json()
+        assert info["directions"] == ["left", "right"] and info["examples"] == 3 and info["image_shape"] == [1, 8, 8]
+        answer = httpx.post(match.group(1) + "api/reconstruct", data={"example": "1"}, timeout=30).json()
+        assert len(answer["code"]) == cli_factories.LATENT
+    finally:
+        process.terminate()
+        _, stderr = process.communicate(timeout=30)
+    assert "warning" not in stderr  # bound to 127.0.0.1
+    without = _serve(*factories, "--port", "0")
+    _, stderr = without.communicate(timeout=120)
+    assert without.returncode == 2 and "--inverter PATH is needed" in stderr
