@@ -196,3 +196,27 @@ def test_real_stage_3000_prose_comes_from_the_committed_runs() -> None:
     page = (ROOT / "docs" / "real_stage_3000.md").read_text()
     assert f"{default['psnr_mean']:.2f} dB in {default['fit_seconds']:.0f} s" in page
     assert f"reaches {longer['psnr_mean']:.2f} ± {longer['psnr_std']:.2f} dB on\nTable 1 but takes {longer['fit_seconds']:.0f} s" in page
+
+
+def test_real_stage_scaling_prose_comes_from_the_committed_runs() -> None:
+    """real_stage_scaling.md's table and extrapolation quote real_schedule.json and real_stage_scaling.json."""
+    import math
+
+    rows = {row["variant"]: row for row in _result("real_schedule")["rows"]}
+    scaling = _result("real_stage_scaling")["rows"]
+    page = (ROOT / "docs" / "real_stage_scaling.md").read_text()
+    r1, r2, r3 = rows["lr=1e-3,decay=1"], rows["lr=1e-3,decay=1,steps=4000"], scaling[-1]
+    assert r3["steps"] == 12000 and r3["best_step"] == 12000
+    for label, row in (("0 (the paper CN)", scaling[0]), ("1,500 (the default)", r1), ("4,000", r2), ("12,000", r3)):
+        assert f"| {label} | {row['psnr']:.2f} | {row['ssim']:.4f} |" in page
+    g1 = (r2["psnr"] - r1["psnr"]) / math.log2(4000 / 1500)
+    g2 = (r3["psnr"] - r2["psnr"]) / math.log2(3)
+    doublings = (23.0 - r3["psnr"]) / g2
+    updates = 12000 * 2**doublings
+    assert f"bought {g1:.2f} dB per doubling" in page and f"from 4,000 to 12,000, {g2:.2f} dB per doubling" in page
+    assert f"would take {doublings:.1f} more\n  doublings, about {updates / 1e6:.1f} million updates" in page
+    rate = r2["seconds"] / 4000
+    assert f"at the {rate:.3f} s per update" in page and f"about {updates * rate / 3600:.0f} hours" in page
+    assert f"({r3['held_out_mse'][-1]:.4f} at 12,000" in page
+    default = _result("real_stage_schedule")["rows"][-1]
+    assert f"{default['holdout_psnr']:.2f} held-out, {default['psnr_mean']:.2f} ± {default['psnr_std']:.2f} dB Table 1" in page
