@@ -220,3 +220,25 @@ def test_real_stage_scaling_prose_comes_from_the_committed_runs() -> None:
     assert f"({r3['held_out_mse'][-1]:.4f} at 12,000" in page
     default = _result("real_stage_schedule")["rows"][-1]
     assert f"{default['holdout_psnr']:.2f} held-out, {default['psnr_mean']:.2f} ± {default['psnr_std']:.2f} dB Table 1" in page
+
+
+def test_speed_ratio_prose_comes_from_the_committed_run() -> None:
+    """speed_ratio.md quotes docs/results/speed_ratio.json, and the inverter it scored is the zoo's real-images one."""
+    import hashlib
+
+    rows = _result("speed_ratio")["rows"]
+    page = (ROOT / "docs" / "speed_ratio.md").read_text()
+    r0, r1, r2 = rows
+    assert [r["k"] for r in rows] == [0, 1, 2]
+    for r in rows:
+        assert r["ratio"] == r["optimisation_seconds"] / r["encode_seconds"]
+        assert f"| {r['k']} | {r['psnr']:.2f} | {r['ssim']:.4f} | {r['encode_seconds']:.3f} |" in page
+    assert f"is {r2['ratio']:.0f}× faster than optimisation" in page and r2["ratio"] >= 100
+    assert f"reaches {r2['psnr']:.2f} dB in {r2['encode_seconds']:.2f} s per 1,000 images" in page
+    assert f"needs {r2['optimisation_step']} steps and {r2['optimisation_seconds']:.0f} s to match it" in page
+    assert f"(k = 0, {r0['psnr']:.2f} dB) is {r0['ratio']:.0f}× faster" in page
+    assert f"+{r1['psnr'] - r0['psnr']:.2f} and +{r2['psnr'] - r1['psnr']:.2f} dB" in page
+    shipped = ROOT / "discinvert" / "zoo" / "dcgan-fashion-mnist" / "inverter-real-images" / "model.safetensors"
+    assert f"sha256 `{hashlib.sha256(shipped.read_bytes()).hexdigest()}`" in page
+    card = (shipped.parent / "README.md").read_text()
+    assert "| encode PSNR (dB) | 20.044 |" in card and "20.04 dB (its model card" in page
