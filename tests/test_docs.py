@@ -242,3 +242,15 @@ def test_speed_ratio_prose_comes_from_the_committed_run() -> None:
     assert f"sha256 `{hashlib.sha256(shipped.read_bytes()).hexdigest()}`" in page
     card = (shipped.parent / "README.md").read_text()
     assert "| encode PSNR (dB) | 20.044 |" in card and "20.04 dB (its model card" in page
+
+
+def test_multi_hypothesis_prose_comes_from_the_committed_run() -> None:
+    """multi_hypothesis.md's reading quotes docs/results/multi_hypothesis.json."""
+    rows = {row["variant"].split(" ")[0]: row for row in _result("multi_hypothesis")["rows"]}
+    page = (ROOT / "docs" / "multi_hypothesis.md").read_text()
+    base, jitter, control, four, sixteen = (rows[k] for k in ("bundled", "jitter=16", "heads=1", "heads=4", "heads=16"))
+    assert f"{four['psnr']:.2f} dB with 4 heads and {sixteen['psnr']:.2f} dB\n  with 16, against {control['psnr']:.2f} dB" in page
+    assert four["psnr"] < control["psnr"] and sixteen["psnr"] < control["psnr"]
+    assert f"one head wins {max(sixteen['wins'])} images" in page
+    assert f"best for {jitter['wins'][0]} of 1,000 images, and the choice adds {jitter['psnr'] - base['psnr']:.2f} dB" in page
+    assert f"({base['psnr']:.2f} → {control['psnr']:.2f} dB for 1,000 more updates" in page
