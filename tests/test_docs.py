@@ -254,3 +254,18 @@ def test_multi_hypothesis_prose_comes_from_the_committed_run() -> None:
     assert f"one head wins {max(sixteen['wins'])} images" in page
     assert f"best for {jitter['wins'][0]} of 1,000 images, and the choice adds {jitter['psnr'] - base['psnr']:.2f} dB" in page
     assert f"({base['psnr']:.2f} → {control['psnr']:.2f} dB for 1,000 more updates" in page
+
+
+def test_iterative_k5_prose_comes_from_the_committed_run() -> None:
+    """iterative_k5.md's reading quotes docs/results/iterative_k5.json."""
+    rows = _result("iterative_k5")["rows"]
+    page = (ROOT / "docs" / "iterative_k5.md").read_text()
+    psnr = [r["psnr_mean"] for r in rows]
+    gains = ", ".join(f"{psnr[k] - psnr[k - 1]:+.2f}" for k in range(1, 6))
+    assert f"add {gains} dB in turn" in page
+    best = max(range(6), key=lambda k: rows[k]["holdout_psnr"])
+    first, chosen, last = rows[0], rows[best], rows[5]
+    assert f"train is k = {best} ({chosen['holdout_psnr']:.2f} dB there; {chosen['psnr_mean']:.2f} ± {chosen['psnr_std']:.2f}" in page
+    assert f"{first['hybrid50_psnr']:.2f} dB from k = 0, {last['hybrid50_psnr']:.2f} from k = 5" in page
+    assert f"(MSE {first['recovery_mse']:.3f} → {last['recovery_mse']:.3f})" in page
+    assert f"the fit took {first['fit_seconds']:.0f} s" in page
