@@ -269,3 +269,16 @@ def test_iterative_k5_prose_comes_from_the_committed_run() -> None:
     assert f"{first['hybrid50_psnr']:.2f} dB from k = 0, {last['hybrid50_psnr']:.2f} from k = 5" in page
     assert f"(MSE {first['recovery_mse']:.3f} → {last['recovery_mse']:.3f})" in page
     assert f"the fit took {first['fit_seconds']:.0f} s" in page
+
+
+def test_hybrid100_prose_comes_from_the_committed_run() -> None:
+    """hybrid100.md quotes docs/results/hybrid100.json (written by discinvert evaluate --json)."""
+    results = {r["name"]: r for r in _result("hybrid100")["results"]}
+    page = (ROOT / "docs" / "hybrid100.md").read_text()
+    paper, real = results["paper"], results["real-images"]
+    assert _result("hybrid100")["protocol"]["refine_steps"] == 100
+    assert real["inverter"] == "zoo:dcgan-fashion-mnist/real-images" and paper["inverter"].endswith("zoo/dcgan-fashion-mnist/inverter")
+    for row in (paper, real):
+        assert f"| {row['psnr_mean']:.2f} | {row['ssim_mean']:.4f} | {row['seconds']:.0f} |" in page
+    assert f"reach {real['psnr_mean']:.2f} dB, {paper['psnr_mean'] - real['psnr_mean']:.2f} dB *below*" in page
+    assert real["psnr_mean"] < paper["psnr_mean"]
