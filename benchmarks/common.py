@@ -4,6 +4,7 @@ Scripts run from the repository root as ``python -m benchmarks.GROUP.NAME`` (``b
 lists them); nothing here or in them edits ``sys.path``.
 
 - **command line**: :func:`command_line`, the ``python -m ...`` command a doc quotes;
+- **a run's outputs**: :func:`write_json`, :func:`settings_of`, :func:`settings_line`, :func:`finish_run`;
 - **devices and timing**: :func:`pick_device`, :func:`describe_device`, :func:`sync`, :func:`timed`,
   :func:`median_seconds`, :func:`reset_peak`, :func:`peak_memory_mb`;
 - **docs**: :func:`write_marked_section` (one section per device in one page);
@@ -53,11 +54,35 @@ def command_line(spec: ModuleSpec | None, argv: list[str] | None) -> str:
     return "python " + " ".join(shlex.quote(a) for a in [*head, *(argv if argv is not None else sys.argv[1:])])
 
 
-# --------------------------------------------------------------------------- devices and timing
+# --------------------------------------------------------------------------- a run's outputs
 def write_json(path: Path, data: Any) -> None:
     """Write a run's results as indented JSON (with a final newline), creating the folder."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=1) + "\n")
+
+
+def settings_of(args: Any, skip: tuple[str, ...] = ("out", "json", "data_root")) -> dict[str, Any]:
+    """A run's parsed options as JSON-able settings (paths as text), without where it writes and reads."""
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k not in skip}
+
+
+def settings_line(settings: dict[str, Any]) -> str:
+    """The ``Settings: `k=v`, ...`` line under a page's table."""
+    return "Settings: " + ", ".join(f"`{k}={v}`" for k, v in settings.items())
+
+
+def finish_run(args: Any, argv: list[str] | None, run: Callable[[Any, list[str] | None], dict[str, Any]],
+               write_page: Callable[[dict[str, Any], Path], None]) -> int:
+    """Run on 2 torch threads, write ``args.json`` and the page ``args.out``, say so; the exit code (0)."""
+    torch.set_num_threads(2)
+    result = run(args, argv)
+    write_json(args.json, result)
+    write_page(result, args.out)
+    print(f"wrote {args.out} and {args.json}")
+    return 0
+
+
+# --------------------------------------------------------------------------- devices and timing
 
 
 def pick_device(choice: str) -> torch.device:

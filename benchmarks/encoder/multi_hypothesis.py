@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchmarks.common import command_line, describe_device, median_seconds, write_json
+from benchmarks.common import command_line, describe_device, finish_run, median_seconds, settings_line, settings_of
 from discinvert import zoo
 from discinvert.metrics import image_quality
 from discinvert.zoo.datasets import load_fashion_mnist, to_model_range
@@ -168,8 +168,7 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> dict[str, Any]:
               encode_heads, k)
     return {"command": command_line(__spec__, argv), "device": describe_device("cpu"),
             "holdout": f"Fashion-MNIST train[{len(x_all) - args.holdout}:] ({args.holdout} images, never trained on)",
-            "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
-                         if k not in ("out", "json", "data_root")},
+            "settings": settings_of(args),
             "rows": rows}
 
 
@@ -195,7 +194,7 @@ def write_page(result: dict[str, Any], path: Path) -> None:
         wins = ", ".join(str(w) for w in r["wins"]) if len(r["wins"]) <= 16 else f"{sum(w > 0 for w in r['wins'])} of {len(r['wins'])} heads win"
         lines.append(f"| {r['variant']} | {r['psnr']:.2f} | {r['ssim']:.4f} | {wins} | {r['encode_seconds_per_1k']:.2f} | "
                      f"{r['train_seconds']:.0f} | {r['code_sq_norm_per_dim']:.3f} |")
-    lines += ["", "Settings: " + ", ".join(f"`{k}={v}`" for k, v in result["settings"].items()), ""]
+    lines += ["", settings_line(result["settings"]), ""]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n")
 
@@ -219,12 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.quick:
         args.holdout, args.train_limit, args.steps, args.heads, args.jitter = 64, 512, 3, [1, 3], [3]
-    torch.set_num_threads(2)
-    result = run(args, argv)
-    write_json(args.json, result)
-    write_page(result, args.out)
-    print(f"wrote {args.out} and {args.json}")
-    return 0
+    return finish_run(args, argv, run, write_page)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from benchmarks.common import command_line, describe_device, write_json
+from benchmarks.common import command_line, describe_device, finish_run, settings_line, settings_of
 from discinvert import zoo
 from discinvert.guard import frozen
 from discinvert.image_sets import split_images
@@ -95,8 +95,7 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> dict[str, Any]:
                      "held_out_mse": [h[2] for h in result.history]})
         print(json.dumps(rows[-1]), flush=True)
     return {"command": command_line(__spec__, argv), "device": describe_device("cpu"), "threads": torch.get_num_threads(),
-            "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
-                         if k not in ("out", "json", "data_root")},
+            "settings": settings_of(args),
             "holdout": f"Fashion-MNIST train[{len(x_all) - args.holdout}:] ({args.holdout} images, never trained on)",
             "rows": rows}
 
@@ -124,7 +123,7 @@ def write_page(result: dict[str, Any], path: Path) -> None:
         trace = "" if not mse else f"{mse[0]:.4f} → {mse[len(mse) // 2]:.4f} → {mse[-1]:.4f}"
         lines.append(f"| {r['variant']} | {r['steps']} | {r['psnr']:.2f} | {r['ssim']:.4f} | {r['seconds']:.0f} | "
                      f"{r['best_step']} | {trace} |")
-    lines += ["", "Settings: " + ", ".join(f"`{k}={v}`" for k, v in result["settings"].items()), ""]
+    lines += ["", settings_line(result["settings"]), ""]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n")
 
@@ -147,12 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.holdout, args.train_limit, args.eval_every = 64, 1024, 2
         args.variants = ["lr=1e-4,decay=0,steps=3", "lr=1e-3,decay=1,steps=3"]
-    torch.set_num_threads(2)
-    result = run(args, argv)
-    write_json(args.json, result)
-    write_page(result, args.out)
-    print(f"wrote {args.out} and {args.json}")
-    return 0
+    return finish_run(args, argv, run, write_page)
 
 
 if __name__ == "__main__":

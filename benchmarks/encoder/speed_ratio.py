@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchmarks.common import command_line, describe_device, median_seconds, write_json
+from benchmarks.common import command_line, describe_device, finish_run, median_seconds, settings_line, settings_of
 from discinvert import Inverter, zoo
 from discinvert.guard import frozen
 from discinvert.metrics import draw_subsets, image_quality
@@ -126,8 +126,7 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> dict[str, Any]:
         row["ratio"] = None if reached is None else reached["seconds"] / row["encode_seconds"]
     return {"command": command_line(__spec__, argv), "device": describe_device("cpu"),
             "inverter": args.inverter, "n": len(x), "lr": DEFAULT_REFINE_LR,
-            "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
-                         if k not in ("out", "json", "data_root")},
+            "settings": settings_of(args),
             "rows": rows, "optimisation_curve": curve}
 
 
@@ -165,7 +164,7 @@ def write_page(result: dict[str, Any], path: Path) -> None:
     lines += ["", "Optimisation only, PSNR of the best codes so far:", "",
               "| steps | PSNR dB | s |", "|---|---|---|"]
     lines += [f"| {c['step']} | {c['psnr']:.2f} | {c['seconds']:.1f} |" for c in result["optimisation_curve"]]
-    lines += ["", "Settings: " + ", ".join(f"`{k}={v}`" for k, v in result["settings"].items()), ""]
+    lines += ["", settings_line(result["settings"]), ""]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n")
 
@@ -188,12 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.quick:
         args.n, args.max_steps, args.check_every, args.repeats = 32, 4, 2, 1
-    torch.set_num_threads(2)
-    result = run(args, argv)
-    write_json(args.json, result)
-    write_page(result, args.out)
-    print(f"wrote {args.out} and {args.json}")
-    return 0
+    return finish_run(args, argv, run, write_page)
 
 
 if __name__ == "__main__":
