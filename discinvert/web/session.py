@@ -256,7 +256,10 @@ class WebSession:
                 yield event
         finally:
             stop.set()
-            worker.join()
+            # The stream may be dropped (and closed) by whichever thread held its last reference,
+            # the worker itself included: it then ends at its next step without being waited for.
+            if threading.current_thread() is not worker:
+                worker.join()
 
     def edit(self, code: torch.Tensor, amounts: dict[str, float]) -> dict[str, Any]:
         """``G(code + Σ amount · direction)``: the page's sliders."""
