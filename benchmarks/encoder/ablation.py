@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchmarks.common import command_line, describe_device, write_json
+from benchmarks.common import command_line, describe_device, finish_run
 from discinvert import zoo
 from discinvert.guard import frozen
 from discinvert.metrics import image_quality
@@ -397,12 +397,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.quick:
         args.holdout, args.train_limit, args.real_steps, args.self_steps, args.refine_steps = 64, 512, 3, 3, 2
-    torch.set_num_threads(2)
-    result = run(args, argv)
-    write_json(args.json, result)
-    write_page(result, args.out)
-    print(f"wrote {args.out} and {args.json}")
-    return 0
+    return finish_run(args, argv, run, write_page)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from benchmarks.common import command_line, describe_device, write_json
+from benchmarks.common import command_line, describe_device, finish_run, settings_line
 from discinvert import Inverter, zoo
 from discinvert.guard import frozen
 from discinvert.image_sets import split_images
@@ -148,7 +148,7 @@ def write_page(result: dict[str, Any], path: Path) -> None:
             f"| {r['variant']} | {r['k']} | {r['psnr']:.2f} | {r['ssim']:.4f} | {r['encode_s_per_1k']:.2f} | "
             f"{'' if hybrid is None else f'{hybrid:.2f}'} | {r['recovery_mse']:.3f} / {r['recovery_cosine']:.3f} | "
             f"{r['code_sq_norm_per_dim']:.3f} | {r['fit_seconds']:.0f} |")
-    lines += ["", "Settings: " + ", ".join(f"`{k}={v}`" for k, v in result["settings"].items()), ""]
+    lines += ["", settings_line(result["settings"]), ""]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n")
 
@@ -180,12 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.holdout, args.train_limit, args.steps, args.hybrid_steps, args.eval_every = 64, 512, 3, 2, 2
         args.variants = args.variants[:1]
-    torch.set_num_threads(2)
-    result = run(args, argv)
-    write_json(args.json, result)
-    write_page(result, args.out)
-    print(f"wrote {args.out} and {args.json}")
-    return 0
+    return finish_run(args, argv, run, write_page)
 
 
 if __name__ == "__main__":
