@@ -16,14 +16,17 @@ from discinvert.network import CNConfig
 
 __all__ = ["FORMAT_VERSION", "InverterConfig", "migrate"]
 
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 """Version of the on-disk format written by this library.
 
-Version 3 (2026-12) added ``iterations`` and ``step``, the step networks of iterative
+Version 4 (2026-12) lets a file store its weight matrices as int8 with one float32 scale
+per output row (``save(dtype=torch.int8)``; the scales are the tensors ``<name>.int8_scale``,
+see :mod:`discinvert.serialization`); the config is unchanged, so a version-3 config
+migrates as it is. Version 3 (2026-12) added ``iterations`` and ``step``, the step networks of iterative
 refinement (:mod:`discinvert.iterative`), whose weights are stored as ``steps.<t>.*``.
 Version 2 added ``image_range`` and made the discriminator fingerprint cover the feature
-layer's name and the module path up to it. Version 1 and 2 files still load (see
-:func:`migrate`): they have no step networks."""
+layer's name and the module path up to it. Version 1, 2 and 3 files still load (see
+:func:`migrate`); version 1 and 2 files have no step networks."""
 
 _FINGERPRINT_PREFIX = "sha256:"
 
@@ -53,6 +56,8 @@ def migrate(data: dict[str, Any], *, source: str) -> dict[str, Any]:
         if stray:
             raise ValueError(f"{source}: format version 2 has no {stray}; got them in the config (the file was altered).")
         data = {**data, "format_version": 3, "iterations": 0, "step": None}  # no step networks
+    if data["format_version"] == 3:
+        data = {**data, "format_version": 4}  # version 4 adds int8 weight storage, nothing to the config
     return data
 
 

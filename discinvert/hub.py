@@ -169,13 +169,15 @@ def save_pretrained(
         gan: a line naming the GAN this inverter belongs to (for the model card).
         metrics: reconstruction metrics to show on the card.
         repo_id: the Hub name, for the card's loading snippet.
-        dtype: storage dtype of the weights (float32 default; float16 halves the size).
+        dtype: storage dtype of the weights (float32 default; float16 halves the size;
+            int8 stores weight matrices as int8 with a float32 scale per output row,
+            about a quarter, see :meth:`Inverter.save`).
 
     Returns:
         The directory.
 
     Raises:
-        ValueError: ``dtype`` is not float32, float16 or bfloat16, or the weights overflow it.
+        ValueError: ``dtype`` is not float32, float16, bfloat16 or int8, or the weights overflow it.
     """
     import torch
 

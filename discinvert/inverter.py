@@ -531,13 +531,16 @@ class Inverter(nn.Module):
 
         G and D are not saved; their fingerprints are, so :meth:`load` can tell
         whether it is given the same GAN. ``dtype=torch.float16`` halves the file;
-        such weights load back as float32 (only float32 round-trips bit-exactly).
+        ``dtype=torch.int8`` stores each weight matrix as int8 with a float32 scale per
+        output row (biases and BatchNorm in float32), about a quarter of float32, and
+        needs discinvert with format version 4 to load. Every file loads back as float32
+        (only float32 round-trips bit-exactly).
         Under torchrun only rank 0 writes (other ranks return the path without
         writing); there is no barrier, so other ranks must not read the file before
         rank 0 has finished (call ``torch.distributed.barrier()`` yourself if they do).
 
         Raises:
-            ValueError: ``dtype`` is not float32, float16 or bfloat16.
+            ValueError: ``dtype`` is not float32, float16, bfloat16 or int8.
         """
         written = Path(path)
         if distributed.is_writer():  # under torchrun only rank 0 writes; no collective, so `if rank == 0: save()` works too

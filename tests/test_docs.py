@@ -239,9 +239,14 @@ def test_speed_ratio_prose_comes_from_the_committed_run() -> None:
     assert f"(k = 0, {r0['psnr']:.2f} dB) is {r0['ratio']:.0f}× faster" in page
     assert f"+{r1['psnr'] - r0['psnr']:.2f} and +{r2['psnr'] - r1['psnr']:.2f} dB" in page
     shipped = ROOT / "discinvert" / "zoo" / "dcgan-fashion-mnist" / "inverter-real-images" / "model.safetensors"
-    assert f"sha256 `{hashlib.sha256(shipped.read_bytes()).hexdigest()}`" in page
+    measured = "ed98f84d42c648efd14c658ea4ead3257bed7641ec52376e4d46b06d9a526a18"  # the float16 file this page scored
+    stored = _result("zoo_int8")  # the same network re-stored in int8 since (issue 18)
+    assert f"sha256 `{measured}`, stored in float16" in page
+    assert hashlib.sha256(shipped.read_bytes()).hexdigest() == stored["sha256"] and f"sha256 `{stored['sha256']}`" in page
     card = (shipped.parent / "README.md").read_text()
-    assert "| encode PSNR (dB) | 20.044 |" in card and "20.04 dB (its model card" in page
+    assert f"| encode PSNR (dB) | {stored['test_images']['stored']['psnr']:.3f} |" in card
+    assert (f"20.04 dB (its model card: {stored['test_images']['shipped']['psnr']:.3f} in float16, "
+            f"{stored['test_images']['stored']['psnr']:.3f} in int8;") in page
 
 
 def test_multi_hypothesis_prose_comes_from_the_committed_run() -> None:
@@ -282,3 +287,33 @@ def test_hybrid100_prose_comes_from_the_committed_run() -> None:
         assert f"| {row['psnr_mean']:.2f} | {row['ssim_mean']:.4f} | {row['seconds']:.0f} |" in page
     assert f"reach {real['psnr_mean']:.2f} dB, {paper['psnr_mean'] - real['psnr_mean']:.2f} dB *below*" in page
     assert real["psnr_mean"] < paper["psnr_mean"]
+
+
+def test_zoo_int8_prose_comes_from_the_committed_runs() -> None:
+    """fit_speed.md's int8 section quotes docs/results/zoo_int8*.json, and the zoo ships that file."""
+    import hashlib
+
+    real, paper = _result("zoo_int8"), _result("zoo_int8_paper")
+    page = (ROOT / "docs" / "fit_speed.md").read_text()
+    entry = ROOT / "discinvert" / "zoo" / "dcgan-fashion-mnist"
+    shipped = entry / "inverter-real-images" / "model.safetensors"
+    assert hashlib.sha256(shipped.read_bytes()).hexdigest() == real["sha256"]
+    assert shipped.stat().st_size == real["bytes"]["stored"] <= 2_000_000
+    assert f"    {real['command']}" in page and real["dtype"] == "int8"
+    h, t, b = real["heldout_train"], real["test_images"], real["bytes"]
+    for kind, label in (("shipped", "as shipped before (float16)"), ("stored", "in int8 (shipped now)")):
+        assert (f"{label} | {b[kind]:,} | {h[kind]['psnr']:.3f} / {h[kind]['ssim']:.4f} | "
+                f"{t[kind]['psnr']:.3f} / {t[kind]['ssim']:.4f} |") in page
+    loss = h["stored"]["psnr"] - h["shipped"]["psnr"]
+    assert f"**{b['stored'] / 1e6:.2f} MB at {loss:+.3f} dB** on held-out train" in page and abs(loss) <= 0.1
+    assert f"({t['stored']['psnr'] - t['shipped']['psnr']:+.3f} dB on the test images)" in page
+    assert f"int8 storage ({b['stored'] / 1e6:.2f} MB, {loss:+.3f} dB;" in page
+    generator_mb = (entry / "gan" / "generator.safetensors").stat().st_size / 1e6
+    assert f"generator file ({generator_mb:.2f} MB)" in page
+    paper_card = f"{paper['test_images']['shipped']['psnr']:.3f}"
+    assert f"{paper_card} / " in (entry / "inverter-real-images" / "README.md").read_text()
+    assert f"{t['stored']['psnr'] - float(paper_card):.2f} dB above the paper inverter" in page
+    paper_loss = paper["heldout_train"]["stored"]["psnr"] - paper["heldout_train"]["shipped"]["psnr"]
+    assert f"{paper['bytes']['stored'] / 1e6:.2f} MB for it in int8 at {paper_loss:+.3f} dB" in page
+    assert f"{paper['bytes']['stored'] / 1e6:.2f} MB in int8)" in page
+    assert (entry / "inverter" / "model.safetensors").stat().st_size == paper["bytes"]["shipped"]  # not re-stored

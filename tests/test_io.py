@@ -211,7 +211,85 @@ def test_half_precision_file_loads_as_float32(fitted, tmp_path) -> None:
     _, x, _ = gan.sample(8)
     torch.testing.assert_close(loaded.encode(x), inverter.encode(x), rtol=2e-2, atol=2e-2)
     with pytest.raises(ValueError, match="dtype"):
-        inverter.save(tmp_path / "x.safetensors", dtype=torch.int8)
+        inverter.save(tmp_path / "x.safetensors", dtype=torch.int16)
+    assert not (tmp_path / "x.safetensors").exists()
+
+
+def _quantised(weight: torch.Tensor) -> torch.Tensor:
+    """What int8 storage should give back: per output row, round(w / s) * s with s = max|w| / 127."""
+    scale = weight.abs().amax(dim=1, keepdim=True) / 127
+    return torch.round(weight / scale) * scale
+
+
+def test_int8_file_is_about_a_quarter_and_loads_as_float32(make_gan, tmp_path) -> None:
+    gan = make_gan("dcgan")
+    inverter = fit_inverter(gan.generator, gan.discriminator, gan.feature_layer, latent_shape=gan.latent_shape,
+                            **{**QUICK, "cn_hidden": (256,)})
+    full = inverter.save(tmp_path / "full.safetensors")
+    small = inverter.save(tmp_path / "int8.safetensors", dtype=torch.int8)
+    assert small.stat().st_size < 0.3 * full.stat().st_size
+    with safetensors.safe_open(str(small), framework="pt") as handle:
+        assert handle.metadata()["format_version"] == str(FORMAT_VERSION) == "4"
+        stored = {k: handle.get_tensor(k) for k in handle.keys()}
+    weights = [k for k, v in inverter.state_dict().items() if v.ndim == 2]
+    assert weights and all(stored[k].dtype == torch.int8 and stored[k + ".int8_scale"].shape == (stored[k].shape[0],)
+                           for k in weights)
+    assert all(v.dtype in (torch.float32, torch.int64) for k, v in stored.items() if k not in weights)
+    loaded = Inverter.load(small, generator=gan.generator, discriminator=gan.discriminator)
+    assert all(p.dtype == torch.float32 for p in loaded.cn.parameters())
+    for k, v in inverter.state_dict().items():
+        expected = _quantised(v) if k in weights else v
+        torch.testing.assert_close(loaded.state_dict()[k], expected, rtol=1e-6, atol=1e-7)
+        assert k in weights or torch.equal(loaded.state_dict()[k], v)  # biases and BatchNorm exact
+    _, x, _ = gan.sample(64)
+    error = (loaded.encode(x) - inverter.encode(x)).abs().max()
+    assert 0 < error < 0.05 * inverter.encode(x).abs().max()  # quantised, and close
+    folder = inverter.save_pretrained(tmp_path / "repo", dtype=torch.int8)
+    again = Inverter.from_pretrained(folder, generator=gan.generator, discriminator=gan.discriminator)
+    assert torch.equal(again.encode(x), loaded.encode(x))
+    assert torch.equal(Inverter.load(again.save(tmp_path / "re.safetensors", dtype=torch.int8), generator=gan.generator,
+                                     discriminator=gan.discriminator).encode(x), loaded.encode(x))  # re-quantising is stable
+
+
+def test_damaged_int8_files_are_refused(fitted, tmp_path) -> None:
+    gan, inverter = fitted
+    path = inverter.save(tmp_path / "inv.safetensors", dtype=torch.int8)
+    with safetensors.safe_open(str(path), framework="pt") as handle:
+        meta = handle.metadata()
+        good = {k: handle.get_tensor(k) for k in handle.keys()}
+    kwargs = dict(generator=gan.generator, discriminator=gan.discriminator)
+    name = "cn.layers.0.weight"
+    cases = [
+        ({k: v for k, v in good.items() if k != name + ".int8_scale"}, meta,
+         rf"'{name}' is int8 but the file has no '{name}.int8_scale'"),
+        ({**good, name + ".int8_scale": good[name + ".int8_scale"][:-1]}, meta,
+         rf"'{name}.int8_scale': expected float32 of shape \({good[name].shape[0]},\)"),
+        ({**good, name + ".int8_scale": good[name + ".int8_scale"].half()}, meta, "expected float32 of shape"),
+        ({**good, name + ".int8_scale": torch.full_like(good[name + ".int8_scale"], float("nan"))}, meta,
+         "holds NaN or Inf values"),
+        ({**good, name: good[name].float()}, meta, rf"scales an int8 weight matrix '{name}', got dtype torch.float32"),
+        ({**good, "cn.extra.int8_scale": torch.ones(3)}, meta, r"scales an int8 weight matrix 'cn.extra', got no such tensor"),
+    ]
+    config = json.loads(meta["config"])
+    old = {**meta, "format_version": "3", "config": json.dumps({**config, "format_version": 3})}
+    cases.append((good, old, r"format version 3 has no int8 weights"))
+    for tensors, metadata, message in cases:
+        _rewrite(path, tensors=tensors, metadata=metadata)
+        with pytest.raises(ValueError, match=message):
+            Inverter.load(path, **kwargs)
+        assert "inv.safetensors" in str(pytest.raises(ValueError, Inverter.load, path, **kwargs).value)
+
+
+def test_a_format_3_file_loads_as_it_is(fitted, tmp_path) -> None:
+    """Version 4 only adds int8 storage: a float file written as version 3 loads unchanged."""
+    gan, inverter = fitted
+    path = inverter.save(tmp_path / "inv.safetensors")
+    config = {**_config(path), "format_version": 3}
+    _rewrite(path, metadata={"format": "discinvert.inverter", "format_version": "3", "library_version": "0.1.0",
+                             "config": json.dumps(config)})
+    loaded = Inverter.load(path, generator=gan.generator, discriminator=gan.discriminator)
+    assert loaded.config == inverter.config
+    assert all(torch.equal(loaded.state_dict()[k], v) for k, v in inverter.state_dict().items())
 
 
 def test_negative_batchnorm_variance_in_a_file_is_refused(fitted, tmp_path) -> None:

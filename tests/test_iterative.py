@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from discinvert import Inverter, fit_inverter, zoo
 from discinvert.config import FORMAT_VERSION, InverterConfig
 from discinvert.iterative import MAX_RESIDUAL_SIDE, StepConfig, StepNetwork, residual_shape, step_inputs
+from discinvert.serialization import read_inverter_file
 from discinvert.zoo.datasets import to_model_range
 from tests.conftest import TinyGAN, assert_untouched, hook_counts, snapshot
 
@@ -128,14 +129,14 @@ def test_forward_is_differentiable_through_the_steps_and_never_into_the_gan(make
     assert torch.allclose(inverter(x).detach(), inverter.encode(x, range_check="ignore"), atol=1e-5)
 
 
-def test_save_load_round_trip_is_bit_exact_and_writes_format_3(make_gan, tmp_path) -> None:
+def test_save_load_round_trip_is_bit_exact_and_writes_the_current_format(make_gan, tmp_path) -> None:
     gan = make_gan("wgan_gp")
     inverter = _fit(gan, iterations=2, iteration_steps=10)
     path = inverter.save(tmp_path / "inv.safetensors")
     with safetensors.safe_open(str(path), framework="pt") as handle:
         metadata = handle.metadata()
         keys = set(handle.keys())
-    assert metadata["format_version"] == str(FORMAT_VERSION) == "3"
+    assert metadata["format_version"] == str(FORMAT_VERSION) == "4"
     assert any(k.startswith("steps.1.") for k in keys) and any(k.startswith("cn.") for k in keys)
     loaded = Inverter.load(path, generator=gan.generator, discriminator=gan.discriminator)
     _, x, _ = gan.sample(16)
@@ -199,7 +200,8 @@ def _as_format_2(source, target):
     (target / "config.json").write_text(json.dumps(config))
     with safetensors.safe_open(str(source / "model.safetensors"), framework="pt") as handle:
         metadata = dict(handle.metadata()) | {"config": json.dumps(config), "format_version": "2"}
-        tensors = {k: handle.get_tensor(k) for k in handle.keys() if not k.startswith("steps.")}
+    state, _ = read_inverter_file(source / "model.safetensors")  # format 2 stored floats only: undo any int8
+    tensors = {k: v for k, v in state.items() if not k.startswith("steps.")}  # float32, as format 2 could store
     safetensors.torch.save_file(tensors, str(target / "model.safetensors"), metadata=metadata)
     return target
 
@@ -211,7 +213,7 @@ def test_a_format_2_file_loads_as_an_inverter_without_steps(tmp_path) -> None:
     inverter = Inverter.from_pretrained(folder, generator=G, discriminator=D)
     assert inverter.iterations == 0 and inverter.config.step is None
     data = InverterConfig.from_dict(json.loads((folder / "config.json").read_text())).to_dict()
-    assert data["format_version"] == 3 and data["iterations"] == 0 and data["step"] is None
+    assert data["format_version"] == FORMAT_VERSION and data["iterations"] == 0 and data["step"] is None
     x = to_model_range(zoo.load_test_images("dcgan-fashion-mnist")[0][:8]).float()
     assert torch.equal(inverter.encode(x), bundled.encode(x, iterations=0))
 

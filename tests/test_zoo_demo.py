@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from discinvert import Inverter, zoo
 from discinvert.cli import main
@@ -56,6 +57,22 @@ def test_zoo_bundles_a_real_image_stage_inverter_that_reconstructs_better() -> N
     assert "Then the real-image stage" in card and "step network(s) of iterative refinement" in card and "PSNR" in card
     with pytest.raises(ValueError, match=r"expected one of \['paper', 'real-images'\]"):
         zoo.load(ENTRY, inverter="vae")
+
+
+def test_the_zoo_real_images_inverter_is_stored_in_int8_under_2_mb() -> None:
+    """Issue 18: the zoo's real-images inverter file is at most 2 MB (int8 weight matrices), and loads as float32."""
+    import safetensors
+
+    weights = zoo.path(ENTRY) / "inverter-real-images" / "model.safetensors"
+    assert weights.stat().st_size <= 2_000_000
+    with safetensors.safe_open(str(weights), framework="pt") as handle:
+        dtypes = {k: handle.get_slice(k).get_dtype() for k in handle.keys()}
+    matrices = [k for k in dtypes if k.endswith(".weight") and k + ".int8_scale" in dtypes]
+    assert len(matrices) == 2 + 2 * 2 and all(dtypes[k] == "I8" for k in matrices)  # CN and two step networks
+    _, _, real = zoo.load(ENTRY, inverter="real-images")
+    assert all(p.dtype == torch.float32 for p in [*real.cn.parameters(), *real.steps.parameters()])
+    card = (weights.parent / "README.md").read_text()
+    assert "| weights stored as | int8 weight matrices with a float32 scale per output row" in card
 
 
 def test_zoo_fits_the_size_budget() -> None:

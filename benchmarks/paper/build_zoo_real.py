@@ -8,7 +8,9 @@ the fingerprints match) with the library's defaults, a lighter connection networ
 the file ships inside the package), and ``images=`` the Fashion-MNIST **train** split but its last
 ``--holdout`` images; then writes it in the Hub layout in float16 with a model card whose metrics
 are its reconstruction score on the entry's 1,000 bundled test images, the same images and metric as
-the entry's paper inverter's card. With ``--iterations K`` the inverter also carries ``K`` step
+the entry's paper inverter's card. It also prints the encode PSNR on the held-out train images
+(the last ``--holdout``, never trained on): compare candidate settings on that figure, never on the
+test images of the card. With ``--iterations K`` the inverter also carries ``K`` step
 networks (``encode`` runs them all). The demo shows it as its own row.
 """
 
@@ -76,6 +78,10 @@ def main(argv: list[str] | None = None) -> None:
     print(f"fit in {seconds:.1f} s; held-out pixel MSE {real['start_held_out_pixel_mse']:.4f} -> "
           f"{real['best_held_out_pixel_mse']:.4f}", flush=True)
 
+    heldout = to_model_range(train[len(train) - args.holdout :]).float()
+    heldout_score = reconstruction_score(inverter, heldout, n=len(heldout), repeats=1)
+    print(f"held-out train[{len(train) - args.holdout}:] (the figure to choose on): encode PSNR "
+          f"{heldout_score['psnr_mean']:.3f} dB, SSIM {heldout_score['ssim_mean']:.4f}", flush=True)
     test_u8, _ = zoo.load_test_images(args.name)
     x = to_model_range(test_u8)
     score = reconstruction_score(inverter, x, n=len(x), repeats=1)
@@ -94,7 +100,8 @@ def main(argv: list[str] | None = None) -> None:
                 f"Fashion-MNIST train split but its last {args.holdout} images"
                 + (f", then {args.iterations} step networks of iterative refinement" if args.iterations else ""))
     out = args.out if args.out is not None else ZOO / args.name / "inverter-real-images"
-    save_zoo_inverter(inverter, G, D, x, out, gan_line, metrics, {"fp32": score, "paper": paper_score})
+    save_zoo_inverter(inverter, G, D, x, out, gan_line, metrics,
+                      {"fp32": score, "paper": paper_score, "heldout_train_fp32": heldout_score})
 
 
 if __name__ == "__main__":
