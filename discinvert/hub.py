@@ -559,8 +559,12 @@ def push_to_hub(
     commit_message: str | None = None,
     gan: str | None = None,
     metrics: dict[str, Any] | None = None,
+    dtype: torch.dtype | None = None,
 ) -> str:
     """Upload :meth:`save_pretrained`'s files to the Hub repo ``repo_id`` (created if needed).
+
+    ``gan``, ``metrics`` and ``dtype`` (the weights' storage: float32 by default, float16,
+    bfloat16 or int8) are passed to :meth:`save_pretrained`.
 
     The files go up in one commit, which the Hub applies whole or not at all. When it
     fails or is interrupted (Ctrl-C), a repo this call created is deleted again and a
@@ -588,7 +592,7 @@ def push_to_hub(
         raise _staging_failed(error, repo_id) from error
     try:
         try:  # written before the Hub is asked anything: a local failure leaves no repo behind
-            save_pretrained(self, folder, gan=gan, metrics=metrics, repo_id=repo_id)
+            save_pretrained(self, folder, gan=gan, metrics=metrics, repo_id=repo_id, dtype=dtype)
         except OSError as error:
             raise _staging_failed(error, repo_id) from error
         try:

@@ -146,6 +146,27 @@ def test_fit_a_gan_directory_to_a_file(ws: dict[str, Path], tmp_path: Path, caps
     assert inverter.config.fit["autocast_dtype"] == "auto" and inverter.config.fit["reuse"] == 1
 
 
+def test_fit_stores_the_weights_in_the_dtype_asked(ws: dict[str, Path], tmp_path: Path) -> None:
+    import safetensors
+
+    G, D, _, _ = load_gan(ws["gan"])
+    sizes = {}
+    for dtype, stored in (("float32", "F32"), ("int8", "I8")):
+        out = tmp_path / f"{dtype}.safetensors"
+        assert main(["fit", "--gan", str(ws["gan"]), *FAST_FIT, "--weights-dtype", dtype, "--out", str(out)]) == 0
+        with safetensors.safe_open(str(out), framework="pt") as handle:
+            assert handle.get_slice("cn.layers.0.weight").get_dtype() == stored
+        assert Inverter.load(out, generator=G, discriminator=D).feature_layer == "main.7"
+        sizes[dtype] = out.stat().st_size
+    assert sizes["int8"] < 0.5 * sizes["float32"]
+    folder = tmp_path / "repo"
+    assert main(["fit", "--gan", str(ws["gan"]), *FAST_FIT, "--weights-dtype", "float16", "--out", str(folder)]) == 0
+    with safetensors.safe_open(str(folder / "model.safetensors"), framework="pt") as handle:
+        assert handle.get_slice("cn.layers.0.weight").get_dtype() == "F16"
+    with pytest.raises(SystemExit):
+        main(["fit", "--gan", str(ws["gan"]), *FAST_FIT, "--weights-dtype", "int4", "--out", str(folder)])
+
+
 def test_fit_reads_several_layers_given_with_commas(ws: dict[str, Path], tmp_path: Path,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "multi"
@@ -391,8 +412,10 @@ def test_push_calls_the_hub(ws: dict[str, Path], monkeypatch: pytest.MonkeyPatch
     (inverter, repo_id, kwargs), = calls
     assert isinstance(inverter, Inverter) and repo_id == "me/tiny-inverter"
     assert kwargs["private"] is True and kwargs["token"] == "hf_x" and kwargs["commit_message"] == "first"
-    assert str(ws["gan"]) in kwargs["gan"]
+    assert str(ws["gan"]) in kwargs["gan"] and kwargs["dtype"] == torch.float32
     assert "commit/abc" in capsys.readouterr().out
+    assert main([*argv, "--weights-dtype", "int8"]) == 0
+    assert calls[-1][2]["dtype"] == torch.int8
 
 
 def test_push_without_network_is_one_line(ws: dict[str, Path], monkeypatch: pytest.MonkeyPatch,

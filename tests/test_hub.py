@@ -514,6 +514,19 @@ def test_push_to_hub_uploads_a_loadable_repo(hub, fitted, gan, tmp_path, monkeyp
     assert_same_inverter(load("org/pushed", gan, cache_dir=tmp_path / "cache"), fitted)
 
 
+def test_push_to_hub_in_int8_uploads_a_quarter_size_loadable_repo(hub, fitted, gan, tmp_path) -> None:
+    inverter, _ = fitted
+    inverter.push_to_hub("org/small", token="hf_writer", dtype=torch.int8)
+    inverter.push_to_hub("org/full", token="hf_writer")
+    small, full = hub.repos["org/small"]["model.safetensors"], hub.repos["org/full"]["model.safetensors"]
+    assert len(small) < 0.5 * len(full)
+    loaded = load("org/small", gan, cache_dir=tmp_path / "cache")
+    assert all(p.dtype == torch.float32 for p in loaded.cn.parameters())
+    weight = inverter.cn.state_dict()["layers.0.weight"]
+    step = weight.abs().amax(dim=1, keepdim=True) / 127
+    assert ((loaded.cn.state_dict()["layers.0.weight"] - weight).abs() <= step / 2 + 1e-7).all()
+
+
 def test_push_to_hub_with_the_client_patched(fitted, gan, tmp_path, monkeypatch) -> None:
     """The same contract with HfApi's two calls replaced: what is created, and which files make the one commit."""
     inverter, _ = fitted

@@ -193,6 +193,8 @@ def _layers(args: argparse.Namespace) -> int:
 
 
 def _fit(args: argparse.Namespace) -> int:
+    import torch
+
     from discinvert.fit import fit_inverter
     from discinvert.settings import ITERATIVE_SETTINGS, REAL_STAGE_SETTINGS, FitConfig, command_line_settings
 
@@ -244,7 +246,8 @@ def _fit(args: argparse.Namespace) -> int:
         for index, step in enumerate(fit["iterative"]["steps"], 1):
             print(f"step network {index}: {step['metric']} {step['start_error']:.5f} -> {step['best_error']:.5f} "
                   f"(update {step['best_step']}), {step['seconds']:.1f} s")
-    written = inverter.save(out) if to_file else inverter.save_pretrained(out, gan=gan.description)
+    dtype = getattr(torch, args.weights_dtype)
+    written = inverter.save(out, dtype=dtype) if to_file else inverter.save_pretrained(out, gan=gan.description, dtype=dtype)
     print(f"wrote {written}")
     return 0
 
@@ -450,13 +453,16 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _push(args: argparse.Namespace) -> int:
+    import torch
+
     gan = _load_gan(args)
     inverter = _load_inverter(args, gan, token=args.token)
     print(f"pushing the inverter ({_layer_text(inverter.feature_layer)} -> {_format_shape(inverter.latent_shape)}) to {args.repo_id}",
           flush=True)
     try:
         url = inverter.push_to_hub(args.repo_id, private=True if args.private else None, token=args.token,
-                                   commit_message=args.message, gan=args.gan_name or gan.description)
+                                   commit_message=args.message, gan=args.gan_name or gan.description,
+                                   dtype=getattr(torch, args.weights_dtype))
     except Exception as error:
         if not is_network_error(error):
             raise

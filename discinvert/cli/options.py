@@ -19,6 +19,9 @@ from discinvert.settings import CommandLine, command_line_settings
 
 __all__ = ["Handler", "UsageError", "build_parser", "fit_settings"]
 
+WEIGHT_DTYPES = ("float32", "float16", "bfloat16", "int8")
+"""``--weights-dtype`` choices: names of torch dtypes ``save``/``save_pretrained`` store weights in."""
+
 _GAN_HELP = """\
 GAN sources (every command but demo):
   --gan DIR         a directory written by discinvert.zoo.architectures.save_gan
@@ -287,6 +290,9 @@ def _add_fit(commands: Any, handler: Handler) -> None:
     fit.add_argument("--out", required=True, metavar="OUT",
                      help="a .safetensors file (Inverter.save), or a directory (Inverter.save_pretrained: "
                           "model.safetensors, config.json, README.md model card)")
+    fit.add_argument("--weights-dtype", choices=tuple(WEIGHT_DTYPES), default="float32",
+                     help="how the file stores the weights (default float32, which round-trips exactly; float16 "
+                          "halves it; int8 stores weight matrices as int8 with a scale per row, about a quarter)")
     fit.add_argument("--feature-layer", help="D's layer to read (default: the GAN config's; see `discinvert layers`), or "
                      "several separated by commas (main.4,main.7): the CN reads them concatenated")
     real = fit.add_argument_group("real-image stage (after the self-generated fit; see docs/real_stage.md)")
@@ -395,6 +401,9 @@ def _add_push(commands: Any, handler: Handler) -> None:
     push.add_argument("--private", action="store_true", help="create the repo as private")
     push.add_argument("--token", help="Hub token (default: $HF_TOKEN or the cached `hf auth login`)")
     push.add_argument("--message", help="commit message")
+    push.add_argument("--weights-dtype", choices=tuple(WEIGHT_DTYPES), default="float32",
+                      help="how the uploaded model.safetensors stores the weights (float32, float16, bfloat16 or "
+                           "int8: weight matrices as int8 with a scale per row)")
     push.add_argument("--gan-name", help="the line naming the GAN on the model card (default: its source)")
     push.set_defaults(handler=handler)
 
