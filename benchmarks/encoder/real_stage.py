@@ -17,6 +17,10 @@ bundled paper CN (20,000 self-generated steps, no real images):
     python -m benchmarks.encoder.real_stage --iterations 2 --out docs/iterative.md --json docs/results/iterative.json \
         --section iterative     # + step networks: a row per k = 0..2 from the same inverter
 
+With ``--gan DIR`` (a ``save_gan`` folder, e.g. from ``benchmarks/paper/train_gan.py``) it fits that GAN
+instead, and its first row is a fit without images with the library's defaults (the paper's method)
+rather than the bundled paper CN.
+
 With ``--feature-layer main.4,main.7`` the CN reads several depths of D (``fit_inverter``'s
 ``feature_layer`` as a list; ``docs/multi_depth.md``). With ``--iterations K`` the fit also trains ``K`` step networks (``fit_inverter(iterations=K)``) and the
 fitted inverter is scored once per ``k = 0..K`` (``encode(iterations=k)``; hybrid from those codes).
@@ -40,6 +44,7 @@ from benchmarks.common import command_line, describe_device, write_json, timed, 
 from benchmarks.paper.protocol import Protocol
 from discinvert import Inverter, fit_inverter, zoo
 from discinvert.metrics import image_quality
+from discinvert.zoo.architectures import load_gan
 from discinvert.zoo.datasets import load_fashion_mnist, to_model_range
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -74,8 +79,17 @@ def _score(label: str, inverter: Inverter, protocol: Protocol, holdout: torch.Te
 
 
 def run(args: argparse.Namespace, argv: list[str] | None) -> dict[str, Any]:
-    G, D, paper = zoo.load("dcgan-fashion-mnist")
-    config = zoo.load_gan_config("dcgan-fashion-mnist")
+    paper: Inverter | None
+    if args.gan is None:
+        G, D, paper = zoo.load("dcgan-fashion-mnist")
+        config = zoo.load_gan_config("dcgan-fashion-mnist")
+        gan_name = "The bundled Fashion-MNIST DCGAN"
+    else:
+        G, D, config, _ = load_gan(args.gan)
+        G.eval()
+        D.eval()
+        paper = None
+        gan_name = f"The {config.loss.upper()} in `{args.gan}` (feature layer `{config.feature_layer}`)"
     images, _ = load_fashion_mnist("train", root=args.data_root)
     x_all = to_model_range(images).float()
     train, holdout = x_all[: len(x_all) - args.holdout], x_all[len(x_all) - args.holdout :]
@@ -83,7 +97,7 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> dict[str, Any]:
         train = train[: args.train_limit]
     protocol = Protocol(device="cpu", n=args.n, repeats=args.repeats, seed=0, data_root=args.data_root,
                         nn_train=0, batch=1000)
-    fresh_z = torch.randn(512, 100, 1, 1, generator=torch.Generator().manual_seed(12345))
+    fresh_z = torch.randn(512, *config.latent_shape, generator=torch.Generator().manual_seed(12345))
     with torch.no_grad():
         fresh = (G(fresh_z), fresh_z.reshape(512, -1))
     settings: dict[str, Any] = {"seed": args.seed}
@@ -95,12 +109,19 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> dict[str, Any]:
         settings["iterations"] = args.iterations
         if args.iteration_steps:
             settings["iteration_steps"] = args.iteration_steps
-    rows = [] if args.no_paper_row else [
-        _score("paper CN (bundled, 20k steps)", paper, protocol, holdout, fresh, args.hybrid_steps, None)]
-    started = time.perf_counter()
     layer: str | list[str] = config.feature_layer
     if args.feature_layer:
         layer = args.feature_layer.split(",") if "," in args.feature_layer else args.feature_layer
+    rows = []
+    if not args.no_paper_row and paper is not None:
+        rows.append(_score("paper CN (bundled, 20k steps)", paper, protocol, holdout, fresh, args.hybrid_steps, None))
+    elif not args.no_paper_row:  # another GAN: the paper's method is the library's fit without images
+        started = time.perf_counter()
+        alone = fit_inverter(G, D, layer, latent_shape=config.latent_shape,
+                             **{k: v for k, v in settings.items() if k in ("seed", "steps")})
+        rows.append(_score("CN without images (library defaults, fit here)", alone, protocol, holdout, fresh,
+                           args.hybrid_steps, round(time.perf_counter() - started, 1)))
+    started = time.perf_counter()
     fitted = fit_inverter(G, D, layer, latent_shape=config.latent_shape, images=train, **settings)
     fit_seconds = time.perf_counter() - started
     if args.save is not None:
@@ -117,7 +138,7 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> dict[str, Any]:
         if iterative is not None:
             rows[-1]["iterative"] = {**{k: v for k, v in iterative.items() if k != "steps"},
                                      "steps": [{k: v for k, v in s.items() if k != "history"} for s in iterative["steps"]]}
-    return {"command": command_line(__spec__, argv), "device": describe_device("cpu"),
+    return {"command": command_line(__spec__, argv), "device": describe_device("cpu"), "gan": gan_name,
             "threads": torch.get_num_threads(),
             "settings": {**{k: v for k, v in fitted.config.fit.items()
                             if k in ("steps", "batch_size", "lr", "seed", "validation_size", "reuse")},
@@ -151,7 +172,7 @@ def _page_lines(result: dict[str, Any], rows: list[dict[str, Any]], hybrid_steps
         "",
         f"    {result['command']}",
         "",
-        f"Device: {result['device']}. The bundled Fashion-MNIST DCGAN. The fitted "
+        f"Device: {result['device']}. {result.get('gan', 'The bundled Fashion-MNIST DCGAN')}. The fitted "
         f"inverter uses the library's default settings with `images=` the first {result['train_images']} train "
         f"images; *held-out train* is {result['holdout']} (never trained on); *test* is the Table 1 protocol "
         f"({result['protocol']}), scored, never used for a choice. Timings are wall-clock on a shared 2-core "
@@ -198,6 +219,9 @@ def _iterative_lines(iterative: dict[str, Any] | None) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--gan", type=Path, default=None,
+                        help="a save_gan directory (default: the bundled DCGAN); its first row is then a fit "
+                             "without images with the library's defaults, not the bundled paper CN")
     parser.add_argument("--data-root", type=Path, default=None, help="Fashion-MNIST IDX folder (default: Debian's)")
     parser.add_argument("--holdout", type=int, default=1000, help="last N train images, scored, never trained on")
     parser.add_argument("--train-limit", type=int, default=0, help="use only the first N train images (0: all)")

@@ -21,12 +21,14 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("gans", type=Path, nargs="+")
     parser.add_argument("--out", type=Path, default=Path("docs/reference_gans.md"))
+    parser.add_argument("--title", default="Reference GANs", help="the page's title")
+    parser.add_argument("--image-suffix", default="", help="appended to the sample pictures' names (samples-NAME<suffix>.png)")
     args = parser.parse_args(argv)
     command = command_line(__spec__, argv)
     print(command)
     images = args.out.parent / "images"
     images.mkdir(parents=True, exist_ok=True)
-    lines = ["# Reference GANs", "", f"Written by `{command}` from the training records.", "",
+    lines = [f"# {args.title}", "", f"Written by `{command}` from the training records.", "",
              "All trained on the Fashion-MNIST **train** split only (60,000 images in [-1, 1]); the test split is",
              "kept for evaluation. Architecture: `discinvert/zoo/architectures.py` (DCGAN-style, z of shape (100, 1, 1);",
              "D's feature layer is its last hidden activation, 256x4x4 = 4,096 values).", ""]
@@ -41,7 +43,9 @@ def main(argv: list[str] | None = None) -> None:
             "",
             f"    {extra['command']}",
             "",
-            f"- {extra['epochs']} epochs, batch {extra['batch_size']}, {extra['train_seconds']:.0f} s on {extra.get('device_name', extra['device'])} "
+            f"- {extra['epochs']} epochs"
+            + (f" (of {extra.get('epochs_requested')} asked; stopped by --max-seconds {extra.get('max_seconds')})"
+               if extra.get("stopped_early") else "") + f", batch {extra['batch_size']}, {extra['train_seconds']:.0f} s on {extra.get('device_name', extra['device'])} "
             f"(torch {extra['torch_version']}); seed {extra['seed']}.",
             f"- Optimiser: {opt.get('name')} lr {opt.get('lr')} betas {opt.get('betas')}; n_critic {extra.get('n_critic')}, "
             f"gradient penalty {extra.get('gp_weight')}; D BatchNorm: {config['d_batch_norm']}; feature layer `{config['feature_layer']}`.",
@@ -49,8 +53,9 @@ def main(argv: list[str] | None = None) -> None:
             "",
         ]
         if (folder / "samples.png").is_file():
-            shutil.copyfile(folder / "samples.png", images / f"samples-{name}.png")
-            lines += [f"![samples of {name}](images/samples-{name}.png)", ""]
+            picture = f"samples-{name}{args.image_suffix}.png"
+            shutil.copyfile(folder / "samples.png", images / picture)
+            lines += [f"![samples of {name}](images/{picture})", ""]
     args.out.write_text("\n".join(lines))
     print(f"wrote {args.out}")
 
