@@ -68,10 +68,11 @@ PLATEAU_DROPS = 2
 """``schedule="plateau"``: drops before the next plateau stops the fit."""
 
 COSINE_STOP_FACTOR = 0.5
-"""``schedule="cosine"``: a plateau stops the fit only once the rate has decayed to this fraction of its peak
-(the second half of the cosine). At the peak rate a noisy fit can stall for hundreds of updates and then
-improve as the rate decays (a 4-epoch WGAN-GP: best validation MSE 0.95 at update 700, 0.71 at 2,000,
-``docs/fit_speed.md``), so a plateau there is not convergence."""
+"""``schedule="cosine"``: the rule counts only validations made once the rate has decayed to this fraction
+of its peak (the second half of the cosine), so a plateau must last ``patience`` validations there to stop
+the fit. At the peak rate a noisy fit can stall for hundreds of updates and then improve as the rate
+decays (a 4-epoch WGAN-GP: best validation MSE 0.95 from update 700 to 1,200, 0.71 at 2,000,
+``docs/fit_speed.md``), so a stall there is not convergence."""
 
 
 class Schedule:
@@ -107,12 +108,14 @@ class Schedule:
     def after_validation(self, step: int, best_error: float) -> bool:
         """Apply the rule after a validation at ``step`` updates; ``True`` when the fit should stop.
 
-        Under the cosine schedule a plateau counts only once the rate has decayed to
-        :data:`COSINE_STOP_FACTOR` of its peak.
+        Under the cosine schedule only validations made once the rate has decayed to
+        :data:`COSINE_STOP_FACTOR` of its peak count toward a plateau.
         """
-        if not self.plateaued(best_error):
-            return False
+        plateaued = self.plateaued(best_error)
         if self.kind == "cosine" and self(step) > COSINE_STOP_FACTOR:
+            self.window_start = len(self.bests) - 1  # the next window starts here, as after a drop
+            return False
+        if not plateaued:
             return False
         if self.kind == "plateau" and len(self.drops) < PLATEAU_DROPS:
             self.drops.append(step)
