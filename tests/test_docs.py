@@ -317,3 +317,30 @@ def test_zoo_int8_prose_comes_from_the_committed_runs() -> None:
     assert f"{paper['bytes']['stored'] / 1e6:.2f} MB for it in int8 at {paper_loss:+.3f} dB" in page
     assert f"{paper['bytes']['stored'] / 1e6:.2f} MB in int8)" in page
     assert (entry / "inverter" / "model.safetensors").stat().st_size == paper["bytes"]["shipped"]  # not re-stored
+
+
+def test_other_gans_pages_quote_the_committed_runs() -> None:
+    """fit_speed.md's LSGAN/WGAN-GP section and real_stage_other_gans.md quote their JSONs."""
+    fit_speed = (ROOT / "docs" / "fit_speed.md").read_text()
+    lb, ld = _result("time_to_quality_lsgan")["rows"]
+    wb, wd = _result("time_to_quality_wgan_gp")["rows"]
+    rb, rd = _result("time_to_quality_wgan_gp_rule")["rows"]
+    assert wb == rb  # the corrected run's reference row is the first run's
+    for name, b, d in (("LSGAN (3 epochs)", lb, ld), ("WGAN-GP (4 epochs)", wb, wd)):
+        assert (f"| {name} | {b['fit_seconds']:.0f} | {b['seconds_to_own']:.0f} | {b['heldout_psnr']:.2f} | "
+                f"{d['fit_seconds']:.0f} | {d['seconds_to_reference']:.0f} | {d['heldout_psnr']:.2f} | {d['steps_run']} |") in fit_speed
+        assert d["stopped"] is None and abs(d["heldout_psnr"] - b["heldout_psnr"]) <= 0.1
+    assert ld["seconds_to_reference"] <= 180 and f"after **{ld['seconds_to_reference']:.0f} s**" in fit_speed
+    assert rd["stopped"] == 1200 and f"at update\n  {rd['stopped']} of 2,000 with validation MSE {rd['best_val_mse']:.4f}" in fit_speed
+    assert f"validation MSE {wd['best_val_mse']:.4f} against\n  {wb['best_val_mse']:.4f} before" in fit_speed
+    for run in ("time_to_quality_lsgan", "time_to_quality_wgan_gp"):
+        assert f"    {_result(run)['command']}" in fit_speed
+    page = (ROOT / "docs" / "real_stage_other_gans.md").read_text()
+    for name, run in (("LSGAN (3 epochs)", "real_stage_lsgan_cpu"), ("WGAN-GP (4 epochs)", "real_stage_wgan_gp_cpu")):
+        result = _result(run)
+        a, b = result["rows"]
+        assert a["encoder"].startswith("CN without images") and b["encoder"] == "defaults + real-image stage"
+        assert (f"| {name} | {a['psnr_mean']:.2f} → **{b['psnr_mean']:.2f}** | {a['hybrid50_psnr']:.2f} → "
+                f"{b['hybrid50_psnr']:.2f} | {a['recovery_mse']:.3f} → {b['recovery_mse']:.3f} |") in page
+        assert b["psnr_mean"] > a["psnr_mean"] and b["fit_seconds"] < 600
+        assert f"    {result['command']}" in page
