@@ -60,7 +60,7 @@ def _quantise_int8(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         peak = rows.abs().amax(dim=1)
         scale = torch.where(peak > 0, peak / 127.0, torch.ones_like(peak))
         stored[name] = torch.round(rows / scale[:, None]).clamp(-127, 127).to(torch.int8).reshape(tensor.shape)
-        stored[name + INT8_SCALE_SUFFIX] = scale.contiguous()
+        stored[name + INT8_SCALE_SUFFIX] = scale
     return stored
 
 
@@ -116,8 +116,7 @@ def write_inverter_file(
     if dtype not in _STORAGE_DTYPES:
         raise ValueError(f"dtype: expected one of {_STORAGE_DTYPES}, got {dtype}.")
     if dtype == torch.int8:
-        tensors = _quantise_int8({name: t.detach().to("cpu").clone() for name, t in state.items()})
-        tensors = {name: t.contiguous() for name, t in tensors.items()}
+        tensors = _quantise_int8({name: t.detach().to("cpu").contiguous().clone() for name, t in state.items()})
     else:
         tensors = {
             name: tensor.detach().to("cpu", dtype=dtype if tensor.is_floating_point() else tensor.dtype).contiguous().clone()
