@@ -35,7 +35,8 @@ SCRIPTS = ("benchmarks.paper.table1", "benchmarks.paper.train_gan", "benchmarks.
            "benchmarks.paper.build_zoo_real", "benchmarks.encoder.iterative", "benchmarks.speed.time_to_quality",
            "benchmarks.paper.build_zoo_inverter", "benchmarks.speed.cn_shapes",
            "benchmarks.encoder.real_schedule", "benchmarks.encoder.speed_ratio",
-           "benchmarks.encoder.multi_hypothesis", "benchmarks.paper.store_zoo_inverter")
+           "benchmarks.encoder.multi_hypothesis", "benchmarks.paper.store_zoo_inverter",
+           "benchmarks.speed.compress_cn")
 
 
 def _documented_surface() -> set[str]:

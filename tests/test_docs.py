@@ -315,7 +315,7 @@ def test_zoo_int8_prose_comes_from_the_committed_runs() -> None:
     assert f"{t['stored']['psnr'] - float(paper_card):.2f} dB above the paper inverter" in page
     paper_loss = paper["heldout_train"]["stored"]["psnr"] - paper["heldout_train"]["shipped"]["psnr"]
     assert f"{paper['bytes']['stored'] / 1e6:.2f} MB for it in int8 at {paper_loss:+.3f} dB" in page
-    assert f"{paper['bytes']['stored'] / 1e6:.2f} MB in int8)" in page
+    assert f"{paper['bytes']['stored'] / 1e6:.2f} MB in int8;" in page
     assert (entry / "inverter" / "model.safetensors").stat().st_size == paper["bytes"]["shipped"]  # not re-stored
 
 
@@ -344,3 +344,19 @@ def test_other_gans_pages_quote_the_committed_runs() -> None:
                 f"{b['hybrid50_psnr']:.2f} | {a['recovery_mse']:.3f} → {b['recovery_mse']:.3f} |") in page
         assert b["psnr_mean"] > a["psnr_mean"] and b["fit_seconds"] < 600
         assert f"    {result['command']}" in page
+
+
+def test_compress_cn_prose_comes_from_the_committed_run() -> None:
+    """fit_speed.md's compression section quotes docs/results/compress_cn.json, and the zoo file is unchanged."""
+    result = _result("compress_cn")
+    shipped, *students = result["rows"]
+    page = (ROOT / "docs" / "fit_speed.md").read_text()
+    assert f"    {result['command']}" in page
+    by_rank = {row["rank"]: row for row in students}
+    best = by_rank[144]
+    assert best["bytes"] <= 2_000_000 and abs(best["heldout"] - shipped["heldout"]) <= 0.1
+    assert f"Rank 144 gives a {best['bytes'] / 1e6:.2f} MB file at\n  {best['heldout'] - shipped['heldout']:+.3f} dB" in page
+    assert f"they score {best['test']:.3f} and {by_rank[128]['test']:.3f} dB against the shipped file's {shipped['test']:.3f}" in page
+    assert best["test"] < 17.185 and f"from 17.19 to {best['test']:.2f} dB" in page  # the demo figure it would miss
+    entry = ROOT / "discinvert" / "zoo" / "dcgan-fashion-mnist" / "inverter" / "model.safetensors"
+    assert entry.stat().st_size == shipped["bytes"]  # the zoo keeps the shipped paper inverter

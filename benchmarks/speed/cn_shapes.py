@@ -24,6 +24,12 @@ Shapes (``kind:args``; BatchNorm and LeakyReLU(0.2) after every hidden layer, as
 - ``fact:R/WxW``: the MLP with every hidden layer factorised through rank ``R`` (a linear map to
   ``R`` values, then to the width): wide nonlinear layers at few parameters.
 
+Any shape may carry the prefix ``std+`` (D's features standardised per value with the mean and
+standard deviation of 4,096 fresh pairs drawn before training, fixed afterwards) and the suffix
+``@LR`` (its own peak learning rate instead of ``--lr``), e.g. ``std+mlp:1024x1024@5e-4``.
+``--gan DIR`` trains on a GAN written by ``benchmarks.paper.train_gan`` (its ``config.json`` names
+the feature layer) instead of the bundled DCGAN.
+
 Reports parameters, the file size at 16 bits per weight (how the zoo stores inverters), the
 CN's own time per 1,000 images, the validation MSE of the latents and the held-out PSNR.
 """
@@ -55,13 +61,22 @@ ROOT = Path(__file__).resolve().parents[2]
 class Shaped(nn.Module):
     """A CN candidate: an optional reshaping front (projection, low rank, pooling), then an MLP."""
 
-    def __init__(self, spec: str, feature_shape: tuple[int, ...], out_features: int) -> None:
+    def __init__(self, spec: str, feature_shape: tuple[int, ...], out_features: int,
+                 stats: tuple[torch.Tensor, torch.Tensor] | None = None) -> None:
         super().__init__()
-        kind, _, args = spec.partition(":")
+        self.spec = spec
+        base = spec.split("@", 1)[0]
+        standardise = base.startswith("std+")
+        base = base.removeprefix("std+")
+        if standardise and stats is None:
+            raise SystemExit(f"--shapes: {spec!r} needs feature statistics")
+        mean, std = stats if standardise and stats is not None else (torch.zeros(1), torch.ones(1))
+        self.register_buffer("mean", mean.reshape(-1))
+        self.register_buffer("std", std.reshape(-1))
+        kind, _, args = base.partition(":")
         front_arg, _, widths = args.rpartition("/")
         hidden = tuple(int(w) for w in widths.split("x")) if widths else ()
         channels, height, width = feature_shape
-        self.spec = spec
         self.feature_shape = feature_shape
         if kind == "mlp":
             self.front: nn.Module = nn.Flatten()
@@ -93,7 +108,14 @@ class Shaped(nn.Module):
         self.layers = mlp(flat, hidden, out_features, batch_norm=True, negative_slope=0.2)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
+        features = (features.reshape(len(features), -1) - self.mean) / self.std
         return self.layers(self.front(features.reshape(-1, *self.feature_shape)))
+
+
+def peak_lr(spec: str, default: float) -> float:
+    """The shape's own peak learning rate (its ``@LR`` suffix), else ``default``."""
+    _, at, value = spec.partition("@")
+    return float(value) if at else default
 
 
 def cn_ms_per_1k(network: nn.Module, features: torch.Tensor) -> float:
@@ -125,6 +147,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "fit_speed.md")
     parser.add_argument("--section", default="cn_shapes")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--gan", type=Path, default=None,
+                        help="a GAN folder written by benchmarks.paper.train_gan (default: the bundled DCGAN)")
     parser.add_argument("--teacher", action="store_true",
                         help="train on the bundled paper inverter's codes of each batch instead of the true z "
                              "(distillation); validation still scores against the true z")
@@ -136,7 +160,10 @@ def main(argv: list[str] | None = None) -> None:
     command = command_line(__spec__, argv)
     print(command, flush=True)
 
-    generator, discriminator, gan_config, _ = load_gan(zoo.path("dcgan-fashion-mnist") / "gan")
+    if args.gan is not None and args.teacher:
+        raise SystemExit("--teacher distils the bundled paper inverter: it needs the bundled DCGAN, not --gan")
+    gan_dir = args.gan if args.gan is not None else zoo.path("dcgan-fashion-mnist") / "gan"
+    generator, discriminator, gan_config, _ = load_gan(gan_dir)
     generator.eval(), discriminator.eval()
     layer = gan_config.feature_layer
     latent_shape = tuple(gan_config.latent_shape)
@@ -154,6 +181,12 @@ def main(argv: list[str] | None = None) -> None:
         z_val = torch.randn(1024, *latent_shape, generator=rng)
         f_val = torch.cat([features(generator(z_val[i : i + 256])) for i in range(0, 1024, 256)])
         z_val = z_val.reshape(1024, -1)
+        stats = None
+        if any(spec.startswith("std+") for spec in args.shapes):  # its own generator: the batches stay as without
+            z_stats = torch.randn(4096, *latent_shape, generator=torch.Generator().manual_seed(args.seed + 1))
+            f_stats = torch.cat([features(generator(z_stats[i : i + 256])) for i in range(0, 4096, 256)])
+            f_stats = f_stats.reshape(4096, -1)
+            stats = (f_stats.mean(0), f_stats.std(0).clamp_min(1e-6))
     out_features = z_val.shape[1]
     n_heldout = 200 if args.quick else 1000
     train_x = load_fashion_mnist("train", root=args.data_root)[0]
@@ -164,8 +197,9 @@ def main(argv: list[str] | None = None) -> None:
     teacher = None
     if args.teacher:
         teacher = zoo.load("dcgan-fashion-mnist")[2].cn.float().eval()
-    nets = {spec: Shaped(spec, feature_shape, out_features) for spec in args.shapes}
-    optims = {spec: torch.optim.Adam(net.parameters(), lr=args.lr, betas=BETAS, fused=True) for spec, net in nets.items()}
+    nets = {spec: Shaped(spec, feature_shape, out_features, stats) for spec in args.shapes}
+    optims = {spec: torch.optim.Adam(net.parameters(), lr=peak_lr(spec, args.lr), betas=BETAS, fused=True)
+              for spec, net in nets.items()}
     warmup = max(1, min(100, args.steps // 20))
     best: dict[str, tuple[float, int, dict[str, torch.Tensor]]] = {s: (math.inf, 0, {}) for s in nets}
     train_seconds = {s: 0.0 for s in nets}
@@ -187,7 +221,7 @@ def main(argv: list[str] | None = None) -> None:
         for spec, net in nets.items():
             start = time.perf_counter()
             for group in optims[spec].param_groups:
-                group["lr"] = args.lr * factor
+                group["lr"] = peak_lr(spec, args.lr) * factor
             with autocast("cpu", torch.bfloat16):
                 prediction = net(inputs)
             loss = F.mse_loss(prediction.float(), targets)
@@ -237,12 +271,15 @@ def main(argv: list[str] | None = None) -> None:
                          "code_sq_per_dim": round(float(codes.pow(2).mean()), 3), "curve": []})
     lines = [f"Written by `benchmarks/speed/cn_shapes.py` ({describe_device('cpu')}, "
              f"torch {torch.__version__}):", "", f"    {command}", "",
-             f"All shapes trained on the same {args.steps:,} batches of {args.batch_size} fresh pairs of the bundled "
-             f"DCGAN (feature layer `{layer}`, {feature_shape}), bf16 autocast and channels-last generation; "
+             f"All shapes trained on the same {args.steps:,} batches of {args.batch_size} fresh pairs of "
+             f"{'the bundled DCGAN' if args.gan is None else f'the GAN `{args.gan}`'} (feature layer `{layer}`, {feature_shape}), bf16 autocast and channels-last generation; "
              "each keeps its best-validation weights. *Held-out PSNR*: reconstructions of Fashion-MNIST "
              f"train[59000:{59000 + n_heldout}] (never trained on). *MB*: the file at 16 bits per value "
              f"(weights and BatchNorm statistics). Generation took {1000 * gen_seconds / args.steps:.1f} ms per update "
-             "(shared by all shapes)." + (" **Distilled**: each shape trained on the bundled paper inverter's codes "
+             "(shared by all shapes)." + (" `std+`: features standardised with the statistics of 4,096 other fresh "
+                                         "pairs; `@LR`: the shape's own peak learning rate (else "
+                                         f"{args.lr:g})." if any(("std+" in s or "@" in s) for s in args.shapes)
+                                         else "") + (" **Distilled**: each shape trained on the bundled paper inverter's codes "
                                          "of each batch (its last row) instead of the true z; the validation MSE is "
                                          "still against the true z." if teacher is not None else ""), "",
              "| shape | parameters | MB (16-bit) | CN ms / 1k images | CN ms / update | best val. MSE (step) | held-out PSNR dB | code mean sq. / dim |",
