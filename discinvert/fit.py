@@ -41,7 +41,7 @@ from discinvert.iterative import StepConfig, StepNetwork, residual_shape
 from discinvert.iterative_stage import train_steps
 from discinvert.latents import LatentSampler, normal_sampler, parse_latent_shape
 from discinvert.layers import FeatureLayer, resolve_layers
-from discinvert.network import CNConfig, ConnectionNetwork
+from discinvert.network import CNConfig, ConnectionNetwork, feature_statistics, standardised_inputs
 from discinvert.pairs import PairMaker, ValidationSet
 from discinvert.pool import BatchSource
 from discinvert.real_stage import RealStageResult, train_on_images
@@ -127,6 +127,8 @@ def _checkpointing(settings: FitConfig, facts: GANFacts, discriminator: nn.Modul
     before_18 = {"schedule": None} if settings.schedule == "cosine" else {}
     before_18.update({"patience": None} if settings.patience is None else {})
     before_18.update({"levers": None} if AUTO not in (settings.autocast_dtype, settings.channels_last) else {})
+    # Checkpoints written before the CN's standardised features trained on raw ones (cn_standardize=False).
+    before_18.update({"cn_standardize": None} if not settings.cn_standardize else {})
     return Checkpointing(
         path=Path(settings.checkpoint_path), every=settings.checkpoint_every, resume=settings.resume, identity=identity,
         generators={"train": train_rng}, cuda_device=device if device.type == "cuda" else None,
@@ -181,6 +183,31 @@ def _split(images: ImageSource, image_shape: tuple[int, ...], settings: FitConfi
             f"images: expected the same images on every rank under torchrun (the stage splits and draws them "
             f"itself), got {here}; pass the whole training set on every rank, not a DistributedSampler's share.")
     return made
+
+
+def _self_generated_stage(cn: ConnectionNetwork, source: BatchSource, held_out: ValidationSet, settings: FitConfig,
+                          dist_ctx: dist_utils.DistContext, checkpointing: Checkpointing | None,
+                          autocast_dtype: torch.dtype | None, on_validation: OnValidation | None) -> TrainResult:
+    """Regress ``z`` on the features with ``cn`` (left holding its best weights, reading raw features).
+
+    With ``settings.cn_standardize`` the CN trains on features standardised with the validation
+    features' statistics (the same on every rank and on resume), folded into its first layer afterwards.
+    """
+    standardise = (standardised_inputs(cn, *feature_statistics(held_out.features)) if settings.cn_standardize
+                   else contextlib.nullcontext())
+    with standardise:
+        result = train_regressor(
+            cn, source, held_out.features, held_out.targets, steps=settings.steps, lr=settings.lr,
+            batch_size=settings.batch_size, eval_every=settings.eval_every, progress=settings.progress,
+            desc="fit CN", dist_ctx=dist_ctx, checkpointing=checkpointing, autocast_dtype=autocast_dtype,
+            on_validation=on_validation, schedule=settings.schedule, patience=settings.patience,
+        )
+    result.best_state = {k: v.detach().clone() for k, v in cn.state_dict().items()}  # the folded best weights
+    logger.info("fit done in %.1f s: best validation MSE %.5f at step %d (predicting the mean: %.5f)%s%s",
+                result.seconds, result.best_error, result.best_step, held_out.baseline,
+                "" if result.stopped is None else f"; stopped at update {result.stopped} of {settings.steps} "
+                "(plateau)", "; standardised features folded into the CN" if settings.cn_standardize else "")
+    return result
 
 
 def _real_stage(cn: ConnectionNetwork, generator: nn.Module, tap: FeatureTap, pairs: PairMaker,
@@ -419,16 +446,8 @@ def fit_inverter(
                                                            facts.feature_dim, probe)
         checkpointing = _checkpointing(settings_, facts, discriminator, layer_name, found_shape, cn_config,
                                        conditioning is not None, dist_ctx, train_rng, device, levers)
-        result = train_regressor(
-            cn, source, held_out.features, held_out.targets, steps=settings_.steps, lr=settings_.lr,
-            batch_size=settings_.batch_size, eval_every=settings_.eval_every, progress=settings_.progress,
-            desc="fit CN", dist_ctx=dist_ctx, checkpointing=checkpointing, autocast_dtype=autocast_dtype,
-            on_validation=on_validation, schedule=settings_.schedule, patience=settings_.patience,
-        )
-        logger.info("fit done in %.1f s: best validation MSE %.5f at step %d (predicting the mean: %.5f)%s",
-                    result.seconds, result.best_error, result.best_step, held_out.baseline,
-                    "" if result.stopped is None else f"; stopped at update {result.stopped} of {settings_.steps} "
-                    "(plateau)")
+        result = _self_generated_stage(cn, source, held_out, settings_, dist_ctx, checkpointing, autocast_dtype,
+                                       on_validation)
         real = None
         if split is not None:
             real = _real_stage(cn, generator, tap, pairs, found_shape, split, held_out, settings_, facts.feature_dim,

@@ -2,11 +2,14 @@
 
 The paper's CN is ``FC1024-BN-LeakyReLU, FC1024-BN-LeakyReLU, FC dim(z)``; width,
 depth, BatchNorm and the LeakyReLU slope are configurable through :class:`CNConfig`.
+:func:`standardised_inputs` trains a CN on standardised features and folds the statistics into
+its first layer afterwards, so the trained CN keeps that shape and reads raw features.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import contextlib
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -15,7 +18,11 @@ from torch import nn
 
 from discinvert.validation import is_integer
 
-__all__ = ["CNConfig", "ConnectionNetwork", "mlp"]
+__all__ = ["CNConfig", "ConnectionNetwork", "feature_statistics", "mlp", "standardised_inputs"]
+
+STD_FLOOR = 0.1
+"""Relative deviations below ``STD_FLOOR`` are raised to it: a value (nearly) constant on generated
+images is not amplified into a large input where real images move it."""
 
 
 @dataclass(frozen=True)
@@ -116,3 +123,57 @@ class ConnectionNetwork(nn.Module):
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         """Map ``(N, in_features)`` features to ``(N, out_features)`` flat latents."""
         return self.layers(features)
+
+
+def feature_statistics(features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-value mean and relative deviation of ``features`` ``(N, F)``, ``N >= 2``: float32 ``(F,)`` each.
+
+    The deviation of each value is divided by the median one (the mean one if the median is 0) and
+    floored at :data:`STD_FLOOR`, so ``(f - mean) / scale`` equalises the values' spreads but keeps
+    the features' overall scale: the folded weights stay within ``1 / STD_FLOOR`` times the trained
+    ones, whatever the scale of D's features. In front of the CN's first BatchNorm the overall scale
+    does not change training; the spreads' inequality does.
+    """
+    if features.dim() != 2 or features.shape[0] < 2:
+        raise ValueError(f"features: expected a (N, F) tensor with N >= 2, got shape {tuple(features.shape)}.")
+    values = features.detach().float()
+    mean, std = values.mean(0), values.std(0)
+    reference = float(std.median())
+    if not reference > 0.0:
+        reference = float(std.mean())
+    if not reference > 0.0:  # every value constant: nothing to equalise
+        return mean, torch.ones_like(std)
+    return mean, (std / reference).clamp_min(STD_FLOOR)
+
+
+@contextlib.contextmanager
+def standardised_inputs(cn: ConnectionNetwork, mean: torch.Tensor, std: torch.Tensor) -> Iterator[None]:
+    """Inside the block ``cn`` maps ``(f - mean) / std`` (a forward pre-hook, no new state); on leaving it
+    without an exception the statistics are folded into the first linear layer (``W / std`` and
+    ``b - (W / std) · mean``), so ``cn`` then maps raw features ``f`` as it mapped them inside.
+
+    Args:
+        cn: the network being trained; its first layer must be a ``Linear`` (every :func:`mlp` is).
+        mean, std: ``(in_features,)`` float32 on ``cn``'s device, ``std > 0`` (the relative deviations
+            of :func:`feature_statistics`).
+
+    On an exception the hook is removed and the weights are left as they were (they read standardised
+    features). A state dict copied inside the block holds those standardised-space weights.
+    """
+    first = cn.layers[0]
+    if not isinstance(first, nn.Linear) or mean.shape != (first.in_features,) or std.shape != mean.shape:
+        raise ValueError(f"standardised_inputs: expected a CN starting with a Linear and (in_features,) statistics, "
+                         f"got {type(first).__name__} and shapes {tuple(mean.shape)}, {tuple(std.shape)}.")
+
+    def standardise(_module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...]:
+        return ((args[0].float() - mean) / std, *args[1:])
+
+    handle = cn.register_forward_pre_hook(standardise)
+    try:
+        yield
+    finally:
+        handle.remove()
+    with torch.no_grad():
+        scaled = first.weight.float() / std
+        first.bias.copy_(first.bias.float() - scaled @ mean)
+        first.weight.copy_(scaled)

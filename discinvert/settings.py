@@ -227,6 +227,14 @@ class FitConfig:
         (1024, 1024), "widths of the CN's hidden layers (paper: two of 1024).", _hidden, identity=False, record=False)
     cn_batch_norm: bool = _setting(
         True, "BatchNorm after each hidden layer of the CN (paper: yes).", _bool, identity=False, record=False)
+    cn_standardize: bool = _setting(
+        True, "train the CN on D's features centred and with their spreads equalised (each value divided by "
+        "its standard deviation relative to the median one, from the validation pairs' features), then fold "
+        "the statistics into its first layer, so the stored CN has the paper's shape and reads raw features; "
+        "``False`` trains on raw features as the paper does. Steadier on critics without BatchNorm "
+        "(docs/fit_speed.md, \"Standardised features\").", _bool,
+        command_line=CommandLine("--no-cn-standardize", "train the CN on D's raw features, as the paper does "
+                                 "(default: standardised, folded into the CN afterwards)", "off-switch"))
     validation_size: int = _setting(
         1024, "held-out latents for validation, drawn once.", _int_at_least(2),
         command_line=CommandLine("--validation-size", "held-out latents that pick the best CN, at least 2 "

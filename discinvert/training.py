@@ -140,7 +140,10 @@ class ValidationPoint:
         best_error: the lowest validation MSE so far (``error`` included).
         seconds: the fit's wall time so far, without the time spent in callbacks.
         network: the network being fit, in eval mode with its current weights; the callback
-            must not change it (read it, or copy its ``state_dict``).
+            must not change it (read it, or copy its ``state_dict``). Under ``fit_inverter``'s
+            default ``cn_standardize=True`` it standardises its inputs through a forward pre-hook, so
+            calling it on raw features is right, but a copied ``state_dict`` holds weights for
+            standardised features (the statistics are folded into them when the stage ends).
     """
 
     step: int

@@ -360,3 +360,29 @@ def test_compress_cn_prose_comes_from_the_committed_run() -> None:
     assert best["test"] < 17.185 and f"from 17.19 to {best['test']:.2f} dB" in page  # the demo figure it would miss
     entry = ROOT / "discinvert" / "zoo" / "dcgan-fashion-mnist" / "inverter" / "model.safetensors"
     assert entry.stat().st_size == shipped["bytes"]  # the zoo keeps the shipped paper inverter
+
+
+def test_standardised_features_prose_comes_from_the_committed_runs() -> None:
+    """fit_speed.md's cn_standardize section quotes its four JSONs, and the default is what it says."""
+    from discinvert.settings import FitConfig
+
+    page = (ROOT / "docs" / "fit_speed.md").read_text()
+    assert FitConfig().cn_standardize is True
+    raw_w, std_w = _result("time_to_quality_std_wgan_gp")["rows"]
+    raw_d, std_d = _result("time_to_quality_std_dcgan")["rows"]
+    assert raw_w["settings"] == raw_d["settings"] == {"cn_standardize": "False"} and std_w["settings"] == std_d["settings"] == {}
+    assert f"best validation MSE {raw_w['best_val_mse']:.4f} → **{std_w['best_val_mse']:.4f}**" in page
+    assert f"{raw_w['heldout_psnr']:.2f} → **{std_w['heldout_psnr']:.2f} dB**" in page
+    assert std_w["best_val_mse"] < raw_w["best_val_mse"] and std_w["heldout_psnr"] > raw_w["heldout_psnr"]
+    loss = raw_d["heldout_psnr"] - std_d["heldout_psnr"]
+    assert loss <= 0.1 and f"it costs the DCGAN {loss:.2f} dB of held-out PSNR" in page
+    assert f"held-out train {raw_d['heldout_psnr']:.2f} → {std_d['heldout_psnr']:.2f} dB" in page
+    old = next(r for r in _result("time_to_quality_round1")["rows"] if r["name"] == "today")["heldout_psnr"]
+    reached = next(p["seconds"] for p in std_d["curve"] if p["heldout_psnr"] >= old - 0.1)
+    assert reached <= 180 and f"come within 0.1 dB after {reached:.0f} s" in page
+    above = [sum(p["val_mse"] > 1.0 for p in row["curve"]) for row in (raw_w, std_w)]
+    assert f"above 1.0 at {above[0]} of the raw fit's {len(raw_w['curve'])} validations and at {above[1]}" in page
+    shapes = {r["shape"]: r for r in _result("cn_shapes_std_wgan_gp")["rows"]}
+    assert f"from\n  {shapes['mlp:1024x1024']['best_val_mse']:.4f} to {shapes['std+mlp:1024x1024']['best_val_mse']:.4f}" in page
+    for run in ("time_to_quality_std_wgan_gp", "time_to_quality_std_dcgan", "cn_shapes_std_wgan_gp", "cn_shapes_std_dcgan"):
+        assert f"    {_result(run)['command']}" in page

@@ -195,3 +195,58 @@ def test_g_image_range_is_recorded(make_gan) -> None:
     _, x, _ = gan.sample(64)
     assert -1.0 <= low < high <= 1.0 and low < float(x.max()) and high > float(x.min())
     assert inverter.value_range == (-1.0, 1.0)
+
+
+def test_standardised_features_are_folded_into_the_papers_cn(make_gan) -> None:
+    """cn_standardize (default) trains on standardised features and folds them in: the stored CN keeps the
+    paper's shape and state keys, and maps raw features as the network did at its best validation."""
+    gan = make_gan("dcgan")
+    z, x, _ = gan.sample(32)
+    layer = gan.discriminator.get_submodule(gan.feature_layer)
+    captured: list[torch.Tensor] = []
+    handle = layer.register_forward_hook(lambda _m, _i, out: captured.append(out.flatten(1).clone()))
+    with torch.no_grad():
+        gan.discriminator.eval()(x)
+    handle.remove()
+    gan.discriminator.train()
+    features, seen = captured[0], {}
+
+    def record(point) -> None:
+        with torch.no_grad():
+            seen[point.step] = point.network(features)
+
+    folded = _fit(gan, steps=60, eval_every=20, on_validation=record)
+    raw = _fit(gan, steps=60, eval_every=20, cn_standardize=False)
+    fit = folded.config.fit
+    assert fit["cn_standardize"] is True and raw.config.fit["cn_standardize"] is False
+    assert folded.cn.state_dict().keys() == raw.cn.state_dict().keys()  # no new state: the file format is unchanged
+    assert not torch.equal(folded.cn.layers[0].weight, raw.cn.layers[0].weight)
+    with torch.no_grad():
+        assert torch.allclose(folded.cn(features), seen[fit["best_step"]], atol=1e-4, rtol=1e-4)
+
+
+def test_standardised_inputs_fold_exactly_and_leave_weights_alone_on_error() -> None:
+    from discinvert.network import STD_FLOOR, CNConfig, ConnectionNetwork, feature_statistics, standardised_inputs
+
+    torch.manual_seed(0)
+    cn = ConnectionNetwork(CNConfig(in_features=6, out_features=3, hidden=(8,))).eval()
+    features = torch.randn(64, 6) * torch.tensor([100.0, 1.0, 0.5, 5.0, 1.0, 1.0]) + 40.0
+    features[:, 5] = 3.0  # constant here: its relative deviation is floored, not zero
+    mean, std = feature_statistics(features)
+    spread = features.std(0)
+    assert torch.allclose(std[:5], spread[:5] / spread.median()) and std[5] == STD_FLOOR
+    assert torch.equal(feature_statistics(torch.ones(4, 6))[1], torch.ones(6))  # nothing varies: nothing scaled
+    with standardised_inputs(cn, mean, std):
+        inside = cn(features)
+        assert torch.allclose(cn.layers((features - mean) / std), inside)
+    assert not cn._forward_pre_hooks
+    assert torch.allclose(cn(features), inside, atol=1e-4, rtol=1e-4)
+    before = {k: v.clone() for k, v in cn.state_dict().items()}
+    with pytest.raises(RuntimeError, match="boom"), standardised_inputs(cn, mean, std):
+        raise RuntimeError("boom")
+    assert not cn._forward_pre_hooks and all(torch.equal(before[k], v) for k, v in cn.state_dict().items())
+    with pytest.raises(ValueError, match=r"\(N, F\) tensor with N >= 2"):
+        feature_statistics(torch.zeros(1, 6))
+    with pytest.raises(ValueError, match="in_features"):
+        with standardised_inputs(cn, mean[:3], std[:3]):
+            pass

@@ -64,7 +64,7 @@ def test_a_config_object_and_keyword_overrides(make_gan) -> None:
 def test_record_and_identity_are_the_settings_flagged_for_them() -> None:
     config = FitConfig(seed=1, autocast_dtype=torch.bfloat16)
     assert set(config.record()) == {"steps", "batch_size", "lr", "schedule", "patience", "seed", "validation_size",
-                                     "reuse", "autocast_dtype", "channels_last"}
+                                     "reuse", "autocast_dtype", "channels_last", "cn_standardize"}
     assert set(config.identity()) == set(config.record()) | {"eval_every"}
     assert config.record()["autocast_dtype"] == "torch.bfloat16"  # JSON-able
 
@@ -82,7 +82,8 @@ def test_the_command_line_fit_flags_come_from_the_settings(capsys) -> None:
 
     args = build_parser(HANDLERS).parse_args(["fit", "--gan", "g", "--out", "o.safetensors", "--steps", "7",
                                               "--autocast", "bf16", "--channels-last", "--no-progress",
-                                              "--schedule", "plateau", "--patience", "3"])
+                                              "--schedule", "plateau", "--patience", "3", "--no-cn-standardize"])
     assert fit_settings(args) == {"steps": 7, "seed": 0, "progress": False, "autocast_dtype": torch.bfloat16,
-                                  "channels_last": True, "schedule": "plateau", "patience": 3}
+                                  "channels_last": True, "schedule": "plateau", "patience": 3,
+                                  "cn_standardize": False}
     FitConfig.build(**fit_settings(args))  # what the command line gives is a valid config

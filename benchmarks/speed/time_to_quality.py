@@ -61,7 +61,7 @@ def parse_config(text: str) -> tuple[str, dict[str, Any]]:
             kwargs[key] = tuple(int(w) for w in value.split("x")) if value else ()
         elif key == "autocast":
             kwargs["autocast_dtype"] = _DTYPES[value]
-        elif key == "channels_last":
+        elif key in ("channels_last", "cn_standardize"):
             kwargs[key] = value == "1"
         elif key == "patience" and value == "none":
             kwargs[key] = None
