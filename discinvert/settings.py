@@ -204,7 +204,8 @@ class FitConfig:
     patience: int | None = _setting(
         DEFAULT_PATIENCE, "the convergence rule: a plateau is this many validations (``eval_every`` updates apart) "
         "in which the best validation error improved by less than 0.1% (relative). A plateau stops the fit "
-        "(with ``'cosine'``, counting only validations made once the rate has decayed to half its peak; with "
+        "(with ``'cosine'``, counting only validations made once the rate has decayed to half its peak, over at "
+        "least 5% of ``steps``; with "
         "``'plateau'``, the first two drop the learning rate instead); the log and "
         "``inverter.config.fit['stopped']`` say at which update. ``None`` (or 0) never stops before ``steps``.",
         _patience, command_line=CommandLine("--patience", "validations without 0.1%% improvement that stop the fit; "

@@ -9,7 +9,7 @@ import torch
 
 from discinvert import fit_inverter
 from discinvert.checkpoint import read_checkpoint
-from discinvert.training import COSINE_STOP_FACTOR, PLATEAU_DROP, PLATEAU_DROPS, Schedule, ValidationPoint
+from discinvert.training import COSINE_SPAN, COSINE_STOP_FACTOR, PLATEAU_DROP, PLATEAU_DROPS, Schedule, ValidationPoint
 from tests.conftest import assert_untouched, snapshot
 from tests.test_checkpoint import _sampler, interrupted_fit
 
@@ -19,12 +19,12 @@ SETTINGS = dict(batch_size=32, cn_hidden=(64, 64), progress=False, validation_si
 def test_the_rule_on_a_known_sequence_of_best_errors() -> None:
     improving = [1.0, 0.9, 0.8, 0.7, 0.6]
     flat = [0.6, 0.59999, 0.59998, 0.59997]  # less than 0.1% better per validation
-    cosine = Schedule("cosine", steps=1000, warmup=10, patience=3)
+    cosine = Schedule("cosine", steps=1000, warmup=10, patience=3, eval_every=100)
     assert not any(cosine.after_validation(100 * (i + 1), e) for i, e in enumerate(improving))
     decisions = [cosine.after_validation(600 + 100 * i, e) for i, e in enumerate(flat)]
     assert decisions == [False, False, True, True]  # 3 validations since 0.6 without 0.1%: stop
 
-    plateau = Schedule("plateau", steps=1000, warmup=10, patience=2)
+    plateau = Schedule("plateau", steps=1000, warmup=10, patience=2, eval_every=100)
     assert plateau(5) == pytest.approx(0.6) and plateau(50) == 1.0  # warm-up, then the peak rate held
     stops = [plateau.after_validation(10 * (i + 1), 0.5) for i in range(7)]
     # plateau after 2 validations: drop; 2 more: drop; 2 more: stop
@@ -32,7 +32,7 @@ def test_the_rule_on_a_known_sequence_of_best_errors() -> None:
     assert plateau.drops == [30, 50] and len(plateau.drops) == PLATEAU_DROPS
     assert plateau(60) == pytest.approx(PLATEAU_DROP**2)
 
-    never = Schedule("cosine", steps=1000, warmup=10, patience=None)
+    never = Schedule("cosine", steps=1000, warmup=10, patience=None, eval_every=100)
     assert not any(never.after_validation(i, 0.5) for i in range(50))
     assert never(999) == pytest.approx(0.01, rel=1e-3)  # cosine ends at 1% of the peak
 
@@ -40,20 +40,38 @@ def test_the_rule_on_a_known_sequence_of_best_errors() -> None:
 def test_under_cosine_a_plateau_at_the_peak_rate_does_not_stop_the_fit() -> None:
     """A stall that began at the peak rate stops the fit only if it lasts `patience` validations after the rate has
     decayed to half its peak (the 4-epoch WGAN-GP of docs/fit_speed.md recovered there)."""
-    cosine = Schedule("cosine", steps=1000, warmup=10, patience=2)
+    cosine = Schedule("cosine", steps=1000, warmup=10, patience=2, eval_every=100)
     early = [cosine.after_validation(100 * (i + 1), 0.95) for i in range(4)]  # updates 100-400: rate > half the peak
     assert cosine(400) > COSINE_STOP_FACTOR and early == [False, False, False, False]
     # the stall goes on once the rate has decayed: it must last `patience` validations there to stop the fit
     assert cosine(600) <= COSINE_STOP_FACTOR and not cosine.after_validation(600, 0.95)
     assert cosine.after_validation(700, 0.95)
-    recovering = Schedule("cosine", steps=1000, warmup=10, patience=2)
+    recovering = Schedule("cosine", steps=1000, warmup=10, patience=2, eval_every=100)
     for i in range(4):
         recovering.after_validation(100 * (i + 1), 0.95)
     assert [recovering.after_validation(600, 0.95), recovering.after_validation(700, 0.88)] == [False, False]
-    plateau = Schedule("plateau", steps=1000, warmup=10, patience=2)  # the plateau schedule drops the rate as before
+    plateau = Schedule("plateau", steps=1000, warmup=10, patience=2, eval_every=100)  # the plateau schedule drops the rate as before
     assert [plateau.after_validation(100 * (i + 1), 0.95) for i in range(3)] == [False, False, False]
     assert plateau.drops == [300]
 
+
+
+def test_under_cosine_a_plateau_spans_a_fraction_of_a_long_fit() -> None:
+    """On a 20,000-update cosine fit, 5 validations (500 updates) with less than 0.1% gain are not a plateau: the
+    window spans COSINE_SPAN of the steps (the zoo's rebuild stopped at update 11,500 of 20,000 with the fixed window,
+    0.03 above the validation MSE the same fit reaches at its end; docs/fit_speed.md)."""
+    long = Schedule("cosine", steps=20000, warmup=100, patience=5, eval_every=100)
+    assert long.window == 10 == round(COSINE_SPAN * 20000 / 100)
+    slow = [0.7300 * (1 - 0.0003) ** i for i in range(40)]  # 0.03% per validation: 0.15% over 5, 0.3% over 10
+    assert not any(long.after_validation(11000 + 100 * i, e) for i, e in enumerate(slow))
+    flat = [slow[-1] * 0.99] * 11  # a 1% gain, then nothing
+    decisions = [long.after_validation(15000 + 100 * i, e) for i, e in enumerate(flat)]
+    assert decisions == [False] * 10 + [True]  # 10 validations without 0.1% stop it
+    # short fits (up to patience * eval_every / COSINE_SPAN updates) keep `patience` validations as the window
+    assert Schedule("cosine", steps=2000, warmup=100, patience=5, eval_every=100).window == 5
+    # the plateau schedule's steps are only a ceiling: its window stays `patience` validations
+    assert Schedule("plateau", steps=20000, warmup=100, patience=5, eval_every=100).window == 5
+    assert Schedule("cosine", steps=20000, warmup=100, patience=None, eval_every=100).window is None
 
 def test_a_plateaued_fit_stops_before_its_ceiling_and_says_so(make_gan, caplog) -> None:
     gan = make_gan("dcgan")
