@@ -4,9 +4,9 @@
     python -m benchmarks.paper.build_zoo_inverter --name dcgan-fashion-mnist --steps 20000
 
 Fits ``fit_inverter`` on the entry's bundled GAN (its fp16-stored weights loaded as float32, so the
-fingerprints match) with the library's defaults and ``--steps`` as the ceiling on updates (the
-convergence rule, ``patience``, may stop it sooner), then writes it over the entry's ``inverter/``
-folder (or ``--out``) in the Hub layout in float16. The model card's metrics are its reconstruction
+fingerprints match) with the library's defaults (``--settings`` changes some) and ``--steps`` as the
+ceiling on updates (the convergence rule, ``patience``, may stop it sooner), then writes it over the
+entry's ``inverter/`` folder (or ``--out``) in the Hub layout in float16. The model card's metrics are its reconstruction
 score on the entry's 1,000 bundled test images, beside the inverter it replaces on the same images;
 ``discinvert demo`` shows that score as its CN row. ``benchmarks/paper/build_zoo.py`` builds a whole
 entry from a trained GAN; this script only replaces the inverter.
@@ -31,6 +31,7 @@ from typing import Any
 import torch
 
 from benchmarks.common import command_line, write_json
+from benchmarks.speed.time_to_quality import parse_config
 from discinvert import Inverter, fit_inverter, zoo
 from discinvert.metrics import reconstruction_score
 from discinvert.zoo.datasets import load_fashion_mnist, to_model_range
@@ -51,6 +52,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=20000, help="ceiling on CN updates")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2, help="torch threads (the fit time is stated for these)")
+    parser.add_argument("--settings", default="", help="fit_inverter settings over the defaults, as "
+                        "time_to_quality's --configs take them (e.g. cn_standardize=0,autocast=none)")
     parser.add_argument("--tolerance", type=float, default=0.1, help="largest held-out train PSNR loss in dB")
     parser.add_argument("--data-root", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=None, help="default: the entry's inverter/ folder")
@@ -60,11 +63,12 @@ def main(argv: list[str] | None = None) -> None:
     print(command, flush=True)
     torch.set_num_threads(args.threads)
 
+    _, settings = parse_config(f"rebuild:{args.settings}")
     G, D, previous = zoo.load(args.name)
     config = zoo.load_gan_config(args.name)
     start = time.perf_counter()
     inverter = fit_inverter(G, D, config.feature_layer, latent_shape=config.latent_shape, steps=args.steps,
-                            seed=args.seed)
+                            seed=args.seed, **settings)
     seconds = time.perf_counter() - start
     fit: dict[str, Any] = inverter.config.fit
     stopped = "" if not fit["stopped"] else f", stopped at update {fit['stopped']} (plateau)"
@@ -84,6 +88,7 @@ def main(argv: list[str] | None = None) -> None:
             "command": command,
             "fit_seconds": round(seconds, 1),
             "threads": args.threads,
+            "settings": {k: str(v) for k, v in settings.items()},
             "fit": {k: v for k, v in fit.items() if k != "history"},
             "history": fit["history"],
             "heldout_train": {"new": score(staged, heldout), "replaced": score(previous, heldout)},
