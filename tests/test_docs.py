@@ -386,3 +386,23 @@ def test_standardised_features_prose_comes_from_the_committed_runs() -> None:
     assert f"from\n  {shapes['mlp:1024x1024']['best_val_mse']:.4f} to {shapes['std+mlp:1024x1024']['best_val_mse']:.4f}" in page
     for run in ("time_to_quality_std_wgan_gp", "time_to_quality_std_dcgan", "cn_shapes_std_wgan_gp", "cn_shapes_std_dcgan"):
         assert f"    {_result(run)['command']}" in page
+
+
+def test_standardised_features_on_the_lsgan_and_the_time_to_the_old_default() -> None:
+    """The LSGAN's standardised run and the seconds to the pre-issue-18 default quoted in fit_speed.md come from
+    the committed JSONs, and are within issue 18's 180 s."""
+    page = (ROOT / "docs" / "fit_speed.md").read_text()
+    raw, std = _result("time_to_quality_std_lsgan")["rows"]
+    assert raw["settings"] == {"cn_standardize": "False"} and std["settings"] == {}
+    assert (f"best validation MSE {raw['best_val_mse']:.4f} → {std['best_val_mse']:.4f}, held-out train "
+            f"{raw['heldout_psnr']:.2f} → {std['heldout_psnr']:.2f} dB") in page.replace("\n  ", " ")
+    assert f"fits of {raw['fit_seconds']:.0f} and {std['fit_seconds']:.0f} s" in page.replace("\n  ", " ")
+    for name, run, old_run, fit in (("LSGAN", "time_to_quality_std_lsgan", "time_to_quality_lsgan", std),
+                                    ("WGAN-GP", "time_to_quality_std_wgan_gp", "time_to_quality_wgan_gp", None)):
+        before = next(r for r in _result(old_run)["rows"] if r["name"] == "before")["heldout_psnr"]
+        row = _result(run)["rows"][1]
+        reached = next(p["seconds"] for p in row["curve"] if p["heldout_psnr"] >= before - 0.1)
+        assert reached <= 180 and f"**{reached:.0f} s** ({name}, fit {row['fit_seconds']:.0f} s" in page
+        if fit is not None:
+            assert f"({before:.2f} dB, the LSGAN table above) after **{reached:.0f} s**" in page.replace("\n  ", " ")
+    assert f"    {_result('time_to_quality_std_lsgan')['command']}" in page
