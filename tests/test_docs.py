@@ -406,3 +406,40 @@ def test_standardised_features_on_the_lsgan_and_the_time_to_the_old_default() ->
         if fit is not None:
             assert f"({before:.2f} dB, the LSGAN table above) after **{reached:.0f} s**" in page.replace("\n  ", " ")
     assert f"    {_result('time_to_quality_std_lsgan')['command']}" in page
+
+
+def test_zoo_rebuild_prose_comes_from_the_committed_runs() -> None:
+    """fit_speed.md's rebuild table quotes the three build_zoo_inverter JSONs, none of which was written over the
+    shipped paper inverter (its fit record is still the H200 one), and the replay of the shipped fit's history
+    through the rule is what the page says."""
+    import json
+
+    from discinvert.training import Schedule
+
+    page = (ROOT / "docs" / "fit_speed.md").read_text()
+    folder = ROOT / "discinvert" / "zoo" / "dcgan-fashion-mnist" / "inverter"
+    shipped = json.loads((folder / "config.json").read_text())["fit"]
+    assert shipped["device"] == "cuda" and shipped["steps"] == 20000 and "cn_standardize" not in shipped
+    for number, name in ((1, "zoo_inverter_rebuild"), (2, "zoo_inverter_rebuild_span"), (3, "zoo_inverter_rebuild_raw")):
+        run = _result(name)
+        fit, held, test = run["fit"], run["heldout_train"], run["test_images"]
+        assert run["heldout_psnr_loss"] > 0.1 and "sha256" not in run  # refused, so never written
+        assert f"    {run['command']}" in page
+        assert (f"| {fit['stopped']} (rule) | {run['fit_seconds']:.0f} | {fit['best_validation_mse']:.4f} | "
+                f"{held['new']['psnr']:.3f} | {test['new']['psnr']:.3f} | no (-{run['heldout_psnr_loss']:.3f}) |") in page
+        assert abs(held["replaced"]["psnr"] - 17.239) < 5e-4 and f"| {number}: " in page
+    assert _result("zoo_inverter_rebuild_raw")["settings"] == {"cn_standardize": "False"}
+    history = shipped["history"]
+    stops = []
+    for window in (5, None):
+        rule = Schedule("cosine", 20000, 100, 5, 100)
+        rule.window = window or rule.window
+        best = float("inf")
+        for step, _, val, _ in history:
+            best = min(best, val)
+            if rule.after_validation(step, best):
+                stops.append((step, best))
+                break
+    (old_step, old_best), (new_step, new_best) = stops
+    assert f"stopped it at update {old_step:,} ({old_best:.4f})" in page
+    assert f"stops it at {new_step:,} ({new_best:.4f}, against {history[-1][2]:.4f} at 20,000)" in page.replace("\n", " ")
