@@ -77,9 +77,9 @@ decays (a 4-epoch WGAN-GP: best validation MSE 0.95 from update 700 to 1,200, 0.
 COSINE_SPAN = 0.05
 """``schedule="cosine"``: a plateau spans at least this fraction of ``steps`` (and at least ``patience``
 validations). The cosine's own decay sets the time scale of its progress: on a 20,000-update fit of the
-bundled DCGAN the best validation error improved by under 0.1% over 500 updates at update 11,500 and
-by 3.4% more to the end of the decay (``docs/fit_speed.md``), so a window of fixed length stopped long
-fits far from done. Fits of up to ``patience * eval_every / COSINE_SPAN`` updates (10,000 with the
+bundled DCGAN the best validation error improved by under 0.1% over 500 updates at update 11,500, and
+the same fit's best was 2.8% lower at the end of the decay (``docs/fit_speed.md``), so a window of
+fixed length stopped long fits far from done. Fits of up to ``patience * eval_every / COSINE_SPAN`` updates (10,000 with the
 defaults) are unaffected."""
 
 
@@ -111,10 +111,9 @@ class Schedule:
     def plateaued(self, best_error: float) -> bool:
         """Record the best error after a validation; whether the last ``window`` validations plateaued."""
         self.bests.append(best_error)
-        window = getattr(self, "window", self.patience)  # a checkpoint written before the window kept it unset
-        if window is None or len(self.bests) - self.window_start <= window:
+        if self.window is None or len(self.bests) - self.window_start <= self.window:
             return False
-        before = self.bests[-1 - window]
+        before = self.bests[-1 - self.window]
         return not best_error < before * (1.0 - PLATEAU_TOLERANCE)
 
     def after_validation(self, step: int, best_error: float) -> bool:

@@ -6,10 +6,10 @@
 Fits ``fit_inverter`` on the entry's bundled GAN (its fp16-stored weights loaded as float32, so the
 fingerprints match) with the library's defaults (``--settings`` changes some) and ``--steps`` as the
 ceiling on updates (the convergence rule, ``patience``, may stop it sooner), then writes it over the
-entry's ``inverter/`` folder (or ``--out``) in the Hub layout in float16. The model card's metrics are its reconstruction
-score on the entry's 1,000 bundled test images, beside the inverter it replaces on the same images;
-``discinvert demo`` shows that score as its CN row. ``benchmarks/paper/build_zoo.py`` builds a whole
-entry from a trained GAN; this script only replaces the inverter.
+entry's ``inverter/`` folder (or ``--out``) in the Hub layout in float16. The model card's metrics are
+its reconstruction score on the entry's 1,000 bundled test images, beside the inverter it replaces on
+the same images; ``discinvert demo`` shows that score as its CN row. ``benchmarks/paper/build_zoo.py``
+builds a whole entry from a trained GAN; this script only replaces the inverter.
 
 The decision is made on **held-out train**, Fashion-MNIST train[59000:] (the last 1,000 train images,
 which no zoo inverter was fit on): the new inverter is written only if its encode PSNR there is at most
@@ -31,19 +31,12 @@ from typing import Any
 import torch
 
 from benchmarks.common import command_line, write_json
+from benchmarks.paper.store_zoo_inverter import WEIGHTS_NAME, score
 from benchmarks.speed.time_to_quality import parse_config
 from discinvert import Inverter, fit_inverter, zoo
-from discinvert.metrics import reconstruction_score
 from discinvert.zoo.datasets import load_fashion_mnist, to_model_range
 
 ZOO = Path(__file__).resolve().parents[2] / "discinvert" / "zoo"
-WEIGHTS_NAME = "model.safetensors"  # the Hub layout save_pretrained writes
-
-
-def score(inverter: Inverter, images: torch.Tensor) -> dict[str, float]:
-    """Encode PSNR (dB) and SSIM of ``inverter`` on ``images`` (each once)."""
-    result = reconstruction_score(inverter, images, n=len(images), repeats=1)
-    return {"psnr": result["psnr_mean"], "ssim": result["ssim_mean"]}
 
 
 def main(argv: list[str] | None = None) -> None:
