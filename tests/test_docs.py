@@ -429,6 +429,23 @@ def test_zoo_rebuild_prose_comes_from_the_committed_runs() -> None:
                 f"{held['new']['psnr']:.3f} | {test['new']['psnr']:.3f} | no (-{run['heldout_psnr_loss']:.3f}) |") in page
         assert abs(held["replaced"]["psnr"] - 17.239) < 5e-4 and f"| {number}: " in page
     assert _result("zoo_inverter_rebuild_raw")["settings"] == {"cn_standardize": "False"}
+    # Run 4 passed its held-out gate (tolerance 0) and was written, then reverted: it misses the demo's figure.
+    import hashlib
+
+    run = _result("zoo_inverter_rebuild_40k")
+    fit, held, test = run["fit"], run["heldout_train"], run["test_images"]
+    assert run["settings"] == {} and fit["steps"] == 40000 and "--tolerance 0 " in run["command"]
+    assert run["heldout_psnr_loss"] <= 0 and test["new"]["psnr"] < test["replaced"]["psnr"] - 0.005
+    assert f"    {run['command']}" in page
+    assert (f"| 4: the defaults, a 40,000-update ceiling | (defaults), `--tolerance 0` | {fit['stopped']} (rule) | "
+            f"{run['fit_seconds']:.0f} | {fit['best_validation_mse']:.4f} | {held['new']['psnr']:.3f} | "
+            f"{test['new']['psnr']:.3f} | passed the gate ({-run['heldout_psnr_loss']:+.3f}); not kept |") in page
+    text = page.replace("\n  ", " ")
+    assert f"**{held['new']['psnr']:.3f} dB on held-out train, {-run['heldout_psnr_loss']:+.3f} dB above the shipped file**" in text
+    assert (f"**{test['new']['psnr']:.3f} dB against the shipped file's {test['replaced']['psnr']:.3f} "
+            f"({test['new']['psnr'] - test['replaced']['psnr']:+.3f})**") in text
+    assert f"best validation MSE {fit['best_validation_mse']:.4f} against run 2's 0.7028" in text
+    assert hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest() != run["sha256"]  # reverted
     history = shipped["history"]
     stops = []
     for window in (5, None):
