@@ -79,8 +79,8 @@ COSINE_SPAN = 0.05
 validations). The cosine's own decay sets the time scale of its progress: on a 20,000-update fit of the
 bundled DCGAN the best validation error improved by under 0.1% over 500 updates at update 11,500, and
 the same fit's best was 2.8% lower at the end of the decay (``docs/fit_speed.md``), so a window of
-fixed length stopped long fits far from done. Fits of up to ``patience * eval_every / COSINE_SPAN`` updates (10,000 with the
-defaults) are unaffected."""
+fixed length stopped long fits far from done. Fits of up to ``patience * eval_every / COSINE_SPAN``
+updates (10,000 with the defaults) are unaffected."""
 
 
 class Schedule:
