@@ -860,6 +860,11 @@ def test_demo_n_images_above_the_bundled_1000_is_refused(tmp_path: Path, capsys:
     last = capsys.readouterr().err.strip().splitlines()[-1]
     assert "argument --n-images: expected an integer from 1 to 1000" in last and "'1001'" in last, last
     assert not (tmp_path / "demo").exists()
+    assert len(zoo.load_test_images("dcgan-fashion-mnist")[0]) == 1000  # the bound is the bundled images' count
+    from discinvert.cli.demo import DemoOptions, run_demo
+
+    with pytest.raises(ValueError, match=r"n_images: expected at most 1000 \(the bundled test images\), got 1001"):
+        run_demo(DemoOptions(out=tmp_path / "demo", n_images=1001))
 
 
 def test_an_output_that_is_an_input_is_refused(ws: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
