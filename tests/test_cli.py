@@ -769,7 +769,9 @@ def test_input_range_with_integer_images_is_refused(ws: dict[str, Path], tmp_pat
                                                     capsys: pytest.CaptureFixture[str]) -> None:
     """``--input-range`` describes float arrays; integer pixels have a known scale, so it is refused, saying why."""
     common = ["encode", "--gan", str(ws["gan"]), "--inverter", str(ws["inv"]), "--input-range", "0,1"]
-    for source, kind in ((ws["root"] / "u8.npy", "uint8"), (ws["root"] / "png", "uint8"), (ws["root"] / "png16", "uint16")):
+    np.save(tmp_path / "bool.npy", np.load(ws["root"] / "u8.npy") > 100)
+    for source, kind in ((ws["root"] / "u8.npy", "uint8"), (ws["root"] / "png", "uint8"), (ws["root"] / "png16", "uint16"),
+                         (tmp_path / "bool.npy", "bool")):
         assert main([*common, "--images", str(source), "--out", str(tmp_path / "c.npy")]) == 1, source
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and "--input-range 0,1" in err and kind in err and "float" in err, err

@@ -414,7 +414,8 @@ def _reconstruct(args: argparse.Namespace) -> int:
 
     _check_writable(Path(args.out), directory=True)
     raw = read_images(args.images)
-    grids = [("--out", Path(args.out) / f"reconstructions_{i:03d}.png") for i in range(math.ceil(len(raw) / args.per_grid))]
+    grids = [("--out", Path(args.out) / f"reconstructions_{i:03d}.png")
+             for i in range(math.ceil(len(raw) / args.per_grid))]
     _refuse_overwriting_inputs(grids, _inputs(args))
     gan = _load_gan(args)
     inverter = _load_inverter(args, gan)
@@ -489,7 +490,8 @@ def _evaluate(args: argparse.Namespace) -> int:
         raise UsageError("--data-root goes with --fashion-mnist-test")
     if args.json is not None:
         _check_writable(Path(args.json))
-        models = [(flag, value) for _, options in specs for flag, value in (("--gan", options.gan), ("--inverter", options.inverter))]
+        models = [(flag, value) for _, options in specs
+                  for flag, value in (("--gan", options.gan), ("--inverter", options.inverter))]
         _refuse_overwriting_inputs([("--json", Path(args.json))], [("--images", args.images), *models])
     raw = _evaluate_images(args)
     n = args.n if args.n is not None else min(1000, len(raw))

@@ -68,7 +68,7 @@ _CHANNEL_WORDS = {1: "grayscale", 2: "grayscale+alpha", 3: "RGB", 4: "RGBA"}
 
 @dataclass
 class RawImages:
-    """Images as read, before any conversion of values (black-and-white pixels are already 0 and 255).
+    """Images as read, before any conversion.
 
     Attributes:
         arrays: one ``(N, ...)`` array (``.npy``, zoo) or a list of per-file arrays.
@@ -115,11 +115,13 @@ def _frames(path: Path) -> tuple[str, int]:
 
 
 def _imread(path: Path) -> np.ndarray:
-    """One picture file as ``(H, W)`` or ``(H, W, C)`` uint8/uint16 pixels (1-bit pixels become 0 and 255)."""
+    """One picture file as ``(H, W)`` or ``(H, W, C)`` pixels: uint8, uint16, or bool for a 1-bit PNG."""
     from skimage.io import imread
 
     kind, frames = _frames(path)
-    if frames > 1:  # imageio would stack the frames as (frames, H, W): the frames are not channels
+    # imageio would stack an APNG's frames as (frames, H, W), to be taken for channels; a camera's
+    # MPO JPEG (a picture with its previews) is left to scikit-image's reader
+    if frames > 1 and kind != "MPO":
         raise ValueError(f"{path}: animated {kind} with {frames} frames: expected a single picture.")
     try:
         array = np.asarray(imread(path))
@@ -127,7 +129,7 @@ def _imread(path: Path) -> np.ndarray:
         raise ValueError(f"{path}: not a readable image ({type(error).__name__}: {error}).") from None
     if array.ndim not in (2, 3):
         raise ValueError(f"{path}: expected a single 2-D image (animated or multi-page files are not supported), got shape {array.shape}.")
-    return _from_bool(array)
+    return array
 
 
 def _from_bool(array: np.ndarray) -> np.ndarray:
@@ -140,8 +142,8 @@ def read_images(source: str | os.PathLike[str]) -> RawImages:
 
     Raises:
         FileNotFoundError: no such path.
-        ValueError: an empty folder, an unreadable file, an unsupported suffix, an
-            unknown zoo entry, or an ``.npy`` that holds no numeric array.
+        ValueError: an empty folder, an unreadable file, an animated PNG, an unsupported
+            suffix, an unknown zoo entry, or an ``.npy`` that holds no numeric (or bool) array.
     """
     text = str(source)
     if text.startswith("zoo:"):
@@ -168,7 +170,7 @@ def read_images(source: str | os.PathLike[str]) -> RawImages:
             raise ValueError(f"{text}: not a readable .npy array ({type(error).__name__}: {error}).") from None
         if not isinstance(array, np.ndarray) or array.dtype.kind not in "buif":
             raise ValueError(f"{text}: expected a numeric array, got dtype {getattr(array, 'dtype', type(array).__name__)}.")
-        return RawImages(_from_bool(array), [f"{path.name}[{i}]" for i in range(len(array) if array.ndim else 0)], text, "batch")
+        return RawImages(array, [f"{path.name}[{i}]" for i in range(len(array) if array.ndim else 0)], text, "batch")
     if suffix in IMAGE_SUFFIXES:
         return RawImages([_imread(path)], [path.name], text, "files")
     if _is_idx(path):
@@ -226,6 +228,7 @@ def _batch_as_nchw(array: np.ndarray, expected: tuple[int, ...], source: str) ->
 def _scale(array: np.ndarray, value_range: tuple[float, float], input_range: tuple[float, float] | None, source: str) -> np.ndarray:
     low, high = value_range
     if array.dtype.kind in "uib":
+        kind = "bool (black-and-white)" if array.dtype == np.bool_ else str(array.dtype)
         array = _from_bool(array)
         maximum = _INTEGER_MAX.get(array.dtype)
         if maximum is None:
@@ -234,7 +237,7 @@ def _scale(array: np.ndarray, value_range: tuple[float, float], input_range: tup
                 "save float images in the generator's range instead."
             )
         if input_range is not None:
-            raise ValueError(_integer_input_range(source, array.dtype, maximum, input_range))
+            raise ValueError(_integer_input_range(source, kind, maximum, input_range))
         unit = array.astype(np.float64) / maximum
         return (low + unit * (high - low)).astype(np.float32)
     values = array.astype(np.float32)
@@ -246,8 +249,8 @@ def _scale(array: np.ndarray, value_range: tuple[float, float], input_range: tup
     return (low + (values.astype(np.float64) - in_low) / (in_high - in_low) * (high - low)).astype(np.float32)
 
 
-def _integer_input_range(source: str, dtype: np.dtype, maximum: float, input_range: tuple[float, float]) -> str:
-    return (f"--input-range {input_range[0]:g},{input_range[1]:g}: {source} holds {dtype} pixels, whose scale is "
+def _integer_input_range(source: str, kind: str, maximum: float, input_range: tuple[float, float]) -> str:
+    return (f"--input-range {input_range[0]:g},{input_range[1]:g}: {source} holds {kind} pixels, whose scale is "
             f"known (0..{maximum:.0f}, mapped onto G's range --range LO,HI); --input-range gives the value range "
             "of a float .npy array only. Leave it out, or save the images as a float .npy array.")
 
