@@ -817,6 +817,11 @@ def test_fit_with_unit_range_float_images_warns_naming_input_range(ws: dict[str,
                  "--out", str(out)]) == 0
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--input-range 0,1" in err and "x * 2 - 1" not in err, err
+    np.save(tmp_path / "u8-as-float.npy", np.load(ws["root"] / "u8.npy").astype(np.float32))
+    assert main(["fit", "--gan", str(ws["gan"]), *FAST_FIT, "--images", str(tmp_path / "u8-as-float.npy"),
+                 "--out", str(out)]) == 1  # far outside G's range: the fit refuses it, naming the flag
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--input-range 0,255" in err and "x / 127.5" not in err, err
 
 
 def test_an_animated_png_in_a_folder_is_refused_as_animated(ws: dict[str, Path], tmp_path: Path,
