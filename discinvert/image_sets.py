@@ -5,6 +5,9 @@ a :class:`torch.utils.data.Dataset` whose items are images ``(*image_shape)`` (o
 starting with one, as labelled data sets give), or a :class:`torch.utils.data.DataLoader`
 yielding batches ``(B, *image_shape)`` (or tuples starting with one). Tensors, arrays and
 data sets are read by index as the stage needs them; a DataLoader is read once, into memory.
+Images are floats in G's range; black-and-white images (dtype ``bool``, e.g. thresholded
+or 1-bit pictures) are the one exception: black (``False``) becomes the low end of G's
+range and white (``True``) its high end (-1 and 1 for a tanh G), as 0 and 255 would.
 A seeded random slice is held out to choose the best weights, so images sorted by class
 still give a fair held-out slice.
 """
@@ -33,22 +36,28 @@ MIN_IMAGES = 8
 """The fewest real images the stage trains on (one of every five is held out, at least one)."""
 
 
-def _first_tensor(item: Any, where: str) -> torch.Tensor:
+def _first_tensor(item: Any, where: str, value_range: tuple[float, float]) -> torch.Tensor:
+    """The images in ``item`` (or in its first entry), float, in G's range ``value_range`` for bool images."""
     if isinstance(item, (tuple, list)) and item:
         item = item[0]
     if isinstance(item, np.ndarray):
-        if item.dtype.kind != "f":
+        if item.dtype.kind not in "fb":
             raise ValueError(
-                f"images: expected floating-point images in the generator's range, got a NumPy array of dtype "
-                f"{item.dtype} at {where}; convert and scale them first (e.g. uint8 x → x / 127.5 - 1 for a tanh G)."
+                f"images: expected floating-point images in the generator's range (or bool black-and-white "
+                f"images), got a NumPy array of dtype {item.dtype} at {where}; convert and scale them first (e.g. "
+                "uint8 x → x / 127.5 - 1 for a tanh G)."
             )
         item = torch.from_numpy(native_numpy(item))
     if not isinstance(item, torch.Tensor):
         raise ValueError(f"images: expected a tensor (or a tuple starting with one) at {where}, got {type(item).__name__}.")
+    if item.dtype == torch.bool:  # black and white: the two ends of G's range, not the values 0.0 and 1.0
+        low, high = value_range
+        return torch.where(item.detach(), high, low).float()
     if not item.is_floating_point():
         raise ValueError(
-            f"images: expected floating-point images in the generator's range, got dtype {item.dtype} at {where}; "
-            "convert and scale them first (e.g. uint8 x → x / 127.5 - 1 for a tanh generator)."
+            f"images: expected floating-point images in the generator's range (or bool black-and-white images), "
+            f"got dtype {item.dtype} at {where}; convert and scale them first (e.g. uint8 x → x / 127.5 - 1 for a "
+            "tanh generator)."
         )
     return item.detach()
 
@@ -82,6 +91,7 @@ class ImageSet:
     _images: torch.Tensor | None = None
     _dataset: Dataset | None = None
     _image_shape: tuple[int, ...] = ()
+    _value_range: tuple[float, float] = (-1.0, 1.0)
 
     def get(self, indices: torch.Tensor) -> torch.Tensor:
         """Images ``(len(indices), *image_shape)`` float32 on the CPU.
@@ -92,7 +102,7 @@ class ImageSet:
         if self._images is not None:
             return self._images[indices].float()
         dataset: Any = self._dataset
-        items = [_first_tensor(dataset[int(i)], f"dataset[{int(i)}]") for i in indices]
+        items = [_first_tensor(dataset[int(i)], f"dataset[{int(i)}]", self._value_range) for i in indices]
         shapes = {tuple(item.shape) for item in items}
         if len(shapes) > 1 or (items and shapes != {self._image_shape}):
             raise ValueError(
@@ -103,25 +113,25 @@ class ImageSet:
         return _check_batch(batch.float(), self._image_shape, f"dataset items {indices[:3].tolist()}...")
 
 
-def _image_set(images: ImageSource, image_shape: tuple[int, ...]) -> ImageSet:
+def _image_set(images: ImageSource, image_shape: tuple[int, ...], value_range: tuple[float, float]) -> ImageSet:
     if isinstance(images, DataLoader):
         # Iterating a DataLoader draws its base seed from the global RNG: read it on a fork,
         # so the fit's own random stream (the CN's initialisation) does not depend on it.
         with torch.random.fork_rng(devices=[]):
-            batches = [_check_batch(_first_tensor(b, f"batch {i} of the DataLoader"), image_shape,
+            batches = [_check_batch(_first_tensor(b, f"batch {i} of the DataLoader", value_range), image_shape,
                                     f"batch {i} of the DataLoader") for i, b in enumerate(images)]
         if not batches:
             raise ValueError("images: expected a DataLoader yielding image batches, got one that yields nothing.")
         tensor = torch.cat([b.cpu().float() for b in batches])
         return ImageSet(len(tensor), f"DataLoader ({len(tensor)} images)", _images=tensor, _image_shape=image_shape)
     if isinstance(images, (torch.Tensor, np.ndarray)):
-        tensor = _check_batch(_first_tensor(images, "the array"), image_shape, "the array").cpu()
+        tensor = _check_batch(_first_tensor(images, "the array", value_range), image_shape, "the array").cpu()
         kind = "tensor" if isinstance(images, torch.Tensor) else "NumPy array"
         return ImageSet(len(tensor), f"{kind} of {len(tensor)} images", _images=tensor, _image_shape=image_shape)
     if (isinstance(images, Dataset) and not isinstance(images, IterableDataset) and hasattr(images, "__len__")
             and hasattr(images, "__getitem__")):
         return ImageSet(len(images), f"{type(images).__name__} of {len(images)} images",  # type: ignore[arg-type]
-                        _dataset=images, _image_shape=image_shape)
+                        _dataset=images, _image_shape=image_shape, _value_range=value_range)
     raise ValueError(
         f"images: expected a tensor or NumPy array (N, {', '.join(map(str, image_shape))}), a map-style torch "
         f"Dataset (with __len__ and __getitem__) or a DataLoader of such images, got {type(images).__name__}."
@@ -147,13 +157,14 @@ def split_images(images: ImageSource, image_shape: Sequence[int], *, held_out: i
         held_out: the most images held out (chosen by a permutation seeded with ``seed``).
         image_range: ``(min, max)`` of G's images; the held-out images (and the first
             training images) must lie in G's range (see :mod:`discinvert.value_range`).
+            Bool images become the two ends of its nominal range (``(-1, 1)`` when ``None``).
 
     Raises:
         ValueError: another type, shape or dtype, NaN/Inf, fewer than :data:`MIN_IMAGES`
             images, or values far outside G's range.
     """
     shape = tuple(int(d) for d in image_shape)
-    image_set = _image_set(images, shape)
+    image_set = _image_set(images, shape, nominal_range(image_range))
     if image_set.size < MIN_IMAGES:
         raise ValueError(f"images: expected at least {MIN_IMAGES} real images, got {image_set.size}.")
     n_held = max(1, min(held_out, image_set.size // 5))

@@ -10,6 +10,9 @@
 PSNR and SSIM come from scikit-image on images mapped from G's value range to [0, 1]
 (clipped), with ``data_range=1`` and ``channel_axis`` for colour images. G's value range
 defaults to the one the inverter recorded at fit time (:attr:`Inverter.value_range`).
+SSIM's window is scikit-image's 7x7; images smaller than that are scored over the largest
+odd window that fits (5x5 or 3x3), and images smaller than 3x3 get no SSIM (``NaN``, with a
+warning) but still their PSNR.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+import warnings
 from collections.abc import Callable
 from typing import Protocol
 
@@ -67,6 +71,8 @@ def image_quality(
 
     Returns:
         ``(psnr, ssim)``, each of shape ``(N,)``. Identical images give PSNR ``inf``.
+        SSIM uses 7x7 windows, the largest odd window that fits (5x5 or 3x3) for
+        images smaller than 7x7; images smaller than 3x3 get SSIM ``NaN`` and a warning.
 
     Raises:
         ValueError: shapes differ or are not ``(N, C, H, W)``; a bad value range.
@@ -87,15 +93,34 @@ def image_quality(
             f"{a.shape} and {b.shape}."
         )
     psnr = np.empty(a.shape[0])
-    ssim = np.empty(a.shape[0])
+    ssim = np.full(a.shape[0], np.nan)
+    win_size = _ssim_window(a.shape[2], a.shape[3])
+    if win_size is None and a.shape[0]:
+        warnings.warn(f"images of {a.shape[2]}x{a.shape[3]} pixels are too small for SSIM (it needs at least 3x3): "
+                      "SSIM is NaN, PSNR is given.", stacklevel=2)
     for i in range(a.shape[0]):
         x, y = a[i], b[i]
         psnr[i] = peak_signal_noise_ratio(x, y, data_range=1.0) if not np.array_equal(x, y) else math.inf
+        if win_size is None:
+            continue
         if x.shape[0] == 1:
-            ssim[i] = structural_similarity(x[0], y[0], data_range=1.0)
+            ssim[i] = structural_similarity(x[0], y[0], data_range=1.0, win_size=win_size)
         else:
-            ssim[i] = structural_similarity(np.moveaxis(x, 0, -1), np.moveaxis(y, 0, -1), data_range=1.0, channel_axis=-1)
+            ssim[i] = structural_similarity(np.moveaxis(x, 0, -1), np.moveaxis(y, 0, -1), data_range=1.0,
+                                            channel_axis=-1, win_size=win_size)
     return psnr, ssim
+
+
+def _ssim_window(height: int, width: int) -> int | None:
+    """The side of SSIM's square window for ``height x width`` images: scikit-image's 7, or less for small ones.
+
+    The largest odd side up to 7 that fits both dimensions (3 or 5 for images smaller
+    than 7x7; their SSIM is then computed over smaller windows and is not strictly
+    comparable with 7x7 scores); ``None`` below 3x3, where SSIM is not defined.
+    """
+    side = min(7, int(height), int(width))
+    side -= 1 - side % 2
+    return side if side >= 3 else None
 
 
 def _scoring_shape(generated: tuple[int, ...], requested: tuple[int, ...] | None) -> tuple[int, ...]:

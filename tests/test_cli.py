@@ -737,3 +737,202 @@ def test_evaluate_a_generator_of_flat_vectors_with_image_shape(ws: dict[str, Pat
     assert main([*argv, "--image-shape", "1,8,8"]) == 0
     result = json.loads((tmp_path / "r.json").read_text())["results"][0]
     assert result["n"] == 5 and math.isfinite(result["psnr_mean"]) and 0 < result["ssim_mean"] <= 1
+
+
+# ----------------------------------------------------------------------------- how images are read (issue 32)
+def _one_bit_pictures(ws: dict[str, Path], tmp_path: Path) -> tuple[np.ndarray, Path]:
+    """Four black-and-white 28x28 pictures (from the bundled test images) as 1-bit PNGs in a folder."""
+    from PIL import Image
+
+    pictures = np.load(ws["root"] / "u8.npy")[:4] > 100
+    folder = tmp_path / "one-bit"
+    folder.mkdir()
+    for i, picture in enumerate(pictures):
+        Image.fromarray(picture).save(folder / f"img{i}.png")
+        assert Image.open(folder / f"img{i}.png").mode == "1"
+    return pictures, folder
+
+
+def test_one_bit_pngs_and_bool_npy_are_read_as_black_and_white_pixels(ws: dict[str, Path], tmp_path: Path) -> None:
+    """A 1-bit PNG (a file or a folder of them) and a bool .npy mean 0 and 255, not G-range 0.0 and 1.0."""
+    pictures, folder = _one_bit_pictures(ws, tmp_path)
+    np.save(tmp_path / "bool.npy", pictures)
+    expected = _inverter(ws).encode(torch.from_numpy(pictures[:, None]).float() * 2 - 1).numpy()
+    common = ["encode", "--gan", str(ws["gan"]), "--inverter", str(ws["inv"])]
+    for name, source in (("folder", folder), ("file", folder / "img0.png"), ("npy", tmp_path / "bool.npy")):
+        assert main([*common, "--images", str(source), "--out", str(tmp_path / f"{name}.npy")]) == 0, name
+        codes = _codes(tmp_path / f"{name}.npy")
+        np.testing.assert_allclose(codes, expected[: len(codes)], atol=1e-5, err_msg=name)
+
+
+def test_input_range_with_integer_images_is_refused(ws: dict[str, Path], tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """``--input-range`` describes float arrays; integer pixels have a known scale, so it is refused, saying why."""
+    common = ["encode", "--gan", str(ws["gan"]), "--inverter", str(ws["inv"]), "--input-range", "0,1"]
+    np.save(tmp_path / "bool.npy", np.load(ws["root"] / "u8.npy") > 100)
+    for source, kind in ((ws["root"] / "u8.npy", "uint8"), (ws["root"] / "png", "uint8"), (ws["root"] / "png16", "uint16"),
+                         (tmp_path / "bool.npy", "bool")):
+        assert main([*common, "--images", str(source), "--out", str(tmp_path / "c.npy")]) == 1, source
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "--input-range 0,1" in err and kind in err and "float" in err, err
+    assert not (tmp_path / "c.npy").exists()
+    real = ["fit", "--gan", str(ws["gan"]), *FAST_FIT, "--images", str(ws["root"] / "u8.npy"), "--input-range", "0,1",
+            "--out", str(tmp_path / "x.safetensors")]
+    assert main(real) == 1 and "--input-range 0,1" in capsys.readouterr().err
+
+
+def test_float_npy_in_unit_range_for_a_tanh_g_warns_naming_input_range(ws: dict[str, Path], tmp_path: Path,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    base = ["encode", "--gan", str(ws["gan"]), "--inverter", str(ws["inv"]), "--images", str(ws["root"] / "unit.npy"),
+            "--out", str(tmp_path / "c.npy")]
+    assert main(base) == 0
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("discinvert encode: warning: ") and "--input-range 0,1" in err, err
+    assert main([*base, "--input-range", "0,1"]) == 0
+    assert capsys.readouterr().err == ""
+    assert main(["encode", "--gan", str(ws["gan"]), "--inverter", str(ws["inv"]), "--images", str(ws["root"] / "float.npy"),
+                 "--out", str(tmp_path / "c.npy")]) == 0
+    assert capsys.readouterr().err == ""  # images in [-1, 1]: nothing to say
+
+
+def test_float_npy_of_0_to_255_values_warns_naming_the_command_line_flag(ws: dict[str, Path], tmp_path: Path,
+                                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    np.save(tmp_path / "u8-as-float.npy", np.load(ws["root"] / "u8.npy").astype(np.float32))
+    base = ["encode", "--gan", str(ws["gan"]), "--inverter", str(ws["inv"]), "--images", str(tmp_path / "u8-as-float.npy"),
+            "--out", str(tmp_path / "c.npy")]
+    assert main(base) == 0
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("discinvert encode: warning: images: expected values in the generator's")
+    assert "--input-range 0,255" in err and "--strict-range" in err and "range_check" not in err, err
+    assert main([*base, "--strict-range"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("discinvert encode: error: ") and "--input-range 0,255" in err and "range_check" not in err
+    assert main([*base, "--input-range", "0,255"]) == 0 and capsys.readouterr().err == ""
+
+
+def test_fit_with_unit_range_float_images_warns_naming_input_range(ws: dict[str, Path], tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "x.safetensors"
+    assert main(["fit", "--gan", str(ws["gan"]), *FAST_FIT, "--images", str(ws["root"] / "unit.npy"), "--real-steps", "1",
+                 "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--input-range 0,1" in err and "x * 2 - 1" not in err, err
+    np.save(tmp_path / "u8-as-float.npy", np.load(ws["root"] / "u8.npy").astype(np.float32))
+    assert main(["fit", "--gan", str(ws["gan"]), *FAST_FIT, "--images", str(tmp_path / "u8-as-float.npy"),
+                 "--out", str(out)]) == 1  # far outside G's range: the fit refuses it, naming the flag
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--input-range 0,255" in err and "x / 127.5" not in err, err
+
+
+def test_an_animated_png_in_a_folder_is_refused_as_animated(ws: dict[str, Path], tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    from PIL import Image
+
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    frames = [Image.fromarray(image) for image in np.load(ws["root"] / "u8.npy")]
+    frames[0].save(folder / "moving.png", save_all=True, append_images=frames[1:])
+    assert main(["encode", "--gan", str(ws["gan"]), "--inverter", str(ws["inv"]), "--images", str(folder),
+                 "--out", str(tmp_path / "c.npy")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "moving.png" in err and "animated PNG with 20 frames" in err and "channels" not in err
+
+
+@pytest.mark.parametrize("layers", ["main.4,,main.7", "main.7,", ""])
+def test_an_empty_feature_layer_name_is_refused(layers: str, ws: dict[str, Path], tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """An empty name would select D itself (its output) as a layer."""
+    with pytest.raises(SystemExit) as info:
+        main(["fit", "--gan", str(ws["gan"]), *FAST_FIT, "--feature-layer", layers, "--out", str(tmp_path / "x.safetensors")])
+    assert info.value.code == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "argument --feature-layer: expected layer names separated by commas" in last and "empty" in last, last
+    assert not (tmp_path / "x.safetensors").exists()
+
+
+def test_fit_with_an_unknown_feature_layer_fails_before_the_banner_and_names_discinvert_layers(
+        ws: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["fit", "--gan", str(ws["gan"]), *FAST_FIT, "--feature-layer", "main.99",
+                 "--out", str(tmp_path / "x.safetensors")]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""  # no "fitting ..." line for a fit that never starts
+    assert captured.err.count("\n") == 1 and "'main.99' is not a layer" in captured.err
+    assert f"discinvert layers --gan {ws['gan']}" in captured.err, captured.err
+
+
+def test_demo_n_images_above_the_bundled_1000_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["demo", "--n-images", "1001", "--out", str(tmp_path / "demo")])
+    assert info.value.code == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "argument --n-images: expected an integer from 1 to 1000" in last and "'1001'" in last, last
+    assert not (tmp_path / "demo").exists()
+    assert len(zoo.load_test_images("dcgan-fashion-mnist")[0]) == 1000  # the bound is the bundled images' count
+    from discinvert.cli.demo import DemoOptions, run_demo
+
+    with pytest.raises(ValueError, match=r"n_images: expected at most 1000 \(the bundled test images\), got 1001"):
+        run_demo(DemoOptions(out=tmp_path / "demo", n_images=1001))
+
+
+def test_an_output_that_is_an_input_is_refused(ws: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """``--out``/``--json`` naming a file the command reads (also through a symlink or a relative path) is
+    refused before anything is read or written; the input stays as it was."""
+    images = tmp_path / "x.npy"
+    shutil.copy(ws["root"] / "u8.npy", images)
+    (tmp_path / "link.npy").symlink_to(images)
+    inverter = tmp_path / "inv.safetensors"
+    shutil.copy(ws["inv"], inverter)
+    gan = tmp_path / "gan"
+    shutil.copytree(ws["gan"], gan)
+    before = {p: p.read_bytes() for p in (images, inverter, gan / "config.json")}
+    monkeypatch.chdir(tmp_path)
+    encode = ["encode", "--gan", str(gan), "--inverter", str(inverter), "--images", str(images)]
+    runs = [
+        ([*encode, "--out", str(images)], "--out", "--images"),
+        ([*encode, "--out", "link.npy"], "--out", "--images"),
+        ([*encode, "--out", "./sub/../x.npy"], "--out", "--images"),
+        ([*encode, "--out", "inv.safetensors"], "--out", "--inverter"),
+        (["evaluate", "--gan", str(gan), "--inverter", str(inverter), "--images", "x.npy", "--n", "4", "--repeats", "1",
+          "--json", str(images)], "--json", "--images"),
+        (["fit", "--gan", str(gan), *FAST_FIT, "--out", "gan"], "--out", "--gan"),
+    ]
+    (tmp_path / "sub").mkdir()
+    for argv, output, source in runs:
+        assert main(argv) == 1, argv
+        captured = capsys.readouterr()
+        assert captured.err.count("\n") == 1 and f"{output} " in captured.err and source in captured.err, captured.err
+        assert "is also an input" in captured.err and captured.out == "", captured
+    assert all(p.read_bytes() == data for p, data in before.items())
+    folder = tmp_path / "pictures"
+    shutil.copytree(ws["root"] / "png", folder)
+    shutil.copy(folder / "img0.png", folder / "reconstructions_000.png")
+    assert main(["reconstruct", "--gan", str(gan), "--inverter", str(inverter), "--images", str(folder),
+                 "--out", str(folder)]) == 1
+    err = capsys.readouterr().err
+    assert "reconstructions_000.png" in err and "is also an input" in err, err
+
+
+def test_evaluate_scores_images_smaller_than_ssim_s_7x7_window(ws: dict[str, Path], tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """4x16 pictures get SSIM over 3x3 windows; 2x32 pictures are too small for SSIM: NaN, PSNR still given."""
+    from discinvert import fit_inverter
+
+    G, D = cli_factories.make_flat_generator(), cli_factories.make_flat_discriminator()
+    fit_inverter(G, D, "body.4", latent_shape=(cli_factories.LATENT, 1, 1), steps=1, batch_size=16,
+                 validation_size=32, seed=0, progress=False).save(tmp_path / "flat.safetensors")
+    tiny = np.load(ws["root"] / "tiny8.npy")
+    for h, w in ((4, 16), (2, 32)):
+        np.save(tmp_path / f"{h}x{w}.npy", tiny.reshape(len(tiny), h, w))
+    argv = ["evaluate", "--generator", "tests.cli_factories:make_flat_generator", "--discriminator",
+            "tests.cli_factories:make_flat_discriminator", "--inverter", str(tmp_path / "flat.safetensors"),
+            "--n", "5", "--repeats", "1", "--json", str(tmp_path / "r.json")]
+    assert main([*argv, "--images", str(tmp_path / "4x16.npy"), "--image-shape", "1,4,16"]) == 0
+    result = json.loads((tmp_path / "r.json").read_text())["results"][0]
+    assert math.isfinite(result["psnr_mean"]) and 0 < result["ssim_mean"] <= 1
+    capsys.readouterr()
+    assert main([*argv, "--images", str(tmp_path / "2x32.npy"), "--image-shape", "1,2,32"]) == 0
+    result = json.loads((tmp_path / "r.json").read_text())["results"][0]
+    assert math.isfinite(result["psnr_mean"]) and result["ssim_mean"] is None
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "SSIM" in err and "2x32" in err and "at least 3x3" in err, err

@@ -67,6 +67,28 @@ def test_colour_images_use_channel_axis() -> None:
     assert image_quality(a, a)[0][0] == float("inf")
 
 
+@pytest.mark.parametrize(("height", "width", "window"), [(7, 9, 7), (6, 20, 5), (4, 4, 3), (3, 28, 3)])
+def test_images_smaller_than_7x7_get_ssim_over_the_largest_odd_window_that_fits(height, width, window) -> None:
+    rng = np.random.default_rng(0)
+    for channels in (1, 3):
+        a = rng.uniform(-1, 1, (2, channels, height, width)).astype(np.float32)
+        b = np.clip(a + rng.normal(0, 0.2, a.shape), -1, 1).astype(np.float32)
+        psnr, ssim = image_quality(a, b)
+        ua, ub = (a[1] + 1) / 2, (b[1] + 1) / 2
+        expected = (structural_similarity(ua[0], ub[0], data_range=1, win_size=window) if channels == 1 else
+                    structural_similarity(np.moveaxis(ua, 0, -1), np.moveaxis(ub, 0, -1), data_range=1,
+                                          channel_axis=-1, win_size=window))
+        assert ssim[1] == pytest.approx(expected) and 0 < ssim[1] < 1
+        assert psnr[1] == pytest.approx(peak_signal_noise_ratio(ua, ub, data_range=1))
+
+
+def test_images_smaller_than_3x3_get_no_ssim_but_their_psnr() -> None:
+    a = np.linspace(-1, 1, 2 * 1 * 2 * 30, dtype=np.float32).reshape(2, 1, 2, 30)
+    with pytest.warns(UserWarning, match=r"images of 2x30 pixels are too small for SSIM \(it needs at least 3x3\)"):
+        psnr, ssim = image_quality(a, a * 0.9)
+    assert np.isnan(ssim).all() and np.isfinite(psnr).all()
+
+
 def test_metric_errors(fitted) -> None:
     gan, inverter = fitted
     _, x, _ = gan.sample(5)

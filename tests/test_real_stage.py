@@ -192,6 +192,19 @@ def test_unit_range_images_for_a_tanh_generator_warn(make_gan) -> None:
         _fit(gan, x)
 
 
+@pytest.mark.parametrize("kind", ["tensor", "array", "dataset", "dataloader"])
+def test_bool_images_are_read_as_the_two_ends_of_g_s_range(kind: str) -> None:
+    """Black-and-white (bool) images mean black and white, i.e. 0 and 255: G's low and high, not 0.0 and 1.0."""
+    mask = torch.rand(20, 1, 8, 8, generator=torch.Generator().manual_seed(0)) > 0.5
+    sources = {"tensor": lambda: mask, "array": lambda: mask.numpy(), "dataset": lambda: TensorDataset(mask),
+               "dataloader": lambda: DataLoader(TensorDataset(mask), batch_size=6)}
+    for image_range, (low, high) in (((-0.98, 0.97), (-1.0, 1.0)), ((0.01, 0.99), (0.0, 1.0))):
+        split = split_images(sources[kind](), (1, 8, 8), held_out=4, seed=0, image_range=image_range)
+        images = split.images.get(torch.arange(20))
+        assert images.dtype == torch.float32 and torch.equal(images, torch.where(mask, high, low))
+        assert set(split.held_out.unique().tolist()) == {low, high}
+
+
 def test_real_stage_settings_without_images_warn(make_gan) -> None:
     gan = make_gan("dcgan")
     with pytest.warns(UserWarning, match="prior_weight, real_steps: these settings act only on the real-image stage"):

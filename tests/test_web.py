@@ -122,6 +122,19 @@ def test_an_uploaded_png_of_g_s_shape_is_taken_as_it_is(client, zoo_session) -> 
                        session.inverter.encode(_model_range(picture)[None, None]))
 
 
+def test_a_one_bit_png_upload_is_read_as_black_and_white_pixels(client, zoo_session) -> None:
+    """A 1-bit PNG (Pillow mode "1") means 0 and 255: black → -1 and white → 1 for the tanh G, not 0.0 and 1.0."""
+    session, images, _, _ = zoo_session
+    mask = _unit(images[3:4])[0, 0] > 100
+    data = _png(mask)
+    assert Image.open(io.BytesIO(data)).mode == "1"
+    assert np.array_equal(read_upload(data, (1, 28, 28), max_bytes=10_000, max_pixels=10_000).pixels[0], mask)
+    answer = client.post("/api/reconstruct", files={"image": ("mask.png", data, "image/png")}).json()
+    assert answer["notes"] == [] and np.array_equal(_decode_data_url(answer["original"]), mask.astype(np.uint8) * 255)
+    assert torch.equal(torch.tensor(answer["code"]).reshape(1, 100, 1, 1),
+                       session.inverter.encode(_model_range(mask.astype(np.uint8) * 255)[None, None]))
+
+
 @pytest.mark.parametrize("case", ["rgb-jpeg-wide", "rgba-png", "palette-png", "tall-gray"])
 def test_other_pictures_are_converted_and_every_change_is_named(client, case) -> None:
     rng = np.random.default_rng(0)

@@ -116,8 +116,9 @@ def test_demo_with_fit_and_console_script(tmp_path) -> None:
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["--n-images", "-3"], "argument --n-images: expected an integer >= 1, got '-3'"),
-        (["--n-images", "0"], "argument --n-images: expected an integer >= 1, got '0'"),
+        (["--n-images", "-3"], "argument --n-images: expected an integer from 1 to 1000 (the bundled test images), got '-3'"),
+        (["--n-images", "0"], "argument --n-images: expected an integer from 1 to 1000 (the bundled test images), got '0'"),
+        (["--n-images", "1001"], "argument --n-images: expected an integer from 1 to 1000 (the bundled test images), got '1001'"),
         (["--fit", "--steps", "0"], "argument --steps: expected an integer >= 1, got '0'"),
         (["--seed", "abc"], "argument --seed: expected an integer in [0, 2**62), got 'abc'"),
         (["--seed", str(2**70)], "argument --seed: expected an integer in [0, 2**62)"),

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,7 +64,8 @@ def _codes_suffix(path: Path) -> str:
 
 
 def _range_check(args: argparse.Namespace) -> str:
-    return "raise" if args.strict_range else "warn"
+    """The library's own range check is off: :func:`_prepare` has checked the images, naming the command's flags."""
+    return "ignore"
 
 
 def _invert(inverter: Any, x: Any, args: argparse.Namespace) -> Any:
@@ -82,7 +85,8 @@ class _Prepared:
 
 
 def _prepare(raw: Any, inverter: Any, args: argparse.Namespace) -> _Prepared:
-    from discinvert.cli.images import prepare_images
+    """``raw`` in G's range, checked against it (a warning, or an error with ``--strict-range``)."""
+    from discinvert.cli.images import prepare_images, range_warning
 
     value_range = tuple(args.range) if args.range is not None else tuple(inverter.value_range)
     shape = tuple(inverter.image_shape)
@@ -91,6 +95,7 @@ def _prepare(raw: Any, inverter: Any, args: argparse.Namespace) -> _Prepared:
         raise ValueError(f"--image-shape {','.join(map(str, picture))}: expected C,H,W holding {math.prod(shape)} values "
                          f"(one image of this generator, shape {_format_shape(shape)}).")
     x = prepare_images(raw, picture, value_range, args.input_range)
+    range_warning(x, raw, value_range, inverter.config.image_range, input_range=args.input_range, strict=args.strict_range)
     return _Prepared(x.reshape(len(x), *shape), value_range, picture)
 
 
@@ -108,6 +113,46 @@ def _check_writable(path: Path, *, directory: bool = False) -> None:
     from discinvert.files import check_writable
 
     check_writable(path, directory=directory)
+
+
+def _read_candidates(source: Path, written: Path, *, images: bool) -> list[Path]:
+    """The files read from ``source`` that could be ``written``: ``source`` itself, or its files of that name."""
+    from discinvert.cli.images import IMAGE_SUFFIXES
+
+    if source.is_file():
+        return [source]
+    if not source.is_dir():
+        return []
+    names = {written.name, Path(os.path.realpath(written)).name}
+    if images:  # an image folder: only its image files are read
+        return [source / n for n in names if Path(n).suffix.lower() in IMAGE_SUFFIXES]
+    folders = [source, *(d for d in source.iterdir() if d.is_dir())]  # a zoo-entry folder: gan/ and inverter/
+    return [d / n for d in folders for n in names]
+
+
+def _refuse_overwriting_inputs(written: Sequence[tuple[str, Path]], read: Sequence[tuple[str, Any]]) -> None:
+    """An output that is a file this command reads (also through a symlink or another spelling) is refused.
+
+    Args:
+        written: ``(flag, path)`` of each file the command would write.
+        read: ``(flag, path or None)`` of each input given: ``--images``, ``--inverter``, ``--gan``
+            (``zoo:`` names and Hub ids are no local files and are skipped).
+
+    Raises:
+        ValueError: a written path and a read file are the same file.
+    """
+    for flag, path in written:
+        if not path.is_file():  # a file that does not exist yet is no input
+            continue
+        for source_flag, source in read:
+            if source is None or str(source).startswith("zoo:"):
+                continue
+            for candidate in _read_candidates(Path(source), path, images=source_flag == "--images"):
+                if candidate.is_file() and os.path.samefile(candidate, path):
+                    raise ValueError(
+                        f"{flag} {path}: this file is also an input ({source_flag} {source}"
+                        f"{'' if Path(source).is_file() else f', file {candidate.name}'}); expected an output path "
+                        "that is not read, so that writing it cannot overwrite the input.")
 
 
 # ---------------------------------------------------------------------------- commands
@@ -221,16 +266,23 @@ def _fit(args: argparse.Namespace) -> int:
         if given:
             raise UsageError(f"{', '.join(given)}: only with --iterations K, K > 0 (the step networks)")
     _check_writable(out, directory=not to_file)  # before minutes of fitting, not after
+    written = [out] if to_file else [out / name for name in ("model.safetensors", "config.json", "README.md")]
+    _refuse_overwriting_inputs([("--out", path) for path in written], [("--images", args.images), ("--gan", args.gan)])
     settings = FitConfig.build(**fit_settings(args), device=args.device)
     gan = _load_gan(args)
     text = args.feature_layer or gan.feature_layer
     # several depths of D: --feature-layer main.4,main.7
     layer: str | list[str] = [name.strip() for name in text.split(",")] if "," in text else text
+    _check_feature_layer(gan, layer, text, args)  # before the banner: a fit that never starts announces nothing
     print(f"fitting an inverter for {gan.description}: layer {text}, latents {_format_shape(gan.latent_shape)}, "
           f"{settings.steps} steps of {settings.batch_size}", flush=True)
     images = None if args.images is None else _real_images(args, gan)
-    inverter = fit_inverter(gan.generator, gan.discriminator, layer, latent_shape=gan.latent_shape, images=images,
-                            config=settings)
+    with warnings.catch_warnings():
+        from discinvert.image_sets import UnitRangeWarning
+
+        warnings.simplefilter("ignore", UnitRangeWarning)  # _real_images said it, naming --input-range
+        inverter = fit_inverter(gan.generator, gan.discriminator, layer, latent_shape=gan.latent_shape, images=images,
+                                config=settings)
     fit = inverter.config.fit
     print(f"best held-out latent MSE {fit['best_validation_mse']:.5f} at step {fit['best_step']} "
           f"(predicting the mean: {fit['baseline_validation_mse']:.5f}), {fit['seconds']:.1f} s")
@@ -252,11 +304,33 @@ def _fit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _gan_flags(args: argparse.Namespace) -> str:
+    """The options naming the GAN, as typed: ``--gan DIR`` or the factories."""
+    if args.gan is not None:
+        return f"--gan {args.gan}"
+    flags = [f"{flag} {value}" for flag, value in (("--generator", args.generator), ("--discriminator", args.discriminator))
+             if value is not None]
+    if getattr(args, "latent_shape", None) is not None:
+        flags.append(f"--latent-shape {','.join(map(str, args.latent_shape))}")
+    return " ".join(flags)
+
+
+def _check_feature_layer(gan: Any, layer: str | list[str], text: str, args: argparse.Namespace) -> None:
+    """``--feature-layer`` names layers of D (only D's module names are read; D is not run)."""
+    from discinvert.layers import resolve_layers
+
+    try:
+        resolve_layers(gan.discriminator, layer)
+    except ValueError as error:
+        raise ValueError(f"--feature-layer {text}: {str(error).removeprefix('feature_layer: ')} On the command line, "
+                         f"`discinvert layers {_gan_flags(args)}` lists them.") from None
+
+
 def _real_images(args: argparse.Namespace, gan: Any) -> Any:
     """``--images`` read and mapped into G's range (``--range``, else measured on 64 of G's images)."""
     import torch
 
-    from discinvert.cli.images import prepare_images, read_images
+    from discinvert.cli.images import prepare_images, range_warning, read_images
     from discinvert.gan import generate, model_device
     from discinvert.guard import frozen
     from discinvert.value_range import nominal_range
@@ -275,9 +349,17 @@ def _real_images(args: argparse.Namespace, gan: Any) -> Any:
         raise ValueError(f"--images: expected a generator of (C, H, W) images, got images of shape "
                          f"{_format_shape(shape)}; pass images to fit_inverter(images=...) in Python instead.")
     x = prepare_images(raw, shape, value_range, args.input_range)
+    # the fit refuses images far outside G's range: said here in the command line's words
+    range_warning(x, raw, value_range, (float(sample.min()), float(sample.max())), input_range=args.input_range,
+                  strict=True)
     print(f"real-image stage on {len(x)} images from {raw.source}, mapped to G's range "
           f"[{value_range[0]:g}, {value_range[1]:g}]", flush=True)
     return x
+
+
+def _inputs(args: argparse.Namespace) -> list[tuple[str, Any]]:
+    """The local inputs of encode, reconstruct and evaluate: ``--images``, ``--inverter``, ``--gan``."""
+    return [("--images", args.images), ("--inverter", args.inverter), ("--gan", args.gan)]
 
 
 def _encode(args: argparse.Namespace) -> int:
@@ -291,6 +373,7 @@ def _encode(args: argparse.Namespace) -> int:
     out = Path(args.out)
     suffix = _codes_suffix(out)
     _check_writable(out)
+    _refuse_overwriting_inputs([("--out", out)], _inputs(args))
     raw = read_images(args.images)
     gan = _load_gan(args)
     inverter = _load_inverter(args, gan)
@@ -331,6 +414,9 @@ def _reconstruct(args: argparse.Namespace) -> int:
 
     _check_writable(Path(args.out), directory=True)
     raw = read_images(args.images)
+    grids = [("--out", Path(args.out) / f"reconstructions_{i:03d}.png")
+             for i in range(math.ceil(len(raw) / args.per_grid))]
+    _refuse_overwriting_inputs(grids, _inputs(args))
     gan = _load_gan(args)
     inverter = _load_inverter(args, gan)
     images = _prepare(raw, inverter, args)
@@ -404,6 +490,9 @@ def _evaluate(args: argparse.Namespace) -> int:
         raise UsageError("--data-root goes with --fashion-mnist-test")
     if args.json is not None:
         _check_writable(Path(args.json))
+        models = [(flag, value) for _, options in specs
+                  for flag, value in (("--gan", options.gan), ("--inverter", options.inverter))]
+        _refuse_overwriting_inputs([("--json", Path(args.json))], [("--images", args.images), *models])
     raw = _evaluate_images(args)
     n = args.n if args.n is not None else min(1000, len(raw))
     if n > len(raw):

@@ -106,8 +106,8 @@ def run_demo(options: DemoOptions) -> dict[str, Any]:
     """Run the demo; returns the metrics written to ``metrics.json``.
 
     Raises:
-        ValueError: ``n_images`` or ``fit_steps`` below 1, ``refine_images`` or
-            ``refine_steps`` below 0, or ``out`` an existing file.
+        ValueError: ``n_images`` below 1 or above the 1,000 bundled images, ``fit_steps``
+            below 1, ``refine_images`` or ``refine_steps`` below 0, or ``out`` an existing file.
         OSError: ``out`` cannot be created or written in (checked before any work), or
             writing the outputs failed.
     """
@@ -117,7 +117,9 @@ def run_demo(options: DemoOptions) -> dict[str, Any]:
     positive_int(options.refine_steps, "refine_steps", 0)
     check_writable(options.out, directory=True)
     images_u8, labels = zoo.load_test_images(ZOO_ENTRY)
-    n = min(options.n_images, len(images_u8))
+    if options.n_images > len(images_u8):
+        raise ValueError(f"n_images: expected at most {len(images_u8)} (the bundled test images), got {options.n_images}.")
+    n = options.n_images
     images_u8, labels = images_u8[:n], labels[:n]
     G, D, inverter = zoo.load(ZOO_ENTRY)
     if options.fit:

@@ -12,8 +12,12 @@ Value ranges are explicit:
 - integer pixels (8-bit ``uint8`` 0..255, 16-bit ``uint16`` 0..65535: image files, or
   an integer ``.npy``) map linearly onto G's range ``value_range`` (``(-1, 1)`` for
   a tanh generator), so 0 → low and the maximum → high;
+- black-and-white pixels (a 1-bit PNG, a ``bool`` ``.npy``) are 0 and 255: black → low,
+  white → high;
 - floating-point ``.npy`` arrays are taken as already in G's range, unless
   ``input_range`` gives their range, which is then mapped linearly onto G's.
+  ``input_range`` is refused for integer and black-and-white pixels: their scale is known.
+  :func:`range_warning` says when a float array's values look like another range than G's.
 
 Layouts: ``.npy`` arrays are ``(N, C, H, W)``, ``(N, H, W, C)`` or, for one-channel
 images, ``(N, H, W)``; image files are ``(H, W)`` (grayscale) or ``(H, W, C)``
@@ -27,6 +31,7 @@ from __future__ import annotations
 import io
 import math
 import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +49,7 @@ __all__ = [
     "pair_grid_shape",
     "parse_range",
     "prepare_images",
+    "range_warning",
     "read_images",
     "to_uint8",
     "write_png",
@@ -97,9 +103,26 @@ def parse_range(text: str) -> tuple[float, float]:
     return low, high
 
 
+def _frames(path: Path) -> tuple[str, int]:
+    """The file's format and its number of frames, from its header (1 when Pillow cannot tell)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as picture:
+            return str(picture.format), int(getattr(picture, "n_frames", 1))
+    except Exception:  # not for Pillow: scikit-image's reader says what is wrong
+        return path.suffix.lstrip(".").upper(), 1
+
+
 def _imread(path: Path) -> np.ndarray:
+    """One picture file as ``(H, W)`` or ``(H, W, C)`` pixels: uint8, uint16, or bool for a 1-bit PNG."""
     from skimage.io import imread
 
+    kind, frames = _frames(path)
+    # imageio would stack an APNG's frames as (frames, H, W), to be taken for channels; a camera's
+    # MPO JPEG (a picture with its previews) is left to scikit-image's reader
+    if frames > 1 and kind != "MPO":
+        raise ValueError(f"{path}: animated {kind} with {frames} frames: expected a single picture.")
     try:
         array = np.asarray(imread(path))
     except Exception as error:  # imageio/Pillow: unreadable, truncated or not an image
@@ -109,13 +132,18 @@ def _imread(path: Path) -> np.ndarray:
     return array
 
 
+def _from_bool(array: np.ndarray) -> np.ndarray:
+    """Black-and-white pixels (a 1-bit PNG, a bool array) on the 8-bit scale they mean: 0 and 255."""
+    return array.astype(np.uint8) * np.uint8(255) if array.dtype == np.bool_ else array
+
+
 def read_images(source: str | os.PathLike[str]) -> RawImages:
     """Read a folder of PNG/JPEG files, one such file, an ``.npy`` array, an IDX file, or ``zoo:NAME``.
 
     Raises:
         FileNotFoundError: no such path.
-        ValueError: an empty folder, an unreadable file, an unsupported suffix, an
-            unknown zoo entry, or an ``.npy`` that holds no numeric array.
+        ValueError: an empty folder, an unreadable file, an animated PNG, an unsupported
+            suffix, an unknown zoo entry, or an ``.npy`` that holds no numeric (or bool) array.
     """
     text = str(source)
     if text.startswith("zoo:"):
@@ -140,7 +168,7 @@ def read_images(source: str | os.PathLike[str]) -> RawImages:
             array = np.load(path, allow_pickle=False)
         except Exception as error:  # numpy: truncated, corrupt, pickled object arrays
             raise ValueError(f"{text}: not a readable .npy array ({type(error).__name__}: {error}).") from None
-        if not isinstance(array, np.ndarray) or array.dtype.kind not in "uif":
+        if not isinstance(array, np.ndarray) or array.dtype.kind not in "buif":
             raise ValueError(f"{text}: expected a numeric array, got dtype {getattr(array, 'dtype', type(array).__name__)}.")
         return RawImages(array, [f"{path.name}[{i}]" for i in range(len(array) if array.ndim else 0)], text, "batch")
     if suffix in IMAGE_SUFFIXES:
@@ -199,13 +227,17 @@ def _batch_as_nchw(array: np.ndarray, expected: tuple[int, ...], source: str) ->
 
 def _scale(array: np.ndarray, value_range: tuple[float, float], input_range: tuple[float, float] | None, source: str) -> np.ndarray:
     low, high = value_range
-    if array.dtype.kind in "ui":
+    if array.dtype.kind in "uib":
+        kind = "bool (black-and-white)" if array.dtype == np.bool_ else str(array.dtype)
+        array = _from_bool(array)
         maximum = _INTEGER_MAX.get(array.dtype)
         if maximum is None:
             raise ValueError(
                 f"{source}: integer images must be uint8 (0..255) or uint16 (0..65535), got {array.dtype}; "
                 "save float images in the generator's range instead."
             )
+        if input_range is not None:
+            raise ValueError(_integer_input_range(source, kind, maximum, input_range))
         unit = array.astype(np.float64) / maximum
         return (low + unit * (high - low)).astype(np.float32)
     values = array.astype(np.float32)
@@ -217,6 +249,12 @@ def _scale(array: np.ndarray, value_range: tuple[float, float], input_range: tup
     return (low + (values.astype(np.float64) - in_low) / (in_high - in_low) * (high - low)).astype(np.float32)
 
 
+def _integer_input_range(source: str, kind: str, maximum: float, input_range: tuple[float, float]) -> str:
+    return (f"--input-range {input_range[0]:g},{input_range[1]:g}: {source} holds {kind} pixels, whose scale is "
+            f"known (0..{maximum:.0f}, mapped onto G's range --range LO,HI); --input-range gives the value range "
+            "of a float .npy array only. Leave it out, or save the images as a float .npy array.")
+
+
 def prepare_images(
     raw: RawImages,
     image_shape: Sequence[int],
@@ -225,15 +263,24 @@ def prepare_images(
 ) -> torch.Tensor:
     """Images as the inverter wants them: float32 ``(N, *image_shape)`` in G's range.
 
+    Args:
+        raw: images from :func:`read_images`.
+        image_shape: the inverter's ``(C, H, W)``.
+        value_range: G's range: integer pixels map ``0 .. max`` onto it.
+        input_range: the range of a float array's values, mapped onto ``value_range``
+            (``None``: taken as already in G's range).
+
     Raises:
-        ValueError: wrong channels, size or layout, unsupported dtypes, NaN/Inf values.
+        ValueError: wrong channels, size or layout, unsupported dtypes, NaN/Inf values;
+            ``input_range`` given for integer or black-and-white pixels (image files,
+            an integer or bool ``.npy``, an IDX file), whose scale is known.
     """
     expected = tuple(int(d) for d in image_shape)
     if len(expected) != 3:
         raise ValueError(f"image files need (C, H, W) images, but this inverter's images have shape {expected}; "
                          "for a generator of flat vectors give --image-shape C,H,W (e.g. 1,28,28 for 784 values).")
     if raw.layout == "files":
-        images = [_scale(_as_chw(a, expected, n), value_range, None, n) for a, n in zip(raw.arrays, raw.names)]
+        images = [_scale(_as_chw(a, expected, n), value_range, input_range, n) for a, n in zip(raw.arrays, raw.names)]
         batch = np.stack(images)
     else:
         array = np.asarray(raw.arrays)
@@ -241,6 +288,79 @@ def prepare_images(
     if len(batch) == 0:
         raise ValueError(f"{raw.source}: no images.")
     return torch.from_numpy(np.ascontiguousarray(batch))
+
+
+def _is_float(raw: RawImages) -> bool:
+    return raw.layout == "batch" and np.asarray(raw.arrays).dtype.kind == "f"
+
+
+def range_warning(
+    images: torch.Tensor,
+    raw: RawImages,
+    value_range: tuple[float, float],
+    recorded: tuple[float, float] | None,
+    *,
+    input_range: tuple[float, float] | None,
+    strict: bool,
+) -> None:
+    """Warn (or, with ``strict``, refuse) when prepared images do not look like G's, in the command line's words.
+
+    Two cases, each naming the flag that fixes it:
+
+    - the values lie far outside G's range (:func:`discinvert.value_range.range_problem`
+      against ``recorded``; e.g. a float ``.npy`` of 0..255 values: ``--input-range 0,255``);
+    - a float array whose values all lie in [0, 1] while G's range is [-1, 1], without
+      ``--input-range``: probably [0, 1] images (``--input-range 0,1``). A warning only.
+
+    Args:
+        images: the images from :func:`prepare_images` (in G's range if all went well).
+        raw: what they were read from.
+        value_range: the range integer pixels were mapped onto (``--range`` or the inverter's).
+        recorded: the range G's images spanned (at fit time, or measured); ``None`` skips
+            the first check, as the library does.
+        input_range: ``--input-range`` as given.
+        strict: ``--strict-range``: raise instead of warning for the first case.
+
+    Raises:
+        ValueError: values far outside G's range with ``strict``.
+
+    Warns:
+        ImageRangeWarning: values far outside G's range.
+        UnitRangeWarning: [0, 1] values for a [-1, 1] G.
+    """
+    from discinvert.image_sets import UnitRangeWarning
+    from discinvert.inverter import ImageRangeWarning
+    from discinvert.value_range import RANGE_MARGIN, nominal_range, range_problem
+
+    if images.numel() == 0:
+        return
+    found = (float(images.min()), float(images.max()))
+    is_float = _is_float(raw)
+    if recorded is not None and range_problem(found, recorded) is not None:
+        low, high = nominal_range(recorded)
+        if is_float and input_range is None:
+            read = (f"a float array is taken as already in G's range: give its range with --input-range LO,HI"
+                    f"{' (--input-range 0,255 for 0..255 pixel values)' if found[1] > 2.0 else ''}")
+        elif is_float:
+            read = (f"--input-range {input_range[0]:g},{input_range[1]:g} was mapped onto [{value_range[0]:g}, "
+                    f"{value_range[1]:g}]: check --input-range and --range")
+        else:
+            read = (f"integer pixels were mapped onto --range [{value_range[0]:g}, {value_range[1]:g}]: give G's "
+                    "own range with --range LO,HI, or leave --range out")
+        message = (f"images: expected values in the generator's range [{low:.4g}, {high:.4g}] (its images spanned "
+                   f"[{recorded[0]:.4g}, {recorded[1]:.4g}]; up to {RANGE_MARGIN:.0%} of the range outside is "
+                   f"accepted), got values in [{found[0]:.4g}, {found[1]:.4g}] from {raw.source}; {read}.")
+        if strict:
+            raise ValueError(message)
+        warnings.warn(f"{message} Codes of such images are meaningless; --strict-range makes this an error.",
+                      ImageRangeWarning, stacklevel=2)
+        return
+    if is_float and input_range is None and tuple(value_range) == (-1.0, 1.0) and found[0] >= 0.0 and found[1] <= 1.0:
+        warnings.warn(
+            f"images: {raw.source} holds float values in [{found[0]:.3g}, {found[1]:.3g}], with no negative value, "
+            "for a generator of range [-1, 1]: they look like [0, 1] images, read here as [-1, 1] values. "
+            "Give --input-range 0,1 to map them onto G's range (or --input-range -1,1 if they are G's values).",
+            UnitRangeWarning, stacklevel=2)
 
 
 def to_uint8(images: torch.Tensor | np.ndarray, value_range: tuple[float, float] = (-1.0, 1.0)) -> np.ndarray:

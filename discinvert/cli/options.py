@@ -17,7 +17,7 @@ from typing import Any
 from discinvert._version import __version__
 from discinvert.settings import CommandLine, command_line_settings
 
-__all__ = ["Handler", "UsageError", "build_parser", "fit_settings"]
+__all__ = ["DEMO_IMAGES", "Handler", "UsageError", "build_parser", "fit_settings"]
 
 WEIGHT_DTYPES = ("float32", "float16", "bfloat16", "int8")
 """``--weights-dtype`` choices: names of torch dtypes ``save``/``save_pretrained`` store weights in."""
@@ -39,9 +39,12 @@ Image values: image files hold 8-bit (0..255) or 16-bit (0..65535) pixels, mappe
 linearly onto G's value range --range LO,HI (default: the range the inverter recorded
 for G at fit time, e.g. -1,1 for a tanh generator such as the reference and zoo GANs,
 0,1 for a sigmoid one): 0 -> LO, the maximum -> HI. A uint8/uint16 .npy array is mapped
-the same way. A float .npy array is taken as already in G's range, unless --input-range
-gives its range (e.g. 0,1), which is then mapped linearly onto --range. Images far
-outside G's range get a warning (--strict-range: an error). Nothing is resized, and
+the same way; 1-bit PNGs and bool arrays are black 0 and white 255. A float .npy array is
+taken as already in G's range, unless --input-range gives its range (e.g. 0,1), which is
+then mapped linearly onto --range (--input-range is refused for integer pixels: their
+scale is known). Images far outside G's range get a warning (--strict-range: an error);
+a float array of [0, 1] values for a [-1, 1] G gets a warning naming --input-range 0,1.
+An output that is also an input (--out x.npy --images x.npy) is refused. Nothing is resized, and
 grayscale vs colour must match the inverter's image shape; a generator of flat vectors
 (an MLP giving 784 values) takes images of --image-shape C,H,W (e.g. 1,28,28).
 """
@@ -80,6 +83,36 @@ _positive = _integer(0)
 _count = _integer(1)
 _pairs = _integer(2)  # fit: a batch (and the held-out set) needs two or more latents
 _seed = _integer(0, _SEED_LIMIT, "2**62")
+
+
+DEMO_IMAGES = 1000
+"""The bundled Fashion-MNIST test images ``discinvert demo --n-images`` chooses from."""
+
+
+def _up_to(maximum: int, what: str) -> Callable[[str], int]:
+    """An argparse type: an integer from 1 to ``maximum`` (``what`` says why that bound), else a message saying so."""
+    expected = f"an integer from 1 to {maximum} ({what})"
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {_shown(text)}") from None
+        if not 1 <= value <= maximum:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {_shown(text)}")
+        return value
+
+    parse.__name__ = expected
+    return parse
+
+
+def _feature_layers(text: str) -> str:
+    """``--feature-layer``: one name or several separated by commas, none empty (an empty name is D itself)."""
+    if any(not name.strip() for name in text.split(",")):
+        raise argparse.ArgumentTypeError(
+            f"expected layer names separated by commas, such as main.7 or main.4,main.7, got {_shown(text)} with an "
+            "empty name (which would select D's output); see `discinvert layers`")
+    return text
 
 
 def _float(text: str) -> float:
@@ -194,7 +227,8 @@ def _image_parent() -> argparse.ArgumentParser:
                        help="for a generator of flat vectors: the images they are (e.g. 1,28,28); files are read "
                             "as such, flattened for G, and scored as pictures")
     group.add_argument("--input-range", type=_value_range, default=None, metavar="LO,HI",
-                       help="value range of a float .npy input (default: taken as already in G's range)")
+                       help="value range of a float .npy input (default: taken as already in G's range); refused "
+                            "for integer pixels (image files, integer .npy), whose scale is known")
     group.add_argument("--batch-size", type=_count, default=None, help="images per forward pass (default 256)")
     return parent
 
@@ -293,7 +327,7 @@ def _add_fit(commands: Any, handler: Handler) -> None:
     fit.add_argument("--weights-dtype", choices=tuple(WEIGHT_DTYPES), default="float32",
                      help="how the file stores the weights (default float32, which round-trips exactly; float16 "
                           "halves it; int8 stores weight matrices as int8 with a scale per row, about a quarter)")
-    fit.add_argument("--feature-layer", help="D's layer to read (default: the GAN config's; see `discinvert layers`), or "
+    fit.add_argument("--feature-layer", type=_feature_layers, help="D's layer to read (default: the GAN config's; see `discinvert layers`), or "
                      "several separated by commas (main.4,main.7): the CN reads them concatenated")
     real = fit.add_argument_group("real-image stage (after the self-generated fit; see docs/real_stage.md)")
     real.add_argument("--images", metavar="PATH",
@@ -304,7 +338,8 @@ def _add_fit(commands: Any, handler: Handler) -> None:
                       help="G's output value range that integer pixels map onto (default: measured on 64 of G's "
                            "images: -1,1 for a tanh G, 0,1 for a sigmoid one)")
     real.add_argument("--input-range", type=_value_range, default=None, metavar="LO,HI",
-                      help="value range of a float .npy input (default: taken as already in G's range)")
+                      help="value range of a float .npy input (default: taken as already in G's range); refused "
+                           "for integer pixels (image files, integer .npy), whose scale is known")
     _add_fit_settings(fit)
     fit.set_defaults(handler=handler)
 
@@ -414,8 +449,8 @@ def _add_demo(commands: Any, handler: Handler) -> None:
     demo.add_argument("--out", type=Path, default=Path("out/demo"), help="output folder (default: out/demo)")
     demo.add_argument("--fit", action="store_true", help="fit a fresh inverter instead of loading the bundled one")
     demo.add_argument("--steps", type=_count, default=None, help="steps of the fresh fit (default: the library's)")
-    demo.add_argument("--n-images", type=_count, default=1000, help="bundled test images to encode, 1 to 1000 "
-                      "(default 1000)")
+    demo.add_argument("--n-images", type=_up_to(DEMO_IMAGES, "the bundled test images"), default=DEMO_IMAGES,
+                      help=f"bundled test images to encode, 1 to {DEMO_IMAGES} (default {DEMO_IMAGES})")
     demo.add_argument("--refine-images", type=_positive, default=200, help="how many of them to refine (default 200)")
     demo.add_argument("--refine-steps", type=_positive, default=50, help="refinement steps (default 50)")
     demo.add_argument("--seed", type=_seed, default=0, help="seed of the fresh fit, in [0, 2**62) (default 0)")
