@@ -2,10 +2,12 @@
 
 Built on FastAPI (the ``web`` extra). Every answer of the API is JSON (or an NDJSON stream for
 ``/api/refine``, a ``.npy`` file for ``/api/code.npy``); every refusal is a 4xx (or 503 when
-busy) with ``{"error": "..."}`` that says what was expected and what came, never a traceback.
-Request bodies are cut off past :attr:`Limits.max_upload_bytes` (plus room for the form's
-own fields) before they are read whole. The page's files ship inside the package
-(``discinvert/web/static/``): nothing is fetched from the internet.
+busy) with ``{"error": "..."}`` that says in plain words what was expected and what came, never a
+traceback or the validator's internals. Request bodies are cut off past
+:attr:`Limits.max_upload_bytes` (plus room for the form's own fields) before they are read whole.
+The page's files ship inside the package (``discinvert/web/static/``): nothing is fetched from
+the internet, which is why there is no ``/api/docs`` (FastAPI's needs a CDN); the API is
+documented in ``docs/web.md`` and its schema is at ``/api/openapi.json``.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import io
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
 from importlib import resources
 from typing import Any
@@ -82,6 +84,26 @@ def _error(status: int, message: str, headers: dict[str, str] | None = None) -> 
     return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
+_EXPECTED = {"int_parsing": "an integer", "int_type": "an integer", "float_parsing": "a number",
+             "float_type": "a number", "missing": "a value"}
+
+
+def _plain(errors: Sequence[Any]) -> str:
+    """FastAPI's validation errors in plain words: ``index: expected an integer, got 'abc'.`` (no loc/type/url dumps)."""
+    sentences = []
+    for error in list(errors)[:3]:
+        where = [str(part) for part in error.get("loc", ()) if part not in ("path", "query", "body", "header")]
+        kind = error.get("type", "")
+        expected = _EXPECTED.get(kind)
+        if expected is None:
+            message = str(error.get("msg", "a valid value"))
+            expected = message.removeprefix("Input should be ").removeprefix("Value error, ")
+        got = "nothing" if kind == "missing" else repr(error.get("input"))
+        got = got if len(got) <= 40 else got[:39] + "…"
+        sentences.append(f"{'.'.join(where) or 'request'}: expected {expected}, got {got}.")
+    return " ".join(sentences)
+
+
 async def _image_from_form(request: Request, session: WebSession) -> tuple[PreparedImage, Any]:
     """The picture a form names (an ``image`` file or an ``example`` index) and the form itself."""
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -122,6 +144,9 @@ async def _json_body(request: Request) -> dict[str, Any]:
         body = await request.json()
     except (ValueError, UnicodeDecodeError):  # json.JSONDecodeError is a ValueError
         raise UploadError(400, "expected a JSON object as the request body, got something else.") from None
+    except RecursionError:  # e.g. [[[[...]]]] 100,000 deep: Python's parser gives up
+        raise UploadError(400, "expected a JSON object as the request body, got JSON nested too deeply to read "
+                               "(the API's bodies are at most three levels deep).") from None
     if not isinstance(body, dict):
         raise UploadError(400, f"expected a JSON object as the request body, got a JSON {type(body).__name__}.")
     return body
@@ -157,7 +182,8 @@ class _Stream:
 
 def create_app(session: WebSession) -> FastAPI:
     """The page and the API for ``session`` (run it with uvicorn; :mod:`discinvert.web.server`)."""
-    app = FastAPI(title="discinvert", version=__version__, docs_url="/api/docs", redoc_url=None,
+    # No /api/docs: FastAPI's Swagger page loads its scripts from a CDN and is blank offline.
+    app = FastAPI(title="discinvert", version=__version__, docs_url=None, redoc_url=None,
                   openapi_url="/api/openapi.json",
                   description="Invert, refine and edit images through a GAN's own discriminator (docs/web.md).")
     static = resources.files("discinvert.web") / "static"
@@ -182,7 +208,13 @@ def create_app(session: WebSession) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, error: RequestValidationError) -> JSONResponse:
-        return _error(422, f"invalid request: {error.errors()[:3]}")
+        return _error(422, _plain(error.errors()))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, error: Exception) -> JSONResponse:
+        # A bug, not a refusal: still JSON for the page, with the traceback in the server's log.
+        logger.error("%s %s failed", request.method, request.url.path, exc_info=error)
+        return _error(500, f"internal error ({type(error).__name__}); the server's log has the details.")
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def index() -> HTMLResponse:
