@@ -13,6 +13,7 @@ import struct
 import subprocess
 import sys
 import threading
+import time
 import zlib
 from pathlib import Path
 
@@ -156,7 +157,7 @@ def _apng() -> bytes:
 
 
 @pytest.mark.parametrize("name, data, status, words", [
-    ("text", b"hello, not a picture", 415, "expected a PNG or JPEG file, got text ('hello, not a picture'"),
+    ("text", b"hello, not a picture", 415, "expected a PNG or JPEG file, got text beginning 'hello, not a picture'."),
     ("empty", b"", 400, "empty upload"),
     ("gif", None, 415, "expected a PNG or JPEG file, got a GIF image."),
     ("damaged png header", b"\x89PNG\r\n\x1a\n" + b"\0" * 40, 400, "unreadable PNG"),
@@ -277,7 +278,7 @@ def test_non_finite_and_non_json_bodies_are_refused(client) -> None:
 
 def test_a_refused_upload_says_what_came_without_repeating_itself(client) -> None:
     response = client.post("/api/reconstruct", files={"image": ("notes.png", b"these are notes", "image/png")})
-    assert response.json() == {"error": "expected a PNG or JPEG file, got text ('these are notes'…)."}
+    assert response.json() == {"error": "expected a PNG or JPEG file, got text beginning 'these are notes'."}
     binary = client.post("/api/reconstruct", files={"image": ("x.png", bytes(range(7, 40)), "image/png")})
     assert binary.json()["error"] == "expected a PNG or JPEG file, got a file of another kind (its first bytes are " \
                                      "07 08 09 0a 0b 0c 0d 0e)."
@@ -505,6 +506,37 @@ def test_a_full_queue_answers_503_and_a_dropped_refinement_gives_its_place_back(
                 if answer.status_code == 200:
                     break
                 threading.Event().wait(0.1)
+            assert answer.status_code == 200
+    finally:
+        running.stop()
+    assert_untouched(before, gan.generator, gan.discriminator)
+
+
+def test_a_refinement_whose_page_disconnects_ends_at_once_not_at_its_next_line(user_gan) -> None:
+    """The page's Stop (or a new picture) drops the connection between two progress lines that are
+    100,000 steps apart: the refinement ends at its next step and the models serve the next request."""
+    gan, inverter = user_gan
+    before = snapshot(gan.generator, gan.discriminator)
+    _, x, _ = gan.sample(1)
+    pictures = np.clip(np.rint((x.numpy() + 1) / 2 * 255), 0, 255).astype(np.uint8)
+    session = WebSession(inverter, description="tiny", examples=Examples(pictures),
+                         limits=Limits(max_refine_steps=100_000))
+    running = start(create_app(session))
+
+    def refining() -> bool:
+        return any(t.name == "discinvert-refine" and t.is_alive() for t in threading.enumerate())
+
+    try:
+        with httpx.Client(timeout=60) as http:
+            with http.stream("POST", running.url + "api/refine", data={"example": "0", "steps": "100000",
+                                                                      "every": "100000"}) as stream:
+                assert json.loads(next(stream.iter_lines()))["step"] == 0
+                assert refining()
+            deadline = time.monotonic() + 10
+            while refining() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert not refining(), "the refinement kept the models after its page went away"
+            answer = http.post(running.url + "api/reconstruct", data={"example": "0"}, timeout=10)
             assert answer.status_code == 200
     finally:
         running.stop()

@@ -15,11 +15,13 @@ from __future__ import annotations
 import io
 import json
 import logging
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
 from importlib import resources
 from typing import Any
 
+import anyio
 import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -28,6 +30,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from discinvert._version import __version__
@@ -180,6 +183,34 @@ class _Stream:
         self.close()
 
 
+class _RefineResponse(StreamingResponse):
+    """A refinement's NDJSON stream that stops the refinement as soon as the client disconnects.
+
+    The page's Stop button, a new picture or a closed tab drop the connection. Starlette notices
+    that only at the next line it sends, which may be thousands of steps away while the models are
+    held; this response also listens for the disconnect and sets ``stop`` at once, so the
+    refinement ends at its next step and the models serve the next request.
+    """
+
+    def __init__(self, lines: _Stream, stop: threading.Event) -> None:
+        super().__init__(lines, media_type="application/x-ndjson")
+        self._stop = stop
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def watch() -> None:
+            await self.listen_for_disconnect(receive)
+            self._stop.set()
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(watch)
+            try:
+                await super().__call__(scope, receive, send)
+            except ClientDisconnect:  # the page went away: the normal end of a stopped refinement
+                self._stop.set()
+            finally:
+                group.cancel_scope.cancel()
+
+
 def create_app(session: WebSession) -> FastAPI:
     """The page and the API for ``session`` (run it with uvicorn; :mod:`discinvert.web.server`)."""
     # No /api/docs: FastAPI's Swagger page loads its scripts from a CDN and is blank offline.
@@ -242,15 +273,15 @@ def create_app(session: WebSession) -> FastAPI:
         image, form = await _image_from_form(request, session)
         steps = _integer("steps", form.get("steps"), 50)
         every = _integer("every", form.get("every"), max(1, steps // 10))
-        places = ExitStack()
+        places, stop = ExitStack(), threading.Event()
         places.enter_context(session.place())
         try:
-            events = session.refine(image, steps, every)
+            events = session.refine(image, steps, every, stop)
             next_line = _Stream(events, places)
         except BaseException:
             places.close()
             raise
-        return StreamingResponse(next_line, media_type="application/x-ndjson")
+        return _RefineResponse(next_line, stop)
 
     @app.post("/api/edit")
     async def edit(request: Request) -> dict[str, Any]:

@@ -236,13 +236,15 @@ class WebSession:
                 "original": png_data_url(image.pixels), "notes": image.notes, "iterations": self.inverter.iterations,
                 "seconds": seconds, **self._scores(x, reconstruction)}
 
-    def refine(self, image: PreparedImage, steps: int, every: int) -> Iterator[dict[str, Any]]:
+    def refine(self, image: PreparedImage, steps: int, every: int,
+               stop: threading.Event | None = None) -> Iterator[dict[str, Any]]:
         """Hybrid inversion shown live: an event every ``every`` steps, then the final codes.
 
         The request is checked here, before anything is streamed; the refinement starts when
         the first event is read. The caller holds a place in the queue (:meth:`place`) for as
         long as it reads; the models are held by a worker thread while it runs. Closing the
-        iterator early stops the refinement at its next step.
+        iterator early, or setting ``stop`` (from any thread: the page disconnected), stops the
+        refinement at its next step and ends the iterator.
 
         Raises:
             UploadError: 422 for ``steps`` outside 1..``max_refine_steps`` or ``every`` outside 1..``steps``.
@@ -251,12 +253,12 @@ class WebSession:
             raise UploadError(422, f"steps: expected 1 to {self.limits.max_refine_steps}, got {_shown(steps)}.")
         if not 1 <= every <= steps:
             raise UploadError(422, f"every: expected 1 to steps ({steps}), got {_shown(every)}.")
-        return self._refine_events(image, steps, every)
+        return self._refine_events(image, steps, every, threading.Event() if stop is None else stop)
 
-    def _refine_events(self, image: PreparedImage, steps: int, every: int) -> Iterator[dict[str, Any]]:
+    def _refine_events(self, image: PreparedImage, steps: int, every: int,
+                       stop: threading.Event) -> Iterator[dict[str, Any]]:
         x = self._to_model(image.pixels)
         events: queue.Queue[dict[str, Any] | BaseException | None] = queue.Queue()
-        stop = threading.Event()
         started = time.perf_counter()
 
         def report(_start: int, step: int, codes: torch.Tensor) -> None:

@@ -52,7 +52,8 @@ def _kind_of(data: bytes) -> str:
     except UnicodeDecodeError:
         text = ""
     if text and all(c.isprintable() or c.isspace() for c in text):
-        return f"text ({' '.join(text.split())[:24]!r}…)"
+        words = " ".join(text.split())
+        return f"text beginning {words[:24] + ('…' if len(words) > 24 or len(data) > 32 else '')!r}"
     return f"a file of another kind (its first bytes are {head[:8].hex(' ')})"
 
 
