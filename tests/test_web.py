@@ -371,6 +371,20 @@ def test_validation_errors_say_in_plain_words_what_was_expected(client) -> None:
         assert internal not in response.text
 
 
+def test_a_bug_in_the_server_still_answers_json_and_logs_the_traceback(zoo_session, caplog) -> None:
+    class Broken(WebSession):
+        def info(self) -> dict:
+            raise RuntimeError("a bug")
+
+    session = zoo_session[0]
+    broken = Broken(session.inverter, description="broken")
+    with TestClient(create_app(broken), raise_server_exceptions=False) as test_client:
+        response = test_client.get("/api/info")
+    assert response.status_code == 500 and response.headers["content-type"] == "application/json"
+    assert response.json() == {"error": "internal error (RuntimeError); the server's log has the details."}
+    assert any(record.exc_info and "GET /api/info failed" in record.getMessage() for record in caplog.records)
+
+
 def test_the_page_and_its_assets_name_no_other_host_and_there_is_no_api_docs(client) -> None:
     """Everything comes from this machine: no CDN-backed /api/docs, no http(s):// URL in the page's files."""
     assert client.get("/api/docs").status_code == 404 and client.get("/api/redoc").status_code == 404

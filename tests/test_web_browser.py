@@ -70,7 +70,7 @@ def _screenshot(browser, width: int, path: Path) -> None:
     browser.set_window_size(width, 1000)
     height = browser.execute_script("return document.documentElement.scrollHeight")
     browser.set_window_size(width, height + 150)  # the window's frame: the page fits without scrolling
-    browser.execute_script("window.scrollTo(0, 0)")
+    browser.execute_script("window.scrollTo(0, 0); document.activeElement.blur()")
     assert browser.save_screenshot(str(path))
     with Image.open(path) as saved:
         assert saved.format == "PNG" and saved.size[0] >= width
@@ -158,11 +158,9 @@ def test_the_page_inverts_an_upload_refines_edits_and_interpolates(tmp_path) -> 
         loaded = browser.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
         assert loaded and all(name.startswith(running.url) for name in loaded), loaded
 
-        if os.environ.get("DISCINVERT_SCREENSHOT"):
-            browser.set_window_size(1280, 1500)
-            browser.execute_script("window.scrollTo(0, 0)")
-            assert browser.save_screenshot(os.environ["DISCINVERT_SCREENSHOT"])
         _screenshot(browser, 1280, tmp_path / "web-1280.png")
+        if os.environ.get("DISCINVERT_SCREENSHOT"):
+            shutil.copyfile(tmp_path / "web-1280.png", os.environ["DISCINVERT_SCREENSHOT"])
         _screenshot(browser, 420, tmp_path / "web-420.png")
         narrow_shown, narrow_columns = _examples_fill_whole_rows(browser)
         assert narrow_columns < columns
@@ -204,6 +202,7 @@ def test_the_page_never_shows_a_previous_picture_s_state(tmp_path) -> None:
         assert browser.find_element(By.ID, "error").text == error
         assert [src(p) for p in panels] == ["", "", "", ""]
         assert [enabled(b) for b in buttons] == [False] * len(buttons)
+        assert not any(s.is_enabled() for s in browser.find_elements(By.CSS_SELECTOR, "input.direction"))
         assert browser.find_element(By.ID, "notes").text == ""
         assert browser.find_elements(By.CSS_SELECTOR, "#path img") == []
         assert not browser.find_element(By.ID, "path-box").is_displayed()
@@ -234,6 +233,7 @@ def test_the_page_never_shows_a_previous_picture_s_state(tmp_path) -> None:
         wait.until(lambda b: b.find_element(By.ID, "error").is_displayed())
         assert_blank("expected a PNG or JPEG file, got text beginning 'these are notes, not a p…'.")
         assert browser.find_element(By.ID, "upload").get_attribute("value") == ""
+        _screenshot(browser, 1280, tmp_path / "refused-1280.png")
 
         # A picture, then a refused example index.
         invert_example(5)

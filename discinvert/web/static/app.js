@@ -92,6 +92,7 @@ function clearPicture() {
   for (const input of document.querySelectorAll("input.direction")) {
     input.value = "0";
     input.nextElementSibling.textContent = "0.0";
+    input.disabled = true;
   }
   clearPath();
 }
@@ -113,6 +114,7 @@ async function invert(picture) {
       `${ms(answer.seconds)} (round trip ${ms(answer.roundTrip)})`;
     $("notes").textContent = answer.notes.length ? `Done to the picture: ${answer.notes.join("; ")}.` : "";
     for (const id of PICTURE_BUTTONS) $(id).disabled = false;
+    for (const input of document.querySelectorAll("input.direction")) input.disabled = false;
     updateEdit();
   } catch (error) {
     if (generation !== state.generation) return;
@@ -206,6 +208,7 @@ function buildSliders(names) {
     input.step = "0.1";
     input.value = "0";
     input.className = "direction";
+    input.disabled = !state.picture;  // a slider moves a picture's code: none yet
     input.dataset.name = name;
     const output = document.createElement("output");
     output.textContent = "0.0";
