@@ -284,11 +284,11 @@ def test_a_refused_upload_says_what_came_without_repeating_itself(client) -> Non
                                      "07 08 09 0a 0b 0c 0d 0e)."
 
 
-def _png_with_chunk(kind: bytes, payload: bytes, after_pixels: bool = False) -> bytes:
-    """A valid 8x8 PNG with one more chunk before (or after) its pixels."""
+def _png_with_chunk(kind: bytes, payload: bytes, after_pixels: bool = False, copies: int = 1) -> bytes:
+    """A valid 8x8 PNG with ``copies`` more chunks before (or after) its pixels."""
     png = _png(np.zeros((8, 8), np.uint8))
     at = png.index(b"IEND") - 4 if after_pixels else 33  # 33: the signature and IHDR
-    return png[:at] + _chunk(kind, payload) + png[at:]
+    return png[:at] + _chunk(kind, payload) * copies + png[at:]
 
 
 @pytest.mark.parametrize("kind, after_pixels", [(b"zTXt", False), (b"iCCP", False), (b"iTXt", False),
@@ -302,6 +302,15 @@ def test_a_png_with_a_decompression_bomb_in_its_metadata_gets_413(client, kind, 
     assert response.json()["error"].startswith("a PNG whose compressed metadata (a zTXt/iTXt text or an iCCP colour "
                                                "profile chunk) inflates past Pillow's limit of 1,048,576 bytes, a "
                                                "decompression bomb")
+
+
+def test_a_png_whose_text_chunks_together_inflate_past_64_mb_gets_413(client) -> None:
+    each = b"comment\0\0" + zlib.compress(b"\0" * 1_000_000, 9)  # under Pillow's 1 MB per chunk
+    data = _png_with_chunk(b"zTXt", each, copies=70)  # 70 MB of text in 70 KB
+    response = client.post("/api/reconstruct", files={"image": ("bomb.png", data, "image/png")})
+    assert response.status_code == 413, response.text
+    assert response.json()["error"].startswith("a PNG whose text chunks together inflate past Pillow's limit of "
+                                               "67,108,864 bytes, a decompression bomb")
 
 
 @pytest.mark.parametrize("path", ["/api/edit", "/api/interpolate", "/api/code.npy"])
@@ -369,6 +378,8 @@ def test_validation_errors_say_in_plain_words_what_was_expected(client) -> None:
     assert response.json() == {"error": "index: expected an integer, got 'abc'."}
     for internal in ("loc", "'type'", "url", "'input'", "int_parsing", "Input should"):
         assert internal not in response.text
+    huge = client.get("/api/examples/" + "9" * 5000 + ".png")
+    assert huge.status_code == 422 and huge.json() == {"error": "index: expected an integer, got '" + "9" * 38 + "…."}
 
 
 def test_a_bug_in_the_server_still_answers_json_and_logs_the_traceback(zoo_session, caplog) -> None:

@@ -300,7 +300,8 @@ def test_the_page_shows_a_refused_upload_as_a_message(tmp_path) -> None:
         assert "No example pictures" in browser.find_element(By.ID, "examples").text
         browser.find_element(By.ID, "upload").send_keys(str(not_a_picture))
         WebDriverWait(browser, 60).until(lambda b: b.find_element(By.ID, "error").is_displayed())
-        assert browser.find_element(By.ID, "error").text == "expected a PNG or JPEG file, got text beginning 'these are notes, not a p…'."
+        assert browser.find_element(By.ID, "error").text == \
+            "expected a PNG or JPEG file, got text beginning 'these are notes, not a p…'."
     finally:
         browser.quit()
         running.stop()

@@ -87,8 +87,8 @@ def _error(status: int, message: str, headers: dict[str, str] | None = None) -> 
     return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
-_EXPECTED = {"int_parsing": "an integer", "int_type": "an integer", "float_parsing": "a number",
-             "float_type": "a number", "missing": "a value"}
+_EXPECTED = {"int_parsing": "an integer", "int_parsing_size": "an integer", "int_type": "an integer",
+             "float_parsing": "a number", "float_type": "a number", "missing": "a value"}
 
 
 def _plain(errors: Sequence[Any]) -> str:

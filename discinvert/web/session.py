@@ -51,7 +51,9 @@ def _json_kind(value: Any) -> str:
         return "a string"
     if value is None:
         return "null"
-    return "an array" if isinstance(value, (list, tuple)) else "an object" if isinstance(value, dict) else type(value).__name__
+    if isinstance(value, (list, tuple)):
+        return "an array"
+    return "an object" if isinstance(value, dict) else type(value).__name__
 
 
 @dataclass(frozen=True)
@@ -303,7 +305,8 @@ class WebSession:
         """``G(code + Σ amount · direction)``: the page's sliders."""
         unknown = sorted(set(amounts) - set(self.directions))
         if unknown:
-            raise UploadError(422, f"amounts: unknown direction(s) {_shown(unknown, 80)}; expected some of {list(self.directions)}.")
+            raise UploadError(422, f"amounts: unknown direction(s) {_shown(unknown, 80)}; expected some of "
+                                   f"{list(self.directions)}.")
         strength = self.limits.max_strength
         for name, amount in amounts.items():
             # Compared as Python numbers (no float() first): NaN fails both bounds, a 400-digit

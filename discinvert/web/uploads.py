@@ -57,14 +57,19 @@ def _kind_of(data: bytes) -> str:
     return f"a file of another kind (its first bytes are {head[:8].hex(' ')})"
 
 
-def _is_metadata_bomb(error: BaseException) -> bool:
-    """Pillow's refusal of a zTXt/iTXt/iCCP chunk that inflates past ``MAX_TEXT_CHUNK`` (or all text past ``MAX_TEXT_MEMORY``)."""
+def _metadata_bomb(error: BaseException) -> UploadError | None:
+    """The refusal of a PNG whose zTXt/iTXt/iCCP chunk inflates past Pillow's ``MAX_TEXT_CHUNK`` (or
+    whose text chunks together pass ``MAX_TEXT_MEMORY``), from Pillow's ``ValueError``; None for other errors."""
     message = str(error)
-    return "Decompressed data too large" in message or "Too much memory used in text chunks" in message
-
-
-_BOMB = ("a PNG whose compressed metadata (a zTXt/iTXt text or an iCCP colour profile chunk) inflates past "
-         "Pillow's limit of {limit:,} bytes, a decompression bomb: expected a PNG or JPEG with small metadata.")
+    if "Decompressed data too large" in message:
+        what, limit = "compressed metadata (a zTXt/iTXt text or an iCCP colour profile chunk) inflates", \
+            PngImagePlugin.MAX_TEXT_CHUNK
+    elif "Too much memory used in text chunks" in message:
+        what, limit = "text chunks together inflate", PngImagePlugin.MAX_TEXT_MEMORY
+    else:
+        return None
+    return UploadError(413, f"a PNG whose {what} past Pillow's limit of {limit:,} bytes, a decompression bomb: "
+                            "expected a PNG or JPEG with small metadata.")
 
 
 class UploadError(ValueError):
@@ -113,8 +118,8 @@ def read_upload(data: bytes, image_shape: tuple[int, int, int], *, max_bytes: in
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:  # Pillow's own guard
         raise UploadError(413, f"image too large to decode ({error}): expected at most {max_pixels:,} pixels.") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
-        if _is_metadata_bomb(error):
-            raise UploadError(413, _BOMB.format(limit=PngImagePlugin.MAX_TEXT_CHUNK)) from None
+        if (bomb := _metadata_bomb(error)) is not None:
+            raise bomb from None
         if data.startswith(_PNG) or data.startswith(_JPEG):
             raise UploadError(400, f"unreadable {'PNG' if data.startswith(_PNG) else 'JPEG'} ({error}): expected a "
                                    "complete PNG or JPEG file.") from None
@@ -130,8 +135,8 @@ def read_upload(data: bytes, image_shape: tuple[int, int, int], *, max_bytes: in
     try:
         picture.load()
     except (OSError, SyntaxError, ValueError) as error:
-        if _is_metadata_bomb(error):  # a text chunk after the pixels is only read now
-            raise UploadError(413, _BOMB.format(limit=PngImagePlugin.MAX_TEXT_CHUNK)) from None
+        if (bomb := _metadata_bomb(error)) is not None:  # a text chunk after the pixels is only read now
+            raise bomb from None
         raise UploadError(400, f"unreadable {picture.format} ({error}): expected a complete PNG or JPEG file.") from None
     notes: list[str] = []
     picture, notes = _to_channels(picture, channels, notes)
