@@ -416,7 +416,8 @@ def interpolate(
     Raises:
         ValueError: non-floating, 0-d, non-finite or differently shaped codes; ``steps``
             not an int >= 2; an unknown ``method``; slerp between opposite codes
-            with a single element.
+            with a single element; a path that is not finite in the output dtype (codes
+            near the dtype's largest value, e.g. ±3e38 in float32).
     """
     z0 = _check_vector("z0", z0, None)
     z1 = _check_vector("z1", z1, None)
@@ -441,6 +442,16 @@ def interpolate(
     # Exact endpoints by construction, not by trusting cos(0) and sin(Ω)/sin(Ω) to round to 1.
     path[0] = z0.detach().to(out_dtype)
     path[-1] = z1.detach().to(device=device, dtype=out_dtype)
+    if not bool(torch.isfinite(path).all()):
+        # Finite ends can still leave the dtype's range on the way (slerp's arc bulges past both
+        # ends; huge codes overflow when cast back): refuse rather than hand G NaN/Inf codes.
+        largest = max(float(z0.detach().abs().max()), float(z1.detach().abs().max()))
+        raise ValueError(
+            f"z0, z1: expected codes whose {method} path stays finite in {out_dtype}, got a path with "
+            f"NaN or Inf (the largest entry of the two codes is {largest:.3g}, the largest finite "
+            f"{out_dtype} is {torch.finfo(out_dtype).max:.3g}); codes that size are far outside "
+            "any latent prior."
+        )
     return path
 
 

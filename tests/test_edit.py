@@ -267,6 +267,18 @@ def test_interpolate_keeps_dtype_and_rejects_bad_input() -> None:
         interpolate(torch.tensor([2.0]), torch.tensor([-1.0]), 3, method="slerp")
 
 
+def test_interpolate_refuses_a_path_that_leaves_the_finite_range() -> None:
+    """Codes of ±3e38 are finite in float32, but slerp's arc between them passes 3e39: refused, not Inf."""
+    big = torch.full((100, 1, 1), 3e38)
+    with pytest.raises(ValueError, match=r"z0, z1: expected codes whose slerp path stays finite in torch.float32, "
+                                         r"got a path with NaN or Inf \(the largest entry of the two codes is 3e\+38"):
+        interpolate(big, -big, 9, method="slerp")
+    assert bool(torch.isfinite(interpolate(big, -big, 9, method="linear")).all())  # the line stays in range
+    half = torch.full((4,), 6e4, dtype=torch.float16)
+    with pytest.raises(ValueError, match=r"stays finite in torch.float16"):
+        interpolate(half, -half, 5, method="slerp")
+
+
 # ----------------------------------------------------------------------------- interpolate_images
 def test_interpolate_images_decodes_the_latent_path(fitted) -> None:
     gan, inverter = fitted

@@ -13,6 +13,7 @@ import struct
 import subprocess
 import sys
 import threading
+import time
 import zlib
 from pathlib import Path
 
@@ -169,9 +170,10 @@ def _apng() -> bytes:
 
 
 @pytest.mark.parametrize("name, data, status, words", [
-    ("text", b"hello, not a picture", 415, "not a PNG or JPEG"),
+    ("text", b"hello, not a picture", 415, "expected a PNG or JPEG file, got text beginning 'hello, not a picture'."),
     ("empty", b"", 400, "empty upload"),
-    ("gif", None, 415, "not a PNG or JPEG"),
+    ("gif", None, 415, "expected a PNG or JPEG file, got a GIF image."),
+    ("damaged png header", b"\x89PNG\r\n\x1a\n" + b"\0" * 40, 400, "unreadable PNG"),
     ("too many bytes", bytes(150_000) + b"x" * 60_000, 413, "expected at most 200,000 bytes"),
     ("bomb header", _png_header_only(5000, 5000), 413, "5000x5000 pixels"),
     ("bomb beyond Pillow's guard", _png_header_only(40000, 40000), 413, "too large to decode"),
@@ -285,6 +287,136 @@ def test_non_finite_and_non_json_bodies_are_refused(client) -> None:
     assert client.post("/api/edit", content=b"not json").status_code == 400
     array = client.post("/api/edit", json=[1, 2])
     assert array.status_code == 400 and "got a JSON list" in array.json()["error"]
+
+
+def test_a_refused_upload_says_what_came_without_repeating_itself(client) -> None:
+    response = client.post("/api/reconstruct", files={"image": ("notes.png", b"these are notes", "image/png")})
+    assert response.json() == {"error": "expected a PNG or JPEG file, got text beginning 'these are notes'."}
+    binary = client.post("/api/reconstruct", files={"image": ("x.png", bytes(range(7, 40)), "image/png")})
+    assert binary.json()["error"] == "expected a PNG or JPEG file, got a file of another kind (its first bytes are " \
+                                     "07 08 09 0a 0b 0c 0d 0e)."
+
+
+def _png_with_chunk(kind: bytes, payload: bytes, after_pixels: bool = False, copies: int = 1) -> bytes:
+    """A valid 8x8 PNG with ``copies`` more chunks before (or after) its pixels."""
+    png = _png(np.zeros((8, 8), np.uint8))
+    at = png.index(b"IEND") - 4 if after_pixels else 33  # 33: the signature and IHDR
+    return png[:at] + _chunk(kind, payload) * copies + png[at:]
+
+
+@pytest.mark.parametrize("kind, after_pixels", [(b"zTXt", False), (b"iCCP", False), (b"iTXt", False),
+                                                (b"zTXt", True)])
+def test_a_png_with_a_decompression_bomb_in_its_metadata_gets_413(client, kind, after_pixels) -> None:
+    bomb = zlib.compress(b"\0" * 20_000_000, 9)  # 20 KB that inflate to 20 MB
+    payload = {b"zTXt": b"comment\0\0", b"iCCP": b"icc\0\0", b"iTXt": b"comment\0\1\0\0\0"}[kind] + bomb
+    data = _png_with_chunk(kind, payload, after_pixels)
+    response = client.post("/api/reconstruct", files={"image": ("bomb.png", data, "image/png")})
+    assert response.status_code == 413, response.text
+    assert response.json()["error"].startswith("a PNG whose compressed metadata (a zTXt/iTXt text or an iCCP colour "
+                                               "profile chunk) inflates past Pillow's limit of 1,048,576 bytes, a "
+                                               "decompression bomb")
+
+
+def test_a_png_whose_text_chunks_together_inflate_past_64_mb_gets_413(client) -> None:
+    each = b"comment\0\0" + zlib.compress(b"\0" * 1_000_000, 9)  # under Pillow's 1 MB per chunk
+    data = _png_with_chunk(b"zTXt", each, copies=70)  # 70 MB of text in 70 KB
+    response = client.post("/api/reconstruct", files={"image": ("bomb.png", data, "image/png")})
+    assert response.status_code == 413, response.text
+    assert response.json()["error"].startswith("a PNG whose text chunks together inflate past Pillow's limit of "
+                                               "67,108,864 bytes, a decompression bomb")
+
+
+@pytest.mark.parametrize("path", ["/api/edit", "/api/interpolate", "/api/code.npy"])
+def test_json_nested_100000_deep_gets_a_400_json_error(client, path) -> None:
+    response = client.post(path, content="[" * 100_000 + "]" * 100_000, headers={"Content-Type": "application/json"})
+    assert response.status_code == 400 and response.headers["content-type"] == "application/json"
+    assert response.json()["error"].startswith("expected a JSON object as the request body, got JSON nested too deeply")
+    inside = client.post(path, content='{"code": ' + "[" * 100_000 + "]" * 100_000 + "}",
+                         headers={"Content-Type": "application/json"})
+    assert inside.status_code == 400 and "nested too deeply" in inside.json()["error"]
+
+
+def test_a_400_digit_integer_amount_is_refused(client) -> None:
+    body = '{"code": [%s], "amounts": {"Bag": %s}}' % (",".join(["0"] * 100), "9" * 400)
+    response = client.post("/api/edit", content=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == 422, response.text
+    assert response.json()["error"] == "amounts['Bag']: expected a number from -10 to 10, got " + "9" * 39 + "…."
+
+
+def test_a_code_holding_a_400_digit_integer_is_refused(client) -> None:
+    body = '{"code": [%s], "amounts": {}}' % ",".join(["1"] * 99 + ["-" + "9" * 400])
+    for path in ("/api/edit", "/api/code.npy"):
+        response = client.post(path, content=body, headers={"Content-Type": "application/json"})
+        assert response.status_code == 422, response.text
+        assert "got -99999" in response.json()["error"] and "at [99] (not finite in float32" in response.json()["error"]
+
+
+@pytest.mark.parametrize("code, words", [
+    (["1"] * 100, "got a string at [0]: '1'."),
+    ([True] * 100, "got a boolean at [0]: True."),
+    ([[0.0]] * 100, "got an array at [0]: [0.0]."),
+    ([0.0] * 99 + [None], "got null at [99]: None."),
+    ({"0": 1.0}, "got an object."),
+    ([0.0] * 99 + [1e39], "got 1e+39 at [99] (not finite in float32"),
+])
+def test_a_code_that_is_not_a_list_of_numbers_is_refused(client, code, words) -> None:
+    for path, body in (("/api/edit", {"code": code, "amounts": {}}), ("/api/code.npy", {"code": code}),
+                       ("/api/interpolate", {"code_a": [0.0] * 100, "code_b": code})):
+        response = client.post(path, json=body)
+        assert response.status_code == 422, (path, response.text)
+        name, error = "code_b" if path == "/api/interpolate" else "code", response.json()["error"]
+        assert error.startswith(f"{name}: expected a list of 100 finite numbers (latent shape (100, 1, 1)), ")
+        assert words in error
+
+
+@pytest.mark.parametrize("method", ["slerp", "linear"])
+def test_an_interpolation_between_codes_of_3e38_gets_a_422(client, method) -> None:
+    response = client.post("/api/interpolate", json={"code_a": [3e38] * 100, "code_b": [-3e38] * 100, "method": method})
+    assert response.status_code == 422, response.text
+    expected = {"slerp": "code_a, code_b: expected codes whose slerp path stays finite in torch.float32",
+                "linear": "code_a, code_b: expected codes G can decode, got codes for which G's pictures hold NaN"}
+    assert response.json()["error"].startswith(expected[method])
+
+
+def test_an_edit_of_a_code_of_3e38_gets_a_422(client) -> None:
+    response = client.post("/api/edit", json={"code": [3e38] * 100, "amounts": {"Bag": 10}})
+    assert response.status_code == 422, response.text
+    assert response.json()["error"] == ("code: expected codes G can decode, got codes for which G's pictures hold NaN "
+                                        "or Inf (codes far outside G's latent prior).")
+
+
+def test_validation_errors_say_in_plain_words_what_was_expected(client) -> None:
+    response = client.get("/api/examples/abc.png")
+    assert response.status_code == 422
+    assert response.json() == {"error": "index: expected an integer, got 'abc'."}
+    for internal in ("loc", "'type'", "url", "'input'", "int_parsing", "Input should"):
+        assert internal not in response.text
+    huge = client.get("/api/examples/" + "9" * 5000 + ".png")
+    assert huge.status_code == 422 and huge.json() == {"error": "index: expected an integer, got '" + "9" * 38 + "…."}
+
+
+def test_a_bug_in_the_server_still_answers_json_and_logs_the_traceback(zoo_session, caplog) -> None:
+    class Broken(WebSession):
+        def info(self) -> dict:
+            raise RuntimeError("a bug")
+
+    session = zoo_session[0]
+    broken = Broken(session.inverter, description="broken")
+    with TestClient(create_app(broken), raise_server_exceptions=False) as test_client:
+        response = test_client.get("/api/info")
+    assert response.status_code == 500 and response.headers["content-type"] == "application/json"
+    assert response.json() == {"error": "internal error (RuntimeError); the server's log has the details."}
+    assert any(record.exc_info and "GET /api/info failed" in record.getMessage() for record in caplog.records)
+
+
+def test_the_page_and_its_assets_name_no_other_host_and_there_is_no_api_docs(client) -> None:
+    """Everything comes from this machine: no CDN-backed /api/docs, no http(s):// URL in the page's files."""
+    assert client.get("/api/docs").status_code == 404 and client.get("/api/redoc").status_code == 404
+    assert client.get("/api/openapi.json").json()["info"]["title"] == "discinvert"
+    for path in ("/", "/static/app.js", "/static/style.css"):
+        text = client.get(path).text
+        assert not re.findall(r"https?://|//[a-z0-9.-]+\.[a-z]{2,}/", text, flags=re.IGNORECASE), path
+        assert "/api/docs" not in text, path
 
 
 def test_interpolate_decodes_the_path_between_two_codes(client, zoo_session) -> None:
@@ -412,6 +544,37 @@ def test_a_full_queue_answers_503_and_a_dropped_refinement_gives_its_place_back(
                 if answer.status_code == 200:
                     break
                 threading.Event().wait(0.1)
+            assert answer.status_code == 200
+    finally:
+        running.stop()
+    assert_untouched(before, gan.generator, gan.discriminator)
+
+
+def test_a_refinement_whose_page_disconnects_ends_at_once_not_at_its_next_line(user_gan) -> None:
+    """The page's Stop (or a new picture) drops the connection between two progress lines that are
+    100,000 steps apart: the refinement ends at its next step and the models serve the next request."""
+    gan, inverter = user_gan
+    before = snapshot(gan.generator, gan.discriminator)
+    _, x, _ = gan.sample(1)
+    pictures = np.clip(np.rint((x.numpy() + 1) / 2 * 255), 0, 255).astype(np.uint8)
+    session = WebSession(inverter, description="tiny", examples=Examples(pictures),
+                         limits=Limits(max_refine_steps=100_000))
+    running = start(create_app(session))
+
+    def refining() -> bool:
+        return any(t.name == "discinvert-refine" and t.is_alive() for t in threading.enumerate())
+
+    try:
+        with httpx.Client(timeout=60) as http:
+            with http.stream("POST", running.url + "api/refine", data={"example": "0", "steps": "100000",
+                                                                      "every": "100000"}) as stream:
+                assert json.loads(next(stream.iter_lines()))["step"] == 0
+                assert refining()
+            deadline = time.monotonic() + 10
+            while refining() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert not refining(), "the refinement kept the models after its page went away"
+            answer = http.post(running.url + "api/reconstruct", data={"example": "0"}, timeout=10)
             assert answer.status_code == 200
     finally:
         running.stop()

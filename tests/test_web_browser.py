@@ -1,17 +1,24 @@
 """The ``discinvert serve`` page end to end, in a real headless browser (Debian's chromium through selenium).
 
-Loads the page from a real uvicorn server, uploads a picture, waits for its reconstruction,
-refines it live, moves an edit slider with the keyboard and checks that the edited picture
-changes, interpolates to an example, and saves a screenshot. Without chromium, chromium-driver
-or selenium the test is skipped, unless ``DISCINVERT_BROWSER_TEST=require`` (set by ``.ci/run``,
-which installs them) makes that a failure. ``DISCINVERT_SCREENSHOT=PATH`` keeps the screenshot
-there (``docs/images/web.png`` is made so; ``docs/web.md``).
+Loads the page from a real uvicorn server with every host name but this machine's unresolvable
+(no network: everything the page loads must come from this machine), uploads a picture, waits for
+its reconstruction, refines it live, moves an edit slider with the keyboard and checks that the
+edited picture changes, interpolates to an example and scrubs the path, and saves screenshots at
+1280 and 420 pixels wide. A second test drives the paths where a page could keep stale state: a
+refused upload, a refused example index, a new picture during a refinement, Stop, and a new
+picture after an interpolation. Without chromium, chromium-driver or selenium the tests are
+skipped, unless ``DISCINVERT_BROWSER_TEST=require`` (set by ``.ci/run``, which installs them) makes
+that a failure. ``DISCINVERT_SCREENSHOT=PATH`` keeps the 1280-pixel screenshot there
+(``docs/images/web.png`` is made so; ``docs/web.md``); both are always written to the test's
+``tmp_path``.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -41,11 +48,45 @@ def _browser():
             pytest.fail(message + "; DISCINVERT_BROWSER_TEST=require")
         pytest.skip(message)
     options = webdriver.ChromeOptions()
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1200,1500",
-                     "--disable-gpu"):
+    # No network: every host name but this machine's fails to resolve, as on a machine offline.
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,1500",
+                     "--disable-gpu", "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1"):
         options.add_argument(argument)
     options.binary_location = CHROMIUM
     return webdriver.Chrome(service=Service(DRIVER), options=options)
+
+
+def _zoo_session(**limits: int) -> tuple[WebSession, np.ndarray, object, object]:
+    G, D, inverter = zoo.load(inverter="real-images")
+    examples, images, labels, names = zoo_examples("dcgan-fashion-mnist", inverter)
+    session = WebSession(inverter, description="zoo:dcgan-fashion-mnist; inverter zoo:dcgan-fashion-mnist/real-images",
+                         examples=examples, directions=class_directions(inverter, images, labels, names),
+                         limits=Limits(**limits))
+    return session, examples.images, G, D
+
+
+def _screenshot(browser, width: int, path: Path) -> None:
+    """The whole page at ``width`` CSS pixels wide, as a PNG at ``path``."""
+    browser.set_window_size(width, 1000)
+    height = browser.execute_script("return document.documentElement.scrollHeight")
+    browser.set_window_size(width, height + 150)  # the window's frame: the page fits without scrolling
+    browser.execute_script("window.scrollTo(0, 0); document.activeElement.blur()")
+    assert browser.save_screenshot(str(path))
+    with Image.open(path) as saved:
+        assert saved.format == "PNG" and saved.size[0] >= width
+
+
+def _examples_fill_whole_rows(browser) -> tuple[int, int]:
+    """(thumbnails, columns) of the example strip; every row full."""
+    shown = len(browser.find_elements("css selector", "#examples img"))
+    columns = browser.execute_script(
+        "return getComputedStyle(document.getElementById('examples')).gridTemplateColumns.split(' ').length")
+    tops = browser.execute_script(
+        "return [...document.querySelectorAll('#examples img')].map(i => Math.round(i.getBoundingClientRect().top))")
+    rows = sorted(set(tops))
+    assert shown and shown % columns == 0 and len(rows) == shown // columns <= 2, (shown, columns, rows)
+    assert all(tops.count(top) == columns for top in rows), "a row that is not full"
+    return shown, columns
 
 
 @pytest.mark.slow
@@ -54,24 +95,29 @@ def test_the_page_inverts_an_upload_refines_edits_and_interpolates(tmp_path) -> 
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import WebDriverWait
 
-    G, D, inverter = zoo.load(inverter="real-images")
+    session, pictures, G, D = _zoo_session()
     before, hooks = snapshot(G, D), hook_counts(D)
-    examples, images, labels, names = zoo_examples("dcgan-fashion-mnist", inverter)
-    session = WebSession(inverter, description="zoo:dcgan-fashion-mnist; inverter zoo:dcgan-fashion-mnist/real-images",
-                         examples=examples, directions=class_directions(inverter, images, labels, names),
-                         limits=Limits())
     # An upload unlike G's pictures: RGB and twice the size, so the page says what it did.
     upload = tmp_path / "sneaker.png"
-    picture = examples.images[12, 0]
-    Image.fromarray(np.repeat(np.kron(picture, np.ones((2, 2), np.uint8))[:, :, None], 3, axis=2)).save(upload)
+    Image.fromarray(np.repeat(np.kron(pictures[12, 0], np.ones((2, 2), np.uint8))[:, :, None], 3, axis=2)).save(upload)
 
     running = start(create_app(session))
     browser = _browser()
     try:
         wait = WebDriverWait(browser, 60)
         browser.get(running.url)
-        wait.until(lambda b: len(b.find_elements(By.CSS_SELECTOR, "#examples img")) == 24)
+        wait.until(lambda b: len(b.find_elements(By.CSS_SELECTOR, "#examples img")) > 0)
         assert "zoo:dcgan-fashion-mnist" in browser.find_element(By.ID, "description").text
+        shown, columns = _examples_fill_whole_rows(browser)
+        assert browser.find_element(By.ID, "examples-count").text == \
+            f"The first {shown} of 1,000 example pictures: type an index from 0 to 999, or press Random."
+        # Nothing to download yet: the picture's button is disabled, and looks like its disabled neighbour.
+        image_button, code_button = (browser.find_element(By.ID, i) for i in ("download-image", "download-code"))
+        assert image_button.tag_name == "button" and not image_button.is_enabled() and not code_button.is_enabled()
+        style = "const s = getComputedStyle(arguments[0]); return [s.color, s.backgroundColor, s.fontSize, s.borderColor];"
+        assert browser.execute_script(style, image_button) == browser.execute_script(style, code_button)
+        # No empty path slider before there is a path.
+        assert not browser.find_element(By.ID, "path-slider").is_displayed()
 
         browser.find_element(By.ID, "upload").send_keys(str(upload))
         wait.until(lambda b: "PSNR" in b.find_element(By.ID, "reconstruction-caption").text)
@@ -80,6 +126,7 @@ def test_the_page_inverts_an_upload_refines_edits_and_interpolates(tmp_path) -> 
         notes = browser.find_element(By.ID, "notes").text
         assert "averaged RGB to grayscale" in notes and "resized 56x56 to 28x28" in notes
         wait.until(lambda b: (b.find_element(By.ID, "edited").get_attribute("src") or "").startswith("data:"))
+        wait.until(lambda b: b.find_element(By.ID, "download-image").is_enabled())
 
         browser.find_element(By.ID, "refine-steps").clear()
         browser.find_element(By.ID, "refine-steps").send_keys("30")
@@ -87,6 +134,7 @@ def test_the_page_inverts_an_upload_refines_edits_and_interpolates(tmp_path) -> 
         wait.until(lambda b: b.find_element(By.ID, "refine-status").text.startswith("done, step 30/30"))
         assert browser.find_element(By.ID, "refined").get_attribute("src").startswith("data:image/png")
         wait.until(lambda b: b.find_element(By.ID, "refine-go").is_enabled())
+        assert not browser.find_element(By.ID, "refine-stop").is_enabled()
 
         edited_before = browser.find_element(By.ID, "edited").get_attribute("src")
         slider = browser.find_element(By.CSS_SELECTOR, 'input.direction[data-name="Ankle boot"]')
@@ -99,19 +147,140 @@ def test_the_page_inverts_an_upload_refines_edits_and_interpolates(tmp_path) -> 
 
         browser.find_element(By.ID, "interpolate-go").click()
         wait.until(lambda b: len(b.find_elements(By.CSS_SELECTOR, "#path img")) == 9)
-        assert "9 frames in" in browser.find_element(By.ID, "path-caption").text
+        caption = browser.find_element(By.ID, "path-caption")
+        assert caption.text.startswith("frame 0 of 8 · 9 frames in")
+        path_slider = browser.find_element(By.ID, "path-slider")
+        path_slider.send_keys(Keys.ARROW_RIGHT)
+        path_slider.send_keys(Keys.ARROW_RIGHT)
+        wait.until(lambda b: b.find_element(By.ID, "path-caption").text.startswith("frame 2 of 8 · 9 frames in"))
         assert not browser.find_element(By.ID, "error").is_displayed()
+        # Offline and still whole: everything the page loaded came from this machine.
+        loaded = browser.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+        assert loaded and all(name.startswith(running.url) for name in loaded), loaded
 
-        shot = Path(os.environ.get("DISCINVERT_SCREENSHOT") or tmp_path / "web.png")
-        browser.execute_script("window.scrollTo(0, 0)")
-        assert browser.save_screenshot(str(shot))
-        with Image.open(shot) as saved:
-            assert saved.size[0] >= 1000 and saved.format == "PNG"
+        _screenshot(browser, 1280, tmp_path / "web-1280.png")
+        if os.environ.get("DISCINVERT_SCREENSHOT"):
+            shutil.copyfile(tmp_path / "web-1280.png", os.environ["DISCINVERT_SCREENSHOT"])
+        _screenshot(browser, 420, tmp_path / "web-420.png")
+        narrow_shown, narrow_columns = _examples_fill_whole_rows(browser)
+        assert narrow_columns < columns
+        assert browser.execute_script("return document.documentElement.scrollWidth") <= 420, "sideways scrolling"
     finally:
         browser.quit()
         running.stop()
     assert_untouched(before, G, D)
     assert hook_counts(D) == hooks
+
+
+def _refine_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "discinvert-refine" and t.is_alive()]
+
+
+@pytest.mark.slow
+def test_the_page_never_shows_a_previous_picture_s_state(tmp_path) -> None:
+    """A refused upload or index, a new picture during a refinement or after an interpolation, Stop:
+    every panel then shows only the current picture's state, and a stopped refinement stops on the server."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    session, _, G, D = _zoo_session(max_refine_steps=100_000)
+    before = snapshot(G, D)
+    not_a_picture = tmp_path / "notes.png"
+    not_a_picture.write_text("these are notes, not a picture")
+    running = start(create_app(session))
+    browser = _browser()
+    panels = ("original", "reconstruction", "refined", "edited")
+    buttons = ("refine-go", "refine-stop", "edit-reset", "download-code", "download-image", "interpolate-go")
+
+    def src(name: str) -> str:
+        return browser.find_element(By.ID, name).get_attribute("src") or ""
+
+    def enabled(name: str) -> bool:
+        return browser.find_element(By.ID, name).is_enabled()
+
+    def assert_blank(error: str) -> None:
+        assert browser.find_element(By.ID, "error").text == error
+        assert [src(p) for p in panels] == ["", "", "", ""]
+        assert [enabled(b) for b in buttons] == [False] * len(buttons)
+        assert not any(s.is_enabled() for s in browser.find_elements(By.CSS_SELECTOR, "input.direction"))
+        assert browser.find_element(By.ID, "notes").text == ""
+        assert browser.find_elements(By.CSS_SELECTOR, "#path img") == []
+        assert not browser.find_element(By.ID, "path-box").is_displayed()
+
+    def invert_example(index: int) -> None:
+        browser.find_element(By.ID, "example-index").clear()
+        browser.find_element(By.ID, "example-index").send_keys(str(index))
+        browser.find_element(By.ID, "example-go").click()
+
+    def shown_and_edited(index: int) -> None:
+        wait.until(lambda b: "PSNR" in b.find_element(By.ID, "reconstruction-caption").text and src("edited"))
+        assert src("original") == session_original(index)
+
+    def session_original(index: int) -> str:
+        return session.reconstruct(session.example(index))["original"]
+
+    try:
+        wait = WebDriverWait(browser, 60)
+        browser.get(running.url)
+        wait.until(lambda b: len(b.find_elements(By.CSS_SELECTOR, "#examples img")) > 0)
+
+        # A picture with a path, then a refused upload: nothing of the old picture stays, Refine is off.
+        invert_example(3)
+        shown_and_edited(3)
+        browser.find_element(By.ID, "interpolate-go").click()
+        wait.until(lambda b: len(b.find_elements(By.CSS_SELECTOR, "#path img")) == 9)
+        browser.find_element(By.ID, "upload").send_keys(str(not_a_picture))
+        wait.until(lambda b: b.find_element(By.ID, "error").is_displayed())
+        assert_blank("expected a PNG or JPEG file, got text beginning 'these are notes, not a p…'.")
+        assert browser.find_element(By.ID, "upload").get_attribute("value") == ""
+        _screenshot(browser, 1280, tmp_path / "refused-1280.png")
+
+        # A picture, then a refused example index.
+        invert_example(5)
+        shown_and_edited(5)
+        invert_example(-1)
+        wait.until(lambda b: b.find_element(By.ID, "error").is_displayed())
+        assert_blank("example -1: expected an index from 0 to 999.")
+
+        # A new picture after an interpolation: the path is gone.
+        invert_example(5)
+        shown_and_edited(5)
+        browser.find_element(By.ID, "interpolate-go").click()
+        wait.until(lambda b: len(b.find_elements(By.CSS_SELECTOR, "#path img")) == 9)
+        browser.find_elements(By.CSS_SELECTOR, "#examples img")[7].click()
+        shown_and_edited(7)
+        assert browser.find_elements(By.CSS_SELECTOR, "#path img") == []
+        assert not browser.find_element(By.ID, "path-box").is_displayed()
+
+        # A new picture during a long refinement: the refinement is cancelled, here and on the server.
+        browser.find_element(By.ID, "refine-steps").clear()
+        browser.find_element(By.ID, "refine-steps").send_keys("100000")
+        browser.find_element(By.ID, "refine-go").click()
+        wait.until(lambda b: b.find_element(By.ID, "refine-status").text.startswith("step 0/100000"))
+        assert enabled("refine-stop") and not enabled("refine-go") and _refine_threads()
+        browser.find_elements(By.CSS_SELECTOR, "#examples img")[8].click()
+        shown_and_edited(8)
+        wait.until(lambda b: not _refine_threads())
+        time.sleep(1.0)  # long enough for a refinement still running to show a step
+        assert src("refined") == "" and browser.find_element(By.ID, "refine-status").text == ""
+        assert enabled("refine-go") and not enabled("refine-stop")
+
+        # Stop: the refinement ends on the server, the page says where it stopped and animates no more.
+        browser.find_element(By.ID, "refine-go").click()
+        wait.until(lambda b: b.find_element(By.ID, "refine-status").text.startswith("step 0/100000"))
+        browser.find_element(By.ID, "refine-stop").click()
+        wait.until(lambda b: b.find_element(By.ID, "refine-status").text.startswith("stopped at step 0/100000"))
+        wait.until(lambda b: not _refine_threads())
+        stopped = src("refined")
+        time.sleep(1.0)
+        assert src("refined") == stopped and browser.find_element(By.ID, "refine-status").text.startswith("stopped")
+        assert enabled("refine-go") and not enabled("refine-stop")
+        assert not browser.find_element(By.ID, "error").is_displayed()
+        assert src("original") == session_original(8)
+    finally:
+        browser.quit()
+        running.stop()
+    assert_untouched(before, G, D)
 
 
 @pytest.mark.slow
@@ -131,7 +300,8 @@ def test_the_page_shows_a_refused_upload_as_a_message(tmp_path) -> None:
         assert "No example pictures" in browser.find_element(By.ID, "examples").text
         browser.find_element(By.ID, "upload").send_keys(str(not_a_picture))
         WebDriverWait(browser, 60).until(lambda b: b.find_element(By.ID, "error").is_displayed())
-        assert browser.find_element(By.ID, "error").text == "not a PNG or JPEG image: expected a PNG or JPEG file."
+        assert browser.find_element(By.ID, "error").text == \
+            "expected a PNG or JPEG file, got text beginning 'these are notes, not a p…'."
     finally:
         browser.quit()
         running.stop()

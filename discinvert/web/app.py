@@ -2,10 +2,12 @@
 
 Built on FastAPI (the ``web`` extra). Every answer of the API is JSON (or an NDJSON stream for
 ``/api/refine``, a ``.npy`` file for ``/api/code.npy``); every refusal is a 4xx (or 503 when
-busy) with ``{"error": "..."}`` that says what was expected and what came, never a traceback.
-Request bodies are cut off past :attr:`Limits.max_upload_bytes` (plus room for the form's
-own fields) before they are read whole. The page's files ship inside the package
-(``discinvert/web/static/``): nothing is fetched from the internet.
+busy) with ``{"error": "..."}`` that says in plain words what was expected and what came, never a
+traceback or the validator's internals. Request bodies are cut off past
+:attr:`Limits.max_upload_bytes` (plus room for the form's own fields) before they are read whole.
+The page's files ship inside the package (``discinvert/web/static/``): nothing is fetched from
+the internet, which is why there is no ``/api/docs`` (FastAPI's needs a CDN); the API is
+documented in ``docs/web.md`` and its schema is at ``/api/openapi.json``.
 """
 
 from __future__ import annotations
@@ -13,11 +15,13 @@ from __future__ import annotations
 import io
 import json
 import logging
-from collections.abc import Iterator
+import threading
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
 from importlib import resources
 from typing import Any
 
+import anyio
 import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -26,6 +30,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from discinvert._version import __version__
@@ -82,6 +87,26 @@ def _error(status: int, message: str, headers: dict[str, str] | None = None) -> 
     return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
+_EXPECTED = {"int_parsing": "an integer", "int_parsing_size": "an integer", "int_type": "an integer",
+             "float_parsing": "a number", "float_type": "a number", "missing": "a value"}
+
+
+def _plain(errors: Sequence[Any]) -> str:
+    """FastAPI's validation errors in plain words: ``index: expected an integer, got 'abc'.`` (no loc/type/url dumps)."""
+    sentences = []
+    for error in list(errors)[:3]:
+        where = [str(part) for part in error.get("loc", ()) if part not in ("path", "query", "body", "header")]
+        kind = error.get("type", "")
+        expected = _EXPECTED.get(kind)
+        if expected is None:
+            message = str(error.get("msg", "a valid value"))
+            expected = message.removeprefix("Input should be ").removeprefix("Value error, ")
+        got = "nothing" if kind == "missing" else repr(error.get("input"))
+        got = got if len(got) <= 40 else got[:39] + "…"
+        sentences.append(f"{'.'.join(where) or 'request'}: expected {expected}, got {got}.")
+    return " ".join(sentences)
+
+
 async def _image_from_form(request: Request, session: WebSession) -> tuple[PreparedImage, Any]:
     """The picture a form names (an ``image`` file or an ``example`` index) and the form itself."""
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -122,6 +147,9 @@ async def _json_body(request: Request) -> dict[str, Any]:
         body = await request.json()
     except (ValueError, UnicodeDecodeError):  # json.JSONDecodeError is a ValueError
         raise UploadError(400, "expected a JSON object as the request body, got something else.") from None
+    except RecursionError:  # e.g. [[[[...]]]] 100,000 deep: Python's parser gives up
+        raise UploadError(400, "expected a JSON object as the request body, got JSON nested too deeply to read "
+                               "(the API's bodies are at most three levels deep).") from None
     if not isinstance(body, dict):
         raise UploadError(400, f"expected a JSON object as the request body, got a JSON {type(body).__name__}.")
     return body
@@ -155,9 +183,38 @@ class _Stream:
         self.close()
 
 
+class _RefineResponse(StreamingResponse):
+    """A refinement's NDJSON stream that stops the refinement as soon as the client disconnects.
+
+    The page's Stop button, a new picture or a closed tab drop the connection. Starlette notices
+    that only at the next line it sends, which may be thousands of steps away while the models are
+    held; this response also listens for the disconnect and sets ``stop`` at once, so the
+    refinement ends at its next step and the models serve the next request.
+    """
+
+    def __init__(self, lines: _Stream, stop: threading.Event) -> None:
+        super().__init__(lines, media_type="application/x-ndjson")
+        self._stop = stop
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def watch() -> None:
+            await self.listen_for_disconnect(receive)
+            self._stop.set()
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(watch)
+            try:
+                await super().__call__(scope, receive, send)
+            except ClientDisconnect:  # the page went away: the normal end of a stopped refinement
+                self._stop.set()
+            finally:
+                group.cancel_scope.cancel()
+
+
 def create_app(session: WebSession) -> FastAPI:
     """The page and the API for ``session`` (run it with uvicorn; :mod:`discinvert.web.server`)."""
-    app = FastAPI(title="discinvert", version=__version__, docs_url="/api/docs", redoc_url=None,
+    # No /api/docs: FastAPI's Swagger page loads its scripts from a CDN and is blank offline.
+    app = FastAPI(title="discinvert", version=__version__, docs_url=None, redoc_url=None,
                   openapi_url="/api/openapi.json",
                   description="Invert, refine and edit images through a GAN's own discriminator (docs/web.md).")
     static = resources.files("discinvert.web") / "static"
@@ -182,7 +239,13 @@ def create_app(session: WebSession) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, error: RequestValidationError) -> JSONResponse:
-        return _error(422, f"invalid request: {error.errors()[:3]}")
+        return _error(422, _plain(error.errors()))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, error: Exception) -> JSONResponse:
+        # A bug, not a refusal: still JSON for the page, with the traceback in the server's log.
+        logger.error("%s %s failed", request.method, request.url.path, exc_info=error)
+        return _error(500, f"internal error ({type(error).__name__}); the server's log has the details.")
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def index() -> HTMLResponse:
@@ -210,15 +273,15 @@ def create_app(session: WebSession) -> FastAPI:
         image, form = await _image_from_form(request, session)
         steps = _integer("steps", form.get("steps"), 50)
         every = _integer("every", form.get("every"), max(1, steps // 10))
-        places = ExitStack()
+        places, stop = ExitStack(), threading.Event()
         places.enter_context(session.place())
         try:
-            events = session.refine(image, steps, every)
+            events = session.refine(image, steps, every, stop)
             next_line = _Stream(events, places)
         except BaseException:
             places.close()
             raise
-        return StreamingResponse(next_line, media_type="application/x-ndjson")
+        return _RefineResponse(next_line, stop)
 
     @app.post("/api/edit")
     async def edit(request: Request) -> dict[str, Any]:

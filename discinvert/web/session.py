@@ -32,6 +32,29 @@ from discinvert.web.uploads import PreparedImage, UploadError, png_data_url
 
 __all__ = ["Busy", "Examples", "Limits", "WebSession"]
 
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _shown(value: Any, limit: int = 40) -> str:
+    """``repr(value)`` cut to ``limit`` characters, for messages that say what came (a 400-digit number, a long list)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _json_kind(value: Any) -> str:
+    """What a JSON value is, in JSON's words (for messages)."""
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if value is None:
+        return "null"
+    if isinstance(value, (list, tuple)):
+        return "an array"
+    return "an object" if isinstance(value, dict) else type(value).__name__
+
 
 @dataclass(frozen=True)
 class Limits:
@@ -147,29 +170,44 @@ class WebSession:
         return ((images.detach().float().cpu().numpy() - self._low) / self._span).clip(0.0, 1.0)
 
     def code(self, values: Any, name: str = "code") -> torch.Tensor:
-        """A code sent by the page (a list of numbers) as a ``(1, *latent_shape)`` tensor.
+        """A code sent by the page (a JSON list of numbers) as a ``(1, *latent_shape)`` float32 tensor.
+
+        Only JSON numbers are taken: strings (``"1"``), booleans and nested lists are refused
+        rather than converted, and so is a number that is not finite in float32 (NaN, Inf,
+        ``1e39``, a 400-digit integer).
 
         Raises:
-            UploadError: 422 for anything but ``prod(latent_shape)`` finite numbers.
+            UploadError: 422 for anything but ``prod(latent_shape)`` numbers finite in float32.
         """
         size = math.prod(self.inverter.latent_shape)
-        try:
-            array = np.asarray(values, dtype=np.float32)
-        except (TypeError, ValueError):
-            array = np.empty(0)
-        if array.ndim != 1 or array.shape[0] != size or not np.isfinite(array).all():
-            got = f"{array.shape[0]} numbers" if array.ndim == 1 else f"a value of shape {array.shape}"
-            raise UploadError(422, f"{name}: expected a list of {size} finite numbers (latent shape "
-                                   f"{tuple(self.inverter.latent_shape)}), got {got}.")
-        return torch.from_numpy(array).reshape(1, *self.inverter.latent_shape)
+        expected = f"{name}: expected a list of {size} finite numbers (latent shape {tuple(self.inverter.latent_shape)})"
+        if not isinstance(values, list):
+            raise UploadError(422, f"{expected}, got {'nothing' if values is None else _json_kind(values)}.")
+        if len(values) != size:
+            raise UploadError(422, f"{expected}, got {len(values)} values.")
+        for i, value in enumerate(values):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise UploadError(422, f"{expected}, got {_json_kind(value)} at [{i}]: {_shown(value)}.")
+            # Compared as Python numbers: a 400-digit integer is out of range, not an OverflowError.
+            if not -_FLOAT32_MAX <= value <= _FLOAT32_MAX:
+                raise UploadError(422, f"{expected}, got {_shown(value)} at [{i}] (not finite in float32, whose "
+                                       f"largest value is {_FLOAT32_MAX:.4g}).")
+        return torch.tensor(values, dtype=torch.float32).reshape(1, *self.inverter.latent_shape)
 
     def example(self, index: int) -> PreparedImage:
         """Example ``index`` as the page receives it."""
         if self.examples is None or not 0 <= index < len(self.examples.images):
             count = 0 if self.examples is None else len(self.examples.images)
-            raise UploadError(404, f"example {index}: expected an index from 0 to {count - 1}." if count else
+            raise UploadError(404, f"example {_shown(index)}: expected an index from 0 to {count - 1}." if count else
                               "no example pictures are served (start with --examples or a zoo GAN).")
         return PreparedImage(self.examples.images[index].astype(np.float32) / 255.0)
+
+    def _pictures(self, images: torch.Tensor, what: str) -> np.ndarray:
+        """Decoded ``images`` in [0, 1]; 422 when G gave NaN or Inf (codes far outside its prior)."""
+        if not bool(torch.isfinite(images).all()):
+            raise UploadError(422, f"{what}: expected codes G can decode, got codes for which G's pictures hold "
+                                   "NaN or Inf (codes far outside G's latent prior).")
+        return self._to_unit(images)
 
     def _scores(self, target: torch.Tensor, images: torch.Tensor) -> dict[str, float | None]:
         psnr, ssim = image_quality(target, images, value_range=(self._low, self._low + self._span))
@@ -200,27 +238,29 @@ class WebSession:
                 "original": png_data_url(image.pixels), "notes": image.notes, "iterations": self.inverter.iterations,
                 "seconds": seconds, **self._scores(x, reconstruction)}
 
-    def refine(self, image: PreparedImage, steps: int, every: int) -> Iterator[dict[str, Any]]:
+    def refine(self, image: PreparedImage, steps: int, every: int,
+               stop: threading.Event | None = None) -> Iterator[dict[str, Any]]:
         """Hybrid inversion shown live: an event every ``every`` steps, then the final codes.
 
         The request is checked here, before anything is streamed; the refinement starts when
         the first event is read. The caller holds a place in the queue (:meth:`place`) for as
         long as it reads; the models are held by a worker thread while it runs. Closing the
-        iterator early stops the refinement at its next step.
+        iterator early, or setting ``stop`` (from any thread: the page disconnected), stops the
+        refinement at its next step and ends the iterator.
 
         Raises:
             UploadError: 422 for ``steps`` outside 1..``max_refine_steps`` or ``every`` outside 1..``steps``.
         """
         if not 1 <= steps <= self.limits.max_refine_steps:
-            raise UploadError(422, f"steps: expected 1 to {self.limits.max_refine_steps}, got {steps}.")
+            raise UploadError(422, f"steps: expected 1 to {self.limits.max_refine_steps}, got {_shown(steps)}.")
         if not 1 <= every <= steps:
-            raise UploadError(422, f"every: expected 1 to steps ({steps}), got {every}.")
-        return self._refine_events(image, steps, every)
+            raise UploadError(422, f"every: expected 1 to steps ({steps}), got {_shown(every)}.")
+        return self._refine_events(image, steps, every, threading.Event() if stop is None else stop)
 
-    def _refine_events(self, image: PreparedImage, steps: int, every: int) -> Iterator[dict[str, Any]]:
+    def _refine_events(self, image: PreparedImage, steps: int, every: int,
+                       stop: threading.Event) -> Iterator[dict[str, Any]]:
         x = self._to_model(image.pixels)
         events: queue.Queue[dict[str, Any] | BaseException | None] = queue.Queue()
-        stop = threading.Event()
         started = time.perf_counter()
 
         def report(_start: int, step: int, codes: torch.Tensor) -> None:
@@ -265,31 +305,43 @@ class WebSession:
         """``G(code + Σ amount · direction)``: the page's sliders."""
         unknown = sorted(set(amounts) - set(self.directions))
         if unknown:
-            raise UploadError(422, f"amounts: unknown direction(s) {unknown}; expected some of {list(self.directions)}.")
+            raise UploadError(422, f"amounts: unknown direction(s) {_shown(unknown, 80)}; expected some of "
+                                   f"{list(self.directions)}.")
+        strength = self.limits.max_strength
         for name, amount in amounts.items():
-            if not isinstance(amount, (int, float)) or isinstance(amount, bool) or not math.isfinite(amount) \
-                    or abs(amount) > self.limits.max_strength:
-                raise UploadError(422, f"amounts[{name!r}]: expected a number from {-self.limits.max_strength:g} to "
-                                       f"{self.limits.max_strength:g}, got {amount!r}.")
+            # Compared as Python numbers (no float() first): NaN fails both bounds, a 400-digit
+            # integer is simply out of range.
+            if isinstance(amount, bool) or not isinstance(amount, (int, float)):
+                raise UploadError(422, f"amounts[{_shown(name)}]: expected a number from {-strength:g} to "
+                                       f"{strength:g}, got {_json_kind(amount)}: {_shown(amount)}.")
+            if not -strength <= amount <= strength:
+                raise UploadError(422, f"amounts[{_shown(name)}]: expected a number from {-strength:g} to "
+                                       f"{strength:g}, got {_shown(amount)}.")
         edited = code
         for name, amount in amounts.items():
             edited = apply_direction(edited, self.directions[name], float(amount))
+        if not bool(torch.isfinite(edited).all()):
+            raise UploadError(422, f"code + amounts: expected an edited code finite in float32, got NaN or Inf (the "
+                                   f"code's largest entry is {float(code.abs().max()):.3g}).")
         with self.turn():
             started = time.perf_counter()
             images = self.inverter.decode(edited)
             seconds = time.perf_counter() - started
-        return {"code": edited.reshape(-1).tolist(), "image": png_data_url(self._to_unit(images)[0]),
+        return {"code": edited.reshape(-1).tolist(), "image": png_data_url(self._pictures(images, "code")[0]),
                 "seconds": seconds}
 
     def interpolate(self, code_a: torch.Tensor, code_b: torch.Tensor, frames: int, method: str) -> dict[str, Any]:
         """Decoded codes on the path from ``code_a`` to ``code_b`` (both included)."""
         if not 2 <= frames <= self.limits.max_frames:
-            raise UploadError(422, f"frames: expected 2 to {self.limits.max_frames}, got {frames}.")
+            raise UploadError(422, f"frames: expected 2 to {self.limits.max_frames}, got {_shown(frames)}.")
         if method not in ("linear", "slerp"):
-            raise UploadError(422, f"method: expected 'linear' or 'slerp', got {method!r}.")
-        path = interpolate(code_a[0], code_b[0], frames, method=method)  # type: ignore[arg-type]
+            raise UploadError(422, f"method: expected 'linear' or 'slerp', got {_shown(method)}.")
+        try:
+            path = interpolate(code_a[0], code_b[0], frames, method=method)  # type: ignore[arg-type]
+        except ValueError as error:  # e.g. a path that leaves float32's range
+            raise UploadError(422, f"code_a, code_b: {str(error).removeprefix('z0, z1: ')}") from None
         with self.turn():
             started = time.perf_counter()
             images = self.inverter.decode(path)
             seconds = time.perf_counter() - started
-        return {"images": [png_data_url(p) for p in self._to_unit(images)], "seconds": seconds}
+        return {"images": [png_data_url(p) for p in self._pictures(images, "code_a, code_b")], "seconds": seconds}

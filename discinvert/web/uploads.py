@@ -3,7 +3,9 @@
 An upload is a PNG or JPEG file. It is refused with an :class:`UploadError` (which carries
 the HTTP status the API answers with) when it is empty or larger than the byte limit, not a
 PNG/JPEG, animated, truncated, larger than the pixel limit (checked from the header, before
-any pixel is decoded: the guard against decompression bombs), or in a pixel mode other than
+any pixel is decoded: the guard against decompression bombs), a PNG whose compressed metadata
+(a zTXt/iTXt text or an iCCP colour profile) inflates past Pillow's limit (a decompression bomb in
+the metadata), or in a pixel mode other than
 8-bit grayscale, palette or RGB (with or without alpha): e.g. a 4-channel CMYK JPEG or a
 16-bit PNG. An accepted picture is brought to G's image shape and every change is named in
 the returned notes: alpha dropped, RGB averaged to gray (or gray repeated to RGB), the
@@ -18,7 +20,7 @@ import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, PngImagePlugin, UnidentifiedImageError
 
 __all__ = ["ACCEPTED_MODES", "PreparedImage", "UploadError", "png_bytes", "png_data_url", "read_upload"]
 
@@ -26,6 +28,48 @@ ACCEPTED_MODES: tuple[str, ...] = ("1", "L", "LA", "P", "PA", "RGB", "RGBA")
 """Pillow modes an upload may have: 8-bit grayscale, palette or RGB, with or without alpha (and 1-bit)."""
 
 _FORMATS = ("PNG", "JPEG")
+_PNG, _JPEG = b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff"
+
+_SIGNATURES: tuple[tuple[bytes, str], ...] = (
+    (b"GIF87a", "a GIF image"), (b"GIF89a", "a GIF image"), (b"BM", "a BMP image"), (b"II*\0", "a TIFF image"),
+    (b"MM\0*", "a TIFF image"), (b"%PDF", "a PDF document"), (b"PK\3\4", "a ZIP archive"),
+    (b"\x1f\x8b", "a gzip file"), (b"<svg", "an SVG image"), (b"\0\0\0\x0cjP", "a JPEG 2000 image"),
+)
+
+
+def _kind_of(data: bytes) -> str:
+    """What an upload that is not a PNG/JPEG looks like, from its first bytes (for the refusal)."""
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "a WebP image"
+    if data[4:12] in (b"ftypheic", b"ftypheix", b"ftypmif1", b"ftypavif"):
+        return "a HEIF/AVIF image"
+    for signature, kind in _SIGNATURES:
+        if data.startswith(signature):
+            return kind
+    head = data[:32]
+    try:
+        text = head.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        text = ""
+    if text and all(c.isprintable() or c.isspace() for c in text):
+        words = " ".join(text.split())
+        return f"text beginning {words[:24] + ('…' if len(words) > 24 or len(data) > 32 else '')!r}"
+    return f"a file of another kind (its first bytes are {head[:8].hex(' ')})"
+
+
+def _metadata_bomb(error: BaseException) -> UploadError | None:
+    """The refusal of a PNG whose zTXt/iTXt/iCCP chunk inflates past Pillow's ``MAX_TEXT_CHUNK`` (or
+    whose text chunks together pass ``MAX_TEXT_MEMORY``), from Pillow's ``ValueError``; None for other errors."""
+    message = str(error)
+    if "Decompressed data too large" in message:
+        what, limit = "compressed metadata (a zTXt/iTXt text or an iCCP colour profile chunk) inflates", \
+            PngImagePlugin.MAX_TEXT_CHUNK
+    elif "Too much memory used in text chunks" in message:
+        what, limit = "text chunks together inflate", PngImagePlugin.MAX_TEXT_MEMORY
+    else:
+        return None
+    return UploadError(413, f"a PNG whose {what} past Pillow's limit of {limit:,} bytes, a decompression bomb: "
+                            "expected a PNG or JPEG with small metadata.")
 
 
 class UploadError(ValueError):
@@ -59,8 +103,8 @@ def read_upload(data: bytes, image_shape: tuple[int, int, int], *, max_bytes: in
         max_pixels: the largest width x height accepted (read from the header before decoding).
 
     Raises:
-        UploadError: 400 (empty, truncated, animated), 413 (too many bytes or pixels),
-            415 (not a PNG/JPEG), 422 (a pixel mode other than :data:`ACCEPTED_MODES`).
+        UploadError: 400 (empty, truncated, animated), 413 (too many bytes or pixels, a
+            decompression bomb in a PNG's metadata), 415 (not a PNG/JPEG), 422 (a pixel mode other than :data:`ACCEPTED_MODES`).
     """
     channels, height, width = image_shape
     if not data:
@@ -73,8 +117,13 @@ def read_upload(data: bytes, image_shape: tuple[int, int, int], *, max_bytes: in
             picture = Image.open(io.BytesIO(data), formats=_FORMATS)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:  # Pillow's own guard
         raise UploadError(413, f"image too large to decode ({error}): expected at most {max_pixels:,} pixels.") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
-        raise UploadError(415, "not a PNG or JPEG image: expected a PNG or JPEG file.") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+        if (bomb := _metadata_bomb(error)) is not None:
+            raise bomb from None
+        if data.startswith(_PNG) or data.startswith(_JPEG):
+            raise UploadError(400, f"unreadable {'PNG' if data.startswith(_PNG) else 'JPEG'} ({error}): expected a "
+                                   "complete PNG or JPEG file.") from None
+        raise UploadError(415, f"expected a PNG or JPEG file, got {_kind_of(data)}.") from None
     w, h = picture.size
     if w * h > max_pixels:  # read from the header: nothing is decoded yet
         raise UploadError(413, f"image of {w}x{h} pixels: expected at most {max_pixels:,} pixels in all.")
@@ -86,6 +135,8 @@ def read_upload(data: bytes, image_shape: tuple[int, int, int], *, max_bytes: in
     try:
         picture.load()
     except (OSError, SyntaxError, ValueError) as error:
+        if (bomb := _metadata_bomb(error)) is not None:  # a text chunk after the pixels is only read now
+            raise bomb from None
         raise UploadError(400, f"unreadable {picture.format} ({error}): expected a complete PNG or JPEG file.") from None
     notes: list[str] = []
     picture, notes = _to_channels(picture, channels, notes)

@@ -1,15 +1,23 @@
 // The discinvert page: every picture and number comes from the JSON API under /api/ (docs/web.md).
+//
+// One rule keeps the page honest: every panel shows only what belongs to the current picture.
+// Choosing a picture (or having it refused) first clears every panel, stops a running refinement
+// and drops the answers still on their way for the previous picture (`state.generation`).
 "use strict";
 
 const $ = (id) => document.getElementById(id);
 const state = {
   info: null,
-  picture: null,      // () => FormData naming the current picture (upload or example)
+  generation: 0,      // bumped for every new picture: answers for an older one are dropped
+  picture: null,      // () => FormData naming the current picture (upload or example); null: none
   code: null,         // feed-forward code of the current picture
-  refinedCode: null,  // its refined code, when refined
+  refinedCode: null,  // its refined code, when a refinement ran to its end
+  refining: null,     // the running refinement's AbortController
   editSeq: 0,         // only the latest edit's answer is shown
+  editedImage: null,  // the latest edit's picture (PNG data URL), for its download
   other: null,        // () => FormData naming the interpolation's second picture
 };
+const PICTURE_BUTTONS = ["refine-go", "edit-reset", "download-code", "interpolate-go"];
 
 function showError(message) {
   const box = $("error");
@@ -57,52 +65,103 @@ function uploadForm(file) {
   return () => { const form = new FormData(); form.append("image", file, file.name); return form; };
 }
 
+// ---------------------------------------------------------------------------------------------- the current picture
+function clearPath() {
+  $("path").textContent = "";
+  $("path-view").removeAttribute("src");
+  $("path-caption").textContent = "";
+  $("path-slider").oninput = null;
+  $("path-box").hidden = true;
+  $("path-status").hidden = true;
+}
+
+// Forget the current picture: every panel empty, every button that needs a picture disabled.
+function clearPicture() {
+  stopRefine();
+  state.generation += 1;
+  state.editSeq += 1;  // an edit still on its way belongs to the old picture
+  state.picture = state.code = state.refinedCode = state.editedImage = null;
+  for (const id of ["original", "reconstruction", "refined", "edited"]) $(id).removeAttribute("src");
+  delete $("edited").dataset.code;
+  $("reconstruction-caption").textContent = "feed-forward reconstruction";
+  $("refined-caption").textContent = "refined (on request)";
+  $("edited-caption").textContent = "edited";
+  $("refine-status").textContent = "";
+  $("notes").textContent = "";
+  for (const id of [...PICTURE_BUTTONS, "refine-stop", "download-image"]) $(id).disabled = true;
+  for (const input of document.querySelectorAll("input.direction")) {
+    input.value = "0";
+    input.nextElementSibling.textContent = "0.0";
+    input.disabled = true;
+  }
+  clearPath();
+}
+
 async function invert(picture) {
   showError("");
-  state.picture = picture;
+  clearPicture();
+  const generation = state.generation;
   $("reconstruction-caption").textContent = "encoding…";
   try {
     const answer = await apiJSON("/api/reconstruct", { method: "POST", body: picture() });
+    if (generation !== state.generation) return;  // another picture was chosen meanwhile
+    state.picture = picture;
     state.code = answer.code;
-    state.refinedCode = null;
     $("original").src = answer.original;
     $("reconstruction").src = answer.reconstruction;
     $("reconstruction-caption").textContent =
       `feed-forward (${answer.iterations} step network${answer.iterations === 1 ? "" : "s"}): ${quality(answer)} · ` +
       `${ms(answer.seconds)} (round trip ${ms(answer.roundTrip)})`;
-    $("refined").removeAttribute("src");
-    $("refined-caption").textContent = "refined (on request)";
-    $("refine-status").textContent = "";
     $("notes").textContent = answer.notes.length ? `Done to the picture: ${answer.notes.join("; ")}.` : "";
-    for (const id of ["refine-go", "edit-reset", "download-code", "interpolate-go"]) $(id).disabled = false;
-    resetSliders();
+    for (const id of PICTURE_BUTTONS) $(id).disabled = false;
+    for (const input of document.querySelectorAll("input.direction")) input.disabled = false;
+    updateEdit();
   } catch (error) {
+    if (generation !== state.generation) return;
     $("reconstruction-caption").textContent = "feed-forward reconstruction";
     showError(error.message);
   }
 }
 
+// ---------------------------------------------------------------------------------------------- refinement
+function stopRefine() {
+  const running = state.refining;
+  if (!running) return;
+  state.refining = null;
+  running.abort();  // closes the stream: the server ends the refinement at its next step
+  $("refine-stop").disabled = true;
+  $("refine-go").disabled = !state.picture;
+}
+
 async function refine() {
+  if (!state.picture || state.refining) return;
   showError("");
+  const generation = state.generation;
+  const controller = new AbortController();
+  state.refining = controller;
   const form = state.picture();
   const steps = Number($("refine-steps").value);
   form.append("steps", String(steps));
   form.append("every", String(Math.max(1, Math.floor(steps / 25))));
   $("refine-go").disabled = true;
+  $("refine-stop").disabled = false;
+  $("refine-status").textContent = "refining…";
+  let last = null;
   try {
-    const { response } = await api("/api/refine", { method: "POST", body: form });
+    const { response } = await api("/api/refine", { method: "POST", body: form, signal: controller.signal });
     const reader = response.body.getReader();
     const decoder = new TextDecoder();
     let buffered = "";
     for (;;) {
       const { value, done } = await reader.read();
-      if (done) break;
+      if (done || controller.signal.aborted) break;
       buffered += decoder.decode(value, { stream: true });
       let newline;
       while ((newline = buffered.indexOf("\n")) >= 0) {
         const event = JSON.parse(buffered.slice(0, newline));
         buffered = buffered.slice(newline + 1);
         if (event.error) throw new Error(event.error);
+        last = event;
         $("refined").src = event.reconstruction;
         const text = `step ${event.step}/${event.steps}: ${quality(event)} · ${ms(event.seconds)}`;
         $("refine-status").textContent = event.done ? `done, ${text}` : text;
@@ -111,12 +170,24 @@ async function refine() {
       }
     }
   } catch (error) {
-    showError(error.message);
+    if (!controller.signal.aborted) showError(error.message);
   } finally {
-    $("refine-go").disabled = false;
+    if (state.refining === controller) {
+      state.refining = null;
+      $("refine-stop").disabled = true;
+      $("refine-go").disabled = !state.picture;
+    }
+    if (controller.signal.aborted && generation === state.generation) {  // Stop, not a new picture
+      const at = last ? `step ${last.step}/${last.steps}` : "its start";
+      $("refine-status").textContent = `stopped at ${at}; the edits use the feed-forward code`;
+      if (last) $("refined-caption").textContent = `refined, stopped at ${at}: ${quality(last)}`;
+    } else if (!(last && last.done) && generation === state.generation) {
+      $("refine-status").textContent = "";
+    }
   }
 }
 
+// ---------------------------------------------------------------------------------------------- edits
 function buildSliders(names) {
   const box = $("sliders");
   box.textContent = "";
@@ -137,6 +208,7 @@ function buildSliders(names) {
     input.step = "0.1";
     input.value = "0";
     input.className = "direction";
+    input.disabled = !state.picture;  // a slider moves a picture's code: none yet
     input.dataset.name = name;
     const output = document.createElement("output");
     output.textContent = "0.0";
@@ -164,87 +236,127 @@ async function updateEdit() {
   const seq = ++state.editSeq;
   try {
     const answer = await postJSON("/api/edit", { code, amounts });
-    if (seq !== state.editSeq) return;  // a later edit is on its way
+    if (seq !== state.editSeq) return;  // a later edit, or another picture, is on its way
     $("edited").src = answer.image;
     $("edited").dataset.code = JSON.stringify(answer.code);
+    state.editedImage = answer.image;
     const moved = Object.entries(amounts).map(([n, a]) => `${n} ${a > 0 ? "+" : ""}${a}`).join(", ") || "no edit";
     $("edited-caption").textContent = `${moved} · ${ms(answer.seconds)} (round trip ${ms(answer.roundTrip)})`;
-    const link = $("download-image");
-    link.href = answer.image;
-    link.classList.remove("disabled");
-    link.removeAttribute("aria-disabled");
+    $("download-image").disabled = false;
   } catch (error) {
     if (seq === state.editSeq) showError(error.message);
   }
 }
 
+function save(url, name) {
+  const link = document.createElement("a");
+  link.href = url;
+  link.download = name;
+  document.body.append(link);
+  link.click();
+  link.remove();
+}
+
 async function downloadCode() {
   const code = $("edited").dataset.code ? JSON.parse($("edited").dataset.code) : (state.refinedCode || state.code);
+  if (!code) return;
   try {
     const { response } = await api("/api/code.npy", {
       method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ code }) });
     const url = URL.createObjectURL(await response.blob());
-    const link = document.createElement("a");
-    link.href = url;
-    link.download = "code.npy";
-    document.body.append(link);
-    link.click();
-    link.remove();
+    save(url, "code.npy");
     setTimeout(() => URL.revokeObjectURL(url), 1000);
   } catch (error) {
     showError(error.message);
   }
 }
 
+function downloadImage() {
+  if (state.editedImage) save(state.editedImage, "edited.png");
+}
+
+// ---------------------------------------------------------------------------------------------- interpolation
 async function interpolatePath() {
+  const code = state.refinedCode || state.code;
+  if (!code) return;
   showError("");
+  clearPath();
+  const generation = state.generation;
+  const status = $("path-status");
+  status.textContent = "interpolating…";
+  status.hidden = false;
   const other = state.other || exampleForm(Number($("other-index").value));
   try {
     const target = await apiJSON("/api/reconstruct", { method: "POST", body: other() });
+    if (generation !== state.generation) return;
     const answer = await postJSON("/api/interpolate", {
-      code_a: state.refinedCode || state.code, code_b: target.code,
-      frames: Number($("frames").value), method: $("method").value });
+      code_a: code, code_b: target.code, frames: Number($("frames").value), method: $("method").value });
+    if (generation !== state.generation) return;  // the path of a picture no longer shown
     const strip = $("path");
-    strip.textContent = "";
     for (const [i, src] of answer.images.entries()) {
       const img = document.createElement("img");
       img.src = src;
       img.alt = `frame ${i}`;
       strip.append(img);
     }
+    const last = answer.images.length - 1;
+    const timing = `${answer.images.length} frames in ${ms(answer.seconds)}`;
     const slider = $("path-slider");
-    slider.max = String(answer.images.length - 1);
+    slider.max = String(last);
     slider.value = "0";
-    slider.disabled = false;
     slider.oninput = () => {
       $("path-view").src = answer.images[Number(slider.value)];
-      $("path-caption").textContent = `frame ${slider.value} of ${answer.images.length - 1}`;
+      $("path-caption").textContent = `frame ${slider.value} of ${last} · ${timing}`;
     };
     slider.oninput();
-    $("path-caption").textContent += ` · ${answer.images.length} frames in ${ms(answer.seconds)}`;
+    status.hidden = true;
+    $("path-box").hidden = false;
   } catch (error) {
+    if (generation !== state.generation) return;
+    clearPath();
     showError(error.message);
   }
 }
 
-function buildExamples(count, labels) {
+// ---------------------------------------------------------------------------------------------- examples
+// Two full rows of thumbnails, however wide the window (no orphan on a row of its own).
+function layoutExamples() {
+  const count = state.info ? state.info.examples : 0;
   const strip = $("examples");
-  strip.textContent = "";
-  $("example-index").max = String(Math.max(0, count - 1));
-  $("other-index").max = String(Math.max(0, count - 1));
-  if (!count) {
-    strip.textContent = "No example pictures are served: upload one.";
-    for (const id of ["example-go", "example-random"]) $(id).disabled = true;
-    return;
-  }
-  for (let i = 0; i < Math.min(count, 24); i++) {
+  if (!count) return;
+  const columns = Math.max(1, getComputedStyle(strip).gridTemplateColumns.split(" ").length);
+  const shown = count <= columns ? count : Math.floor(Math.min(count, 2 * columns) / columns) * columns;
+  const labels = state.info.example_labels;
+  while (strip.children.length > shown) strip.lastChild.remove();
+  for (let i = strip.children.length; i < shown; i++) {
     const img = document.createElement("img");
     img.src = `/api/examples/${i}.png`;
     img.alt = labels ? `example ${i}: ${labels[i]}` : `example ${i}`;
     img.title = img.alt;
-    img.addEventListener("click", () => { $("example-index").value = String(i); invert(exampleForm(i)); });
+    img.addEventListener("click", () => { $("example-index").value = String(i); pickExample(i); });
     strip.append(img);
   }
+  const total = count.toLocaleString("en-US");
+  $("examples-count").textContent = shown === count
+    ? `${total} example picture${count === 1 ? "" : "s"}.`
+    : `The first ${shown} of ${total} example pictures: type an index from 0 to ${count - 1}, or press Random.`;
+}
+
+function buildExamples(count) {
+  $("example-index").max = String(Math.max(0, count - 1));
+  $("other-index").max = String(Math.max(0, count - 1));
+  if (!count) {
+    $("examples").textContent = "No example pictures are served: upload one.";
+    for (const id of ["example-go", "example-random"]) $(id).disabled = true;
+    return;
+  }
+  layoutExamples();
+  window.addEventListener("resize", layoutExamples);
+}
+
+function pickExample(index) {
+  $("upload").value = "";  // the file chooser no longer names the current picture
+  invert(exampleForm(index));
 }
 
 async function start() {
@@ -257,27 +369,34 @@ async function start() {
       `D's layer ${layer} · ${info.iterations} step network(s) · discinvert ${info.version}`;
     $("refine-steps").max = String(info.limits.max_refine_steps);
     $("frames").max = String(info.limits.max_frames);
-    buildExamples(info.examples, info.example_labels);
+    buildExamples(info.examples);
     buildSliders(info.directions);
   } catch (error) {
     showError(`cannot reach the server: ${error.message}`);
   }
 }
 
-$("example-go").addEventListener("click", () => invert(exampleForm(Number($("example-index").value))));
+$("example-go").addEventListener("click", () => pickExample(Number($("example-index").value)));
 $("example-random").addEventListener("click", () => {
   const index = Math.floor(Math.random() * state.info.examples);
   $("example-index").value = String(index);
-  invert(exampleForm(index));
+  pickExample(index);
 });
-$("upload").addEventListener("change", () => { const file = $("upload").files[0]; if (file) invert(uploadForm(file)); });
+$("upload").addEventListener("change", async () => {
+  const file = $("upload").files[0];
+  if (!file) { clearPicture(); return; }
+  await invert(uploadForm(file));
+  if (!state.picture) $("upload").value = "";  // refused: the chooser must not name a file that is not shown
+});
 $("other-upload").addEventListener("change", () => {
   const file = $("other-upload").files[0];
   state.other = file ? uploadForm(file) : null;
 });
-$("other-index").addEventListener("input", () => { state.other = null; });
+$("other-index").addEventListener("input", () => { state.other = null; $("other-upload").value = ""; });
 $("refine-go").addEventListener("click", refine);
+$("refine-stop").addEventListener("click", stopRefine);
 $("edit-reset").addEventListener("click", resetSliders);
 $("download-code").addEventListener("click", downloadCode);
+$("download-image").addEventListener("click", downloadImage);
 $("interpolate-go").addEventListener("click", interpolatePath);
 start();
