@@ -519,15 +519,15 @@ def _push(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     import sys
 
+    from discinvert.cli.progress import Progress
+
+    progress = Progress(args.command)  # stderr: stdout's first line stays the URL
+    progress.stage(f"loading {args.gan or 'the GAN'} and its inverter ...")  # before the seconds of importing
     try:
         from discinvert import web
         from discinvert.web import server, sources
     except ImportError as error:
         raise ValueError(str(error)) from None
-    from discinvert.cli.progress import Progress
-
-    progress = Progress(args.command)  # stderr: stdout's first line stays the URL
-    progress.stage(f"loading {args.gan or 'the GAN'} and its inverter ...")
     gan = _load_gan(args)
     inverter = _load_inverter(args, gan)
     _say_inverter(args, gan, inverter)
