@@ -189,6 +189,7 @@ def reconstruction_score(
     conditions: torch.Tensor | np.ndarray | None = None,
     image_shape: tuple[int, ...] | None = None,
     range_check: RangeCheck = "warn",
+    progress_callback: Callable[[int, int], None] | None = None,
 ) -> dict[str, float | int]:
     """The paper's GAN metric: reconstruct unseen test images and score them.
 
@@ -213,6 +214,10 @@ def reconstruction_score(
             ``image_shape=(1, 28, 28)``); ``None`` scores them as G gives them.
         range_check: images far outside G's range: ``"warn"``, ``"raise"`` or ``"ignore"``
             (see :meth:`Inverter.encode`).
+        progress_callback: ``progress_callback(done, total)`` during refinement (``refine_steps > 0``),
+            at every step of each batch: image-steps done so far and in all (``total`` is the number of
+            images refined, those of all draws, times ``refine_steps``). For progress displays
+            (``discinvert evaluate`` shows them); it does not change the result.
 
     Returns:
         ``{"psnr_mean", "psnr_std", "ssim_mean", "ssim_std", "n", "repeats", "seconds"}``;
@@ -222,6 +227,9 @@ def reconstruction_score(
         ValueError: G's images are not ``(C, H, W)`` and no ``image_shape`` was given, or
             ``image_shape`` does not hold as many values as one image; bad draws.
     """
+    if progress_callback is not None and not callable(progress_callback):
+        raise ValueError(f"progress_callback: expected a callable (done, total) or None, got "
+                         f"{type(progress_callback).__name__}.")
     view = _scoring_shape(inverter.image_shape, image_shape)
     if value_range is None:
         value_range = inverter.value_range
@@ -232,8 +240,16 @@ def reconstruction_score(
     c = None if conditions is None else torch.as_tensor(conditions)[torch.as_tensor(used)]
     started = time.perf_counter()
     if refine_steps:
+        callback: Callable[[int, int, torch.Tensor], None] | None = None
+        if progress_callback is not None:
+            report, total_steps = progress_callback, len(x) * refine_steps
+
+            def count(start: int, step: int, codes: torch.Tensor) -> None:
+                report(start * refine_steps + len(codes) * step, total_steps)
+
+            callback = count
         codes = inverter.refine(x, refine_steps, batch_size=batch_size, conditions=c, progress=False,
-                                range_check=range_check)
+                                range_check=range_check, callback=callback)
     else:
         codes = inverter.encode(x, batch_size, conditions=c, range_check=range_check)
     recon = inverter.decode(codes, batch_size, conditions=c)

@@ -5,9 +5,10 @@ Run:  python examples/rank_gans.py --gans runs/dcgan runs/lsgan runs/wgan-gp [--
 
 A GAN that renders poor images, or misses modes of the data, cannot reconstruct some test images
 well, so its PSNR/SSIM drop. Each GAN directory (from python -m benchmarks.paper.train_gan) gets an inverter fit
-now (or its saved one, `<dir>/inverter.safetensors`, when present); `zoo:NAME` uses the bundled
-inverter. Test images come from the Fashion-MNIST test split (Debian's dataset-fashion-mnist), or
-from the zoo's 1,000 bundled test images when the data set is not installed.
+now (or its saved one, `<dir>/inverter.safetensors`, when present); `zoo:NAME` uses the entry's
+default bundled inverter (`zoo.default_inverter`: its real-images one), as `discinvert evaluate` does.
+Test images come from the Fashion-MNIST test split (Debian's dataset-fashion-mnist), or from the zoo's
+1,000 bundled test images when the data set is not installed.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from discinvert.metrics import reconstruction_score
 
 def inverter_for(spec: str, *, fit_steps: int, device: str) -> Inverter:
     if spec.startswith("zoo:"):
-        return zoo.load(spec[4:], device=device)[2]
+        return zoo.load(spec[4:], device=device, inverter=zoo.default_inverter(spec[4:]))[2]
     G, D, config, _ = load_gan(spec, device=device)
     saved = Path(spec) / "inverter.safetensors"
     if saved.is_file():

@@ -25,6 +25,7 @@ from safetensors import safe_open
 
 from discinvert import Inverter, fit_inverter, zoo
 from discinvert.zoo.architectures import GANConfig, build_gan, load_gan, save_gan
+from discinvert.zoo.datasets import to_model_range
 from discinvert.cli import main
 from tests import cli_factories
 
@@ -92,6 +93,18 @@ def _codes(path: Path) -> np.ndarray:
         return np.load(path)
     with safe_open(str(path), framework="np") as handle:
         return handle.get_tensor("codes")
+
+
+def _last_line(err: str, command: str) -> str:
+    """The last line of a command's stderr, after checking the lines before it are progress, not errors or tracebacks.
+
+    Commands say which inverter they use and how long work goes before they fail; the error itself is one line.
+    """
+    lines = err.splitlines()
+    assert lines and "Traceback" not in err, err
+    for line in lines[:-1]:
+        assert line.startswith(f"discinvert {command}: ") and not line.startswith(f"discinvert {command}: error"), err
+    return lines[-1] + "\n"
 
 
 # ----------------------------------------------------------------------------- help and usage
@@ -265,14 +278,18 @@ def test_fit_with_iterations_then_encode_and_reconstruct_any_k(ws: dict[str, Pat
 
 
 def test_the_zoo_real_images_inverter_by_name(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``zoo:NAME/paper`` and ``zoo:NAME/real-images`` pick either bundled inverter; ``zoo:NAME`` alone is the default."""
     outs = {}
-    for spec in ("zoo:dcgan-fashion-mnist", "zoo:dcgan-fashion-mnist/real-images"):
+    for spec in ("zoo:dcgan-fashion-mnist/paper", "zoo:dcgan-fashion-mnist/real-images", "zoo:dcgan-fashion-mnist"):
         out = tmp_path / f"{spec.replace(':', '_').replace('/', '_')}.npy"
         assert main(["encode", "--gan", "zoo:dcgan-fashion-mnist", "--inverter", spec, "--images",
                      "zoo:dcgan-fashion-mnist", "--out", str(out)]) == 0
         outs[spec] = np.load(out)
-    assert outs["zoo:dcgan-fashion-mnist"].shape == outs["zoo:dcgan-fashion-mnist/real-images"].shape == (1000, 100, 1, 1)
-    assert not np.array_equal(*outs.values())
+    paper, real, bare = outs.values()
+    assert paper.shape == real.shape == (1000, 100, 1, 1)
+    assert not np.array_equal(paper, real) and np.array_equal(bare, real)
+    G, D, inverter = zoo.load("dcgan-fashion-mnist")  # Python's zoo.load keeps the paper CN as its default
+    np.testing.assert_allclose(paper[:8], inverter.encode(to_model_range(zoo.load_test_images()[0][:8])).numpy(), atol=1e-5)
     capsys.readouterr()
     assert main(["encode", "--gan", "zoo:dcgan-fashion-mnist", "--inverter", "zoo:dcgan-fashion-mnist/vae",
                  "--images", "zoo:dcgan-fashion-mnist", "--out", str(tmp_path / "x.npy")]) == 1
@@ -341,6 +358,47 @@ def test_encode_defaults_to_the_zoo_entrys_inverter(ws: dict[str, Path], tmp_pat
     assert np.load(out).shape == (4, 100, 1, 1)
 
 
+def test_the_command_line_and_the_page_default_to_the_same_zoo_inverter(ws: dict[str, Path], tmp_path: Path,
+                                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 32 item 16: one default for --gan zoo:NAME everywhere, the real-images inverter, and the command says it."""
+    from discinvert.cli.sources import resolve_gan_directory
+
+    assert zoo.default_inverter("dcgan-fashion-mnist") == "real-images"
+    assert resolve_gan_directory("zoo:dcgan-fashion-mnist")[1] == "zoo:dcgan-fashion-mnist/real-images"
+    out = tmp_path / "codes.npy"
+    assert main(["encode", "--gan", "zoo:dcgan-fashion-mnist", "--images", str(ws["root"] / "u8.npy"), "--out", str(out)]) == 0
+    _, _, real = zoo.load("dcgan-fashion-mnist", inverter="real-images")  # what discinvert serve loads
+    np.testing.assert_allclose(np.load(out), real.encode(to_model_range(np.load(ws["root"] / "u8.npy"))).numpy(), atol=1e-5)
+    assert capsys.readouterr().err == (
+        "discinvert encode: inverter zoo:dcgan-fashion-mnist/real-images (the GAN's default; --inverter "
+        "zoo:dcgan-fashion-mnist/paper for the other): fitted on real images, 2 step networks; reads D's main.7, "
+        "codes (100, 1, 1)\n")
+    # a folder laid out like a zoo entry makes the same choice
+    folder = tmp_path / "entry"
+    shutil.copytree(zoo.path("dcgan-fashion-mnist"), folder)
+    assert resolve_gan_directory(str(folder))[1] == str(folder / "inverter-real-images")
+    shutil.rmtree(folder / "inverter-real-images")
+    assert resolve_gan_directory(str(folder))[1] == str(folder / "inverter")
+
+
+@pytest.mark.parametrize("command", ["encode", "reconstruct", "evaluate", "push"])
+def test_every_command_that_uses_an_inverter_names_it_in_one_stderr_line(command: str, ws: dict[str, Path], tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch,
+                                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 32 item 16: which inverter ran (the path given, or the GAN's default) and what kind it is."""
+    monkeypatch.setattr(Inverter, "push_to_hub", lambda *args, **kwargs: "https://huggingface.co/me/x/commit/abc")
+    common = ["--gan", str(ws["gan"]), "--inverter", str(ws["inv"])]
+    images = ["--images", str(ws["root"] / "u8.npy")]
+    argv = {"encode": [*common, *images, "--out", str(tmp_path / "c.npy")],
+            "reconstruct": [*common, *images, "--out", str(tmp_path / "r")],
+            "evaluate": [*common, *images, "--n", "4", "--repeats", "1"],
+            "push": [*common, "--repo-id", "me/x"]}[command]
+    assert main([command, *argv]) == 0
+    lines = capsys.readouterr().err.splitlines()
+    assert lines == [f"discinvert {command}: inverter {ws['inv']}: fitted on self-generated pairs (the paper's method); "
+                     "reads D's main.7, codes (16, 1, 1)"]
+
+
 # ----------------------------------------------------------------------------- reconstruct
 def test_reconstruct_writes_grids_of_pairs(ws: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from skimage.io import imread
@@ -397,6 +455,64 @@ def test_evaluate_fashion_mnist_test_split_and_a_factory_model(ws: dict[str, Pat
     assert json.loads((tmp_path / "f.json").read_text())["results"][0]["name"] == GEN
 
 
+# ----------------------------------------------------------------------------- progress
+def test_progress_is_a_line_every_few_seconds_off_a_terminal_and_a_bar_on_one() -> None:
+    """Issue 32 item 17: tqdm's bar hides itself in a pipe; the counter writes plain lines there instead."""
+    import io
+
+    from discinvert.cli.progress import Progress, refine_callback
+
+    log = io.StringIO()
+    progress = Progress("evaluate", interval=0.0, stream=log)  # a StringIO is no terminal
+    assert not progress.on_terminal
+    with progress.counter("refine", 0, "image-step") as counter:
+        callback = refine_callback(counter, images=5, steps=4)  # two batches: images 0-2, then 3-4
+        for start, size in ((0, 3), (3, 2)):
+            for step in range(5):
+                callback(start, step, torch.zeros(size, 2))
+    lines = log.getvalue().splitlines()
+    assert lines[0] == "discinvert evaluate: refine: 3/20 image-steps (15%), 0 s, about 0 s left"
+    assert "discinvert evaluate: refine: 12/20 image-steps (60%)" in lines[3]
+    assert lines[-1].startswith("discinvert evaluate: refine: done in ") and len(lines) == 8  # 20/20 is the done line
+    quiet = io.StringIO()
+    with Progress("encode", counters=False, interval=0.0, stream=quiet).counter("refine", 10) as counter:
+        counter.update_to(5)
+    assert quiet.getvalue() == ""  # --no-progress
+    seldom = io.StringIO()
+    with Progress("demo", stream=seldom).counter("refine", 10) as counter:  # the default: a line every few seconds
+        for done in range(11):
+            counter.update_to(done)
+    assert seldom.getvalue().count("\n") == 1  # only the done line
+    bar = io.StringIO()
+    with Progress("demo", bar=True, stream=bar).counter("refine", 10) as counter:
+        counter.update_to(10)
+    assert "10/10" in bar.getvalue() and "discinvert demo:" not in bar.getvalue()  # tqdm's bar
+
+
+def test_evaluate_with_refinement_shows_progress_when_piped(ws: dict[str, Path]) -> None:
+    """Issue 32 item 17: ``discinvert evaluate --refine-steps`` in a pipe says what it does and when it is done."""
+    argv = ["evaluate", "--model", f"tiny={ws['gan']}:{ws['inv']}", "--images", str(ws["root"] / "u8.npy"), "--n", "6",
+            "--repeats", "2", "--refine-steps", "3"]
+    done = subprocess.run([sys.executable, "-m", "discinvert", *argv], capture_output=True, text=True, timeout=300,
+                          cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, check=False)
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.splitlines()
+    assert lines[0] == f"discinvert evaluate: inverter {ws['inv']}: fitted on self-generated pairs (the paper's method); " \
+                       "reads D's main.7, codes (16, 1, 1)"
+    assert lines[-1].startswith("discinvert evaluate: tiny: refine 3 steps: done in ") and len(lines) == 2, lines
+
+
+def test_encode_with_refinement_shows_progress_when_piped_unless_told_not_to(ws: dict[str, Path], tmp_path: Path,
+                                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["encode", "--gan", str(ws["gan"]), "--inverter", str(ws["inv"]), "--images", str(ws["root"] / "u8.npy"),
+            "--refine-steps", "2", "--out", str(tmp_path / "c.npy")]
+    assert main(argv) == 0
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 2 and lines[1].startswith("discinvert encode: refine 20 images x 2 steps: done in ")
+    assert main([*argv, "--no-progress"]) == 0
+    assert len(capsys.readouterr().err.splitlines()) == 1  # the inverter line only
+
+
 # ----------------------------------------------------------------------------- push
 def test_push_calls_the_hub(ws: dict[str, Path], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     calls = []
@@ -427,8 +543,8 @@ def test_push_without_network_is_one_line(ws: dict[str, Path], monkeypatch: pyte
 
     monkeypatch.setattr(Inverter, "push_to_hub", offline)
     assert main(["push", "--gan", str(ws["gan"]), "--inverter", str(ws["inv"]), "--repo-id", "me/x"]) == 1
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "me/x" in err and "offline mode" in err
+    err = _last_line(capsys.readouterr().err, "push")
+    assert err.startswith("discinvert push: error: ") and "me/x" in err and "offline mode" in err
 
 
 # ----------------------------------------------------------------------------- user mistakes
@@ -558,7 +674,8 @@ def test_every_output_survives_a_full_disk(ws: dict[str, Path], tmp_path: Path) 
     assert child.returncode == 0, child.stderr
     for (name, argv), (code, err) in zip(runs.items(), json.loads(child.stdout.splitlines()[-1])):
         assert code == 1, (name, code, err)
-        assert err.count("\n") == 1 and err.startswith(f"discinvert {argv[0]}: error: {name}: could not be written"), err
+        err = _last_line(err, argv[0])
+        assert err.startswith(f"discinvert {argv[0]}: error: {name}: could not be written"), err
         assert "File too large" in err and "unchanged" in err
     for name, data in old.items():
         assert (tmp_path / name).read_bytes() == data, name
@@ -672,8 +789,8 @@ def test_out_of_memory_is_one_line(error: Exception, ws: dict[str, Path], tmp_pa
     argv = ["reconstruct", "--gan", str(ws["gan"]), "--inverter", str(ws["inv"]), "--images", str(ws["root"] / "png"),
             "--out", str(tmp_path)]
     assert main(argv) == 1
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.startswith("discinvert reconstruct: error: out of memory (") and str(error) in err
+    err = _last_line(capsys.readouterr().err, "reconstruct")
+    assert err.startswith("discinvert reconstruct: error: out of memory (") and str(error) in err
 
 
 # ----------------------------------------------------------------------------- the installed command
@@ -711,12 +828,11 @@ def test_images_outside_g_range_warn_in_one_line_or_fail_with_strict_range(ws: d
     assert main(base) == 0  # the default --range is the inverter's recorded one: no warning
     assert "warning" not in capsys.readouterr().err
     assert main([*base, "--range", "0,255"]) == 0  # a wrong --range for this tanh G: 0..255 values
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.startswith("discinvert encode: warning: images: expected values in the "
-                                                   "generator's range [-1, 1]")
+    err = _last_line(capsys.readouterr().err, "encode")  # after the line naming the inverter
+    assert err.startswith("discinvert encode: warning: images: expected values in the generator's range [-1, 1]")
     assert main([*base, "--range", "0,255", "--strict-range"]) == 1
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.startswith("discinvert encode: error: images: expected values in the generator's")
+    err = _last_line(capsys.readouterr().err, "encode")
+    assert err.startswith("discinvert encode: error: images: expected values in the generator's")
 
 
 def test_evaluate_a_generator_of_flat_vectors_with_image_shape(ws: dict[str, Path], tmp_path: Path,

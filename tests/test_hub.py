@@ -775,7 +775,8 @@ def test_cli_push_failure_is_one_line(hub, staging, capsys, delete_fails) -> Non
     if delete_fails:
         hub.failures["delete"] = Failure(500, "delete failed (simulated)")
     assert main(["push", "--gan", "zoo:dcgan-fashion-mnist", "--repo-id", NEW]) == 1
-    err = capsys.readouterr().err
+    named, err = capsys.readouterr().err.splitlines(keepends=True)  # the line naming the inverter, then the error
+    assert named.startswith("discinvert push: inverter zoo:dcgan-fashion-mnist/real-images (the GAN's default")
     assert err.count("\n") == 1 and err.startswith("discinvert push: error: ") and "Traceback" not in err
     assert f"Hub repo {NEW!r}" in err and "commit refused (simulated)" in err
     if delete_fails:

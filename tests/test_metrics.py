@@ -55,6 +55,22 @@ def test_draws_mean_and_std(fitted) -> None:
     assert refined["psnr_mean"] > score["psnr_mean"]
 
 
+def test_reconstruction_score_reports_refinement_progress_without_changing_the_score(fitted) -> None:
+    """Issue 32 item 17: ``progress_callback(done, total)`` in image-steps over every image refined (the draws' union)."""
+    gan, inverter = fitted
+    _, x, _ = gan.sample(30)
+    calls = []
+    score = reconstruction_score(inverter, x, n=10, repeats=2, seed=3, refine_steps=3, batch_size=4,
+                                 progress_callback=lambda done, total: calls.append((done, total)))
+    used = len(np.unique(np.concatenate(draw_subsets(30, 10, 2, 3))))
+    assert {total for _, total in calls} == {used * 3}
+    assert [done for done, _ in calls] == sorted(done for done, _ in calls) and calls[-1][0] == used * 3
+    quiet = reconstruction_score(inverter, x, n=10, repeats=2, seed=3, refine_steps=3, batch_size=4)
+    assert (score["psnr_mean"], score["ssim_mean"]) == (quiet["psnr_mean"], quiet["ssim_mean"])
+    with pytest.raises(ValueError, match="progress_callback: expected a callable"):
+        reconstruction_score(inverter, x, n=10, repeats=1, refine_steps=3, progress_callback=5)
+
+
 def test_colour_images_use_channel_axis() -> None:
     rng = np.random.default_rng(0)
     a = rng.uniform(-1, 1, (3, 3, 16, 16)).astype(np.float32)

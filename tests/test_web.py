@@ -676,13 +676,42 @@ def test_discinvert_serve_prints_its_url_and_serves_the_zoo_s_best_inverter() ->
         process.terminate()
         _, stderr = process.communicate(timeout=30)
     assert "warning: listening on 0.0.0.0, not only on this machine" in stderr
+    assert stderr.startswith("discinvert serve: loading zoo:dcgan-fashion-mnist and its inverter ...\n"
+                             "discinvert serve: inverter zoo:dcgan-fashion-mnist/real-images (the GAN's default; ")
+    assert "discinvert serve: one edit direction per class, from 1000 test pictures ...\n" in stderr
 
 
 def test_discinvert_serve_gives_one_line_errors() -> None:
     process = _serve("--gan", "zoo:dcgan-fashion-mnist", "--directions", "/nonexistent.safetensors", "--port", "0")
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 1
-    assert stderr.strip() == "discinvert serve: error: /nonexistent.safetensors: no such directions file."
+    *progress, error = stderr.strip().splitlines()  # what it was loading, then the error
+    assert error == "discinvert serve: error: /nonexistent.safetensors: no such directions file."
+    assert progress and all(line.startswith("discinvert serve: ") and ": error" not in line for line in progress)
+
+
+def test_discinvert_serve_says_what_it_loads_before_it_is_ready(tmp_path) -> None:
+    """Issue 32 item 17: seconds of loading are not silent; the lines go to stderr, stdout's first line stays the URL."""
+    import select
+
+    from tests import cli_factories
+
+    G, D = cli_factories.make_generator(), cli_factories.make_discriminator()
+    fit_inverter(G, D, "4", latent_shape=(cli_factories.LATENT, 1, 1), steps=1, batch_size=16, validation_size=16,
+                 seed=0, progress=False).save_pretrained(tmp_path / "inv")
+    process = _serve("--generator", "tests.cli_factories:make_generator", "--discriminator",
+                     "tests.cli_factories:make_discriminator", "--inverter", str(tmp_path / "inv"), "--port", "0")
+    try:
+        line = process.stdout.readline()
+        assert re.match(r"discinvert serve: http://127\.0\.0\.1:\d+/", line), line
+        # written before the URL, so already waiting in the pipe when the URL arrives
+        assert select.select([process.stderr], [], [], 0)[0], "nothing on stderr before the URL"
+        assert process.stderr.readline() == "discinvert serve: loading the GAN and its inverter ...\n"
+        assert process.stderr.readline() == (f"discinvert serve: inverter {tmp_path / 'inv'}: fitted on self-generated "
+                                             "pairs (the paper's method); reads D's 4, codes (8, 1, 1)\n")
+    finally:
+        process.terminate()
+        process.communicate(timeout=30)
 
 
 def test_discinvert_serve_takes_any_gan_with_its_inverter_examples_and_labelled_folders(tmp_path) -> None:

@@ -13,6 +13,7 @@ import torch
 
 from discinvert import Inverter, zoo
 from discinvert.cli import main
+from discinvert.cli.demo_picture import START_COLOUR, EditBlock, EditPanel, Row, draw_picture
 from discinvert.zoo.datasets import to_model_range
 from discinvert.metrics import image_quality
 
@@ -97,8 +98,55 @@ def test_demo_end_to_end(tmp_path, capsys) -> None:
     from skimage.io import imread
 
     picture = imread(tmp_path / "reconstructions.png")
-    assert picture.ndim == 2 and picture.shape[0] > 200
-    assert "encode" in capsys.readouterr().out
+    assert picture.ndim == 3 and picture.shape[2] == 3 and picture.shape[0] > 200
+    assert (np.abs(picture.astype(int) - START_COLOUR).sum(axis=2) == 0).any()  # the edits' framed start images
+    captured = capsys.readouterr()
+    assert "encode" in captured.out
+    # Issue 32 item 17: the demo's stages and its refinement show in a pipe (capsys is no terminal)
+    stages = [line.split(": ", 1)[1] for line in captured.err.splitlines()]
+    assert stages[:3] == ["loading the bundled GAN dcgan-fashion-mnist and its paper inverter",
+                          "encoding 30 test images with the paper inverter",
+                          "encoding 30 test images with the real-images inverter (2 step networks)"]
+    assert stages[3] == "refining 10 of them, 5 steps each" and stages[-3].startswith("refine 10 images x 5 steps: done in ")
+    assert stages[-2:] == ["editing two sneakers toward ankle boots",
+                           f"writing {tmp_path / 'reconstructions.png'} and {tmp_path / 'metrics.json'}"]
+
+
+def _bands(mask: np.ndarray) -> list[tuple[int, int]]:
+    """Runs of True along a 1-D mask, as (first, last + 1)."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], mask.astype(np.int8), [0]])))
+    return list(zip(edges[::2], edges[1::2]))
+
+
+def test_demo_picture_has_a_header_row_row_labels_and_an_edit_panel_of_its_own() -> None:
+    """Issue 32 item 19: class names over the columns, a label beside every row, and the edits in a panel with its
+    own header (start image framed, then one column per strength), not under the class columns."""
+    tile = np.full((4, 28, 28), 7, dtype=np.uint8)  # darker than any text (anti-aliased from 20 to 255)
+    rows = [Row(name, detail, tile) for name, detail in (("original", "real test image"), ("encode", "paper CN, 17 dB"))]
+    blocks = tuple(EditBlock(f"sneaker {k}", tile[0], (Row("edit, paper CN", "", tile[:3]),)) for k in "AB")
+    picture = draw_picture("Reconstructions", "PSNR", ["T-shirt/top", "Trouser", "Sneaker", "Ankle boot"], rows,
+                           EditPanel("Edit", "start, then s", (0.0, 1.0, 2.0), blocks))
+    assert picture.dtype == np.uint8 and picture.ndim == 3 and picture.shape[2] == 3
+    grey = (picture == 7).all(axis=2)
+    text = ((picture.max(axis=2) < 110) & ~grey) | (np.abs(picture.astype(int) - START_COLOUR).sum(axis=2) == 0)
+    row_bands = _bands(grey.any(axis=1))
+    assert len(row_bands) == 2 + 2  # two reconstruction rows, then one edit row per start image
+    tiles_per_row = [len(_bands(grey[(top + bottom) // 2])) for top, bottom in row_bands]
+    assert tiles_per_row == [4, 4, 4, 4]  # the edit rows: start + 3 strengths
+    first_tile = _bands(grey[sum(row_bands[0]) // 2])[0][0]
+    above = [row_bands[0][0] - 40, row_bands[0][0]]
+    for left, right in _bands(grey[sum(row_bands[0]) // 2]):  # a header over each class column
+        assert text[above[0]:above[1], left:right].any()
+    for (top, bottom), (next_top, _) in zip(row_bands[2:], row_bands[3:] + [(len(picture), 0)]):
+        assert text[top:bottom, :first_tile].any()  # the row's label
+        assert text[top - 30:top, first_tile:].any()  # the edit block's own header ("start", "s = 0", ...)
+        start_left = _bands(grey[(top + bottom) // 2])[0][0]
+        frame = picture[top - 2, start_left]  # the start image is framed
+        assert tuple(frame) == START_COLOUR
+    for top, bottom in row_bands[:2]:
+        assert text[top:bottom, :first_tile].any()
+    with pytest.raises(ValueError, match="expected 4 tiles"):
+        draw_picture("t", "s", ["a", "b", "c", "d"], [Row("x", "", tile[:3])])
 
 
 def test_demo_with_fit_and_console_script(tmp_path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -47,13 +48,40 @@ def _load_gan(args: argparse.Namespace, *, need_generator: bool = True) -> Any:
                            latent_shape=getattr(args, "latent_shape", None), device=device)
 
 
-def _load_inverter(args: argparse.Namespace, gan: Any, token: str | None = None) -> Any:
-    from discinvert.cli.sources import load_inverter
+def _inverter_spec(args: argparse.Namespace, gan: Any) -> str:
+    """``--inverter``, else the GAN's own (a zoo entry's default); ``zoo:NAME`` completed to ``zoo:NAME/KIND``."""
+    from discinvert.cli.sources import inverter_name
 
     spec = args.inverter or gan.default_inverter
     if spec is None:
         raise UsageError("--inverter PATH is needed (an inverter file, a save_pretrained directory, org/name or zoo:NAME)")
-    return load_inverter(spec, gan.generator, gan.discriminator, token=token)
+    return inverter_name(spec)
+
+
+def _load_inverter(args: argparse.Namespace, gan: Any, token: str | None = None) -> Any:
+    from discinvert.cli.sources import load_inverter
+
+    return load_inverter(_inverter_spec(args, gan), gan.generator, gan.discriminator, token=token)
+
+
+def _say_inverter(args: argparse.Namespace, gan: Any, inverter: Any) -> None:
+    """One line on stderr: which inverter the command uses, and what kind it is."""
+    import sys
+
+    from discinvert.cli.sources import ZOO_PREFIX, describe_inverter
+
+    spec = _inverter_spec(args, gan)
+    how = ""
+    if args.inverter is None:
+        how = " (the GAN's default"
+        if spec.startswith(ZOO_PREFIX):
+            from discinvert import zoo
+
+            entry, _, kind = spec[len(ZOO_PREFIX):].partition("/")
+            others = [f"{ZOO_PREFIX}{entry}/{k}" for k in zoo.inverters(entry) if k != kind]
+            how += f"; --inverter {' or '.join(others)} for the other" if others else ""
+        how += ")"
+    print(f"discinvert {args.command}: inverter {spec}{how}: {describe_inverter(inverter)}", file=sys.stderr, flush=True)
 
 
 def _codes_suffix(path: Path) -> str:
@@ -70,8 +98,13 @@ def _range_check(args: argparse.Namespace) -> str:
 
 def _invert(inverter: Any, x: Any, args: argparse.Namespace) -> Any:
     if args.refine_steps:
-        return inverter.refine(x, args.refine_steps, batch_size=args.batch_size, progress=None if args.progress else False,
-                               range_check=_range_check(args), iterations=args.iterations)
+        from discinvert.cli.progress import Progress, refine_callback
+
+        progress = Progress(args.command, counters=args.progress)  # a bar on a terminal, lines in a log
+        with progress.counter(f"refine {len(x)} images x {args.refine_steps} steps", 0, "image-step") as counter:
+            return inverter.refine(x, args.refine_steps, batch_size=args.batch_size, progress=False,
+                                   range_check=_range_check(args), iterations=args.iterations,
+                                   callback=refine_callback(counter, len(x), args.refine_steps))
     return inverter.encode(x, args.batch_size, range_check=_range_check(args), iterations=args.iterations)
 
 
@@ -378,6 +411,7 @@ def _encode(args: argparse.Namespace) -> int:
     gan = _load_gan(args)
     inverter = _load_inverter(args, gan)
     images = _prepare(raw, inverter, args)
+    _say_inverter(args, gan, inverter)
     codes = _invert(inverter, images.x, args).detach().cpu().float().contiguous()
     # Serialised in memory, then written atomically: np.save to a path can drop a failed
     # final flush silently, leaving a short file behind.
@@ -423,6 +457,7 @@ def _reconstruct(args: argparse.Namespace) -> int:
     picture = images.picture_shape
     # the largest picture, before any image is inverted: --scale 10000 fails here, in one line
     pair_grid_shape(min(args.per_grid, len(images.x)), picture[1], picture[2], columns=args.columns, scale=args.scale)
+    _say_inverter(args, gan, inverter)
     recon = inverter.decode(_invert(inverter, images.x, args), args.batch_size).reshape(-1, *picture)
     x = images.x.reshape(-1, *picture)
     psnr, ssim = image_quality(x, recon, value_range=images.value_range)
@@ -461,7 +496,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     specs: list[tuple[str, argparse.Namespace]] = []
     for spec in args.model or []:
-        specs.append((spec.name, argparse.Namespace(gan=spec.gan, generator=None, discriminator=None,
+        specs.append((spec.name, argparse.Namespace(command=args.command, gan=spec.gan, generator=None, discriminator=None,
                                                     latent_shape=None, device=args.device, inverter=spec.inverter)))
     if args.gan is not None or args.generator is not None or args.discriminator is not None:
         name = args.name or args.gan or args.generator or args.discriminator
@@ -499,6 +534,9 @@ def _evaluate(args: argparse.Namespace) -> int:
         raise ValueError(f"--n {n}: only {len(raw)} images in {raw.source}.")
     print(f"evaluating {len(specs)} model(s) on {raw.source}: {n} images x {args.repeats} draws, seed {args.seed}, "
           f"refine steps {args.refine_steps}", flush=True)
+    from discinvert.cli.progress import Progress
+
+    progress = Progress(args.command)  # refinement: a bar on a terminal, a line every few seconds in a log
     results = []
     for i, (name, options) in enumerate(specs, 1):
         print(f"[{i}/{len(specs)}] {name}", flush=True)
@@ -506,13 +544,18 @@ def _evaluate(args: argparse.Namespace) -> int:
         inverter = _load_inverter(options, gan)
         try:
             images = _prepare(raw, inverter, args)
-            score = reconstruction_score(inverter, images.x, n=n, repeats=args.repeats, seed=args.seed,
-                                         refine_steps=args.refine_steps, batch_size=args.batch_size,
-                                         value_range=images.value_range, image_shape=images.picture_shape,
-                                         range_check=_range_check(args))
+            _say_inverter(options, gan, inverter)
+            counter = progress.counter(f"{name}: refine {args.refine_steps} steps", 0, "image-step") \
+                if args.refine_steps else None
+            with counter or contextlib.nullcontext():
+                score = reconstruction_score(inverter, images.x, n=n, repeats=args.repeats, seed=args.seed,
+                                             refine_steps=args.refine_steps, batch_size=args.batch_size,
+                                             value_range=images.value_range, image_shape=images.picture_shape,
+                                             range_check=_range_check(args),
+                                             progress_callback=None if counter is None else counter.update_to)
         except ValueError as error:
             raise ValueError(f"model {name}: {error}") from None
-        results.append({"name": name, "gan": gan.description, "inverter": options.inverter or gan.default_inverter,
+        results.append({"name": name, "gan": gan.description, "inverter": _inverter_spec(options, gan),
                         "feature_layer": _layer_text(inverter.feature_layer), "value_range": list(images.value_range), **score})
         del gan, inverter, images
         if torch.cuda.is_available():
@@ -546,6 +589,7 @@ def _push(args: argparse.Namespace) -> int:
 
     gan = _load_gan(args)
     inverter = _load_inverter(args, gan, token=args.token)
+    _say_inverter(args, gan, inverter)
     print(f"pushing the inverter ({_layer_text(inverter.feature_layer)} -> {_format_shape(inverter.latent_shape)}) to {args.repo_id}",
           flush=True)
     try:
@@ -561,30 +605,21 @@ def _push(args: argparse.Namespace) -> int:
     return 0
 
 
-def _serve_inverter(args: argparse.Namespace, gan: Any) -> Any:
-    """``--inverter``, else a zoo entry's best inverter (its real-images one when it has it)."""
-    from discinvert.cli.sources import load_inverter
-
-    if args.inverter is None and args.gan is not None and args.gan.startswith("zoo:"):
-        from discinvert import zoo
-
-        entry = args.gan[len("zoo:"):].strip("/")
-        kinds = zoo.inverters(entry) if entry in zoo.available() else []
-        if "real-images" in kinds:
-            return load_inverter(f"zoo:{entry}/real-images", gan.generator, gan.discriminator), f"zoo:{entry}/real-images"
-    return _load_inverter(args, gan), args.inverter or gan.default_inverter
-
-
 def _serve(args: argparse.Namespace) -> int:
     import sys
 
+    from discinvert.cli.progress import Progress
+
+    progress = Progress(args.command)  # stderr: stdout's first line stays the URL
+    progress.stage(f"loading {args.gan or 'the GAN'} and its inverter ...")  # before the seconds of importing
     try:
         from discinvert import web
         from discinvert.web import server, sources
     except ImportError as error:
         raise ValueError(str(error)) from None
     gan = _load_gan(args)
-    inverter, inverter_name = _serve_inverter(args, gan)
+    inverter = _load_inverter(args, gan)
+    _say_inverter(args, gan, inverter)
     zoo_entry = args.gan[len("zoo:"):].strip("/") if args.gan is not None and args.gan.startswith("zoo:") else None
     examples = directions = None
     if zoo_entry is not None:  # its test pictures, and one direction per class
@@ -592,16 +627,19 @@ def _serve(args: argparse.Namespace) -> int:
         if args.labelled is None and args.directions is None:
             from discinvert.edit import class_directions
 
+            progress.stage(f"one edit direction per class, from {len(images)} test pictures ...")
             directions = class_directions(inverter, images, labels, names)
     if args.examples is not None:
+        progress.stage(f"reading the example pictures {args.examples} ...")
         examples = sources.examples_from(args.examples, inverter)
     if args.labelled is not None:
+        progress.stage(f"one edit direction per label of {args.labelled} ...")
         directions = sources.directions_from_folders(args.labelled, inverter)
     if args.directions is not None:
         directions = {**(directions or {}), **sources.directions_from_file(args.directions, inverter)}
     limits = web.Limits(max_upload_bytes=int(args.max_upload_mb * 2**20), max_refine_steps=args.max_refine_steps,
                         queue=args.queue)
-    session = web.WebSession(inverter, description=f"{gan.description}; inverter {inverter_name}",
+    session = web.WebSession(inverter, description=f"{gan.description}; inverter {_inverter_spec(args, gan)}",
                              examples=examples, directions=directions, limits=limits)
     sock = server.bind(args.host, args.port)
     if not server.is_loopback(args.host):

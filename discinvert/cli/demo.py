@@ -3,16 +3,20 @@
 Loads the zoo's GAN and inverter (or fits a fresh inverter with ``fit=True``), encodes
 the 1,000 bundled real test images, refines a subset, edits a few, and writes
 
-- ``reconstructions.png``: rows originals | encode | encode with the real-image-stage
-  inverter (when the entry bundles one and no fresh fit is asked for; with its step
-  networks, if it has any) | refine | edit (sneaker → ankle boot at increasing strength),
-  through the paper inverter and, when bundled, through the real-image-stage inverter;
+- ``reconstructions.png`` (:mod:`discinvert.cli.demo_picture`): one real test image per class
+  under a header of class names, in rows originals | encode | encode with the real-image-stage
+  inverter (when the entry bundles one and no fresh fit is asked for; with its step networks,
+  if it has any) | refine, each labelled with its inverter and mean PSNR; below, in a panel of
+  its own, an edit (sneaker → ankle boot) of two sneakers: each start image, then the edit at
+  each strength, through the paper inverter and, when bundled, the real-image-stage inverter;
 - ``metrics.json``: ``{"dataset", "n_images", "methods": {"encode": {...}, "encode_real_images":
   {...}, "refine": {...}}}``
   with PSNR/SSIM mean and std over images, seconds and the number of images (strict
   JSON: a value that is not finite is written as ``null``).
 
-Both are written atomically (:func:`discinvert.files.atomic_write`).
+Both are written atomically (:func:`discinvert.files.atomic_write`). Each stage prints one line on
+stderr, and refinement (and a fresh fit) a progress bar on a terminal or a line every few seconds
+in a log (:mod:`discinvert.cli.progress`).
 
 Runs offline, on the CPU in a few minutes.
 """
@@ -33,7 +37,9 @@ from discinvert.inverter import Inverter
 from discinvert.zoo.datasets import FASHION_MNIST_CLASSES, from_model_range, to_model_range
 from discinvert.edit import attribute_direction, edit
 from discinvert.fit import DEFAULT_STEPS, fit_inverter
+from discinvert.cli.demo_picture import EditBlock, EditPanel, Row, draw_picture
 from discinvert.cli.images import write_png
+from discinvert.cli.progress import Progress, refine_callback
 from discinvert.metrics import image_quality
 from discinvert.files import check_writable, write_json
 from discinvert.validation import positive_int
@@ -57,7 +63,8 @@ class DemoOptions:
         refine_images: how many of them to refine (refinement costs ~50 G passes each).
         refine_steps: refinement steps.
         seed: seed of the fresh fit.
-        progress: progress bars (``None``: on a terminal only).
+        progress: progress bars on a terminal, lines every few seconds elsewhere (``None``); a bar
+            even off a terminal (``True``); none (``False``). Stage lines print in every case.
     """
 
     out: Path
@@ -70,6 +77,11 @@ class DemoOptions:
     progress: bool | None = None
 
 
+def _db(summary: dict[str, float | int]) -> str:
+    value = float(summary["psnr_mean"])
+    return f"{value:.2f} dB" if np.isfinite(value) else "PSNR undefined"
+
+
 def _summary(psnr: np.ndarray, ssim: np.ndarray, seconds: float) -> dict[str, float | int]:
     return {
         "psnr_mean": float(psnr.mean()), "psnr_std": float(psnr.std()),
@@ -78,32 +90,10 @@ def _summary(psnr: np.ndarray, ssim: np.ndarray, seconds: float) -> dict[str, fl
     }
 
 
-def _grid(rows: list[tuple[str, np.ndarray]], scale: int = 3) -> np.ndarray:
-    """Rows of uint8 tiles (n, 28, 28) → one labelled uint8 image."""
-    from PIL import Image, ImageDraw
-
-    label_width = 90
-    columns = max(len(tiles) for _, tiles in rows)
-    size = rows[0][1].shape[-1]
-    pad = 2
-    height = len(rows) * (size + pad) + pad
-    width = columns * (size + pad) + pad
-    canvas = np.full((height, width), 40, dtype=np.uint8)
-    for r, (_, tiles) in enumerate(rows):
-        for c, tile in enumerate(tiles):
-            y, x = pad + r * (size + pad), pad + c * (size + pad)
-            canvas[y : y + size, x : x + size] = tile
-    big = Image.fromarray(canvas).resize((width * scale, height * scale), Image.NEAREST)
-    framed = Image.new("L", (big.width + label_width, big.height), 255)
-    framed.paste(big, (label_width, 0))
-    draw = ImageDraw.Draw(framed)
-    for r, (label, _) in enumerate(rows):
-        draw.text((4, (pad + r * (size + pad) + size // 2) * scale - 5), label, fill=0)
-    return np.asarray(framed)
-
-
-def run_demo(options: DemoOptions) -> dict[str, Any]:
+def run_demo(options: DemoOptions, progress: Progress | None = None) -> dict[str, Any]:
     """Run the demo; returns the metrics written to ``metrics.json``.
+
+    ``progress`` reports each stage (default: stderr, as ``discinvert demo`` does).
 
     Raises:
         ValueError: ``n_images`` below 1 or above the 1,000 bundled images, ``fit_steps``
@@ -116,28 +106,43 @@ def run_demo(options: DemoOptions) -> dict[str, Any]:
     positive_int(options.refine_images, "refine_images", 0)
     positive_int(options.refine_steps, "refine_steps", 0)
     check_writable(options.out, directory=True)
+    if progress is None:
+        progress = Progress("demo", counters=options.progress is not False, bar=True if options.progress else None)
     images_u8, labels = zoo.load_test_images(ZOO_ENTRY)
     if options.n_images > len(images_u8):
         raise ValueError(f"n_images: expected at most {len(images_u8)} (the bundled test images), got {options.n_images}.")
     n = options.n_images
     images_u8, labels = images_u8[:n], labels[:n]
+    progress.stage(f"loading the bundled GAN {ZOO_ENTRY} and its paper inverter")
     G, D, inverter = zoo.load(ZOO_ENTRY)
     if options.fit:
         config = zoo.load_gan_config(ZOO_ENTRY)
-        inverter = fit_inverter(G, D, config.feature_layer, latent_shape=config.latent_shape,
-                                steps=options.fit_steps, seed=options.seed, progress=options.progress)
+        progress.stage(f"fitting a fresh inverter: {options.fit_steps} steps")
+        fit = {"feature_layer": config.feature_layer, "latent_shape": config.latent_shape,
+               "steps": options.fit_steps, "seed": options.seed}
+        if progress.on_terminal or not progress.counters:  # the fit's own bar, or nothing
+            inverter = fit_inverter(G, D, progress=options.progress, **fit)
+        else:  # a log: a line every few seconds, from the fit's validations
+            with progress.counter("fit", options.fit_steps, "step") as counter:
+                inverter = fit_inverter(G, D, progress=False, on_validation=lambda point: counter.update_to(point.step),
+                                        **fit)
     x = to_model_range(images_u8)
 
+    progress.stage(f"encoding {n} test images with the {'fresh' if options.fit else 'paper'} inverter")
     start = time.perf_counter()
     codes = inverter.encode(x)
     encode_seconds = time.perf_counter() - start
     recon = inverter.decode(codes)
     psnr, ssim = image_quality(x, recon)
     methods: dict[str, Any] = {"encode": _summary(psnr, ssim, encode_seconds)}
-    real_recon, real_inverter = None, None
+    real_recon, real_inverter, real_name = None, None, ""
     if not options.fit and "real-images" in zoo.inverters(ZOO_ENTRY):
         real_inverter = Inverter.from_pretrained(zoo.path(ZOO_ENTRY) / zoo.INVERTERS["real-images"], generator=G,
                                                  discriminator=D)
+        k = real_inverter.iterations
+        real_name = "real-images" + (f" + {k} step{'s' if k > 1 else ''}" if k else "")
+        progress.stage(f"encoding {n} test images with the real-images inverter ({real_inverter.iterations} step "
+                       "networks)")
         start = time.perf_counter()
         real_codes = real_inverter.encode(x)
         real_seconds = time.perf_counter() - start
@@ -147,8 +152,11 @@ def run_demo(options: DemoOptions) -> dict[str, Any]:
     m = min(options.refine_images, n)
     refined_recon = None
     if m and options.refine_steps:
+        progress.stage(f"refining {m} of them, {options.refine_steps} steps each")
         start = time.perf_counter()
-        refined = inverter.refine(x[:m], options.refine_steps, progress=options.progress)
+        with progress.counter(f"refine {m} images x {options.refine_steps} steps", 0, "image-step") as counter:
+            refined = inverter.refine(x[:m], options.refine_steps, progress=False,
+                                      callback=refine_callback(counter, m, options.refine_steps))
         refine_seconds = time.perf_counter() - start
         refined_recon = inverter.decode(refined)
         r_psnr, r_ssim = image_quality(x[:m], refined_recon)
@@ -157,29 +165,51 @@ def run_demo(options: DemoOptions) -> dict[str, Any]:
 
     # One image of each class for the picture (taken from the refined subset when possible).
     pool = m if refined_recon is not None else n
-    columns = [int(np.flatnonzero(labels[:pool] == k)[0]) for k in range(len(FASHION_MNIST_CLASSES)) if (labels[:pool] == k).any()]
-    rows: list[tuple[str, np.ndarray]] = [
-        ("originals", images_u8[columns]),
-        ("encode", from_model_range(recon[columns])),
+    present = [k for k in range(len(FASHION_MNIST_CLASSES)) if (labels[:pool] == k).any()]
+    columns = [int(np.flatnonzero(labels[:pool] == k)[0]) for k in present]
+    name = "fresh inverter" if options.fit else "paper CN"
+    rows = [
+        Row("original", "real test image", images_u8[columns]),
+        Row("encode", f"{name}, {_db(methods['encode'])}", from_model_range(recon[columns])),
     ]
     if real_recon is not None and real_inverter is not None:
-        label = f"real+{real_inverter.iterations} steps" if real_inverter.iterations else "encode+real"
-        rows.append((label, from_model_range(real_recon[columns])))
+        rows.append(Row("encode", f"{real_name}, {_db(methods['encode_real_images'])}",
+                        from_model_range(real_recon[columns])))
     if refined_recon is not None:
-        rows.append((f"refine {options.refine_steps}", from_model_range(refined_recon[columns])))
+        rows.append(Row(f"refine {options.refine_steps}", f"from the {name}'s codes, {_db(methods['refine'])}",
+                        from_model_range(refined_recon[columns])))
+    title = "Reconstructions of real test images, one per class"
+    subtitle = (f"Fashion-MNIST test split, never seen in fitting; PSNR: mean over the {n:,} images"
+                + (f" (refine: over the first {m:,})" if refined_recon is not None else ""))
+
+    edit_panel = None
     sneaker, boot = FASHION_MNIST_CLASSES.index("Sneaker"), FASHION_MNIST_CLASSES.index("Ankle boot")
     if (labels == sneaker).sum() >= 2 and (labels == boot).any():
-        sneakers = x[labels == sneaker][:2]
-        strengths = [0.0, 0.5, 1.0, 1.5, 2.0]
-        order = [i * 2 + j for j in range(2) for i in range(len(strengths))]
-        editors = [("edit: +boot", inverter)] + ([("edit (real): +boot", real_inverter)] if real_inverter else [])
-        for label, editor in editors:  # the same latent arithmetic through each bundled encoder
+        progress.stage("editing two sneakers toward ankle boots")
+        starts = np.flatnonzero(labels == sneaker)[:2]
+        strengths = (0.0, 0.5, 1.0, 1.5, 2.0)
+        editors = [(name, inverter)]
+        if real_inverter is not None:
+            editors.append((real_name, real_inverter))
+        edits = []
+        for editor_name, editor in editors:  # the same latent arithmetic through each bundled encoder
             direction = attribute_direction(editor, x[labels == boot], x[labels == sneaker])
-            edited = torch.cat([edit(editor, sneakers, direction, s) for s in strengths])
-            rows.append((label, from_model_range(edited[order])))
+            edited = torch.stack([edit(editor, x[starts], direction, s) for s in strengths], dim=1)  # (2, S, ...)
+            edits.append((editor_name, from_model_range(edited.flatten(0, 1)).reshape(len(starts), len(strengths),
+                                                                                       *images_u8.shape[1:])))
+        blocks = tuple(
+            EditBlock(f"sneaker {'AB'[i]} (test image {int(index)})", images_u8[index],
+                      tuple(Row(f"edit, {editor_name}", "", tiles[i]) for editor_name, tiles in edits))
+            for i, index in enumerate(starts))
+        edit_panel = EditPanel(
+            "Edit toward ankle boots: code + s * (mean ankle-boot code - mean sneaker code)",
+            "start: the real sneaker; s = 0: its reconstruction; the same latent arithmetic through each inverter",
+            strengths, blocks)
 
     out = Path(options.out)
-    write_png(out / "reconstructions.png", _grid(rows))
+    progress.stage(f"writing {out / 'reconstructions.png'} and {out / 'metrics.json'}")
+    write_png(out / "reconstructions.png",
+              draw_picture(title, subtitle, [FASHION_MNIST_CLASSES[k] for k in present], rows, edit_panel))
     metrics = {
         "dataset": "Fashion-MNIST test split (bundled: the first 100 images of each class)",
         "n_images": n,

@@ -236,7 +236,8 @@ def _image_parent() -> argparse.ArgumentParser:
 def _inverter_option(parser: argparse.ArgumentParser, *, optional_text: str = "") -> None:
     parser.add_argument("--inverter", metavar="INV",
                         help="the inverter: a .safetensors file (Inverter.save), a save_pretrained directory, a Hub "
-                             "repo id org/name, zoo:NAME, or zoo:NAME/real-images (its real-image-stage inverter)"
+                             "repo id org/name, zoo:NAME/real-images (the entry's real-image-stage inverter), "
+                             "zoo:NAME/paper (its paper CN) or zoo:NAME (its default)"
                              + optional_text)
 
 
@@ -256,7 +257,8 @@ def _wrap(text: str) -> str:
 
 
 _RAW = argparse.RawDescriptionHelpFormatter
-_DEFAULT_INVERTER = " (default: a zoo entry's own inverter with --gan zoo:NAME)"
+_DEFAULT_INVERTER = (" (default with --gan zoo:NAME: the entry's real-images inverter where it has one, as for "
+                     "serve; the command prints which one it used)")
 
 Handler = Callable[[argparse.Namespace], int]
 """What runs a command: its parsed options in, the exit code out."""
@@ -393,8 +395,9 @@ def _add_evaluate(commands: Any, handler: Handler) -> None:
                           "for each model; prints a ranked table."),
         epilog="models:\n"
                "  --model [NAME=]GAN[:INV]  repeatable; GAN is a GAN directory or zoo:ENTRY, INV an inverter\n"
-               "                            file, directory, org/name or zoo:ENTRY (default: the zoo entry's\n"
-               "                            own inverter, or the inverter/ of a zoo-entry folder)\n"
+               "                            file, directory, org/name or zoo:ENTRY[/KIND] (default: the zoo\n"
+               "                            entry's real-images inverter where it has one, else its paper CN;\n"
+               "                            the same in a zoo-entry folder)\n"
                "  --gan or --generator/--discriminator, with --inverter [--name NAME]: one more model\n\n"
                + _RANGE_HELP + "\nexample:\n  discinvert evaluate --model zoo:dcgan-fashion-mnist "
                "--model mine=runs/dcgan:inv.safetensors \\\n      --fashion-mnist-test --json scores.json",

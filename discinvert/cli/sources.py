@@ -12,7 +12,11 @@ A GAN comes from one of
 
 An inverter comes from a ``.safetensors`` file (:meth:`Inverter.load`), a directory
 written by :meth:`Inverter.save_pretrained`, a Hub repo id ``org/name``
-(:meth:`Inverter.from_pretrained`), or ``zoo:NAME``.
+(:meth:`Inverter.from_pretrained`), or ``zoo:NAME[/KIND]``. Without ``--inverter``, a zoo
+GAN (and a folder laid out like a zoo entry) brings its own: the entry's
+:func:`discinvert.zoo.default_inverter`, its real-images inverter where it has one, the same
+one the page serves. :func:`inverter_name` and :func:`describe_inverter` give the line each
+command prints about the inverter it used.
 
 Every user mistake (missing path, malformed or unimportable factory, unknown zoo
 entry, unusable device) raises ``ValueError`` or ``FileNotFoundError`` with a
@@ -38,6 +42,8 @@ __all__ = [
     "ZOO_PREFIX",
     "LoadedGAN",
     "check_factory_spec",
+    "describe_inverter",
+    "inverter_name",
     "load_factory",
     "load_gan_source",
     "load_inverter",
@@ -165,20 +171,35 @@ def _zoo_entry(text: str) -> Path:
         raise ValueError(f"{text!r}: unknown zoo entry; available: {', '.join(zoo.available())}.") from None
 
 
+def _bundled_inverter(folder: Path) -> Path | None:
+    """A zoo-entry layout's default inverter folder: ``inverter-real-images/`` when it holds one, else ``inverter/``."""
+    from discinvert import zoo
+
+    real = folder / zoo.INVERTERS["real-images"]
+    if (real / "model.safetensors").is_file():  # zoo.default_inverter's choice
+        return real
+    paper = folder / zoo.INVERTERS["paper"]
+    return paper if paper.is_dir() else None
+
+
 def resolve_gan_directory(text: str) -> tuple[Path, str | None]:
     """Where the GAN's files are for ``--gan``, and the inverter that comes with it (if any).
 
-    ``zoo:NAME`` gives the entry's ``gan/`` and ``inverter/``; a folder holding ``gan/``
-    (a zoo-entry layout) gives ``gan/`` and, when present, ``inverter/``; any other
-    existing folder is taken as the GAN directory itself.
+    ``zoo:NAME`` gives the entry's ``gan/`` and ``zoo:NAME/KIND`` with KIND its
+    :func:`discinvert.zoo.default_inverter` (``real-images`` where bundled); a folder holding
+    ``gan/`` (a zoo-entry layout) gives ``gan/`` and, when present, ``inverter-real-images/``,
+    else ``inverter/`` (the same choice); any other existing folder is taken as the GAN
+    directory itself.
 
     Raises:
         FileNotFoundError: no such folder.
         ValueError: an unknown zoo entry, or a folder without the GAN's ``config.json``.
     """
     if text.startswith(ZOO_PREFIX):
+        from discinvert import zoo
+
         folder = _zoo_entry(text)
-        return folder / "gan", str(folder / "inverter")
+        return folder / "gan", f"{ZOO_PREFIX}{folder.name}/{zoo.default_inverter(folder.name)}"
     path = Path(text)
     if not path.exists():
         raise FileNotFoundError(f"{text}: no such GAN directory.")
@@ -188,8 +209,8 @@ def resolve_gan_directory(text: str) -> tuple[Path, str | None]:
             f"{CONFIG_FILE}), got a file."
         )
     if (path / "gan").is_dir() and not (path / CONFIG_FILE).is_file():
-        inverter = path / "inverter"
-        return path / "gan", str(inverter) if inverter.is_dir() else None
+        inverter = _bundled_inverter(path)
+        return path / "gan", None if inverter is None else str(inverter)
     if not (path / CONFIG_FILE).is_file():
         raise ValueError(
             f"{text}: not a GAN directory (no {CONFIG_FILE}); expected one written by "
@@ -238,10 +259,42 @@ def load_gan_source(
     return LoadedGAN(generator=G, discriminator=D, description=", ".join(parts), latent_shape=latent_shape)
 
 
+def inverter_name(spec: str) -> str:
+    """``spec`` as the commands print it: ``zoo:NAME`` completed to ``zoo:NAME/KIND`` (the entry's default).
+
+    Raises:
+        ValueError: an unknown zoo entry.
+    """
+    entry, _, kind = spec.partition("/")
+    if not spec.startswith(ZOO_PREFIX) or kind:
+        return spec
+    from discinvert import zoo
+
+    name = _zoo_entry(entry).name
+    return f"{ZOO_PREFIX}{name}/{zoo.default_inverter(name)}"
+
+
+def describe_inverter(inverter: Inverter) -> str:
+    """What kind of inverter it is, in a few words, from its config.
+
+    E.g. ``"fitted on real images, 2 step networks; reads D's main.7, codes (100, 1, 1)"`` or
+    ``"fitted on self-generated pairs (the paper's method); reads D's main.7, codes (100, 1, 1)"``.
+    """
+    fit = inverter.config.fit if isinstance(inverter.config.fit, dict) else {}
+    kind = "fitted on real images" if "real_images" in fit else "fitted on self-generated pairs (the paper's method)"
+    if inverter.iterations:
+        kind += f", {inverter.iterations} step network{'s' if inverter.iterations > 1 else ''}"
+    layer = inverter.feature_layer if isinstance(inverter.feature_layer, str) else ",".join(inverter.feature_layer)
+    shape = ", ".join(str(d) for d in inverter.latent_shape)
+    return f"{kind}; reads D's {layer}, codes ({shape})"
+
+
 def load_inverter(spec: str, generator: nn.Module, discriminator: nn.Module, *, token: str | None = None) -> Inverter:
     """Load the inverter ``spec`` (file, directory, ``org/name``, ``zoo:NAME`` or ``zoo:NAME/KIND``) for G and D.
 
-    ``zoo:NAME/real-images`` names the entry's real-image-stage inverter (``zoo.INVERTERS``).
+    ``zoo:NAME/real-images`` names the entry's real-image-stage inverter, ``zoo:NAME/paper`` the
+    paper's CN (``zoo.INVERTERS``); ``zoo:NAME`` alone, the entry's
+    :func:`discinvert.zoo.default_inverter`.
 
     Raises:
         FileNotFoundError: a path that does not exist and is no Hub repo id.
@@ -256,7 +309,7 @@ def load_inverter(spec: str, generator: nn.Module, discriminator: nn.Module, *, 
             kinds = zoo.inverters(_zoo_entry(entry).name)
             if kind and kind not in kinds:
                 raise ValueError(f"{spec}: expected {entry}/KIND with KIND one of {', '.join(kinds)}, got {kind!r}.")
-            folder = _zoo_entry(entry) / zoo.INVERTERS[kind or "paper"]
+            folder = _zoo_entry(entry) / zoo.INVERTERS[kind or zoo.default_inverter(_zoo_entry(entry).name)]
             return Inverter.from_pretrained(folder, generator=generator, discriminator=discriminator)
         path = Path(spec)
         if path.is_dir():
