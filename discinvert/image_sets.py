@@ -21,7 +21,7 @@ import warnings
 
 from torch.utils.data import DataLoader, Dataset, IterableDataset
 
-from discinvert.validation import native_numpy
+from discinvert.validation import holds_data, numpy_tensor
 from discinvert.value_range import nominal_range, range_problem
 
 __all__ = ["ImageSet", "ImageSource", "ImageSplit", "MIN_IMAGES", "UnitRangeWarning", "split_images"]
@@ -42,7 +42,7 @@ def _first_tensor(item: Any, where: str) -> torch.Tensor:
                 f"images: expected floating-point images in the generator's range, got a NumPy array of dtype "
                 f"{item.dtype} at {where}; convert and scale them first (e.g. uint8 x → x / 127.5 - 1 for a tanh G)."
             )
-        item = torch.from_numpy(native_numpy(item))
+        item = numpy_tensor(item, "images")
     if not isinstance(item, torch.Tensor):
         raise ValueError(f"images: expected a tensor (or a tuple starting with one) at {where}, got {type(item).__name__}.")
     if not item.is_floating_point():
@@ -50,7 +50,7 @@ def _first_tensor(item: Any, where: str) -> torch.Tensor:
             f"images: expected floating-point images in the generator's range, got dtype {item.dtype} at {where}; "
             "convert and scale them first (e.g. uint8 x → x / 127.5 - 1 for a tanh generator)."
         )
-    return item.detach()
+    return holds_data(item, "images").detach()
 
 
 def _check_batch(batch: torch.Tensor, image_shape: tuple[int, ...], where: str) -> torch.Tensor:
