@@ -78,12 +78,13 @@ def check_conditioning(conditioning: object) -> Conditioning | None:
     """``conditioning`` if it is a :class:`Conditioning` or ``None``, else ``ValueError``."""
     if conditioning is None or isinstance(conditioning, Conditioning):
         return conditioning
-    name = getattr(conditioning, "__name__", "sampler")
-    hint = (f"; wrap a condition sampler as Conditioning(sampler={name})" if callable(conditioning)
+    name = getattr(conditioning, "__qualname__", None)
+    shown = name if name and name.replace(".", "_").isidentifier() else "..."
+    hint = (f"; wrap a condition sampler as Conditioning(sampler={shown})" if callable(conditioning)
             and not isinstance(conditioning, nn.Module) else "")
     raise ValueError(
         f"conditioning: expected a discinvert.Conditioning or None, got {type(conditioning).__name__} "
-        f"{conditioning!r}{hint}."
+        f"{name or repr(conditioning)[:80]}{hint}."
     )
 
 

@@ -205,7 +205,8 @@ class Inverter(nn.Module):
                 "(e.g. uint8 x → x / 127.5 - 1 for a tanh generator)."
             )
         else:
-            images = holds_data(images, "images").detach()  # never backpropagate into the caller's graph (e.g. images = G(z))
+            # detached: never backpropagate into the caller's graph (e.g. images = G(z))
+            images = holds_data(images, "images").detach()
         expected = self.image_shape
         if images.dim() != len(expected) + 1 or tuple(images.shape[1:]) != expected:
             hint = " (a single image: add a batch dimension, images[None])" if tuple(images.shape) == expected else ""
