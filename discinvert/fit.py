@@ -29,9 +29,10 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from discinvert import distributed as dist_utils
 from discinvert.acceleration import AUTO, check_autocast_dtype, resolve_channels_last
-from discinvert.conditioning import Conditioning
+from discinvert.conditioning import Conditioning, check_conditioning
 from discinvert.config import InverterConfig
 from discinvert.features import FeatureTap
+from discinvert.files import check_writable
 from discinvert.fingerprint import fingerprint_discriminator
 from discinvert.gan import GANFacts, check_module, inspect_gan, resolve_device
 from discinvert.guard import frozen
@@ -304,6 +305,16 @@ def _training_batches(pairs: PairMaker, settings: FitConfig, autocast_dtype: tor
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+def _check_checkpoint_path(settings: FitConfig) -> None:
+    """Refuse a checkpoint path that cannot be a file (an existing folder) before training, not at the first save."""
+    if settings.checkpoint_path is None:
+        return
+    try:
+        check_writable(settings.checkpoint_path)
+    except ValueError as error:
+        raise ValueError(f"checkpoint_path: {error}") from None
+
+
 def _check_stages(settings: FitConfig, given: set[str], images: bool, conditional: bool) -> None:
     """Warn about settings of a stage that will not run; refuse stages a conditional GAN cannot have."""
     idle = sorted(given & set(REAL_STAGE_SETTINGS))
@@ -402,13 +413,18 @@ def fit_inverter(
         ``best_validation_mse`` is the self-generated stage's).
 
     Raises:
-        ValueError: bad arguments or settings; an unknown feature layer (with close
-            matches); a layer D never reaches or runs several times; a latent shape G
-            rejects; G and D on different devices.
+        ValueError: bad arguments or settings (a ``conditioning`` that is no
+            :class:`~discinvert.Conditioning`, a ``checkpoint_path`` that is an existing folder:
+            both before any work); an unknown feature layer (with close matches); a layer D
+            never reaches or runs several times; a latent shape G rejects; a sampler that
+            draws no tensor of the asked rows, meta tensors, or labels outside the known
+            classes (:func:`discinvert.conditioning.label_count`); G and D on different devices.
     """
     settings_ = FitConfig.build(config, **settings)
     _check_stages(settings_, set(settings), images is not None, conditioning is not None)
     _check_callback(on_validation)
+    check_conditioning(conditioning)
+    _check_checkpoint_path(settings_)
     check_module(generator, "generator")
     check_module(discriminator, "discriminator")
     layer_name, layer = resolve_layers(discriminator, feature_layer)

@@ -148,8 +148,9 @@ def probe(
     Call it under :func:`discinvert.guard.frozen` and ``torch.no_grad()``.
 
     Raises:
-        ValueError: G rejects latents of this shape or returns no image batch;
-            D fails on G's images; the feature layer is never reached.
+        ValueError: G rejects latents of this shape (with a conditioning: these latents and
+            the sampler's conditions) or returns no image batch; D fails on G's images; the
+            feature layer is never reached.
     """
     batch = latents.shape[0]
     shape = tuple(latents.shape[1:])
@@ -158,6 +159,14 @@ def probe(
     try:
         images = generate(generator, latents, conditions, conditioning)
     except Exception as error:  # the user's G: any failure means a shape it rejects
+        if conditioning is not None and isinstance(conditions, torch.Tensor):
+            # Either input may be the one G rejects: name both, the sampler's conditions first.
+            raise ValueError(
+                f"generator: G rejected latents of shape {shape} (a batch of {tuple(latents.shape)}) with "
+                f"conditions of shape {tuple(conditions.shape[1:])} and dtype {conditions.dtype} from "
+                f"conditioning.sampler (called through conditioning.call_generator): {type(error).__name__}: "
+                f"{error}; check latent_shape and conditioning.sampler (and Conditioning.num_classes for labels)."
+            ) from error
         raise ValueError(
             f"latent_shape: the generator rejected latents of shape {shape} (a batch of "
             f"{tuple(latents.shape)}): {type(error).__name__}: {error}"

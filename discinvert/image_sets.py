@@ -24,7 +24,7 @@ import warnings
 
 from torch.utils.data import DataLoader, Dataset, IterableDataset
 
-from discinvert.validation import native_numpy
+from discinvert.validation import holds_data, numpy_tensor
 from discinvert.value_range import nominal_range, range_problem
 
 __all__ = ["ImageSet", "ImageSource", "ImageSplit", "MIN_IMAGES", "UnitRangeWarning", "split_images"]
@@ -47,7 +47,7 @@ def _first_tensor(item: Any, where: str, value_range: tuple[float, float]) -> to
                 f"images), got a NumPy array of dtype {item.dtype} at {where}; convert and scale them first (e.g. "
                 "uint8 x → x / 127.5 - 1 for a tanh G)."
             )
-        item = torch.from_numpy(native_numpy(item))
+        item = numpy_tensor(item, "images")
     if not isinstance(item, torch.Tensor):
         raise ValueError(f"images: expected a tensor (or a tuple starting with one) at {where}, got {type(item).__name__}.")
     if item.dtype == torch.bool:  # black and white: the two ends of G's range, not the values 0.0 and 1.0
@@ -59,7 +59,7 @@ def _first_tensor(item: Any, where: str, value_range: tuple[float, float]) -> to
             f"got dtype {item.dtype} at {where}; convert and scale them first (e.g. uint8 x → x / 127.5 - 1 for a "
             "tanh generator)."
         )
-    return item.detach()
+    return holds_data(item, "images").detach()
 
 
 def _check_batch(batch: torch.Tensor, image_shape: tuple[int, ...], where: str) -> torch.Tensor:

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from discinvert import distributed, hub
-from discinvert.conditioning import Conditioning
+from discinvert.conditioning import Conditioning, check_conditioning, check_conditions, label_count
 from discinvert.config import InverterConfig
 from discinvert.features import FeatureTap, reached_modules
 from discinvert.fingerprint import fingerprint_discriminator, fingerprint_generator
@@ -28,7 +28,7 @@ from discinvert.layers import resolve_layers
 from discinvert.network import ConnectionNetwork
 from discinvert.optimize import DEFAULT_REFINE_LR, optimize_latents
 from discinvert.serialization import read_inverter_file, write_inverter_file
-from discinvert.validation import is_integer, native_numpy, positive_int
+from discinvert.validation import holds_data, is_integer, numpy_tensor, optional_bool, optional_callable, positive_int
 from discinvert.value_range import RANGE_MARGIN, nominal_range, range_problem
 
 __all__ = ["DEFAULT_BATCH_SIZE", "RANGE_MARGIN", "FingerprintMismatchError", "ImageRangeWarning", "Inverter", "RangeCheck"]
@@ -111,6 +111,7 @@ class Inverter(nn.Module):
         super().__init__()
         check_module(generator, "generator")
         check_module(discriminator, "discriminator")
+        check_conditioning(conditioning)
         if config.conditional and conditioning is None:
             raise ValueError(
                 "conditioning: this inverter was fit for a conditional GAN; pass the same "
@@ -191,7 +192,7 @@ class Inverter(nn.Module):
                     f"produces them), got a numpy array of dtype {images.dtype}; convert and "
                     "scale them first (e.g. uint8 x → x / 127.5 - 1 for a tanh generator)."
                 )
-            images = torch.from_numpy(native_numpy(images))
+            images = numpy_tensor(images, "images")
         elif not isinstance(images, torch.Tensor):
             raise ValueError(
                 f"images: expected a torch.Tensor or numpy array of shape (N, {', '.join(map(str, self.image_shape))}), "
@@ -204,7 +205,8 @@ class Inverter(nn.Module):
                 "(e.g. uint8 x → x / 127.5 - 1 for a tanh generator)."
             )
         else:
-            images = images.detach()  # never backpropagate into the caller's graph (e.g. images = G(z))
+            # detached: never backpropagate into the caller's graph (e.g. images = G(z))
+            images = holds_data(images, "images").detach()
         expected = self.image_shape
         if images.dim() != len(expected) + 1 or tuple(images.shape[1:]) != expected:
             hint = " (a single image: add a batch dimension, images[None])" if tuple(images.shape) == expected else ""
@@ -243,12 +245,13 @@ class Inverter(nn.Module):
                 "conditions: this inverter was fit for a conditional GAN; pass the images' "
                 "conditions (e.g. class labels of shape (N,))."
             )
-        if isinstance(conditions, np.ndarray):
-            conditions = torch.from_numpy(native_numpy(conditions))
-        if not isinstance(conditions, torch.Tensor) or conditions.dim() == 0 or conditions.shape[0] != n:
-            got = tuple(conditions.shape) if isinstance(conditions, torch.Tensor) else type(conditions).__name__
-            raise ValueError(f"conditions: expected a tensor with {n} rows (one per image), got {got}.")
-        return conditions
+        # What the conditioning knows: the kind and row shape of what its sampler draws, and the class count.
+        device = self._run_device()
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            reference = self.conditioning.sampler(2, torch.Generator(device=device).manual_seed(0), device)
+        return check_conditions(conditions, n, name="conditions", per="image",
+                                classes=label_count(self.conditioning, self.generator, self.discriminator),
+                                reference=reference if isinstance(reference, torch.Tensor) else None)
 
     def _run_device(self) -> torch.device:
         device = model_device(self.discriminator) or model_device(self.generator)
@@ -477,9 +480,12 @@ class Inverter(nn.Module):
             images' device.
 
         Raises:
-            ValueError: bad images, conditions or options.
+            ValueError: bad images, conditions or options (``progress`` not ``None`` or a bool,
+                ``callback`` not callable), all checked before any step.
         """
         positive_int(steps, "steps", 0)
+        optional_bool(progress, "progress")
+        optional_callable(callback, "callback", "callback(start, step, codes)")
         x = self._check_images(images)
         c = self._check_conditions(conditions, x.shape[0])
         size = _check_batch_size(batch_size)

@@ -141,6 +141,13 @@ def first_tensor(output: Any) -> torch.Tensor | None:
     return None
 
 
+def _check_model(model: object) -> None:
+    if not isinstance(model, nn.Module):
+        hint = " (a name: pass the module itself)" if isinstance(model, str) else ""
+        raise ValueError(f"model: expected a torch.nn.Module (usually the discriminator D), got "
+                         f"{type(model).__name__} {model!r:.80}{hint}.")
+
+
 def list_layers(
     model: nn.Module,
     example_input: torch.Tensor | tuple[Any, ...] | None = None,
@@ -163,7 +170,11 @@ def list_layers(
     Returns:
         One :class:`LayerInfo` per submodule, in ``named_modules()`` order. The model
         runs once, in eval mode without gradients, and comes back unchanged.
+
+    Raises:
+        ValueError: ``model`` is not an ``nn.Module`` (e.g. the string ``"D"``).
     """
+    _check_model(model)
     shapes: dict[str, tuple[int, ...]] = {}
     calls: dict[str, int] = {}
     if example_input is not None:
@@ -238,8 +249,9 @@ def suggest_feature_layers(
 
     Raises:
         ValueError: ``depths`` is not a positive int; ``example_input`` holds no batch of at least
-            2; D runs no leaf module before its head.
+            2; D runs no leaf module before its head; ``model`` is not an ``nn.Module``.
     """
+    _check_model(model)
     if isinstance(depths, bool) or not isinstance(depths, int) or depths < 1:
         raise ValueError(f"depths: expected a positive int, got {depths!r}.")
     images = first_tensor(example_input)

@@ -28,7 +28,7 @@ from discinvert.conditioning import Conditioning
 from discinvert.features import FeatureTap
 from discinvert.gan import generate
 from discinvert.guard import frozen
-from discinvert.validation import nonnegative_float, positive_float, positive_int
+from discinvert.validation import nonnegative_float, optional_bool, optional_callable, positive_float, positive_int
 
 __all__ = ["DEFAULT_REFINE_LR", "optimize_latents"]
 
@@ -88,8 +88,9 @@ def optimize_latents(
         ``(N, *latent_shape)`` codes, detached, on ``init``'s device and dtype.
 
     Raises:
-        ValueError: bad ``steps``, ``lr``, weights, ``loss`` or ``tol``; a feature weight
-            without a feature extractor.
+        ValueError: bad ``steps``, ``lr``, weights, ``loss``, ``tol``, ``progress`` (not ``None``
+            or a bool) or ``callback`` (not callable); a feature weight without a feature
+            extractor. All are checked before any step.
     """
     steps = positive_int(steps, "steps", 0)
     lr = positive_float(lr, "lr")
@@ -99,6 +100,8 @@ def optimize_latents(
     prior_weight = nonnegative_float(prior_weight, "prior_weight")
     if tol is not None:
         tol = nonnegative_float(tol, "tol")
+    progress = optional_bool(progress, "progress")
+    callback = optional_callable(callback, "callback", "callback(start, step, codes)")
     if feature_weight > 0 and tap is None:
         raise ValueError("feature_weight: a discriminator feature term needs the feature extractor; got none.")
     if steps == 0 or init.shape[0] == 0:

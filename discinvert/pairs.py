@@ -19,11 +19,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from discinvert.acceleration import autocast_context, channels_last_copy, probe_levers
-from discinvert.conditioning import Conditioning
+from discinvert.conditioning import Conditioning, check_conditions, label_count
 from discinvert.features import FeatureTap
 from discinvert.gan import generate
 from discinvert.latents import LatentSampler
 from discinvert.pool import BatchPool, BatchSource, FreshBatches
+from discinvert.validation import holds_data
 
 __all__ = ["PairMaker", "ValidationSet"]
 
@@ -71,12 +72,16 @@ class PairMaker:
         self.conditioning = conditioning
         self.device = device
         self.levers: dict[str, Any] = {"autocast_dtype": None, "channels_last": False}  # set by training_batches
+        self.classes = None if conditioning is None else label_count(conditioning, generator, tap.discriminator)
 
     def draw(self, n: int, rng: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``n`` latents ``(n, *latent_shape)`` on the fit's device and their conditions (or ``None``).
 
         Raises:
-            ValueError: the sampler returned no batch of ``n`` or another latent shape.
+            ValueError: the latent sampler returned no batch of ``n``, another latent shape or
+                a meta tensor; the condition sampler returned no tensor of ``n`` rows, a meta
+                tensor, or labels outside the known classes
+                (:func:`~discinvert.conditioning.check_conditions`).
         """
         z = self.sampler(n, rng, self.device)
         if not isinstance(z, torch.Tensor) or z.dim() < 2 or z.shape[0] != n:
@@ -86,7 +91,11 @@ class PairMaker:
             raise ValueError(
                 f"latent_sampler: expected samples of latent_shape {self.latent_shape}, got {tuple(z.shape[1:])}."
             )
-        c = None if self.conditioning is None else self.conditioning.sampler(n, rng, self.device)
+        holds_data(z, "latent_sampler")
+        c = None
+        if self.conditioning is not None:
+            c = check_conditions(self.conditioning.sampler(n, rng, self.device), n, name="conditioning.sampler",
+                                 per="latent", classes=self.classes)
         return z.to(self.device), c
 
     def validation_set(self, n: int, rng: torch.Generator, batch_size: int) -> ValidationSet:

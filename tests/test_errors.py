@@ -339,3 +339,260 @@ def test_seed_out_of_range(make_gan) -> None:
     gan = make_gan("dcgan")
     with pytest.raises(ValueError, match=r"seed: expected an int in \[0, 2\*\*62\)"):
         fit_inverter(gan.generator, gan.discriminator, "4", latent_shape=(LATENT, 1, 1), **{**QUICK, "seed": 2**64})
+
+
+# ----------------------------------------------------------------------------- issue 32 item 12: wrong exception types
+# Each case used to escape as a RuntimeError, TypeError, AttributeError, IndexError, NotImplementedError or
+# IsADirectoryError (or was accepted); each must be a ValueError naming what was expected and what came,
+# with G and D left as they were.
+
+def _fit_quick(gan: TinyGAN, **kwargs) -> Inverter:
+    return fit_inverter(gan.generator, gan.discriminator, gan.feature_layer, latent_shape=gan.latent_shape,
+                        **{**QUICK, **kwargs})
+
+
+@pytest.mark.parametrize("method", ["encode", "reconstruct", "refine", "fit"])
+def test_images_on_the_meta_device_are_refused(fitted, method) -> None:
+    from tests.conftest import assert_untouched, snapshot
+
+    gan, inverter = fitted
+    before = snapshot(gan.generator, gan.discriminator)
+    images = torch.zeros(16, 1, 8, 8, device="meta")
+    with pytest.raises(ValueError, match=r"images: expected a tensor holding data .* got one on the meta device"):
+        if method == "fit":
+            _fit_quick(gan, images=images)
+        elif method == "refine":
+            inverter.refine(images, 2, progress=False)
+        else:
+            getattr(inverter, method)(images)
+    assert_untouched(before, gan.generator, gan.discriminator)
+
+
+@pytest.mark.parametrize("method", ["encode", "refine", "fit"])
+def test_numpy_longdouble_images_are_refused(fitted, method) -> None:
+    gan, inverter = fitted
+    images = np.zeros((16, 1, 8, 8), dtype=np.longdouble)
+    with pytest.raises(ValueError, match=r"images: expected a NumPy array of a dtype torch can take .* got dtype "
+                                         rf"{np.dtype(np.longdouble)}"):
+        if method == "fit":
+            _fit_quick(gan, images=images)
+        else:
+            getattr(inverter, method)(images)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"sampler": 5}, r"Conditioning.sampler: expected a callable sampler\(n, generator, device\).*got 5"),
+        ({"call_generator": "G"}, r"Conditioning.call_generator: expected a callable .* got 'G'"),
+        ({"call_discriminator": None}, r"Conditioning.call_discriminator: expected a callable .* got None"),
+        ({"num_classes": 0}, r"Conditioning.num_classes: expected an int >= 1, got 0"),
+        ({"num_classes": 4.0}, r"Conditioning.num_classes: expected an int >= 1, got 4.0"),
+    ],
+    ids=["sampler", "call_generator", "call_discriminator", "num_classes_zero", "num_classes_float"],
+)
+def test_a_conditioning_of_wrong_parts_is_refused(kwargs, message) -> None:
+    from discinvert import Conditioning
+    from tests.conftest import label_sampler
+
+    with pytest.raises(ValueError, match=message):
+        Conditioning(**{"sampler": label_sampler, **kwargs})
+
+
+def test_a_plain_function_as_conditioning_is_refused(make_gan) -> None:
+    from tests.conftest import assert_untouched, label_sampler, snapshot
+
+    gan = make_gan("conditional")
+    before = snapshot(gan.generator, gan.discriminator)
+    expected = r"conditioning: expected a discinvert.Conditioning or None, got function .*Conditioning\(sampler=label_sampler\)"
+    with pytest.raises(ValueError, match=expected):
+        _fit_quick(gan, conditioning=label_sampler)
+    inverter = _fit_quick(gan, conditioning=gan.conditioning)
+    with pytest.raises(ValueError, match=expected):
+        Inverter(inverter.config, generator=gan.generator, discriminator=gan.discriminator, conditioning=label_sampler)
+    assert_untouched(before, gan.generator, gan.discriminator)
+
+
+@pytest.fixture(scope="module")
+def conditional_fit() -> tuple[TinyGAN, Inverter]:
+    from tests.conftest import _build
+
+    gan = _build("conditional")
+    return gan, _fit_quick(gan, conditioning=gan.conditioning)
+
+
+@pytest.mark.parametrize(
+    "labels, message",
+    [
+        (lambda y: y.float(), r"conditions: expected integer conditions \(torch.int64\) like those conditioning.sampler "
+                              r"draws, got dtype torch.float32"),
+        (lambda y: y + 4, r"conditions: expected class labels in \[0, 4\) \(the rows of the nn.Embedding tables G and "
+                          r"D look them up in.*\), got values from 4 to 7"),
+        (lambda y: y - 4, r"conditions: expected class labels in \[0, 4\) .* got values from -4 to -1"),
+        (lambda y: y.numpy().astype(np.int32) + 10, r"conditions: expected class labels in \[0, 4\) .* from 10 to 13"),
+        (lambda y: y[:, None], r"conditions: expected conditions of shape \(4,\) like those conditioning.sampler "
+                               r"draws, got \(4, 1\)"),
+        (lambda y: y.to("meta"), r"conditions: expected a tensor holding data .* meta device"),
+        (lambda y: y.numpy().astype(np.longdouble), r"conditions: expected a NumPy array of a dtype torch can take"),
+    ],
+    ids=["float", "above", "negative", "numpy_above", "extra_dimension", "meta", "longdouble"],
+)
+@pytest.mark.parametrize("method", ["encode", "refine", "decode"])
+def test_bad_labels_in_a_conditional_inverter_are_refused(conditional_fit, labels, message, method) -> None:
+    from tests.conftest import assert_untouched, snapshot
+
+    gan, inverter = conditional_fit
+    z, x, y = gan.sample(4)
+    before = snapshot(gan.generator, gan.discriminator)
+    with pytest.raises(ValueError, match=message):
+        if method == "decode":
+            inverter.decode(z, conditions=labels(y))
+        elif method == "refine":
+            inverter.refine(x, 2, conditions=labels(y), progress=False)
+        else:
+            inverter.encode(x, conditions=labels(y))
+    assert_untouched(before, gan.generator, gan.discriminator)
+    inverter.encode(x, conditions=y)  # the labels as drawn still work
+
+
+def test_labels_beyond_a_declared_number_of_classes_are_refused(make_gan) -> None:
+    from discinvert import Conditioning
+    from tests.conftest import label_sampler
+
+    gan = make_gan("conditional")
+
+    def three_labels(n, generator, device):
+        return label_sampler(n, generator, device) % 3
+
+    # custom calls: discinvert cannot see where the labels go, so only num_classes bounds them
+    conditioning = Conditioning(sampler=three_labels, call_generator=lambda G, z, y: G(z, y),
+                                call_discriminator=lambda D, x, y: D(x, y), num_classes=3)
+    inverter = _fit_quick(gan, conditioning=conditioning)
+    _, x, y = gan.sample(8)
+    y = torch.arange(8) % 3
+    inverter.encode(x, conditions=y)
+    with pytest.raises(ValueError, match=r"conditions: expected class labels in \[0, 3\) \(Conditioning.num_classes\), "
+                                         r"got values from 0 to 3"):
+        inverter.encode(x, conditions=y.index_fill(0, torch.tensor([5]), 3))
+
+
+def _float_labels(n, generator, device):
+    return torch.randint(0, 4, (n,), generator=generator, device=device).float()
+
+
+def _one_label_too_many(n, generator, device):
+    return torch.randint(0, 4, (n + 1,), generator=generator, device=device)
+
+
+def _labels_beyond_the_tables(n, generator, device):
+    return torch.randint(10, 14, (n,), generator=generator, device=device)
+
+
+def _list_of_labels(n, generator, device):
+    return [0] * n
+
+
+def _meta_labels(n, generator, device):
+    return torch.zeros(n, dtype=torch.long, device="meta")
+
+
+@pytest.mark.parametrize(
+    "sampler, message",
+    [
+        (_float_labels, r"expected integer class labels in \[0, 4\) .* got dtype torch.float32"),
+        (_one_label_too_many, r"expected a tensor of conditions with 2 rows \(one per latent\), got \(3,\)"),
+        (_labels_beyond_the_tables, r"expected class labels in \[0, 4\) .* got values from 1[0-3] to 1[0-3]"),
+        (_list_of_labels, r"expected a tensor of conditions with 2 rows \(one per latent\), got list"),
+        (_meta_labels, r"expected a tensor holding data .* meta device"),
+    ],
+    ids=["float", "rows", "out_of_range", "list", "meta"],
+)
+def test_a_bad_condition_sampler_is_named_as_such(make_gan, sampler, message) -> None:
+    from discinvert import Conditioning
+    from tests.conftest import assert_untouched, snapshot
+
+    gan = make_gan("conditional")
+    before = snapshot(gan.generator, gan.discriminator)
+    with pytest.raises(ValueError, match=r"^conditioning.sampler: " + message) as info:
+        _fit_quick(gan, conditioning=Conditioning(sampler=sampler))
+    assert "latent_shape" not in str(info.value)
+    assert_untouched(before, gan.generator, gan.discriminator)
+
+
+def test_a_generator_that_rejects_conditions_names_the_sampler_too(make_gan) -> None:
+    from discinvert import Conditioning
+
+    gan = make_gan("conditional")
+
+    def wide_labels(n, generator, device):  # a custom call hides where the labels go: G fails on them
+        return torch.zeros(n, 3, dtype=torch.long, device=device)
+
+    conditioning = Conditioning(sampler=wide_labels, call_generator=lambda G, z, y: G(z, y))
+    with pytest.raises(ValueError, match=r"^generator: G rejected latents of shape \(8,\) .* with conditions of shape "
+                                         r"\(3,\) and dtype torch.int64 from conditioning.sampler.*check latent_shape "
+                                         r"and conditioning.sampler"):
+        _fit_quick(gan, conditioning=conditioning)
+
+
+def test_a_latent_sampler_returning_meta_tensors_is_refused(make_gan) -> None:
+    from tests.conftest import assert_untouched, snapshot
+
+    gan = make_gan("dcgan")
+    before = snapshot(gan.generator, gan.discriminator)
+
+    def meta_latents(n, generator, device):
+        return torch.zeros((n, LATENT, 1, 1), device="meta")
+
+    with pytest.raises(ValueError, match=r"latent_sampler: expected a tensor holding data .* got one on the meta device"):
+        fit_inverter(gan.generator, gan.discriminator, gan.feature_layer, latent_sampler=meta_latents, **QUICK)
+    assert_untouched(before, gan.generator, gan.discriminator)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"callback": 5}, r"callback: expected a callable callback\(start, step, codes\) or None, got 5"),
+        ({"progress": "yes"}, r"progress: expected None, True or False, got 'yes'"),
+        ({"progress": 1}, r"progress: expected None, True or False, got 1"),
+    ],
+    ids=["callback", "progress_string", "progress_int"],
+)
+def test_bad_refine_options_are_refused_before_any_step(fitted, kwargs, message) -> None:
+    from discinvert.optimize import optimize_latents
+
+    gan, inverter = fitted
+    z, x, _ = gan.sample(2)
+    calls = []
+    hook = gan.generator.register_forward_pre_hook(lambda *args: calls.append(1))
+    try:
+        with pytest.raises(ValueError, match=message):
+            inverter.refine(x, 2, **kwargs)
+        with pytest.raises(ValueError, match=message):
+            optimize_latents(gan.generator, x, z, steps=2, **kwargs)
+    finally:
+        hook.remove()
+    assert calls == [], "G ran before the options were checked"
+
+
+@pytest.mark.parametrize("model", ["D", None, [nn.Linear(2, 2)]], ids=["string", "none", "list"])
+def test_list_layers_of_something_other_than_a_module_is_refused(model) -> None:
+    from discinvert import list_layers, suggest_feature_layers
+
+    with pytest.raises(ValueError, match=r"model: expected a torch.nn.Module \(usually the discriminator D\), got "):
+        list_layers(model)
+    with pytest.raises(ValueError, match=r"model: expected a torch.nn.Module"):
+        suggest_feature_layers(model, torch.zeros(2, 1, 8, 8))
+
+
+def test_a_checkpoint_path_at_a_directory_is_refused_before_training(make_gan, tmp_path) -> None:
+    from tests.conftest import assert_untouched, snapshot
+
+    gan = make_gan("dcgan")
+    before = snapshot(gan.generator, gan.discriminator)
+    validations = []
+    with pytest.raises(ValueError, match=rf"checkpoint_path: {tmp_path}: expected a file to write, got an existing "
+                                         "directory"):
+        _fit_quick(gan, checkpoint_path=tmp_path, checkpoint_every=5, eval_every=1, on_validation=validations.append)
+    assert validations == [], "training started before the checkpoint path was checked"
+    assert list(tmp_path.iterdir()) == []
+    assert_untouched(before, gan.generator, gan.discriminator)
