@@ -33,7 +33,7 @@ from discinvert.conditioning import Conditioning
 from discinvert.config import InverterConfig
 from discinvert.features import FeatureTap
 from discinvert.fingerprint import fingerprint_discriminator
-from discinvert.gan import GANFacts, check_module, inspect_gan, resolve_device
+from discinvert.gan import BATCH_CHECK_SIZE, GANFacts, check_batch_independence, check_module, inspect_gan, resolve_device
 from discinvert.guard import frozen
 from discinvert.image_sets import ImageSource, ImageSplit, split_images
 from discinvert.inverter import Inverter
@@ -50,13 +50,22 @@ from discinvert.settings import (DEFAULT_LR, DEFAULT_STEPS, ITERATIVE_SETTINGS, 
 from discinvert.checkpoint import Checkpointing
 from discinvert.training import OnValidation, TrainResult, train_regressor
 
-__all__ = ["DEFAULT_LR", "DEFAULT_STEPS", "FitConfig", "fit_inverter"]
+__all__ = ["DEFAULT_LR", "DEFAULT_STEPS", "FitConfig", "UselessInverterWarning", "fit_inverter"]
 
 logger = logging.getLogger(__name__)
 
 _STEP_VALIDATION = 512  # held-out latents that choose each step network's weights (without images)
 
 _F = TypeVar("_F", bound=Callable[..., Any])
+
+
+class UselessInverterWarning(UserWarning):
+    """The fit's best validation error does not beat predicting the mean code: the inverter ignores its input.
+
+    ``inverter.config.fit`` then records ``"useless": true`` beside both figures
+    (``best_validation_mse``, ``baseline_validation_mse``). Filter it like any warning, e.g.
+    ``warnings.simplefilter("error", UselessInverterWarning)`` to make such a fit fail.
+    """
 
 
 def _new_seed() -> int:
@@ -142,7 +151,7 @@ def _inverter_config(settings: FitConfig, facts: GANFacts, layer_name: str | tup
                      cn_config: CNConfig, conditional: bool, custom_prior: bool, image_range: tuple[float, float] | None,
                      result: TrainResult, baseline: float, device: torch.device, world_size: int,
                      real: dict[str, Any] | None, step_config: StepConfig | None,
-                     iterative: dict[str, Any] | None, levers: dict[str, Any]) -> InverterConfig:
+                     iterative: dict[str, Any] | None, levers: dict[str, Any], findings: dict[str, bool]) -> InverterConfig:
     return InverterConfig(
         feature_layer=layer_name, latent_shape=latent_shape, image_shape=facts.image_shape,
         feature_dim=facts.feature_dim, cn=cn_config, generator_fingerprint=facts.generator_fingerprint,
@@ -154,11 +163,29 @@ def _inverter_config(settings: FitConfig, facts: GANFacts, layer_name: str | tup
             "final_validation_mse": result.last_error, "baseline_validation_mse": baseline,
             "seconds": round(result.seconds, 3), "device": str(device), "history": result.history,
             "world_size": world_size, "resumed_from_step": result.resumed_from,
-            "stopped": result.stopped, "lr_drops": result.lr_drops, "levers": levers,
+            "stopped": result.stopped, "lr_drops": result.lr_drops, "levers": levers, **findings,
             **({} if real is None else {"real_images": real}),
             **({} if iterative is None else {"iterative": iterative}),
         },
     )
+
+
+def _warn_if_useless(result: TrainResult, baseline: float, settings: FitConfig) -> bool:
+    """Warn when the best validation MSE does not beat predicting the held-out latents' mean; whether it did not.
+
+    The mean's MSE is measured on the same held-out latents (about 1.0 per value for a standard normal prior).
+    A fit whose weights blew up (a far too large ``lr``) or whose feature layer carries nothing about the image
+    (dead or constant features) ends there, and its codes are no better than one fixed code for every image.
+    """
+    if result.best_error < baseline:
+        return False
+    warnings.warn(
+        f"fit: expected a validation MSE below {baseline:.4g}, what predicting the mean code scores, got "
+        f"{result.best_error:.4g} at best: this inverter ignores its input and gives every image about the same "
+        f"code. Try a smaller lr (this fit: {settings.lr:g}), another feature_layer whose features vary with the "
+        "image (see discinvert.suggest_feature_layers), or more steps. inverter.config.fit records "
+        '"useless": true.', UselessInverterWarning, stacklevel=3)
+    return True
 
 
 def _split(images: ImageSource, image_shape: tuple[int, ...], settings: FitConfig, seed: int,
@@ -432,6 +459,9 @@ def fit_inverter(
             probe = pairs.draw(2, val_rng)
             found_shape = tuple(probe[0].shape[1:])
             facts = inspect_gan(generator, tap, probe[0], probe[1], conditioning)
+            check = pairs.draw(BATCH_CHECK_SIZE, val_rng)
+            batch_dependent = check_batch_independence(generator, tap, check[0], check[1], conditioning,
+                                                       allow=settings_.allow_batch_dependent_features)
             val_rng.manual_seed(seed + 1)
             held_out = pairs.validation_set(settings_.validation_size, val_rng, settings_.batch_size)
         split = None if images is None else _split(images, facts.image_shape, settings_, seed, held_out.image_range,
@@ -448,6 +478,7 @@ def fit_inverter(
                                        conditioning is not None, dist_ctx, train_rng, device, levers)
         result = _self_generated_stage(cn, source, held_out, settings_, dist_ctx, checkpointing, autocast_dtype,
                                        on_validation)
+        useless = _warn_if_useless(result, held_out.baseline, settings_)
         real = None
         if split is not None:
             real = _real_stage(cn, generator, tap, pairs, found_shape, split, held_out, settings_, facts.feature_dim,
@@ -463,7 +494,8 @@ def fit_inverter(
 
     inverter_config = _inverter_config(settings_, facts, layer_name, found_shape, cn_config, conditioning is not None,
                                        latent_sampler is not None, held_out.image_range, result, held_out.baseline,
-                                       device, dist_ctx.world_size, real, step_config, iterative, levers)
+                                       device, dist_ctx.world_size, real, step_config, iterative, levers,
+                                       {"useless": useless, "batch_dependent_features": batch_dependent})
     inverter = Inverter(inverter_config, generator=generator, discriminator=discriminator, conditioning=conditioning)
     inverter.cn.load_state_dict(cn.state_dict(), strict=True)
     for mine, trained in zip(inverter.steps, steps, strict=True):
