@@ -428,9 +428,21 @@ def fit_inverter(
         latent validation MSE (``latent_validation_mse``: the top-level
         ``best_validation_mse`` is the self-generated stage's).
 
+    Before training, D runs on 8 of G's images, permuted and split in two, to check that an image's
+    features do not depend on the other images in its batch
+    (:func:`discinvert.gan.check_batch_independence`; ``config.fit["batch_dependent_features"]``
+    records the verdict).
+
+    Warns:
+        UselessInverterWarning: the best validation MSE does not beat predicting the mean code on the
+            same held-out latents (``config.fit["useless"]`` is then ``True``).
+        UserWarning: with ``allow_batch_dependent_features=True``, features that depend on the batch.
+
     Raises:
         ValueError: bad arguments or settings; an unknown feature layer (with close
-            matches); a layer D never reaches or runs several times; a latent shape G
+            matches); a layer D never reaches or runs several times; a feature layer whose output
+            for an image depends on the other images in its batch (a minibatch standard deviation
+            before it), unless ``allow_batch_dependent_features``; a latent shape G
             rejects; G and D on different devices.
     """
     settings_ = FitConfig.build(config, **settings)

@@ -226,11 +226,14 @@ def batch_permutation(batch: int) -> torch.Tensor:
 
 
 def _summary(tensor: torch.Tensor) -> torch.Tensor:
-    flat = tensor.detach().reshape(tensor.shape[0], -1)
+    """``(N, S)``: each row's values (float32, float64 for float64 outputs), or :data:`_SUMMARY_VALUES` of them
+    evenly spaced and their mean."""
+    dtype = torch.float64 if tensor.dtype == torch.float64 else torch.float32
+    flat = tensor.detach().reshape(tensor.shape[0], -1).to(dtype)
     if flat.shape[1] <= _SUMMARY_VALUES:
-        return flat.double()
+        return flat.clone()  # a later in-place layer must not change what was kept
     picks = torch.linspace(0, flat.shape[1] - 1, _SUMMARY_VALUES, device=flat.device).long()
-    return torch.cat([flat[:, picks].double(), flat.double().mean(1, keepdim=True)], dim=1)
+    return torch.cat([flat[:, picks], flat.mean(1, keepdim=True)], dim=1)
 
 
 def _tolerance(dtype: torch.dtype) -> float:
