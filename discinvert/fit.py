@@ -428,22 +428,14 @@ def fit_inverter(
         latent validation MSE (``latent_validation_mse``: the top-level
         ``best_validation_mse`` is the self-generated stage's).
 
-    Before training, D runs on 8 of G's images, permuted and split in two, to check that an image's
-    features do not depend on the other images in its batch
-    (:func:`discinvert.gan.check_batch_independence`; ``config.fit["batch_dependent_features"]``
-    records the verdict).
-
     Warns:
-        UselessInverterWarning: the best validation MSE does not beat predicting the mean code on the
-            same held-out latents (``config.fit["useless"]`` is then ``True``).
-        UserWarning: with ``allow_batch_dependent_features=True``, features that depend on the batch.
+        UselessInverterWarning: the best validation MSE does not beat predicting the mean code.
 
     Raises:
-        ValueError: bad arguments or settings; an unknown feature layer (with close
-            matches); a layer D never reaches or runs several times; a feature layer whose output
-            for an image depends on the other images in its batch (a minibatch standard deviation
-            before it), unless ``allow_batch_dependent_features``; a latent shape G
-            rejects; G and D on different devices.
+        ValueError: bad arguments or settings; an unknown feature layer (with close matches); a layer D
+            never reaches, runs several times, or whose output for an image depends on the rest of its
+            batch (:func:`discinvert.gan.check_batch_independence`); a latent shape G rejects; G and D on
+            different devices.
     """
     settings_ = FitConfig.build(config, **settings)
     _check_stages(settings_, set(settings), images is not None, conditioning is not None)
@@ -471,9 +463,8 @@ def fit_inverter(
             probe = pairs.draw(2, val_rng)
             found_shape = tuple(probe[0].shape[1:])
             facts = inspect_gan(generator, tap, probe[0], probe[1], conditioning)
-            check = pairs.draw(BATCH_CHECK_SIZE, val_rng)
-            batch_dependent = check_batch_independence(generator, tap, check[0], check[1], conditioning,
-                                                       allow=settings_.allow_batch_dependent_features)
+            batch_dependent = check_batch_independence(generator, tap, *pairs.draw(BATCH_CHECK_SIZE, val_rng),
+                                                       conditioning, allow=settings_.allow_batch_dependent_features)
             val_rng.manual_seed(seed + 1)
             held_out = pairs.validation_set(settings_.validation_size, val_rng, settings_.batch_size)
         split = None if images is None else _split(images, facts.image_shape, settings_, seed, held_out.image_range,
@@ -490,7 +481,6 @@ def fit_inverter(
                                        conditioning is not None, dist_ctx, train_rng, device, levers)
         result = _self_generated_stage(cn, source, held_out, settings_, dist_ctx, checkpointing, autocast_dtype,
                                        on_validation)
-        useless = _warn_if_useless(result, held_out.baseline, settings_)
         real = None
         if split is not None:
             real = _real_stage(cn, generator, tap, pairs, found_shape, split, held_out, settings_, facts.feature_dim,
@@ -507,7 +497,8 @@ def fit_inverter(
     inverter_config = _inverter_config(settings_, facts, layer_name, found_shape, cn_config, conditioning is not None,
                                        latent_sampler is not None, held_out.image_range, result, held_out.baseline,
                                        device, dist_ctx.world_size, real, step_config, iterative, levers,
-                                       {"useless": useless, "batch_dependent_features": batch_dependent})
+                                       {"useless": _warn_if_useless(result, held_out.baseline, settings_),
+                                        "batch_dependent_features": batch_dependent})
     inverter = Inverter(inverter_config, generator=generator, discriminator=discriminator, conditioning=conditioning)
     inverter.cn.load_state_dict(cn.state_dict(), strict=True)
     for mine, trained in zip(inverter.steps, steps, strict=True):
