@@ -294,6 +294,7 @@ def check_batch_independence(
     instead = (f" the deepest layer before it whose features are per-image is {last!r}: fit with "
                f"feature_layer={last!r}" if last is not None else
                " no layer of D before it gives per-image features: choose another feature layer")
+    instead = instead if cause else f" {instead[1].upper()}{instead[2:]}"
     message = (
         f"{which}: expected features of each image that do not depend on the other images in its batch, got "
         "features that change when the same images come in another batch (permuted, or split in two), as after "

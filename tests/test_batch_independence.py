@@ -189,3 +189,19 @@ def test_the_check_is_cheap_and_deterministic() -> None:
     assert seen == [8, 8, 4, 4]
     assert batch_permutation(8).tolist() == [4, 0, 7, 3, 2, 5, 1, 6] == batch_permutation(8).tolist()
     assert batch_permutation(2).tolist() == [1, 0]
+
+
+def test_the_command_line_fit_refuses_in_one_line_and_the_flag_fits_with_a_warning(tmp_path, capsys) -> None:
+    from discinvert.cli import main
+
+    gan = ["--generator", "tests.cli_factories:make_generator", "--discriminator",
+           "tests.cli_factories:make_minibatch_std_discriminator", "--latent-shape", "8,1,1", "--feature-layer", "4",
+           "--steps", "2", "--batch-size", "16", "--validation-size", "16", "--no-progress", "--autocast", "off"]
+    out = tmp_path / "inv.safetensors"
+    assert main(["fit", *gan, "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("discinvert fit: error: feature_layer '4': expected features")
+    assert "per-image is '1': fit with feature_layer='1'" in err and "--allow-batch-dependent-features" in err
+    assert not out.exists()
+    assert main(["fit", *gan, "--out", str(out), "--allow-batch-dependent-features"]) == 0
+    assert "discinvert fit: warning: feature_layer '4': expected features" in capsys.readouterr().err and out.is_file()
