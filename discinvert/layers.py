@@ -159,7 +159,8 @@ def first_tensor(output: Any) -> torch.Tensor | None:
 BATCH_TOLERANCE = 1e-4
 """A layer's output for an image "depends on the batch" when rearranging the batch moves some value of it by
 more than this fraction of the output's largest magnitude (at least 8 machine epsilons of its dtype, for half
-precision): far above the float noise of another batch size in float32 (about 1e-7, TF32 being off), below
+precision): far above the float noise of another batch size in float32 (none at all on the CPU for the zoo's
+DCGAN; kernels chosen by batch size round differently by a few float32 epsilons, 1.2e-7, with TF32 off), below
 what an untrained minibatch standard deviation layer moves the next layer's output (about 1.5e-3 in
 ``tests/test_batch_independence.py`` before its statistic's weights are scaled up; a trained D leans on the
 statistic far more)."""
