@@ -22,7 +22,7 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers and IDEs
     from discinvert.conditioning import Conditioning
     from discinvert.config import InverterConfig
     from discinvert.features import LayerNotReachedError
-    from discinvert.fit import fit_inverter
+    from discinvert.fit import UselessInverterWarning, fit_inverter
     from discinvert.hub import HubPushError
     from discinvert.inverter import FingerprintMismatchError, ImageRangeWarning, Inverter
     from discinvert.layers import LayerInfo, list_layers, suggest_feature_layers
@@ -42,6 +42,7 @@ _EXPORTS = {
     "InverterConfig": "discinvert.config",
     "LayerInfo": "discinvert.layers",
     "LayerNotReachedError": "discinvert.features",
+    "UselessInverterWarning": "discinvert.fit",
     "ValidationPoint": "discinvert.training",
     "fit_inverter": "discinvert.fit",
     "list_layers": "discinvert.layers",
@@ -59,6 +60,7 @@ __all__ = [
     "InverterConfig",
     "LayerInfo",
     "LayerNotReachedError",
+    "UselessInverterWarning",
     "ValidationPoint",
     "__version__",
     "fit_inverter",

@@ -34,7 +34,7 @@ from discinvert.config import InverterConfig
 from discinvert.features import FeatureTap
 from discinvert.files import check_writable
 from discinvert.fingerprint import fingerprint_discriminator
-from discinvert.gan import GANFacts, check_module, inspect_gan, resolve_device
+from discinvert.gan import BATCH_CHECK_SIZE, GANFacts, check_batch_independence, check_module, inspect_gan, resolve_device
 from discinvert.guard import frozen
 from discinvert.image_sets import ImageSource, ImageSplit, split_images
 from discinvert.inverter import Inverter
@@ -51,13 +51,22 @@ from discinvert.settings import (DEFAULT_LR, DEFAULT_STEPS, ITERATIVE_SETTINGS, 
 from discinvert.checkpoint import Checkpointing
 from discinvert.training import OnValidation, TrainResult, train_regressor
 
-__all__ = ["DEFAULT_LR", "DEFAULT_STEPS", "FitConfig", "fit_inverter"]
+__all__ = ["DEFAULT_LR", "DEFAULT_STEPS", "FitConfig", "UselessInverterWarning", "fit_inverter"]
 
 logger = logging.getLogger(__name__)
 
 _STEP_VALIDATION = 512  # held-out latents that choose each step network's weights (without images)
 
 _F = TypeVar("_F", bound=Callable[..., Any])
+
+
+class UselessInverterWarning(UserWarning):
+    """The fit's best validation error does not beat predicting the mean code: the inverter ignores its input.
+
+    ``inverter.config.fit`` then records ``"useless": true`` beside both figures
+    (``best_validation_mse``, ``baseline_validation_mse``). Filter it like any warning, e.g.
+    ``warnings.simplefilter("error", UselessInverterWarning)`` to make such a fit fail.
+    """
 
 
 def _new_seed() -> int:
@@ -143,7 +152,7 @@ def _inverter_config(settings: FitConfig, facts: GANFacts, layer_name: str | tup
                      cn_config: CNConfig, conditional: bool, custom_prior: bool, image_range: tuple[float, float] | None,
                      result: TrainResult, baseline: float, device: torch.device, world_size: int,
                      real: dict[str, Any] | None, step_config: StepConfig | None,
-                     iterative: dict[str, Any] | None, levers: dict[str, Any]) -> InverterConfig:
+                     iterative: dict[str, Any] | None, levers: dict[str, Any], findings: dict[str, bool]) -> InverterConfig:
     return InverterConfig(
         feature_layer=layer_name, latent_shape=latent_shape, image_shape=facts.image_shape,
         feature_dim=facts.feature_dim, cn=cn_config, generator_fingerprint=facts.generator_fingerprint,
@@ -155,11 +164,29 @@ def _inverter_config(settings: FitConfig, facts: GANFacts, layer_name: str | tup
             "final_validation_mse": result.last_error, "baseline_validation_mse": baseline,
             "seconds": round(result.seconds, 3), "device": str(device), "history": result.history,
             "world_size": world_size, "resumed_from_step": result.resumed_from,
-            "stopped": result.stopped, "lr_drops": result.lr_drops, "levers": levers,
+            "stopped": result.stopped, "lr_drops": result.lr_drops, "levers": levers, **findings,
             **({} if real is None else {"real_images": real}),
             **({} if iterative is None else {"iterative": iterative}),
         },
     )
+
+
+def _warn_if_useless(result: TrainResult, baseline: float, settings: FitConfig) -> bool:
+    """Warn when the best validation MSE does not beat predicting the held-out latents' mean; whether it did not.
+
+    The mean's MSE is measured on the same held-out latents (about 1.0 per value for a standard normal prior).
+    A fit whose weights blew up (a far too large ``lr``) or whose feature layer carries nothing about the image
+    (dead or constant features) ends there, and its codes are no better than one fixed code for every image.
+    """
+    if result.best_error < baseline:
+        return False
+    warnings.warn(
+        f"fit: expected a validation MSE below {baseline:.4g}, what predicting the mean code scores, got "
+        f"{result.best_error:.4g} at best: this inverter ignores its input and gives every image about the same "
+        f"code. Try a smaller lr (this fit: {settings.lr:g}), another feature_layer whose features vary with the "
+        "image (see discinvert.suggest_feature_layers), or more steps. inverter.config.fit records "
+        '"useless": true.', UselessInverterWarning, stacklevel=3)
+    return True
 
 
 def _split(images: ImageSource, image_shape: tuple[int, ...], settings: FitConfig, seed: int,
@@ -412,12 +439,16 @@ def fit_inverter(
         latent validation MSE (``latent_validation_mse``: the top-level
         ``best_validation_mse`` is the self-generated stage's).
 
+    Warns:
+        UselessInverterWarning: the best validation MSE does not beat predicting the mean code.
+
     Raises:
         ValueError: bad arguments or settings (a ``conditioning`` that is no
             :class:`~discinvert.Conditioning`, a ``checkpoint_path`` that is an existing folder:
             both before any work); an unknown feature layer (with close matches); a layer D
-            never reaches or runs several times; a latent shape G rejects; a sampler that
-            draws no tensor of the asked rows, meta tensors, or labels outside the known
+            never reaches, runs several times, or whose output for an image depends on the rest of
+            its batch (:func:`discinvert.gan.check_batch_independence`); a latent shape G rejects; a
+            sampler that draws no tensor of the asked rows, meta tensors, or labels outside the known
             classes (:func:`discinvert.conditioning.label_count`); G and D on different devices.
     """
     settings_ = FitConfig.build(config, **settings)
@@ -448,6 +479,8 @@ def fit_inverter(
             probe = pairs.draw(2, val_rng)
             found_shape = tuple(probe[0].shape[1:])
             facts = inspect_gan(generator, tap, probe[0], probe[1], conditioning)
+            batch_dependent = check_batch_independence(generator, tap, *pairs.draw(BATCH_CHECK_SIZE, val_rng),
+                                                       conditioning, allow=settings_.allow_batch_dependent_features)
             val_rng.manual_seed(seed + 1)
             held_out = pairs.validation_set(settings_.validation_size, val_rng, settings_.batch_size)
         split = None if images is None else _split(images, facts.image_shape, settings_, seed, held_out.image_range,
@@ -479,7 +512,9 @@ def fit_inverter(
 
     inverter_config = _inverter_config(settings_, facts, layer_name, found_shape, cn_config, conditioning is not None,
                                        latent_sampler is not None, held_out.image_range, result, held_out.baseline,
-                                       device, dist_ctx.world_size, real, step_config, iterative, levers)
+                                       device, dist_ctx.world_size, real, step_config, iterative, levers,
+                                       {"useless": _warn_if_useless(result, held_out.baseline, settings_),
+                                        "batch_dependent_features": batch_dependent})
     inverter = Inverter(inverter_config, generator=generator, discriminator=discriminator, conditioning=conditioning)
     inverter.cn.load_state_dict(cn.state_dict(), strict=True)
     for mine, trained in zip(inverter.steps, steps, strict=True):

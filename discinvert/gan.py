@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -12,8 +13,14 @@ from discinvert.conditioning import Conditioning
 from discinvert.features import FeatureTap, layer_calls, reached_modules
 from discinvert.fingerprint import fingerprint_discriminator, fingerprint_generator
 from discinvert.guard import frozen
+from discinvert.layers import batch_dependence
 
-__all__ = ["GANFacts", "check_module", "generate", "inspect_gan", "model_device", "model_dtype", "probe", "resolve_device"]
+__all__ = ["BATCH_CHECK_SIZE", "GANFacts", "check_batch_independence", "check_module", "generate", "inspect_gan",
+           "model_device", "model_dtype", "probe", "resolve_device"]
+
+BATCH_CHECK_SIZE = 8
+"""G's images in the batch-independence check of :func:`check_batch_independence` (halves of 4: a multiple
+of StyleGAN's minibatch-standard-deviation group size)."""
 
 
 def check_module(model: object, name: str) -> nn.Module:
@@ -242,3 +249,70 @@ def inspect_gan(
         modules = tuple(reached_modules(tap, images, conditions))
     d_print = fingerprint_discriminator(tap.discriminator, modules, tap.layer_name)
     return GANFacts(image_shape, feature_dim, modules, g_print, d_print)
+
+
+def check_batch_independence(
+    generator: nn.Module,
+    tap: FeatureTap,
+    latents: torch.Tensor,
+    conditions: torch.Tensor | None = None,
+    conditioning: Conditioning | None = None,
+    *,
+    allow: bool = False,
+) -> bool:
+    """Check that the features of one image do not depend on the other images in its batch.
+
+    A minibatch standard deviation layer before the feature layer (the batch's spread appended as a
+    feature map, as StyleGAN's and ProGAN's D have) would give an image another code in another batch.
+    D runs through ``tap`` (stopping at the feature layers) on G's images of ``latents``
+    (:data:`BATCH_CHECK_SIZE` of them), on them permuted, and on the permuted batch split in two
+    (:func:`discinvert.layers.batch_dependence`); G and D come back untouched. BatchNorm in eval mode,
+    as every fit runs D, reads no batch statistics and passes.
+
+    Args:
+        generator, tap, conditioning: as for :func:`inspect_gan`.
+        latents: ``(n, *latent_shape)`` with ``n >= 2``; ``conditions`` their conditions (or ``None``).
+        allow: warn (a ``UserWarning``) instead of raising.
+
+    Returns:
+        Whether the features depend on the batch (``True`` only with ``allow``).
+
+    Raises:
+        ValueError: the features depend on the batch and ``allow`` is ``False``. The message names the
+            feature layer, D's first layer whose output depends on the batch, and the deepest layer
+            before it whose output does not, to fit on instead.
+    """
+    with frozen(generator, tap.discriminator), torch.no_grad():
+        images = generate(generator, latents, conditions, conditioning)
+
+        def run(rows: torch.Tensor) -> torch.Tensor:
+            rows = rows.to(images.device)
+            return tap(images[rows], None if conditions is None else conditions[rows])
+
+        found = batch_dependence(tap.discriminator, run, images.shape[0])
+    if not found.output_dependent:
+        return False
+    named = [name for name in tap.layer_names if found.of(name)] or list(tap.layer_names)
+    first = found.first_dependent or named[0]
+    modules = dict(tap.discriminator.named_modules(remove_duplicate=False))
+    last = found.last_per_image(tap.discriminator, first)
+    which = (f"feature_layer {named[0]!r}" if len(tap.layer_names) == 1 else
+             f"feature_layer {', '.join(repr(name) for name in named)} (of {list(tap.layer_names)})")
+    cause = ("" if first in named else
+             f" D's first layer whose output depends on the batch is {first!r} ({type(modules[first]).__name__});")
+    instead = (f" the deepest layer before it whose features are per-image is {last!r}: fit with "
+               f"feature_layer={last!r}" if last is not None else
+               " no layer of D before it gives per-image features: choose another feature layer")
+    instead = instead if cause else f" {instead[1].upper()}{instead[2:]}"
+    message = (
+        f"{which}: expected features of each image that do not depend on the other images in its batch, got "
+        "features that change when the same images come in another batch (permuted, or split in two), as after "
+        f"a minibatch standard deviation layer, so an image would get another code in another batch.{cause}"
+        f"{instead} (see discinvert.list_layers(D, images): LayerInfo.batch_dependent)"
+    )
+    if not allow:
+        raise ValueError(f"{message}, or pass allow_batch_dependent_features=True (discinvert fit "
+                         "--allow-batch-dependent-features) to fit on these features anyway.")
+    warnings.warn(f"{message}. Fitting anyway (allow_batch_dependent_features=True): codes depend on the batch "
+                  "they are encoded in.", UserWarning, stacklevel=3)
+    return True

@@ -4,13 +4,18 @@ A feature layer is named by its dotted path in ``D.named_modules()`` (``"main.9"
 ``"blocks.3.act"``, or a bare index ``"8"`` for a top-level ``nn.Sequential``), or
 handed over as the submodule itself. Several layers (a list of such names or modules) make
 one feature vector: their outputs flattened and concatenated in the order given, as pSp
-reads a pyramid of an encoder's depths (:func:`resolve_layers`).
+reads a pyramid of an encoder's depths (:func:`resolve_layers`). A layer whose output for one
+image depends on the other images in its batch (after a minibatch standard deviation) cannot be one:
+:func:`batch_dependence` finds such layers, :func:`list_layers` marks them and
+:func:`suggest_feature_layers` passes them over.
 """
 
 from __future__ import annotations
 
+import contextlib
 import difflib
-from collections.abc import Callable, Sequence
+import logging
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,8 +24,10 @@ from torch import nn
 
 from discinvert.guard import frozen
 
-__all__ = ["FeatureLayer", "LayerInfo", "first_tensor", "list_layers", "resolve_layer", "resolve_layers",
-           "suggest_feature_layers"]
+__all__ = ["BATCH_TOLERANCE", "BatchDependence", "FeatureLayer", "LayerInfo", "batch_dependence", "batch_permutation",
+           "first_tensor", "list_layers", "resolve_layer", "resolve_layers", "suggest_feature_layers"]
+
+logger = logging.getLogger(__name__)
 
 FeatureLayer = str | nn.Module | Sequence[str | nn.Module]
 """What ``feature_layer`` accepts: one layer (a dotted name or the submodule), or a list of them."""
@@ -40,6 +47,13 @@ class LayerInfo:
         calls: how many times the example forward pass ran it (``None`` without an
             example). A feature layer must run exactly once: a module shared by several
             blocks (one activation reused after each) is refused by ``fit_inverter``.
+        batch_dependent: whether the layer's output for one image changes with the other images in
+            its batch (it does after a minibatch standard deviation layer, which appends the batch's
+            spread as a feature map; see :func:`batch_dependence`). Such a layer would give an image
+            another code in another batch: ``fit_inverter`` refuses it, and
+            :func:`suggest_feature_layers` never suggests it. ``None`` without an example of at least
+            2 inputs, for a layer whose output has no row per input (D's head when it scores the whole
+            batch) or that was not reached, and when D failed on the rearranged batch.
     """
 
     name: str
@@ -47,6 +61,7 @@ class LayerInfo:
     output_shape: tuple[int, ...] | None
     num_parameters: int
     calls: int | None = None
+    batch_dependent: bool | None = None
 
     @property
     def features(self) -> int | None:
@@ -148,6 +163,210 @@ def _check_model(model: object) -> None:
                          f"{type(model).__name__} {model!r:.80}{hint}.")
 
 
+BATCH_TOLERANCE = 1e-4
+"""A layer's output for an image "depends on the batch" when rearranging the batch moves some value of it by
+more than this fraction of the output's largest magnitude (at least 8 machine epsilons of its dtype, for half
+precision): far above the float noise of another batch size in float32 (none at all on the CPU for the zoo's
+DCGAN; kernels chosen by batch size round differently by a few float32 epsilons, 1.2e-7, with TF32 off), below
+what an untrained minibatch standard deviation layer moves the next layer's output (about 1.5e-3 in
+``tests/test_batch_independence.py`` before its statistic's weights are scaled up; a trained D leans on the
+statistic far more)."""
+
+_SUMMARY_VALUES = 16384
+"""Values per image compared for each layer: all of them up to this many, else as many evenly spaced ones
+(and the image's mean over all of them), which bounds the memory the check holds for a large D."""
+
+
+@dataclass(frozen=True)
+class BatchDependence:
+    """Which of a model's layers give an image an output that depends on the other images in its batch.
+
+    Found by :func:`batch_dependence`. Only layers whose output held one row per image in every
+    arrangement of the batch are compared (not D's head when it returns one score per batch, nor
+    modules the run never reached).
+
+    Attributes:
+        order: the compared layers, in the order their first call finished in the batch as given.
+        dependent: those of them whose output for some image changed when the batch was
+            rearranged (any of their calls, for a module that runs several times).
+        calls: how many times each compared layer ran in the batch as given.
+        output_dependent: whether the run's own result (e.g. the feature tap's features) changed;
+            ``None`` when it returned no tensor with one row per image.
+    """
+
+    order: tuple[str, ...]
+    dependent: frozenset[str]
+    calls: dict[str, int]
+    output_dependent: bool | None
+
+    def of(self, name: str) -> bool | None:
+        """Whether layer ``name``'s output depends on the batch; ``None`` where it was not compared."""
+        return (name in self.dependent) if name in self.calls else None
+
+    @property
+    def first_dependent(self) -> str | None:
+        """The first layer to finish whose output depends on the batch (``None``: none)."""
+        return next((name for name in self.order if name in self.dependent), None)
+
+    def last_per_image(self, model: nn.Module, before: str | None) -> str | None:
+        """The deepest layer that finished before ``before`` (all compared layers for ``None``) with per-image
+        output, that runs once and is no dropout, identity, reshaping or embedding module; ``None``: none."""
+        modules = dict(model.named_modules(remove_duplicate=False))
+        found = None
+        for name in self.order:
+            if name == before:
+                break
+            if (name and name not in self.dependent and self.calls[name] == 1
+                    and not isinstance(modules.get(name), _PASS_THROUGH)):
+                found = name
+        return found
+
+
+def batch_permutation(batch: int) -> torch.Tensor:
+    """A fixed rearrangement of ``batch`` rows that moves every image into new company.
+
+    For 8 rows, ``[4, 0, 7, 3, 2, 5, 1, 6]``: every group of 2 or 4 images (consecutive, or every 2nd or
+    4th, as StyleGAN's minibatch standard deviation groups them) gets other members, in the whole
+    permuted batch and in each of its halves.
+    """
+    order = torch.randperm(batch, generator=torch.Generator().manual_seed(0))
+    return order.flip(0) if torch.equal(order, torch.arange(batch)) else order
+
+
+def _summary(tensor: torch.Tensor) -> torch.Tensor:
+    """``(N, S)``: each row's values (float32, float64 for float64 outputs), or :data:`_SUMMARY_VALUES` of them
+    evenly spaced and their mean."""
+    dtype = torch.float64 if tensor.dtype == torch.float64 else torch.float32
+    flat = tensor.detach().reshape(tensor.shape[0], -1).to(dtype)
+    if flat.shape[1] <= _SUMMARY_VALUES:
+        return flat.clone()  # a later in-place layer must not change what was kept
+    picks = torch.linspace(0, flat.shape[1] - 1, _SUMMARY_VALUES, device=flat.device).long()
+    return torch.cat([flat[:, picks], flat.mean(1, keepdim=True)], dim=1)
+
+
+def _tolerance(dtype: torch.dtype) -> float:
+    return max(BATCH_TOLERANCE, 8 * torch.finfo(dtype).eps) if dtype.is_floating_point else 0.0
+
+
+def _differs(a: torch.Tensor, b: torch.Tensor, tolerance: float) -> bool:
+    """Whether ``a`` and ``b`` differ by more than ``tolerance`` of their largest finite magnitude (NaN equals NaN)."""
+    if not torch.equal(a.isnan(), b.isnan()):
+        return True
+    same = (a == b) | a.isnan()  # equal infinities too
+    gap = (a - b).abs().masked_fill(same, 0.0)
+    finite = torch.cat([a[a.isfinite()].abs(), b[b.isfinite()].abs(), a.new_zeros(1)])
+    return bool(gap.max() > tolerance * finite.max()) if gap.numel() else False
+
+
+@contextlib.contextmanager
+def _full_float32() -> Iterator[None]:
+    """Float32 matrix products and convolutions without TF32, so another batch size moves values by float noise only."""
+    precision, cudnn = torch.get_float32_matmul_precision(), torch.backends.cudnn.allow_tf32
+    try:
+        torch.set_float32_matmul_precision("highest")
+        torch.backends.cudnn.allow_tf32 = False
+        yield
+    finally:
+        torch.set_float32_matmul_precision(precision)
+        torch.backends.cudnn.allow_tf32 = cudnn
+
+
+def batch_dependence(model: nn.Module, run: Callable[[torch.Tensor], Any], batch: int) -> BatchDependence:
+    """Find the layers of ``model`` whose output for one image depends on the other images in its batch.
+
+    ``run(rows)`` runs the model on the rows ``rows`` (a 1-D ``int64`` tensor) of the caller's batch of
+    ``batch >= 2`` inputs, and may return a tensor with one row per input to compare as well. It runs on
+    the batch as given, on the batch permuted (:func:`batch_permutation`), and on the permuted batch split
+    into two halves: three forward passes over ``batch`` inputs in all. Each layer's output for each input
+    (every call of it) is compared with the batch as given: it depends on the batch when a value moved by
+    more than :data:`BATCH_TOLERANCE` of the output's largest magnitude. A minibatch standard deviation
+    layer (the spread of the batch appended as a feature map) does; BatchNorm and InstanceNorm in eval mode
+    do not. TF32 is off meanwhile (restored after). Call it under :func:`discinvert.guard.frozen` and
+    ``torch.no_grad()``; its hooks are removed before it returns or raises.
+
+    Raises:
+        ValueError: ``batch`` is below 2.
+        Exception: whatever ``run`` raises.
+    """
+    if batch < 2:
+        raise ValueError(f"batch: expected at least 2 inputs to rearrange, got {batch}.")
+    permutation = batch_permutation(batch)
+    arrangements = [[torch.arange(batch)], [permutation], [permutation[: batch // 2], permutation[batch // 2 :]]]
+    captured: dict[Any, list[torch.Tensor | None]] = {}
+    dtypes: dict[Any, torch.dtype] = {}
+    rows_now = [0]
+
+    def keep(name: Any, output: Any) -> None:
+        tensor = first_tensor(output)
+        per_image = tensor is not None and tensor.dim() >= 1 and tensor.shape[0] == rows_now[0]
+        captured.setdefault(name, []).append(_summary(tensor) if per_image else None)  # type: ignore[arg-type]
+        if per_image:
+            dtypes[name] = tensor.dtype  # type: ignore[union-attr]
+
+    def make_hook(name: str) -> Callable[..., None]:
+        def hook(_module: nn.Module, _inputs: Any, output: Any) -> None:
+            keep(name, output)
+
+        return hook
+
+    runs: list[list[tuple[torch.Tensor, dict[Any, list[torch.Tensor | None]]]]] = []
+    handles = [module.register_forward_hook(make_hook(name)) for name, module in model.named_modules()]
+    try:
+        with _full_float32():
+            for chunks in arrangements:
+                runs.append([])
+                for rows in chunks:
+                    captured = {}
+                    rows_now[0] = len(rows)
+                    result = run(rows)
+                    if result is not None:
+                        keep(None, result)
+                    runs[-1].append((rows, captured))
+    finally:
+        for handle in handles:
+            handle.remove()
+    return _compare(runs, dtypes, batch)
+
+
+def _assemble(chunks: list[tuple[torch.Tensor, dict[Any, list[torch.Tensor | None]]]], name: Any,
+              batch: int) -> list[torch.Tensor] | None:
+    """One arrangement's outputs of layer ``name`` per call, rows back in the batch's order; ``None``: not per image."""
+    counts = {len(captured.get(name, [])) for _, captured in chunks}
+    if len(counts) != 1 or 0 in counts:
+        return None
+    calls = []
+    for call in range(counts.pop()):
+        parts = [(rows, captured[name][call]) for rows, captured in chunks]
+        if any(part is None for _, part in parts) or len({part.shape[1] for _, part in parts}) != 1:  # type: ignore[union-attr]
+            return None
+        whole = parts[0][1].new_empty((batch, parts[0][1].shape[1]))  # type: ignore[union-attr]
+        for rows, part in parts:
+            whole[rows.to(whole.device)] = part  # type: ignore[assignment]
+        calls.append(whole)
+    return calls
+
+
+def _compare(runs: list[list[tuple[torch.Tensor, dict[Any, list[torch.Tensor | None]]]]],
+             dtypes: dict[Any, torch.dtype], batch: int) -> BatchDependence:
+    reference = runs[0][0][1]
+    order, dependent, calls, output = [], set(), {}, None
+    for name in reference:  # dict order: the order their first calls finished
+        arranged = [_assemble(chunks, name, batch) for chunks in runs]
+        if any(a is None for a in arranged) or len({len(a) for a in arranged}) != 1:  # type: ignore[arg-type]
+            continue
+        tolerance = _tolerance(dtypes[name])
+        differs = any(_differs(other, first, tolerance) for rearranged in arranged[1:]
+                      for other, first in zip(rearranged, arranged[0]))  # type: ignore[arg-type]
+        if name is None:
+            output = differs
+            continue
+        order.append(name)
+        calls[name] = len(arranged[0])  # type: ignore[arg-type]
+        if differs:
+            dependent.add(name)
+    return BatchDependence(tuple(order), frozenset(dependent), calls, output)
+
+
 def list_layers(
     model: nn.Module,
     example_input: torch.Tensor | tuple[Any, ...] | None = None,
@@ -169,7 +388,9 @@ def list_layers(
 
     Returns:
         One :class:`LayerInfo` per submodule, in ``named_modules()`` order. The model
-        runs once, in eval mode without gradients, and comes back unchanged.
+        runs once, in eval mode without gradients, and comes back unchanged; with an
+        example of at least 2 inputs it runs three times more on the batch rearranged,
+        to mark the layers whose outputs depend on the batch (``LayerInfo.batch_dependent``).
 
     Raises:
         ValueError: ``model`` is not an ``nn.Module`` (e.g. the string ``"D"``).
@@ -202,6 +423,7 @@ def list_layers(
         finally:
             for handle in handles:
                 handle.remove()
+    dependence = None if example_input is None else _example_dependence(model, example_input, call)
     return [
         LayerInfo(
             name=name,
@@ -209,9 +431,39 @@ def list_layers(
             output_shape=shapes.get(name),
             num_parameters=sum(p.numel() for p in module.parameters()),
             calls=None if example_input is None else calls.get(name, 0),
+            batch_dependent=None if dependence is None else dependence.of(name),
         )
         for name, module in model.named_modules()
     ]
+
+
+def _example_dependence(model: nn.Module, example_input: torch.Tensor | tuple[Any, ...],
+                        call: Callable[[nn.Module, Any], Any] | None) -> BatchDependence | None:
+    """:func:`batch_dependence` on ``example_input`` (every argument with the images' batch size
+    rearranged alike); ``None`` for a batch of fewer than 2 or when the model fails on a rearranged one."""
+    images = first_tensor(example_input)
+    batch = 0 if images is None or images.dim() == 0 else images.shape[0]
+    if batch < 2:
+        return None
+
+    def pick(value: Any, rows: torch.Tensor) -> Any:
+        if isinstance(value, torch.Tensor) and value.dim() >= 1 and value.shape[0] == batch:
+            return value[rows.to(value.device)]
+        return value
+
+    def run(rows: torch.Tensor) -> Any:
+        if isinstance(example_input, tuple):
+            arguments = tuple(pick(value, rows) for value in example_input)
+            return call(model, arguments) if call is not None else model(*arguments)
+        return call(model, pick(example_input, rows)) if call is not None else model(pick(example_input, rows))
+
+    try:
+        with frozen(model), torch.no_grad():
+            return batch_dependence(model, run, batch)
+    except Exception as error:  # noqa: BLE001 - the user's model on a smaller or rearranged batch
+        logger.info("could not check which layers depend on the batch: %s failed on a rearranged batch of "
+                    "the example (%s: %s)", type(model).__name__, type(error).__name__, error)
+        return None
 
 
 _PASS_THROUGH = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.Identity, nn.Flatten,
@@ -232,7 +484,9 @@ def suggest_feature_layers(
     (``tests/test_multi_depth.py``). D runs once on ``example_input`` (eval mode, no gradients,
     D comes back unchanged) and the leaf modules are recorded in the order they run. The head is
     every leaf from the first one whose output has as few values per sample as D's output; leaves
-    that run more than once, and dropout, identity, flatten and embedding modules, are skipped. The
+    that run more than once, leaves whose output for an image depends on the other images in the
+    batch (``LayerInfo.batch_dependent``, checked on ``example_input`` rearranged: three more passes),
+    and dropout, identity, flatten and embedding modules, are skipped. The
     rest are grouped by the shape of their output after the channel dimension (the spatial size of
     ``(N, C, H, W)`` maps); each group offers its last leaf to run (a block's closing activation), and
     the ``depths`` groups whose last leaves run latest are returned, in the order they run. With
@@ -287,6 +541,8 @@ def suggest_feature_layers(
     finally:
         for handle in handles:
             handle.remove()
+    dependence = _example_dependence(model, example_input, call)
+    mixed = frozenset() if dependence is None else dependence.dependent
     output = first_tensor(final[0])
     head_size = 1 if output is None or output.dim() == 0 else max(1, output[0].numel())
     modules = dict(model.named_modules())
@@ -297,7 +553,7 @@ def suggest_feature_layers(
             per_sample *= size
         if per_sample <= head_size:
             break  # the head: this leaf and every one after it
-        if calls[name] != 1 or isinstance(modules[name], _PASS_THROUGH):
+        if calls[name] != 1 or isinstance(modules[name], _PASS_THROUGH) or name in mixed:
             continue
         key = shape[2:]
         groups.pop(key, None)  # re-insert: dict order is then the order the groups' last leaves ran

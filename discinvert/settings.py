@@ -287,6 +287,16 @@ class FitConfig:
         command_line=CommandLine("--channels-last", "run G and D as channels-last copies for the training pairs "
                                  "(default: auto, on the CPU when they allow it)", "switch"))
 
+    allow_batch_dependent_features: bool = _setting(
+        False, "fit even when the feature layer's output for one image depends on the other images in its "
+        "batch (after a minibatch standard deviation layer, as in StyleGAN's D), with a warning instead of the "
+        "``ValueError``; the inverter's codes then depend on the batch they are encoded in. ``False`` "
+        "(default) refuses such a layer and names the deepest one before the dependence "
+        "(:func:`discinvert.gan.check_batch_independence`).", _bool, identity=False, record=False,
+        command_line=CommandLine("--allow-batch-dependent-features", "fit even when the feature layer's output "
+                                 "for an image depends on the rest of its batch (warns; codes then depend on "
+                                 "the batch)", "switch"))
+
     real_steps: int = _setting(
         DEFAULT_REAL_STEPS, "updates of the real-image stage (only with ``images=``): the CN fine-tuned on the "
         "user's images through the frozen G (see :mod:`discinvert.real_stage`).", _int_at_least(1),

@@ -9,10 +9,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from tests.conftest import LATENT, ConvGenerator, conv_discriminator
+from tests.conftest import LATENT, ConvGenerator, conv_discriminator, minibatch_std_discriminator
 
 __all__ = ["LATENT", "make_discriminator", "make_flat_discriminator", "make_flat_generator", "make_generator",
-           "make_shared_activation_discriminator", "not_a_module"]
+           "make_minibatch_std_discriminator", "make_shared_activation_discriminator", "not_a_module"]
 
 
 def make_generator() -> nn.Module:
@@ -20,6 +20,13 @@ def make_generator() -> nn.Module:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         return ConvGenerator().eval()
+
+
+def make_minibatch_std_discriminator() -> nn.Module:
+    """D with a minibatch standard deviation (layer "2"): layers "2" to "6" depend on the batch, "1" is per-image."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        return minibatch_std_discriminator().eval()
 
 
 def make_shared_activation_discriminator() -> nn.Module:

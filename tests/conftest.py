@@ -172,6 +172,45 @@ class TupleDiscriminator(nn.Module):
         return self.head(torch.cat([h.flatten(1), aux], dim=1))
 
 
+class MinibatchStd(nn.Module):
+    """StyleGAN's minibatch standard deviation: the spread of each group of images, appended as one feature map.
+
+    ``group_size=None`` takes the whole batch as one group; ``strided`` groups every ``N/G``-th image together
+    (StyleGAN2's ``x.reshape(G, -1, ...)``), else consecutive images (ProGAN's layout).
+    """
+
+    def __init__(self, group_size: int | None = 4, strided: bool = True) -> None:
+        super().__init__()
+        self.group_size, self.strided = group_size, strided
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.shape
+        g = n if self.group_size is None else min(self.group_size, n)
+        y = x.reshape(g, n // g, c, h, w) if self.strided else x.reshape(n // g, g, c, h, w).transpose(0, 1)
+        y = (y - y.mean(0)).square().mean(0).add(1e-8).sqrt().mean(dim=(1, 2, 3))  # one value per group
+        y = y.reshape(1, -1).expand(g, -1) if self.strided else y.reshape(-1, 1).expand(-1, g)
+        return torch.cat([x, y.reshape(n, 1, 1, 1).expand(n, 1, h, w)], dim=1)
+
+
+def minibatch_std_discriminator(group_size: int | None = 4, strided: bool = True) -> nn.Sequential:
+    """The test DCGAN's D with a minibatch standard deviation before its last hidden layer ("4"); "1" is per-image.
+
+    The next convolution's weights on the statistic are 10 times their initial size, as a trained D leans on it.
+    """
+    model = nn.Sequential(
+        nn.Conv2d(1, 32, 4, 2, 1),  # 0: 4x4
+        nn.LeakyReLU(0.2),  # 1  <- the last per-image layer
+        MinibatchStd(group_size, strided),  # 2
+        nn.Conv2d(33, 64, 3, 1, 1),  # 3
+        nn.LeakyReLU(0.2),  # 4  <- depends on the batch
+        nn.Conv2d(64, 1, 4, 1, 0),  # 5
+        nn.Flatten(),  # 6
+    )
+    with torch.no_grad():
+        model[3].weight[:, 32].mul_(10.0)
+    return model
+
+
 # ----------------------------------------------------------------------------- the zoo
 class BreaksAfter(torch.utils.data.Dataset):
     """The images ``x`` as a data set whose items turn bad (cropped to 4 rows) after ``sound_reads`` reads:

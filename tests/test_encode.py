@@ -205,7 +205,9 @@ class _MinibatchStd(torch.nn.Module):
 @pytest.mark.filterwarnings("ignore:std\\(\\)")
 def test_non_finite_codes_are_an_error_that_says_why(make_gan) -> None:
     gan = make_gan("dcgan")
-    inverter = fit_inverter(gan.generator, _MinibatchStdD(), "mbstd", latent_shape=gan.latent_shape, **QUICK)
+    with pytest.warns(UserWarning, match="Fitting anyway"):  # refused without the opt-in (issue 32, item 4)
+        inverter = fit_inverter(gan.generator, _MinibatchStdD(), "mbstd", latent_shape=gan.latent_shape,
+                                allow_batch_dependent_features=True, **QUICK)
     _, x, _ = gan.sample(4)
     assert torch.isfinite(inverter.encode(x)).all()
     with pytest.raises(ValueError, match=r"NaN/Inf codes for 1 of 1 .*D's features at 'mbstd'.*single image"):

@@ -250,3 +250,50 @@ def test_standardised_inputs_fold_exactly_and_leave_weights_alone_on_error() -> 
     with pytest.raises(ValueError, match="in_features"):
         with standardised_inputs(cn, mean[:3], std[:3]):
             pass
+
+
+# ----------------------------------------------------------------------------- useless inverters (issue 32, item 8)
+SMALL = dict(steps=40, batch_size=32, cn_hidden=(64,), validation_size=64, eval_every=10, autocast_dtype=None,
+             channels_last=False)
+
+
+def _dead_discriminator() -> torch.nn.Module:
+    """D whose feature layer ("1") is a ReLU that never fires: the same (zero) features for every image."""
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 8, 4, 2, 1), torch.nn.ReLU(), torch.nn.Flatten(),
+                                torch.nn.Linear(8 * 4 * 4, 1))
+    with torch.no_grad():
+        model[0].weight.zero_(), model[0].bias.fill_(-1.0)
+    return model
+
+
+@pytest.mark.parametrize("case", ["lr=1e6", "dead feature layer"])
+def test_a_fit_that_does_not_beat_the_mean_code_warns_and_the_file_records_it(make_gan, tmp_path, case) -> None:
+    from discinvert.fit import UselessInverterWarning
+
+    gan = make_gan("dcgan")
+    if case == "dead feature layer":
+        gan.discriminator, gan.feature_layer = _dead_discriminator(), "1"
+    overrides = {**SMALL, "lr": 1e6} if case == "lr=1e6" else SMALL
+    tip = r"Try a smaller lr \(this fit: 1e\+06\)" if case == "lr=1e6" else r"Try a smaller lr \(this fit: 0.002\)"
+    with pytest.warns(UselessInverterWarning, match=r"fit: expected a validation MSE below \d\.\d+, what predicting the "
+                      rf"mean code scores, got .* at best: this inverter ignores its input .*{tip}, another "
+                      r"feature_layer whose features vary with the image"):
+        inverter = _fit(gan, **overrides)
+    fit = inverter.config.fit
+    assert fit["useless"] is True and fit["best_validation_mse"] >= fit["baseline_validation_mse"]
+    assert 0.7 < fit["baseline_validation_mse"] < 1.3  # the mean code's MSE: about 1 per value for N(0, I)
+    path = inverter.save(tmp_path / "inv.safetensors")  # the extra key survives strict loading
+    assert Inverter.load(path, generator=gan.generator, discriminator=gan.discriminator).config.fit["useless"] is True
+
+
+def test_a_normal_tiny_fit_does_not_warn_that_it_is_useless(make_gan) -> None:
+    import warnings
+
+    from discinvert.fit import UselessInverterWarning
+
+    gan = make_gan("dcgan")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UselessInverterWarning)
+        inverter = _fit(gan, **SMALL)
+    fit = inverter.config.fit
+    assert fit["useless"] is False and fit["best_validation_mse"] < fit["baseline_validation_mse"]

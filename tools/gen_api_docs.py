@@ -20,6 +20,7 @@ OUT = ROOT / "docs" / "api.md"
 SECTIONS: list[tuple[str, list[str]]] = [
     ("discinvert", ["fit_inverter", "Inverter", "list_layers", "LayerInfo", "Conditioning", "InverterConfig", "CNConfig",
                     "ConnectionNetwork", "FingerprintMismatchError", "LayerNotReachedError", "ImageRangeWarning",
+                    "UselessInverterWarning",
                     "HubPushError"]),
     ("discinvert.settings", ["FitConfig"]),
     ("discinvert.metrics", ["reconstruction_score", "latent_recovery", "nearest_neighbour_accuracy", "image_quality",

@@ -245,15 +245,20 @@ def _layers(args: argparse.Namespace) -> int:
     print(f"example input: {made}")
     rows = [(info.name or "(D)", info.type, _format_shape(info.output_shape),
              "-" if info.features is None else str(info.features), str(info.num_parameters),
+             {None: "-", False: "per-image", True: "DEPENDS"}[info.batch_dependent],
              "-" if info.calls is None else str(info.calls)) for info in layers]
-    header = ("layer", "type", "output shape", "features", "params", "calls")
-    widths = [max(len(header[i]), *(len(r[i]) for r in rows)) for i in range(6)]
+    header = ("layer", "type", "output shape", "features", "params", "batch", "calls")
+    widths = [max(len(header[i]), *(len(r[i]) for r in rows)) for i in range(len(header))]
     print("  " + "  ".join(h.ljust(w) if i < 3 else h.rjust(w) for i, (h, w) in enumerate(zip(header, widths))))
     for info, row in zip(layers, rows):
         mark = "*" if gan.feature_layer is not None and info.name == gan.feature_layer else " "
         print(mark + " " + "  ".join(c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))))
     if any(info.calls is not None and info.calls > 1 for info in layers):
         print("calls > 1: a module D runs several times (shared); it cannot be the feature layer")
+    if any(info.batch_dependent for info in layers):
+        print("batch DEPENDS: the layer's output for one image changes with the other images in the batch (a minibatch "
+              "standard deviation before it); it cannot be the feature layer without "
+              "--allow-batch-dependent-features")
     if gan.feature_layer is not None:
         print(f"* the GAN config's feature layer ({gan.feature_layer}), used by `discinvert fit` by default")
     else:
