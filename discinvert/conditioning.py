@@ -110,8 +110,11 @@ def label_count(conditioning: Conditioning, generator: nn.Module, discriminator:
     """What is known of the class labels: ``conditioning.num_classes``, else inferred, else ``None``.
 
     Inferred from the models called the default way (``G(z, y)``, ``D(x, y)``, which get the
-    labels as they are): the fewest rows of their ``nn.Embedding`` tables, the labels they
-    can look up. A custom call may map the conditions first, so its model tells nothing.
+    labels as they are) only when all their ``nn.Embedding`` tables have the same number of
+    rows: then those are the labels they can look up. Tables of different sizes (a class table
+    beside a positional one) say nothing about which one takes the labels, so nothing is
+    inferred and labels are not range-checked (set ``Conditioning.num_classes`` to check them).
+    A custom call may map the conditions first, so its model tells nothing.
     """
     if conditioning.num_classes is not None:
         return ClassLabels(conditioning.num_classes, "Conditioning.num_classes", declared=True)
@@ -119,9 +122,9 @@ def label_count(conditioning: Conditioning, generator: nn.Module, discriminator:
                                         (discriminator, conditioning.call_discriminator))
               if call is call_with_condition]
     rows = [module.num_embeddings for model in models for module in model.modules() if isinstance(module, nn.Embedding)]
-    if not rows:
+    if not rows or len(set(rows)) > 1:
         return None
-    return ClassLabels(min(rows), "the rows of the nn.Embedding tables G and D look them up in; set "
+    return ClassLabels(rows[0], "the rows of the nn.Embedding tables G and D look them up in; set "
                        "Conditioning.num_classes if that is not the number of classes", declared=False)
 
 

@@ -596,3 +596,18 @@ def test_a_checkpoint_path_at_a_directory_is_refused_before_training(make_gan, t
     assert validations == [], "training started before the checkpoint path was checked"
     assert list(tmp_path.iterdir()) == []
     assert_untouched(before, gan.generator, gan.discriminator)
+
+
+def test_label_count_is_inferred_only_when_every_embedding_table_agrees() -> None:
+    """A class table beside a table of another size (positions, say) says nothing about which one takes the
+    labels: no range is inferred, so valid labels are never refused; declared classes still are checked."""
+    from discinvert.conditioning import Conditioning, label_count
+    from tests.conftest import ConditionalDiscriminator, ConditionalGenerator, label_sampler
+
+    generator, discriminator = ConditionalGenerator(), ConditionalDiscriminator()
+    conditioning = Conditioning(sampler=label_sampler)
+    assert label_count(conditioning, generator, discriminator).count == 4
+    generator.positions = nn.Embedding(2, 3)  # unrelated, smaller than the 4 classes
+    assert label_count(conditioning, generator, discriminator) is None
+    declared = Conditioning(sampler=label_sampler, num_classes=4)
+    assert label_count(declared, generator, discriminator).count == 4
