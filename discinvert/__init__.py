@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers and IDEs
     from discinvert.inverter import FingerprintMismatchError, ImageRangeWarning, Inverter
     from discinvert.layers import LayerInfo, list_layers, suggest_feature_layers
     from discinvert.network import CNConfig, ConnectionNetwork
+    from discinvert.serialization import UnverifiedWeightsWarning
     from discinvert.training import ValidationPoint
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
@@ -42,6 +43,7 @@ _EXPORTS = {
     "InverterConfig": "discinvert.config",
     "LayerInfo": "discinvert.layers",
     "LayerNotReachedError": "discinvert.features",
+    "UnverifiedWeightsWarning": "discinvert.serialization",
     "ValidationPoint": "discinvert.training",
     "fit_inverter": "discinvert.fit",
     "list_layers": "discinvert.layers",
@@ -59,6 +61,7 @@ __all__ = [
     "InverterConfig",
     "LayerInfo",
     "LayerNotReachedError",
+    "UnverifiedWeightsWarning",
     "ValidationPoint",
     "__version__",
     "fit_inverter",

@@ -221,6 +221,11 @@ def _fit(args: argparse.Namespace) -> int:
         if given:
             raise UsageError(f"{', '.join(given)}: only with --iterations K, K > 0 (the step networks)")
     _check_writable(out, directory=not to_file)  # before minutes of fitting, not after
+    if not to_file:  # the folder's three files are replaced together; one blocked refuses all, so say it now
+        from discinvert.hub import CONFIG_NAME, MODEL_CARD_NAME, WEIGHTS_NAME
+
+        for name in (WEIGHTS_NAME, CONFIG_NAME, MODEL_CARD_NAME):
+            _check_writable(out / name)
     settings = FitConfig.build(**fit_settings(args), device=args.device)
     gan = _load_gan(args)
     text = args.feature_layer or gan.feature_layer
