@@ -341,6 +341,10 @@ def unpickled(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[str]:
             raise AssertionError(f"{name} was called: something tried to unpickle a file")
         return call
 
+    # torch imports torch._dynamo lazily (building on the meta device can), and it subclasses pickle.Unpickler:
+    # imported before that is replaced, or a test run alone fails with "function() argument 'code' must be code".
+    import torch._dynamo  # noqa: F401
+
     for module, name in ((torch, "load"), (pickle, "load"), (pickle, "loads"), (pickle, "Unpickler")):
         monkeypatch.setattr(module, name, refuse(f"{module.__name__}.{name}"))
     return attempts
