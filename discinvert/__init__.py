@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers and IDEs
     from discinvert.inverter import FingerprintMismatchError, ImageRangeWarning, Inverter
     from discinvert.layers import LayerInfo, list_layers, suggest_feature_layers
     from discinvert.network import CNConfig, ConnectionNetwork
+    from discinvert.serialization import UnverifiedWeightsWarning
     from discinvert.training import ValidationPoint
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
@@ -42,6 +43,7 @@ _EXPORTS = {
     "InverterConfig": "discinvert.config",
     "LayerInfo": "discinvert.layers",
     "LayerNotReachedError": "discinvert.features",
+    "UnverifiedWeightsWarning": "discinvert.serialization",
     "UselessInverterWarning": "discinvert.fit",
     "ValidationPoint": "discinvert.training",
     "fit_inverter": "discinvert.fit",
@@ -60,6 +62,7 @@ __all__ = [
     "InverterConfig",
     "LayerInfo",
     "LayerNotReachedError",
+    "UnverifiedWeightsWarning",
     "UselessInverterWarning",
     "ValidationPoint",
     "__version__",

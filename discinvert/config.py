@@ -11,21 +11,29 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from discinvert.iterative import StepConfig, residual_shape
-from discinvert.network import CNConfig
+from discinvert.iterative import MAX_ITERATIONS, StepConfig, residual_shape
+from discinvert.network import MAX_FEATURES, MAX_LATENT_VALUES, CNConfig
 
-__all__ = ["FORMAT_VERSION", "InverterConfig", "migrate"]
+__all__ = ["FORMAT_VERSION", "MAX_IMAGE_VALUES", "MAX_SHAPE_DIMENSIONS", "InverterConfig", "migrate"]
 
-FORMAT_VERSION = 4
+MAX_SHAPE_DIMENSIONS = 16
+"""Most dimensions of ``latent_shape`` or ``image_shape`` in a stored config."""
+MAX_IMAGE_VALUES = 2**28
+"""Most values of one image in a stored config (268,435,456: an RGB image of 8192 x 8192 has 201,326,592)."""
+
+FORMAT_VERSION = 5
 """Version of the on-disk format written by this library.
 
+Version 5 (2026-12): the file's metadata carries a digest of its tensor bytes
+(``tensor_digest``, see :mod:`discinvert.serialization`); the config is unchanged, so a
+version-4 config migrates as it is, and a version-4 file (no digest) loads with a warning.
 Version 4 (2026-12) lets a file store its weight matrices as int8 with one float32 scale
 per output row (``save(dtype=torch.int8)``; the scales are the tensors ``<name>.int8_scale``,
 see :mod:`discinvert.serialization`); the config is unchanged, so a version-3 config
 migrates as it is. Version 3 (2026-12) added ``iterations`` and ``step``, the step networks of iterative
 refinement (:mod:`discinvert.iterative`), whose weights are stored as ``steps.<t>.*``.
 Version 2 added ``image_range`` and made the discriminator fingerprint cover the feature
-layer's name and the module path up to it. Version 1, 2 and 3 files still load (see
+layer's name and the module path up to it. Version 1 to 4 files still load (see
 :func:`migrate`); version 1 and 2 files have no step networks."""
 
 _FINGERPRINT_PREFIX = "sha256:"
@@ -58,16 +66,24 @@ def migrate(data: dict[str, Any], *, source: str) -> dict[str, Any]:
         data = {**data, "format_version": 3, "iterations": 0, "step": None}  # no step networks
     if data["format_version"] == 3:
         data = {**data, "format_version": 4}  # version 4 adds int8 weight storage, nothing to the config
+    if data["format_version"] == 4:
+        data = {**data, "format_version": 5}  # version 5 adds the tensor digest to the metadata, nothing here
     return data
 
 
-def _shape(value: Any, key: str, source: str) -> tuple[int, ...]:
+def _shape(value: Any, key: str, source: str, most: int) -> tuple[int, ...]:
+    """A stored shape: 1 to :data:`MAX_SHAPE_DIMENSIONS` positive ints whose product is at most ``most``."""
+    if isinstance(value, list) and len(value) > MAX_SHAPE_DIMENSIONS:
+        raise ValueError(f"{source}: expected '{key}' to have at most {MAX_SHAPE_DIMENSIONS} dimensions, "
+                         f"got {len(value)}.")
     if (
         not isinstance(value, list)
         or not value
         or any(not isinstance(d, int) or isinstance(d, bool) or d < 1 for d in value)
     ):
         raise ValueError(f"{source}: expected '{key}' to be a non-empty list of positive ints, got {value!r}.")
+    if math.prod(value) > most:
+        raise ValueError(f"{source}: expected '{key}' to hold at most {most} values, got {value!r}.")
     return tuple(value)
 
 
@@ -202,9 +218,22 @@ class InverterConfig:
     def from_dict(cls, data: Any, *, source: str = "config") -> "InverterConfig":
         """Validate and build a config; ``source`` names the file in error messages.
 
+        Every size is bounded here, before anything is built from the config (the loader
+        builds the networks on the meta device to check the weights' shapes), so a small
+        hostile file cannot make loading slow or memory-hungry. The bounds, generous for
+        real GANs: at most :data:`~discinvert.iterative.MAX_ITERATIONS` (64) step networks;
+        at most :data:`~discinvert.network.MAX_HIDDEN_LAYERS` (64) hidden layers, each at
+        most :data:`~discinvert.network.MAX_WIDTH` (65,536) wide, in the CN and the step
+        networks; ``feature_dim`` at most :data:`~discinvert.network.MAX_FEATURES` (2**27);
+        ``latent_shape`` at most :data:`~discinvert.network.MAX_LATENT_VALUES` (2**24)
+        values, ``image_shape`` at most :data:`MAX_IMAGE_VALUES` (2**28), each at most
+        :data:`MAX_SHAPE_DIMENSIONS` (16) dimensions. Sizes must be JSON integers:
+        ``1e30`` (a float) is refused like ``"1024"``.
+
         Raises:
             ValueError: not an object, unknown or missing keys, wrong types or ranges,
-                a newer format version, or a CN whose sizes disagree with the config.
+                a size beyond its bound, a newer format version, or a CN whose sizes
+                disagree with the config. The message starts with ``source``.
         """
         if not isinstance(data, dict):
             raise ValueError(f"{source}: expected a JSON object, got {type(data).__name__}.")
@@ -220,9 +249,17 @@ class InverterConfig:
         if missing or unknown:
             raise ValueError(f"{source}: missing keys {missing}, unknown keys {unknown}.")
         _str(data["library_version"], "library_version", source)
+        iterations = data["iterations"]
+        if not isinstance(iterations, int) or isinstance(iterations, bool) or not 0 <= iterations <= MAX_ITERATIONS:
+            raise ValueError(f"{source}: expected 'iterations' to be an int >= 0 and at most {MAX_ITERATIONS}, "
+                             f"got {iterations!r}.")
         feature_dim = data["feature_dim"]
         if not isinstance(feature_dim, int) or isinstance(feature_dim, bool) or feature_dim < 1:
             raise ValueError(f"{source}: expected 'feature_dim' to be a positive int, got {feature_dim!r}.")
+        if feature_dim > MAX_FEATURES:
+            raise ValueError(f"{source}: expected 'feature_dim' to be at most {MAX_FEATURES}, got {feature_dim}.")
+        latent_shape = _shape(data["latent_shape"], "latent_shape", source, MAX_LATENT_VALUES)
+        image_shape = _shape(data["image_shape"], "image_shape", source, MAX_IMAGE_VALUES)
         modules = data["discriminator_modules"]
         if not isinstance(modules, list) or any(not isinstance(m, str) for m in modules):
             raise ValueError(f"{source}: expected 'discriminator_modules' to be a list of strings, got {modules!r}.")
@@ -237,16 +274,13 @@ class InverterConfig:
             step = None if data["step"] is None else StepConfig.from_dict(data["step"])
         except ValueError as error:
             raise ValueError(f"{source}: {error}") from None
-        iterations = data["iterations"]
-        if not isinstance(iterations, int) or isinstance(iterations, bool) or iterations < 0:
-            raise ValueError(f"{source}: expected 'iterations' to be an int >= 0, got {iterations!r}.")
         if (step is None) != (iterations == 0):
             raise ValueError(f"{source}: expected a 'step' config exactly when 'iterations' > 0, got iterations="
                              f"{iterations} and step={data['step']!r}.")
         config = cls(
             feature_layer=_feature_layer(data["feature_layer"], source),
-            latent_shape=_shape(data["latent_shape"], "latent_shape", source),
-            image_shape=_shape(data["image_shape"], "image_shape", source),
+            latent_shape=latent_shape,
+            image_shape=image_shape,
             feature_dim=feature_dim,
             cn=cn,
             generator_fingerprint=_fingerprint(data["generator_fingerprint"], "generator_fingerprint", source),

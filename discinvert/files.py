@@ -18,6 +18,7 @@ import math
 import os
 import re
 import secrets
+import shutil
 import socket
 import stat
 import time
@@ -140,14 +141,17 @@ def _fsync(path: Path, *, directory: bool = False) -> None:
         os.close(fd)
 
 
-def _write_error(path: str | os.PathLike[str], error: BaseException) -> OSError:
-    """One ``OSError`` naming the file, whatever layer (Python, numpy, safetensors) failed."""
+def _write_error(path: str | os.PathLike[str], error: BaseException, together: Sequence[Path] = ()) -> OSError:
+    """One ``OSError`` naming the file (and the files written with it), whatever layer (Python, numpy,
+    safetensors) failed."""
     if isinstance(error, OSError):
         code, detail = error.errno, error.strerror or str(error)
     else:  # safetensors reports I/O failures as SafetensorError("... (os error 28)")
         found = re.search(r"os error (\d+)", str(error))
         code, detail = (int(found.group(1)) if found else None), str(error)
-    message = f"{path}: could not be written ({detail}); any previous file there is unchanged."
+    others = [str(other.name) for other in together if other != Path(path)]
+    also = f"; so are {', '.join(others)}, written with it" if others else ""
+    message = f"{path}: could not be written ({detail}); any previous file there is unchanged{also}."
     return OSError(code, message) if code else OSError(message)
 
 
@@ -183,34 +187,40 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[str], None]) -> 
 
 
 def atomic_write_many(files: Sequence[tuple[str | os.PathLike[str], Callable[[str], None]]]) -> list[Path]:
-    """:func:`atomic_write` for several files that belong together (a GAN folder's weights and config).
+    """:func:`atomic_write` for several files that belong together, all or nothing (a GAN folder's
+    weights and config, an inverter folder's weights, config and model card).
 
     Every file is written to its temporary file first; only when all are written are they
-    moved into place, in the given order. A failure while writing (a full disk) leaves every
-    old file as it was; only a failure of the final renames themselves could leave a mix.
+    moved into place, in the given order. A failure while writing (a full disk, a file
+    size limit, a directory where a file should go, an exception from a ``write``) leaves
+    every old file as it was, and no temporary file. Before a file is replaced, its old
+    version is kept under a temporary name (a hard link, else a copy); if a later rename
+    fails, the files already replaced are put back, so the folder again holds exactly its
+    old files. Only a crash (power cut, ``kill -9``) between two renames can leave some
+    files new and others old; the temporary files it leaves are removed by a later write.
 
     Returns:
         The paths, as :func:`atomic_write` returns them.
 
     Raises:
-        OSError: as :func:`atomic_write`, naming the file that failed.
+        OSError: as :func:`atomic_write`, naming the file that failed; the old files are
+            unchanged (a failure to put one back is logged as an error naming it).
     """
     staged: list[tuple[Path, Path, Path]] = []  # (given, target, temporary)
-    current: Path | None = None
+    handled: list[Path] = []  # the file being staged, then the one being moved into place, last
     try:
         for path, write in files:
-            current = Path(path)
-            staged.append(_stage(current, write))
-        for given, target, tmp in staged:
-            current = given
-            os.replace(tmp, target)
+            handled.append(Path(path))
+            staged.append(_stage(handled[-1], write))
+        _swap_in(staged, keep_previous=len(staged) > 1, on_rename=handled.append)
         staged = []
     except BaseException as error:
+        current = handled[-1] if handled else None
         for _, _, tmp in staged:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
         if isinstance(error, (OSError, safetensors.SafetensorError)) and current is not None:
-            raise _write_error(current, error) from error
+            raise _write_error(current, error, [Path(path) for path, _ in files]) from error
         raise
     for directory in {Path(os.path.realpath(Path(path))).parent for path, _ in files}:
         with contextlib.suppress(OSError):
@@ -218,11 +228,79 @@ def atomic_write_many(files: Sequence[tuple[str | os.PathLike[str], Callable[[st
     return [Path(path) for path, _ in files]
 
 
+def _swap_in(staged: list[tuple[Path, Path, Path]], *, keep_previous: bool,
+             on_rename: Callable[[Path], None]) -> None:
+    """Move each staged temporary file onto its target; with ``keep_previous``, undo all of it on a failure.
+
+    ``on_rename(given)`` is called before each file is moved, so the caller can name the one that failed.
+
+    Raises:
+        OSError: the rename that failed, after the targets already replaced got their old
+            files back (each temporary file of ``staged`` not yet moved is left to the caller).
+    """
+    done: list[tuple[Path, Path | None]] = []  # (target, its old version kept, None where there was none)
+    backup: Path | None = None
+    try:
+        for given, target, tmp in staged:
+            on_rename(given)
+            backup = _keep_previous(target) if keep_previous else None
+            os.replace(tmp, target)
+            done.append((target, backup))
+            backup = None
+    except BaseException:
+        if backup is not None:  # kept, but its target was not replaced
+            with contextlib.suppress(OSError):
+                os.unlink(backup)
+        for target, kept in reversed(done):
+            try:
+                if kept is None:
+                    os.unlink(target)
+                else:
+                    os.replace(kept, target)
+            except OSError as undo_error:
+                logger.error("%s: could not put the previous file back after a failed write of the files that "
+                             "belong with it (%s); it holds the new version", target, undo_error)
+        raise
+    for _target, kept in done:
+        if kept is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(kept)
+
+
+def _keep_previous(target: Path) -> Path | None:
+    """A second name (a temporary file beside it) for ``target``'s current file; None if there is none.
+
+    A hard link where the file system has them (nothing is copied), else a copy.
+    """
+    if not target.is_file():
+        return None
+    directory, stem = target.parent, _temporary_stem(target.name)
+    for _ in range(100):
+        kept = directory / f".{stem}.{_HOST_TAG}-{os.getpid()}-{secrets.token_hex(6)}{TEMPORARY_SUFFIX}"
+        try:
+            os.link(target, kept)
+        except FileExistsError:
+            continue
+        except OSError:  # no hard links here (some network and FAT file systems): copy it
+            kept, _ = _create_temporary(directory, stem)
+            try:
+                shutil.copy2(target, kept)
+                _fsync(kept)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(kept)
+                raise
+        return kept
+    raise FileExistsError(errno.EEXIST, f"{directory}: could not create a temporary file")  # pragma: no cover
+
+
 def _stage(given: Path, write: Callable[[str], None]) -> tuple[Path, Path, Path]:
     """Write ``given``'s new content to a temporary file beside its target (mode kept, fsynced)."""
     target = Path(os.path.realpath(given))
     directory = target.parent
     stem = _temporary_stem(target.name)
+    if target.is_dir():  # found before anything is written, not at the rename after the other files
+        raise IsADirectoryError(errno.EISDIR, "expected a file, got a directory")
     directory.mkdir(parents=True, exist_ok=True)
     _remove_stale_temporaries(directory, stem)
     try:

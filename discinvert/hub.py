@@ -17,18 +17,21 @@ again, a repo that existed is never deleted, and :class:`HubPushError` says what
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import numbers
 import os
 import shutil
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, NoReturn, Protocol, TypeVar
 
 from discinvert import distributed
 from discinvert.config import InverterConfig
-from discinvert.files import atomic_write, parse_json
-from discinvert.serialization import read_inverter_file, write_inverter_file
+from discinvert.files import atomic_write_many, parse_json
+from discinvert.serialization import inverter_file_writer, read_inverter_file
 
 if TYPE_CHECKING:
     import torch
@@ -161,13 +164,18 @@ def save_pretrained(
 ) -> Path:
     """Write a Hub-style directory: ``model.safetensors``, ``config.json``, ``README.md`` (model card).
 
-    Each file is replaced atomically. Under torchrun only rank 0 writes (other ranks
-    return the path without writing).
+    All or nothing: the three files are written to temporary files beside them, then moved
+    into place together (:func:`discinvert.files.atomic_write_many`). After any failure (a
+    full disk or file size limit, a directory where a file should go, a refused argument,
+    Ctrl-C) the directory holds exactly what it held before, so a previous inverter there
+    still loads, and no temporary file is left. Other files in the directory are never
+    touched. Under torchrun only rank 0 writes (other ranks return the path without writing).
 
     Args:
-        directory: created if missing.
+        directory: created if missing (and removed again, if still empty, when writing fails).
         gan: a line naming the GAN this inverter belongs to (for the model card).
-        metrics: reconstruction metrics to show on the card.
+        metrics: reconstruction metrics to show on the card: a dict of metric names
+            (strings) to numbers or strings.
         repo_id: the Hub name, for the card's loading snippet.
         dtype: storage dtype of the weights (float32 default; float16 halves the size;
             int8 stores weight matrices as int8 with a float32 scale per output row,
@@ -177,21 +185,54 @@ def save_pretrained(
         The directory.
 
     Raises:
-        ValueError: ``dtype`` is not float32, float16, bfloat16 or int8, or the weights overflow it.
+        ValueError: ``dtype`` is not float32, float16, bfloat16 or int8, or the weights
+            overflow it; ``metrics`` is not a dict of names to numbers or strings; ``gan`` or
+            ``repo_id`` is not a string. Nothing is written.
+        OSError: a file could not be written (the message names it); the directory is as it was.
     """
     import torch
 
     target = Path(directory)
     if not distributed.is_writer():  # under torchrun only rank 0 writes
         return target
-    target.mkdir(parents=True, exist_ok=True)
-    write_inverter_file(target / WEIGHTS_NAME, self.state_dict(), self.config, dtype=dtype or torch.float32)
+    _check_card_arguments(gan=gan, metrics=metrics, repo_id=repo_id)
+    # Everything is prepared (and anything refused) before a file is touched.
+    weights = inverter_file_writer(self.state_dict(), self.config, dtype=dtype or torch.float32)
     config_text = json.dumps(self.config.to_dict(), indent=2, sort_keys=True) + "\n"
-    atomic_write(target / CONFIG_NAME, lambda tmp: Path(tmp).write_text(config_text))
     card = _model_card(self.config, gan=gan, metrics=metrics, repo_id=repo_id)
-    atomic_write(target / MODEL_CARD_NAME, lambda tmp: Path(tmp).write_text(card))
+    created = not target.exists()
+    target.mkdir(parents=True, exist_ok=True)
+    try:
+        atomic_write_many([
+            (target / WEIGHTS_NAME, weights),
+            (target / CONFIG_NAME, lambda tmp: Path(tmp).write_text(config_text, encoding="utf-8")),
+            (target / MODEL_CARD_NAME, lambda tmp: Path(tmp).write_text(card, encoding="utf-8")),
+        ])
+    except BaseException:
+        if created:
+            with contextlib.suppress(OSError):
+                target.rmdir()  # only when empty: the folder this call made, nothing else
+        raise
     logger.info("saved inverter to %s", target)
     return target
+
+
+def _check_card_arguments(*, gan: Any, metrics: Any, repo_id: Any) -> None:
+    """``ValueError`` for model-card arguments the card cannot show, before anything is written."""
+    for name, value in (("gan", gan), ("repo_id", repo_id)):
+        if value is not None and not isinstance(value, str):
+            raise ValueError(f"{name}: expected a string or None, got {type(value).__name__} {value!r}.")
+    if metrics is None:
+        return
+    if not isinstance(metrics, Mapping):
+        raise ValueError(f"metrics: expected a dict of metric names to values, such as {{'psnr': 17.2}}, "
+                         f"got {type(metrics).__name__} {metrics!r:.80}.")
+    for key, value in metrics.items():
+        if not isinstance(key, str):
+            raise ValueError(f"metrics: expected metric names as strings, got {type(key).__name__} {key!r:.80}.")
+        if not isinstance(value, (numbers.Number, str)):
+            raise ValueError(f"metrics[{key!r}]: expected a number or a string, got {type(value).__name__} "
+                             f"{value!r:.80}.")
 
 
 def _has_pickles(files: list[str]) -> bool:
@@ -220,6 +261,10 @@ def _local_files(directory: Path) -> tuple[Path, Path]:
         _refuse_pickles(names, source)
     if CONFIG_NAME not in names:
         raise ValueError(f"{source}: no {CONFIG_NAME} found; expected a directory written by Inverter.save_pretrained.")
+    for name in (CONFIG_NAME, WEIGHTS_NAME):
+        if not (directory / name).is_file():
+            kind = "a directory" if (directory / name).is_dir() else "something that is not a regular file"
+            raise ValueError(f"{directory / name}: expected the file written by Inverter.save_pretrained, got {kind}.")
     return directory / CONFIG_NAME, directory / WEIGHTS_NAME
 
 

@@ -29,13 +29,20 @@ from torch import nn
 from discinvert.conditioning import Conditioning
 from discinvert.features import FeatureTap
 from discinvert.gan import generate, model_dtype
-from discinvert.network import mlp
+from discinvert.network import MAX_FEATURES, MAX_LATENT_VALUES, check_depth, check_widths, mlp
 from discinvert.validation import is_integer
 
-__all__ = ["MAX_RESIDUAL_SIDE", "StepConfig", "StepNetwork", "iterate", "residual_shape"]
+__all__ = ["MAX_ITERATIONS", "MAX_RESIDUAL_SIDE", "MAX_RESIDUAL_VALUES", "StepConfig", "StepNetwork", "iterate",
+           "residual_shape"]
 
 MAX_RESIDUAL_SIDE = 32
 """The pixel residual of images larger than this (per spatial side) is average-pooled down to it."""
+
+MAX_ITERATIONS = 64
+"""Most step networks an inverter may have (each costs a G pass per ``encode``; a few are the useful range)."""
+
+MAX_RESIDUAL_VALUES = 2**28
+"""Most values of a step's pixel residual (images read as they are when not ``(C, H, W)``)."""
 
 
 def residual_shape(image_shape: Sequence[int]) -> tuple[int, ...]:
@@ -68,6 +75,14 @@ class StepConfig:
         hidden: widths of the hidden layers.
         batch_norm: BatchNorm1d after each hidden layer.
         negative_slope: slope of the LeakyReLU after each hidden layer.
+
+    Raises:
+        ValueError: a size that is not a positive int, more than
+            :data:`~discinvert.network.MAX_FEATURES` features,
+            :data:`~discinvert.network.MAX_LATENT_VALUES` latent values or
+            :data:`MAX_RESIDUAL_VALUES` residual values, more than
+            :data:`~discinvert.network.MAX_HIDDEN_LAYERS` hidden layers or one wider than
+            :data:`~discinvert.network.MAX_WIDTH`.
     """
 
     feature_dim: int
@@ -78,16 +93,22 @@ class StepConfig:
     negative_slope: float = 0.2
 
     def __post_init__(self) -> None:
-        _positive(self.feature_dim, "feature_dim")
-        _positive(self.latent_dim, "latent_dim")
+        for name, most in (("feature_dim", MAX_FEATURES), ("latent_dim", MAX_LATENT_VALUES)):
+            if _positive(getattr(self, name), name) > most:
+                raise ValueError(f"StepConfig.{name}: expected at most {most}, got {getattr(self, name)}.")
         for name in ("residual_shape", "hidden"):
             value = getattr(self, name)
             if is_integer(value) or isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
                 raise ValueError(f"StepConfig.{name}: expected a sequence of positive ints, got {value!r}.")
             items = tuple(value)
+            check_depth(items, f"StepConfig.{name}", "hidden layers" if name == "hidden" else "dimensions")
             if (name == "residual_shape" and not items) or any(not is_integer(v) or v < 1 for v in items):
                 raise ValueError(f"StepConfig.{name}: expected a sequence of positive ints, got {value!r}.")
             object.__setattr__(self, name, tuple(int(v) for v in items))
+        check_widths(self.hidden, "StepConfig.hidden")
+        if math.prod(self.residual_shape) > MAX_RESIDUAL_VALUES:
+            raise ValueError(f"StepConfig.residual_shape: expected at most {MAX_RESIDUAL_VALUES} values, got "
+                             f"{list(self.residual_shape)}.")
         if not isinstance(self.batch_norm, bool):
             raise ValueError(f"StepConfig.batch_norm: expected a bool, got {self.batch_norm!r}.")
         slope = self.negative_slope
@@ -109,7 +130,8 @@ class StepConfig:
 
     @classmethod
     def from_dict(cls, data: Any) -> "StepConfig":
-        """Inverse of :meth:`to_dict`; unknown or missing keys raise ``ValueError``."""
+        """Inverse of :meth:`to_dict`; unknown or missing keys, and the sizes ``__init__`` refuses
+        (non-ints, sizes beyond the bounds), raise ``ValueError``."""
         if not isinstance(data, dict):
             raise ValueError(f"step config: expected a JSON object, got {type(data).__name__}.")
         expected = {"feature_dim", "latent_dim", "residual_shape", "hidden", "batch_norm", "negative_slope"}

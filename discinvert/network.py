@@ -18,11 +18,39 @@ from torch import nn
 
 from discinvert.validation import is_integer
 
-__all__ = ["CNConfig", "ConnectionNetwork", "feature_statistics", "mlp", "standardised_inputs"]
+__all__ = [
+    "MAX_FEATURES", "MAX_HIDDEN_LAYERS", "MAX_LATENT_VALUES", "MAX_WIDTH", "CNConfig", "ConnectionNetwork",
+    "check_depth", "check_widths", "feature_statistics", "mlp", "standardised_inputs",
+]
 
 STD_FLOOR = 0.1
 """Relative deviations below ``STD_FLOOR`` are raised to it: a value (nearly) constant on generated
 images is not amplified into a large input where real images move it."""
+
+# Bounds on the sizes a config may give, checked before anything is built: a file's config must not make
+# the loader build (even on the meta device) networks of absurd sizes or depths. Generous for real GANs.
+MAX_HIDDEN_LAYERS = 64
+"""Most hidden layers of a CN or step network (the paper's CN has 2)."""
+MAX_WIDTH = 65_536
+"""Widest hidden layer (the paper's CN: 1024)."""
+MAX_FEATURES = 2**27
+"""Most feature values a CN reads (134,217,728; a StyleGAN D layer at 1024 px gives a few million)."""
+MAX_LATENT_VALUES = 2**24
+"""Most values of one latent code (16,777,216; StyleGAN's W+ at 1024 px has 9,216)."""
+
+
+def check_depth(items: tuple[Any, ...], name: str, what: str = "hidden layers") -> None:
+    """``ValueError`` unless ``items`` has at most :data:`MAX_HIDDEN_LAYERS` entries (checked first: the
+    message of a later check quotes them)."""
+    if len(items) > MAX_HIDDEN_LAYERS:
+        raise ValueError(f"{name}: expected at most {MAX_HIDDEN_LAYERS} {what}, got {len(items)}.")
+
+
+def check_widths(hidden: tuple[int, ...], name: str) -> None:
+    """``ValueError`` unless every width in ``hidden`` (positive ints) is at most :data:`MAX_WIDTH`."""
+    widest = max(hidden, default=0)
+    if widest > MAX_WIDTH:
+        raise ValueError(f"{name}: expected hidden-layer widths of at most {MAX_WIDTH}, got {widest}.")
 
 
 @dataclass(frozen=True)
@@ -35,6 +63,11 @@ class CNConfig:
         hidden: width of each hidden fully connected layer; ``()`` gives a linear map.
         batch_norm: BatchNorm1d after each hidden layer (the paper's choice).
         negative_slope: slope of the LeakyReLU after each hidden layer.
+
+    Raises:
+        ValueError: a size that is not a positive int (a float such as ``1e30`` included), more
+            than :data:`MAX_FEATURES` inputs or :data:`MAX_LATENT_VALUES` outputs, more than
+            :data:`MAX_HIDDEN_LAYERS` hidden layers or one wider than :data:`MAX_WIDTH`.
     """
 
     in_features: int
@@ -44,18 +77,22 @@ class CNConfig:
     negative_slope: float = 0.2
 
     def __post_init__(self) -> None:
-        for name in ("in_features", "out_features"):
+        for name, most in (("in_features", MAX_FEATURES), ("out_features", MAX_LATENT_VALUES)):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"CNConfig.{name}: expected a positive int, got {value!r}.")
+            if value > most:
+                raise ValueError(f"CNConfig.{name}: expected at most {most}, got {value}.")
         if is_integer(self.hidden) or isinstance(self.hidden, (str, bytes)) or not isinstance(self.hidden, Iterable):
             raise ValueError(
                 f"cn_hidden: expected a sequence of hidden-layer widths such as (1024, 1024), (256,) for "
                 f"one layer or () for a linear map, got {self.hidden!r}."
             )
         hidden = tuple(self.hidden)
+        check_depth(hidden, "cn_hidden")
         if any(not is_integer(h) or h < 1 for h in hidden):
             raise ValueError(f"cn_hidden: expected positive ints as hidden-layer widths, got {self.hidden!r}.")
+        check_widths(hidden, "cn_hidden")
         object.__setattr__(self, "hidden", tuple(int(h) for h in hidden))
         if not isinstance(self.batch_norm, bool):
             raise ValueError(f"CNConfig.batch_norm: expected a bool, got {self.batch_norm!r}.")
@@ -72,7 +109,8 @@ class CNConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "CNConfig":
-        """Inverse of :meth:`to_dict`; unknown or missing keys raise ``ValueError``."""
+        """Inverse of :meth:`to_dict`; unknown or missing keys, and the sizes ``__init__`` refuses
+        (non-ints, sizes beyond the bounds), raise ``ValueError``."""
         if not isinstance(data, dict):
             raise ValueError(f"CN config: expected a JSON object, got {type(data).__name__}.")
         expected = {"in_features", "out_features", "hidden", "batch_norm", "negative_slope"}

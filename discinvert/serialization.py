@@ -1,8 +1,17 @@
 """The single-file inverter format: one ``.safetensors`` file, config in its metadata.
 
 Weights are stored with safetensors only (loading never runs code). The metadata
-holds ``format`` (``"discinvert.inverter"``), ``format_version``, ``library_version``
-and ``config`` (the JSON of :class:`~discinvert.config.InverterConfig`).
+holds ``format`` (``"discinvert.inverter"``), ``format_version``, ``library_version``,
+``config`` (the JSON of :class:`~discinvert.config.InverterConfig`) and, since format
+version 5, ``tensor_digest``: ``"sha256:"`` and 64 hex digits over the stored tensors
+exactly as they are in the file (after an int8 or float16 cast), see :func:`tensor_digest`.
+
+On reading, a digest that does not match the tensors is refused (a flipped byte, two
+tensors swapped); a file of version 5 or later without one is refused (its digest was
+stripped); a file of version 4 or earlier, written before digests existed, loads with an
+:class:`UnverifiedWeightsWarning`. The digest detects damage and careless edits, not a
+deliberate forgery: whoever changes the tensors can also write a new digest (the
+fingerprints of G and D, checked on load, are what tie an inverter to its GAN).
 
 Weights are stored in float32 (the default), float16 or bfloat16, or quantised:
 ``dtype=torch.int8`` stores every weight matrix (a floating tensor of two or more
@@ -17,9 +26,13 @@ read with :func:`discinvert.files.parse_json`.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
+import sys
+import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import safetensors
@@ -32,7 +45,10 @@ from discinvert.files import atomic_write, parse_json
 from discinvert.iterative import StepNetwork
 from discinvert.network import ConnectionNetwork
 
-__all__ = ["FORMAT_NAME", "INT8_SCALE_SUFFIX", "check_state_dict", "read_inverter_file", "write_inverter_file"]
+__all__ = [
+    "DIGEST_KEY", "FORMAT_NAME", "INT8_SCALE_SUFFIX", "UnverifiedWeightsWarning", "check_state_dict",
+    "inverter_file_writer", "read_inverter_file", "tensor_digest", "write_inverter_file",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +59,85 @@ _STORAGE_DTYPES = (*_STORED_FLOAT_DTYPES, torch.int8)
 INT8_SCALE_SUFFIX = ".int8_scale"
 """Name suffix of the per-row scales of a weight matrix stored as int8."""
 _INT8_FIRST_VERSION = 4
+_DIGEST_FIRST_VERSION = 5
+DIGEST_KEY = "tensor_digest"
+"""Metadata key of the digest of the stored tensors (format version 5 and later)."""
+_DIGEST_PREFIX = "sha256:"
+
+
+class UnverifiedWeightsWarning(UserWarning):
+    """An inverter file written before tensor digests existed (format version 4 or earlier) was loaded.
+
+    Its weights cannot be checked for damage. Saving the inverter again writes a digest;
+    ``warnings.filterwarnings("ignore", category=UnverifiedWeightsWarning)`` silences it.
+    """
+
+
+def tensor_digest(tensors: dict[str, torch.Tensor]) -> str:
+    """``"sha256:"`` and 64 hex digits over ``tensors`` as stored: names, dtypes, shapes and bytes.
+
+    The tensors are taken in the order of their names; each contributes its name, its
+    dtype, its shape and its raw bytes (native byte order, which is little-endian on every
+    platform torch supports, as in safetensors files), each part preceded by its length, so
+    no two different sets of tensors hash the same bytes.
+    """
+    digest = hashlib.sha256()
+
+    def part(data: bytes) -> None:
+        digest.update(len(data).to_bytes(8, "little"))
+        digest.update(data)
+
+    for name in sorted(tensors):
+        tensor = tensors[name].detach().to("cpu").contiguous()
+        part(name.encode("utf-8"))
+        part(str(tensor.dtype).removeprefix("torch.").encode())
+        part(",".join(str(size) for size in tensor.shape).encode())
+        part(tensor.reshape(-1).view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    return _DIGEST_PREFIX + digest.hexdigest()
+
+
+def _check_digest(tensors: dict[str, torch.Tensor], metadata: dict[str, str], version: int, source: str) -> None:
+    """Compare the file's ``tensor_digest`` with its tensors as read (before any conversion).
+
+    Raises:
+        ValueError: a digest that is malformed or does not match, or none in a file of
+            format version 5 or later.
+
+    Warns:
+        UnverifiedWeightsWarning: no digest in a file of format version 4 or earlier.
+    """
+    stored = metadata.get(DIGEST_KEY)
+    if stored is None:
+        if version >= _DIGEST_FIRST_VERSION:
+            raise ValueError(
+                f"{source}: format version {version} files carry a {DIGEST_KEY!r} of their weights in the metadata, "
+                "got none; the digest was stripped, so the weights cannot be trusted. Save the inverter again "
+                "from its source."
+            )
+        warnings.warn(
+            f"{source}: format version {version} file without a digest of its weights, so damage to them cannot "
+            "be detected; save it again (Inverter.save or save_pretrained) to add one.",
+            UnverifiedWeightsWarning, stacklevel=_caller_outside_package(),
+        )
+        return
+    digest = stored[len(_DIGEST_PREFIX):]
+    if not stored.startswith(_DIGEST_PREFIX) or len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+        raise ValueError(f"{source}: expected the metadata's {DIGEST_KEY!r} to be 'sha256:' and 64 hex digits, "
+                         f"got {stored[:80]!r}; the file is damaged or altered.")
+    if tensor_digest(tensors) != stored:
+        raise ValueError(
+            f"{source}: the weights do not match the digest stored with them ({DIGEST_KEY}); the file is damaged "
+            "or altered (a changed byte, tensors swapped or replaced). Download or copy it again."
+        )
+
+
+def _caller_outside_package() -> int:
+    """The ``warnings`` stacklevel of the first frame outside discinvert (the user's ``load`` call)."""
+    package = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    frame, level = sys._getframe(2), 2
+    while frame is not None and frame.f_code.co_filename.startswith(package):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def _quantise_int8(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -96,22 +191,20 @@ def _dequantise_int8(state: dict[str, torch.Tensor], version: int, source: str) 
     return out
 
 
-def write_inverter_file(
-    path: str | os.PathLike[str],
+def inverter_file_writer(
     state: dict[str, torch.Tensor],
     config: InverterConfig,
     *,
     dtype: torch.dtype = torch.float32,
-) -> Path:
-    """Write ``state`` (the CN's weights) and ``config`` to one ``.safetensors`` file.
+) -> Callable[[str], None]:
+    """Prepare the file :func:`write_inverter_file` writes; returns ``write(path)``, which writes it.
 
-    Floating tensors are stored as ``dtype`` (float32, float16 or bfloat16), or, for
-    ``torch.int8``, weight matrices as int8 with a float32 scale per output row and the
-    rest in float32 (see the module docstring); they load back as float32. Only float32
-    round-trips bit-exactly.
+    Everything that can be refused is checked here, before any file is touched, so a
+    caller writing several files together (:func:`discinvert.hub.save_pretrained`)
+    fails before it starts. The tensors are copied to the CPU now.
 
     Raises:
-        ValueError: ``dtype`` is none of those, or the weights are not finite in it.
+        ValueError: see :func:`write_inverter_file`.
     """
     if dtype not in _STORAGE_DTYPES:
         raise ValueError(f"dtype: expected one of {_STORAGE_DTYPES}, got {dtype}.")
@@ -134,8 +227,35 @@ def write_inverter_file(
         "format_version": str(data["format_version"]),
         "library_version": __version__,
         "config": json.dumps(data, sort_keys=True),
+        DIGEST_KEY: tensor_digest(tensors),
     }
-    return atomic_write(path, lambda tmp: safetensors.torch.save_file(tensors, tmp, metadata=metadata))
+
+    def write(path: str) -> None:
+        safetensors.torch.save_file(tensors, path, metadata=metadata)
+
+    return write
+
+
+def write_inverter_file(
+    path: str | os.PathLike[str],
+    state: dict[str, torch.Tensor],
+    config: InverterConfig,
+    *,
+    dtype: torch.dtype = torch.float32,
+) -> Path:
+    """Write ``state`` (the CN's weights) and ``config`` to one ``.safetensors`` file.
+
+    Floating tensors are stored as ``dtype`` (float32, float16 or bfloat16), or, for
+    ``torch.int8``, weight matrices as int8 with a float32 scale per output row and the
+    rest in float32 (see the module docstring); they load back as float32. Only float32
+    round-trips bit-exactly. The metadata carries the digest of the tensors as stored
+    (:func:`tensor_digest`).
+
+    Raises:
+        ValueError: ``dtype`` is none of those, or the weights are not finite in it.
+        OSError: see :func:`discinvert.files.atomic_write`.
+    """
+    return atomic_write(path, inverter_file_writer(state, config, dtype=dtype))
 
 
 def check_state_dict(state: dict[str, torch.Tensor], config: InverterConfig, *, source: str) -> None:
@@ -184,11 +304,21 @@ def read_inverter_file(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Te
 
     Raises:
         FileNotFoundError: no file at ``path``.
-        ValueError: a directory (the message points to ``Inverter.from_pretrained``),
-            a truncated or corrupt file, a file that is not a discinvert inverter, a
-            config that is not valid JSON, a newer format version, or weights that
-            disagree with the config. The message names the file.
+        ValueError: a path that is not a str or ``os.PathLike`` (bytes), a directory (the
+            message points to ``Inverter.from_pretrained``), a truncated or corrupt file, a
+            file that is not a discinvert inverter, a config that is not valid JSON or whose
+            sizes exceed the bounds of :meth:`InverterConfig.from_dict`, a newer format
+            version, weights that do not match their digest (damaged or altered) or a
+            version-5 file without one, or weights that disagree with the config. The
+            message names the file.
+
+    Warns:
+        UnverifiedWeightsWarning: a file of format version 4 or earlier, which has no
+            digest of its weights to check.
     """
+    if not isinstance(path, (str, os.PathLike)) or isinstance(os.fspath(path), bytes):
+        raise ValueError(f"path: expected a str or os.PathLike path of an inverter file, got {type(path).__name__} "
+                         f"{path!r}" + (" (decode bytes first: path.decode())." if isinstance(path, bytes) else "."))
     source = str(path)
     if os.path.isdir(path):
         raise ValueError(
@@ -223,8 +353,11 @@ def read_inverter_file(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Te
             f"{data.get('format_version')!r}; the file was altered."
         )
     config = InverterConfig.from_dict(data, source=source)
-    state = _dequantise_int8(state, version, source)
+    stored = state
+    state = _dequantise_int8(stored, version, source)
     check_state_dict(state, config, source=source)
     _check_finite(state, source)
+    # After the checks of structure (their messages say what is missing or misshapen), before any value is used.
+    _check_digest(stored, metadata, version, source)
     state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
     return state, config

@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 import torch
 
+from discinvert.iterative import MAX_ITERATIONS  # the bound a stored config is held to
 from discinvert.network import CNConfig
 from discinvert.validation import nonnegative_float, positive_float, positive_int
 
@@ -125,6 +126,13 @@ def _seed(value: Any, name: str) -> int | None:
     if seed >= MAX_SEED:
         raise ValueError(f"{name}: expected an int in [0, 2**62), got {seed}.")
     return seed
+
+
+def _iterations(value: Any, name: str) -> int:
+    iterations = positive_int(value, name, 0)
+    if iterations > MAX_ITERATIONS:
+        raise ValueError(f"{name}: expected an int in [0, {MAX_ITERATIONS}], got {iterations}.")
+    return iterations
 
 
 def _hidden(value: Any, name: str) -> tuple[int, ...]:
@@ -337,7 +345,7 @@ class FitConfig:
         "reads D's features and the pixel residual of the current reconstruction and corrects the code, so "
         "``encode`` costs one more G pass and partial D pass per iteration. ``0`` (default): the CN alone, as "
         "in the paper. Trained on self-generated pairs, and on ``images`` when given (see "
-        "``docs/iterative.md`` for what each iteration buys and costs).", _int_at_least(0),
+        "``docs/iterative.md`` for what each iteration buys and costs). At most 64.", _iterations,
         identity=False, record=False,
         command_line=CommandLine("--iterations", "step networks of iterative refinement to train after the CN "
                                  "(default 0: the CN alone)", "int", minimum=0))

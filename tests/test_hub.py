@@ -17,10 +17,13 @@ import base64
 import dataclasses
 import hashlib
 import json
+import os
 import pickle
 import shutil
 import signal
 import socket
+import subprocess
+import sys
 import tempfile
 import threading
 import warnings
@@ -43,6 +46,7 @@ from tests.conftest import TinyGAN, _build, assert_untouched, snapshot
 
 QUICK = dict(steps=20, batch_size=16, cn_hidden=(32,), progress=False, validation_size=32, seed=0)
 REPO = "org/tiny-inverter"
+ROOT = Path(__file__).resolve().parents[1]
 FILES = ("README.md", "config.json", "model.safetensors")
 
 
@@ -337,6 +341,10 @@ def unpickled(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[str]:
             raise AssertionError(f"{name} was called: something tried to unpickle a file")
         return call
 
+    # torch imports torch._dynamo lazily (building on the meta device can), and it subclasses pickle.Unpickler:
+    # imported before that is replaced, or a test run alone fails with "function() argument 'code' must be code".
+    import torch._dynamo  # noqa: F401
+
     for module, name in ((torch, "load"), (pickle, "load"), (pickle, "loads"), (pickle, "Unpickler")):
         monkeypatch.setattr(module, name, refuse(f"{module.__name__}.{name}"))
     return attempts
@@ -414,6 +422,130 @@ def test_save_pretrained_writes_a_hub_repo(repo_folder, fitted, gan) -> None:
     config = json.loads((repo_folder / "config.json").read_text())
     assert config["format_version"] == FORMAT_VERSION and config == fitted[0].config.to_dict()
     assert_same_inverter(load(repo_folder, gan), fitted)
+
+
+# ----------------------------------------------------------------------------- save_pretrained: all or nothing
+@pytest.fixture(scope="module")
+def second() -> Inverter:
+    """Another inverter for the same GAN (another seed): what a new save would put in place of the first."""
+    gan = _build("dcgan")
+    return fit_inverter(gan.generator, gan.discriminator, gan.feature_layer, latent_shape=gan.latent_shape,
+                        **{**QUICK, "seed": 1})
+
+
+def previous(repo_folder: Path, folder: Path, blocked: str | None = None) -> dict[str, bytes]:
+    """A copy of the first inverter's folder at ``folder``, with a directory in place of the file ``blocked``;
+    returns its files' bytes."""
+    shutil.copytree(repo_folder, folder)
+    if blocked is not None:
+        (folder / blocked).unlink()
+        (folder / blocked).mkdir()
+    return {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
+
+
+def assert_unchanged(folder: Path, before: dict[str, bytes]) -> None:
+    """The same files with the same bytes, and nothing else (no temporary file) besides a blocking directory."""
+    assert {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()} == before
+    assert sorted(p.name for p in folder.iterdir()) == list(FILES)
+
+
+def test_save_pretrained_that_cannot_write_the_model_card_keeps_the_previous_inverter(repo_folder, fitted, second,
+                                                                                      gan, tmp_path) -> None:
+    folder = tmp_path / "inverter"
+    before = previous(repo_folder, folder, blocked="README.md")
+    with pytest.raises(OSError) as info:
+        second.save_pretrained(folder)
+    assert_unchanged(folder, before)
+    assert_same_inverter(load(folder, gan), fitted)
+    assert info.match(r"README.md: could not be written \(expected a file, got a directory\); any previous file "
+                      r"there is unchanged; so are model.safetensors, config.json, written with it")
+
+
+def test_save_pretrained_with_a_directory_at_config_json_keeps_the_previous_weights(repo_folder, fitted, second, gan,
+                                                                                   tmp_path) -> None:
+    folder = tmp_path / "inverter"
+    before = previous(repo_folder, folder, blocked="config.json")
+    with pytest.raises(OSError) as info:
+        second.save_pretrained(folder)
+    assert_unchanged(folder, before)
+    assert info.match(r"config.json: could not be written \(expected a file, got a directory\)")
+    old = Inverter.load(folder / "model.safetensors", generator=gan.generator, discriminator=gan.discriminator)
+    assert_same_inverter(old, fitted)
+    # and loading the folder says what is wrong with it (issue 32 item 12: a ValueError, not IsADirectoryError)
+    refused(folder, gan, r"inverter/config.json: expected the file written by Inverter.save_pretrained, got a directory")
+
+
+_FULL_DISK_CHILD = """
+import resource, sys
+from discinvert import Inverter
+from tests.conftest import _build
+
+gan = _build("dcgan")
+inverter = Inverter.load(sys.argv[1], generator=gan.generator, discriminator=gan.discriminator)
+limit = int(sys.argv[3])
+resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))  # `ulimit -f`: no file may grow past `limit` bytes
+try:
+    inverter.save_pretrained(sys.argv[2], metrics={f"metric_{i:05d}": i / 7 for i in range(4000)})
+except OSError as error:
+    print(error)
+    sys.exit(3)
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="RLIMIT_FSIZE is POSIX")
+def test_save_pretrained_that_hits_a_file_size_limit_keeps_the_previous_inverter(repo_folder, fitted, second, gan,
+                                                                                 tmp_path) -> None:
+    """A full disk after model.safetensors and config.json were written, while the model card is written."""
+    folder = tmp_path / "inverter"
+    before = previous(repo_folder, folder)
+    source = second.save(tmp_path / "second.safetensors")
+    sizes = {p.name: p.stat().st_size for p in second.save_pretrained(
+        tmp_path / "scratch", metrics={f"metric_{i:05d}": i / 7 for i in range(4000)}).iterdir()}
+    limit = max(sizes["model.safetensors"], sizes["config.json"]) + 1024
+    assert limit < sizes["README.md"]  # only the model card, written last, is too large
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    child = subprocess.run([sys.executable, "-c", _FULL_DISK_CHILD, str(source), str(folder), str(limit)],
+                           capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
+    assert child.returncode == 3, child.stderr
+    assert "README.md: could not be written" in child.stdout and "File too large" in child.stdout, child.stdout
+    assert_unchanged(folder, before)
+    assert_same_inverter(load(folder, gan), fitted)
+
+
+def test_save_pretrained_refuses_metrics_that_are_not_a_dict_before_writing(repo_folder, second, tmp_path) -> None:
+    folder = tmp_path / "inverter"
+    before = previous(repo_folder, folder)
+    for metrics, message in (([1], r"metrics: expected a dict of metric names to values, such as \{'psnr': 17.2\}, "
+                                   r"got list \[1\]"),
+                             ({1: 0.5}, "metrics: expected metric names as strings, got int 1"),
+                             ({"psnr": [17.2]}, r"metrics\['psnr'\]: expected a number or a string, got list")):
+        with pytest.raises(ValueError, match=message):
+            second.save_pretrained(folder, metrics=metrics)
+        assert_unchanged(folder, before)
+        with pytest.raises(ValueError, match=message):
+            second.save_pretrained(tmp_path / "new", metrics=metrics)
+        assert not (tmp_path / "new").exists()
+    with pytest.raises(ValueError, match="gan: expected a string or None, got int 5"):
+        second.save_pretrained(folder, gan=5)
+
+
+def test_cli_fit_into_a_folder_with_a_blocked_file_keeps_the_previous_inverter(tmp_path, capsys) -> None:
+    """``discinvert fit --out DIR`` replaces DIR's three files together; a blocked one is reported before fitting."""
+    folder = tmp_path / "inverter"
+    argv = ["fit", "--generator", "tests.cli_factories:make_generator", "--discriminator",
+            "tests.cli_factories:make_discriminator", "--latent-shape", "8,1,1", "--feature-layer", "4", "--steps", "2",
+            "--batch-size", "16", "--validation-size", "32", "--no-progress", "--out", str(folder)]
+    assert main(argv) == 0
+    (folder / "README.md").unlink()
+    (folder / "README.md").mkdir()
+    before = {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
+    capsys.readouterr()
+    assert main([*argv, "--seed", "1"]) == 1
+    assert_unchanged(folder, before)
+    captured = capsys.readouterr()
+    assert captured.err.count("\n") == 1 and "README.md: expected a file to write, got an existing directory" in \
+        captured.err, captured.err
+    assert "fitting" not in captured.out  # refused before the fit, not after it
 
 
 # ----------------------------------------------------------------------------- offline, from a hand-laid cache

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import os
 import stat
@@ -10,7 +11,9 @@ import subprocess
 import sys
 import time
 import warnings
+from pathlib import Path
 
+import numpy as np
 import pytest
 import safetensors
 import safetensors.torch
@@ -18,7 +21,7 @@ import torch
 
 from discinvert import FingerprintMismatchError, Inverter, fit_inverter
 from discinvert.config import FORMAT_VERSION
-from tests.conftest import LATENT, TinyGAN
+from tests.conftest import LATENT, TinyGAN, _build
 
 QUICK = dict(steps=30, batch_size=32, cn_hidden=(64, 32), progress=False, validation_size=64, seed=0)
 
@@ -229,7 +232,7 @@ def test_int8_file_is_about_a_quarter_and_loads_as_float32(make_gan, tmp_path) -
     small = inverter.save(tmp_path / "int8.safetensors", dtype=torch.int8)
     assert small.stat().st_size < 0.3 * full.stat().st_size
     with safetensors.safe_open(str(small), framework="pt") as handle:
-        assert handle.metadata()["format_version"] == str(FORMAT_VERSION) == "4"
+        assert handle.metadata()["format_version"] == str(FORMAT_VERSION) == "5"
         stored = {k: handle.get_tensor(k) for k in handle.keys()}
     weights = [k for k, v in inverter.state_dict().items() if v.ndim == 2]
     assert weights and all(stored[k].dtype == torch.int8 and stored[k + ".int8_scale"].shape == (stored[k].shape[0],)
@@ -293,12 +296,17 @@ def test_a_format_3_file_loads_as_it_is(fitted, tmp_path) -> None:
 
 
 def test_negative_batchnorm_variance_in_a_file_is_refused(fitted, tmp_path) -> None:
+    from discinvert.serialization import tensor_digest
+
     gan, inverter = fitted
     path = inverter.save(tmp_path / "inv.safetensors")
     tensors = {k: v.clone() for k, v in inverter.state_dict().items()}
     key = next(k for k in tensors if k.endswith("running_var"))
     tensors[key][0] = -1.0  # finite, so the finite check alone lets it through
-    _rewrite(path, tensors=tensors)
+    with safetensors.safe_open(str(path), framework="pt") as handle:
+        meta = handle.metadata()
+    # edited by someone who also wrote a new digest (the digest catches damage, not a deliberate edit)
+    _rewrite(path, tensors=tensors, metadata={**meta, "tensor_digest": tensor_digest(tensors)})
     with pytest.raises(ValueError, match=rf"inv.safetensors: expected non-negative BatchNorm variances, got 1 negative value\(s\) in '{key}'"):
         Inverter.load(path, generator=gan.generator, discriminator=gan.discriminator)
 
@@ -309,8 +317,10 @@ def test_config_naming_another_layer_of_the_same_width_is_refused(fitted, tmp_pa
     config = _config(path)
     assert config["feature_layer"] == "4"
     config["feature_layer"] = "3"  # the BatchNorm just before: same width, other features
+    with safetensors.safe_open(str(path), framework="pt") as handle:
+        digest = handle.metadata()["tensor_digest"]  # the weights are unchanged
     meta = {"format": "discinvert.inverter", "format_version": str(FORMAT_VERSION), "library_version": "0.1.0",
-            "config": json.dumps(config)}
+            "config": json.dumps(config), "tensor_digest": digest}
     _rewrite(path, metadata=meta)
     with pytest.raises(FingerprintMismatchError, match="feature layer's name"):
         Inverter.load(path, generator=gan.generator, discriminator=gan.discriminator)
@@ -597,3 +607,198 @@ def test_a_private_key_in_a_files_config_is_refused(fitted, tmp_path) -> None:
         _rewrite(path, metadata=meta)
         with pytest.raises(ValueError, match=r"unknown keys \['_fingerprint_scheme'\]"):
             Inverter.load(path, generator=gan.generator, discriminator=gan.discriminator)
+
+
+# ----------------------------------------------------------------------------- the tensor digest (issue 32, item 3)
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory: pytest.TempPathFactory) -> tuple[TinyGAN, Inverter, dict[str, Path]]:
+    """One inverter of the ``dcgan`` TinyGAN, saved in float32, float16 and int8."""
+    gan = _build("dcgan")
+    inverter = fit_inverter(gan.generator, gan.discriminator, gan.feature_layer, latent_shape=gan.latent_shape, **QUICK)
+    folder = tmp_path_factory.mktemp("saved")
+    files = {name: inverter.save(folder / f"{name}.safetensors", dtype=getattr(torch, name))
+             for name in ("float32", "float16", "int8")}
+    return gan, inverter, files
+
+
+def _read(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    with safetensors.safe_open(str(path), framework="pt") as handle:
+        return {k: handle.get_tensor(k) for k in handle.keys()}, dict(handle.metadata())
+
+
+def _load(path: Path, gan: TinyGAN) -> Inverter:
+    return Inverter.load(path, generator=gan.generator, discriminator=gan.discriminator)
+
+
+def test_the_digest_covers_the_stored_tensors_and_sits_in_the_metadata(saved) -> None:
+    """sha256 over name, dtype, shape and bytes of each stored tensor (int8 and float16 as stored), by name."""
+    _, _, files = saved
+    for path in files.values():
+        tensors, meta = _read(path)
+        digest = hashlib.sha256()
+        for name in sorted(tensors):
+            tensor = tensors[name]
+            for part in (name.encode(), str(tensor.dtype).removeprefix("torch.").encode(),
+                         ",".join(map(str, tensor.shape)).encode(), tensor.reshape(-1).view(torch.uint8).numpy().tobytes()):
+                digest.update(len(part).to_bytes(8, "little") + part)
+        assert meta["tensor_digest"] == "sha256:" + digest.hexdigest()
+        assert "digest" not in meta["config"]  # the config's schema is unchanged
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16", "int8"])
+def test_single_byte_flips_in_the_tensor_data_are_refused(saved, tmp_path, dtype) -> None:
+    gan, _, files = saved
+    data = files[dtype].read_bytes()
+    start = 8 + int.from_bytes(data[:8], "little")  # the tensor data follows the 8-byte length and the header
+    path = tmp_path / "flipped.safetensors"
+    for position in (start + (len(data) - 1 - start) * i // 29 for i in range(30)):
+        flipped = bytearray(data)
+        flipped[position] ^= 0x01
+        path.write_bytes(bytes(flipped))
+        with pytest.raises(ValueError, match=r"flipped.safetensors: the weights do not match the digest stored with "
+                                             r"them \(tensor_digest\); the file is damaged or altered"):
+            _load(path, gan)
+
+
+def test_two_swapped_batchnorm_tensors_are_refused(saved, tmp_path) -> None:
+    gan, inverter, files = saved
+    tensors, meta = _read(files["float32"])
+    a, b = "cn.layers.1.weight", "cn.layers.1.bias"  # the first BatchNorm1d's scale and shift: same shape
+    assert isinstance(inverter.cn.layers[1], torch.nn.BatchNorm1d) and tensors[a].shape == tensors[b].shape
+    path = tmp_path / "swapped.safetensors"
+    safetensors.torch.save_file({**tensors, a: tensors[b], b: tensors[a]}, str(path), metadata=meta)
+    with pytest.raises(ValueError, match="swapped.safetensors: the weights do not match the digest"):
+        _load(path, gan)
+
+
+def test_a_stripped_or_malformed_digest_is_refused(saved, tmp_path) -> None:
+    gan, _, files = saved
+    tensors, meta = _read(files["float32"])
+    path = tmp_path / "stripped.safetensors"
+    safetensors.torch.save_file(tensors, str(path), metadata={k: v for k, v in meta.items() if k != "tensor_digest"})
+    with pytest.raises(ValueError, match=r"stripped.safetensors: format version 5 files carry a 'tensor_digest' of "
+                                         r"their weights in the metadata, got none; the digest was stripped"):
+        _load(path, gan)
+    safetensors.torch.save_file(tensors, str(path), metadata={**meta, "tensor_digest": "md5:0123"})
+    with pytest.raises(ValueError, match=r"expected the metadata's 'tensor_digest' to be 'sha256:' and 64 hex digits, "
+                                         r"got 'md5:0123'"):
+        _load(path, gan)
+
+
+def test_a_version_4_file_without_a_digest_loads_with_a_warning(saved, tmp_path) -> None:
+    """Files written before digests (the zoo's, until it is saved again) load, with a warning one can filter."""
+    from discinvert import UnverifiedWeightsWarning
+
+    gan, _, files = saved
+    tensors, meta = _read(files["int8"])  # int8 storage came with version 4
+    config = {**json.loads(meta["config"]), "format_version": 4}
+    old = {**{k: v for k, v in meta.items() if k != "tensor_digest"}, "format_version": "4", "config": json.dumps(config)}
+    path = tmp_path / "old.safetensors"
+    safetensors.torch.save_file(tensors, str(path), metadata=old)
+    with pytest.warns(UnverifiedWeightsWarning, match=r"old.safetensors: format version 4 file without a digest of "
+                                                      r"its weights") as record:
+        loaded = _load(path, gan)
+    assert issubclass(UnverifiedWeightsWarning, UserWarning) and record[0].filename == __file__  # the user's line
+    current = _load(files["int8"], gan)
+    assert all(torch.equal(v, current.state_dict()[k]) for k, v in loaded.state_dict().items())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warnings.filterwarnings("ignore", category=UnverifiedWeightsWarning)
+        _load(path, gan)
+    resaved, _ = _read(loaded.save(tmp_path / "again.safetensors", dtype=torch.int8))
+    assert "tensor_digest" in _read(tmp_path / "again.safetensors")[1] and resaved.keys() == tensors.keys()
+
+
+def test_load_of_a_bytes_path_is_a_value_error(saved) -> None:
+    gan, _, files = saved
+    with pytest.raises(ValueError, match=r"path: expected a str or os.PathLike path of an inverter file, got bytes "
+                                         r"b'.*float32.safetensors' \(decode bytes first"):
+        _load(bytes(files["float32"]), gan)
+
+
+# ----------------------------------------------------------------------------- bounded configs (issue 32, items 9, 10)
+def _step(config: dict) -> dict:
+    return {"feature_dim": config["feature_dim"], "latent_dim": LATENT, "residual_shape": [1, 8, 8], "hidden": [16],
+            "batch_norm": True, "negative_slope": 0.2}
+
+
+def _with_config(source: Path, target: Path, change) -> Path:
+    """``source`` with its config edited by ``change`` (the tensors and their digest unchanged)."""
+    tensors, meta = _read(source)
+    config = json.loads(meta["config"])
+    change(config)
+    safetensors.torch.save_file(tensors, str(target), metadata={**meta, "config": json.dumps(config)})
+    return target
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda c: c.update(iterations=1_000_000, step=_step(c)),
+         r"expected 'iterations' to be an int >= 0 and at most 64, got 1000000"),
+        (lambda c: c["cn"].update(hidden=[16] * 10_000), r"cn_hidden: expected at most 64 hidden layers, got 10000"),
+        (lambda c: c["cn"].update(hidden=[1e30, 1e30]), r"cn_hidden: expected positive ints as hidden-layer widths"),
+        (lambda c: c["cn"].update(hidden=[10**30, 10**30]),
+         rf"cn_hidden: expected hidden-layer widths of at most 65536, got {10**30}"),
+        (lambda c: c["cn"].update(hidden=[2**40, 2**40]), "cn_hidden: expected hidden-layer widths of at most 65536"),
+        (lambda c: c.update(iterations=1, step={**_step(c), "hidden": [16] * 10_000}),
+         "StepConfig.hidden: expected at most 64 hidden layers, got 10000"),
+        (lambda c: c.update(iterations=1, step={**_step(c), "hidden": [1e30]}), "StepConfig.hidden: expected a sequence"),
+        (lambda c: c.update(iterations=1, step={**_step(c), "residual_shape": [10**9, 10**9]}),
+         "StepConfig.residual_shape: expected at most 268435456 values"),
+        (lambda c: (c.update(feature_dim=10**12), c["cn"].update(in_features=10**12)),
+         "expected 'feature_dim' to be at most 134217728, got 1000000000000"),
+        (lambda c: (c.update(latent_shape=[10**6, 10**6, 1]), c["cn"].update(out_features=10**12)),
+         "expected 'latent_shape' to hold at most 16777216 values"),
+        (lambda c: c.update(image_shape=[3, 10**6, 10**6]), "expected 'image_shape' to hold at most 268435456 values"),
+        (lambda c: c.update(latent_shape=[1] * 10_000), "expected 'latent_shape' to have at most 16 dimensions, got 10000"),
+    ],
+    ids=["iterations", "cn-depth", "cn-float-widths", "cn-huge-widths", "cn-2**40", "step-depth", "step-float-width",
+         "residual", "feature-dim", "latent-values", "image-values", "latent-dimensions"],
+)
+def test_a_config_with_absurd_sizes_is_refused_fast_and_builds_nothing(saved, tmp_path, monkeypatch, change,
+                                                                        message) -> None:
+    """A small file must not make the loader build (even on the meta device) networks of the sizes it names."""
+    gan, _, files = saved
+    path = _with_config(files["float32"], tmp_path / "absurd.safetensors", change)
+    assert path.stat().st_size < 1_000_000  # a small file
+    built: list[str] = []
+    original = torch.nn.Module.__init__
+
+    def counting(self, *args, **kwargs) -> None:
+        built.append(type(self).__name__)
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.nn.Module, "__init__", counting)
+    start = time.perf_counter()
+    with pytest.raises(ValueError, match=message) as info:
+        _load(path, gan)
+    assert time.perf_counter() - start < 0.5
+    assert built == []
+    assert str(info.value).startswith(f"{path}: ")
+
+
+@pytest.fixture(scope="module")
+def factory_inverter(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An inverter file for the command line's factory GAN (tests.cli_factories)."""
+    from tests import cli_factories
+
+    inverter = fit_inverter(cli_factories.make_generator(), cli_factories.make_discriminator(), "4",
+                            latent_shape=(LATENT, 1, 1), steps=1, batch_size=16, validation_size=32, seed=0,
+                            progress=False)
+    return inverter.save(tmp_path_factory.mktemp("cli") / "inv.safetensors")
+
+
+@pytest.mark.parametrize("hidden", [[1e30, 1e30], [10**30, 10**30]], ids=["floats", "huge-ints"])
+def test_encode_with_absurd_cn_widths_prints_one_line(factory_inverter, tmp_path, capsys, hidden) -> None:
+    from discinvert.cli import main
+
+    bad = _with_config(factory_inverter, tmp_path / "bad.safetensors", lambda c: c["cn"].update(hidden=hidden))
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).integers(0, 256, (2, 8, 8), dtype=np.uint8))
+    code = main(["encode", "--generator", "tests.cli_factories:make_generator", "--discriminator",
+                 "tests.cli_factories:make_discriminator", "--inverter", str(bad), "--images", str(tmp_path / "x.npy"),
+                 "--out", str(tmp_path / "codes.npy")])
+    err = capsys.readouterr().err
+    assert code == 1, err
+    assert err.startswith(f"discinvert encode: error: {bad}: cn_hidden: expected") and err.count("\n") == 1, err
+    assert not (tmp_path / "codes.npy").exists()

@@ -304,7 +304,12 @@ def _fit(args: argparse.Namespace) -> int:
         if given:
             raise UsageError(f"{', '.join(given)}: only with --iterations K, K > 0 (the step networks)")
     _check_writable(out, directory=not to_file)  # before minutes of fitting, not after
-    written = [out] if to_file else [out / name for name in ("model.safetensors", "config.json", "README.md")]
+    from discinvert.hub import CONFIG_NAME, MODEL_CARD_NAME, WEIGHTS_NAME
+
+    written = [out] if to_file else [out / name for name in (WEIGHTS_NAME, CONFIG_NAME, MODEL_CARD_NAME)]
+    if not to_file:  # the folder's three files are replaced together; one blocked refuses all, so say it now
+        for path in written:
+            _check_writable(path)
     _refuse_overwriting_inputs([("--out", path) for path in written], [("--images", args.images), ("--gan", args.gan)])
     settings = FitConfig.build(**fit_settings(args), device=args.device)
     gan = _load_gan(args)
