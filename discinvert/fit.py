@@ -14,6 +14,8 @@ come back exactly as they were handed over. The settings live in
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import functools
 import inspect
 import logging
 import math
@@ -27,6 +29,7 @@ import torch
 from torch import nn
 from tqdm.contrib.logging import logging_redirect_tqdm
 
+from discinvert import behaviour
 from discinvert import distributed as dist_utils
 from discinvert.acceleration import AUTO, check_autocast_dtype, resolve_channels_last
 from discinvert.conditioning import Conditioning
@@ -434,6 +437,9 @@ def fit_inverter(
             facts = inspect_gan(generator, tap, probe[0], probe[1], conditioning)
             val_rng.manual_seed(seed + 1)
             held_out = pairs.validation_set(settings_.validation_size, val_rng, settings_.batch_size)
+        # The behavioural fingerprint (its own seeded RNG, put back: the fit's streams do not move).
+        probe_record = behaviour.record(generator, tap, latent_shape=found_shape, image_shape=facts.image_shape,
+                                        image_range=held_out.image_range, conditioning=conditioning)
         split = None if images is None else _split(images, facts.image_shape, settings_, seed, held_out.image_range,
                                                    dist_ctx, device)
 
@@ -446,6 +452,11 @@ def fit_inverter(
                                                            facts.feature_dim, probe)
         checkpointing = _checkpointing(settings_, facts, discriminator, layer_name, found_shape, cn_config,
                                        conditioning is not None, dist_ctx, train_rng, device, levers)
+        if checkpointing is not None:
+            checkpointing.behaviour = probe_record.to_dict()
+            checkpointing.check_behaviour = functools.partial(
+                behaviour.check_stored, measured=probe_record, source=str(checkpointing.path),
+                image_size=math.prod(facts.image_shape), feature_dim=facts.feature_dim, layer=layer_name)
         result = _self_generated_stage(cn, source, held_out, settings_, dist_ctx, checkpointing, autocast_dtype,
                                        on_validation)
         real = None
@@ -464,6 +475,7 @@ def fit_inverter(
     inverter_config = _inverter_config(settings_, facts, layer_name, found_shape, cn_config, conditioning is not None,
                                        latent_sampler is not None, held_out.image_range, result, held_out.baseline,
                                        device, dist_ctx.world_size, real, step_config, iterative, levers)
+    inverter_config = dataclasses.replace(inverter_config, probe=probe_record)
     inverter = Inverter(inverter_config, generator=generator, discriminator=discriminator, conditioning=conditioning)
     inverter.cn.load_state_dict(cn.state_dict(), strict=True)
     for mine, trained in zip(inverter.steps, steps, strict=True):
