@@ -141,6 +141,17 @@ def _checkpointing(settings: FitConfig, facts: GANFacts, discriminator: nn.Modul
     )
 
 
+def _checkpoint_behaviour(checkpointing: Checkpointing | None, probe_record: behaviour.Behaviour, facts: GANFacts,
+                          layer_name: str | tuple[str, ...]) -> None:
+    """Checkpoints carry the fit's behavioural fingerprint; resuming compares a stored one with it."""
+    if checkpointing is None:
+        return
+    checkpointing.behaviour = probe_record.to_dict()
+    checkpointing.check_behaviour = functools.partial(
+        behaviour.check_stored, measured=probe_record, source=str(checkpointing.path),
+        image_size=math.prod(facts.image_shape), feature_dim=facts.feature_dim, layer=layer_name)
+
+
 def _inverter_config(settings: FitConfig, facts: GANFacts, layer_name: str | tuple[str, ...], latent_shape: tuple[int, ...],
                      cn_config: CNConfig, conditional: bool, custom_prior: bool, image_range: tuple[float, float] | None,
                      result: TrainResult, baseline: float, device: torch.device, world_size: int,
@@ -452,11 +463,7 @@ def fit_inverter(
                                                            facts.feature_dim, probe)
         checkpointing = _checkpointing(settings_, facts, discriminator, layer_name, found_shape, cn_config,
                                        conditioning is not None, dist_ctx, train_rng, device, levers)
-        if checkpointing is not None:
-            checkpointing.behaviour = probe_record.to_dict()
-            checkpointing.check_behaviour = functools.partial(
-                behaviour.check_stored, measured=probe_record, source=str(checkpointing.path),
-                image_size=math.prod(facts.image_shape), feature_dim=facts.feature_dim, layer=layer_name)
+        _checkpoint_behaviour(checkpointing, probe_record, facts, layer_name)
         result = _self_generated_stage(cn, source, held_out, settings_, dist_ctx, checkpointing, autocast_dtype,
                                        on_validation)
         real = None
