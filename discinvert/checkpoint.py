@@ -20,6 +20,7 @@ import json
 import logging
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -148,6 +149,11 @@ class Checkpointing:
     rank: int = 0
     world_size: int = 1
     also_accept: dict[str, Any] = field(default_factory=dict)
+    behaviour: dict[str, Any] | None = None
+    """The behavioural fingerprint of this fit's G and D (JSON form), written with each checkpoint."""
+    check_behaviour: Callable[[Any], list[str]] | None = None
+    """Given a checkpoint's stored behaviour, the ways this fit's G and D differ from it (compared with
+    a tolerance, so not part of ``identity``); checkpoints written before it was recorded skip it."""
     committed_step: int | None = None
     """The step ``path`` names (set on resume and after each distributed save)."""
 
@@ -200,6 +206,7 @@ class Checkpointing:
             "best_step": best[1],
             "last_error": last_error if math.isfinite(last_error) else None,
             "history": history,
+            **({} if self.behaviour is None else {"behaviour": self.behaviour}),
         }
         if self.world_size == 1:
             write_checkpoint(self.path, tensors, meta)
@@ -264,6 +271,13 @@ class Checkpointing:
                 f"{self.path}: this checkpoint belongs to another fit (differs in {', '.join(differing)}); "
                 "resume with the same GAN and settings, or delete it / pass resume=False to start over."
             )
+        if self.check_behaviour is not None and "behaviour" in meta:
+            problems = self.check_behaviour(meta["behaviour"])
+            if problems:
+                raise ValueError(
+                    f"{self.path}: this checkpoint belongs to a fit of another GAN ({'; '.join(problems)}); "
+                    "resume with the same G and D, or delete it / pass resume=False to start over."
+                )
 
     def _load_state(
         self,

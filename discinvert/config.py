@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from discinvert.behaviour import Behaviour
 from discinvert.iterative import MAX_ITERATIONS, StepConfig, residual_shape
 from discinvert.network import MAX_FEATURES, MAX_LATENT_VALUES, CNConfig
 
@@ -25,8 +26,13 @@ FORMAT_VERSION = 5
 """Version of the on-disk format written by this library.
 
 Version 5 (2026-12): the file's metadata carries a digest of its tensor bytes
-(``tensor_digest``, see :mod:`discinvert.serialization`); the config is unchanged, so a
-version-4 config migrates as it is, and a version-4 file (no digest) loads with a warning.
+(``tensor_digest``, see :mod:`discinvert.serialization`), and the config adds ``probe``, the
+behavioural fingerprint of G and D (:mod:`discinvert.behaviour`: summaries of G's images and
+D's features on fixed probe inputs, checked with a tolerance on load). A version-4 config
+migrates with ``probe: null`` (the loader then records the probe from the GAN it was loaded
+with, once the tensor fingerprints have matched), and a version-4 file (no digest) loads
+with a warning.
+
 Version 4 (2026-12) lets a file store its weight matrices as int8 with one float32 scale
 per output row (``save(dtype=torch.int8)``; the scales are the tensors ``<name>.int8_scale``,
 see :mod:`discinvert.serialization`); the config is unchanged, so a version-3 config
@@ -67,7 +73,10 @@ def migrate(data: dict[str, Any], *, source: str) -> dict[str, Any]:
     if data["format_version"] == 3:
         data = {**data, "format_version": 4}  # version 4 adds int8 weight storage, nothing to the config
     if data["format_version"] == 4:
-        data = {**data, "format_version": 5}  # version 5 adds the tensor digest to the metadata, nothing here
+        if "probe" in data:
+            raise ValueError(f"{source}: format version 4 has no 'probe'; got one in the config (the file was altered).")
+        # version 5 adds the tensor digest to the metadata and the behavioural fingerprint (none recorded here)
+        data = {**data, "format_version": 5, "probe": None}
     return data
 
 
@@ -148,6 +157,9 @@ class InverterConfig:
             the metric's default value range; ``None`` when unknown.
         iterations: number of step networks (iterative refinement), ``0`` for the CN alone.
         step: the step networks' architecture, ``None`` exactly when ``iterations`` is 0.
+        probe: the behavioural fingerprint (G's images and D's features on fixed probe
+            inputs, :mod:`discinvert.behaviour`); ``None`` for a file written before format
+            version 5 (the loader then records it from the GAN it was loaded with).
         fingerprint_scheme: ``2`` when ``discriminator_fingerprint`` covers the feature
             layer's name and module path (written since format version 2), ``1`` for a
             version-1 file (weights only); not stored, files are always written as 2.
@@ -167,6 +179,7 @@ class InverterConfig:
     image_range: tuple[float, float] | None = None
     iterations: int = 0
     step: StepConfig | None = None
+    probe: Behaviour | None = None
     fingerprint_scheme: int = 2
 
     def __post_init__(self) -> None:
@@ -188,7 +201,7 @@ class InverterConfig:
             # A version-1 config loaded with on_mismatch="warn" and a mismatch: its D
             # fingerprint is still the version-1 kind, so it is written as version 1.
             legacy = {k: v for k, v in self._dict(FORMAT_VERSION).items()
-                      if k not in ("image_range", "iterations", "step")}
+                      if k not in ("image_range", "iterations", "step", "probe")}
             return {**legacy, "format_version": 1}
         return self._dict(FORMAT_VERSION)
 
@@ -212,6 +225,7 @@ class InverterConfig:
             "image_range": None if self.image_range is None else list(self.image_range),
             "iterations": self.iterations,
             "step": None if self.step is None else self.step.to_dict(),
+            "probe": None if self.probe is None else self.probe.to_dict(),
         }
 
     @classmethod
@@ -243,6 +257,7 @@ class InverterConfig:
             "format_version", "library_version", "feature_layer", "latent_shape", "image_shape",
             "feature_dim", "cn", "generator_fingerprint", "discriminator_fingerprint",
             "discriminator_modules", "conditional", "latent_prior", "fit", "image_range", "iterations", "step",
+            "probe",
         }
         missing = sorted(required - set(data))
         unknown = sorted(set(data) - required)
@@ -277,6 +292,8 @@ class InverterConfig:
         if (step is None) != (iterations == 0):
             raise ValueError(f"{source}: expected a 'step' config exactly when 'iterations' > 0, got iterations="
                              f"{iterations} and step={data['step']!r}.")
+        probe = None if data["probe"] is None else Behaviour.from_dict(
+            data["probe"], source=source, image_size=math.prod(image_shape), feature_dim=feature_dim)
         config = cls(
             feature_layer=_feature_layer(data["feature_layer"], source),
             latent_shape=latent_shape,
@@ -294,6 +311,7 @@ class InverterConfig:
             image_range=_range(data["image_range"], source),
             iterations=iterations,
             step=step,
+            probe=probe,
             fingerprint_scheme=scheme,
         )
         if cn.in_features != feature_dim or cn.out_features != config.latent_dim:

@@ -14,6 +14,8 @@ come back exactly as they were handed over. The settings live in
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import functools
 import inspect
 import logging
 import math
@@ -27,6 +29,7 @@ import torch
 from torch import nn
 from tqdm.contrib.logging import logging_redirect_tqdm
 
+from discinvert import behaviour
 from discinvert import distributed as dist_utils
 from discinvert.acceleration import AUTO, check_autocast_dtype, resolve_channels_last
 from discinvert.conditioning import Conditioning, check_conditioning
@@ -146,6 +149,25 @@ def _checkpointing(settings: FitConfig, facts: GANFacts, discriminator: nn.Modul
         # checkpoints written before format version 2 recorded D's weights-only fingerprint
         also_accept={"discriminator_fingerprint": fingerprint_discriminator(discriminator, facts.modules), **before_18},
     )
+
+
+def _record_behaviour(generator: nn.Module, tap: FeatureTap, latent_shape: tuple[int, ...], facts: GANFacts,
+                      held_out: ValidationSet, conditioning: Conditioning | None) -> behaviour.Behaviour:
+    """The behavioural fingerprint, on probes in G's range; its own seeded RNG is put back, so the fit's
+    random streams do not move."""
+    return behaviour.record(generator, tap, latent_shape=latent_shape, image_shape=facts.image_shape,
+                            image_range=held_out.image_range, conditioning=conditioning)
+
+
+def _checkpoint_behaviour(checkpointing: Checkpointing | None, probe_record: behaviour.Behaviour, facts: GANFacts,
+                          layer_name: str | tuple[str, ...]) -> None:
+    """Checkpoints carry the fit's behavioural fingerprint; resuming compares a stored one with it."""
+    if checkpointing is None:
+        return
+    checkpointing.behaviour = probe_record.to_dict()
+    checkpointing.check_behaviour = functools.partial(
+        behaviour.check_stored, measured=probe_record, source=str(checkpointing.path),
+        image_size=math.prod(facts.image_shape), feature_dim=facts.feature_dim, layer=layer_name)
 
 
 def _inverter_config(settings: FitConfig, facts: GANFacts, layer_name: str | tuple[str, ...], latent_shape: tuple[int, ...],
@@ -365,6 +387,27 @@ def _check_stages(settings: FitConfig, given: set[str], images: bool, conditiona
 
 
 @_with_settings
+def _check_arguments(settings: FitConfig, given: set[str], images: bool, conditioning: Conditioning | None,
+                     on_validation: OnValidation | None, generator: nn.Module, discriminator: nn.Module) -> None:
+    """Every check that needs no model run, before any work."""
+    _check_stages(settings, given, images, conditioning is not None)
+    _check_callback(on_validation)
+    check_conditioning(conditioning)
+    _check_checkpoint_path(settings)
+    check_module(generator, "generator")
+    check_module(discriminator, "discriminator")
+
+
+def _assemble(config: InverterConfig, generator: nn.Module, discriminator: nn.Module,
+              conditioning: Conditioning | None, cn: ConnectionNetwork, steps: Sequence[nn.Module]) -> Inverter:
+    """The returned inverter: ``config`` with the fitted CN's and step networks' weights, in eval mode."""
+    inverter = Inverter(config, generator=generator, discriminator=discriminator, conditioning=conditioning)
+    inverter.cn.load_state_dict(cn.state_dict(), strict=True)
+    for mine, trained in zip(inverter.steps, steps, strict=True):
+        mine.load_state_dict(trained.state_dict(), strict=True)
+    return inverter.eval()
+
+
 def fit_inverter(
     generator: nn.Module,
     discriminator: nn.Module,
@@ -452,12 +495,7 @@ def fit_inverter(
             classes (:func:`discinvert.conditioning.label_count`); G and D on different devices.
     """
     settings_ = FitConfig.build(config, **settings)
-    _check_stages(settings_, set(settings), images is not None, conditioning is not None)
-    _check_callback(on_validation)
-    check_conditioning(conditioning)
-    _check_checkpoint_path(settings_)
-    check_module(generator, "generator")
-    check_module(discriminator, "discriminator")
+    _check_arguments(settings_, set(settings), images is not None, conditioning, on_validation, generator, discriminator)
     layer_name, layer = resolve_layers(discriminator, feature_layer)
     sampler, shape = _prior(latent_shape, latent_sampler)
     device = resolve_device(generator, discriminator, settings_.device)
@@ -483,6 +521,7 @@ def fit_inverter(
                                                        conditioning, allow=settings_.allow_batch_dependent_features)
             val_rng.manual_seed(seed + 1)
             held_out = pairs.validation_set(settings_.validation_size, val_rng, settings_.batch_size)
+        probe_record = _record_behaviour(generator, tap, found_shape, facts, held_out, conditioning)
         split = None if images is None else _split(images, facts.image_shape, settings_, seed, held_out.image_range,
                                                    dist_ctx, device)
 
@@ -495,6 +534,7 @@ def fit_inverter(
                                                            facts.feature_dim, probe)
         checkpointing = _checkpointing(settings_, facts, discriminator, layer_name, found_shape, cn_config,
                                        conditioning is not None, dist_ctx, train_rng, device, levers)
+        _checkpoint_behaviour(checkpointing, probe_record, facts, layer_name)
         result = _self_generated_stage(cn, source, held_out, settings_, dist_ctx, checkpointing, autocast_dtype,
                                        on_validation)
         real = None
@@ -515,8 +555,5 @@ def fit_inverter(
                                        device, dist_ctx.world_size, real, step_config, iterative, levers,
                                        {"useless": _warn_if_useless(result, held_out.baseline, settings_),
                                         "batch_dependent_features": batch_dependent})
-    inverter = Inverter(inverter_config, generator=generator, discriminator=discriminator, conditioning=conditioning)
-    inverter.cn.load_state_dict(cn.state_dict(), strict=True)
-    for mine, trained in zip(inverter.steps, steps, strict=True):
-        mine.load_state_dict(trained.state_dict(), strict=True)
-    return inverter.eval()
+    return _assemble(dataclasses.replace(inverter_config, probe=probe_record), generator, discriminator, conditioning,
+                     cn, steps)

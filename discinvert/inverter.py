@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from discinvert import distributed, hub
+from discinvert import behaviour, distributed, hub
 from discinvert.conditioning import Conditioning, check_conditioning, check_conditions, label_count
 from discinvert.config import InverterConfig
 from discinvert.features import FeatureTap, reached_modules
@@ -555,7 +555,14 @@ class Inverter(nn.Module):
         return written
 
     def check_fingerprints(self, *, on_mismatch: Literal["raise", "warn"] = "raise", source: str = "inverter") -> bool:
-        """Compare G's and D's weights with the fingerprints recorded at fit time.
+        """Compare G and D with the fingerprints recorded at fit time.
+
+        Two kinds are compared: the tensor fingerprints (SHA-256 of G's weights and
+        buffers and of D's up to the feature layer, :mod:`discinvert.fingerprint`), and,
+        for files of format version 5 and later, the behavioural fingerprint (G's images
+        and D's features on fixed probe inputs within a 1% tolerance,
+        :mod:`discinvert.behaviour`), which also sees a changed activation, a weight used
+        outside its module or a changed non-persistent buffer.
 
         Returns:
             ``True`` when both match.
@@ -588,6 +595,10 @@ class Inverter(nn.Module):
                         f"not those recorded at fit time ({len(recorded)}): the config names another layer, "
                         "or D's forward pass changed"
                     )
+        if self.config.probe is not None:
+            problems += behaviour.compare(self.config.probe, self.generator, self._gan.tap,
+                                          latent_shape=self.latent_shape, image_shape=self.image_shape,
+                                          image_range=self.config.image_range, conditioning=self.conditioning)
         if not problems:
             return True
         message = (
@@ -641,6 +652,15 @@ class Inverter(nn.Module):
             self.config, discriminator_fingerprint=d_print, fingerprint_scheme=2, image_range=image_range
         )
 
+    def _record_probe(self) -> None:
+        """A file written before format version 5 has no behavioural fingerprint: its tensor
+        fingerprints matched, so record the probes from this G and D (a re-save carries them)."""
+        probe = behaviour.record(self.generator, self._gan.tap, latent_shape=self.latent_shape,
+                                 image_shape=self.image_shape, image_range=self.config.image_range,
+                                 conditioning=self.conditioning)
+        self.config = dataclasses.replace(self.config, probe=probe)
+        logger.info("recorded the behavioural fingerprint of this G and D (the file predates format version 5)")
+
     def _check_against_gan(self, source: str) -> None:
         """Run G and D_f on two latents and compare image and feature sizes with the config."""
         conditioning = self.conditioning
@@ -687,6 +707,8 @@ class Inverter(nn.Module):
         inverter.load_state_dict(state, strict=True)
         if config.fingerprint_scheme < 2 and matched:
             inverter._upgrade_legacy_config()
+        if inverter.config.probe is None and matched:
+            inverter._record_probe()
         return inverter.eval()
 
     @classmethod

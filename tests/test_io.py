@@ -274,7 +274,8 @@ def test_damaged_int8_files_are_refused(fitted, tmp_path) -> None:
         ({**good, "cn.extra.int8_scale": torch.ones(3)}, meta, r"scales an int8 weight matrix 'cn.extra', got no such tensor"),
     ]
     config = json.loads(meta["config"])
-    old = {**meta, "format_version": "3", "config": json.dumps({**config, "format_version": 3})}
+    old_config = {k: v for k, v in config.items() if k != "probe"}  # format version 5 added the probe
+    old = {**meta, "format_version": "3", "config": json.dumps({**old_config, "format_version": 3})}
     cases.append((good, old, r"format version 3 has no int8 weights"))
     for tensors, metadata, message in cases:
         _rewrite(path, tensors=tensors, metadata=metadata)
@@ -287,7 +288,7 @@ def test_a_format_3_file_loads_as_it_is(fitted, tmp_path) -> None:
     """Version 4 only adds int8 storage: a float file written as version 3 loads unchanged."""
     gan, inverter = fitted
     path = inverter.save(tmp_path / "inv.safetensors")
-    config = {**_config(path), "format_version": 3}
+    config = {**{k: v for k, v in _config(path).items() if k != "probe"}, "format_version": 3}
     _rewrite(path, metadata={"format": "discinvert.inverter", "format_version": "3", "library_version": "0.1.0",
                              "config": json.dumps(config)})
     loaded = Inverter.load(path, generator=gan.generator, discriminator=gan.discriminator)
@@ -335,7 +336,7 @@ def _as_format_1(path, gan) -> dict:
     from discinvert.fingerprint import fingerprint_discriminator
 
     config = _config(path)
-    for key in ("image_range", "iterations", "step"):  # added in format versions 2 and 3
+    for key in ("image_range", "iterations", "step", "probe"):  # added in format versions 2, 3 and 5
         config.pop(key)
     config["format_version"] = 1
     config["discriminator_fingerprint"] = fingerprint_discriminator(gan.discriminator, config["discriminator_modules"])

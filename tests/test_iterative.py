@@ -195,7 +195,7 @@ def _as_format_2(source, target):
     """A Hub folder as format 2 wrote it (the zoo's real-images inverter until it gained step networks):
     no 'iterations' or 'step' in the config, no step tensors."""
     config = json.loads((source / "config.json").read_text())
-    config = {k: v for k, v in config.items() if k not in ("iterations", "step")} | {"format_version": 2}
+    config = {k: v for k, v in config.items() if k not in ("iterations", "step", "probe")} | {"format_version": 2}
     target.mkdir()
     (target / "config.json").write_text(json.dumps(config))
     with safetensors.safe_open(str(source / "model.safetensors"), framework="pt") as handle:
