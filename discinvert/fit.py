@@ -386,7 +386,6 @@ def _check_stages(settings: FitConfig, given: set[str], images: bool, conditiona
         )
 
 
-@_with_settings
 def _check_arguments(settings: FitConfig, given: set[str], images: bool, conditioning: Conditioning | None,
                      on_validation: OnValidation | None, generator: nn.Module, discriminator: nn.Module) -> None:
     """Every check that needs no model run, before any work."""
@@ -408,6 +407,7 @@ def _assemble(config: InverterConfig, generator: nn.Module, discriminator: nn.Mo
     return inverter.eval()
 
 
+@_with_settings
 def fit_inverter(
     generator: nn.Module,
     discriminator: nn.Module,
