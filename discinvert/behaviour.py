@@ -21,7 +21,9 @@ on the probes by more than 1% (relative): swapped activations, negated or rescal
 that no fingerprinted module holds, changed non-persistent buffers, another G or D of the
 same architecture. What it cannot: a change smaller than that on these probes (or one
 that only shows on other inputs); the conditions of a conditional GAN come from the
-``Conditioning`` given at load, so a sampler that changed is not seen. A model that draws
+``Conditioning`` given at load (drawn under seeded global RNGs from a seeded CPU generator),
+so a sampler that changed is not seen, and a sampler that draws other conditions from the
+same seeds gives no behavioural fingerprint at all. A model that draws
 randomness in its forward pass (noise inputs) is probed under a fixed seed, which only
 reproduces on the same kind of device: on another kind its check is skipped (logged).
 The probes run in float32 arithmetic of the models' own dtype, without autocast; the
@@ -30,6 +32,7 @@ tolerance leaves room for CPU/GPU and TF32 rounding.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 from collections.abc import Callable
@@ -43,6 +46,7 @@ from discinvert.conditioning import Conditioning
 from discinvert.features import FeatureTap
 from discinvert.gan import generate, model_device, model_dtype
 from discinvert.guard import frozen
+from discinvert.rng import kept
 
 __all__ = ["CHUNKS", "PROBES", "PROBE_SEED", "TOLERANCE", "Behaviour", "Probe", "check_stored", "compare", "differences", "record", "summarise"]
 
@@ -177,11 +181,31 @@ def _probe_latents(latent_shape: tuple[int, ...], device: torch.device) -> torch
     return torch.randn((PROBES, *latent_shape), generator=cpu).to(device)
 
 
-def _probe_conditions(conditioning: Conditioning | None, device: torch.device) -> torch.Tensor | None:
+def _probe_conditions(conditioning: Conditioning | None, device: torch.device) -> tuple[torch.Tensor | None, bool, bool]:
+    """The probe conditions, drawn by the sampler under seeded global RNGs (torch's, NumPy's and Python's,
+    put back afterwards), from a seeded CPU generator so every device draws the same ones.
+
+    Returns:
+        ``(conditions, reproducible, device_bound)``: ``reproducible`` is ``False`` when two draws differ (a
+        sampler that draws from a source this module cannot seed); ``device_bound`` is ``True`` when the
+        sampler could only draw on ``device``'s own generator (its draws then differ across device types).
+    """
     if conditioning is None:
-        return None
-    cpu = torch.Generator().manual_seed(PROBE_SEED + 2)
-    return conditioning.sampler(PROBES, cpu, torch.device("cpu")).to(device)
+        return None, True, False
+    seed = PROBE_SEED + 2
+
+    def draw() -> tuple[torch.Tensor, bool]:
+        with kept(device, seed):
+            try:
+                return conditioning.sampler(PROBES, torch.Generator().manual_seed(seed), torch.device("cpu")).to(device), False
+            except Exception:  # noqa: BLE001 - a sampler that draws on its model's device only: use that device
+                generator = torch.Generator(device=device).manual_seed(seed)
+                return conditioning.sampler(PROBES, generator, device), device.type != "cpu"
+
+    first, bound = draw()
+    second, _ = draw()
+    reproducible = isinstance(first, torch.Tensor) and isinstance(second, torch.Tensor) and torch.equal(first, second)
+    return first, reproducible, bound
 
 
 def probe_images(image_shape: tuple[int, ...], image_range: tuple[float, float] | None,
@@ -202,18 +226,20 @@ def probe_images(image_shape: tuple[int, ...], image_range: tuple[float, float] 
     return images.to(device=device, dtype=dtype)
 
 
+def _full_precision(device: torch.device) -> contextlib.AbstractContextManager[Any]:
+    """Autocast off (a caller's ``torch.autocast`` block must not change what the probes compute)."""
+    if device.type in ("cpu", "cuda"):
+        return torch.autocast(device.type, enabled=False)
+    return contextlib.nullcontext()
+
+
 def _outputs(run: Callable[[], torch.Tensor], device: torch.device, seed: int) -> torch.Tensor:
-    """``run()`` with the global RNG seeded (and put back afterwards), under no_grad."""
-    devices = [device] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices), torch.no_grad():
-        torch.default_generator.manual_seed(seed)
-        if device.type == "cuda":
-            with torch.cuda.device(device):
-                torch.cuda.manual_seed(seed)
+    """``run()`` with the global RNGs seeded (and put back afterwards), under no_grad, without autocast."""
+    with kept(device, seed), torch.no_grad(), _full_precision(device):
         return run()
 
 
-def _probe(run: Callable[[], torch.Tensor], device: torch.device, what: str) -> Probe | None:
+def _probe(run: Callable[[], torch.Tensor], device: torch.device, what: str, device_bound: bool) -> Probe | None:
     first = _outputs(run, device, PROBE_SEED)
     if not bool(torch.isfinite(first).all()):
         logger.info("%s gives non-finite values on the probe inputs; no behavioural fingerprint for it", what)
@@ -221,7 +247,8 @@ def _probe(run: Callable[[], torch.Tensor], device: torch.device, what: str) -> 
     second = _outputs(run, device, _SECOND_SEED)
     summary = summarise(first)
     # Run-to-run float noise (GPU atomics) stays far below this; noise inputs move outputs far more.
-    stochastic = not bool(torch.isfinite(second).all()) or distance(summarise(second), summary) > _STOCHASTIC
+    stochastic = (device_bound or not bool(torch.isfinite(second).all())
+                  or distance(summarise(second), summary) > _STOCHASTIC)
     
     if stochastic:
         logger.info("%s draws randomness in its forward pass; its behavioural fingerprint is compared only "
@@ -231,10 +258,17 @@ def _probe(run: Callable[[], torch.Tensor], device: torch.device, what: str) -> 
 
 def _runners(generator: nn.Module, tap: FeatureTap, *, latent_shape: tuple[int, ...],
              image_shape: tuple[int, ...], image_range: tuple[float, float] | None,
-             conditioning: Conditioning | None) -> tuple[torch.device, Callable[[], torch.Tensor], Callable[[], torch.Tensor]]:
+             conditioning: Conditioning | None) -> tuple[torch.device, Callable[[], torch.Tensor],
+                                                         Callable[[], torch.Tensor], bool] | None:
+    """The device and the two probe runs, and whether the probes are bound to the device type;
+    ``None`` when the conditions cannot be drawn reproducibly."""
     device = model_device(tap.discriminator) or model_device(generator) or torch.device("cpu")
     latents = _probe_latents(latent_shape, device)
-    conditions = _probe_conditions(conditioning, device)
+    conditions, reproducible, device_bound = _probe_conditions(conditioning, device)
+    if not reproducible:
+        logger.info("the condition sampler draws other conditions from the same seed; no behavioural fingerprint "
+                    "for this conditional GAN (its tensor fingerprints still hold)")
+        return None
     images = probe_images(image_shape, image_range, device, model_dtype(tap.discriminator))
 
     def run_generator() -> torch.Tensor:
@@ -243,7 +277,7 @@ def _runners(generator: nn.Module, tap: FeatureTap, *, latent_shape: tuple[int, 
     def run_discriminator() -> torch.Tensor:
         return tap(images, conditions)
 
-    return device, run_generator, run_discriminator
+    return device, run_generator, run_discriminator, device_bound
 
 
 def record(generator: nn.Module, tap: FeatureTap, *, latent_shape: tuple[int, ...], image_shape: tuple[int, ...],
@@ -258,13 +292,16 @@ def record(generator: nn.Module, tap: FeatureTap, *, latent_shape: tuple[int, ..
         image_range: G's ``(min, max)``, the range of D's probe images (``None``: ``(-1, 1)``).
         conditioning: for a conditional GAN; its sampler draws the probe conditions on the CPU.
 
-    The global RNG (and the CUDA one of the models' device) is left as it was.
+    The global RNGs (torch's, the CUDA one of the models' device, NumPy's and Python's) are left as they
+    were; a caller's autocast is off while the probes run.
     """
-    device, run_generator, run_discriminator = _runners(
-        generator, tap, latent_shape=latent_shape, image_shape=image_shape, image_range=image_range,
-        conditioning=conditioning)
     with frozen(generator, tap.discriminator):
-        return Behaviour(_probe(run_generator, device, "G"), _probe(run_discriminator, device, "D"))
+        runners = _runners(generator, tap, latent_shape=latent_shape, image_shape=image_shape,
+                           image_range=image_range, conditioning=conditioning)
+        if runners is None:
+            return Behaviour(None, None)
+        device, run_generator, run_discriminator, bound = runners
+        return Behaviour(_probe(run_generator, device, "G", bound), _probe(run_discriminator, device, "D", bound))
 
 
 def differences(stored: Behaviour, measured: Behaviour, *, layer: str | tuple[str, ...]) -> list[str]:

@@ -266,7 +266,8 @@ def check_batch_independence(
     feature map, as StyleGAN's and ProGAN's D have) would give an image another code in another batch.
     D runs through ``tap`` (stopping at the feature layers) on G's images of ``latents``
     (:data:`BATCH_CHECK_SIZE` of them), on them permuted, and on the permuted batch split in two
-    (:func:`discinvert.layers.batch_dependence`); G and D come back untouched. BatchNorm in eval mode,
+    (:func:`discinvert.layers.batch_dependence`); G and D come back untouched, and the global RNG as it
+    was. BatchNorm in eval mode,
     as every fit runs D, reads no batch statistics and passes.
 
     Args:
@@ -282,7 +283,10 @@ def check_batch_independence(
             feature layer, D's first layer whose output depends on the batch, and the deepest layer
             before it whose output does not, to fit on instead.
     """
-    with frozen(generator, tap.discriminator), torch.no_grad():
+    device = latents.device
+    # fork_rng: a G or D drawing noise in its forward pass must not move the fit's seeded global stream.
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), \
+            frozen(generator, tap.discriminator), torch.no_grad():
         images = generate(generator, latents, conditions, conditioning)
 
         def run(rows: torch.Tensor) -> torch.Tensor:

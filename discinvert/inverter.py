@@ -27,6 +27,7 @@ from discinvert.iterative import StepNetwork, iterate
 from discinvert.layers import resolve_layers
 from discinvert.network import ConnectionNetwork
 from discinvert.optimize import DEFAULT_REFINE_LR, optimize_latents
+from discinvert.rng import kept
 from discinvert.serialization import read_inverter_file, write_inverter_file
 from discinvert.validation import holds_data, is_integer, numpy_tensor, optional_bool, optional_callable, positive_int
 from discinvert.value_range import RANGE_MARGIN, nominal_range, range_problem
@@ -247,7 +248,7 @@ class Inverter(nn.Module):
             )
         # What the conditioning knows: the kind and row shape of what its sampler draws, and the class count.
         device = self._run_device()
-        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        with kept(device):  # a sampler drawing from a global RNG must not move the user's
             reference = self.conditioning.sampler(2, torch.Generator(device=device).manual_seed(0), device)
         return check_conditions(conditions, n, name="conditions", per="image",
                                 classes=label_count(self.conditioning, self.generator, self.discriminator),
@@ -616,8 +617,10 @@ class Inverter(nn.Module):
         device = self._run_device()
         generator = torch.Generator(device=device).manual_seed(0)
         latents = torch.randn((n, *self.latent_shape), generator=generator, device=device)
-        conditions = None if self.conditioning is None else self.conditioning.sampler(n, generator, device)
-        return latents, conditions
+        if self.conditioning is None:
+            return latents, None
+        with kept(device):  # a sampler drawing from a global RNG must not move the user's
+            return latents, self.conditioning.sampler(n, generator, device)
 
     def _reached_modules(self) -> list[str]:
         """D's submodules that run up to the feature layer, on two images of G."""

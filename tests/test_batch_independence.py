@@ -205,3 +205,21 @@ def test_the_command_line_fit_refuses_in_one_line_and_the_flag_fits_with_a_warni
     assert not out.exists()
     assert main(["fit", *gan, "--out", str(out), "--allow-batch-dependent-features"]) == 0
     assert "discinvert fit: warning: feature_layer '4': expected features" in capsys.readouterr().err and out.is_file()
+
+
+def test_the_check_leaves_the_global_rng_of_a_fit_alone() -> None:
+    """A G drawing noise in its forward pass runs during the check: the fit's seeded global stream must not move."""
+    from discinvert.features import FeatureTap
+    from discinvert.gan import check_batch_independence
+    from tests.conftest import MLPDiscriminator, MLPGenerator
+
+    class NoisyG(MLPGenerator):
+        def forward(self, z: torch.Tensor) -> torch.Tensor:
+            return super().forward(z) + 0.1 * torch.randn(z.shape[0], 16)
+
+    generator, discriminator = NoisyG(), MLPDiscriminator()
+    tap = FeatureTap(discriminator, "body.3", discriminator.body[3])
+    torch.manual_seed(5)
+    state = torch.get_rng_state()
+    assert check_batch_independence(generator, tap, torch.randn(8, 8, generator=torch.Generator().manual_seed(1))) is False
+    assert torch.equal(torch.get_rng_state(), state)

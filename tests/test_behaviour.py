@@ -221,3 +221,62 @@ def test_the_summary_sees_sign_and_scale() -> None:
         assert behaviour.distance(behaviour.summarise(changed), base) > behaviour.TOLERANCE
     noisy = x + 1e-4 * torch.randn_like(x)
     assert behaviour.distance(behaviour.summarise(noisy), base) < behaviour.TOLERANCE / 10
+
+
+def _global_torch_labels(n: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
+    return torch.randint(0, 4, (n,), device=device)  # ignores the generator it is handed: draws from the global RNG
+
+
+def _numpy_labels(n: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
+    import numpy as np
+
+    return torch.as_tensor(np.random.randint(0, 4, size=n), device=device)
+
+
+class _Counter:
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, n: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
+        self.calls += 1  # a source no seed reaches: each draw differs
+        return (torch.arange(n, device=device) + self.calls) % 4
+
+
+@pytest.mark.parametrize("sampler", [_global_torch_labels, _numpy_labels, _Counter()], ids=["torch-global", "numpy", "unseedable"])
+def test_a_condition_sampler_that_ignores_its_generator_gives_no_false_alarm_and_leaves_the_rngs(make_gan, tmp_path,
+                                                                                                 sampler) -> None:
+    import random
+
+    import numpy as np
+
+    from discinvert import Conditioning
+
+    gan = make_gan("conditional")
+    conditioning = Conditioning(sampler=sampler)
+    path = tmp_path / "inv.safetensors"
+    torch.manual_seed(0)
+    fitted = fit_inverter(gan.generator, gan.discriminator, gan.feature_layer, latent_shape=gan.latent_shape,
+                          conditioning=conditioning, **QUICK)
+    fitted.save(path)
+    assert (fitted.config.probe.generator is None) == isinstance(sampler, _Counter)  # unseedable: no probe at all
+    torch.manual_seed(123)
+    np.random.seed(123)
+    random.seed(123)
+    states = torch.get_rng_state(), np.random.get_state()[1].copy(), random.getstate()
+    loaded = Inverter.load(path, generator=gan.generator, discriminator=gan.discriminator, conditioning=conditioning)
+    assert loaded.config.probe == fitted.config.probe
+    assert torch.equal(torch.get_rng_state(), states[0]) and np.array_equal(np.random.get_state()[1], states[1])
+    assert random.getstate() == states[2]
+
+
+def test_probes_ignore_a_callers_autocast(make_gan, tmp_path) -> None:
+    """Loading (or fitting) inside a user's ``torch.autocast`` block probes in full precision."""
+    gan = make_gan("dcgan")
+    path = tmp_path / "inv.safetensors"
+    fitted = _fit_and_save(gan.generator, gan.discriminator, gan.feature_layer, gan.latent_shape, path)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loaded = Inverter.load(path, generator=gan.generator, discriminator=gan.discriminator)
+        tap = loaded._gan.tap
+        again = behaviour.record(gan.generator, tap, latent_shape=gan.latent_shape, image_shape=loaded.image_shape,
+                                 image_range=loaded.config.image_range)
+    assert again == fitted.config.probe

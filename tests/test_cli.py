@@ -1031,6 +1031,20 @@ def test_an_output_that_is_an_input_is_refused(ws: dict[str, Path], tmp_path: Pa
     assert "reconstructions_000.png" in err and "is also an input" in err, err
 
 
+def test_fit_may_write_again_into_a_zoo_entry_folder_s_inverter(ws: dict[str, Path], tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """``fit --gan ENTRY --out ENTRY/inverter`` reads only ENTRY's GAN, so a rerun is not refused as overwriting
+    an input; a command that loads ENTRY's bundled inverter still refuses to write over it."""
+    entry = tmp_path / "entry"
+    shutil.copytree(ws["gan"], entry / "gan")
+    for _ in range(2):
+        assert main(["fit", "--gan", str(entry), *FAST_FIT, "--out", str(entry / "inverter")]) == 0
+        capsys.readouterr()
+    assert main(["encode", "--gan", str(entry), "--images", str(ws["root"] / "u8.npy"),
+                 "--out", str(entry / "inverter" / "model.safetensors")]) == 1
+    assert "is also an input" in capsys.readouterr().err
+
+
 def test_evaluate_scores_images_smaller_than_ssim_s_7x7_window(ws: dict[str, Path], tmp_path: Path,
                                                                capsys: pytest.CaptureFixture[str]) -> None:
     """4x16 pictures get SSIM over 3x3 windows; 2x32 pictures are too small for SSIM: NaN, PSNR still given."""

@@ -148,8 +148,12 @@ def _check_writable(path: Path, *, directory: bool = False) -> None:
     check_writable(path, directory=directory)
 
 
-def _read_candidates(source: Path, written: Path, *, images: bool) -> list[Path]:
-    """The files read from ``source`` that could be ``written``: ``source`` itself, or its files of that name."""
+def _read_candidates(source: Path, written: Path, *, images: bool, inverters: bool = True) -> list[Path]:
+    """The files read from ``source`` that could be ``written``: ``source`` itself, or its files of that name.
+
+    A folder given as ``--gan`` is read as a GAN folder or a zoo-entry folder (its ``gan/``); its bundled
+    inverter folders count only when the command loads one (``inverters``; not ``fit``).
+    """
     from discinvert.cli.images import IMAGE_SUFFIXES
 
     if source.is_file():
@@ -159,17 +163,22 @@ def _read_candidates(source: Path, written: Path, *, images: bool) -> list[Path]
     names = {written.name, Path(os.path.realpath(written)).name}
     if images:  # an image folder: only its image files are read
         return [source / n for n in names if Path(n).suffix.lower() in IMAGE_SUFFIXES]
-    folders = [source, *(d for d in source.iterdir() if d.is_dir())]  # a zoo-entry folder: gan/ and inverter/
+    folders = [source, source / "gan"]  # a GAN folder, or a zoo-entry folder's gan/
+    if inverters:  # and the zoo-entry folder's inverter/ and inverter-real-images/
+        folders += [d for d in source.iterdir() if d.is_dir() and d.name.startswith("inverter")]
     return [d / n for d in folders for n in names]
 
 
-def _refuse_overwriting_inputs(written: Sequence[tuple[str, Path]], read: Sequence[tuple[str, Any]]) -> None:
+def _refuse_overwriting_inputs(written: Sequence[tuple[str, Path]], read: Sequence[tuple[str, Any]], *,
+                               inverters: bool = True) -> None:
     """An output that is a file this command reads (also through a symlink or another spelling) is refused.
 
     Args:
         written: ``(flag, path)`` of each file the command would write.
         read: ``(flag, path or None)`` of each input given: ``--images``, ``--inverter``, ``--gan``
             (``zoo:`` names and Hub ids are no local files and are skipped).
+        inverters: whether the command reads a ``--gan`` zoo-entry folder's bundled inverters (``fit``
+            does not, so it may write into ``ENTRY/inverter`` again and again).
 
     Raises:
         ValueError: a written path and a read file are the same file.
@@ -180,7 +189,8 @@ def _refuse_overwriting_inputs(written: Sequence[tuple[str, Path]], read: Sequen
         for source_flag, source in read:
             if source is None or str(source).startswith("zoo:"):
                 continue
-            for candidate in _read_candidates(Path(source), path, images=source_flag == "--images"):
+            for candidate in _read_candidates(Path(source), path, images=source_flag == "--images",
+                                              inverters=inverters):
                 if candidate.is_file() and os.path.samefile(candidate, path):
                     raise ValueError(
                         f"{flag} {path}: this file is also an input ({source_flag} {source}"
@@ -310,7 +320,8 @@ def _fit(args: argparse.Namespace) -> int:
     if not to_file:  # the folder's three files are replaced together; one blocked refuses all, so say it now
         for path in written:
             _check_writable(path)
-    _refuse_overwriting_inputs([("--out", path) for path in written], [("--images", args.images), ("--gan", args.gan)])
+    _refuse_overwriting_inputs([("--out", path) for path in written], [("--images", args.images), ("--gan", args.gan)],
+                               inverters=False)
     settings = FitConfig.build(**fit_settings(args), device=args.device)
     gan = _load_gan(args)
     text = args.feature_layer or gan.feature_layer
