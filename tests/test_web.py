@@ -409,6 +409,27 @@ def test_a_bug_in_the_server_still_answers_json_and_logs_the_traceback(zoo_sessi
     assert any(record.exc_info and "GET /api/info failed" in record.getMessage() for record in caplog.records)
 
 
+def test_a_bug_during_a_refinement_stream_reaches_the_handlers_as_itself_not_an_exception_group(zoo_session, caplog) -> None:
+    """anyio 4 wraps what a task group's body raises in an ExceptionGroup; the refinement's stream unwraps it,
+    so the app's handlers (which match by type) and the server's log see the bug itself."""
+    class Broken(WebSession):
+        def refine(self, image, steps, every, stop=None):  # type: ignore[no-untyped-def]
+            def events():
+                yield {"step": 0, "steps": steps}
+                raise RuntimeError("a bug in the middle of a refinement")
+            return events()
+
+    session = zoo_session[0]
+    broken = Broken(session.inverter, description="broken", examples=session.examples)
+    with TestClient(create_app(broken)) as test_client:
+        with pytest.raises(RuntimeError, match="a bug in the middle of a refinement") as raised:
+            with test_client.stream("POST", "/api/refine", data={"example": "0", "steps": "5"}) as response:
+                list(response.iter_lines())
+    assert type(raised.value) is RuntimeError
+    logged = [r for r in caplog.records if r.exc_info and "POST /api/refine failed" in r.getMessage()]
+    assert logged and type(logged[0].exc_info[1]) is RuntimeError
+
+
 def test_the_page_and_its_assets_name_no_other_host_and_there_is_no_api_docs(client) -> None:
     """Everything comes from this machine: no CDN-backed /api/docs, no http(s):// URL in the page's files."""
     assert client.get("/api/docs").status_code == 404 and client.get("/api/redoc").status_code == 404

@@ -153,6 +153,18 @@ def test_the_page_inverts_an_upload_refines_edits_and_interpolates(tmp_path) -> 
         path_slider.send_keys(Keys.ARROW_RIGHT)
         path_slider.send_keys(Keys.ARROW_RIGHT)
         wait.until(lambda b: b.find_element(By.ID, "path-caption").text.startswith("frame 2 of 8 · 9 frames in"))
+        # Two interpolations on their way at once (5 frames, then 7): only the latest one's frames are shown.
+        answered = ("return ['reconstruct', 'interpolate'].map("
+                    "  name => performance.getEntriesByName(arguments[0] + 'api/' + name).length)")
+        reconstructed, interpolated = browser.execute_script(answered, running.url)
+        browser.execute_script("const frames = document.getElementById('frames'), go = arguments[0];"
+                               "frames.value = '5'; go.click(); frames.value = '7'; go.click();",
+                               browser.find_element(By.ID, "interpolate-go"))
+        wait.until(lambda b: b.find_element(By.ID, "path-box").is_displayed() and (
+            (now := b.execute_script(answered, running.url))[0] == reconstructed + 2 and now[1] > interpolated))
+        time.sleep(0.5)  # long enough for an earlier click's path, if one were still asked for, to come in
+        assert len(browser.find_elements(By.CSS_SELECTOR, "#path img")) == 7
+        assert browser.find_element(By.ID, "path-caption").text.startswith("frame 0 of 6 · 7 frames in")
         assert not browser.find_element(By.ID, "error").is_displayed()
         # Offline and still whole: everything the page loaded came from this machine.
         loaded = browser.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
@@ -265,6 +277,17 @@ def test_the_page_never_shows_a_previous_picture_s_state(tmp_path) -> None:
         assert src("refined") == "" and browser.find_element(By.ID, "refine-status").text == ""
         assert enabled("refine-go") and not enabled("refine-stop")
 
+        # A refinement run to its end, then another one stopped: the edits (and the code they download)
+        # use the feed-forward code, as the page says, not the first refinement's code.
+        browser.find_element(By.ID, "refine-steps").clear()
+        browser.find_element(By.ID, "refine-steps").send_keys("5")
+        browser.find_element(By.ID, "refine-go").click()
+        wait.until(lambda b: b.find_element(By.ID, "refine-status").text.startswith("done, step 5/5"))
+        browser.find_element(By.ID, "refine-steps").clear()
+        browser.find_element(By.ID, "refine-steps").send_keys("100000")
+        feed_forward = session.reconstruct(session.example(8))["code"]
+        unedited = session.edit(session.code(feed_forward), {})["image"]
+
         # Stop: the refinement ends on the server, the page says where it stopped and animates no more.
         browser.find_element(By.ID, "refine-go").click()
         wait.until(lambda b: b.find_element(By.ID, "refine-status").text.startswith("step 0/100000"))
@@ -275,6 +298,10 @@ def test_the_page_never_shows_a_previous_picture_s_state(tmp_path) -> None:
         time.sleep(1.0)
         assert src("refined") == stopped and browser.find_element(By.ID, "refine-status").text.startswith("stopped")
         assert enabled("refine-go") and not enabled("refine-stop")
+        assert browser.find_element(By.ID, "refine-status").text.endswith("the edits use the feed-forward code")
+        assert src("edited") == unedited
+        edited_code = browser.execute_script("return JSON.parse(document.getElementById('edited').dataset.code)")
+        assert edited_code == feed_forward
         assert not browser.find_element(By.ID, "error").is_displayed()
         assert src("original") == session_original(8)
     finally:

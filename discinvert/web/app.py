@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import sys
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
@@ -36,6 +37,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from discinvert._version import __version__
 from discinvert.web.session import Busy, WebSession
 from discinvert.web.uploads import PreparedImage, UploadError, png_bytes, read_upload
+
+if sys.version_info < (3, 11):  # pragma: no cover - anyio installs the backport there
+    from exceptiongroup import BaseExceptionGroup
 
 __all__ = ["create_app"]
 
@@ -183,6 +187,14 @@ class _Stream:
         self.close()
 
 
+def _single(grouped: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The one exception inside ``grouped`` (through nested groups of one), or ``grouped`` itself when it holds several."""
+    error: BaseException = grouped
+    while isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:
+        error = error.exceptions[0]
+    return error
+
+
 class _RefineResponse(StreamingResponse):
     """A refinement's NDJSON stream that stops the refinement as soon as the client disconnects.
 
@@ -201,14 +213,19 @@ class _RefineResponse(StreamingResponse):
             await self.listen_for_disconnect(receive)
             self._stop.set()
 
-        async with anyio.create_task_group() as group:
-            group.start_soon(watch)
-            try:
-                await super().__call__(scope, receive, send)
-            except ClientDisconnect:  # the page went away: the normal end of a stopped refinement
-                self._stop.set()
-            finally:
-                group.cancel_scope.cancel()
+        try:
+            async with anyio.create_task_group() as group:
+                group.start_soon(watch)
+                try:
+                    await super().__call__(scope, receive, send)
+                except ClientDisconnect:  # the page went away: the normal end of a stopped refinement
+                    self._stop.set()
+                finally:
+                    group.cancel_scope.cancel()
+        except BaseExceptionGroup as grouped:
+            # anyio 4 wraps what the body raised in an exception group, which the app's handlers
+            # (matched by type) and the server's log would not recognise: raise the exception itself.
+            raise _single(grouped) from None
 
 
 def create_app(session: WebSession) -> FastAPI:

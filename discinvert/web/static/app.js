@@ -11,10 +11,11 @@ const state = {
   generation: 0,      // bumped for every new picture: answers for an older one are dropped
   picture: null,      // () => FormData naming the current picture (upload or example); null: none
   code: null,         // feed-forward code of the current picture
-  refinedCode: null,  // its refined code, when a refinement ran to its end
+  refinedCode: null,  // its refined code, when the latest refinement ran to its end (a new one drops it)
   refining: null,     // the running refinement's AbortController
   editSeq: 0,         // only the latest edit's answer is shown
   editedImage: null,  // the latest edit's picture (PNG data URL), for its download
+  pathSeq: 0,         // only the latest interpolation's answer is shown
   other: null,        // () => FormData naming the interpolation's second picture
 };
 const PICTURE_BUTTONS = ["refine-go", "edit-reset", "download-code", "interpolate-go"];
@@ -146,6 +147,11 @@ async function refine() {
   $("refine-go").disabled = true;
   $("refine-stop").disabled = false;
   $("refine-status").textContent = "refining…";
+  // Until this refinement ends, the edits, the code download and the path use the feed-forward code:
+  // a stopped or failed run must not leave them on an earlier run's code while the panel shows this one.
+  $("refined").removeAttribute("src");
+  $("refined-caption").textContent = "refined (on request)";
+  if (state.refinedCode) { state.refinedCode = null; updateEdit(); }
   let last = null;
   try {
     const { response } = await api("/api/refine", { method: "POST", body: form, signal: controller.signal });
@@ -181,8 +187,10 @@ async function refine() {
       const at = last ? `step ${last.step}/${last.steps}` : "its start";
       $("refine-status").textContent = `stopped at ${at}; the edits use the feed-forward code`;
       if (last) $("refined-caption").textContent = `refined, stopped at ${at}: ${quality(last)}`;
-    } else if (!(last && last.done) && generation === state.generation) {
-      $("refine-status").textContent = "";
+    } else if (!(last && last.done) && generation === state.generation) {  // failed (the error says why)
+      const at = last ? `step ${last.step}/${last.steps}` : "its start";
+      $("refine-status").textContent = last ? `failed at ${at}; the edits use the feed-forward code` : "";
+      if (last) $("refined-caption").textContent = `refined, failed at ${at}: ${quality(last)}`;
     }
   }
 }
@@ -282,17 +290,20 @@ async function interpolatePath() {
   showError("");
   clearPath();
   const generation = state.generation;
+  const seq = ++state.pathSeq;  // a click while an earlier path is on its way: only this one is shown
+  const current = () => seq === state.pathSeq && generation === state.generation;
   const status = $("path-status");
   status.textContent = "interpolating…";
   status.hidden = false;
   const other = state.other || exampleForm(Number($("other-index").value));
   try {
     const target = await apiJSON("/api/reconstruct", { method: "POST", body: other() });
-    if (generation !== state.generation) return;
+    if (!current()) return;
     const answer = await postJSON("/api/interpolate", {
       code_a: code, code_b: target.code, frames: Number($("frames").value), method: $("method").value });
-    if (generation !== state.generation) return;  // the path of a picture no longer shown
+    if (!current()) return;  // the path of a picture no longer shown, or of an earlier click
     const strip = $("path");
+    strip.textContent = "";
     for (const [i, src] of answer.images.entries()) {
       const img = document.createElement("img");
       img.src = src;
@@ -312,7 +323,7 @@ async function interpolatePath() {
     status.hidden = true;
     $("path-box").hidden = false;
   } catch (error) {
-    if (generation !== state.generation) return;
+    if (!current()) return;
     clearPath();
     showError(error.message);
   }
