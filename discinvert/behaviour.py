@@ -45,7 +45,7 @@ from torch import nn
 from discinvert.conditioning import Conditioning
 from discinvert.features import FeatureTap
 from discinvert.gan import generate, model_device, model_dtype
-from discinvert.guard import frozen
+from discinvert.guard import buffer_snapshot, frozen
 from discinvert.rng import kept
 
 __all__ = ["CHUNKS", "PROBES", "PROBE_SEED", "TOLERANCE", "Behaviour", "Probe", "check_stored", "compare", "differences", "record", "summarise"]
@@ -239,11 +239,14 @@ def _outputs(run: Callable[[], torch.Tensor], device: torch.device, seed: int) -
         return run()
 
 
-def _probe(run: Callable[[], torch.Tensor], device: torch.device, what: str, device_bound: bool) -> Probe | None:
+def _probe(run: Callable[[], torch.Tensor], device: torch.device, what: str, device_bound: bool,
+           reset: Callable[[], None]) -> Probe | None:
+    reset()
     first = _outputs(run, device, PROBE_SEED)
     if not bool(torch.isfinite(first).all()):
         logger.info("%s gives non-finite values on the probe inputs; no behavioural fingerprint for it", what)
         return None
+    reset()
     second = _outputs(run, device, _SECOND_SEED)
     summary = summarise(first)
     # Run-to-run float noise (GPU atomics) stays far below this; noise inputs move outputs far more.
@@ -293,7 +296,8 @@ def record(generator: nn.Module, tap: FeatureTap, *, latent_shape: tuple[int, ..
         conditioning: for a conditional GAN; its sampler draws the probe conditions on the CPU.
 
     The global RNGs (torch's, the CUDA one of the models' device, NumPy's and Python's) are left as they
-    were; a caller's autocast is off while the probes run.
+    were; a caller's autocast is off while the probes run. Each run starts from the buffer values G and D
+    hold when this is called (the caller hands over the user's values).
     """
     with frozen(generator, tap.discriminator):
         runners = _runners(generator, tap, latent_shape=latent_shape, image_shape=image_shape,
@@ -301,7 +305,10 @@ def record(generator: nn.Module, tap: FeatureTap, *, latent_shape: tuple[int, ..
         if runners is None:
             return Behaviour(None, None)
         device, run_generator, run_discriminator, bound = runners
-        return Behaviour(_probe(run_generator, device, "G", bound), _probe(run_discriminator, device, "D", bound))
+        # Every run starts from the buffer values found here (a D whose buffers move on each call in eval mode).
+        reset = buffer_snapshot(generator, tap.discriminator)
+        return Behaviour(_probe(run_generator, device, "G", bound, reset),
+                         _probe(run_discriminator, device, "D", bound, reset))
 
 
 def differences(stored: Behaviour, measured: Behaviour, *, layer: str | tuple[str, ...]) -> list[str]:

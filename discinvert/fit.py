@@ -38,7 +38,7 @@ from discinvert.features import FeatureTap
 from discinvert.files import check_writable
 from discinvert.fingerprint import fingerprint_discriminator
 from discinvert.gan import BATCH_CHECK_SIZE, GANFacts, check_batch_independence, check_module, inspect_gan, resolve_device
-from discinvert.guard import frozen
+from discinvert.guard import buffer_snapshot, frozen
 from discinvert.image_sets import ImageSource, ImageSplit, split_images
 from discinvert.inverter import Inverter
 from discinvert.iterative import StepConfig, StepNetwork, residual_shape
@@ -152,9 +152,12 @@ def _checkpointing(settings: FitConfig, facts: GANFacts, discriminator: nn.Modul
 
 
 def _record_behaviour(generator: nn.Module, tap: FeatureTap, latent_shape: tuple[int, ...], facts: GANFacts,
-                      held_out: ValidationSet, conditioning: Conditioning | None) -> behaviour.Behaviour:
-    """The behavioural fingerprint, on probes in G's range; its own seeded RNG is put back, so the fit's
-    random streams do not move."""
+                      held_out: ValidationSet, conditioning: Conditioning | None,
+                      users_buffers: Callable[[], None]) -> behaviour.Behaviour:
+    """The behavioural fingerprint, on probes in G's range, from the buffer values the user handed over
+    (``users_buffers`` puts them back: the checks before may have moved a buffer that moves on every call);
+    its own seeded RNGs are put back, so the fit's random streams do not move."""
+    users_buffers()
     return behaviour.record(generator, tap, latent_shape=latent_shape, image_shape=facts.image_shape,
                             image_range=held_out.image_range, conditioning=conditioning)
 
@@ -508,6 +511,7 @@ def fit_inverter(
 
     with contextlib.ExitStack() as stack:
         stack.enter_context(frozen(generator, discriminator))
+        users_buffers = buffer_snapshot(generator, discriminator)  # the probes read the user's values
         stack.enter_context(torch.random.fork_rng(devices=[device] if device.type == "cuda" else []))
         stack.enter_context(logging_redirect_tqdm())
         _seed_global_rngs(seed, device)
@@ -521,7 +525,7 @@ def fit_inverter(
                                                        conditioning, allow=settings_.allow_batch_dependent_features)
             val_rng.manual_seed(seed + 1)
             held_out = pairs.validation_set(settings_.validation_size, val_rng, settings_.batch_size)
-        probe_record = _record_behaviour(generator, tap, found_shape, facts, held_out, conditioning)
+        probe_record = _record_behaviour(generator, tap, found_shape, facts, held_out, conditioning, users_buffers)
         split = None if images is None else _split(images, facts.image_shape, settings_, seed, held_out.image_range,
                                                    dist_ctx, device)
 

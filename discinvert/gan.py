@@ -12,7 +12,7 @@ from torch import nn
 from discinvert.conditioning import Conditioning
 from discinvert.features import FeatureTap, layer_calls, reached_modules
 from discinvert.fingerprint import fingerprint_discriminator, fingerprint_generator
-from discinvert.guard import frozen
+from discinvert.guard import buffer_snapshot, frozen
 from discinvert.layers import batch_dependence
 
 __all__ = ["BATCH_CHECK_SIZE", "GANFacts", "check_batch_independence", "check_module", "generate", "inspect_gan",
@@ -288,8 +288,10 @@ def check_batch_independence(
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), \
             frozen(generator, tap.discriminator), torch.no_grad():
         images = generate(generator, latents, conditions, conditioning)
+        reset = buffer_snapshot(tap.discriminator)  # every arrangement starts from the same buffer values
 
         def run(rows: torch.Tensor) -> torch.Tensor:
+            reset()
             rows = rows.to(images.device)
             return tap(images[rows], None if conditions is None else conditions[rows])
 

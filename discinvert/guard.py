@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 from torch import nn
 
-__all__ = ["frozen"]
+__all__ = ["buffer_snapshot", "frozen"]
 
 _LOCK = threading.RLock()
 
@@ -84,3 +84,27 @@ def frozen(*modules: nn.Module | None) -> Iterator[None]:
                 "mode (e.g. a hand-written normalisation that updates its weights on every call); "
                 "discinvert cannot leave such a model untouched. Register that state as a buffer instead."
             )
+
+
+def buffer_snapshot(*modules: nn.Module | None) -> Callable[[], None]:
+    """Take the modules' buffer values now; calling the returned function copies them back in place.
+
+    For checks that compare several forward passes of a model whose buffers move on every call even
+    in eval mode (a hand-written spectral norm's power iteration): each pass then starts from the
+    same state, so the comparison sees what the check asks about, not the model's own drift. Only
+    buffers whose version counter moved are copied back.
+    """
+    taken = {}
+    for module in modules:
+        if module is None:
+            continue
+        for buffer in module.buffers():
+            taken.setdefault(id(buffer), (buffer, buffer._version, buffer.detach().clone()))
+
+    def restore() -> None:
+        with torch.no_grad():
+            for buffer, version, original in taken.values():
+                if buffer._version != version:
+                    buffer.copy_(original)
+
+    return restore

@@ -107,6 +107,16 @@ def _last_line(err: str, command: str) -> str:
     return lines[-1] + "\n"
 
 
+def _warning_lines(err: str, command: str) -> list[str]:
+    """The warning lines of a command that succeeded, after checking its other lines are the line naming the
+    inverter or progress (never an error or a traceback)."""
+    lines = err.splitlines()
+    assert "Traceback" not in err, err
+    for line in lines:
+        assert line.startswith(f"discinvert {command}: ") and not line.startswith(f"discinvert {command}: error"), err
+    return [line for line in lines if line.startswith(f"discinvert {command}: warning: ")]
+
+
 # ----------------------------------------------------------------------------- help and usage
 @pytest.mark.parametrize("command", COMMANDS)
 def test_every_subcommand_has_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
@@ -904,13 +914,13 @@ def test_float_npy_in_unit_range_for_a_tanh_g_warns_naming_input_range(ws: dict[
     base = ["encode", "--gan", str(ws["gan"]), "--inverter", str(ws["inv"]), "--images", str(ws["root"] / "unit.npy"),
             "--out", str(tmp_path / "c.npy")]
     assert main(base) == 0
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.startswith("discinvert encode: warning: ") and "--input-range 0,1" in err, err
+    warned = _warning_lines(capsys.readouterr().err, "encode")
+    assert len(warned) == 1 and "--input-range 0,1" in warned[0], warned
     assert main([*base, "--input-range", "0,1"]) == 0
-    assert capsys.readouterr().err == ""
+    assert _warning_lines(capsys.readouterr().err, "encode") == []
     assert main(["encode", "--gan", str(ws["gan"]), "--inverter", str(ws["inv"]), "--images", str(ws["root"] / "float.npy"),
                  "--out", str(tmp_path / "c.npy")]) == 0
-    assert capsys.readouterr().err == ""  # images in [-1, 1]: nothing to say
+    assert _warning_lines(capsys.readouterr().err, "encode") == []  # images in [-1, 1]: nothing to say
 
 
 def test_float_npy_of_0_to_255_values_warns_naming_the_command_line_flag(ws: dict[str, Path], tmp_path: Path,
@@ -919,13 +929,14 @@ def test_float_npy_of_0_to_255_values_warns_naming_the_command_line_flag(ws: dic
     base = ["encode", "--gan", str(ws["gan"]), "--inverter", str(ws["inv"]), "--images", str(tmp_path / "u8-as-float.npy"),
             "--out", str(tmp_path / "c.npy")]
     assert main(base) == 0
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.startswith("discinvert encode: warning: images: expected values in the generator's")
+    warned = _warning_lines(capsys.readouterr().err, "encode")
+    assert len(warned) == 1 and warned[0].startswith("discinvert encode: warning: images: expected values in the generator's")
+    err = warned[0]
     assert "--input-range 0,255" in err and "--strict-range" in err and "range_check" not in err, err
     assert main([*base, "--strict-range"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("discinvert encode: error: ") and "--input-range 0,255" in err and "range_check" not in err
-    assert main([*base, "--input-range", "0,255"]) == 0 and capsys.readouterr().err == ""
+    assert main([*base, "--input-range", "0,255"]) == 0 and _warning_lines(capsys.readouterr().err, "encode") == []
 
 
 def test_fit_with_unit_range_float_images_warns_naming_input_range(ws: dict[str, Path], tmp_path: Path,
@@ -933,8 +944,8 @@ def test_fit_with_unit_range_float_images_warns_naming_input_range(ws: dict[str,
     out = tmp_path / "x.safetensors"
     assert main(["fit", "--gan", str(ws["gan"]), *FAST_FIT, "--images", str(ws["root"] / "unit.npy"), "--real-steps", "1",
                  "--out", str(out)]) == 0
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "--input-range 0,1" in err and "x * 2 - 1" not in err, err
+    warned = [line for line in _warning_lines(capsys.readouterr().err, "fit") if "images" in line]
+    assert len(warned) == 1 and "--input-range 0,1" in warned[0] and "x * 2 - 1" not in warned[0], warned
     np.save(tmp_path / "u8-as-float.npy", np.load(ws["root"] / "u8.npy").astype(np.float32))
     assert main(["fit", "--gan", str(ws["gan"]), *FAST_FIT, "--images", str(tmp_path / "u8-as-float.npy"),
                  "--out", str(out)]) == 1  # far outside G's range: the fit refuses it, naming the flag
@@ -1066,5 +1077,5 @@ def test_evaluate_scores_images_smaller_than_ssim_s_7x7_window(ws: dict[str, Pat
     assert main([*argv, "--images", str(tmp_path / "2x32.npy"), "--image-shape", "1,2,32"]) == 0
     result = json.loads((tmp_path / "r.json").read_text())["results"][0]
     assert math.isfinite(result["psnr_mean"]) and result["ssim_mean"] is None
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "SSIM" in err and "2x32" in err and "at least 3x3" in err, err
+    warned = _warning_lines(capsys.readouterr().err, "evaluate")
+    assert len(warned) == 1 and "SSIM" in warned[0] and "2x32" in warned[0] and "at least 3x3" in warned[0], warned

@@ -200,6 +200,7 @@ def _as_format_2(source, target):
     (target / "config.json").write_text(json.dumps(config))
     with safetensors.safe_open(str(source / "model.safetensors"), framework="pt") as handle:
         metadata = dict(handle.metadata()) | {"config": json.dumps(config), "format_version": "2"}
+    metadata.pop("tensor_digest", None)  # format 2 had no digest of its tensors
     state, _ = read_inverter_file(source / "model.safetensors")  # format 2 stored floats only: undo any int8
     tensors = {k: v for k, v in state.items() if not k.startswith("steps.")}  # float32, as format 2 could store
     safetensors.torch.save_file(tensors, str(target / "model.safetensors"), metadata=metadata)
