@@ -391,6 +391,7 @@ class Inverter(nn.Module):
         if not isinstance(latents, torch.Tensor) or not latents.is_floating_point():
             got = f"dtype {latents.dtype}" if isinstance(latents, torch.Tensor) else type(latents).__name__
             raise ValueError(f"latents: expected a floating-point tensor of shape (N, {', '.join(map(str, self.latent_shape))}), got {got}.")
+        holds_data(latents, "latents")
         if latents.dim() != len(self.latent_shape) + 1 or tuple(latents.shape[1:]) != self.latent_shape:
             raise ValueError(
                 f"latents: expected shape (N, {', '.join(map(str, self.latent_shape))}), got {tuple(latents.shape)}."

@@ -499,6 +499,27 @@ def test_progress_is_a_line_every_few_seconds_off_a_terminal_and_a_bar_on_one() 
     assert "10/10" in bar.getvalue() and "discinvert demo:" not in bar.getvalue()  # tqdm's bar
 
 
+def test_fit_shows_its_stages_and_validations_when_piped_unless_told_not_to(ws: dict[str, Path], tmp_path: Path,
+                                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """Off a terminal the library's tqdm bar hides itself: ``discinvert fit`` then writes the fit's stages and a
+    validation line every few seconds; ``--no-progress`` keeps it quiet; discinvert's logger is put back."""
+    import logging
+
+    logger = logging.getLogger("discinvert")
+    before = (logger.level, logger.propagate, list(logger.handlers))
+    base = ["fit", "--gan", str(ws["gan"]), "--steps", "2", "--batch-size", "16", "--validation-size", "32",
+            "--out", str(tmp_path / "inv.safetensors")]
+    assert main(base) == 0
+    lines = capsys.readouterr().err.splitlines()
+    assert any(line.startswith("discinvert fit: fitting CN ") for line in lines), lines
+    assert any(line.startswith("discinvert fit: fit CN step 2: train ") and "validation" in line for line in lines), lines
+    assert any(line.startswith("discinvert fit: fit done in ") for line in lines), lines
+    assert all(line.startswith("discinvert fit: ") for line in lines), lines
+    assert (logger.level, logger.propagate, list(logger.handlers)) == before
+    assert main([*base, "--no-progress"]) == 0
+    assert not any("fit CN step" in line for line in capsys.readouterr().err.splitlines())
+
+
 def test_evaluate_with_refinement_shows_progress_when_piped(ws: dict[str, Path]) -> None:
     """Issue 32 item 17: ``discinvert evaluate --refine-steps`` in a pipe says what it does and when it is done."""
     argv = ["evaluate", "--model", f"tiny={ws['gan']}:{ws['inv']}", "--images", str(ws["root"] / "u8.npy"), "--n", "6",

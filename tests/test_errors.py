@@ -368,6 +368,16 @@ def test_images_on_the_meta_device_are_refused(fitted, method) -> None:
     assert_untouched(before, gan.generator, gan.discriminator)
 
 
+def test_codes_on_the_meta_device_are_refused_by_decode(fitted) -> None:
+    from tests.conftest import assert_untouched, snapshot
+
+    gan, inverter = fitted
+    before = snapshot(gan.generator, gan.discriminator)
+    with pytest.raises(ValueError, match=r"latents: expected a tensor holding data .* got one on the meta device"):
+        inverter.decode(torch.zeros(4, *inverter.latent_shape, device="meta"))
+    assert_untouched(before, gan.generator, gan.discriminator)
+
+
 @pytest.mark.parametrize("method", ["encode", "refine", "fit"])
 def test_numpy_longdouble_images_are_refused(fitted, method) -> None:
     gan, inverter = fitted

@@ -37,7 +37,9 @@ def _setup_logging(verbose: bool) -> None:
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     # huggingface_hub prints its own warnings (its logger has a handler): do not print them twice
     handler.addFilter(lambda record: not record.name.startswith("huggingface_hub"))
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, handlers=[handler])
+    level = logging.INFO if verbose else logging.WARNING
+    handler.setLevel(level)  # a command may lower discinvert's logger for its own progress lines (fit in a pipe)
+    logging.basicConfig(level=level, handlers=[handler])
 
 
 def _one_line(error: BaseException) -> str:

@@ -288,6 +288,7 @@ def _layers(args: argparse.Namespace) -> int:
 def _fit(args: argparse.Namespace) -> int:
     import torch
 
+    from discinvert.cli.progress import Progress, fit_lines
     from discinvert.fit import fit_inverter
     from discinvert.settings import ITERATIVE_SETTINGS, REAL_STAGE_SETTINGS, FitConfig, command_line_settings
 
@@ -335,8 +336,9 @@ def _fit(args: argparse.Namespace) -> int:
         from discinvert.image_sets import UnitRangeWarning
 
         warnings.simplefilter("ignore", UnitRangeWarning)  # _real_images said it, naming --input-range
-        inverter = fit_inverter(gan.generator, gan.discriminator, layer, latent_shape=gan.latent_shape, images=images,
-                                config=settings)
+        with fit_lines(Progress("fit"), enabled=settings.progress is not False and not args.verbose):
+            inverter = fit_inverter(gan.generator, gan.discriminator, layer, latent_shape=gan.latent_shape,
+                                    images=images, config=settings)
     fit = inverter.config.fit
     print(f"best held-out latent MSE {fit['best_validation_mse']:.5f} at step {fit['best_step']} "
           f"(predicting the mean: {fit['baseline_validation_mse']:.5f}), {fit['seconds']:.1f} s")

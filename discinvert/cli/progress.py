@@ -13,15 +13,17 @@ The command line prints; the library stays on ``logging`` and tqdm (``docs/archi
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import TracebackType
 from typing import Any, TextIO
 
 from tqdm import tqdm
 
-__all__ = ["LINE_SECONDS", "Counter", "Progress", "refine_callback"]
+__all__ = ["LINE_SECONDS", "Counter", "Progress", "fit_lines", "refine_callback"]
 
 LINE_SECONDS = 5.0
 """Seconds between two progress lines when stderr is not a terminal (a log, a pipe)."""
@@ -144,3 +146,58 @@ def refine_callback(counter: Counter, images: int, steps: int) -> Callable[[int,
         counter.update_to(start * steps + len(codes) * step)
 
     return callback
+
+
+_VALIDATION_LOGGERS = ("discinvert.training", "discinvert.real_stage")
+"""The library loggers whose DEBUG records are a fit's per-validation lines."""
+
+
+class _FitLines(logging.Handler):
+    """The library's fit log as progress lines: stage messages (INFO) as they come, per-validation lines
+    (DEBUG) at most one every ``interval`` seconds; warnings and errors go to the root logger's handlers,
+    as they would without this handler."""
+
+    def __init__(self, progress: Progress) -> None:
+        super().__init__(logging.DEBUG)
+        self.progress = progress
+        self._last = -float("inf")
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.levelno >= logging.WARNING:  # as the logging setup prints them (the logger does not propagate)
+            for handler in logging.getLogger().handlers:
+                if record.levelno >= handler.level:
+                    handler.handle(record)
+            return
+        if record.levelno < logging.INFO:
+            now = time.monotonic()
+            if record.name not in _VALIDATION_LOGGERS or now - self._last < self.progress.interval:
+                return
+            self._last = now
+        try:
+            self.progress.stage(record.getMessage())
+        except Exception:  # noqa: BLE001 - a progress line must never end a fit
+            self.handleError(record)
+
+
+@contextlib.contextmanager
+def fit_lines(progress: Progress, *, enabled: bool) -> Iterator[None]:
+    """While a fit runs off a terminal (where the library's tqdm bar hides itself), write its stages and a
+    validation line every :data:`LINE_SECONDS` seconds (``discinvert fit: CN step 300: train 0.81,
+    validation 0.80``), so a log shows that it moves. Does nothing on a terminal or when not ``enabled``."""
+    if not enabled or progress.on_terminal:
+        yield
+        return
+    logger = logging.getLogger("discinvert")
+    handler = _FitLines(progress)
+    level, propagate = logger.level, logger.propagate
+    logger.addHandler(handler)
+    # DEBUG records must reach this handler only: the fit swaps the root's handlers for tqdm's
+    # (logging_redirect_tqdm), which filter by nothing, so they are not propagated meanwhile.
+    logger.setLevel(logging.DEBUG)
+    logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+        logger.propagate = propagate
