@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import logging
 import warnings
 from dataclasses import dataclass
 
@@ -17,6 +18,8 @@ from discinvert.layers import batch_dependence
 
 __all__ = ["BATCH_CHECK_SIZE", "GANFacts", "check_batch_independence", "check_module", "generate", "inspect_gan",
            "model_device", "model_dtype", "probe", "resolve_device"]
+
+logger = logging.getLogger(__name__)
 
 BATCH_CHECK_SIZE = 8
 """G's images in the batch-independence check of :func:`check_batch_independence` (halves of 4: a multiple
@@ -297,6 +300,10 @@ def check_batch_independence(
 
         found = batch_dependence(tap.discriminator, run, images.shape[0])
     if not found.output_dependent:
+        if found.output_dependent is None and found.stochastic:
+            logger.info("D's features at %s change between two runs of the same images (noise drawn in D's forward "
+                        "pass), so whether they depend on the batch cannot be checked; fitting on them",
+                        tap.layer_name)
         return False
     named = [name for name in tap.layer_names if found.of(name)] or list(tap.layer_names)
     first = found.first_dependent or named[0]

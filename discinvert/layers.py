@@ -191,17 +191,21 @@ class BatchDependence:
             rearranged (any of their calls, for a module that runs several times).
         calls: how many times each compared layer ran in the batch as given.
         output_dependent: whether the run's own result (e.g. the feature tap's features) changed;
-            ``None`` when it returned no tensor with one row per image.
+            ``None`` when it returned no tensor with one row per image, or when it changed between
+            two runs of the same batch (random, so batch dependence cannot be told apart).
+        stochastic: compared layers whose output changed between two runs of the batch as given
+            (noise drawn in the forward pass); they are never counted as dependent.
     """
 
     order: tuple[str, ...]
     dependent: frozenset[str]
     calls: dict[str, int]
     output_dependent: bool | None
+    stochastic: frozenset[str] = frozenset()
 
     def of(self, name: str) -> bool | None:
-        """Whether layer ``name``'s output depends on the batch; ``None`` where it was not compared."""
-        return (name in self.dependent) if name in self.calls else None
+        """Whether layer ``name``'s output depends on the batch; ``None`` where it was not compared or is random."""
+        return (name in self.dependent) if name in self.calls and name not in self.stochastic else None
 
     @property
     def first_dependent(self) -> str | None:
@@ -276,8 +280,10 @@ def batch_dependence(model: nn.Module, run: Callable[[torch.Tensor], Any], batch
 
     ``run(rows)`` runs the model on the rows ``rows`` (a 1-D ``int64`` tensor) of the caller's batch of
     ``batch >= 2`` inputs, and may return a tensor with one row per input to compare as well. It runs on
-    the batch as given, on the batch permuted (:func:`batch_permutation`), and on the permuted batch split
-    into two halves: three forward passes over ``batch`` inputs in all. Each layer's output for each input
+    the batch as given, on the batch permuted (:func:`batch_permutation`), on the permuted batch split
+    into two halves, and on the batch as given again: four forward passes over ``batch`` inputs in all.
+    A layer whose output changes between the two runs of the batch as given draws noise in its forward
+    pass: it is marked stochastic, not dependent. Each layer's output for each input
     (every call of it) is compared with the batch as given: it depends on the batch when a value moved by
     more than :data:`BATCH_TOLERANCE` of the output's largest magnitude. A minibatch standard deviation
     layer (the spread of the batch appended as a feature map) does; BatchNorm and InstanceNorm in eval mode
@@ -291,7 +297,8 @@ def batch_dependence(model: nn.Module, run: Callable[[torch.Tensor], Any], batch
     if batch < 2:
         raise ValueError(f"batch: expected at least 2 inputs to rearrange, got {batch}.")
     permutation = batch_permutation(batch)
-    arrangements = [[torch.arange(batch)], [permutation], [permutation[: batch // 2], permutation[batch // 2 :]]]
+    arrangements = [[torch.arange(batch)], [permutation], [permutation[: batch // 2], permutation[batch // 2 :]],
+                    [torch.arange(batch)]]  # the last: the batch as given again, to tell noise from dependence
     captured: dict[Any, list[torch.Tensor | None]] = {}
     dtypes: dict[Any, torch.dtype] = {}
     rows_now = [0]
@@ -349,22 +356,26 @@ def _assemble(chunks: list[tuple[torch.Tensor, dict[Any, list[torch.Tensor | Non
 def _compare(runs: list[list[tuple[torch.Tensor, dict[Any, list[torch.Tensor | None]]]]],
              dtypes: dict[Any, torch.dtype], batch: int) -> BatchDependence:
     reference = runs[0][0][1]
-    order, dependent, calls, output = [], set(), {}, None
+    order, dependent, stochastic, calls, output = [], set(), set(), {}, None
     for name in reference:  # dict order: the order their first calls finished
         arranged = [_assemble(chunks, name, batch) for chunks in runs]
         if any(a is None for a in arranged) or len({len(a) for a in arranged}) != 1:  # type: ignore[arg-type]
             continue
         tolerance = _tolerance(dtypes[name])
-        differs = any(_differs(other, first, tolerance) for rearranged in arranged[1:]
-                      for other, first in zip(rearranged, arranged[0]))  # type: ignore[arg-type]
+        *compared, again = arranged
+        noisy = any(_differs(other, first, tolerance) for other, first in zip(again, compared[0]))  # type: ignore[arg-type]
+        differs = not noisy and any(_differs(other, first, tolerance) for rearranged in compared[1:]
+                                    for other, first in zip(rearranged, compared[0]))  # type: ignore[arg-type]
         if name is None:
-            output = differs
+            output = None if noisy else differs
             continue
         order.append(name)
-        calls[name] = len(arranged[0])  # type: ignore[arg-type]
-        if differs:
+        calls[name] = len(compared[0])  # type: ignore[arg-type]
+        if noisy:
+            stochastic.add(name)
+        elif differs:
             dependent.add(name)
-    return BatchDependence(tuple(order), frozenset(dependent), calls, output)
+    return BatchDependence(tuple(order), frozenset(dependent), calls, output, frozenset(stochastic))
 
 
 def list_layers(
@@ -389,7 +400,7 @@ def list_layers(
     Returns:
         One :class:`LayerInfo` per submodule, in ``named_modules()`` order. The model
         runs once, in eval mode without gradients, and comes back unchanged; with an
-        example of at least 2 inputs it runs three times more on the batch rearranged,
+        example of at least 2 inputs it runs four times more on the batch rearranged (and as given),
         to mark the layers whose outputs depend on the batch (``LayerInfo.batch_dependent``).
 
     Raises:

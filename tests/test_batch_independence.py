@@ -15,7 +15,7 @@ import pytest
 import torch
 from torch import nn
 
-from discinvert import fit_inverter, list_layers, suggest_feature_layers
+from discinvert import UselessInverterWarning, fit_inverter, list_layers, suggest_feature_layers
 from discinvert.features import FeatureTap
 from discinvert.gan import BATCH_CHECK_SIZE, check_batch_independence
 from discinvert.layers import batch_permutation, resolve_layers
@@ -174,8 +174,8 @@ def test_no_false_alarm_on_the_zoo_dcgan() -> None:
 
 
 def test_the_check_is_cheap_and_deterministic() -> None:
-    """Four forward passes of D over 16 images in all (the batch, permuted, and its two halves), stopped at the
-    feature layer; the rearrangement is fixed and moves every image into new company."""
+    """Five forward passes of D over 24 images in all (the batch, permuted, its two halves, and the batch again),
+    stopped at the feature layer; the rearrangement is fixed and moves every image into new company."""
     generator, discriminator = _gan()
     tap = FeatureTap(discriminator, *resolve_layers(discriminator, "1"))
     seen: list[int] = []
@@ -186,7 +186,7 @@ def test_the_check_is_cheap_and_deterministic() -> None:
         assert check_batch_independence(generator, tap, latents) is False
     finally:
         handle.remove(), tail.remove()
-    assert seen == [8, 8, 4, 4]
+    assert seen == [8, 8, 4, 4, 8]
     assert batch_permutation(8).tolist() == [4, 0, 7, 3, 2, 5, 1, 6] == batch_permutation(8).tolist()
     assert batch_permutation(2).tolist() == [1, 0]
 
@@ -223,3 +223,24 @@ def test_the_check_leaves_the_global_rng_of_a_fit_alone() -> None:
     state = torch.get_rng_state()
     assert check_batch_independence(generator, tap, torch.randn(8, 8, generator=torch.Generator().manual_seed(1))) is False
     assert torch.equal(torch.get_rng_state(), state)
+
+
+def test_a_d_drawing_noise_in_its_forward_pass_is_not_called_batch_dependent() -> None:
+    """Instance noise added in D's forward pass (even in eval mode) changes the features between two runs of the
+    same images: that is randomness, not dependence on the batch, so the fit goes on and the layers are unmarked."""
+    class NoisyInput(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x + 0.05 * torch.randn_like(x)
+
+    torch.manual_seed(0)
+    generator = ConvGenerator()
+    discriminator = nn.Sequential(NoisyInput(), nn.Conv2d(1, 16, 4, 2, 1), nn.LeakyReLU(0.2), nn.Flatten(),
+                                  nn.Linear(16 * 4 * 4, 1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # neither refused nor warned about the batch
+        warnings.filterwarnings("ignore", category=UselessInverterWarning)
+        fit_inverter(generator, discriminator, "2", latent_shape=(LATENT, 1, 1), steps=2, batch_size=16,
+                     validation_size=16, progress=False, seed=0)
+    images = generator.eval()(torch.randn(8, LATENT, 1, 1)).detach()
+    marks = {info.name: info.batch_dependent for info in list_layers(discriminator, images)}
+    assert marks["1"] is None and marks["2"] is None  # random, not compared
