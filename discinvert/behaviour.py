@@ -252,7 +252,6 @@ def _probe(run: Callable[[], torch.Tensor], device: torch.device, what: str, dev
     # Run-to-run float noise (GPU atomics) stays far below this; noise inputs move outputs far more.
     stochastic = (device_bound or not bool(torch.isfinite(second).all())
                   or distance(summarise(second), summary) > _STOCHASTIC)
-    
     if stochastic:
         logger.info("%s draws randomness in its forward pass; its behavioural fingerprint is compared only "
                     "on %s devices", what, device.type)
