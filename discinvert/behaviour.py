@@ -62,6 +62,7 @@ TOLERANCE = 0.01
 """Largest relative L2 distance between a stored and a measured summary that still matches."""
 _SECOND_SEED = PROBE_SEED + 1  # a model whose outputs move with the global RNG is stochastic
 _STOCHASTIC = 1e-4
+_SUMMARY_LIMIT = 1e30  # a stored summary value beyond this is not one the probes give (and its square overflows)
 
 
 def summarise(outputs: torch.Tensor) -> list[float]:
@@ -126,9 +127,11 @@ class Probe:
                              f"{sorted(expected)}, got {got}.")
         summary = data["summary"]
         if (not isinstance(summary, list) or len(summary) != length
-                or any(not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v) for v in summary)):
+                or any(not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v)
+                       or abs(v) > _SUMMARY_LIMIT for v in summary)):
             shown = f"a list of {len(summary)} values" if isinstance(summary, list) else repr(summary)[:60]
-            raise ValueError(f"{source}: expected 'probe.{key}.summary' to be {length} finite numbers "
+            raise ValueError(f"{source}: expected 'probe.{key}.summary' to be {length} finite numbers of at most "
+                             f"{_SUMMARY_LIMIT:g} in size "
                              f"(the config's sizes give that many), got {shown}.")
         if not isinstance(data["stochastic"], bool):
             raise ValueError(f"{source}: expected 'probe.{key}.stochastic' to be a bool, got {data['stochastic']!r}.")
@@ -178,7 +181,7 @@ class Behaviour:
 
 def _probe_latents(latent_shape: tuple[int, ...], device: torch.device) -> torch.Tensor:
     cpu = torch.Generator().manual_seed(PROBE_SEED)
-    return torch.randn((PROBES, *latent_shape), generator=cpu).to(device)
+    return torch.randn((PROBES, *latent_shape), generator=cpu, dtype=torch.float32).to(device)
 
 
 def _probe_conditions(conditioning: Conditioning | None, device: torch.device) -> tuple[torch.Tensor | None, bool, bool]:
@@ -213,10 +216,11 @@ def probe_images(image_shape: tuple[int, ...], image_range: tuple[float, float] 
     """D's probe inputs: :data:`PROBES` smooth random images ``(PROBES, *image_shape)`` in ``image_range``
     (``(-1, 1)`` when unknown), the same on every device (drawn on the CPU)."""
     cpu = torch.Generator().manual_seed(PROBE_SEED + 1)
-    noise = torch.randn((PROBES, *image_shape), generator=cpu)
+    noise = torch.randn((PROBES, *image_shape), generator=cpu, dtype=torch.float32)
     if len(image_shape) == 3 and image_shape[1] >= 4 and image_shape[2] >= 4:
         channels, height, width = image_shape
-        coarse = torch.randn((PROBES, channels, max(1, height // 4), max(1, width // 4)), generator=cpu)
+        coarse = torch.randn((PROBES, channels, max(1, height // 4), max(1, width // 4)), generator=cpu,
+                             dtype=torch.float32)
         smooth = torch.nn.functional.interpolate(coarse, size=(height, width), mode="bilinear", align_corners=False)
         noise = smooth * 1.5 + 0.25 * noise
     low, high = image_range if image_range is not None else (-1.0, 1.0)
@@ -251,8 +255,15 @@ def _probe(run: Callable[[], torch.Tensor], device: torch.device, what: str, dev
     summary = summarise(first)
     # Run-to-run float noise (GPU atomics) stays far below this; noise inputs move outputs far more.
     stochastic = (device_bound or not bool(torch.isfinite(second).all())
-                  or distance(summarise(second), summary) > _STOCHASTIC)
+                  or not distance(summarise(second), summary) <= _STOCHASTIC)
     if stochastic:
+        reset()
+        again = _outputs(run, device, PROBE_SEED)
+        if not (bool(torch.isfinite(again).all()) and distance(summarise(again), summary) <= _STOCHASTIC):
+            # Noise from a source no global seed reaches (a generator of its own): nothing to compare with.
+            logger.info("%s draws randomness that the global seeds do not fix; no behavioural fingerprint for it",
+                        what)
+            return None
         logger.info("%s draws randomness in its forward pass; its behavioural fingerprint is compared only "
                     "on %s devices", what, device.type)
     return Probe(tuple(summary), stochastic, device.type)
@@ -283,7 +294,8 @@ def _runners(generator: nn.Module, tap: FeatureTap, *, latent_shape: tuple[int, 
 
 
 def record(generator: nn.Module, tap: FeatureTap, *, latent_shape: tuple[int, ...], image_shape: tuple[int, ...],
-           image_range: tuple[float, float] | None, conditioning: Conditioning | None = None) -> Behaviour:
+           image_range: tuple[float, float] | None, conditioning: Conditioning | None = None,
+           normal_prior: bool = True) -> Behaviour:
     """Run the probes on G and D (eval mode, no gradients; both come back untouched) and summarise them.
 
     Args:
@@ -293,6 +305,9 @@ def record(generator: nn.Module, tap: FeatureTap, *, latent_shape: tuple[int, ..
         image_shape: one image's shape; D's probe images have it.
         image_range: G's ``(min, max)``, the range of D's probe images (``None``: ``(-1, 1)``).
         conditioning: for a conditional GAN; its sampler draws the probe conditions on the CPU.
+        normal_prior: G takes ``N(0, I)`` latents. ``False`` (a custom ``latent_sampler``, whose codes G
+            may not take from ``N(0, I)``: a uniform or a mapped W space) probes D alone; the sampler is
+            not stored, so the load could not draw the same latents.
 
     The global RNGs (torch's, the CUDA one of the models' device, NumPy's and Python's) are left as they
     were; a caller's autocast is off while the probes run. Each run starts from the buffer values G and D
@@ -306,8 +321,8 @@ def record(generator: nn.Module, tap: FeatureTap, *, latent_shape: tuple[int, ..
         device, run_generator, run_discriminator, bound = runners
         # Every run starts from the buffer values found here (a D whose buffers move on each call in eval mode).
         reset = buffer_snapshot(generator, tap.discriminator)
-        return Behaviour(_probe(run_generator, device, "G", bound, reset),
-                         _probe(run_discriminator, device, "D", bound, reset))
+        generator_probe = _probe(run_generator, device, "G", bound, reset) if normal_prior else None
+        return Behaviour(generator_probe, _probe(run_discriminator, device, "D", bound, reset))
 
 
 def differences(stored: Behaviour, measured: Behaviour, *, layer: str | tuple[str, ...]) -> list[str]:
@@ -331,7 +346,7 @@ def differences(stored: Behaviour, measured: Behaviour, *, layer: str | tuple[st
             problems.append(f"{what} are not finite now, but were at fit time")
             continue
         moved = distance(list(now.summary), list(before.summary))
-        if moved > TOLERANCE:
+        if not moved <= TOLERANCE:  # NaN (an overflowing stored summary) is a mismatch too
             problems.append(
                 f"{what} differ from those at fit time by {moved:.1%} (tolerance {TOLERANCE:.0%}): the {name} "
                 "computes another function (an activation, a buffer, or weights outside the fingerprinted "
@@ -352,7 +367,7 @@ def check_stored(stored: Any, measured: Behaviour, *, source: str, image_size: i
 
 def compare(stored: Behaviour, generator: nn.Module, tap: FeatureTap, *, latent_shape: tuple[int, ...],
             image_shape: tuple[int, ...], image_range: tuple[float, float] | None,
-            conditioning: Conditioning | None = None) -> list[str]:
+            conditioning: Conditioning | None = None, normal_prior: bool = True) -> list[str]:
     """Run the probes on the G and D given and compare them with ``stored`` (:func:`differences`).
 
     Returns:
@@ -360,5 +375,6 @@ def compare(stored: Behaviour, generator: nn.Module, tap: FeatureTap, *, latent_
         be compared). G and D come back untouched; the global RNG is left as it was.
     """
     measured = record(generator, tap, latent_shape=latent_shape, image_shape=image_shape,
-                      image_range=image_range, conditioning=conditioning)
+                      image_range=image_range, conditioning=conditioning,
+                      normal_prior=normal_prior and stored.generator is not None)
     return differences(stored, measured, layer=tap.layer_name)

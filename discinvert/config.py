@@ -17,6 +17,10 @@ from discinvert.network import MAX_FEATURES, MAX_LATENT_VALUES, CNConfig
 
 __all__ = ["FORMAT_VERSION", "MAX_IMAGE_VALUES", "MAX_SHAPE_DIMENSIONS", "InverterConfig", "migrate"]
 
+MAX_NAME_LENGTH = 1000
+"""Longest layer name in a stored config (a dotted path in ``named_modules()``)."""
+MAX_FEATURE_LAYERS = 64
+"""Most feature layers a stored config may list."""
 MAX_SHAPE_DIMENSIONS = 16
 """Most dimensions of ``latent_shape`` or ``image_shape`` in a stored config."""
 MAX_IMAGE_VALUES = 2**28
@@ -103,13 +107,20 @@ def _str(value: Any, key: str, source: str) -> str:
 
 
 def _feature_layer(value: Any, source: str) -> str | tuple[str, ...]:
-    """One layer name, or a list of at least two distinct names (several depths of D)."""
+    """One layer name, or a list of at least two distinct names (several depths of D), each at most
+    :data:`MAX_NAME_LENGTH` characters and at most :data:`MAX_FEATURE_LAYERS` of them."""
+    names = [value] if isinstance(value, str) else value
+    if isinstance(names, list) and (len(names) > MAX_FEATURE_LAYERS
+                                    or any(isinstance(v, str) and len(v) > MAX_NAME_LENGTH for v in names)):
+        raise ValueError(f"{source}: expected 'feature_layer' to name at most {MAX_FEATURE_LAYERS} layers of at most "
+                         f"{MAX_NAME_LENGTH} characters each, got {len(names)} name(s) of up to "
+                         f"{max(len(v) if isinstance(v, str) else 0 for v in names)} characters.")
     if isinstance(value, str):
         return value
     if (not isinstance(value, list) or len(value) < 2 or any(not isinstance(v, str) for v in value)
             or len(set(value)) != len(value)):
         raise ValueError(f"{source}: expected 'feature_layer' to be a string or a list of at least two distinct "
-                         f"strings, got {value!r}.")
+                         f"strings, got {value!r:.200}.")
     return tuple(value)
 
 

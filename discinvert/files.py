@@ -51,6 +51,10 @@ STALE_TEMPORARY_SECONDS = 24 * 3600
 MAX_JSON_DEPTH = 64
 """Deepest nesting :func:`parse_json` accepts (discinvert's own configs nest 3 levels)."""
 
+MAX_JSON_BYTES = 16 * 2**20
+"""Longest JSON document read (16 MiB): a config, a GAN's config.json or a checkpoint's state takes a few kB to
+a few hundred kB (a fit history of thousands of validations included); a longer one is refused before parsing."""
+
 # Which machine made a temporary file: a process id means something only on its own host.
 _HOST_TAG = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
 _TEMPORARY_TAIL = re.compile(r"([0-9a-f]{8})-([0-9]+)-[0-9a-f]+" + re.escape(TEMPORARY_SUFFIX))
@@ -413,10 +417,13 @@ def parse_json(text: str | bytes, *, source: str) -> Any:
     """Parse a JSON document read from ``source`` (a file, or a file's metadata entry).
 
     Raises:
-        ValueError: starting with ``source``: not UTF-8, not valid JSON, numbers too
+        ValueError: starting with ``source``: longer than :data:`MAX_JSON_BYTES`, not UTF-8, not valid JSON, numbers too
             long to convert, or lists/objects nested deeper than :data:`MAX_JSON_DEPTH`
             (which would exhaust Python's recursion limit, while parsing or later).
     """
+    if len(text) > MAX_JSON_BYTES:
+        raise ValueError(f"{source}: expected a JSON document of at most {MAX_JSON_BYTES:,} bytes, got {len(text):,}; "
+                         "no file discinvert writes holds that much.")
     if isinstance(text, bytes):
         try:
             text = text.decode("utf-8")

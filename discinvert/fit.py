@@ -153,13 +153,15 @@ def _checkpointing(settings: FitConfig, facts: GANFacts, discriminator: nn.Modul
 
 def _record_behaviour(generator: nn.Module, tap: FeatureTap, latent_shape: tuple[int, ...], facts: GANFacts,
                       held_out: ValidationSet, conditioning: Conditioning | None,
-                      users_buffers: Callable[[], None]) -> behaviour.Behaviour:
+                      users_buffers: Callable[[], None], latent_sampler: LatentSampler | None) -> behaviour.Behaviour:
     """The behavioural fingerprint, on probes in G's range, from the buffer values the user handed over
     (``users_buffers`` puts them back: the checks before may have moved a buffer that moves on every call);
-    its own seeded RNGs are put back, so the fit's random streams do not move."""
+    its own seeded RNGs are put back, so the fit's random streams do not move. With a custom
+    ``latent_sampler`` only D is probed."""
     users_buffers()
     return behaviour.record(generator, tap, latent_shape=latent_shape, image_shape=facts.image_shape,
-                            image_range=held_out.image_range, conditioning=conditioning)
+                            image_range=held_out.image_range, conditioning=conditioning,
+                            normal_prior=latent_sampler is None)
 
 
 def _checkpoint_behaviour(checkpointing: Checkpointing | None, probe_record: behaviour.Behaviour, facts: GANFacts,
@@ -525,7 +527,7 @@ def fit_inverter(
                                                        conditioning, allow=settings_.allow_batch_dependent_features)
             val_rng.manual_seed(seed + 1)
             held_out = pairs.validation_set(settings_.validation_size, val_rng, settings_.batch_size)
-        probe_record = _record_behaviour(generator, tap, found_shape, facts, held_out, conditioning, users_buffers)
+        probe_record = _record_behaviour(generator, tap, found_shape, facts, held_out, conditioning, users_buffers, latent_sampler)
         split = None if images is None else _split(images, facts.image_shape, settings_, seed, held_out.image_range,
                                                    dist_ctx, device)
 

@@ -205,6 +205,10 @@ class Inverter(nn.Module):
                 f"produces them), got dtype {images.dtype}; convert and scale them first "
                 "(e.g. uint8 x → x / 127.5 - 1 for a tanh generator)."
             )
+        elif images.is_nested or images.layout != torch.strided:
+            kind = "a nested tensor" if images.is_nested else f"a tensor of layout {images.layout}"
+            raise ValueError(f"images: expected a dense tensor of shape (N, {', '.join(map(str, self.image_shape))}), "
+                             f"got {kind}; convert it first (e.g. images.to_dense()).")
         else:
             # detached: never backpropagate into the caller's graph (e.g. images = G(z))
             images = holds_data(images, "images").detach()
@@ -600,7 +604,8 @@ class Inverter(nn.Module):
         if self.config.probe is not None:
             problems += behaviour.compare(self.config.probe, self.generator, self._gan.tap,
                                           latent_shape=self.latent_shape, image_shape=self.image_shape,
-                                          image_range=self.config.image_range, conditioning=self.conditioning)
+                                          image_range=self.config.image_range, conditioning=self.conditioning,
+                                          normal_prior=self.config.latent_prior == "normal")
         if not problems:
             return True
         message = (
@@ -627,8 +632,7 @@ class Inverter(nn.Module):
         """D's submodules that run up to the feature layer, on two images of G."""
         latents, conditions = self._sample(2)
         device = latents.device
-        rng_devices = [device] if device.type == "cuda" else []
-        with torch.random.fork_rng(devices=rng_devices), frozen(self.generator, self.discriminator), torch.no_grad():
+        with kept(device), frozen(self.generator, self.discriminator), torch.no_grad():
             images = generate(self.generator, latents, conditions, self.conditioning)
             return reached_modules(self._gan.tap, images, conditions)
 
@@ -644,8 +648,7 @@ class Inverter(nn.Module):
         if image_range is None and self.config.latent_prior == "normal":
             latents, conditions = self._sample(_LEGACY_RANGE_SAMPLES)
             device = latents.device
-            rng_devices = [device] if device.type == "cuda" else []
-            with torch.random.fork_rng(devices=rng_devices), frozen(self.generator, self.discriminator), torch.no_grad():
+            with kept(device), frozen(self.generator, self.discriminator), torch.no_grad():
                 images = generate(self.generator, latents, conditions, self.conditioning)
             if bool(torch.isfinite(images).all()):
                 image_range = (float(images.min()), float(images.max()))
@@ -661,7 +664,7 @@ class Inverter(nn.Module):
         fingerprints matched, so record the probes from this G and D (a re-save carries them)."""
         probe = behaviour.record(self.generator, self._gan.tap, latent_shape=self.latent_shape,
                                  image_shape=self.image_shape, image_range=self.config.image_range,
-                                 conditioning=self.conditioning)
+                                 conditioning=self.conditioning, normal_prior=self.config.latent_prior == "normal")
         self.config = dataclasses.replace(self.config, probe=probe)
         logger.info("recorded the behavioural fingerprint of this G and D (the file predates format version 5)")
 
@@ -670,9 +673,8 @@ class Inverter(nn.Module):
         conditioning = self.conditioning
         latents, conditions = self._sample(2)
         device = latents.device
-        rng_devices = [device] if device.type == "cuda" else []
-        # fork_rng: a G that draws noise from the global RNG must not move the user's RNG on load.
-        with torch.random.fork_rng(devices=rng_devices), frozen(self.generator, self.discriminator), torch.no_grad():
+        # kept: a G that draws noise from a global RNG (torch's, NumPy's, Python's) must not move the user's on load.
+        with kept(device), frozen(self.generator, self.discriminator), torch.no_grad():
             image_shape, feature_dim = probe(self.generator, self._gan.tap, latents, conditions, conditioning)
         if image_shape != self.image_shape or feature_dim != self.config.feature_dim:
             raise ValueError(
@@ -705,7 +707,10 @@ class Inverter(nn.Module):
                     f"{source}: expected non-negative BatchNorm variances, got {int((tensor < 0).sum())} "
                     f"negative value(s) in {key!r}; the file is damaged or was edited."
                 )
-        inverter = cls(config, generator=generator, discriminator=discriminator, conditioning=conditioning)
+        try:
+            inverter = cls(config, generator=generator, discriminator=discriminator, conditioning=conditioning)
+        except ValueError as error:  # e.g. the file names a feature layer this D lacks: say which file
+            raise ValueError(f"{source}: {error}") from None
         inverter._check_against_gan(source)
         matched = inverter.check_fingerprints(on_mismatch=on_mismatch, source=source)
         inverter.load_state_dict(state, strict=True)

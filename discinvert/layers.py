@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import difflib
 import logging
+import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -194,7 +195,8 @@ class BatchDependence:
             ``None`` when it returned no tensor with one row per image, or when it changed between
             two runs of the same batch (random, so batch dependence cannot be told apart).
         stochastic: compared layers whose output changed between two runs of the batch as given
-            (noise drawn in the forward pass); they are never counted as dependent.
+            (noise drawn in the forward pass) and that a rearranged batch moved no more than
+            :data:`NOISE_FACTOR` times as far: random, not dependent.
     """
 
     order: tuple[str, ...]
@@ -252,14 +254,29 @@ def _tolerance(dtype: torch.dtype) -> float:
     return max(BATCH_TOLERANCE, 8 * torch.finfo(dtype).eps) if dtype.is_floating_point else 0.0
 
 
-def _differs(a: torch.Tensor, b: torch.Tensor, tolerance: float) -> bool:
-    """Whether ``a`` and ``b`` differ by more than ``tolerance`` of their largest finite magnitude (NaN equals NaN)."""
+def _gap(a: torch.Tensor, b: torch.Tensor) -> float:
+    """The largest difference of ``a`` and ``b`` relative to their largest finite magnitude (NaN equals NaN;
+    ``inf`` where only one of them is NaN)."""
     if not torch.equal(a.isnan(), b.isnan()):
-        return True
+        return math.inf
     same = (a == b) | a.isnan()  # equal infinities too
     gap = (a - b).abs().masked_fill(same, 0.0)
+    if not gap.numel():
+        return 0.0
     finite = torch.cat([a[a.isfinite()].abs(), b[b.isfinite()].abs(), a.new_zeros(1)])
-    return bool(gap.max() > tolerance * finite.max()) if gap.numel() else False
+    peak = float(finite.max())
+    largest = float(gap.max())
+    return largest / peak if peak > 0 else (math.inf if largest > 0 else 0.0)
+
+
+def _differs(a: torch.Tensor, b: torch.Tensor, tolerance: float) -> bool:
+    """Whether ``a`` and ``b`` differ by more than ``tolerance`` of their largest finite magnitude (NaN equals NaN)."""
+    return _gap(a, b) > tolerance
+
+
+NOISE_FACTOR = 4.0
+"""For a layer that draws noise (its output moves between two runs of the same batch): it depends on the batch
+when a rearranged batch moves it more than this many times as far as the noise alone did."""
 
 
 @contextlib.contextmanager
@@ -283,7 +300,8 @@ def batch_dependence(model: nn.Module, run: Callable[[torch.Tensor], Any], batch
     the batch as given, on the batch permuted (:func:`batch_permutation`), on the permuted batch split
     into two halves, and on the batch as given again: four forward passes over ``batch`` inputs in all.
     A layer whose output changes between the two runs of the batch as given draws noise in its forward
-    pass: it is marked stochastic, not dependent. Each layer's output for each input
+    pass: it depends on the batch only when a rearranged batch moves it :data:`NOISE_FACTOR` times as far
+    as the noise does, else it is marked stochastic. Each layer's output for each input
     (every call of it) is compared with the batch as given: it depends on the batch when a value moved by
     more than :data:`BATCH_TOLERANCE` of the output's largest magnitude. A minibatch standard deviation
     layer (the spread of the batch appended as a feature map) does; BatchNorm and InstanceNorm in eval mode
@@ -363,18 +381,21 @@ def _compare(runs: list[list[tuple[torch.Tensor, dict[Any, list[torch.Tensor | N
             continue
         tolerance = _tolerance(dtypes[name])
         *compared, again = arranged
-        noisy = any(_differs(other, first, tolerance) for other, first in zip(again, compared[0]))  # type: ignore[arg-type]
-        differs = not noisy and any(_differs(other, first, tolerance) for rearranged in compared[1:]
-                                    for other, first in zip(rearranged, compared[0]))  # type: ignore[arg-type]
+        noise = max(_gap(other, first) for other, first in zip(again, compared[0]))  # type: ignore[arg-type]
+        moved = max(_gap(other, first) for rearranged in compared[1:]
+                    for other, first in zip(rearranged, compared[0]))  # type: ignore[arg-type]
+        noisy = noise > tolerance
+        # A noisy layer depends on the batch only when rearranging moves it far more than its noise does.
+        differs = moved > (NOISE_FACTOR * noise if noisy else tolerance)
         if name is None:
-            output = None if noisy else differs
+            output = differs if differs or not noisy else None
             continue
         order.append(name)
         calls[name] = len(compared[0])  # type: ignore[arg-type]
-        if noisy:
-            stochastic.add(name)
-        elif differs:
+        if differs:
             dependent.add(name)
+        elif noisy:
+            stochastic.add(name)
     return BatchDependence(tuple(order), frozenset(dependent), calls, output, frozenset(stochastic))
 
 

@@ -244,3 +244,20 @@ def test_a_d_drawing_noise_in_its_forward_pass_is_not_called_batch_dependent() -
     images = generator.eval()(torch.randn(8, LATENT, 1, 1)).detach()
     marks = {info.name: info.batch_dependent for info in list_layers(discriminator, images)}
     assert marks["1"] is None and marks["2"] is None  # random, not compared
+
+
+def test_a_minibatch_std_d_that_also_draws_noise_is_still_refused() -> None:
+    """Instance noise before a minibatch standard deviation layer makes every later layer random; the batch's
+    spread still moves the features far more than the noise does, so the layer is refused all the same."""
+    class NoisyMinibatchStd(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.m = minibatch_std_discriminator()
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.m(x + 1e-3 * torch.randn_like(x))
+
+    torch.manual_seed(0)
+    generator, discriminator = ConvGenerator(), NoisyMinibatchStd()
+    with pytest.raises(ValueError, match=r"feature_layer 'm.4': expected features of each image that do not depend"):
+        fit_inverter(generator, discriminator, "m.4", **TINY)

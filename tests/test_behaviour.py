@@ -280,3 +280,94 @@ def test_probes_ignore_a_callers_autocast(make_gan, tmp_path) -> None:
         again = behaviour.record(gan.generator, tap, latent_shape=gan.latent_shape, image_shape=loaded.image_shape,
                                  image_range=loaded.config.image_range)
     assert again == fitted.config.probe
+
+
+def test_a_custom_prior_probes_d_alone_and_a_g_taking_only_its_codes_fits(tmp_path) -> None:
+    """The sampler of a custom prior is not stored, so G's probe could not draw its codes on load: only D is probed,
+    and a G that refuses N(0, I) codes (latents in [0, 1] only) still fits."""
+    class UnitLatentG(MLPGenerator):
+        def forward(self, z: torch.Tensor) -> torch.Tensor:
+            if bool((z < 0).any() or (z > 1).any()):
+                raise ValueError("this G takes latents in [0, 1]")
+            return super().forward(z)
+
+    def uniform(n: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
+        return torch.rand((n, LATENT), generator=generator, device=device)
+
+    torch.manual_seed(0)
+    generator, discriminator = UnitLatentG(), OutsideWeightD()
+    inverter = fit_inverter(generator, discriminator, "act", latent_sampler=uniform, **QUICK)
+    assert inverter.config.probe.generator is None and inverter.config.probe.discriminator is not None
+    # Loading checks G's image shape on N(0, I) codes, which this G refuses (as before the probes): a G that
+    # takes any codes shows the custom prior's probe round-trips, D's check included.
+    generator = MLPGenerator()
+    inverter = fit_inverter(generator, discriminator, "act", latent_sampler=uniform, **QUICK)
+    path = inverter.save(tmp_path / "inv.safetensors")
+    assert Inverter.load(path, generator=generator, discriminator=discriminator).config.probe == inverter.config.probe
+    with torch.no_grad():
+        discriminator.fc.weight.neg_()
+    with pytest.raises(FingerprintMismatchError, match="D's features at 'act'"):
+        Inverter.load(path, generator=generator, discriminator=discriminator)
+
+
+class PrivateNoiseG(MLPGenerator):
+    """Noise from a generator of its own, which no global seed reaches."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rng = torch.Generator().manual_seed(7)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(super().forward(z) + 0.3 * torch.randn(z.shape[0], 16, generator=self.rng))
+
+
+def test_noise_no_global_seed_reaches_gives_no_probe_instead_of_a_false_alarm(tmp_path) -> None:
+    torch.manual_seed(0)
+    generator, discriminator = PrivateNoiseG(), OutsideWeightD()
+    path = tmp_path / "inv.safetensors"
+    fitted = _fit_and_save(generator, discriminator, "act", (LATENT,), path)
+    assert fitted.config.probe.generator is None and fitted.config.probe.discriminator is not None
+    Inverter.load(path, generator=generator, discriminator=discriminator)  # the same G loads
+
+
+def test_the_probes_do_not_follow_the_default_dtype(make_gan, tmp_path) -> None:
+    gan = make_gan("dcgan")
+    path = tmp_path / "inv.safetensors"
+    _fit_and_save(gan.generator, gan.discriminator, gan.feature_layer, gan.latent_shape, path)
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        Inverter.load(path, generator=gan.generator, discriminator=gan.discriminator)  # float32 models: no alarm
+    finally:
+        torch.set_default_dtype(default)
+
+
+def test_a_stored_summary_that_overflows_is_refused(make_gan, tmp_path) -> None:
+    gan = make_gan("mlp")
+    path = tmp_path / "inv.safetensors"
+    _fit_and_save(gan.generator, gan.discriminator, gan.feature_layer, gan.latent_shape, path)
+    _edit_config(path, lambda c: c["probe"]["generator"].update(summary=[1e308] * 128))
+    with pytest.raises(ValueError, match=r"inv.safetensors: expected 'probe.generator.summary' to be 128 finite numbers"):
+        Inverter.load(path, generator=gan.generator, discriminator=gan.discriminator)
+    assert not behaviour.distance([0.0] * 4, [1e200] * 4) <= behaviour.TOLERANCE
+
+
+def test_loading_leaves_numpy_s_and_python_s_rngs_alone_for_a_g_drawing_from_them(tmp_path) -> None:
+    import random
+
+    import numpy as np
+
+    class NumpyNoiseG(MLPGenerator):
+        def forward(self, z: torch.Tensor) -> torch.Tensor:
+            shift = float(np.random.rand()) * 1e-3 + random.random() * 1e-3
+            return super().forward(z) + shift
+
+    torch.manual_seed(0)
+    generator, discriminator = NumpyNoiseG(), OutsideWeightD()
+    path = tmp_path / "inv.safetensors"
+    _fit_and_save(generator, discriminator, "act", (LATENT,), path)
+    np.random.seed(5)
+    random.seed(5)
+    states = np.random.get_state()[1].copy(), random.getstate()
+    Inverter.load(path, generator=generator, discriminator=discriminator)
+    assert np.array_equal(np.random.get_state()[1], states[0]) and random.getstate() == states[1]

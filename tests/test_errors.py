@@ -621,3 +621,13 @@ def test_label_count_is_inferred_only_when_every_embedding_table_agrees() -> Non
     assert label_count(conditioning, generator, discriminator) is None
     declared = Conditioning(sampler=label_sampler, num_classes=4)
     assert label_count(declared, generator, discriminator).count == 4
+
+
+@pytest.mark.parametrize("kind", ["sparse", "nested"])
+def test_sparse_and_nested_images_are_refused(fitted, kind) -> None:
+    gan, inverter = fitted
+    dense = gan.sample(2)[1]
+    images = dense.to_sparse() if kind == "sparse" else torch.nested.nested_tensor(list(dense))
+    for method in ("encode", "refine"):
+        with pytest.raises(ValueError, match=r"images: expected a dense tensor of shape \(N, 1, 8, 8\)"):
+            getattr(inverter, method)(images) if method == "encode" else inverter.refine(images, 1, progress=False)

@@ -803,3 +803,33 @@ def test_encode_with_absurd_cn_widths_prints_one_line(factory_inverter, tmp_path
     assert code == 1, err
     assert err.startswith(f"discinvert encode: error: {bad}: cn_hidden: expected") and err.count("\n") == 1, err
     assert not (tmp_path / "codes.npy").exists()
+
+
+def test_a_file_naming_a_layer_d_lacks_names_the_file_and_long_names_are_bounded(fitted, tmp_path) -> None:
+    gan, inverter = fitted
+    path = inverter.save(tmp_path / "inv.safetensors")
+    for name, message in (("nope", r"inv.safetensors: feature_layer: 'nope' is not a layer"),
+                          ("x" * 1_000_001, r"inv.safetensors: expected 'feature_layer' to name at most 64 layers of at "
+                                            r"most 1000 characters each, got 1 name\(s\) of up to 1000001 characters")):
+        config = {**_config(path), "feature_layer": name}
+        with safetensors.safe_open(str(path), framework="pt") as handle:
+            metadata = dict(handle.metadata()) | {"config": json.dumps(config)}
+        _rewrite(path, metadata=metadata)
+        with pytest.raises(ValueError, match=message) as caught:
+            Inverter.load(path, generator=gan.generator, discriminator=gan.discriminator)
+        assert len(str(caught.value)) < 2000
+
+
+def test_a_config_of_more_than_16_mib_is_refused_before_parsing(fitted, tmp_path) -> None:
+    gan, inverter = fitted
+    path = inverter.save(tmp_path / "inv.safetensors")
+    config = _config(path)
+    config["fit"]["history"] = [[1, 1.0, 1.0, 1.0]] * 1_000_000  # about 20 MB of JSON
+    with safetensors.safe_open(str(path), framework="pt") as handle:
+        metadata = dict(handle.metadata()) | {"config": json.dumps(config)}
+    _rewrite(path, metadata=metadata)
+    start = time.perf_counter()
+    with pytest.raises(ValueError, match=r"inv.safetensors \(the config in its metadata\): expected a JSON document of "
+                                         r"at most 16,777,216 bytes"):
+        Inverter.load(path, generator=gan.generator, discriminator=gan.discriminator)
+    assert time.perf_counter() - start < 5
