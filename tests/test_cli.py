@@ -1100,3 +1100,20 @@ def test_evaluate_scores_images_smaller_than_ssim_s_7x7_window(ws: dict[str, Pat
     assert math.isfinite(result["psnr_mean"]) and result["ssim_mean"] is None
     warned = _warning_lines(capsys.readouterr().err, "evaluate")
     assert len(warned) == 1 and "SSIM" in warned[0] and "2x32" in warned[0] and "at least 3x3" in warned[0], warned
+
+
+def test_an_output_into_the_installed_zoo_is_refused(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """``zoo:`` sources are files of the installed package: writing codes over the bundled inverter or test
+    images is refused before anything is read or written, like any other output that is an input."""
+    from discinvert import zoo
+
+    entry = zoo.path("dcgan-fashion-mnist")
+    targets = [entry / "inverter-real-images" / "model.safetensors", entry / "test_images.safetensors"]
+    before = {p: p.read_bytes() for p in targets}
+    images = tmp_path / "x.npy"
+    np.save(images, np.zeros((2, 1, 28, 28), dtype=np.uint8))
+    for target, source in ((targets[0], str(images)), (targets[1], "zoo:dcgan-fashion-mnist")):
+        assert main(["encode", "--gan", "zoo:dcgan-fashion-mnist", "--images", source, "--out", str(target)]) == 1
+        err = capsys.readouterr().err
+        assert "is also an input" in err and err.count("\n") == 1, err
+    assert all(p.read_bytes() == data for p, data in before.items())

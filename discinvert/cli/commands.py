@@ -169,6 +169,14 @@ def _read_candidates(source: Path, written: Path, *, images: bool, inverters: bo
     return [d / n for d in folders for n in names]
 
 
+def _zoo_folder(source: str) -> Path | None:
+    """The installed folder of a ``zoo:NAME[/...]`` source (``None`` for an unknown entry, refused elsewhere)."""
+    from discinvert import zoo
+
+    name = source[len("zoo:"):].split("/")[0]
+    return zoo.path(name) if name in zoo.available() else None
+
+
 def _refuse_overwriting_inputs(written: Sequence[tuple[str, Path]], read: Sequence[tuple[str, Any]], *,
                                inverters: bool = True) -> None:
     """An output that is a file this command reads (also through a symlink or another spelling) is refused.
@@ -176,7 +184,8 @@ def _refuse_overwriting_inputs(written: Sequence[tuple[str, Path]], read: Sequen
     Args:
         written: ``(flag, path)`` of each file the command would write.
         read: ``(flag, path or None)`` of each input given: ``--images``, ``--inverter``, ``--gan``
-            (``zoo:`` names and Hub ids are no local files and are skipped).
+            (a ``zoo:`` name stands for every file of that entry in the installed package; Hub ids are no
+            local files and are skipped).
         inverters: whether the command reads a ``--gan`` zoo-entry folder's bundled inverters (``fit``
             does not, so it may write into ``ENTRY/inverter`` again and again).
 
@@ -187,10 +196,14 @@ def _refuse_overwriting_inputs(written: Sequence[tuple[str, Path]], read: Sequen
         if not path.is_file():  # a file that does not exist yet is no input
             continue
         for source_flag, source in read:
-            if source is None or str(source).startswith("zoo:"):
+            if source is None:
                 continue
-            for candidate in _read_candidates(Path(source), path, images=source_flag == "--images",
-                                              inverters=inverters):
+            if str(source).startswith("zoo:"):  # the installed package's files: none may be written over
+                folder = _zoo_folder(str(source))
+                candidates = [] if folder is None else [p for p in folder.rglob("*") if p.is_file()]
+            else:
+                candidates = _read_candidates(Path(source), path, images=source_flag == "--images", inverters=inverters)
+            for candidate in candidates:
                 if candidate.is_file() and os.path.samefile(candidate, path):
                     raise ValueError(
                         f"{flag} {path}: this file is also an input ({source_flag} {source}"

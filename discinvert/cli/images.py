@@ -359,7 +359,7 @@ def range_warning(
         warnings.warn(
             f"images: {raw.source} holds float values in [{found[0]:.3g}, {found[1]:.3g}], with no negative value, "
             "for a generator of range [-1, 1]: they look like [0, 1] images, read here as [-1, 1] values. "
-            "Give --input-range 0,1 to map them onto G's range (or --input-range -1,1 if they are G's values).",
+            "Give --input-range 0,1 to map them onto G's range (or --input-range=-1,1 if they are G's values).",
             UnitRangeWarning, stacklevel=2)
 
 
