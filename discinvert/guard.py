@@ -49,7 +49,7 @@ def frozen(*modules: nn.Module | None) -> Iterator[None]:
     with _LOCK:
         seen_modules: dict[int, tuple[nn.Module, bool]] = {}
         seen_params: dict[int, tuple[nn.Parameter, bool, int]] = {}
-        buffers: dict[int, tuple[torch.Tensor, int, torch.Tensor]] = {}
+        restore_buffers = buffer_snapshot(*modules)
         for module in modules:
             if module is None:
                 continue
@@ -57,9 +57,6 @@ def frozen(*modules: nn.Module | None) -> Iterator[None]:
                 seen_modules.setdefault(id(sub), (sub, sub.training))
             for param in module.parameters():
                 seen_params.setdefault(id(param), (param, param.requires_grad, param._version))
-            for buffer in module.buffers():
-                if id(buffer) not in buffers:
-                    buffers[id(buffer)] = (buffer, buffer._version, buffer.detach().clone())
         try:
             for sub, _ in seen_modules.values():
                 # Set each flag directly: Module.eval() would call overridden train()
@@ -73,10 +70,7 @@ def frozen(*modules: nn.Module | None) -> Iterator[None]:
                 sub.training = was_training
             for param, required, _ in seen_params.values():
                 param.requires_grad_(required)
-            with torch.no_grad():
-                for buffer, version, original in buffers.values():
-                    if buffer._version != version:
-                        buffer.copy_(original)
+            restore_buffers()
             changed = [p for p, _, version in seen_params.values() if p._version != version]
         if changed:
             raise RuntimeError(

@@ -21,7 +21,7 @@ import torch
 
 from discinvert.iterative import MAX_ITERATIONS  # the bound a stored config is held to
 from discinvert.network import CNConfig
-from discinvert.validation import nonnegative_float, positive_float, positive_int
+from discinvert.validation import nonnegative_float, optional_bool, positive_float, positive_int
 
 __all__ = ["DEFAULT_LR", "DEFAULT_PATIENCE", "DEFAULT_REAL_STEPS", "DEFAULT_SCHEDULE", "DEFAULT_STEPS", "ITERATIVE_SETTINGS", "MAX_SEED", "REAL_STAGE_SETTINGS", "CommandLine", "FitConfig", "Setting", "command_line_settings",
            "settings_doc"]
@@ -110,12 +110,6 @@ def _weight(value: Any, name: str) -> float:
 def _bool(value: Any, name: str) -> bool:
     if not isinstance(value, bool):
         raise ValueError(f"{name}: expected True or False, got {value!r}.")
-    return value
-
-
-def _optional_bool(value: Any, name: str) -> bool | None:
-    if value is not None and not isinstance(value, bool):
-        raise ValueError(f"{name}: expected None, True or False, got {value!r}.")
     return value
 
 
@@ -229,7 +223,7 @@ class FitConfig:
         command_line=CommandLine("--seed", "seed in [0, 2**62); the same seed gives the same inverter (default 0)",
                                  "seed", default=0))
     progress: bool | None = _setting(
-        None, "``None`` shows a tqdm bar on a terminal only; ``True`` always; ``False`` never.", _optional_bool,
+        None, "``None`` shows a tqdm bar on a terminal only; ``True`` always; ``False`` never.", optional_bool,
         identity=False, record=False,
         command_line=CommandLine("--no-progress", "no progress bar", "off-switch"))
     cn_hidden: Sequence[int] = _setting(
@@ -271,7 +265,7 @@ class FitConfig:
     ddp: bool | None = _setting(
         None, "``None`` (default) joins DistributedDataParallel when launched with several processes; ``False`` "
         "always fits alone in this process, e.g. one independent fit per rank or a fit on rank 0 only.",
-        _optional_bool, identity=False, record=False)
+        optional_bool, identity=False, record=False)
     autocast_dtype: torch.dtype | str | None = _setting(
         "auto", "``'auto'`` (default): bfloat16 where the device runs it natively (CUDA with bf16 support; CPUs "
         "with AVX512-BF16 or AMX instructions), else full precision, and full "
