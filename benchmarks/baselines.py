@@ -8,7 +8,7 @@
 - iGAN is the naive encoder followed by :func:`discinvert.optimize.optimize_latents`.
 
 The naive encoder trains with the connection network's own loop
-(``discinvert.training.train_regressor``) inside ``discinvert.guard.frozen``: the same budget,
+(``discinvert.fitting.self_generated_stage.train_regressor``) inside ``discinvert.guard.frozen``: the same budget,
 schedule and best-step choice as ``fit_inverter``, and G and D come back untouched. Those two
 are the internal names this module uses (``benchmarks/README.md``, "Internal surface";
 ``tests/test_benchmarks_surface.py`` imports them); the rest is public API or the small
@@ -32,8 +32,8 @@ from benchmarks.common import LayerFeatures
 from discinvert import CNConfig, ConnectionNetwork
 from discinvert.guard import frozen  # internal surface (benchmarks/README.md)
 from discinvert.optimize import DEFAULT_REFINE_LR, optimize_latents
-from discinvert.pool import FreshBatches  # internal surface (benchmarks/README.md)
-from discinvert.training import train_regressor  # internal surface (benchmarks/README.md)
+from discinvert.fitting.pool import FreshBatches  # internal surface (benchmarks/README.md)
+from discinvert.fitting.self_generated_stage import train_regressor  # internal surface (benchmarks/README.md)
 
 __all__ = ["NaiveEncoder", "fit_naive_encoder", "optimization_only"]
 

@@ -20,15 +20,16 @@ from discinvert._version import __version__
 
 if TYPE_CHECKING:  # what the lazy names are, for type checkers and IDEs
     from discinvert.conditioning import Conditioning
-    from discinvert.config import InverterConfig
+    from discinvert.fitting.fit_config import FitConfig
+    from discinvert.inverter_config import InverterConfig
     from discinvert.features import LayerNotReachedError
-    from discinvert.fit import UselessInverterWarning, fit_inverter
+    from discinvert.fitting.fit import UselessInverterWarning, fit_inverter
     from discinvert.hub import HubPushError
     from discinvert.inverter import FingerprintMismatchError, ImageRangeWarning, Inverter
     from discinvert.layers import LayerInfo, list_layers, suggest_feature_layers
     from discinvert.network import CNConfig, ConnectionNetwork
     from discinvert.serialization import UnverifiedWeightsWarning
-    from discinvert.training import ValidationPoint
+    from discinvert.fitting.self_generated_stage import ValidationPoint
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
@@ -37,16 +38,17 @@ _EXPORTS = {
     "Conditioning": "discinvert.conditioning",
     "ConnectionNetwork": "discinvert.network",
     "FingerprintMismatchError": "discinvert.inverter",
+    "FitConfig": "discinvert.fitting.fit_config",
     "HubPushError": "discinvert.hub",
     "ImageRangeWarning": "discinvert.inverter",
     "Inverter": "discinvert.inverter",
-    "InverterConfig": "discinvert.config",
+    "InverterConfig": "discinvert.inverter_config",
     "LayerInfo": "discinvert.layers",
     "LayerNotReachedError": "discinvert.features",
     "UnverifiedWeightsWarning": "discinvert.serialization",
-    "UselessInverterWarning": "discinvert.fit",
-    "ValidationPoint": "discinvert.training",
-    "fit_inverter": "discinvert.fit",
+    "UselessInverterWarning": "discinvert.fitting.fit",
+    "ValidationPoint": "discinvert.fitting.self_generated_stage",
+    "fit_inverter": "discinvert.fitting.fit",
     "list_layers": "discinvert.layers",
     "suggest_feature_layers": "discinvert.layers",
 }
@@ -56,6 +58,7 @@ __all__ = [
     "Conditioning",
     "ConnectionNetwork",
     "FingerprintMismatchError",
+    "FitConfig",
     "HubPushError",
     "ImageRangeWarning",
     "Inverter",

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from discinvert.validation import holds_data, numpy_tensor, positive_int
+from discinvert.argument_checks import holds_data, numpy_tensor, positive_int
 
 __all__ = ["ClassLabels", "Conditioning", "call_with_condition", "check_conditioning", "check_conditions", "label_count"]
 

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, NoReturn, Protocol, TypeVar
 
 from discinvert import distributed
-from discinvert.config import InverterConfig
+from discinvert.inverter_config import InverterConfig
 from discinvert.files import atomic_write_many, parse_json
 from discinvert.serialization import inverter_file_writer, read_inverter_file
 

@@ -18,18 +18,18 @@ from torch import nn
 
 from discinvert import behaviour, distributed, hub
 from discinvert.conditioning import Conditioning, check_conditioning, check_conditions, label_count
-from discinvert.config import InverterConfig
+from discinvert.inverter_config import InverterConfig
 from discinvert.features import FeatureTap, reached_modules
 from discinvert.fingerprint import fingerprint_discriminator, fingerprint_generator
 from discinvert.gan import check_module, generate, model_device, model_dtype, probe, resolve_device
 from discinvert.guard import frozen
-from discinvert.iterative import StepNetwork, iterate
+from discinvert.step_networks import StepNetwork, iterate
 from discinvert.layers import resolve_layers
 from discinvert.network import ConnectionNetwork
 from discinvert.optimize import DEFAULT_REFINE_LR, optimize_latents
 from discinvert.rng import kept
 from discinvert.serialization import read_inverter_file, write_inverter_file
-from discinvert.validation import holds_data, is_integer, numpy_tensor, optional_bool, optional_callable, positive_int
+from discinvert.argument_checks import holds_data, is_integer, numpy_tensor, optional_bool, optional_callable, positive_int
 from discinvert.value_range import RANGE_MARGIN, nominal_range, range_problem
 
 __all__ = ["DEFAULT_BATCH_SIZE", "RANGE_MARGIN", "FingerprintMismatchError", "ImageRangeWarning", "Inverter", "RangeCheck"]
@@ -83,8 +83,8 @@ class Inverter(nn.Module):
 
     It holds the connection network (submodule ``cn``), the step networks of iterative
     refinement when it was fit with ``iterations > 0`` (submodule ``steps``, an
-    ``nn.ModuleList``, empty otherwise; see :mod:`discinvert.iterative`) and its
-    :class:`~discinvert.config.InverterConfig`. G and D are referenced, not
+    ``nn.ModuleList``, empty otherwise; see :mod:`discinvert.step_networks`) and its
+    :class:`~discinvert.inverter_config.InverterConfig`. G and D are referenced, not
     registered: they never appear in :meth:`state_dict`, in saved files, or under
     ``.to()``/``.parameters()``. Every method leaves G and D as it found them.
 
@@ -293,7 +293,7 @@ class Inverter(nn.Module):
         """Latent codes for images: one partial pass of D plus the connection network, then the corrections.
 
         Each of the ``iterations`` feed-forward corrections (no gradient steps; see
-        :mod:`discinvert.iterative`) costs one more G pass, one more partial D pass and
+        :mod:`discinvert.step_networks`) costs one more G pass, one more partial D pass and
         a step network's MLP.
 
         Args:

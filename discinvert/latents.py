@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from discinvert.validation import is_integer
+from discinvert.argument_checks import is_integer
 
 __all__ = ["LatentSampler", "normal_sampler", "parse_latent_shape"]
 

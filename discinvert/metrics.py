@@ -30,7 +30,7 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from discinvert.inverter import Inverter, RangeCheck
 from discinvert.latents import LatentSampler, normal_sampler
-from discinvert.validation import is_integer, positive_int
+from discinvert.argument_checks import is_integer, positive_int
 
 __all__ = [
     "draw_subsets",

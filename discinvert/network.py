@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from discinvert.validation import is_integer
+from discinvert.argument_checks import is_integer
 
 __all__ = [
     "MAX_FEATURES", "MAX_HIDDEN_LAYERS", "MAX_LATENT_VALUES", "MAX_WIDTH", "CNConfig", "ConnectionNetwork",
@@ -134,7 +134,7 @@ def mlp(in_features: int, hidden: tuple[int, ...], out_features: int, *, batch_n
         negative_slope: float) -> nn.Sequential:
     """``Linear[-BatchNorm1d]-LeakyReLU`` per hidden width, then a ``Linear`` to ``out_features``.
 
-    Shared by the connection network and the step networks (:mod:`discinvert.iterative`); the
+    Shared by the connection network and the step networks (:mod:`discinvert.step_networks`); the
     layer indices are the state-dict keys of saved inverters, so their order is part of the format.
     """
     layers: list[nn.Module] = []

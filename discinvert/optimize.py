@@ -28,7 +28,7 @@ from discinvert.conditioning import Conditioning
 from discinvert.features import FeatureTap
 from discinvert.gan import generate
 from discinvert.guard import frozen
-from discinvert.validation import nonnegative_float, optional_bool, optional_callable, positive_float, positive_int
+from discinvert.argument_checks import nonnegative_float, optional_bool, optional_callable, positive_float, positive_int
 
 __all__ = ["DEFAULT_REFINE_LR", "optimize_latents"]
 

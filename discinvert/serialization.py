@@ -2,7 +2,7 @@
 
 Weights are stored with safetensors only (loading never runs code). The metadata
 holds ``format`` (``"discinvert.inverter"``), ``format_version``, ``library_version``,
-``config`` (the JSON of :class:`~discinvert.config.InverterConfig`) and, since format
+``config`` (the JSON of :class:`~discinvert.inverter_config.InverterConfig`) and, since format
 version 5, ``tensor_digest``: ``"sha256:"`` and 64 hex digits over the stored tensors
 exactly as they are in the file (after an int8 or float16 cast), see :func:`tensor_digest`.
 
@@ -40,9 +40,9 @@ import safetensors.torch
 import torch
 
 from discinvert._version import __version__
-from discinvert.config import InverterConfig
+from discinvert.inverter_config import InverterConfig
 from discinvert.files import atomic_write, parse_json
-from discinvert.iterative import StepNetwork
+from discinvert.step_networks import StepNetwork
 from discinvert.network import ConnectionNetwork
 
 __all__ = [

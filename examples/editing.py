@@ -40,7 +40,7 @@ from discinvert.zoo.datasets import (
     to_model_range,
 )
 from discinvert.edit import attribute_direction, edit, interpolate_images
-from discinvert.fit import DEFAULT_STEPS
+from discinvert.fitting.fit import DEFAULT_STEPS
 
 ZOO = zoo.path("dcgan-fashion-mnist")
 

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from discinvert import fit_inverter
-from discinvert.training import make_adam
+from discinvert.fitting.self_generated_stage import make_adam
 from tests.conftest import TinyGAN, assert_untouched, snapshot
 
 FAST = dict(steps=300, batch_size=64, cn_hidden=(256, 256), progress=False, validation_size=256, seed=0)
@@ -109,7 +109,7 @@ def test_uncopyable_model_with_channels_last_is_a_clear_error(make_gan) -> None:
 
 
 def test_the_automatic_levers_follow_the_device(make_gan) -> None:
-    from discinvert.acceleration import native_bf16
+    from discinvert.fitting.acceleration import native_bf16
 
     gan = make_gan("dcgan")
     before = snapshot(gan.generator, gan.discriminator)
@@ -123,7 +123,7 @@ def test_the_automatic_levers_follow_the_device(make_gan) -> None:
 
 
 def test_auto_autocast_is_bf16_only_where_native(monkeypatch) -> None:
-    from discinvert import acceleration
+    from discinvert.fitting import acceleration
 
     cpu = torch.device("cpu")
     monkeypatch.setattr(acceleration, "native_bf16", lambda device: False)

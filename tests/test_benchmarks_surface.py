@@ -78,24 +78,24 @@ def _is_public(dotted: str) -> bool:
 def test_the_documented_internal_surface_exists_and_works() -> None:
     """Exactly the names the map lists; a library refactor that renames one fails here first."""
     from discinvert.guard import frozen
-    from discinvert.pool import POOL_BATCHES
-    from discinvert.pool import FreshBatches
-    from discinvert.training import train_regressor
+    from discinvert.fitting.pool import POOL_BATCHES
+    from discinvert.fitting.pool import FreshBatches
+    from discinvert.fitting.self_generated_stage import train_regressor
 
-    from discinvert.image_sets import split_images
-    from discinvert.iterative import StepConfig, residual_shape
-    from discinvert.iterative_stage import train_steps
+    from discinvert.fitting.image_sets import split_images
+    from discinvert.step_networks import StepConfig, residual_shape
+    from discinvert.fitting.step_network_stage import train_steps
     from discinvert.network import mlp
-    from discinvert.training import BETAS, lr_factor
-    from discinvert.real_stage import train_on_images
-    from discinvert.settings import FitConfig
+    from discinvert.fitting.self_generated_stage import BETAS, lr_factor
+    from discinvert.fitting.real_image_stage import train_on_images
+    from discinvert.fitting.fit_config import FitConfig
 
-    imported = {"discinvert.network.mlp", "discinvert.training.BETAS", "discinvert.training.lr_factor",
-                "discinvert.guard.frozen", "discinvert.pool.POOL_BATCHES", "discinvert.pool.FreshBatches",
-                "discinvert.training.train_regressor", "discinvert.iterative_stage.train_steps",
-                "discinvert.iterative.StepConfig", "discinvert.iterative.residual_shape",
-                "discinvert.image_sets.split_images", "discinvert.real_stage.train_on_images",
-                "discinvert.settings.FitConfig"}
+    imported = {"discinvert.network.mlp", "discinvert.fitting.self_generated_stage.BETAS", "discinvert.fitting.self_generated_stage.lr_factor",
+                "discinvert.guard.frozen", "discinvert.fitting.pool.POOL_BATCHES", "discinvert.fitting.pool.FreshBatches",
+                "discinvert.fitting.self_generated_stage.train_regressor", "discinvert.fitting.step_network_stage.train_steps",
+                "discinvert.step_networks.StepConfig", "discinvert.step_networks.residual_shape",
+                "discinvert.fitting.image_sets.split_images", "discinvert.fitting.real_image_stage.train_on_images",
+                "discinvert.fitting.fit_config.FitConfig"}
     assert imported == _documented_surface()
     _exercise_step_training(frozen, split_images, StepConfig, residual_shape, train_steps)
     _exercise_real_stage(frozen, split_images, train_on_images, FitConfig)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from discinvert import fit_inverter
-from discinvert.checkpoint import read_checkpoint
+from discinvert.fitting.checkpoint import read_checkpoint
 from tests.conftest import LATENT, assert_untouched, snapshot
 
 SETTINGS = dict(steps=60, batch_size=32, cn_hidden=(64, 64), progress=False, validation_size=64, seed=3, eval_every=10)
@@ -100,7 +100,7 @@ def test_pool_reuse_still_inverts(make_gan) -> None:
 def test_a_checkpoint_with_hostile_state_json_names_the_file(tmp_path) -> None:
     from safetensors.torch import save_file
 
-    from discinvert.checkpoint import CHECKPOINT_FORMAT, read_checkpoint
+    from discinvert.fitting.checkpoint import CHECKPOINT_FORMAT, read_checkpoint
 
     path = tmp_path / "ckpt.safetensors"
     for state, message in (("[" * 100_000 + "]" * 100_000, "nested"), ("[1, 2]", "JSON object"), ("{", "JSON")):

@@ -744,12 +744,12 @@ def read_only_dir(tmp_path: Path) -> Iterator[Path]:
 @pytest.mark.parametrize("where", ["read-only folder", "below a file"])
 def test_fit_checks_out_is_writable_before_fitting(where: str, ws: dict[str, Path], request: pytest.FixtureRequest,
                                                   monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    import discinvert.fit
+    import discinvert.fitting.fit
 
     def must_not_run(*args, **kwargs):
         raise AssertionError("fit_inverter ran before --out was checked")
 
-    monkeypatch.setattr(discinvert.fit, "fit_inverter", must_not_run)
+    monkeypatch.setattr(discinvert.fitting.fit, "fit_inverter", must_not_run)
     parent = request.getfixturevalue("read_only_dir") if where == "read-only folder" else ws["root"] / "u8.npy"
     for out in (parent / "inv.safetensors", parent / "repo", parent / "deeper" / "inv.safetensors"):
         assert main(["fit", "--gan", str(ws["gan"]), *FAST_FIT, "--out", str(out)]) == 1
@@ -793,7 +793,7 @@ class _InterruptImport:
     ("module", "argv", "line"),
     [
         ("discinvert.cli.sources", ["layers", "--discriminator", DISC, "--image-shape", "1,8,8"], "discinvert: interrupted"),
-        ("discinvert.fit", ["demo", "--n-images", "1"], "discinvert demo: interrupted"),
+        ("discinvert.fitting.fit", ["demo", "--n-images", "1"], "discinvert demo: interrupted"),
     ],
 )
 def test_ctrl_c_during_imports_exits_130(module: str, argv: list[str], line: str, monkeypatch: pytest.MonkeyPatch,

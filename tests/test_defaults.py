@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from benchmarks.speed.fit_defaults import choose
-from discinvert.fit import DEFAULT_LR, DEFAULT_STEPS
+from discinvert.fitting.fit import DEFAULT_LR, DEFAULT_STEPS
 
 ROOT = Path(__file__).resolve().parents[1]
 

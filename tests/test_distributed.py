@@ -12,7 +12,7 @@ import safetensors.torch
 import torch
 
 from discinvert import fit_inverter
-from discinvert.checkpoint import read_checkpoint
+from discinvert.fitting.checkpoint import read_checkpoint
 from tests.conftest import LATENT
 
 QUICK = dict(steps=20, batch_size=16, cn_hidden=(32,), progress=False, validation_size=32, seed=1)

@@ -375,7 +375,7 @@ def test_compress_cn_prose_comes_from_the_committed_run() -> None:
 
 def test_standardised_features_prose_comes_from_the_committed_runs() -> None:
     """fit_speed.md's cn_standardize section quotes its four JSONs, and the default is what it says."""
-    from discinvert.settings import FitConfig
+    from discinvert.fitting.fit_config import FitConfig
 
     page = (ROOT / "docs" / "fit_speed.md").read_text()
     assert FitConfig().cn_standardize is True
@@ -426,7 +426,7 @@ def test_zoo_rebuild_prose_comes_from_the_committed_runs() -> None:
     import hashlib
     import json
 
-    from discinvert.training import Schedule
+    from discinvert.fitting.self_generated_stage import Schedule
 
     page = (ROOT / "docs" / "fit_speed.md").read_text()
     folder = ROOT / "discinvert" / "zoo" / "dcgan-fashion-mnist" / "inverter"

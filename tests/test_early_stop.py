@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from discinvert import fit_inverter
-from discinvert.checkpoint import read_checkpoint
-from discinvert.training import COSINE_SPAN, COSINE_STOP_FACTOR, PLATEAU_DROP, PLATEAU_DROPS, Schedule, ValidationPoint
+from discinvert.fitting.checkpoint import read_checkpoint
+from discinvert.fitting.self_generated_stage import COSINE_SPAN, COSINE_STOP_FACTOR, PLATEAU_DROP, PLATEAU_DROPS, Schedule, ValidationPoint
 from tests.conftest import assert_untouched, snapshot
 from tests.test_checkpoint import _sampler, interrupted_fit
 

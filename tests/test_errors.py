@@ -264,7 +264,7 @@ def test_levers_the_model_cannot_run_with_are_refused_before_training(make_gan) 
         fit_inverter(G, D, "act", latent_shape=(LATENT, 1, 1), channels_last=True, **QUICK)
     assert_untouched(before, G, D)
     # by default ('auto') the lever G and D cannot run with is dropped, not refused; the other one stays
-    from discinvert.acceleration import native_bf16
+    from discinvert.fitting.acceleration import native_bf16
 
     fitted = fit_inverter(G, D, "act", latent_shape=(LATENT, 1, 1), **QUICK)
     bf16 = "torch.bfloat16" if native_bf16(torch.device("cpu")) else None
@@ -277,7 +277,7 @@ def test_levers_the_model_cannot_run_with_are_refused_before_training(make_gan) 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal where CUDA is missing")
 def test_autocast_that_torch_would_silently_disable_is_refused() -> None:
-    from discinvert.acceleration import check_autocast_dtype
+    from discinvert.fitting.acceleration import check_autocast_dtype
 
     # torch only warns and runs in full precision here; a fit must not record a precision it did not use.
     with pytest.raises(ValueError, match=r"autocast_dtype: torch.bfloat16 autocast is not available on cuda"):

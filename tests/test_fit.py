@@ -268,7 +268,7 @@ def _dead_discriminator() -> torch.nn.Module:
 
 @pytest.mark.parametrize("case", ["lr=1e6", "dead feature layer"])
 def test_a_fit_that_does_not_beat_the_mean_code_warns_and_the_file_records_it(make_gan, tmp_path, case) -> None:
-    from discinvert.fit import UselessInverterWarning
+    from discinvert.fitting.fit import UselessInverterWarning
 
     gan = make_gan("dcgan")
     if case == "dead feature layer":
@@ -289,7 +289,7 @@ def test_a_fit_that_does_not_beat_the_mean_code_warns_and_the_file_records_it(ma
 def test_a_normal_tiny_fit_does_not_warn_that_it_is_useless(make_gan) -> None:
     import warnings
 
-    from discinvert.fit import UselessInverterWarning
+    from discinvert.fitting.fit import UselessInverterWarning
 
     gan = make_gan("dcgan")
     with warnings.catch_warnings():

@@ -41,7 +41,7 @@ import torch
 
 from discinvert import FingerprintMismatchError, Inverter, fit_inverter
 from discinvert.cli import main
-from discinvert.config import FORMAT_VERSION
+from discinvert.inverter_config import FORMAT_VERSION
 from tests.conftest import TinyGAN, _build, assert_untouched, snapshot
 
 QUICK = dict(steps=20, batch_size=16, cn_hidden=(32,), progress=False, validation_size=32, seed=0)

@@ -20,7 +20,7 @@ import safetensors.torch
 import torch
 
 from discinvert import FingerprintMismatchError, Inverter, fit_inverter
-from discinvert.config import FORMAT_VERSION
+from discinvert.inverter_config import FORMAT_VERSION
 from tests.conftest import LATENT, TinyGAN, _build
 
 QUICK = dict(steps=30, batch_size=32, cn_hidden=(64, 32), progress=False, validation_size=64, seed=0)

@@ -1,4 +1,4 @@
-"""fit_inverter(iterations=k): step networks that correct the CN's codes, feed-forward (discinvert.iterative)."""
+"""fit_inverter(iterations=k): step networks that correct the CN's codes, feed-forward (discinvert.step_networks)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import torch
 import torch.nn.functional as F
 
 from discinvert import Inverter, fit_inverter, zoo
-from discinvert.config import FORMAT_VERSION, InverterConfig
-from discinvert.iterative import MAX_RESIDUAL_SIDE, StepConfig, StepNetwork, residual_shape, step_inputs
+from discinvert.inverter_config import FORMAT_VERSION, InverterConfig
+from discinvert.step_networks import MAX_RESIDUAL_SIDE, StepConfig, StepNetwork, residual_shape, step_inputs
 from discinvert.serialization import read_inverter_file
 from discinvert.zoo.datasets import to_model_range
 from tests.conftest import TinyGAN, assert_untouched, hook_counts, snapshot

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from discinvert import Inverter, fit_inverter
-from discinvert.config import InverterConfig
+from discinvert.inverter_config import InverterConfig
 from discinvert.features import FeatureTap
 from discinvert.guard import frozen
 from discinvert.layers import resolve_layers

@@ -13,10 +13,10 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 from discinvert import Inverter, fit_inverter, zoo
 from discinvert.features import FeatureTap
 from discinvert.guard import frozen
-from discinvert.image_sets import UnitRangeWarning, split_images
+from discinvert.fitting.image_sets import UnitRangeWarning, split_images
 from discinvert.network import CNConfig, ConnectionNetwork
-from discinvert.real_stage import train_on_images
-from discinvert.settings import FitConfig
+from discinvert.fitting.real_image_stage import train_on_images
+from discinvert.fitting.fit_config import FitConfig
 from discinvert.zoo.datasets import to_model_range
 from tests.conftest import LATENT, BreaksAfter, TinyGAN, assert_untouched, snapshot
 
@@ -279,18 +279,18 @@ def test_the_later_stages_train_under_the_fit_autocast_dtype_and_validate_in_ful
 
 
 def test_the_stage_decays_its_learning_rate_from_real_lr_along_a_cosine(make_gan, monkeypatch) -> None:
-    import discinvert.real_stage
-    from discinvert.training import lr_factor
+    import discinvert.fitting.real_image_stage
+    from discinvert.fitting.self_generated_stage import lr_factor
 
     rates: list[float] = []
-    real_make_adam = discinvert.real_stage.make_adam
+    real_make_adam = discinvert.fitting.real_image_stage.make_adam
 
     def recording_adam(model: torch.nn.Module, lr: float) -> torch.optim.Optimizer:
         optimizer = real_make_adam(model, lr)
         optimizer.register_step_pre_hook(lambda opt, *_: rates.append(opt.param_groups[0]["lr"]))
         return optimizer
 
-    monkeypatch.setattr(discinvert.real_stage, "make_adam", recording_adam)
+    monkeypatch.setattr(discinvert.fitting.real_image_stage, "make_adam", recording_adam)
     gan = make_gan("dcgan")
     _fit(gan, _images(gan), real_lr=2e-3)
     steps = TINY["real_steps"]

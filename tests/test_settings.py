@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from discinvert import fit_inverter
-from discinvert.settings import FitConfig, command_line_settings
+from discinvert.fitting.fit_config import FitConfig, command_line_settings
 
 
 def test_every_setting_is_a_keyword_of_fit_inverter_with_its_default_and_doc() -> None:

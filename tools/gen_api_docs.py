@@ -22,7 +22,7 @@ SECTIONS: list[tuple[str, list[str]]] = [
                     "ConnectionNetwork", "FingerprintMismatchError", "LayerNotReachedError", "ImageRangeWarning",
                     "UselessInverterWarning",
                     "HubPushError"]),
-    ("discinvert.settings", ["FitConfig"]),
+    ("discinvert.fitting.fit_config", ["FitConfig"]),
     ("discinvert.metrics", ["reconstruction_score", "latent_recovery", "nearest_neighbour_accuracy", "image_quality",
                             "draw_subsets", "summarize_draws"]),
     ("discinvert.edit", ["attribute_direction", "class_directions", "apply_direction", "edit", "interpolate",

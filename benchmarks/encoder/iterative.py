@@ -2,7 +2,7 @@
 
 Starts from a bundled inverter (``--base``: by default ``real-images``, the CN after the real-image stage, see
 ``docs/real_stage.md``) and trains the library's step networks on top of it with
-:func:`discinvert.iterative_stage.train_steps`, as ``fit_inverter(..., iterations=k)`` does after its
+:func:`discinvert.fitting.step_network_stage.train_steps`, as ``fit_inverter(..., iterations=k)`` does after its
 real-image stage, for each variant (learning rate, width, with or without images). Every row is scored
 on the held-out train slice (the last ``--holdout`` Fashion-MNIST *train* images, never trained on);
 the test split is not touched, so the choices made here are not tuned on it. Columns per ``k``:
@@ -31,9 +31,9 @@ import torch.nn.functional as F
 from benchmarks.common import command_line, describe_device, finish_run, settings_line
 from discinvert import Inverter, zoo
 from discinvert.guard import frozen
-from discinvert.image_sets import split_images
-from discinvert.iterative import StepConfig, residual_shape
-from discinvert.iterative_stage import train_steps
+from discinvert.fitting.image_sets import split_images
+from discinvert.step_networks import StepConfig, residual_shape
+from discinvert.fitting.step_network_stage import train_steps
 from discinvert.metrics import image_quality
 from discinvert.zoo.datasets import load_fashion_mnist, to_model_range
 
@@ -131,7 +131,7 @@ def write_page(result: dict[str, Any], path: Path) -> None:
         f"    {result['command']}",
         "",
         f"Device: {result['device']}. Scored on {result['holdout']}; the test split is not used, so nothing here "
-        "is tuned on it. Each variant trains the library's step networks (`discinvert.iterative_stage.train_steps`) "
+        "is tuned on it. Each variant trains the library's step networks (`discinvert.fitting.step_network_stage.train_steps`) "
         f"on top of the bundled {result['settings'].get('base', 'real-images')} CN "
         f"(`zoo.load('dcgan-fashion-mnist', inverter='{result['settings'].get('base', 'real-images')}')`); a "
         "variant is `lr=…` (Adam learning rate), `hidden=…` (hidden widths, `x`-separated) and `images=1|0` "

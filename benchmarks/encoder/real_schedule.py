@@ -1,7 +1,7 @@
 """The real-image stage's learning rate and schedule (issue 17): what the stage reaches in a fixed budget.
 
 Each variant fine-tunes the bundled paper inverter's CN (20,000 self-generated steps) on the
-Fashion-MNIST *train* images with the library's stage, :func:`discinvert.real_stage.train_on_images`
+Fashion-MNIST *train* images with the library's stage, :func:`discinvert.fitting.real_image_stage.train_on_images`
 (pixel, D-feature and prior terms at the library's default weights, bf16 autocast as
 ``fit_inverter``'s ``'auto'`` gives on this CPU), from the same start, batches and prior pairs. A
 variant is ``lr=…`` (Adam's peak learning rate), ``decay=1|0`` (cosine decay to 1% over the stage,
@@ -28,10 +28,10 @@ import torch
 from benchmarks.common import command_line, describe_device, finish_run, settings_line, settings_of
 from discinvert import zoo
 from discinvert.guard import frozen
-from discinvert.image_sets import split_images
+from discinvert.fitting.image_sets import split_images
 from discinvert.metrics import image_quality
-from discinvert.real_stage import train_on_images
-from discinvert.settings import FitConfig
+from discinvert.fitting.real_image_stage import train_on_images
+from discinvert.fitting.fit_config import FitConfig
 from discinvert.zoo.datasets import load_fashion_mnist, to_model_range
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -110,7 +110,7 @@ def write_page(result: dict[str, Any], path: Path) -> None:
         "",
         f"Device: {result['device']}. Scored on {result['holdout']}; the test split is not used, so nothing here "
         "is tuned on it. Every variant fine-tunes the bundled paper inverter's CN with the library's real-image "
-        "stage (`discinvert.real_stage.train_on_images`, the default loss weights, bf16 autocast) from the same "
+        "stage (`discinvert.fitting.real_image_stage.train_on_images`, the default loss weights, bf16 autocast) from the same "
         "start, batches and prior pairs. A variant is `lr=…` (peak Adam learning rate), `decay=1|0` (cosine decay "
         "to 1% over the stage, or constant) and `steps=…`. *held-out pixel MSE* is the stage's own validation "
         "(512 train images it holds out) at each check, the last one at the end.",

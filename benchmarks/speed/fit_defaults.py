@@ -135,7 +135,7 @@ def write_doc(out: Path, command: str, results: list[dict], meta: dict, rewritte
         f"**Rule** (in the script): the smallest step budget whose best PSNR is within {TOLERANCE_DB} dB of the",
         "grid's best, then the learning rate with the best PSNR at that budget.",
         f"**Result**: `steps={steps}`, `lr={lr:g}` ({chosen['psnr_train_1k']:.2f} dB against the grid's best {best:.2f} dB),",
-        "which are `DEFAULT_STEPS` and `DEFAULT_LR` in `discinvert/fit.py`.",
+        "which are `DEFAULT_STEPS` and `DEFAULT_LR` in `discinvert/fitting/fit.py`.",
         "",
         "Observations: the learning rate matters little between 5e-4 and 5e-3 (Adam, warm-up, cosine decay);",
         "the latent error keeps falling with more steps, and PSNR with it, but slowly: a longer fit",

@@ -30,7 +30,7 @@ import torch
 from benchmarks.common import command_line, describe_device, write_marked_section
 from discinvert import fit_inverter, zoo
 from discinvert.metrics import image_quality
-from discinvert.pool import POOL_BATCHES  # internal surface (benchmarks/README.md): the pool that reuse=K refreshes
+from discinvert.fitting.pool import POOL_BATCHES  # internal surface (benchmarks/README.md): the pool that reuse=K refreshes
 from discinvert.zoo.datasets import load_fashion_mnist, to_model_range
 
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}

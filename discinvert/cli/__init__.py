@@ -61,7 +61,7 @@ def _run(args: argparse.Namespace) -> int:
 
     try:
         if args.command == "demo" and args.steps is None:
-            from discinvert.fit import DEFAULT_STEPS
+            from discinvert.fitting.fit import DEFAULT_STEPS
 
             args.steps = DEFAULT_STEPS
         return int(args.handler(args))

@@ -302,8 +302,8 @@ def _fit(args: argparse.Namespace) -> int:
     import torch
 
     from discinvert.cli.progress import Progress, fit_lines
-    from discinvert.fit import fit_inverter
-    from discinvert.settings import ITERATIVE_SETTINGS, REAL_STAGE_SETTINGS, FitConfig, command_line_settings
+    from discinvert.fitting.fit import fit_inverter
+    from discinvert.fitting.fit_config import ITERATIVE_SETTINGS, REAL_STAGE_SETTINGS, FitConfig, command_line_settings
 
     out = Path(args.out)
     to_file = out.suffix.lower() == ".safetensors"
@@ -346,7 +346,7 @@ def _fit(args: argparse.Namespace) -> int:
           f"{settings.steps} steps of {settings.batch_size}", flush=True)
     images = None if args.images is None else _real_images(args, gan)
     with warnings.catch_warnings():
-        from discinvert.image_sets import UnitRangeWarning
+        from discinvert.fitting.image_sets import UnitRangeWarning
 
         warnings.simplefilter("ignore", UnitRangeWarning)  # _real_images said it, naming --input-range
         with fit_lines(Progress("fit"), enabled=settings.progress is not False and not args.verbose):

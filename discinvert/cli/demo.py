@@ -36,13 +36,13 @@ from discinvert import zoo
 from discinvert.inverter import Inverter
 from discinvert.zoo.datasets import FASHION_MNIST_CLASSES, from_model_range, to_model_range
 from discinvert.edit import attribute_direction, edit
-from discinvert.fit import DEFAULT_STEPS, fit_inverter
+from discinvert.fitting.fit import DEFAULT_STEPS, fit_inverter
 from discinvert.cli.demo_picture import EditBlock, EditPanel, Row, draw_picture
 from discinvert.cli.images import write_png
 from discinvert.cli.progress import Progress, refine_callback
 from discinvert.metrics import image_quality
 from discinvert.files import check_writable, write_json
-from discinvert.validation import positive_int
+from discinvert.argument_checks import positive_int
 
 __all__ = ["DemoOptions", "run_demo"]
 

@@ -328,7 +328,7 @@ def range_warning(
         ImageRangeWarning: values far outside G's range.
         UnitRangeWarning: [0, 1] values for a [-1, 1] G.
     """
-    from discinvert.image_sets import UnitRangeWarning
+    from discinvert.fitting.image_sets import UnitRangeWarning
     from discinvert.inverter import ImageRangeWarning
     from discinvert.value_range import RANGE_MARGIN, nominal_range, range_problem
 

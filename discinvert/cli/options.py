@@ -1,7 +1,7 @@
 """The ``discinvert`` argument parser: option types, shared option groups, and one sub-parser per command.
 
 The ``fit`` flags that set fit settings are generated from
-:class:`discinvert.settings.FitConfig` (:func:`discinvert.settings.command_line_settings`).
+:class:`discinvert.fitting.fit_config.FitConfig` (:func:`discinvert.fitting.fit_config.command_line_settings`).
 The parser is built by :func:`build_parser` inside ``main``, never at import time.
 """
 
@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from discinvert._version import __version__
-from discinvert.settings import CommandLine, command_line_settings
+from discinvert.fitting.fit_config import CommandLine, command_line_settings
 
 __all__ = ["DEMO_IMAGES", "Handler", "UsageError", "build_parser", "fit_settings"]
 
@@ -265,7 +265,7 @@ Handler = Callable[[argparse.Namespace], int]
 
 
 def _setting_type(option: CommandLine) -> dict[str, Any]:
-    """argparse keywords for one :class:`~discinvert.settings.CommandLine` spec; ``None`` means "not given"."""
+    """argparse keywords for one :class:`~discinvert.fitting.fit_config.CommandLine` spec; ``None`` means "not given"."""
     if option.kind == "int":
         return {"type": _integer(option.minimum), "default": option.default}
     if option.kind == "float":
@@ -282,7 +282,7 @@ def _setting_type(option: CommandLine) -> dict[str, Any]:
 
 
 def _add_fit_settings(parser: argparse.ArgumentParser) -> None:
-    """One flag per fit setting that has one, as :class:`~discinvert.settings.FitConfig` describes it."""
+    """One flag per fit setting that has one, as :class:`~discinvert.fitting.fit_config.FitConfig` describes it."""
     for name, option in command_line_settings():
         parser.add_argument(option.flag, dest=name, help=option.help, **_setting_type(option))
 

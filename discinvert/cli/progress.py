@@ -148,7 +148,7 @@ def refine_callback(counter: Counter, images: int, steps: int) -> Callable[[int,
     return callback
 
 
-_VALIDATION_LOGGERS = ("discinvert.training", "discinvert.real_stage")
+_VALIDATION_LOGGERS = ("discinvert.fitting.self_generated_stage", "discinvert.fitting.real_image_stage")
 """The library loggers whose DEBUG records are a fit's per-validation lines."""
 
 

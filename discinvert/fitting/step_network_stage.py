@@ -1,4 +1,4 @@
-"""Training the step networks of iterative refinement (:mod:`discinvert.iterative`), one after another.
+"""Training the step networks of iterative refinement (:mod:`discinvert.step_networks`), one after another.
 
 ``fit_inverter(..., iterations=k)`` trains ``k`` step networks after the connection
 network (and after the real-image stage when ``images`` are given). Step ``t`` is trained
@@ -8,7 +8,7 @@ step in one forward pass (its BatchNorm statistics then describe both):
 * **self-generated pairs** ``(z, G(z))`` with fresh ``z`` from the prior: the
   z-regression ``MSE(z_t, z)``, weight 1 without images, ``prior_weight`` with them;
 * with ``images``, **real images** ``x``: the pixel MSE of ``G(z_t)`` against ``x`` and
-  the discriminator-feature term of :mod:`discinvert.real_stage` (weight ``feature_weight``).
+  the discriminator-feature term of :mod:`discinvert.fitting.real_image_stage` (weight ``feature_weight``).
 
 The weights of lowest validation error (held-out pixel MSE of the real images, or latent
 MSE on held-out self-generated pairs without images), checked every ``eval_every``
@@ -31,15 +31,15 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from discinvert.acceleration import autocast_context
+from discinvert.fitting.acceleration import autocast_context
 from discinvert.distributed import DistContext, average_gradients, broadcast_module, broadcast_scalar, together
 from discinvert.features import FeatureTap
 from discinvert.gan import generate, model_dtype
 from discinvert.guard import frozen
-from discinvert.image_sets import ImageSplit
-from discinvert.iterative import StepConfig, StepNetwork, iterate, step_inputs
-from discinvert.real_stage import feature_term
-from discinvert.training import make_adam
+from discinvert.fitting.image_sets import ImageSplit
+from discinvert.step_networks import StepConfig, StepNetwork, iterate, step_inputs
+from discinvert.fitting.real_image_stage import feature_term
+from discinvert.fitting.self_generated_stage import make_adam
 
 __all__ = ["StepResult", "train_steps"]
 

@@ -24,7 +24,7 @@ import warnings
 
 from torch.utils.data import DataLoader, Dataset, IterableDataset
 
-from discinvert.validation import holds_data, numpy_tensor
+from discinvert.argument_checks import holds_data, numpy_tensor
 from discinvert.value_range import nominal_range, range_problem
 
 __all__ = ["ImageSet", "ImageSource", "ImageSplit", "MIN_IMAGES", "UnitRangeWarning", "split_images"]

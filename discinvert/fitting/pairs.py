@@ -4,8 +4,8 @@
 renders ``G(z)`` and reads D's features at the feature layer. The held-out validation
 pairs come from the user's G and D in full precision, exactly as :meth:`Inverter.encode`
 sees images; the training batches may come through the speed levers of
-:mod:`discinvert.acceleration` (autocast, channels-last copies) and the batch reuse of
-:mod:`discinvert.pool`.
+:mod:`discinvert.fitting.acceleration` (autocast, channels-last copies) and the batch reuse of
+:mod:`discinvert.fitting.pool`.
 """
 
 from __future__ import annotations
@@ -18,13 +18,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from discinvert.acceleration import autocast_context, channels_last_copy, probe_levers
+from discinvert.fitting.acceleration import autocast_context, channels_last_copy, probe_levers
 from discinvert.conditioning import Conditioning, check_conditions, label_count
 from discinvert.features import FeatureTap
 from discinvert.gan import generate
 from discinvert.latents import LatentSampler
-from discinvert.pool import BatchPool, BatchSource, FreshBatches
-from discinvert.validation import holds_data
+from discinvert.fitting.pool import BatchPool, BatchSource, FreshBatches
+from discinvert.argument_checks import holds_data
 
 __all__ = ["PairMaker", "ValidationSet"]
 

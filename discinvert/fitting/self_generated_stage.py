@@ -5,7 +5,7 @@ then cosine decay, validation on a fixed held-out set every ``eval_every`` steps
 the weights with the lowest validation error kept. The loss is read from the device
 only at validation points, so steps queue without host synchronisation. Optionally the
 loop runs under DistributedDataParallel and writes resumable checkpoints
-(:class:`~discinvert.checkpoint.Checkpointing` says where and how, and does the file work).
+(:class:`~discinvert.fitting.checkpoint.Checkpointing` says where and how, and does the file work).
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from discinvert.acceleration import autocast_context
-from discinvert.checkpoint import Best, Checkpointing
+from discinvert.fitting.acceleration import autocast_context
+from discinvert.fitting.checkpoint import Best, Checkpointing
 from discinvert.distributed import DistContext, broadcast_module, broadcast_scalar
-from discinvert.pool import BatchSource
+from discinvert.fitting.pool import BatchSource
 
 __all__ = ["SCHEDULES", "Schedule", "TrainResult", "ValidationPoint", "lr_factor", "make_adam", "train_regressor"]
 

@@ -2,13 +2,13 @@
 
 The pipeline, one module a stage: the feature layer is looked up and tapped
 (:mod:`~discinvert.layers`, :mod:`~discinvert.features`) and checked against G
-(:func:`discinvert.gan.inspect_gan`); :mod:`~discinvert.pairs` makes the pairs
-``(D_f(G(z)), z)``, fresh each step; :mod:`~discinvert.training` regresses ``z`` on the
+(:func:`discinvert.gan.inspect_gan`); :mod:`~discinvert.fitting.pairs` makes the pairs
+``(D_f(G(z)), z)``, fresh each step; :mod:`~discinvert.fitting.self_generated_stage` regresses ``z`` on the
 features with the CN (:mod:`~discinvert.network`), resumable through
-:mod:`~discinvert.checkpoint`; the CN of lowest held-out error becomes an
+:mod:`~discinvert.fitting.checkpoint`; the CN of lowest held-out error becomes an
 :class:`~discinvert.inverter.Inverter`. G and D are frozen in eval mode throughout and
 come back exactly as they were handed over. The settings live in
-:class:`~discinvert.settings.FitConfig`.
+:class:`~discinvert.fitting.fit_config.FitConfig`.
 """
 
 from __future__ import annotations
@@ -31,28 +31,28 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from discinvert import behaviour
 from discinvert import distributed as dist_utils
-from discinvert.acceleration import AUTO, check_autocast_dtype, resolve_channels_last
+from discinvert.fitting.acceleration import AUTO, check_autocast_dtype, resolve_channels_last
 from discinvert.conditioning import Conditioning, check_conditioning
-from discinvert.config import InverterConfig
+from discinvert.inverter_config import InverterConfig
 from discinvert.features import FeatureTap
 from discinvert.files import check_writable
 from discinvert.fingerprint import fingerprint_discriminator
 from discinvert.gan import BATCH_CHECK_SIZE, GANFacts, check_batch_independence, check_module, inspect_gan, resolve_device
 from discinvert.guard import buffer_snapshot, frozen
-from discinvert.image_sets import ImageSource, ImageSplit, split_images
+from discinvert.fitting.image_sets import ImageSource, ImageSplit, split_images
 from discinvert.inverter import Inverter
-from discinvert.iterative import StepConfig, StepNetwork, residual_shape
-from discinvert.iterative_stage import train_steps
+from discinvert.step_networks import StepConfig, StepNetwork, residual_shape
+from discinvert.fitting.step_network_stage import train_steps
 from discinvert.latents import LatentSampler, normal_sampler, parse_latent_shape
 from discinvert.layers import FeatureLayer, resolve_layers
 from discinvert.network import CNConfig, ConnectionNetwork, feature_statistics, standardised_inputs
-from discinvert.pairs import PairMaker, ValidationSet
-from discinvert.pool import BatchSource
-from discinvert.real_stage import RealStageResult, train_on_images
-from discinvert.settings import (DEFAULT_LR, DEFAULT_STEPS, ITERATIVE_SETTINGS, REAL_STAGE_SETTINGS, FitConfig,
+from discinvert.fitting.pairs import PairMaker, ValidationSet
+from discinvert.fitting.pool import BatchSource
+from discinvert.fitting.real_image_stage import RealStageResult, train_on_images
+from discinvert.fitting.fit_config import (DEFAULT_LR, DEFAULT_STEPS, ITERATIVE_SETTINGS, REAL_STAGE_SETTINGS, FitConfig,
                                  settings_doc)
-from discinvert.checkpoint import Checkpointing
-from discinvert.training import OnValidation, TrainResult, train_regressor
+from discinvert.fitting.checkpoint import Checkpointing
+from discinvert.fitting.self_generated_stage import OnValidation, TrainResult, train_regressor
 
 __all__ = ["DEFAULT_LR", "DEFAULT_STEPS", "FitConfig", "UselessInverterWarning", "fit_inverter"]
 
@@ -447,7 +447,7 @@ def fit_inverter(
             ``Dataset`` of such images (or of tuples starting with one), or a
             ``DataLoader`` of such batches. After the self-generated fit the CN is
             fine-tuned on them through the frozen G (pixel, D-feature and prior terms,
-            :mod:`discinvert.real_stage`), which makes ``encode`` reconstruct real images
+            :mod:`discinvert.fitting.real_image_stage`), which makes ``encode`` reconstruct real images
             markedly better (``docs/real_stage.md``). ``None`` (default): the paper's
             method alone. Not available with ``conditioning``. The stage's updates run under
             the autocast dtype the self-generated stage used (``autocast_dtype``; its validation
@@ -455,14 +455,14 @@ def fit_inverter(
             self-generated stage only); checkpoints cover the self-generated
             stage, and a resumed fit runs the real-image stage again from its start
             (the same seed gives the same inverter).
-        config: a :class:`~discinvert.settings.FitConfig` holding the settings below;
+        config: a :class:`~discinvert.fitting.fit_config.FitConfig` holding the settings below;
             keyword settings given as well replace its fields.
         on_validation: ``callback(point)`` after each validation of the self-generated stage
-            with a :class:`~discinvert.training.ValidationPoint` (e.g. to log or score images as
+            with a :class:`~discinvert.fitting.self_generated_stage.ValidationPoint` (e.g. to log or score images as
             the fit goes); its time is left out of the recorded seconds. Runs on every rank.
         {settings}
 
-    The settings are the fields of :class:`~discinvert.settings.FitConfig` (one place
+    The settings are the fields of :class:`~discinvert.fitting.fit_config.FitConfig` (one place
     defines each: its default, check and documentation, whether a checkpoint's identity
     includes it, whether ``inverter.config.fit`` records it, and its ``discinvert fit``
     flag). An unknown setting is a ``ValueError`` naming close matches.

@@ -9,7 +9,7 @@ that is, D's features of the target against those of the current reconstruction,
 pixel residual (average-pooled to at most :data:`MAX_RESIDUAL_SIDE` per side), and the
 current code. Each iteration costs one G pass, one partial D pass and the step's MLP.
 The step networks are trained one after the other by
-:func:`discinvert.iterative_stage.train_steps` (earlier steps frozen), and
+:func:`discinvert.fitting.step_network_stage.train_steps` (earlier steps frozen), and
 ``Inverter.encode(images, iterations=k)`` runs the first ``k`` of them.
 
 A step's output layer starts at zero, so an untrained step changes nothing.
@@ -30,7 +30,7 @@ from discinvert.conditioning import Conditioning
 from discinvert.features import FeatureTap
 from discinvert.gan import generate, model_dtype
 from discinvert.network import MAX_FEATURES, MAX_LATENT_VALUES, check_depth, check_widths, mlp
-from discinvert.validation import is_integer
+from discinvert.argument_checks import is_integer
 
 __all__ = ["MAX_ITERATIONS", "MAX_RESIDUAL_SIDE", "MAX_RESIDUAL_VALUES", "StepConfig", "StepNetwork", "iterate",
            "residual_shape"]

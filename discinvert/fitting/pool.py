@@ -24,7 +24,7 @@ POOL_BATCHES = 8
 
 class BatchSource(Protocol):
     """Makes a fresh ``(inputs, targets)`` batch per call; its state can be saved for resuming
-    (what :class:`~discinvert.checkpoint.Checkpointing` writes and restores)."""
+    (what :class:`~discinvert.fitting.checkpoint.Checkpointing` writes and restores)."""
 
     def __call__(self) -> tuple[torch.Tensor, torch.Tensor]: ...
 

@@ -8,7 +8,7 @@ another GAN.
 
 Under torchrun, rank 0 writes the checkpoint file and every other rank its own RNG states and
 batch pool beside it (:func:`rank_path`); resuming is decided on rank 0 and followed, or
-refused, by every rank together. The regression loop (:func:`discinvert.training.train_regressor`)
+refused, by every rank together. The regression loop (:func:`discinvert.fitting.self_generated_stage.train_regressor`)
 calls :meth:`Checkpointing.restore` once before its first step and :meth:`Checkpointing.save`
 whenever :meth:`Checkpointing.due` says so.
 """
@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from discinvert.files import atomic_write, parse_json
-from discinvert.pool import BatchSource
+from discinvert.fitting.pool import BatchSource
 
 __all__ = [
     "CHECKPOINT_FORMAT", "Best", "Checkpointing", "Resumed", "rank_path", "read_checkpoint",
@@ -40,7 +40,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-CHECKPOINT_FORMAT = "discinvert.checkpoint"
+CHECKPOINT_FORMAT = "discinvert.fitting.checkpoint"
 _VERSION = 1
 
 

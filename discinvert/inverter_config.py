@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from discinvert.behaviour import Behaviour
-from discinvert.iterative import MAX_ITERATIONS, StepConfig, residual_shape
+from discinvert.step_networks import MAX_ITERATIONS, StepConfig, residual_shape
 from discinvert.network import MAX_FEATURES, MAX_LATENT_VALUES, CNConfig
 
 __all__ = ["FORMAT_VERSION", "MAX_IMAGE_VALUES", "MAX_SHAPE_DIMENSIONS", "InverterConfig", "migrate"]
@@ -41,7 +41,7 @@ Version 4 (2026-12) lets a file store its weight matrices as int8 with one float
 per output row (``save(dtype=torch.int8)``; the scales are the tensors ``<name>.int8_scale``,
 see :mod:`discinvert.serialization`); the config is unchanged, so a version-3 config
 migrates as it is. Version 3 (2026-12) added ``iterations`` and ``step``, the step networks of iterative
-refinement (:mod:`discinvert.iterative`), whose weights are stored as ``steps.<t>.*``.
+refinement (:mod:`discinvert.step_networks`), whose weights are stored as ``steps.<t>.*``.
 Version 2 added ``image_range`` and made the discriminator fingerprint cover the feature
 layer's name and the module path up to it. Version 1 to 4 files still load (see
 :func:`migrate`); version 1 and 2 files have no step networks."""
@@ -246,7 +246,7 @@ class InverterConfig:
         Every size is bounded here, before anything is built from the config (the loader
         builds the networks on the meta device to check the weights' shapes), so a small
         hostile file cannot make loading slow or memory-hungry. The bounds, generous for
-        real GANs: at most :data:`~discinvert.iterative.MAX_ITERATIONS` (64) step networks;
+        real GANs: at most :data:`~discinvert.step_networks.MAX_ITERATIONS` (64) step networks;
         at most :data:`~discinvert.network.MAX_HIDDEN_LAYERS` (64) hidden layers, each at
         most :data:`~discinvert.network.MAX_WIDTH` (65,536) wide, in the CN and the step
         networks; ``feature_dim`` at most :data:`~discinvert.network.MAX_FEATURES` (2**27);

@@ -15,7 +15,7 @@ update: 1e-3 decayed reached 20.28 dB on held-out train images in the default 1,
 where the earlier constant 1e-4 reached 19.73 (``docs/real_schedule.md``).
 
 G and D stay frozen (the gradient flows through them to the codes only). The weights of
-lowest pixel MSE on the held-out images (see :mod:`discinvert.image_sets`), checked every
+lowest pixel MSE on the held-out images (see :mod:`discinvert.fitting.image_sets`), checked every
 ``eval_every`` updates and before the first, are kept, so the stage never returns a CN
 that reconstructs the held-out images worse than the self-generated fit did. Under
 torchrun each rank draws its own batches, the gradients are averaged across ranks, and
@@ -37,12 +37,12 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from discinvert.acceleration import autocast_context
+from discinvert.fitting.acceleration import autocast_context
 from discinvert.distributed import DistContext, average_gradients, broadcast_module, broadcast_scalar, together
 from discinvert.features import FeatureTap
 from discinvert.gan import generate, model_dtype
-from discinvert.image_sets import ImageSplit
-from discinvert.training import make_adam, lr_factor
+from discinvert.fitting.image_sets import ImageSplit
+from discinvert.fitting.self_generated_stage import make_adam, lr_factor
 
 __all__ = ["RealStageResult", "feature_term", "train_on_images"]
 
@@ -117,7 +117,7 @@ def train_on_images(
         prior_pairs: ``() → (features (B, F), flat latents (B, D))``: a batch of fresh
             self-generated pairs, without grad.
         steps, batch_size, lr: the schedule: Adam (betas 0.5/0.999) from ``lr``, cosine decay to 1% of it
-            at the last update (:func:`~discinvert.training.lr_factor` without warm-up).
+            at the last update (:func:`~discinvert.fitting.self_generated_stage.lr_factor` without warm-up).
         decay: ``False`` holds ``lr`` constant (the stage before the decay; ``docs/real_schedule.md``).
         feature_weight, prior_weight: the weights of the D-feature and prior terms (0 drops a term).
         eval_every: updates between held-out validations.
