@@ -22,6 +22,7 @@ import ast
 import subprocess
 import sys
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -71,6 +72,10 @@ class Module:
     @property
     def lines(self) -> int:
         return len(self.source.splitlines())
+
+    @cached_property
+    def tree(self) -> ast.Module:
+        return ast.parse(self.source)
 
 
 @dataclass(frozen=True)
@@ -152,7 +157,7 @@ def imported_names(module: Module) -> list[tuple[str, list[str], bool]]:
             else:
                 visit(child, at_import)
 
-    visit(ast.parse(module.source), True)
+    visit(module.tree, True)
     return found
 
 
@@ -317,7 +322,7 @@ def module_functions(module: Module) -> list[Function]:
             else:
                 visit(child, prefix, in_class)
 
-    visit(ast.parse(module.source), "", False)
+    visit(module.tree, "", False)
     return found
 
 
@@ -326,12 +331,15 @@ def functions(modules: dict[str, Module]) -> list[Function]:
     return sorted((f for m in modules.values() for f in module_functions(m)), key=lambda f: (-f.lines, str(f)))
 
 
-def function_problems(found: list[Function]) -> list[str]:
-    problems = [f"{f} is {f.lines} lines (max {MAX_FUNCTION_LINES})" for f in found if f.lines > MAX_FUNCTION_LINES]
-    problems += [f"{f} takes {f.parameters} parameters (max {MAX_PARAMETERS})"
-                 for f in sorted(found, key=lambda f: (-f.parameters, str(f)))
-                 if f.parameters > MAX_PARAMETERS and not f.generated]
-    return problems
+def long_functions(found: list[Function]) -> list[str]:
+    return [f"{f} is {f.lines} lines (max {MAX_FUNCTION_LINES})" for f in found if f.lines > MAX_FUNCTION_LINES]
+
+
+def wide_functions(found: list[Function]) -> list[str]:
+    """Functions over MAX_PARAMETERS parameters, but those whose signature a GENERATED_SIGNATURES decorator writes."""
+    return [f"{f} takes {f.parameters} parameters (max {MAX_PARAMETERS})"
+            for f in sorted(found, key=lambda f: (-f.parameters, str(f)))
+            if f.parameters > MAX_PARAMETERS and not f.generated]
 
 
 def decorator_problems(modules: dict[str, Module]) -> list[str]:
@@ -346,7 +354,7 @@ def decorator_problems(modules: dict[str, Module]) -> list[str]:
 
 def _warns_deprecation(module: Module) -> bool:
     """Whether the module's top level calls ``warnings.warn(..., DeprecationWarning, ...)``."""
-    for node in ast.parse(module.source).body:
+    for node in module.tree.body:
         call = node.value if isinstance(node, ast.Expr) else None
         if isinstance(call, ast.Call) and _decorator_name(call.func) == "warn":
             words = [a for a in [*call.args, *(k.value for k in call.keywords)] if isinstance(a, ast.Name)]
@@ -357,7 +365,7 @@ def _warns_deprecation(module: Module) -> bool:
 
 def _optimises(module: Module) -> bool:
     """Whether the module runs gradient steps: calls ``.backward()`` or names ``torch.optim``."""
-    for node in ast.walk(ast.parse(module.source)):
+    for node in ast.walk(module.tree):
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "backward":
             return True
         if isinstance(node, ast.Attribute) and node.attr == "optim":
@@ -439,22 +447,29 @@ def script_sources(root: Path) -> dict[str, str]:
 # --- the verdict and the report ----------------------------------------------------------------------------------
 
 
-def problems(root: Path = ROOT) -> list[str]:
-    modules = read_package(root)
+def rules(root: Path = ROOT, modules: dict[str, Module] | None = None) -> dict[str, list[str]]:
+    """Each rule of docs/architecture.md, and what breaks it in the checkout at ``root`` (empty: it holds)."""
+    modules = read_package(root) if modules is None else modules
     graph, private = import_graph(modules)
-    found = [f"import cycle: {' <-> '.join(c)}" for c in cycles(graph)]
-    found += [f"private import: {p}" for p in private]
-    found += arrow_problems(graph)
-    found += fitting_problems(modules)
-    found += alias_problems(modules)
-    found += function_problems(functions(modules))
-    found += decorator_problems(modules)
-    if f"{PACKAGE}.cli" not in modules or not modules[f"{PACKAGE}.cli"].is_package:
-        found.append(f"the command line is not in {PACKAGE}/cli/")
-    if not (root / "benchmarks" / "README.md").is_file():
-        found.append("benchmarks/README.md is missing")
-    found += [f"{p} edits sys.path" for p in path_edits(script_sources(root))]
-    return found
+    found = functions(modules)
+    shape = [] if f"{PACKAGE}.cli" in modules and modules[f"{PACKAGE}.cli"].is_package else \
+        [f"the command line is not in {PACKAGE}/cli/"]
+    shape += [] if (root / "benchmarks" / "README.md").is_file() else ["benchmarks/README.md is missing"]
+    return {
+        "no import cycle": [f"import cycle: {' <-> '.join(c)}" for c in cycles(graph)],
+        "no private name imported across modules": [f"private import: {p}" for p in private],
+        "a layer imports only the layers below it (no core -> fitting, no web -> cli)": arrow_problems(graph),
+        "fitting code lives in discinvert/fitting/ only": fitting_problems(modules) + alias_problems(modules),
+        f"no function over {MAX_FUNCTION_LINES} lines": long_functions(found),
+        f"no function over {MAX_PARAMETERS} parameters but generated signatures":
+            wide_functions(found) + decorator_problems(modules),
+        "the command line in discinvert/cli/, the benchmarks' map in benchmarks/README.md": shape,
+        "no script edits sys.path": [f"{p} edits sys.path" for p in path_edits(script_sources(root))],
+    }
+
+
+def problems(root: Path = ROOT) -> list[str]:
+    return [p for found in rules(root).values() for p in found]
 
 
 def _commit(root: Path) -> str:
@@ -497,9 +512,12 @@ def report(root: Path = ROOT, top: int = 8) -> str:
     lines.append("signatures generated (exempt from the width rule): "
                  + (", ".join(f"{f} ({f.parameters} in its source)" for f in generated) or "none"))
     lines.append("core modules only fitting imports: " + (", ".join(fitting_only(modules, every)) or "none"))
-    issues = problems(root)
     lines.append("")
-    lines.append(f"problems: {len(issues)}" + "".join(f"\n  {p}" for p in issues))
+    verdict = rules(root, modules)
+    lines.append(f"rules ({sum(map(len, verdict.values()))} problems):")
+    for rule, found in verdict.items():
+        lines.append(f"  {rule}: " + ("holds" if not found else f"{len(found)} problems" + "".join(
+            f"\n    {p}" for p in found)))
     return "\n".join(lines)
 
 
