@@ -25,7 +25,8 @@ RULES = ("no import cycle", "no private name imported across modules",
          "a layer imports only the layers below it (no core -> fitting, no web -> cli)",
          "fitting code lives in discinvert/fitting/ only", "no function over 100 lines",
          "no function over 10 parameters but generated signatures",
-         "the command line in discinvert/cli/, the benchmarks' map in benchmarks/README.md", "no script edits sys.path")
+         "the command line in discinvert/cli/, the benchmarks' map in benchmarks/README.md", "no script edits sys.path",
+         "every package ships in the wheel")
 
 
 @pytest.fixture(scope="module")
@@ -143,6 +144,15 @@ def test_the_fitting_checks_catch_what_they_are_for(structure) -> None:
 def test_the_script_check_catches_what_it_is_for(structure) -> None:
     assert structure.path_edits({"a.py": "import sys\nsys.path.insert(0, 'x')\n", "b.py": "import sys\nsys.argv\n",
                                  "c.py": "from os import path\npath.join('a')\n"}) == ["a.py"]
+
+
+def test_the_shipping_check_catches_what_it_is_for(structure) -> None:
+    modules = _package(structure, discinvert__cli__commands="")
+    listed = '[tool.setuptools]\npackages = ["discinvert", "discinvert.cli"]\n'
+    assert structure.shipping_problems(modules, listed) == [
+        "discinvert.fitting is not in pyproject.toml's [tool.setuptools] packages: the wheel would lack it"]
+    assert structure.shipping_problems(modules, listed.replace('"]', '", "discinvert.fitting"]')) == []
+    assert structure.shipping_problems(modules, '[tool.setuptools.packages.find]\ninclude = ["discinvert*"]\n') == []
 
 
 def test_the_measures_are_measured_not_vacuous(structure) -> None:

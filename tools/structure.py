@@ -21,6 +21,7 @@ import argparse
 import ast
 import subprocess
 import sys
+import tomllib
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -444,6 +445,16 @@ def script_sources(root: Path) -> dict[str, str]:
             for p in sorted((root / folder).rglob("*.py"))}
 
 
+def shipping_problems(modules: dict[str, Module], pyproject: str) -> list[str]:
+    """Every package of discinvert/ is in pyproject.toml's ``[tool.setuptools] packages`` when that is a list
+    (setuptools ships only the listed packages: a package left out is missing from the wheel)."""
+    listed = tomllib.loads(pyproject).get("tool", {}).get("setuptools", {}).get("packages")
+    if not isinstance(listed, list):
+        return []
+    return [f"{name} is not in pyproject.toml's [tool.setuptools] packages: the wheel would lack it"
+            for name, module in sorted(modules.items()) if module.is_package and name not in listed]
+
+
 # --- the verdict and the report ----------------------------------------------------------------------------------
 
 
@@ -452,6 +463,7 @@ def rules(root: Path = ROOT, modules: dict[str, Module] | None = None) -> dict[s
     modules = read_package(root) if modules is None else modules
     graph, private = import_graph(modules)
     found = functions(modules)
+    pyproject = root / "pyproject.toml"
     shape = [] if f"{PACKAGE}.cli" in modules and modules[f"{PACKAGE}.cli"].is_package else \
         [f"the command line is not in {PACKAGE}/cli/"]
     shape += [] if (root / "benchmarks" / "README.md").is_file() else ["benchmarks/README.md is missing"]
@@ -465,6 +477,8 @@ def rules(root: Path = ROOT, modules: dict[str, Module] | None = None) -> dict[s
             wide_functions(found) + decorator_problems(modules),
         "the command line in discinvert/cli/, the benchmarks' map in benchmarks/README.md": shape,
         "no script edits sys.path": [f"{p} edits sys.path" for p in path_edits(script_sources(root))],
+        "every package ships in the wheel": shipping_problems(modules, pyproject.read_text()) if pyproject.is_file()
+        else [],
     }
 
 
