@@ -5,10 +5,12 @@
     python tools/structure.py --root OTHER_CHECKOUT   # measure another checkout (e.g. a commit before a change)
 
 Words of the report. A *room* is a module of ``discinvert/`` (a package counts as its ``__init__.py``);
-an *arrow* is one module importing another (at any depth of the file, ``if TYPE_CHECKING:`` and
-function-level imports included; ``from package import name`` points at the module the package takes
-``name`` from, so ``from discinvert import fit_inverter`` is an arrow to ``discinvert.fitting.fit``);
-*floors* are the rooms on the longest chain of arrows; *lines* are physical lines of the ``.py`` files.
+an *arrow* is one module importing another when it is imported (not counting imports inside functions
+or under ``if TYPE_CHECKING:``; the rules count those too); ``from package import name`` points at the
+module the package takes ``name`` from, so ``from discinvert import fit_inverter`` is an arrow to
+``discinvert.fitting.fit``; *floors* are the rooms on the longest chain of arrows; *lines* are physical
+lines of the ``.py`` files. On the commit before issue 33 (1dfbe60) this counts the issue's 156 arrows
+and 13 floors.
 A function's *length* runs from its ``def`` line to its last line (docstring included, decorators not);
 its *width* is its parameters (positional, keyword-only, ``*args`` and ``**kwargs``; not ``self``/``cls``).
 
