@@ -1,4 +1,5 @@
-"""The benchmarks stay runnable: the library names they rely on exist, they run as ``python -m``, and the map names them all.
+"""The benchmarks and the build tools stay runnable: the library names they rely on exist, they run as ``python -m``,
+and the maps (``benchmarks/README.md``, ``tools/README.md``) name them all.
 
 ``benchmarks/README.md`` ("Internal surface") lists the only non-public discinvert names the
 benchmarks import; this file imports exactly those, checks that nothing else private is imported
@@ -29,14 +30,16 @@ PUBLIC_MODULES = ("discinvert", "discinvert.metrics", "discinvert.optimize", "di
                   "discinvert.zoo.architectures", "discinvert.zoo.datasets")
 
 SCRIPTS = ("benchmarks.paper.table1", "benchmarks.paper.train_gan", "benchmarks.paper.describe_gans",
-           "benchmarks.paper.build_zoo", "benchmarks.paper.rivals.train", "benchmarks.speed.speed",
+           "benchmarks.paper.rivals.train", "benchmarks.speed.speed",
            "benchmarks.speed.fit_speed", "benchmarks.speed.generation_levers", "benchmarks.speed.fit_defaults",
            "benchmarks.encoder.ablation", "benchmarks.encoder.real_stage",
-           "benchmarks.paper.build_zoo_real", "benchmarks.encoder.iterative", "benchmarks.speed.time_to_quality",
-           "benchmarks.paper.build_zoo_inverter", "benchmarks.speed.cn_shapes",
+           "benchmarks.encoder.iterative", "benchmarks.speed.time_to_quality", "benchmarks.speed.cn_shapes",
            "benchmarks.encoder.real_schedule", "benchmarks.encoder.speed_ratio",
-           "benchmarks.encoder.multi_hypothesis", "benchmarks.paper.store_zoo_inverter",
-           "benchmarks.speed.compress_cn")
+           "benchmarks.encoder.multi_hypothesis", "benchmarks.speed.compress_cn")
+
+# The tools that build the files the package ships (issue 33 moved them out of benchmarks/paper/).
+BUILD_TOOLS = ("tools.build_zoo", "tools.build_zoo_real", "tools.build_zoo_inverter", "tools.store_zoo_inverter")
+TOOLS_MAP = (ROOT / "tools" / "README.md").read_text()
 
 
 def _documented_surface() -> set[str]:
@@ -236,12 +239,32 @@ def test_the_map_names_every_script() -> None:
     assert "`bash benchmarks/paper/table1_run.sh" in table
 
 
+def test_the_tools_map_names_every_tool() -> None:
+    """Every tool with a ``__main__`` block is a row of tools/README.md with its command; the build tools are among
+    them and no longer under benchmarks/."""
+    runnable = {path.stem for path in (ROOT / "tools").glob("*.py") if 'if __name__ == "__main__":' in path.read_text()}
+    assert {module.split(".")[1] for module in BUILD_TOOLS} <= runnable
+    table = TOOLS_MAP.split("## The map", 1)[1].split("\n## ", 1)[0]
+    for name in sorted(runnable):
+        assert f"| `{name}.py` |" in table, f"tools/README.md's map has no row for {name}.py"
+        assert f"`python -m tools.{name}" in table or f"`python tools/{name}.py" in table, name
+    for module in BUILD_TOOLS:
+        assert f"`python -m {module} " in table
+        assert not (BENCHMARKS / "paper" / f"{module.split('.')[1]}.py").exists()
+
+
+@pytest.mark.parametrize("module", BUILD_TOOLS)
+def test_build_tools_import_without_side_effects(module: str) -> None:
+    tool = importlib.import_module(module)
+    assert callable(tool.main)
+
+
 def test_every_script_answers_help_through_python_m() -> None:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH", "")])),
            "OMP_NUM_THREADS": "1"}
     procs = {module: subprocess.Popen([sys.executable, "-m", module, "--help"], cwd=ROOT, env=env,
                                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-             for module in SCRIPTS}
+             for module in SCRIPTS + BUILD_TOOLS}
     for module, proc in procs.items():
         output, _ = proc.communicate(timeout=300)
         assert proc.returncode == 0, f"python -m {module} --help failed:\n{output[-2000:]}"

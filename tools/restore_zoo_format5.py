@@ -15,14 +15,13 @@ that ``encode`` gives bit-identical codes on the bundled test images. The record
 file's sha256 differs from one run of this tool to the next although its tensors and metadata
 are the same: safetensors writes its metadata map in no fixed order.
 
-Run:  python tools/restore_zoo_format5.py
+Run from the repository root:  python -m tools.restore_zoo_format5
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import sys
 import warnings
 from pathlib import Path
 
@@ -30,14 +29,13 @@ import safetensors
 import safetensors.torch
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from discinvert import Inverter, zoo
+from discinvert.files import atomic_write_many
+from discinvert.hub import CONFIG_NAME, WEIGHTS_NAME
+from discinvert.serialization import DIGEST_KEY, FORMAT_NAME, tensor_digest
+from discinvert.zoo.datasets import to_model_range
 
-from discinvert import Inverter, zoo  # noqa: E402
-from discinvert.files import atomic_write_many  # noqa: E402
-from discinvert.hub import CONFIG_NAME, WEIGHTS_NAME  # noqa: E402
-from discinvert.serialization import DIGEST_KEY, FORMAT_NAME, tensor_digest  # noqa: E402
-from discinvert.zoo.datasets import to_model_range  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 ENTRY = "dcgan-fashion-mnist"
 FOLDERS = ("inverter", "inverter-real-images")
@@ -88,7 +86,7 @@ def restore(folder: Path, generator: torch.nn.Module, discriminator: torch.nn.Mo
 
 
 def main() -> int:
-    command = "python tools/restore_zoo_format5.py"
+    command = "python -m tools.restore_zoo_format5"
     print(command)
     generator, discriminator, _ = zoo.load(ENTRY)
     images = to_model_range(zoo.load_test_images(ENTRY)[0]).float()

@@ -10,10 +10,10 @@ Each entry is a folder ``discinvert/zoo/<name>/`` holding ``gan/`` (written by
 :func:`discinvert.zoo.architectures.save_gan`), ``inverter/`` (laid out exactly as a Hub repo:
 ``model.safetensors``, ``config.json``, ``README.md``, so publishing it is one
 ``upload_folder`` call) and ``test_images.safetensors``. The folders are made by
-``python -m benchmarks.paper.build_zoo``. An entry may also hold ``inverter-real-images/``: an
+``python -m tools.build_zoo``. An entry may also hold ``inverter-real-images/``: an
 inverter fitted with the real-image stage (``fit_inverter(images=...)`` on the data set's train
 split, a lighter CN; the bundled DCGAN's also carries two narrow step networks, so its
-``encode`` runs them), made by ``python -m benchmarks.paper.build_zoo_real``; load it with
+``encode`` runs them), made by ``python -m tools.build_zoo_real``; load it with
 ``zoo.load(name, inverter="real-images")``.
 
 The command line and the page (``discinvert encode/reconstruct/evaluate/push/serve --gan zoo:NAME``,

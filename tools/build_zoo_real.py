@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Add a real-image-stage inverter to a bundled zoo entry: ``discinvert/zoo/<name>/inverter-real-images/``.
 
-    python -m benchmarks.paper.build_zoo_real --name dcgan-fashion-mnist --cn-hidden 256
+    python -m tools.build_zoo_real --name dcgan-fashion-mnist --cn-hidden 256
 
 Fits ``fit_inverter`` on the entry's bundled GAN (the fp16-stored weights, loaded as float32, so
 the fingerprints match) with the library's defaults, a lighter connection network (``--cn-hidden``:

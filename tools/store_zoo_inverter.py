@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Re-store a bundled zoo inverter in another storage dtype (issue 18: the zoo's inverter file ≤ 2 MB).
 
-    python -m benchmarks.paper.store_zoo_inverter --name dcgan-fashion-mnist --inverter real-images --dtype int8
+    python -m tools.store_zoo_inverter --name dcgan-fashion-mnist --inverter real-images --dtype int8
 
 Loads the entry's inverter as shipped, writes it again with ``save_pretrained(dtype=...)``
 (``int8``: weight matrices as int8 with a float32 scale per output row, see

@@ -1,14 +1,14 @@
 #!/usr/bin/env python
 """Refit a bundled zoo entry's own inverter (the paper's method: self-generated pairs only).
 
-    python -m benchmarks.paper.build_zoo_inverter --name dcgan-fashion-mnist --steps 20000
+    python -m tools.build_zoo_inverter --name dcgan-fashion-mnist --steps 20000
 
 Fits ``fit_inverter`` on the entry's bundled GAN (its fp16-stored weights loaded as float32, so the
 fingerprints match) with the library's defaults (``--settings`` changes some) and ``--steps`` as the
 ceiling on updates (the convergence rule, ``patience``, may stop it sooner), then writes it over the
 entry's ``inverter/`` folder (or ``--out``) in the Hub layout in float16. The model card's metrics are
 its reconstruction score on the entry's 1,000 bundled test images, beside the inverter it replaces on
-the same images; ``discinvert demo`` shows that score as its CN row. ``benchmarks/paper/build_zoo.py``
+the same images; ``discinvert demo`` shows that score as its CN row. ``tools/build_zoo.py``
 builds a whole entry from a trained GAN; this script only replaces the inverter.
 
 The decision is made on **held-out train**, Fashion-MNIST train[59000:] (the last 1,000 train images,
@@ -31,7 +31,7 @@ from typing import Any
 import torch
 
 from benchmarks.common import command_line, write_json
-from benchmarks.paper.store_zoo_inverter import WEIGHTS_NAME, score
+from tools.store_zoo_inverter import WEIGHTS_NAME, score
 from benchmarks.speed.time_to_quality import parse_config
 from discinvert import Inverter, fit_inverter, zoo
 from discinvert.zoo.datasets import load_fashion_mnist, to_model_range

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Build a bundled zoo entry: the GAN in fp16, its fitted inverter (Hub layout), 1,000 real test images.
 
-    python -m benchmarks.paper.build_zoo --gan runs/dcgan --name dcgan-fashion-mnist --steps 20000 --device cuda
+    python -m tools.build_zoo --gan runs/dcgan --name dcgan-fashion-mnist --steps 20000 --device cuda
 
 The GAN is stored in float16 and re-loaded (as float32) *before* the inverter is fit, so
 the inverter's fingerprints match the bundled weights exactly. The test images are the
