@@ -52,7 +52,7 @@ def test_fit_speed_figures_in_prose_come_from_the_committed_run() -> None:
     default, fast = round(rows["default"]["seconds"]), round(rows["bf16+cl"]["seconds"])
     readme = (ROOT / "README.md").read_text()
     assert f"from {default} s to {fast} s" in readme
-    page = (ROOT / "docs" / "fit_speed.md").read_text()
+    page = (ROOT / "docs" / "lab" / "fit_speed.md").read_text()
     assert f"from {default} s to {fast} s" in page
     assert f"**missed** in the table below\n({rows['bf16+cl']['seconds_to_2pct_of_reference']:.1f} s)" in page
 
@@ -85,7 +85,7 @@ def test_time_to_quality_prose_comes_from_the_committed_runs() -> None:
         return {row["name"]: row for row in data["rows"]}
 
     one, two = rows(1), rows(2)
-    page = (ROOT / "docs" / "fit_speed.md").read_text()
+    page = (ROOT / "docs" / "lab" / "fit_speed.md").read_text()
     today, levers, defaults, plateau = one["today"], one["paper-bf16-cl"], two["defaults"], two["plateau"]
     assert f"took {today['fit_seconds']:.0f} s with the old defaults" in page
     assert f"only after {today['seconds_to_reference']:.0f} s" in page
@@ -115,7 +115,7 @@ def test_cn_shapes_prose_comes_from_the_committed_runs() -> None:
 
     rounds = {n: {row["shape"]: row for row in json.loads(
         (ROOT / "docs" / "results" / f"cn_shapes_round{n}.json").read_text())["rows"]} for n in (1, 2, 3)}
-    page = (ROOT / "docs" / "fit_speed.md").read_text()
+    page = (ROOT / "docs" / "lab" / "fit_speed.md").read_text()
     paper = rounds[1]["mlp:1024x1024"]["heldout_psnr"]
     small = [row["heldout_psnr"] for n in (1, 2) for row in rounds[n].values() if row["mb_16bit"] <= 2.0]
     assert len(small) == 11
@@ -132,7 +132,7 @@ def test_cn_shapes_prose_comes_from_the_committed_runs() -> None:
 def test_real_schedule_prose_comes_from_the_committed_run() -> None:
     """real_schedule.md's reading and real_stage.py's docstring quote docs/results/real_schedule.json."""
     rows = {row["variant"]: row for row in _result("real_schedule")["rows"]}
-    page = (ROOT / "docs" / "real_schedule.md").read_text()
+    page = (ROOT / "docs" / "lab" / "real_schedule.md").read_text()
     old, new, fast = rows["lr=1e-4,decay=0"], rows["lr=1e-3,decay=1"], rows["lr=3e-3,decay=1"]
     long = rows["lr=1e-3,decay=1,steps=4000"]
     assert f"{new['psnr']:.2f} dB against {old['psnr']:.2f}" in page
@@ -150,7 +150,7 @@ def test_real_stage_schedule_prose_comes_from_the_committed_runs() -> None:
         return next(row for row in _result(name)["rows"] if row["fit_seconds"] is not None)
 
     before, after = fitted("real_stage_levers"), fitted("real_stage_schedule")
-    page = (ROOT / "docs" / "real_stage_schedule.md").read_text()
+    page = (ROOT / "docs" / "lab" / "real_stage_schedule.md").read_text()
     assert (f"{before['psnr_mean']:.2f} ± {before['psnr_std']:.2f} → {after['psnr_mean']:.2f} ± "
             f"{after['psnr_std']:.2f} dB on Table 1") in page
     assert f"(held-out train {before['holdout_psnr']:.2f} → {after['holdout_psnr']:.2f})" in page
@@ -167,7 +167,7 @@ def test_multi_depth_prose_comes_from_the_committed_runs() -> None:
         data = _result(name)
         return data["rows"][-1], data["settings"]
 
-    page = (ROOT / "docs" / "multi_depth.md").read_text()
+    page = (ROOT / "docs" / "lab" / "multi_depth.md").read_text()
     rows = {}
     for name, label in (("real_stage_schedule", "`main.7` (the paper's)"), ("multi_depth_4_7", "`main.4`, `main.7`"),
                         ("multi_depth_1_4_7", "`main.1`, `main.4`, `main.7`")):
@@ -191,7 +191,7 @@ def test_multi_depth_prose_comes_from_the_committed_runs() -> None:
 def test_iterative_schedule_prose_comes_from_the_committed_runs() -> None:
     """iterative_schedule.md's reading compares its JSON with iterative_levers.json, as the runs wrote them."""
     before, after = _result("iterative_levers")["rows"], _result("iterative_schedule")["rows"]
-    page = (ROOT / "docs" / "iterative_schedule.md").read_text()
+    page = (ROOT / "docs" / "lab" / "iterative_schedule.md").read_text()
     assert (f"k = 0 (the CN alone) {before[0]['psnr_mean']:.2f} → {after[0]['psnr_mean']:.2f} ± "
             f"{after[0]['psnr_std']:.2f} dB on Table 1") in page
     assert f"k = 2: {before[2]['psnr_mean']:.2f} → {after[2]['psnr_mean']:.2f} ± {after[2]['psnr_std']:.2f} dB" in page
@@ -208,7 +208,7 @@ def test_iterative_schedule_prose_comes_from_the_committed_runs() -> None:
 def test_real_stage_3000_prose_comes_from_the_committed_runs() -> None:
     """real_stage_3000.md's reading quotes its JSON and real_stage_schedule.json."""
     longer, default = _result("real_stage_3000")["rows"][-1], _result("real_stage_schedule")["rows"][-1]
-    page = (ROOT / "docs" / "real_stage_3000.md").read_text()
+    page = (ROOT / "docs" / "lab" / "real_stage_3000.md").read_text()
     assert f"{default['psnr_mean']:.2f} dB in {default['fit_seconds']:.0f} s" in page
     assert f"reaches {longer['psnr_mean']:.2f} ± {longer['psnr_std']:.2f} dB on\nTable 1 but takes {longer['fit_seconds']:.0f} s" in page
 
@@ -219,7 +219,7 @@ def test_real_stage_scaling_prose_comes_from_the_committed_runs() -> None:
 
     rows = {row["variant"]: row for row in _result("real_schedule")["rows"]}
     scaling = _result("real_stage_scaling")["rows"]
-    page = (ROOT / "docs" / "real_stage_scaling.md").read_text()
+    page = (ROOT / "docs" / "lab" / "real_stage_scaling.md").read_text()
     r1, r2, r3 = rows["lr=1e-3,decay=1"], rows["lr=1e-3,decay=1,steps=4000"], scaling[-1]
     assert r3["steps"] == 12000 and r3["best_step"] == 12000
     for label, row in (("0 (the paper CN)", scaling[0]), ("1,500 (the default)", r1), ("4,000", r2), ("12,000", r3)):
@@ -240,7 +240,7 @@ def test_real_stage_scaling_prose_comes_from_the_committed_runs() -> None:
 def test_speed_ratio_prose_comes_from_the_committed_run() -> None:
     """speed_ratio.md quotes docs/results/speed_ratio.json, and the inverter it scored is the zoo's real-images one."""
     rows = _result("speed_ratio")["rows"]
-    page = (ROOT / "docs" / "speed_ratio.md").read_text()
+    page = (ROOT / "docs" / "lab" / "speed_ratio.md").read_text()
     r0, r1, r2 = rows
     assert [r["k"] for r in rows] == [0, 1, 2]
     for r in rows:
@@ -265,7 +265,7 @@ def test_speed_ratio_prose_comes_from_the_committed_run() -> None:
 def test_multi_hypothesis_prose_comes_from_the_committed_run() -> None:
     """multi_hypothesis.md's reading quotes docs/results/multi_hypothesis.json."""
     rows = {row["variant"].split(" ")[0]: row for row in _result("multi_hypothesis")["rows"]}
-    page = (ROOT / "docs" / "multi_hypothesis.md").read_text()
+    page = (ROOT / "docs" / "lab" / "multi_hypothesis.md").read_text()
     base, jitter, control, four, sixteen = (rows[k] for k in ("bundled", "jitter=16", "heads=1", "heads=4", "heads=16"))
     assert f"{four['psnr']:.2f} dB with 4 heads and {sixteen['psnr']:.2f} dB\n  with 16, against {control['psnr']:.2f} dB" in page
     assert four["psnr"] < control["psnr"] and sixteen["psnr"] < control["psnr"]
@@ -277,7 +277,7 @@ def test_multi_hypothesis_prose_comes_from_the_committed_run() -> None:
 def test_iterative_k5_prose_comes_from_the_committed_run() -> None:
     """iterative_k5.md's reading quotes docs/results/iterative_k5.json."""
     rows = _result("iterative_k5")["rows"]
-    page = (ROOT / "docs" / "iterative_k5.md").read_text()
+    page = (ROOT / "docs" / "lab" / "iterative_k5.md").read_text()
     psnr = [r["psnr_mean"] for r in rows]
     gains = ", ".join(f"{psnr[k] - psnr[k - 1]:+.2f}" for k in range(1, 6))
     assert f"add {gains} dB in turn" in page
@@ -292,7 +292,7 @@ def test_iterative_k5_prose_comes_from_the_committed_run() -> None:
 def test_hybrid100_prose_comes_from_the_committed_run() -> None:
     """hybrid100.md quotes docs/results/hybrid100.json (written by discinvert evaluate --json)."""
     results = {r["name"]: r for r in _result("hybrid100")["results"]}
-    page = (ROOT / "docs" / "hybrid100.md").read_text()
+    page = (ROOT / "docs" / "lab" / "hybrid100.md").read_text()
     paper, real = results["paper"], results["real-images"]
     assert _result("hybrid100")["protocol"]["refine_steps"] == 100
     assert real["inverter"] == "zoo:dcgan-fashion-mnist/real-images" and paper["inverter"].endswith("zoo/dcgan-fashion-mnist/inverter")
@@ -305,7 +305,7 @@ def test_hybrid100_prose_comes_from_the_committed_run() -> None:
 def test_zoo_int8_prose_comes_from_the_committed_runs() -> None:
     """fit_speed.md's int8 section quotes docs/results/zoo_int8*.json, and the zoo ships that file."""
     real, paper = _result("zoo_int8"), _result("zoo_int8_paper")
-    page = (ROOT / "docs" / "fit_speed.md").read_text()
+    page = (ROOT / "docs" / "lab" / "fit_speed.md").read_text()
     entry = ROOT / "discinvert" / "zoo" / "dcgan-fashion-mnist"
     shipped = entry / "inverter-real-images" / "model.safetensors"
     assert _as_measured(shipped) == (real["sha256"], real["bytes"]["stored"])
@@ -332,7 +332,7 @@ def test_zoo_int8_prose_comes_from_the_committed_runs() -> None:
 
 def test_other_gans_pages_quote_the_committed_runs() -> None:
     """fit_speed.md's LSGAN/WGAN-GP section and real_stage_other_gans.md quote their JSONs."""
-    fit_speed = (ROOT / "docs" / "fit_speed.md").read_text()
+    fit_speed = (ROOT / "docs" / "lab" / "fit_speed.md").read_text()
     lb, ld = _result("time_to_quality_lsgan")["rows"]
     wb, wd = _result("time_to_quality_wgan_gp")["rows"]
     rb, rd = _result("time_to_quality_wgan_gp_rule")["rows"]
@@ -346,7 +346,7 @@ def test_other_gans_pages_quote_the_committed_runs() -> None:
     assert f"validation MSE {wd['best_val_mse']:.4f} against\n  {wb['best_val_mse']:.4f} before" in fit_speed
     for run in ("time_to_quality_lsgan", "time_to_quality_wgan_gp"):
         assert f"    {_result(run)['command']}" in fit_speed
-    page = (ROOT / "docs" / "real_stage_other_gans.md").read_text()
+    page = (ROOT / "docs" / "lab" / "real_stage_other_gans.md").read_text()
     for name, run in (("LSGAN (3 epochs)", "real_stage_lsgan_cpu"), ("WGAN-GP (4 epochs)", "real_stage_wgan_gp_cpu")):
         result = _result(run)
         a, b = result["rows"]
@@ -361,7 +361,7 @@ def test_compress_cn_prose_comes_from_the_committed_run() -> None:
     """fit_speed.md's compression section quotes docs/results/compress_cn.json, and the zoo file is unchanged."""
     result = _result("compress_cn")
     shipped, *students = result["rows"]
-    page = (ROOT / "docs" / "fit_speed.md").read_text()
+    page = (ROOT / "docs" / "lab" / "fit_speed.md").read_text()
     assert f"    {result['command']}" in page
     by_rank = {row["rank"]: row for row in students}
     best = by_rank[144]
@@ -377,7 +377,7 @@ def test_standardised_features_prose_comes_from_the_committed_runs() -> None:
     """fit_speed.md's cn_standardize section quotes its four JSONs, and the default is what it says."""
     from discinvert.fitting.fit_config import FitConfig
 
-    page = (ROOT / "docs" / "fit_speed.md").read_text()
+    page = (ROOT / "docs" / "lab" / "fit_speed.md").read_text()
     assert FitConfig().cn_standardize is True
     raw_w, std_w = _result("time_to_quality_std_wgan_gp")["rows"]
     raw_d, std_d = _result("time_to_quality_std_dcgan")["rows"]
@@ -402,7 +402,7 @@ def test_standardised_features_prose_comes_from_the_committed_runs() -> None:
 def test_standardised_features_on_the_lsgan_and_the_time_to_the_old_default() -> None:
     """The LSGAN's standardised run and the seconds to the pre-issue-18 default quoted in fit_speed.md come from
     the committed JSONs, and are within issue 18's 180 s."""
-    page = (ROOT / "docs" / "fit_speed.md").read_text()
+    page = (ROOT / "docs" / "lab" / "fit_speed.md").read_text()
     raw, std = _result("time_to_quality_std_lsgan")["rows"]
     assert raw["settings"] == {"cn_standardize": "False"} and std["settings"] == {}
     assert (f"best validation MSE {raw['best_val_mse']:.4f} → {std['best_val_mse']:.4f}, held-out train "
@@ -428,7 +428,7 @@ def test_zoo_rebuild_prose_comes_from_the_committed_runs() -> None:
 
     from discinvert.fitting.self_generated_stage import Schedule
 
-    page = (ROOT / "docs" / "fit_speed.md").read_text()
+    page = (ROOT / "docs" / "lab" / "fit_speed.md").read_text()
     folder = ROOT / "discinvert" / "zoo" / "dcgan-fashion-mnist" / "inverter"
     shipped = json.loads((folder / "config.json").read_text())["fit"]
     assert shipped["device"] == "cuda" and shipped["steps"] == 20000 and "cn_standardize" not in shipped
