@@ -38,10 +38,88 @@ def test_api_reference_is_up_to_date() -> None:
     assert result.returncode == 0, result.stderr
 
 
+GUIDE = ("index", "quickstart", "byo_gan", "cli", "web", "hub", "api", "faq", "reliability", "architecture",
+         "results", "speed")
+"""The pages of docs/ itself, for users; experiment records live in docs/lab/ (docs/lab/index.md)."""
+
+
+def _pages() -> list[Path]:
+    """Every Markdown page whose links must resolve: the README, docs/ and its lab, the benchmarks' maps."""
+    return [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md")), *sorted((ROOT / "benchmarks").rglob("README.md"))]
+
+
+def _prose(text: str) -> str:
+    """``text`` without fenced blocks and indented lines: the commands as run, which name the paths of their time."""
+    text = re.sub(r"^```.*?^```", "", text, flags=re.S | re.M)
+    text = re.sub(r"`[^`\n]*`", lambda span: " " if re.search(r"python |torchrun ", span.group()) else span.group(), text)
+    return "\n".join(line for line in text.splitlines() if not line.startswith("    "))
+
+
 def test_doc_links_resolve() -> None:
-    for page in (ROOT / "docs").glob("*.md"):
-        for target in re.findall(r"\]\(([^)#:]+\.(?:md|png))\)", page.read_text()):
-            assert (page.parent / target).is_file(), f"{page.name} links to missing {target}"
+    """Every relative link (``[text](target)``, ``![alt](target)``) in the README, docs/**, benchmarks/**/README.md
+    names a file or folder that exists, and every path under docs/ that their prose names exists too."""
+    missing = []
+    for page in _pages():
+        text = page.read_text()
+        for target in re.findall(r"\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)", text):
+            if re.match(r"[a-z][a-z0-9+.-]*:", target) or target.startswith("#"):
+                continue  # a web address or an anchor on the same page
+            if not (page.parent / target.split("#")[0]).exists():
+                missing.append(f"{page.relative_to(ROOT)} links to missing {target}")
+        for named in re.findall(r"(?<![\w/.-])(docs/[\w./-]*\w)(?![\w{*])", _prose(text)):
+            if not (ROOT / named).exists():
+                missing.append(f"{page.relative_to(ROOT)} names missing {named}")
+    assert not missing, "\n".join(missing)
+
+
+def test_docs_holds_the_guide_and_the_lab_index_lists_every_record() -> None:
+    """docs/ keeps the guide pages only; every experiment record in docs/lab/ is listed by docs/lab/index.md, which
+    quotes no figure that its page does not hold."""
+    assert sorted(page.stem for page in (ROOT / "docs").glob("*.md")) == sorted(GUIDE)
+    index = (ROOT / "docs" / "lab" / "index.md").read_text()
+    linked = set(re.findall(r"\]\(([\w]+)\.md\)", index))
+    records = {page.stem for page in (ROOT / "docs" / "lab").glob("*.md")} - {"index"}
+    assert records <= linked, f"docs/lab/index.md does not list {sorted(records - linked)}"
+    assert linked <= records, f"docs/lab/index.md lists missing pages {sorted(linked - records)}"
+    unquoted = []
+    for row in (line for line in index.splitlines() if line.startswith("| ") and ".md)" in line):
+        pages = [(ROOT / "docs" / "lab" / f"{name}.md").read_text() for name in re.findall(r"\]\(([\w]+)\.md\)", row)]
+        held = " ".join(" ".join(page.split()) for page in pages)
+        for figure in re.findall(r"(?<![\w.])\d[\d,]*(?:\.\d+)?(?= ?(?:dB|s\b|×|MB))", row):
+            if figure not in held:
+                unquoted.append(f"{figure} in: {row[:80]}")
+    assert not unquoted, unquoted
+
+
+def _library_texts() -> list[tuple[str, int, str]]:
+    """Every docstring, string and comment of the package, and its page's text: ``(file, line, text)``."""
+    import io
+    import tokenize
+
+    texts = []
+    for path in sorted((ROOT / "discinvert").rglob("*")):
+        name = str(path.relative_to(ROOT))
+        if path.suffix == ".py":
+            for token in tokenize.generate_tokens(io.StringIO(path.read_text()).readline):
+                if token.type in (tokenize.STRING, tokenize.COMMENT):
+                    texts += [(name, token.start[0] + n, line) for n, line in enumerate(token.string.splitlines())]
+        elif path.suffix in (".js", ".html", ".css"):
+            texts += [(name, number, line) for number, line in enumerate(path.read_text().splitlines(), 1)]
+    return texts
+
+
+def test_library_links_only_guide_pages_and_states_no_measured_figures() -> None:
+    """Docstrings, help texts and messages send readers to guide pages, never to an experiment record, and quote
+    no measured figure (dB, ms, a speed-up, a measured percentage): those live in docs/results.md and docs/lab/."""
+    figure = re.compile(r"(?<![\w.{])\d[\d,]*(?:\.\d+)?(?: ?(?:dB|ms)\b|×|x faster|% (?:lower|higher|better|worse|"
+                        r"faster|slower|smaller|larger))")
+    wrong = []
+    for name, line, text in _library_texts():
+        for page in re.findall(r"docs/[\w./-]*\w", text):
+            if page.removeprefix("docs/").removesuffix(".md") not in GUIDE or not (ROOT / page).is_file():
+                wrong.append(f"{name}:{line} links {page}, not a guide page")
+        wrong += [f"{name}:{line} states {match!r}" for match in figure.findall(text)]
+    assert not wrong, "\n".join(wrong)
 
 
 def test_fit_speed_figures_in_prose_come_from_the_committed_run() -> None:

@@ -30,7 +30,7 @@ std over the draws; 1-NN accuracy in code space for every feed-forward encoder (
 the 10,000 test images against the codes of the train images, all 60,000 unless
 ``--nn-train``; the BiGAN protocol); seconds per 1,000 images on the first draw (fitting
 excluded). Nothing here is tuned on the test split: the fit budget and step sizes come from
-``docs/defaults.md`` (training images) and the refinement step size from ``--refine-lr``.
+``docs/lab/defaults.md`` (training images) and the refinement step size from ``--refine-lr``.
 
 For the reference GANs it also runs optimisation-only for a range of step counts on the
 first draw, to find where optimisation first matches the CN's PSNR and how much slower it
@@ -245,7 +245,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--concurrent", type=int, default=1,
                         help="how many benchmark processes shared the device during this run (said in the doc)")
     parser.add_argument("--data-root", type=Path, default=None)
-    parser.add_argument("--out", type=Path, default=Path("docs/benchmarks.md"))
+    parser.add_argument("--out", type=Path, default=Path("docs/lab/benchmarks.md"))
     parser.add_argument("--json", type=Path, default=Path("docs/results/table1.json"))
     parser.add_argument("--readme", type=Path, default=Path("README.md"),
                         help="README whose block between the table1 markers is re-written (skipped if absent)")
@@ -401,7 +401,7 @@ def write_markdown(out: Path, meta: dict[str, Any], results: dict[str, Any]) -> 
     shared = [r for r in runs if r.get("concurrent", 1) > 1]
     if shared:
         lines += ["Runs that shared the device with other benchmark processes (their *s / 1k* and fit times include "
-                  "that time-sharing; compare seconds within a run only, and see `docs/speed.md` for clean timings): "
+                  "that time-sharing; compare seconds within a run only, and see `docs/lab/speed.md` for clean timings): "
                   + "; ".join(f"{', '.join(r['models'])} ({r['concurrent']} processes)" for r in shared) + ".", ""]
     lines += ["| model | method | PSNR | SSIM | 1-NN acc. | s / 1k | paper (PSNR / SSIM) |",
               "|---|---|---|---|---|---|---|"]
@@ -439,7 +439,7 @@ def write_markdown(out: Path, meta: dict[str, Any], results: dict[str, Any]) -> 
         m = dc["match"]
         if shared:
             lines.append("- Speed (timed here while runs shared the device, so only indicative; the clean "
-                         "measurement and its verdict are in `docs/speed.md`):")
+                         "measurement and its verdict are in `docs/lab/speed.md`):")
         if m is None:
             last = dc["optimisation_curve"][-1]
             lines.append(f"- Speed: optimisation-only never reached the CN's PSNR ({dc['cn_psnr_first_draw']:.2f} dB on the "
@@ -471,8 +471,8 @@ def write_markdown(out: Path, meta: dict[str, Any], results: dict[str, Any]) -> 
     lines += ["## Models", ""]
     for _, res in gans + rivals:
         lines += _model_lines(res)
-    lines += ["", "Clean speed and memory figures: `docs/speed.md`; what each fit lever (fused Adam, autocast, "
-              "channels-last copies, batch reuse) saves and costs: `docs/fit_speed.md`.", ""]
+    lines += ["", "Clean speed and memory figures: `docs/lab/speed.md`; what each fit lever (fused Adam, autocast, "
+              "channels-last copies, batch reuse) saves and costs: `docs/lab/fit_speed.md`.", ""]
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(lines))
 
