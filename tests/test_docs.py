@@ -549,3 +549,74 @@ def test_zoo_rebuild_prose_comes_from_the_committed_runs() -> None:
     (old_step, old_best), (new_step, new_best) = stops
     assert f"stopped it at update {old_step:,} ({old_best:.4f})" in page
     assert f"stops it at {new_step:,} ({new_best:.4f}, against {history[-1][2]:.4f} at 20,000)" in page.replace("\n", " ")
+
+
+def _table1_rows() -> list[str]:
+    """The summary table's rows, as benchmarks/paper/table1.py writes them, from docs/results/table1.json."""
+    from benchmarks.paper.protocol import PAPER_FASHION_MNIST
+    from benchmarks.paper.table1 import GAN_TITLES
+
+    rows = []
+    for name, result in _result("table1")["results"].items():
+        methods = result["methods"]
+        pick = [methods["CN (ours)"], methods["naive encoder"],
+                *(next(v for k, v in methods.items() if k.startswith(p)) for p in ("optimisation only", "hybrid"))]
+        paper = PAPER_FASHION_MNIST[GAN_TITLES[name]]
+        rows.append(f"| {GAN_TITLES[name]} | " + " | ".join(f"{r['psnr_mean']:.2f} / {r['ssim_mean']:.3f}" for r in pick)
+                    + f" | {paper[0]:.2f} / {paper[1]:.3f} |")
+    return rows
+
+
+def test_readme_and_results_tables_come_from_the_committed_run() -> None:
+    """The Table 1 summary in the README and in docs/results.md (between the table1 markers, re-written by
+    benchmarks/paper/table1.py) is docs/results/table1.json's, and the prose around it says what the table shows."""
+    from benchmarks.paper.table1 import END, START
+
+    rows = _table1_rows()
+    for page in (ROOT / "README.md", ROOT / "docs" / "results.md"):
+        block = page.read_text().split(START, 1)[1].split(END, 1)[0]
+        assert [line for line in block.splitlines() if line.startswith("| ") and "---" not in line][1:] == rows, page
+    results = _result("table1")["results"]
+    cn = {name: r["methods"]["CN (ours)"]["psnr_mean"] for name, r in results.items()}
+    hybrid = [next(v for k, v in r["methods"].items() if k.startswith("hybrid"))["psnr_mean"] for r in results.values()]
+    from benchmarks.paper.protocol import PAPER_FASHION_MNIST
+
+    beats = {name: cn[name] > PAPER_FASHION_MNIST[title][0] for name, title in
+             (("dcgan", "DCGAN"), ("lsgan", "LSGAN"), ("wgan-gp", "WGAN-GP"))}
+    assert beats == {"dcgan": True, "lsgan": True, "wgan-gp": False}  # "beats the paper's for the DCGAN and the LSGAN"
+    assert all(round(psnr) == 24 for psnr in hybrid)  # "about 24 dB on all three"
+
+
+def test_results_page_quotes_the_committed_runs() -> None:
+    """docs/results.md's tables quote the committed JSONs of the feed-forward ladder, the bundled inverters and the
+    other GANs; nothing on the page is typed in."""
+    page = (ROOT / "docs" / "results.md").read_text()
+
+    def ladder(label: str, row: dict, fit: str) -> str:
+        return (f"| {label} | {row['psnr_mean']:.2f} ± {row['psnr_std']:.2f} | {row['ssim_mean']:.4f} | "
+                f"{row['seconds_per_1k']:.2f} | {fit} |")
+
+    paper, staged = _result("real_stage_schedule")["rows"]
+    two, steps = _result("multi_depth_4_7")["rows"][-1], _result("iterative_schedule")["rows"][2]
+    assert paper["fit_seconds"] is None and steps["encoder"].endswith("k = 2 of 2 step networks")
+    assert ladder("the paper's CN (the bundled inverter)", paper, "–") in page
+    assert ladder("+ the real-image stage (`images=`)", staged, f"{staged['fit_seconds']:,.0f}") in page
+    assert ladder("+ the real-image stage, two depths of D", two, f"{two['fit_seconds']:,.0f}") in page
+    assert ladder("+ the real-image stage (4,000 updates), two step networks", steps, f"{steps['fit_seconds']:,.0f}") in page
+    assert (f"50 Adam steps from\nthe paper's CN reach {paper['hybrid50_psnr']:.2f} dB (SSIM {paper['hybrid50_ssim']:.4f}) "
+            f"at {paper['hybrid50_seconds_per_1k']:.0f} s per 1,000 images") in page
+    assert max(r["psnr_mean"] for r in (staged, two, steps)) < 23.0  # "the 23 dB feed-forward target stays missed"
+
+    real, bundled = _result("zoo_int8"), _result("zoo_int8_paper")
+    hybrid = {r["name"]: r for r in _result("hybrid100")["results"]}
+    assert _result("hybrid100")["protocol"]["refine_steps"] == 100
+    for label, run, kind, refined in (("`inverter/` (the paper's CN)", bundled, "shipped", hybrid["paper"]),
+                                      ("`inverter-real-images/`", real, "stored", hybrid["real-images"])):
+        test = run["test_images"][kind]
+        assert (f"| {label} | {test['psnr']:.2f} / {test['ssim']:.4f} | {refined['psnr_mean']:.2f} / "
+                f"{refined['ssim_mean']:.4f} | {run['bytes'][kind] / 1e6:.2f} |") in page
+    assert hybrid["real-images"]["psnr_mean"] < hybrid["paper"]["psnr_mean"]  # "does not refine better"
+
+    for name, run in (("LSGAN (3 epochs)", "real_stage_lsgan_cpu"), ("WGAN-GP (4 epochs)", "real_stage_wgan_gp_cpu")):
+        before, after = _result(run)["rows"]
+        assert f"| {name} | {before['psnr_mean']:.2f} | **{after['psnr_mean']:.2f}** | {after['fit_seconds']:.0f} |" in page

@@ -38,7 +38,7 @@ is there.
 
 Runs can be split (one process per model, e.g. on one GPU: pass ``--concurrent N`` to say how
 many shared it) and joined with ``--merge A.json B.json ...``, which refuses runs with
-different protocols. Writes ``--out`` (Markdown), ``--json`` and the README's summary block.
+different protocols. Writes ``--out`` (Markdown), ``--json`` and the summary block of the README and ``docs/results.md``.
 """
 
 from __future__ import annotations
@@ -247,8 +247,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data-root", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=Path("docs/lab/benchmarks.md"))
     parser.add_argument("--json", type=Path, default=Path("docs/results/table1.json"))
-    parser.add_argument("--readme", type=Path, default=Path("README.md"),
-                        help="README whose block between the table1 markers is re-written (skipped if absent)")
+    parser.add_argument("--readme", type=Path, nargs="+", default=[Path("README.md"), Path("docs/results.md")],
+                        help="pages whose block between the table1 markers is re-written (each skipped if absent)")
     args = parser.parse_args(argv)
     command = command_line(__spec__, argv)
     print(command, flush=True)
@@ -284,7 +284,8 @@ def main(argv: list[str] | None = None) -> None:
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({"meta": meta, "results": results}, indent=1))
     write_markdown(args.out, meta, results)
-    write_readme_block(args.readme, results)
+    for page in args.readme:
+        write_readme_block(page, results)
     print(f"wrote {args.out} and {args.json}")
     print(command, flush=True)
 
