@@ -66,7 +66,7 @@ def test_doc_links_resolve() -> None:
                 continue  # a web address or an anchor on the same page
             if not (page.parent / target.split("#")[0]).exists():
                 missing.append(f"{page.relative_to(ROOT)} links to missing {target}")
-        for named in re.findall(r"(?<![\w/.-])(docs/[\w./-]*\w)(?![\w{*])", _prose(text)):
+        for named in re.findall(r"(?<![\w/.-])(docs/[\w./-]*\w)(?![\w{*-])", _prose(text)):
             if not (ROOT / named).exists():
                 missing.append(f"{page.relative_to(ROOT)} names missing {named}")
     assert not missing, "\n".join(missing)
@@ -123,13 +123,13 @@ def test_library_links_only_guide_pages_and_states_no_measured_figures() -> None
 
 
 def test_fit_speed_figures_in_prose_come_from_the_committed_run() -> None:
-    """The README's and fit_speed.md's prose quote docs/results/fit_speed-cpu.json, not typed-in figures."""
+    """The speed page's and fit_speed.md's prose quote docs/results/fit_speed-cpu.json, not typed-in figures."""
     import json
 
     rows = {row["config"]: row for row in json.loads((ROOT / "docs" / "results" / "fit_speed-cpu.json").read_text())["rows"]}
     default, fast = round(rows["default"]["seconds"]), round(rows["bf16+cl"]["seconds"])
-    readme = (ROOT / "README.md").read_text()
-    assert f"from {default} s to {fast} s" in readme
+    guide = (ROOT / "docs" / "speed.md").read_text()
+    assert f"from {default} s to {fast} s" in guide
     page = (ROOT / "docs" / "lab" / "fit_speed.md").read_text()
     assert f"from {default} s to {fast} s" in page
     assert f"**missed** in the table below\n({rows['bf16+cl']['seconds_to_2pct_of_reference']:.1f} s)" in page
@@ -208,7 +208,7 @@ def test_cn_shapes_prose_comes_from_the_committed_runs() -> None:
 
 
 def test_real_schedule_prose_comes_from_the_committed_run() -> None:
-    """real_schedule.md's reading and real_stage.py's docstring quote docs/results/real_schedule.json."""
+    """real_schedule.md's reading and the lab index quote docs/results/real_schedule.json."""
     rows = {row["variant"]: row for row in _result("real_schedule")["rows"]}
     page = (ROOT / "docs" / "lab" / "real_schedule.md").read_text()
     old, new, fast = rows["lr=1e-4,decay=0"], rows["lr=1e-3,decay=1"], rows["lr=3e-3,decay=1"]
@@ -217,9 +217,9 @@ def test_real_schedule_prose_comes_from_the_committed_run() -> None:
     assert f"scores {fast['psnr'] - new['psnr']:.2f} dB more" in page
     assert f"less SSIM ({fast['ssim']:.4f} against {new['ssim']:.4f})" in page
     assert f"reach {long['psnr']:.2f} dB (best at update {long['best_step']:,}), {long['psnr'] - new['psnr']:.2f} dB" in page
-    docstring = (ROOT / "discinvert" / "real_stage.py").read_text()
-    assert f"1e-3 decayed reached {new['psnr']:.2f} dB" in docstring
-    assert f"where the earlier constant 1e-4 reached {old['psnr']:.2f}" in docstring
+    index = (ROOT / "docs" / "lab" / "index.md").read_text()  # where the real-image stage's docstring quoted it
+    assert f"1e-3 decayed reached {new['psnr']:.2f} dB" in index
+    assert f"where the earlier constant 1e-4 reached {old['psnr']:.2f}" in index
 
 
 def test_real_stage_schedule_prose_comes_from_the_committed_runs() -> None:
@@ -620,3 +620,28 @@ def test_results_page_quotes_the_committed_runs() -> None:
     for name, run in (("LSGAN (3 epochs)", "real_stage_lsgan_cpu"), ("WGAN-GP (4 epochs)", "real_stage_wgan_gp_cpu")):
         before, after = _result(run)["rows"]
         assert f"| {name} | {before['psnr_mean']:.2f} | **{after['psnr_mean']:.2f}** | {after['fit_seconds']:.0f} |" in page
+
+
+def test_speed_page_quotes_the_committed_runs() -> None:
+    """docs/speed.md's tables and figures quote speed_ratio.json, speed-*.json, fit_speed-cpu.json,
+    time_to_quality_round2.json and zoo_int8.json."""
+    page = (ROOT / "docs" / "speed.md").read_text()
+    for r in _result("speed_ratio")["rows"]:
+        assert (f"| {r['k']} | {r['psnr']:.2f} | {r['encode_seconds']:.2f} | {r['optimisation_step']} | "
+                f"{r['optimisation_seconds']:.0f} | {r['ratio']:,.0f}× |") in page
+    for name in ("speed-cuda", "speed-cpu", "speed-cpu-bf16-cl"):
+        meta, r = _result(name)["meta"], _result(name)["results"]
+        device = meta["device"] + (f" ({', '.join(meta['levers'])})" if meta.get("levers") else "")
+        assert abs(r["encode_psnr"] - 17.19) < 0.01  # "with the bundled paper inverter"
+        assert (f"| {device} | {r['encode_s_per_1k']:.4f} | {r['d_full_s_per_1k']:.4f} | {r['encode_peak_mb']:.0f} / "
+                f"{r['fit_peak_mb']:.0f} |") in page
+        assert r["encode_vs_d_full"] < 1  # "encode cannot beat D's whole pass on this D"
+    rows = {row["config"]: row for row in _result("fit_speed-cpu")["rows"]}
+    assert f"from {round(rows['default']['seconds'])} s to {round(rows['bf16+cl']['seconds'])} s at the same" in page
+    assert abs(rows["default"]["val_mse"] - rows["bf16+cl"]["val_mse"]) < 0.001
+    assert rows["bf16+cl+reuse2"]["val_mse"] > rows["bf16+cl"]["val_mse"]  # reuse "trades some accuracy"
+    ttq = {row["name"]: row for row in _result("time_to_quality_round2")["rows"]}
+    assert f"after {ttq['defaults']['seconds_to_reference']:.0f} s instead of {ttq['today']['seconds_to_reference']:.0f} s" in page
+    int8 = _result("zoo_int8")
+    loss = int8["heldout_train"]["stored"]["psnr"] - int8["heldout_train"]["shipped"]["psnr"]
+    assert f"{int8['bytes']['stored'] / 1e6:.2f} MB, {loss:+.3f} dB of held-out PSNR against its float16 file" in page
