@@ -4,7 +4,8 @@
     python -m benchmarks.paper.describe_gans runs/dcgan runs/lsgan runs/wgan-gp
 
 Reads each directory's ``config.json`` (written by ``benchmarks/paper/train_gan.py``: the command,
-device, time, epochs, losses per epoch) and copies its ``samples.png`` to the ``images/`` folder beside ``--out`` (``docs/lab/images/``).
+device, time, epochs, losses per epoch) and copies its ``samples.png`` into ``images/`` beside ``--out``
+(``docs/lab/images/``).
 """
 
 from __future__ import annotations

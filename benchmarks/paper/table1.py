@@ -38,7 +38,8 @@ is there.
 
 Runs can be split (one process per model, e.g. on one GPU: pass ``--concurrent N`` to say how
 many shared it) and joined with ``--merge A.json B.json ...``, which refuses runs with
-different protocols. Writes ``--out`` (Markdown), ``--json`` and the summary block of the README and ``docs/results.md``.
+different protocols. Writes ``--out`` (Markdown), ``--json`` and the summary block of the README and of
+``docs/results.md``.
 """
 
 from __future__ import annotations
