@@ -1,1 +1,1 @@
-"""Benchmarks and the paper's protocol, run by hand; each script writes its tables into docs/ (see benchmarks/README.md)."""
+"""Benchmarks and the paper's protocol, run by hand; each script writes its tables into docs/lab/ (see benchmarks/README.md)."""

@@ -523,8 +523,8 @@ def suggest_feature_layers(
     ``(N, C, H, W)`` maps); each group offers its last leaf to run (a block's closing activation), and
     the ``depths`` groups whose last leaves run latest are returned, in the order they run. With
     ``depths=1`` that is the paper's choice, D's last hidden layer (``["main.7"]`` on the reference
-    DCGAN); ``depths=2`` gives the two-depth reading of ``docs/multi_depth.md``
-    (``["main.4", "main.7"]``). Pass the list to :func:`discinvert.fit_inverter` as ``feature_layer``.
+    DCGAN); ``depths=2`` gives the two-depth reading of ``docs/byo_gan.md`` ("Several depths";
+    ``["main.4", "main.7"]``). Pass the list to :func:`discinvert.fit_inverter` as ``feature_layer``.
 
     Args:
         model: the discriminator D.

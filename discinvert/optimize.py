@@ -35,7 +35,8 @@ __all__ = ["DEFAULT_REFINE_LR", "optimize_latents"]
 logger = logging.getLogger(__name__)
 
 DEFAULT_REFINE_LR = 0.05
-"""Default Adam step size on z (codes of unit-variance priors); see ``docs/benchmarks.md``."""
+"""Default Adam step size on z (codes of unit-variance priors); the step size of the Table 1 protocol's
+refinement (``docs/results.md``)."""
 
 
 def optimize_latents(

@@ -140,7 +140,7 @@ def test_layers_of_a_gan_directory(ws: dict[str, Path], capsys: pytest.CaptureFi
     assert line.startswith("*") and "LeakyReLU" in line and "(2, 32, 4, 4)" in line and "512" in line
     assert "G(z) of shape (2, 1, 28, 28)" in out
     assert "suggested (D's last hidden layer, the paper's choice): --feature-layer main.7" in out
-    assert "two depths (docs/multi_depth.md): --feature-layer main.4,main.7" in out
+    assert "two depths (docs/byo_gan.md): --feature-layer main.4,main.7" in out
 
 
 def test_layers_from_factories(capsys: pytest.CaptureFixture[str]) -> None:

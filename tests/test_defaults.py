@@ -15,4 +15,4 @@ def test_defaults_follow_the_sweep() -> None:
     results = json.loads((ROOT / "docs" / "results" / "fit_defaults.json").read_text())["results"]
     steps, lr, _ = choose(results)
     assert (steps, lr) == (DEFAULT_STEPS, DEFAULT_LR)
-    assert f"steps={DEFAULT_STEPS}" in (ROOT / "docs" / "defaults.md").read_text()
+    assert f"steps={DEFAULT_STEPS}" in (ROOT / "docs" / "lab" / "defaults.md").read_text()

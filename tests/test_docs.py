@@ -38,21 +38,99 @@ def test_api_reference_is_up_to_date() -> None:
     assert result.returncode == 0, result.stderr
 
 
+GUIDE = ("index", "quickstart", "byo_gan", "cli", "web", "hub", "api", "faq", "reliability", "architecture",
+         "results", "speed")
+"""The pages of docs/ itself, for users; experiment records live in docs/lab/ (docs/lab/index.md)."""
+
+
+def _pages() -> list[Path]:
+    """Every Markdown page whose links must resolve: the README, docs/ and its lab, the benchmarks' maps."""
+    return [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md")), *sorted((ROOT / "benchmarks").rglob("README.md"))]
+
+
+def _prose(text: str) -> str:
+    """``text`` without fenced blocks and indented lines: the commands as run, which name the paths of their time."""
+    text = re.sub(r"^```.*?^```", "", text, flags=re.S | re.M)
+    text = re.sub(r"`[^`\n]*`", lambda span: " " if re.search(r"python |torchrun ", span.group()) else span.group(), text)
+    return "\n".join(line for line in text.splitlines() if not line.startswith("    "))
+
+
 def test_doc_links_resolve() -> None:
-    for page in (ROOT / "docs").glob("*.md"):
-        for target in re.findall(r"\]\(([^)#:]+\.(?:md|png))\)", page.read_text()):
-            assert (page.parent / target).is_file(), f"{page.name} links to missing {target}"
+    """Every relative link (``[text](target)``, ``![alt](target)``) in the README, docs/**, benchmarks/**/README.md
+    names a file or folder that exists, and every path under docs/ that their prose names exists too."""
+    missing = []
+    for page in _pages():
+        text = page.read_text()
+        for target in re.findall(r"\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)", text):
+            if re.match(r"[a-z][a-z0-9+.-]*:", target) or target.startswith("#"):
+                continue  # a web address or an anchor on the same page
+            if not (page.parent / target.split("#")[0]).exists():
+                missing.append(f"{page.relative_to(ROOT)} links to missing {target}")
+        for named in re.findall(r"(?<![\w/.-])(docs/[\w./-]*\w)(?![\w{*-])", _prose(text)):
+            if not (ROOT / named).exists():
+                missing.append(f"{page.relative_to(ROOT)} names missing {named}")
+    assert not missing, "\n".join(missing)
+
+
+def test_docs_holds_the_guide_and_the_lab_index_lists_every_record() -> None:
+    """docs/ keeps the guide pages only; every experiment record in docs/lab/ is listed by docs/lab/index.md, which
+    quotes no figure that its page does not hold."""
+    assert sorted(page.stem for page in (ROOT / "docs").glob("*.md")) == sorted(GUIDE)
+    index = (ROOT / "docs" / "lab" / "index.md").read_text()
+    linked = set(re.findall(r"\]\(([\w]+)\.md\)", index))
+    records = {page.stem for page in (ROOT / "docs" / "lab").glob("*.md")} - {"index"}
+    assert records <= linked, f"docs/lab/index.md does not list {sorted(records - linked)}"
+    assert linked <= records, f"docs/lab/index.md lists missing pages {sorted(linked - records)}"
+    unquoted = []
+    for row in (line for line in index.splitlines() if line.startswith("| ") and ".md)" in line):
+        pages = [(ROOT / "docs" / "lab" / f"{name}.md").read_text() for name in re.findall(r"\]\(([\w]+)\.md\)", row)]
+        held = " ".join(" ".join(page.split()) for page in pages)
+        for figure in re.findall(r"(?<![\w.])\d[\d,]*(?:\.\d+)?(?= ?(?:dB|s\b|×|MB))", row):
+            if figure not in held:
+                unquoted.append(f"{figure} in: {row[:80]}")
+    assert not unquoted, unquoted
+
+
+def _library_texts() -> list[tuple[str, int, str]]:
+    """Every docstring, string and comment of the package, and its page's text: ``(file, line, text)``."""
+    import io
+    import tokenize
+
+    texts = []
+    for path in sorted((ROOT / "discinvert").rglob("*")):
+        name = str(path.relative_to(ROOT))
+        if path.suffix == ".py":
+            for token in tokenize.generate_tokens(io.StringIO(path.read_text()).readline):
+                if token.type in (tokenize.STRING, tokenize.COMMENT):
+                    texts += [(name, token.start[0] + n, line) for n, line in enumerate(token.string.splitlines())]
+        elif path.suffix in (".js", ".html", ".css"):
+            texts += [(name, number, line) for number, line in enumerate(path.read_text().splitlines(), 1)]
+    return texts
+
+
+def test_library_links_only_guide_pages_and_states_no_measured_figures() -> None:
+    """Docstrings, help texts and messages send readers to guide pages, never to an experiment record, and quote
+    no measured figure (dB, ms, a speed-up, a measured percentage): those live in docs/results.md and docs/lab/."""
+    figure = re.compile(r"(?<![\w.{])\d[\d,]*(?:\.\d+)?(?: ?(?:dB|ms)\b|×|x faster|% (?:lower|higher|better|worse|"
+                        r"faster|slower|smaller|larger))")
+    wrong = []
+    for name, line, text in _library_texts():
+        for page in re.findall(r"docs/[\w./-]*\w", text):
+            if page.removeprefix("docs/").removesuffix(".md") not in GUIDE or not (ROOT / page).is_file():
+                wrong.append(f"{name}:{line} links {page}, not a guide page")
+        wrong += [f"{name}:{line} states {match!r}" for match in figure.findall(text)]
+    assert not wrong, "\n".join(wrong)
 
 
 def test_fit_speed_figures_in_prose_come_from_the_committed_run() -> None:
-    """The README's and fit_speed.md's prose quote docs/results/fit_speed-cpu.json, not typed-in figures."""
+    """The speed page's and fit_speed.md's prose quote docs/results/fit_speed-cpu.json, not typed-in figures."""
     import json
 
     rows = {row["config"]: row for row in json.loads((ROOT / "docs" / "results" / "fit_speed-cpu.json").read_text())["rows"]}
     default, fast = round(rows["default"]["seconds"]), round(rows["bf16+cl"]["seconds"])
-    readme = (ROOT / "README.md").read_text()
-    assert f"from {default} s to {fast} s" in readme
-    page = (ROOT / "docs" / "fit_speed.md").read_text()
+    guide = (ROOT / "docs" / "speed.md").read_text()
+    assert f"from {default} s to {fast} s" in guide
+    page = (ROOT / "docs" / "lab" / "fit_speed.md").read_text()
     assert f"from {default} s to {fast} s" in page
     assert f"**missed** in the table below\n({rows['bf16+cl']['seconds_to_2pct_of_reference']:.1f} s)" in page
 
@@ -85,7 +163,7 @@ def test_time_to_quality_prose_comes_from_the_committed_runs() -> None:
         return {row["name"]: row for row in data["rows"]}
 
     one, two = rows(1), rows(2)
-    page = (ROOT / "docs" / "fit_speed.md").read_text()
+    page = (ROOT / "docs" / "lab" / "fit_speed.md").read_text()
     today, levers, defaults, plateau = one["today"], one["paper-bf16-cl"], two["defaults"], two["plateau"]
     assert f"took {today['fit_seconds']:.0f} s with the old defaults" in page
     assert f"only after {today['seconds_to_reference']:.0f} s" in page
@@ -115,7 +193,7 @@ def test_cn_shapes_prose_comes_from_the_committed_runs() -> None:
 
     rounds = {n: {row["shape"]: row for row in json.loads(
         (ROOT / "docs" / "results" / f"cn_shapes_round{n}.json").read_text())["rows"]} for n in (1, 2, 3)}
-    page = (ROOT / "docs" / "fit_speed.md").read_text()
+    page = (ROOT / "docs" / "lab" / "fit_speed.md").read_text()
     paper = rounds[1]["mlp:1024x1024"]["heldout_psnr"]
     small = [row["heldout_psnr"] for n in (1, 2) for row in rounds[n].values() if row["mb_16bit"] <= 2.0]
     assert len(small) == 11
@@ -130,18 +208,18 @@ def test_cn_shapes_prose_comes_from_the_committed_runs() -> None:
 
 
 def test_real_schedule_prose_comes_from_the_committed_run() -> None:
-    """real_schedule.md's reading and real_stage.py's docstring quote docs/results/real_schedule.json."""
+    """real_schedule.md's reading and the lab index quote docs/results/real_schedule.json."""
     rows = {row["variant"]: row for row in _result("real_schedule")["rows"]}
-    page = (ROOT / "docs" / "real_schedule.md").read_text()
+    page = (ROOT / "docs" / "lab" / "real_schedule.md").read_text()
     old, new, fast = rows["lr=1e-4,decay=0"], rows["lr=1e-3,decay=1"], rows["lr=3e-3,decay=1"]
     long = rows["lr=1e-3,decay=1,steps=4000"]
     assert f"{new['psnr']:.2f} dB against {old['psnr']:.2f}" in page
     assert f"scores {fast['psnr'] - new['psnr']:.2f} dB more" in page
     assert f"less SSIM ({fast['ssim']:.4f} against {new['ssim']:.4f})" in page
     assert f"reach {long['psnr']:.2f} dB (best at update {long['best_step']:,}), {long['psnr'] - new['psnr']:.2f} dB" in page
-    docstring = (ROOT / "discinvert" / "real_stage.py").read_text()
-    assert f"1e-3 decayed reached {new['psnr']:.2f} dB" in docstring
-    assert f"where the earlier constant 1e-4 reached {old['psnr']:.2f}" in docstring
+    index = (ROOT / "docs" / "lab" / "index.md").read_text()  # where the real-image stage's docstring quoted it
+    assert f"1e-3 decayed reached {new['psnr']:.2f} dB" in index
+    assert f"where the earlier constant 1e-4 reached {old['psnr']:.2f}" in index
 
 
 def test_real_stage_schedule_prose_comes_from_the_committed_runs() -> None:
@@ -150,7 +228,7 @@ def test_real_stage_schedule_prose_comes_from_the_committed_runs() -> None:
         return next(row for row in _result(name)["rows"] if row["fit_seconds"] is not None)
 
     before, after = fitted("real_stage_levers"), fitted("real_stage_schedule")
-    page = (ROOT / "docs" / "real_stage_schedule.md").read_text()
+    page = (ROOT / "docs" / "lab" / "real_stage_schedule.md").read_text()
     assert (f"{before['psnr_mean']:.2f} ± {before['psnr_std']:.2f} → {after['psnr_mean']:.2f} ± "
             f"{after['psnr_std']:.2f} dB on Table 1") in page
     assert f"(held-out train {before['holdout_psnr']:.2f} → {after['holdout_psnr']:.2f})" in page
@@ -167,7 +245,7 @@ def test_multi_depth_prose_comes_from_the_committed_runs() -> None:
         data = _result(name)
         return data["rows"][-1], data["settings"]
 
-    page = (ROOT / "docs" / "multi_depth.md").read_text()
+    page = (ROOT / "docs" / "lab" / "multi_depth.md").read_text()
     rows = {}
     for name, label in (("real_stage_schedule", "`main.7` (the paper's)"), ("multi_depth_4_7", "`main.4`, `main.7`"),
                         ("multi_depth_1_4_7", "`main.1`, `main.4`, `main.7`")):
@@ -191,7 +269,7 @@ def test_multi_depth_prose_comes_from_the_committed_runs() -> None:
 def test_iterative_schedule_prose_comes_from_the_committed_runs() -> None:
     """iterative_schedule.md's reading compares its JSON with iterative_levers.json, as the runs wrote them."""
     before, after = _result("iterative_levers")["rows"], _result("iterative_schedule")["rows"]
-    page = (ROOT / "docs" / "iterative_schedule.md").read_text()
+    page = (ROOT / "docs" / "lab" / "iterative_schedule.md").read_text()
     assert (f"k = 0 (the CN alone) {before[0]['psnr_mean']:.2f} → {after[0]['psnr_mean']:.2f} ± "
             f"{after[0]['psnr_std']:.2f} dB on Table 1") in page
     assert f"k = 2: {before[2]['psnr_mean']:.2f} → {after[2]['psnr_mean']:.2f} ± {after[2]['psnr_std']:.2f} dB" in page
@@ -208,7 +286,7 @@ def test_iterative_schedule_prose_comes_from_the_committed_runs() -> None:
 def test_real_stage_3000_prose_comes_from_the_committed_runs() -> None:
     """real_stage_3000.md's reading quotes its JSON and real_stage_schedule.json."""
     longer, default = _result("real_stage_3000")["rows"][-1], _result("real_stage_schedule")["rows"][-1]
-    page = (ROOT / "docs" / "real_stage_3000.md").read_text()
+    page = (ROOT / "docs" / "lab" / "real_stage_3000.md").read_text()
     assert f"{default['psnr_mean']:.2f} dB in {default['fit_seconds']:.0f} s" in page
     assert f"reaches {longer['psnr_mean']:.2f} ± {longer['psnr_std']:.2f} dB on\nTable 1 but takes {longer['fit_seconds']:.0f} s" in page
 
@@ -219,7 +297,7 @@ def test_real_stage_scaling_prose_comes_from_the_committed_runs() -> None:
 
     rows = {row["variant"]: row for row in _result("real_schedule")["rows"]}
     scaling = _result("real_stage_scaling")["rows"]
-    page = (ROOT / "docs" / "real_stage_scaling.md").read_text()
+    page = (ROOT / "docs" / "lab" / "real_stage_scaling.md").read_text()
     r1, r2, r3 = rows["lr=1e-3,decay=1"], rows["lr=1e-3,decay=1,steps=4000"], scaling[-1]
     assert r3["steps"] == 12000 and r3["best_step"] == 12000
     for label, row in (("0 (the paper CN)", scaling[0]), ("1,500 (the default)", r1), ("4,000", r2), ("12,000", r3)):
@@ -240,7 +318,7 @@ def test_real_stage_scaling_prose_comes_from_the_committed_runs() -> None:
 def test_speed_ratio_prose_comes_from_the_committed_run() -> None:
     """speed_ratio.md quotes docs/results/speed_ratio.json, and the inverter it scored is the zoo's real-images one."""
     rows = _result("speed_ratio")["rows"]
-    page = (ROOT / "docs" / "speed_ratio.md").read_text()
+    page = (ROOT / "docs" / "lab" / "speed_ratio.md").read_text()
     r0, r1, r2 = rows
     assert [r["k"] for r in rows] == [0, 1, 2]
     for r in rows:
@@ -265,7 +343,7 @@ def test_speed_ratio_prose_comes_from_the_committed_run() -> None:
 def test_multi_hypothesis_prose_comes_from_the_committed_run() -> None:
     """multi_hypothesis.md's reading quotes docs/results/multi_hypothesis.json."""
     rows = {row["variant"].split(" ")[0]: row for row in _result("multi_hypothesis")["rows"]}
-    page = (ROOT / "docs" / "multi_hypothesis.md").read_text()
+    page = (ROOT / "docs" / "lab" / "multi_hypothesis.md").read_text()
     base, jitter, control, four, sixteen = (rows[k] for k in ("bundled", "jitter=16", "heads=1", "heads=4", "heads=16"))
     assert f"{four['psnr']:.2f} dB with 4 heads and {sixteen['psnr']:.2f} dB\n  with 16, against {control['psnr']:.2f} dB" in page
     assert four["psnr"] < control["psnr"] and sixteen["psnr"] < control["psnr"]
@@ -277,7 +355,7 @@ def test_multi_hypothesis_prose_comes_from_the_committed_run() -> None:
 def test_iterative_k5_prose_comes_from_the_committed_run() -> None:
     """iterative_k5.md's reading quotes docs/results/iterative_k5.json."""
     rows = _result("iterative_k5")["rows"]
-    page = (ROOT / "docs" / "iterative_k5.md").read_text()
+    page = (ROOT / "docs" / "lab" / "iterative_k5.md").read_text()
     psnr = [r["psnr_mean"] for r in rows]
     gains = ", ".join(f"{psnr[k] - psnr[k - 1]:+.2f}" for k in range(1, 6))
     assert f"add {gains} dB in turn" in page
@@ -292,7 +370,7 @@ def test_iterative_k5_prose_comes_from_the_committed_run() -> None:
 def test_hybrid100_prose_comes_from_the_committed_run() -> None:
     """hybrid100.md quotes docs/results/hybrid100.json (written by discinvert evaluate --json)."""
     results = {r["name"]: r for r in _result("hybrid100")["results"]}
-    page = (ROOT / "docs" / "hybrid100.md").read_text()
+    page = (ROOT / "docs" / "lab" / "hybrid100.md").read_text()
     paper, real = results["paper"], results["real-images"]
     assert _result("hybrid100")["protocol"]["refine_steps"] == 100
     assert real["inverter"] == "zoo:dcgan-fashion-mnist/real-images" and paper["inverter"].endswith("zoo/dcgan-fashion-mnist/inverter")
@@ -305,7 +383,7 @@ def test_hybrid100_prose_comes_from_the_committed_run() -> None:
 def test_zoo_int8_prose_comes_from_the_committed_runs() -> None:
     """fit_speed.md's int8 section quotes docs/results/zoo_int8*.json, and the zoo ships that file."""
     real, paper = _result("zoo_int8"), _result("zoo_int8_paper")
-    page = (ROOT / "docs" / "fit_speed.md").read_text()
+    page = (ROOT / "docs" / "lab" / "fit_speed.md").read_text()
     entry = ROOT / "discinvert" / "zoo" / "dcgan-fashion-mnist"
     shipped = entry / "inverter-real-images" / "model.safetensors"
     assert _as_measured(shipped) == (real["sha256"], real["bytes"]["stored"])
@@ -332,7 +410,7 @@ def test_zoo_int8_prose_comes_from_the_committed_runs() -> None:
 
 def test_other_gans_pages_quote_the_committed_runs() -> None:
     """fit_speed.md's LSGAN/WGAN-GP section and real_stage_other_gans.md quote their JSONs."""
-    fit_speed = (ROOT / "docs" / "fit_speed.md").read_text()
+    fit_speed = (ROOT / "docs" / "lab" / "fit_speed.md").read_text()
     lb, ld = _result("time_to_quality_lsgan")["rows"]
     wb, wd = _result("time_to_quality_wgan_gp")["rows"]
     rb, rd = _result("time_to_quality_wgan_gp_rule")["rows"]
@@ -346,7 +424,7 @@ def test_other_gans_pages_quote_the_committed_runs() -> None:
     assert f"validation MSE {wd['best_val_mse']:.4f} against\n  {wb['best_val_mse']:.4f} before" in fit_speed
     for run in ("time_to_quality_lsgan", "time_to_quality_wgan_gp"):
         assert f"    {_result(run)['command']}" in fit_speed
-    page = (ROOT / "docs" / "real_stage_other_gans.md").read_text()
+    page = (ROOT / "docs" / "lab" / "real_stage_other_gans.md").read_text()
     for name, run in (("LSGAN (3 epochs)", "real_stage_lsgan_cpu"), ("WGAN-GP (4 epochs)", "real_stage_wgan_gp_cpu")):
         result = _result(run)
         a, b = result["rows"]
@@ -361,7 +439,7 @@ def test_compress_cn_prose_comes_from_the_committed_run() -> None:
     """fit_speed.md's compression section quotes docs/results/compress_cn.json, and the zoo file is unchanged."""
     result = _result("compress_cn")
     shipped, *students = result["rows"]
-    page = (ROOT / "docs" / "fit_speed.md").read_text()
+    page = (ROOT / "docs" / "lab" / "fit_speed.md").read_text()
     assert f"    {result['command']}" in page
     by_rank = {row["rank"]: row for row in students}
     best = by_rank[144]
@@ -377,7 +455,7 @@ def test_standardised_features_prose_comes_from_the_committed_runs() -> None:
     """fit_speed.md's cn_standardize section quotes its four JSONs, and the default is what it says."""
     from discinvert.fitting.fit_config import FitConfig
 
-    page = (ROOT / "docs" / "fit_speed.md").read_text()
+    page = (ROOT / "docs" / "lab" / "fit_speed.md").read_text()
     assert FitConfig().cn_standardize is True
     raw_w, std_w = _result("time_to_quality_std_wgan_gp")["rows"]
     raw_d, std_d = _result("time_to_quality_std_dcgan")["rows"]
@@ -402,7 +480,7 @@ def test_standardised_features_prose_comes_from_the_committed_runs() -> None:
 def test_standardised_features_on_the_lsgan_and_the_time_to_the_old_default() -> None:
     """The LSGAN's standardised run and the seconds to the pre-issue-18 default quoted in fit_speed.md come from
     the committed JSONs, and are within issue 18's 180 s."""
-    page = (ROOT / "docs" / "fit_speed.md").read_text()
+    page = (ROOT / "docs" / "lab" / "fit_speed.md").read_text()
     raw, std = _result("time_to_quality_std_lsgan")["rows"]
     assert raw["settings"] == {"cn_standardize": "False"} and std["settings"] == {}
     assert (f"best validation MSE {raw['best_val_mse']:.4f} → {std['best_val_mse']:.4f}, held-out train "
@@ -428,7 +506,7 @@ def test_zoo_rebuild_prose_comes_from_the_committed_runs() -> None:
 
     from discinvert.fitting.self_generated_stage import Schedule
 
-    page = (ROOT / "docs" / "fit_speed.md").read_text()
+    page = (ROOT / "docs" / "lab" / "fit_speed.md").read_text()
     folder = ROOT / "discinvert" / "zoo" / "dcgan-fashion-mnist" / "inverter"
     shipped = json.loads((folder / "config.json").read_text())["fit"]
     assert shipped["device"] == "cuda" and shipped["steps"] == 20000 and "cn_standardize" not in shipped
@@ -471,3 +549,99 @@ def test_zoo_rebuild_prose_comes_from_the_committed_runs() -> None:
     (old_step, old_best), (new_step, new_best) = stops
     assert f"stopped it at update {old_step:,} ({old_best:.4f})" in page
     assert f"stops it at {new_step:,} ({new_best:.4f}, against {history[-1][2]:.4f} at 20,000)" in page.replace("\n", " ")
+
+
+def _table1_rows() -> list[str]:
+    """The summary table's rows, as benchmarks/paper/table1.py writes them, from docs/results/table1.json."""
+    from benchmarks.paper.protocol import PAPER_FASHION_MNIST
+    from benchmarks.paper.table1 import GAN_TITLES
+
+    rows = []
+    for name, result in _result("table1")["results"].items():
+        methods = result["methods"]
+        pick = [methods["CN (ours)"], methods["naive encoder"],
+                *(next(v for k, v in methods.items() if k.startswith(p)) for p in ("optimisation only", "hybrid"))]
+        paper = PAPER_FASHION_MNIST[GAN_TITLES[name]]
+        rows.append(f"| {GAN_TITLES[name]} | " + " | ".join(f"{r['psnr_mean']:.2f} / {r['ssim_mean']:.3f}" for r in pick)
+                    + f" | {paper[0]:.2f} / {paper[1]:.3f} |")
+    return rows
+
+
+def test_readme_and_results_tables_come_from_the_committed_run() -> None:
+    """The Table 1 summary in the README and in docs/results.md (between the table1 markers, re-written by
+    benchmarks/paper/table1.py) is docs/results/table1.json's, and the prose around it says what the table shows."""
+    from benchmarks.paper.table1 import END, START
+
+    rows = _table1_rows()
+    for page in (ROOT / "README.md", ROOT / "docs" / "results.md"):
+        block = page.read_text().split(START, 1)[1].split(END, 1)[0]
+        assert [line for line in block.splitlines() if line.startswith("| ") and "---" not in line][1:] == rows, page
+    results = _result("table1")["results"]
+    cn = {name: r["methods"]["CN (ours)"]["psnr_mean"] for name, r in results.items()}
+    hybrid = [next(v for k, v in r["methods"].items() if k.startswith("hybrid"))["psnr_mean"] for r in results.values()]
+    from benchmarks.paper.protocol import PAPER_FASHION_MNIST
+
+    beats = {name: cn[name] > PAPER_FASHION_MNIST[title][0] for name, title in
+             (("dcgan", "DCGAN"), ("lsgan", "LSGAN"), ("wgan-gp", "WGAN-GP"))}
+    assert beats == {"dcgan": True, "lsgan": True, "wgan-gp": False}  # "beats the paper's for the DCGAN and the LSGAN"
+    assert all(round(psnr) == 24 for psnr in hybrid)  # "about 24 dB on all three"
+
+
+def test_results_page_quotes_the_committed_runs() -> None:
+    """docs/results.md's tables quote the committed JSONs of the feed-forward ladder, the bundled inverters and the
+    other GANs; nothing on the page is typed in."""
+    page = (ROOT / "docs" / "results.md").read_text()
+
+    def ladder(label: str, row: dict, fit: str) -> str:
+        return (f"| {label} | {row['psnr_mean']:.2f} ± {row['psnr_std']:.2f} | {row['ssim_mean']:.4f} | "
+                f"{row['seconds_per_1k']:.2f} | {fit} |")
+
+    paper, staged = _result("real_stage_schedule")["rows"]
+    two, steps = _result("multi_depth_4_7")["rows"][-1], _result("iterative_schedule")["rows"][2]
+    assert paper["fit_seconds"] is None and steps["encoder"].endswith("k = 2 of 2 step networks")
+    assert ladder("the paper's CN (the bundled inverter)", paper, "–") in page
+    assert ladder("+ the real-image stage (`images=`)", staged, f"{staged['fit_seconds']:,.0f}") in page
+    assert ladder("+ the real-image stage, two depths of D", two, f"{two['fit_seconds']:,.0f}") in page
+    assert ladder("+ the real-image stage (4,000 updates), two step networks", steps, f"{steps['fit_seconds']:,.0f}") in page
+    assert (f"50 Adam steps from\nthe paper's CN reach {paper['hybrid50_psnr']:.2f} dB (SSIM {paper['hybrid50_ssim']:.4f}) "
+            f"at {paper['hybrid50_seconds_per_1k']:.0f} s per 1,000 images") in page
+    assert max(r["psnr_mean"] for r in (staged, two, steps)) < 23.0  # "the 23 dB feed-forward target stays missed"
+
+    real, bundled = _result("zoo_int8"), _result("zoo_int8_paper")
+    hybrid = {r["name"]: r for r in _result("hybrid100")["results"]}
+    assert _result("hybrid100")["protocol"]["refine_steps"] == 100
+    for label, run, kind, refined in (("`inverter/` (the paper's CN)", bundled, "shipped", hybrid["paper"]),
+                                      ("`inverter-real-images/`", real, "stored", hybrid["real-images"])):
+        test = run["test_images"][kind]
+        assert (f"| {label} | {test['psnr']:.2f} / {test['ssim']:.4f} | {refined['psnr_mean']:.2f} / "
+                f"{refined['ssim_mean']:.4f} | {run['bytes'][kind] / 1e6:.2f} |") in page
+    assert hybrid["real-images"]["psnr_mean"] < hybrid["paper"]["psnr_mean"]  # "does not refine better"
+
+    for name, run in (("LSGAN (3 epochs)", "real_stage_lsgan_cpu"), ("WGAN-GP (4 epochs)", "real_stage_wgan_gp_cpu")):
+        before, after = _result(run)["rows"]
+        assert f"| {name} | {before['psnr_mean']:.2f} | **{after['psnr_mean']:.2f}** | {after['fit_seconds']:.0f} |" in page
+
+
+def test_speed_page_quotes_the_committed_runs() -> None:
+    """docs/speed.md's tables and figures quote speed_ratio.json, speed-*.json, fit_speed-cpu.json,
+    time_to_quality_round2.json and zoo_int8.json."""
+    page = (ROOT / "docs" / "speed.md").read_text()
+    for r in _result("speed_ratio")["rows"]:
+        assert (f"| {r['k']} | {r['psnr']:.2f} | {r['encode_seconds']:.2f} | {r['optimisation_step']} | "
+                f"{r['optimisation_seconds']:.0f} | {r['ratio']:,.0f}× |") in page
+    for name in ("speed-cuda", "speed-cpu", "speed-cpu-bf16-cl"):
+        meta, r = _result(name)["meta"], _result(name)["results"]
+        device = meta["device"] + (f" ({', '.join(meta['levers'])})" if meta.get("levers") else "")
+        assert abs(r["encode_psnr"] - 17.19) < 0.01  # "with the bundled paper inverter"
+        assert (f"| {device} | {r['encode_s_per_1k']:.4f} | {r['d_full_s_per_1k']:.4f} | {r['encode_peak_mb']:.0f} / "
+                f"{r['fit_peak_mb']:.0f} |") in page
+        assert r["encode_vs_d_full"] < 1  # "encode cannot beat D's whole pass on this D"
+    rows = {row["config"]: row for row in _result("fit_speed-cpu")["rows"]}
+    assert f"from {round(rows['default']['seconds'])} s to {round(rows['bf16+cl']['seconds'])} s at the same" in page
+    assert abs(rows["default"]["val_mse"] - rows["bf16+cl"]["val_mse"]) < 0.001
+    assert rows["bf16+cl+reuse2"]["val_mse"] > rows["bf16+cl"]["val_mse"]  # reuse "trades some accuracy"
+    ttq = {row["name"]: row for row in _result("time_to_quality_round2")["rows"]}
+    assert f"after {ttq['defaults']['seconds_to_reference']:.0f} s instead of {ttq['today']['seconds_to_reference']:.0f} s" in page
+    int8 = _result("zoo_int8")
+    loss = int8["heldout_train"]["stored"]["psnr"] - int8["heldout_train"]["shipped"]["psnr"]
+    assert f"{int8['bytes']['stored'] / 1e6:.2f} MB, {loss:+.3f} dB of held-out PSNR against its float16 file" in page

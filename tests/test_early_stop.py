@@ -39,7 +39,7 @@ def test_the_rule_on_a_known_sequence_of_best_errors() -> None:
 
 def test_under_cosine_a_plateau_at_the_peak_rate_does_not_stop_the_fit() -> None:
     """A stall that began at the peak rate stops the fit only if it lasts `patience` validations after the rate has
-    decayed to half its peak (the 4-epoch WGAN-GP of docs/fit_speed.md recovered there)."""
+    decayed to half its peak (the 4-epoch WGAN-GP of docs/lab/fit_speed.md recovered there)."""
     cosine = Schedule("cosine", steps=1000, warmup=10, patience=2, eval_every=100)
     early = [cosine.after_validation(100 * (i + 1), 0.95) for i in range(4)]  # updates 100-400: rate > half the peak
     assert cosine(400) > COSINE_STOP_FACTOR and early == [False, False, False, False]
@@ -59,7 +59,7 @@ def test_under_cosine_a_plateau_at_the_peak_rate_does_not_stop_the_fit() -> None
 def test_under_cosine_a_plateau_spans_a_fraction_of_a_long_fit() -> None:
     """On a 20,000-update cosine fit, 5 validations (500 updates) with less than 0.1% gain are not a plateau: the
     window spans COSINE_SPAN of the steps (the zoo's rebuild stopped at update 11,500 of 20,000 with the fixed window,
-    0.03 above the validation MSE the same fit reaches at its end; docs/fit_speed.md)."""
+    0.03 above the validation MSE the same fit reaches at its end; docs/lab/fit_speed.md)."""
     long = Schedule("cosine", steps=20000, warmup=100, patience=5, eval_every=100)
     assert long.window == 10 == round(COSINE_SPAN * 20000 / 100)
     slow = [0.7300 * (1 - 0.0003) ** i for i in range(40)]  # 0.03% per validation: 0.15% over 5, 0.3% over 10

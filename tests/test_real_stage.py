@@ -42,7 +42,7 @@ def _fit(gan: TinyGAN, images, **overrides) -> Inverter:
 def test_the_real_stage_reconstructs_unseen_real_images_better() -> None:
     """On the bundled DCGAN: the same short self-generated fit, then 150 real-image updates on 600 of the
     bundled Fashion-MNIST images; the other 400 (never trained on) reconstruct with a clearly lower error.
-    A mechanism check on a small budget, not a benchmark (see docs/encoder_ablations.md for those)."""
+    A mechanism check on a small budget, not a benchmark (see docs/lab/encoder_ablations.md for those)."""
     G, D, _ = zoo.load("dcgan-fashion-mnist")
     config = zoo.load_gan_config("dcgan-fashion-mnist")
     images = to_model_range(zoo.load_test_images("dcgan-fashion-mnist")[0]).float()

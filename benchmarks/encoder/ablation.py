@@ -18,7 +18,7 @@ nothing here can be tuned on it. Variants:
 Columns: PSNR/SSIM (the library's metric), encode seconds per 1k images, latent recovery on fresh
 ``G(z)`` (MSE and cosine to the true ``z``), the codes' mean squared norm per dimension on real images
 (the prior has 1.0), and hybrid-50 (50 Adam steps of ``discinvert.optimize.optimize_latents`` from
-each start). Writes ``docs/encoder_ablations.md`` and ``docs/results/encoder_ablations.json``.
+each start). Writes ``docs/lab/encoder_ablations.md`` and ``docs/results/encoder_ablations.json``.
 
     python -m benchmarks.encoder.ablation                 # the full run (about 30 min on 2 CPU cores)
     python -m benchmarks.encoder.ablation --quick --out /tmp/abl.md --json /tmp/abl.json   # smoke run
@@ -392,7 +392,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--title", default="first round", help="the page title's round")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="tiny budgets: a smoke run, figures meaningless")
-    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "encoder_ablations.md")
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "lab" / "encoder_ablations.md")
     parser.add_argument("--json", type=Path, default=ROOT / "docs" / "results" / "encoder_ablations.json")
     args = parser.parse_args(argv)
     if args.quick:

@@ -1,7 +1,7 @@
 """Ablations of iterative refinement (issue 17, Build item 2): the library's step networks on the bundled DCGAN.
 
 Starts from a bundled inverter (``--base``: by default ``real-images``, the CN after the real-image stage, see
-``docs/real_stage.md``) and trains the library's step networks on top of it with
+``docs/lab/real_stage.md``) and trains the library's step networks on top of it with
 :func:`discinvert.fitting.step_network_stage.train_steps`, as ``fit_inverter(..., iterations=k)`` does after its
 real-image stage, for each variant (learning rate, width, with or without images). Every row is scored
 on the held-out train slice (the last ``--holdout`` Fashion-MNIST *train* images, never trained on);
@@ -13,7 +13,7 @@ last ``k``) hybrid-50 from those codes.
     python -m benchmarks.encoder.iterative                                 # about 40 min on 2 CPU cores
     python -m benchmarks.encoder.iterative --quick --out /tmp/it.md --json /tmp/it.json   # smoke run
 
-Writes ``docs/iterative_ablations.md`` and ``docs/results/iterative_ablations.json``.
+Writes ``docs/lab/iterative_ablations.md`` and ``docs/results/iterative_ablations.json``.
 """
 
 from __future__ import annotations
@@ -174,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="train the steps under bf16 autocast, as fit_inverter's 'auto' does on CPUs with bf16 "
                              "instructions (default off: the runs before that lever)")
     parser.add_argument("--quick", action="store_true", help="tiny budgets: a smoke run, figures meaningless")
-    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "iterative_ablations.md")
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "lab" / "iterative_ablations.md")
     parser.add_argument("--json", type=Path, default=ROOT / "docs" / "results" / "iterative_ablations.json")
     args = parser.parse_args(argv)
     if args.quick:

@@ -22,7 +22,7 @@ chosen reconstruction, how often each head wins, and the encode time per 1,000 i
     python -m benchmarks.encoder.multi_hypothesis                 # about 25 min on 2 CPU cores
     python -m benchmarks.encoder.multi_hypothesis --quick --out /tmp/mh.md --json /tmp/mh.json   # smoke run
 
-Writes ``docs/multi_hypothesis.md`` and ``docs/results/multi_hypothesis.json``.
+Writes ``docs/lab/multi_hypothesis.md`` and ``docs/results/multi_hypothesis.json``.
 """
 
 from __future__ import annotations
@@ -213,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="tiny budgets: a smoke run, figures meaningless")
-    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "multi_hypothesis.md")
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "lab" / "multi_hypothesis.md")
     parser.add_argument("--json", type=Path, default=ROOT / "docs" / "results" / "multi_hypothesis.json")
     args = parser.parse_args(argv)
     if args.quick:

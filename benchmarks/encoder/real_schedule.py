@@ -12,7 +12,7 @@ not touched, so the default chosen from this table is not tuned on it.
     python -m benchmarks.encoder.real_schedule                      # about 20 min on 2 CPU cores
     python -m benchmarks.encoder.real_schedule --quick --out /tmp/rs.md --json /tmp/rs.json   # smoke run
 
-Writes ``docs/real_schedule.md`` and ``docs/results/real_schedule.json``.
+Writes ``docs/lab/real_schedule.md`` and ``docs/results/real_schedule.json``.
 """
 
 from __future__ import annotations
@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--eval-every", type=int, default=250)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="tiny budgets: a smoke run, figures meaningless")
-    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "real_schedule.md")
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "lab" / "real_schedule.md")
     parser.add_argument("--json", type=Path, default=ROOT / "docs" / "results" / "real_schedule.json")
     args = parser.parse_args(argv)
     if args.quick:

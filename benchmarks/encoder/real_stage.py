@@ -14,7 +14,7 @@ bundled paper CN (20,000 self-generated steps, no real images):
 
     python -m benchmarks.encoder.real_stage                        # about 25 min on 2 CPU cores
     python -m benchmarks.encoder.real_stage --quick --out /tmp/rs.md --json /tmp/rs.json --summary ''   # smoke run
-    python -m benchmarks.encoder.real_stage --iterations 2 --out docs/iterative.md --json docs/results/iterative.json \
+    python -m benchmarks.encoder.real_stage --iterations 2 --out docs/lab/iterative.md --json docs/results/iterative.json \
         --section iterative     # + step networks: a row per k = 0..2 from the same inverter
 
 With ``--gan DIR`` (a ``save_gan`` folder, e.g. from ``benchmarks/paper/train_gan.py``) it fits that GAN
@@ -22,10 +22,10 @@ instead, and its first row is a fit without images with the library's defaults (
 rather than the bundled paper CN.
 
 With ``--feature-layer main.4,main.7`` the CN reads several depths of D (``fit_inverter``'s
-``feature_layer`` as a list; ``docs/multi_depth.md``). With ``--iterations K`` the fit also trains ``K`` step networks (``fit_inverter(iterations=K)``) and the
+``feature_layer`` as a list; ``docs/lab/multi_depth.md``). With ``--iterations K`` the fit also trains ``K`` step networks (``fit_inverter(iterations=K)``) and the
 fitted inverter is scored once per ``k = 0..K`` (``encode(iterations=k)``; hybrid from those codes).
 
-Writes ``docs/real_stage.md``, ``docs/results/real_stage.json`` and the table into ``docs/benchmarks.md``
+Writes ``docs/lab/real_stage.md``, ``docs/results/real_stage.json`` and the table into ``docs/lab/benchmarks.md``
 (its ``real_stage`` section); ``--save`` keeps the fitted inverter.
 """
 
@@ -240,9 +240,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-paper-row", action="store_true", help="skip the bundled paper CN's row (budget runs)")
     parser.add_argument("--save", type=Path, default=None, help="also save the fitted inverter here")
     parser.add_argument("--quick", action="store_true", help="tiny budgets: a smoke run, figures meaningless")
-    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "real_stage.md")
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "lab" / "real_stage.md")
     parser.add_argument("--json", type=Path, default=ROOT / "docs" / "results" / "real_stage.json")
-    parser.add_argument("--summary", default=str(ROOT / "docs" / "benchmarks.md"),
+    parser.add_argument("--summary", default=str(ROOT / "docs" / "lab" / "benchmarks.md"),
                         help="also put the table into this page's real_stage section ('' for none)")
     parser.add_argument("--rewrite-from", type=Path, default=None, metavar="JSON",
                         help="write the pages from an earlier run's JSON instead of running (no figure changes)")

@@ -15,7 +15,7 @@ as the Table 1 speed line uses: nothing here is chosen on them. The checkpointed
     python -m benchmarks.encoder.speed_ratio                                   # about 15 min on 2 CPU cores
     python -m benchmarks.encoder.speed_ratio --quick --out /tmp/sr.md --json /tmp/sr.json   # smoke run
 
-Writes ``docs/speed_ratio.md`` and ``docs/results/speed_ratio.json``.
+Writes ``docs/lab/speed_ratio.md`` and ``docs/results/speed_ratio.json``.
 """
 
 from __future__ import annotations
@@ -182,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-root", type=Path, default=None, help="Fashion-MNIST IDX folder (default: Debian's)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="tiny budgets: a smoke run, figures meaningless")
-    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "speed_ratio.md")
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "lab" / "speed_ratio.md")
     parser.add_argument("--json", type=Path, default=ROOT / "docs" / "results" / "speed_ratio.json")
     args = parser.parse_args(argv)
     if args.quick:

@@ -1,10 +1,11 @@
 #!/usr/bin/env python
-"""Write docs/reference_gans.md from the training records of the reference GANs.
+"""Write docs/lab/reference_gans.md from the training records of the reference GANs.
 
     python -m benchmarks.paper.describe_gans runs/dcgan runs/lsgan runs/wgan-gp
 
 Reads each directory's ``config.json`` (written by ``benchmarks/paper/train_gan.py``: the command,
-device, time, epochs, losses per epoch) and copies its ``samples.png`` to ``docs/images/``.
+device, time, epochs, losses per epoch) and copies its ``samples.png`` into ``images/`` beside ``--out``
+(``docs/lab/images/``).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from benchmarks.common import command_line
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("gans", type=Path, nargs="+")
-    parser.add_argument("--out", type=Path, default=Path("docs/reference_gans.md"))
+    parser.add_argument("--out", type=Path, default=Path("docs/lab/reference_gans.md"))
     parser.add_argument("--title", default="Reference GANs", help="the page's title")
     parser.add_argument("--image-suffix", default="", help="appended to the sample pictures' names (samples-NAME<suffix>.png)")
     args = parser.parse_args(argv)

@@ -30,7 +30,7 @@ std over the draws; 1-NN accuracy in code space for every feed-forward encoder (
 the 10,000 test images against the codes of the train images, all 60,000 unless
 ``--nn-train``; the BiGAN protocol); seconds per 1,000 images on the first draw (fitting
 excluded). Nothing here is tuned on the test split: the fit budget and step sizes come from
-``docs/defaults.md`` (training images) and the refinement step size from ``--refine-lr``.
+``docs/lab/defaults.md`` (training images) and the refinement step size from ``--refine-lr``.
 
 For the reference GANs it also runs optimisation-only for a range of step counts on the
 first draw, to find where optimisation first matches the CN's PSNR and how much slower it
@@ -38,7 +38,8 @@ is there.
 
 Runs can be split (one process per model, e.g. on one GPU: pass ``--concurrent N`` to say how
 many shared it) and joined with ``--merge A.json B.json ...``, which refuses runs with
-different protocols. Writes ``--out`` (Markdown), ``--json`` and the README's summary block.
+different protocols. Writes ``--out`` (Markdown), ``--json`` and the summary block of the README and of
+``docs/results.md``.
 """
 
 from __future__ import annotations
@@ -245,10 +246,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--concurrent", type=int, default=1,
                         help="how many benchmark processes shared the device during this run (said in the doc)")
     parser.add_argument("--data-root", type=Path, default=None)
-    parser.add_argument("--out", type=Path, default=Path("docs/benchmarks.md"))
+    parser.add_argument("--out", type=Path, default=Path("docs/lab/benchmarks.md"))
     parser.add_argument("--json", type=Path, default=Path("docs/results/table1.json"))
-    parser.add_argument("--readme", type=Path, default=Path("README.md"),
-                        help="README whose block between the table1 markers is re-written (skipped if absent)")
+    parser.add_argument("--readme", type=Path, nargs="+", default=[Path("README.md"), Path("docs/results.md")],
+                        help="pages whose block between the table1 markers is re-written (each skipped if absent)")
     args = parser.parse_args(argv)
     command = command_line(__spec__, argv)
     print(command, flush=True)
@@ -284,7 +285,8 @@ def main(argv: list[str] | None = None) -> None:
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({"meta": meta, "results": results}, indent=1))
     write_markdown(args.out, meta, results)
-    write_readme_block(args.readme, results)
+    for page in args.readme:
+        write_readme_block(page, results)
     print(f"wrote {args.out} and {args.json}")
     print(command, flush=True)
 
@@ -401,7 +403,7 @@ def write_markdown(out: Path, meta: dict[str, Any], results: dict[str, Any]) -> 
     shared = [r for r in runs if r.get("concurrent", 1) > 1]
     if shared:
         lines += ["Runs that shared the device with other benchmark processes (their *s / 1k* and fit times include "
-                  "that time-sharing; compare seconds within a run only, and see `docs/speed.md` for clean timings): "
+                  "that time-sharing; compare seconds within a run only, and see `docs/lab/speed.md` for clean timings): "
                   + "; ".join(f"{', '.join(r['models'])} ({r['concurrent']} processes)" for r in shared) + ".", ""]
     lines += ["| model | method | PSNR | SSIM | 1-NN acc. | s / 1k | paper (PSNR / SSIM) |",
               "|---|---|---|---|---|---|---|"]
@@ -439,7 +441,7 @@ def write_markdown(out: Path, meta: dict[str, Any], results: dict[str, Any]) -> 
         m = dc["match"]
         if shared:
             lines.append("- Speed (timed here while runs shared the device, so only indicative; the clean "
-                         "measurement and its verdict are in `docs/speed.md`):")
+                         "measurement and its verdict are in `docs/lab/speed.md`):")
         if m is None:
             last = dc["optimisation_curve"][-1]
             lines.append(f"- Speed: optimisation-only never reached the CN's PSNR ({dc['cn_psnr_first_draw']:.2f} dB on the "
@@ -471,8 +473,8 @@ def write_markdown(out: Path, meta: dict[str, Any], results: dict[str, Any]) -> 
     lines += ["## Models", ""]
     for _, res in gans + rivals:
         lines += _model_lines(res)
-    lines += ["", "Clean speed and memory figures: `docs/speed.md`; what each fit lever (fused Adam, autocast, "
-              "channels-last copies, batch reuse) saves and costs: `docs/fit_speed.md`.", ""]
+    lines += ["", "Clean speed and memory figures: `docs/lab/speed.md`; what each fit lever (fused Adam, autocast, "
+              "channels-last copies, batch reuse) saves and costs: `docs/lab/fit_speed.md`.", ""]
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(lines))
 

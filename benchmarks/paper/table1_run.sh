@@ -5,7 +5,7 @@
 #   bash benchmarks/paper/table1_run.sh train [MODEL ...]   # train in parallel into $RUNS/MODEL
 #   bash benchmarks/paper/table1_run.sh eval  [MODEL ...]   # table1.py per model in parallel -> $PACK/table1-MODEL.json
 #   bash benchmarks/paper/table1_run.sh all   [MODEL ...]   # train, then eval, in one go
-#   bash benchmarks/paper/table1_run.sh merge [JSON ...]    # table1.py --merge -> docs/benchmarks.md, docs/results/table1.json, README
+#   bash benchmarks/paper/table1_run.sh merge [JSON ...]    # table1.py --merge -> docs/lab/benchmarks.md, docs/results/table1.json, README, docs/results.md
 #
 # MODEL: dcgan lsgan wgan-gp (benchmarks.paper.train_gan) and vae bigan gaan aaae (benchmarks.paper.rivals.train);
 # default: all seven. `train` and `eval` share only $RUNS; what comes back from a device is $PACK: the
@@ -19,7 +19,7 @@
 # MAX_SECONDS (540, per training run: it stops after the epoch at which another would pass it; with
 # `all`, set it so that training and scoring together fit the call: see benchmarks/paper/rivals/README.md),
 # TRAIN_EXTRA / EVAL_EXTRA (extra arguments, e.g. "--limit 256" / "--fit-steps 5 --n 50"),
-# DOC (docs/benchmarks.md), JSON (docs/results/table1.json), README (README.md), PYTHON (python3).
+# DOC (docs/lab/benchmarks.md), JSON (docs/results/table1.json), README (README.md; docs/results.md too), PYTHON (python3).
 set -uo pipefail
 cd "$(dirname "$0")/../.."  # the repository root: the scripts run as python -m benchmarks....
 PY=${PYTHON:-python3}
@@ -31,7 +31,7 @@ EPOCHS=${EPOCHS:-"dcgan:25 lsgan:25 wgan-gp:50 vae:40 bigan:15 gaan:15 aaae:15"}
 MAX_SECONDS=${MAX_SECONDS:-540}
 TRAIN_EXTRA=${TRAIN_EXTRA:-}
 EVAL_EXTRA=${EVAL_EXTRA:-}
-DOC=${DOC:-docs/benchmarks.md}
+DOC=${DOC:-docs/lab/benchmarks.md}
 JSON=${JSON:-docs/results/table1.json}
 README=${README:-README.md}
 export PYTHONUNBUFFERED=1
@@ -124,7 +124,7 @@ case "$stage" in
       done
     fi
     if [ ${#jsons[@]} -eq 0 ]; then echo "merge: no table1-*.json in $PACK" >&2; exit 2; fi
-    "$PY" -m benchmarks.paper.table1 --merge "${jsons[@]}" --json "$JSON" --out "$DOC" --readme "$README" || status=1
+    "$PY" -m benchmarks.paper.table1 --merge "${jsons[@]}" --json "$JSON" --out "$DOC" --readme "$README" docs/results.md || status=1
     ;;
 esac
 ls -la "$PACK"

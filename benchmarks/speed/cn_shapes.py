@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data-root", type=Path, default=None, help="Fashion-MNIST IDX files (default: Debian's)")
     parser.add_argument("--quick", action="store_true", help="tiny budgets: a smoke run, figures meaningless")
-    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "fit_speed.md")
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "lab" / "fit_speed.md")
     parser.add_argument("--section", default="cn_shapes")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--gan", type=Path, default=None,

@@ -5,9 +5,9 @@ Fits the connection network for a reference GAN over a grid of peak learning rat
 step budgets (each budget its own fit, since the cosine schedule depends on it) and
 records the held-out latent error (fresh latents, never images) plus the reconstruction
 PSNR of 1,000 real *training* images (the test split is never used for tuning). Writes
-``docs/defaults.md`` with the table, the chosen defaults and the exact command.
+``docs/lab/defaults.md`` with the table, the chosen defaults and the exact command.
 
-    python -m benchmarks.speed.fit_defaults --gan runs/dcgan --device cuda --out docs/defaults.md
+    python -m benchmarks.speed.fit_defaults --gan runs/dcgan --device cuda --out docs/lab/defaults.md
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data-root", type=Path, default=None)
-    parser.add_argument("--out", type=Path, default=Path("docs/defaults.md"))
+    parser.add_argument("--out", type=Path, default=Path("docs/lab/defaults.md"))
     parser.add_argument("--json", type=Path, default=None, help="also write the raw results here")
     parser.add_argument("--from-json", type=Path, default=None,
                         help="re-write the doc from a JSON this script wrote earlier, without refitting")

@@ -13,7 +13,7 @@ samples, the held-out latent MSE (always measured on full-precision pairs), the
 reconstruction PSNR of the last 1,000 Fashion-MNIST **training** images (never the test
 split), and when its validation error first came within 2% of its own final value and
 of the *first* configuration's final value (the reference). Each device writes its own
-section of ``docs/fit_speed.md``.
+section of ``docs/lab/fit_speed.md``.
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--configs", nargs="+", default=None, help="lever sets, e.g. default bf16+cl reuse4")
     parser.add_argument("--reuse", type=int, nargs="+", default=None, help="shorthand for --configs reuseK ...")
     parser.add_argument("--data-root", type=Path, default=None)
-    parser.add_argument("--out", type=Path, default=Path("docs/fit_speed.md"))
+    parser.add_argument("--out", type=Path, default=Path("docs/lab/fit_speed.md"))
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
     configs = list(args.configs or []) + [f"reuse{k}" for k in args.reuse or []]

@@ -14,7 +14,7 @@ On the bundled DCGAN, times (median of ``--repeats`` after a warm-up):
 
 It answers which levers pay on this device; ``benchmarks/speed/fit_speed.py`` measures the ones
 built into ``fit_inverter`` end to end with their accuracy. Writes its section of
-``docs/fit_speed.md``.
+``docs/lab/fit_speed.md``.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile rows")
-    parser.add_argument("--out", type=Path, default=Path("docs/fit_speed.md"))
+    parser.add_argument("--out", type=Path, default=Path("docs/lab/fit_speed.md"))
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
     command = command_line(__spec__, argv)

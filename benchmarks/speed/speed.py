@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Speed and memory of encoding and fitting, measured in one run so ratios compare like with like.
 
-    python -m benchmarks.speed.speed --device cpu            # writes its section of docs/speed.md
+    python -m benchmarks.speed.speed --device cpu            # writes its section of docs/lab/speed.md
     python -m benchmarks.speed.speed --device cuda
 
 On the bundled DCGAN (``discinvert.zoo``, or ``--gan DIR``) and the bundled real test images:
@@ -17,7 +17,7 @@ On the bundled DCGAN (``discinvert.zoo``, or ``--gan DIR``) and the bundled real
    peak resident size, which only grows, so read it as an upper bound).
 
 Each timing is the median of ``--repeats`` runs after a warm-up. Each device writes its own
-section of ``docs/speed.md`` (between markers), so CPU and GPU runs can be made separately.
+section of ``docs/lab/speed.md`` (between markers), so CPU and GPU runs can be made separately.
 
 Levers: ``--autocast bf16`` runs encode and D's full pass under ``torch.autocast`` (like for
 like) and bare generation and the fit with ``autocast_dtype``; ``--channels-last`` runs bare
@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--autocast", choices=["none", "bf16", "fp16"], default="none")
     parser.add_argument("--channels-last", action="store_true")
     parser.add_argument("--no-optimisation", action="store_true", help="skip the optimisation-only curve")
-    parser.add_argument("--out", type=Path, default=Path("docs/speed.md"))
+    parser.add_argument("--out", type=Path, default=Path("docs/lab/speed.md"))
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
     command = command_line(__spec__, argv)

@@ -18,7 +18,7 @@ stands then:
 The first configuration is the reference ("today's default"). For each row the table gives the
 fit time, the time per update, the final PSNRs, and the first time at which the held-out train
 PSNR came within 0.1 dB of the reference's final figure and of the row's own final figure.
-Writes a section of ``docs/fit_speed.md``, a JSON of every curve and a PNG of the curves
+Writes a section of ``docs/lab/fit_speed.md``, a JSON of every curve and a PNG of the curves
 (held-out train PSNR against seconds).
 """
 
@@ -169,7 +169,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data-root", type=Path, default=None)
     parser.add_argument("--quick", action="store_true", help="a smoke run: 20 updates per configuration")
     parser.add_argument("--section", default="time_to_quality", help="the marked section of --out to write")
-    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "fit_speed.md")
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "lab" / "fit_speed.md")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--png", type=Path, default=None)
     args = parser.parse_args(argv)

@@ -294,7 +294,7 @@ def _layers(args: argparse.Namespace) -> int:
         else:
             print(f"suggested (D's last hidden layer, the paper's choice): --feature-layer {one[0]}")
             if len(two) == 2:
-                print(f"two depths (docs/multi_depth.md): --feature-layer {','.join(two)}")
+                print(f"two depths (docs/byo_gan.md): --feature-layer {','.join(two)}")
     return 0
 
 

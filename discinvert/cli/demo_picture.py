@@ -40,7 +40,8 @@ class Row:
 
     Attributes:
         label: the row's name, drawn on the left (``"encode"``).
-        detail: a second, smaller line under it (``"paper CN, 17.19 dB"``); may be empty.
+        detail: a second, smaller line under it (the inverter and its PSNR: ``f"paper CN, {psnr:.2f} dB"``);
+            may be empty.
         tiles: ``(n, H, W)`` uint8 grayscale images.
     """
 

@@ -331,7 +331,7 @@ def _add_fit(commands: Any, handler: Handler) -> None:
                           "halves it; int8 stores weight matrices as int8 with a scale per row, about a quarter)")
     fit.add_argument("--feature-layer", type=_feature_layers, help="D's layer to read (default: the GAN config's; see `discinvert layers`), or "
                      "several separated by commas (main.4,main.7): the CN reads them concatenated")
-    real = fit.add_argument_group("real-image stage (after the self-generated fit; see docs/real_stage.md)")
+    real = fit.add_argument_group("real-image stage (after the self-generated fit; see docs/cli.md)")
     real.add_argument("--images", metavar="PATH",
                       help="real training images (never your test split): a folder of PNG/JPEG files, an .npy "
                            "array or an IDX file such as train-images-idx3-ubyte.gz; the CN is then fine-tuned on "

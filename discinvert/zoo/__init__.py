@@ -18,8 +18,8 @@ split, a lighter CN; the bundled DCGAN's also carries two narrow step networks, 
 
 The command line and the page (``discinvert encode/reconstruct/evaluate/push/serve --gan zoo:NAME``,
 and ``--inverter zoo:NAME``) use :func:`default_inverter`: the real-images inverter where the entry
-bundles one (it reconstructs real images better: 20.04 against 17.19 dB on the bundled DCGAN's test
-images, its model card), and say which one they used; ``zoo:NAME/paper`` names the paper's CN.
+bundles one (it reconstructs real images better on the bundled DCGAN's test images: its model card
+and ``docs/results.md``), and say which one they used; ``zoo:NAME/paper`` names the paper's CN.
 :func:`load` keeps ``inverter="paper"`` as its default: the paper's method, which the benchmark
 scripts reproduce and build on.
 """
