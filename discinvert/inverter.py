@@ -8,9 +8,8 @@ import math
 import os
 import sys
 import warnings
-from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -26,7 +25,8 @@ from discinvert.guard import frozen
 from discinvert.step_networks import StepNetwork, iterate
 from discinvert.layers import resolve_layers
 from discinvert.network import ConnectionNetwork
-from discinvert.optimize import DEFAULT_REFINE_LR, optimize_latents
+from discinvert.keyword_settings import keyword_settings
+from discinvert.optimize import OptimizeSettings, optimize_latents
 from discinvert.rng import kept
 from discinvert.serialization import read_inverter_file, write_inverter_file
 from discinvert.argument_checks import holds_data, is_integer, numpy_tensor, optional_bool, optional_callable, positive_int
@@ -432,22 +432,18 @@ class Inverter(nn.Module):
         codes = self.encode(images, batch_size, conditions=conditions, range_check=range_check, iterations=iterations)
         return self.decode(codes, batch_size, conditions=conditions)
 
+    @keyword_settings(OptimizeSettings, order=("lr", "loss", "feature_weight", "prior_weight", "batch_size", "progress",
+                                               "tol", "conditions", "range_check", "iterations", "callback"))
     def refine(
         self,
         images: torch.Tensor | np.ndarray,
         steps: int = 50,
         *,
-        lr: float = DEFAULT_REFINE_LR,
-        loss: Literal["mse", "l1"] = "mse",
-        feature_weight: float = 0.0,
-        prior_weight: float = 0.0,
         batch_size: int | None = None,
-        progress: bool | None = None,
-        tol: float | None = None,
         conditions: torch.Tensor | np.ndarray | None = None,
         range_check: RangeCheck = "warn",
         iterations: int | None = None,
-        callback: Callable[[int, int, torch.Tensor], None] | None = None,
+        **settings: Any,
     ) -> torch.Tensor:
         """Hybrid inversion: start from :meth:`encode`, then optimise each image's code.
 
@@ -455,28 +451,20 @@ class Inverter(nn.Module):
         term (``feature_weight``: distance between ``D_f(G(z))`` and ``D_f(x)``, against
         the drift toward average-looking images that pixel-only losses show) and a
         latent prior term (``prior_weight``: ``||z||²``). G and D come back unchanged.
+        The options it shares with :func:`~discinvert.optimize.optimize_latents` are the
+        fields of :class:`~discinvert.optimize.OptimizeSettings`.
 
         Args:
             images: ``(N, *image_shape)`` in G's value range; tensor or numpy array.
             steps: Adam steps per image; ``0`` returns exactly :meth:`encode`'s codes.
-            lr: Adam step size on ``z``.
-            loss: pixel loss, ``"mse"`` or ``"l1"``.
-            feature_weight: weight of the discriminator-feature term (0: off).
-            prior_weight: weight of the latent prior term (0: off).
             batch_size: images optimised together (default :data:`DEFAULT_BATCH_SIZE`);
                 bounds memory, does not change results beyond float rounding.
-            progress: tqdm bar; ``None`` on a terminal only.
-            tol: early stop of a batch when its mean loss improves by less than this
-                relative amount over 10 steps; ``None`` runs all steps.
             conditions: ``(N, ...)`` conditions for a conditional GAN.
             range_check: images far outside G's range: ``"warn"``, ``"raise"`` or
                 ``"ignore"`` (see :meth:`encode`).
             iterations: the step networks :meth:`encode` runs for the start (default:
                 all the inverter was fit with, its best feed-forward codes).
-            callback: ``callback(start, step, codes)`` at every step of each batch of images
-                (:func:`~discinvert.optimize.optimize_latents`): the best codes so far of the
-                batch that begins at image ``start``, after ``step`` steps; for progress displays
-                (``discinvert serve`` shows them live). Not called when ``steps`` is 0.
+            {settings}
 
         Images that are part of an autograd graph (e.g. ``G(z)`` without ``.detach()``)
         are detached: nothing is backpropagated into the caller's graph or parameters.
@@ -486,12 +474,14 @@ class Inverter(nn.Module):
             images' device.
 
         Raises:
+            TypeError: an unknown keyword argument.
             ValueError: bad images, conditions or options (``progress`` not ``None`` or a bool,
                 ``callback`` not callable), all checked before any step.
         """
         positive_int(steps, "steps", 0)
-        optional_bool(progress, "progress")
-        optional_callable(callback, "callback", "callback(start, step, codes)")
+        options = OptimizeSettings(**settings)
+        optional_bool(options.progress, "progress")
+        optional_callable(options.callback, "callback", "callback(start, step, codes)")
         x = self._check_images(images)
         c = self._check_conditions(conditions, x.shape[0])
         size = _check_batch_size(batch_size)
@@ -504,18 +494,12 @@ class Inverter(nn.Module):
             x.to(device=device, dtype=model_dtype(self.generator)),
             codes.to(device),
             steps=steps,
-            lr=lr,
-            loss=loss,
             tap=self._gan.tap,
-            feature_weight=feature_weight,
-            prior_weight=prior_weight,
             conditions=None if c is None else c.to(device),
             conditioning=self.conditioning,
             batch_size=size,
-            tol=tol,
-            progress=progress,
             discriminator=self.discriminator,
-            callback=callback,
+            **settings,
         )
         return refined.to(codes.device)
 

@@ -22,17 +22,20 @@ import math
 import time
 import warnings
 from collections.abc import Callable
-from typing import Protocol
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from discinvert.inverter import Inverter, RangeCheck
+from discinvert.keyword_settings import keyword_settings, setting
 from discinvert.latents import LatentSampler, normal_sampler
 from discinvert.argument_checks import is_integer, positive_int
 
 __all__ = [
+    "Draws",
     "draw_subsets",
     "image_quality",
     "latent_recovery",
@@ -176,13 +179,23 @@ def summarize_draws(psnr: np.ndarray, ssim: np.ndarray, subsets: list[np.ndarray
     }
 
 
+@dataclass(frozen=True)
+class Draws:
+    """Which test images :func:`reconstruction_score` scores, as its keyword arguments
+    (:mod:`discinvert.keyword_settings`): ``n`` images drawn ``repeats`` times from ``seed``
+    (:func:`draw_subsets`)."""
+
+    n: int = setting(1000, "images in each draw (paper: 1,000).")
+    repeats: int = setting(5, "draws (paper: 5).")
+    seed: int = setting(0, "seed of the draws.")
+
+
+@keyword_settings(Draws, order=("n", "repeats", "seed", "refine_steps", "batch_size", "value_range", "conditions",
+                                "image_shape", "range_check", "progress_callback"))
 def reconstruction_score(
     inverter: Inverter,
     images: torch.Tensor | np.ndarray,
     *,
-    n: int = 1000,
-    repeats: int = 5,
-    seed: int = 0,
     refine_steps: int = 0,
     batch_size: int | None = None,
     value_range: tuple[float, float] | None = None,
@@ -190,6 +203,7 @@ def reconstruction_score(
     image_shape: tuple[int, ...] | None = None,
     range_check: RangeCheck = "warn",
     progress_callback: Callable[[int, int], None] | None = None,
+    **draws: Any,
 ) -> dict[str, float | int]:
     """The paper's GAN metric: reconstruct unseen test images and score them.
 
@@ -202,7 +216,7 @@ def reconstruction_score(
     Args:
         inverter: the GAN's inverter.
         images: ``(N, C, H, W)`` test images in G's value range (never used in fitting).
-        n, repeats, seed: the draws (paper: 1,000 × 5).
+        {settings}
         refine_steps: ``0`` for the CN alone, else hybrid refinement steps.
         batch_size: images per forward pass.
         value_range: G's output range, mapped to [0, 1] for scoring; ``None`` (default)
@@ -224,6 +238,7 @@ def reconstruction_score(
         ``seconds`` is the wall time spent inverting and reconstructing.
 
     Raises:
+        TypeError: an unknown keyword argument.
         ValueError: G's images are not ``(C, H, W)`` and no ``image_shape`` was given, or
             ``image_shape`` does not hold as many values as one image; bad draws.
     """
@@ -233,8 +248,9 @@ def reconstruction_score(
     view = _scoring_shape(inverter.image_shape, image_shape)
     if value_range is None:
         value_range = inverter.value_range
+    drawn = Draws(**draws)
     total = images.shape[0]
-    subsets = draw_subsets(total, n, repeats, seed)
+    subsets = draw_subsets(total, drawn.n, drawn.repeats, drawn.seed)
     used = np.unique(np.concatenate(subsets))
     x = torch.as_tensor(images)[torch.as_tensor(used)]
     c = None if conditions is None else torch.as_tensor(conditions)[torch.as_tensor(used)]
@@ -258,7 +274,7 @@ def reconstruction_score(
     psnr = np.full(total, np.nan)
     ssim = np.full(total, np.nan)
     psnr[used], ssim[used] = psnr_used, ssim_used
-    return {**summarize_draws(psnr, ssim, subsets), "n": n, "repeats": repeats, "seconds": seconds}
+    return {**summarize_draws(psnr, ssim, subsets), "n": drawn.n, "repeats": drawn.repeats, "seconds": seconds}
 
 
 def latent_recovery(

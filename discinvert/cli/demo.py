@@ -116,49 +116,28 @@ def run_demo(options: DemoOptions, progress: Progress | None = None) -> dict[str
     progress.stage(f"loading the bundled GAN {ZOO_ENTRY} and its paper inverter")
     G, D, inverter = zoo.load(ZOO_ENTRY)
     if options.fit:
-        config = zoo.load_gan_config(ZOO_ENTRY)
-        progress.stage(f"fitting a fresh inverter: {options.fit_steps} steps")
-        fit = {"feature_layer": config.feature_layer, "latent_shape": config.latent_shape,
-               "steps": options.fit_steps, "seed": options.seed}
-        if progress.on_terminal or not progress.counters:  # the fit's own bar, or nothing
-            inverter = fit_inverter(G, D, progress=options.progress, **fit)
-        else:  # a log: a line every few seconds, from the fit's validations
-            with progress.counter("fit", options.fit_steps, "step") as counter:
-                inverter = fit_inverter(G, D, progress=False, on_validation=lambda point: counter.update_to(point.step),
-                                        **fit)
+        inverter = _fit_fresh(G, D, options, progress)
     x = to_model_range(images_u8)
 
     progress.stage(f"encoding {n} test images with the {'fresh' if options.fit else 'paper'} inverter")
-    start = time.perf_counter()
-    codes = inverter.encode(x)
-    encode_seconds = time.perf_counter() - start
-    recon = inverter.decode(codes)
+    recon, encode_seconds = _timed_reconstruction(inverter, x)
     psnr, ssim = image_quality(x, recon)
     methods: dict[str, Any] = {"encode": _summary(psnr, ssim, encode_seconds)}
-    real_recon, real_inverter, real_name = None, None, ""
+    name = "fresh inverter" if options.fit else "paper CN"
+    editors = [(name, inverter)]
+    real_recon, real_name = None, ""
     if not options.fit and "real-images" in zoo.inverters(ZOO_ENTRY):
-        real_inverter = Inverter.from_pretrained(zoo.path(ZOO_ENTRY) / zoo.INVERTERS["real-images"], generator=G,
-                                                 discriminator=D)
-        k = real_inverter.iterations
-        real_name = "real-images" + (f" + {k} step{'s' if k > 1 else ''}" if k else "")
+        real_inverter, real_name = _real_images_inverter(G, D)
         progress.stage(f"encoding {n} test images with the real-images inverter ({real_inverter.iterations} step "
                        "networks)")
-        start = time.perf_counter()
-        real_codes = real_inverter.encode(x)
-        real_seconds = time.perf_counter() - start
-        real_recon = real_inverter.decode(real_codes)
+        real_recon, real_seconds = _timed_reconstruction(real_inverter, x)
         methods["encode_real_images"] = _summary(*image_quality(x, real_recon), real_seconds)
+        editors.append((real_name, real_inverter))
 
     m = min(options.refine_images, n)
     refined_recon = None
     if m and options.refine_steps:
-        progress.stage(f"refining {m} of them, {options.refine_steps} steps each")
-        start = time.perf_counter()
-        with progress.counter(f"refine {m} images x {options.refine_steps} steps", 0, "image-step") as counter:
-            refined = inverter.refine(x[:m], options.refine_steps, progress=False,
-                                      callback=refine_callback(counter, m, options.refine_steps))
-        refine_seconds = time.perf_counter() - start
-        refined_recon = inverter.decode(refined)
+        refined_recon, refine_seconds = _refined_reconstruction(inverter, x[:m], options.refine_steps, progress)
         r_psnr, r_ssim = image_quality(x[:m], refined_recon)
         methods["refine"] = {**_summary(r_psnr, r_ssim, refine_seconds), "steps": options.refine_steps}
         methods["encode_on_refined_subset"] = _summary(psnr[:m], ssim[:m], encode_seconds * m / n)
@@ -167,44 +146,18 @@ def run_demo(options: DemoOptions, progress: Progress | None = None) -> dict[str
     pool = m if refined_recon is not None else n
     present = [k for k in range(len(FASHION_MNIST_CLASSES)) if (labels[:pool] == k).any()]
     columns = [int(np.flatnonzero(labels[:pool] == k)[0]) for k in present]
-    name = "fresh inverter" if options.fit else "paper CN"
-    rows = [
-        Row("original", "real test image", images_u8[columns]),
-        Row("encode", f"{name}, {_db(methods['encode'])}", from_model_range(recon[columns])),
-    ]
-    if real_recon is not None and real_inverter is not None:
-        rows.append(Row("encode", f"{real_name}, {_db(methods['encode_real_images'])}",
-                        from_model_range(real_recon[columns])))
+    reconstructions = [("encode", f"{name}, {_db(methods['encode'])}", recon)]
+    if real_recon is not None:
+        reconstructions.append(("encode", f"{real_name}, {_db(methods['encode_real_images'])}", real_recon))
     if refined_recon is not None:
-        rows.append(Row(f"refine {options.refine_steps}", f"from the {name}'s codes, {_db(methods['refine'])}",
-                        from_model_range(refined_recon[columns])))
+        reconstructions.append((f"refine {options.refine_steps}", f"from the {name}'s codes, {_db(methods['refine'])}",
+                                refined_recon))
+    rows = [Row("original", "real test image", images_u8[columns]),
+            *(Row(label, about, from_model_range(images[columns])) for label, about, images in reconstructions)]
     title = "Reconstructions of real test images, one per class"
     subtitle = (f"Fashion-MNIST test split, never seen in fitting; PSNR: mean over the {n:,} images"
                 + (f" (refine: over the first {m:,})" if refined_recon is not None else ""))
-
-    edit_panel = None
-    sneaker, boot = FASHION_MNIST_CLASSES.index("Sneaker"), FASHION_MNIST_CLASSES.index("Ankle boot")
-    if (labels == sneaker).sum() >= 2 and (labels == boot).any():
-        progress.stage("editing two sneakers toward ankle boots")
-        starts = np.flatnonzero(labels == sneaker)[:2]
-        strengths = (0.0, 0.5, 1.0, 1.5, 2.0)
-        editors = [(name, inverter)]
-        if real_inverter is not None:
-            editors.append((real_name, real_inverter))
-        edits = []
-        for editor_name, editor in editors:  # the same latent arithmetic through each bundled encoder
-            direction = attribute_direction(editor, x[labels == boot], x[labels == sneaker])
-            edited = torch.stack([edit(editor, x[starts], direction, s) for s in strengths], dim=1)  # (2, S, ...)
-            edits.append((editor_name, from_model_range(edited.flatten(0, 1)).reshape(len(starts), len(strengths),
-                                                                                       *images_u8.shape[1:])))
-        blocks = tuple(
-            EditBlock(f"sneaker {'AB'[i]} (test image {int(index)})", images_u8[index],
-                      tuple(Row(f"edit, {editor_name}", "", tiles[i]) for editor_name, tiles in edits))
-            for i, index in enumerate(starts))
-        edit_panel = EditPanel(
-            "Edit toward ankle boots: code + s * (mean ankle-boot code - mean sneaker code)",
-            "start: the real sneaker; s = 0: its reconstruction; the same latent arithmetic through each inverter",
-            strengths, blocks)
+    edit_panel = _edit_panel(images_u8, labels, x, editors, progress)
 
     out = Path(options.out)
     progress.stage(f"writing {out / 'reconstructions.png'} and {out / 'metrics.json'}")
@@ -220,3 +173,69 @@ def run_demo(options: DemoOptions, progress: Progress | None = None) -> dict[str
     }
     write_json(out / "metrics.json", metrics)
     return metrics
+
+
+def _fit_fresh(G: torch.nn.Module, D: torch.nn.Module, options: DemoOptions, progress: Progress) -> Inverter:
+    """A fresh inverter for the bundled GAN, fit for ``options.fit_steps`` steps from ``options.seed``."""
+    config = zoo.load_gan_config(ZOO_ENTRY)
+    progress.stage(f"fitting a fresh inverter: {options.fit_steps} steps")
+    fit = {"feature_layer": config.feature_layer, "latent_shape": config.latent_shape,
+           "steps": options.fit_steps, "seed": options.seed}
+    if progress.on_terminal or not progress.counters:  # the fit's own bar, or nothing
+        return fit_inverter(G, D, progress=options.progress, **fit)
+    # a log: a line every few seconds, from the fit's validations
+    with progress.counter("fit", options.fit_steps, "step") as counter:
+        return fit_inverter(G, D, progress=False, on_validation=lambda point: counter.update_to(point.step), **fit)
+
+
+def _real_images_inverter(G: torch.nn.Module, D: torch.nn.Module) -> tuple[Inverter, str]:
+    """The entry's bundled real-image-stage inverter and its label in the picture (with its step networks)."""
+    inverter = Inverter.from_pretrained(zoo.path(ZOO_ENTRY) / zoo.INVERTERS["real-images"], generator=G,
+                                        discriminator=D)
+    k = inverter.iterations
+    return inverter, "real-images" + (f" + {k} step{'s' if k > 1 else ''}" if k else "")
+
+
+def _timed_reconstruction(inverter: Inverter, x: torch.Tensor) -> tuple[torch.Tensor, float]:
+    """``G(encode(x))``, and the seconds ``encode`` took."""
+    start = time.perf_counter()
+    codes = inverter.encode(x)
+    seconds = time.perf_counter() - start
+    return inverter.decode(codes), seconds
+
+
+def _refined_reconstruction(inverter: Inverter, x: torch.Tensor, steps: int,
+                            progress: Progress) -> tuple[torch.Tensor, float]:
+    """``G(refine(x, steps))``, and the seconds ``refine`` took (its progress counted in image-steps)."""
+    m = len(x)
+    progress.stage(f"refining {m} of them, {steps} steps each")
+    start = time.perf_counter()
+    with progress.counter(f"refine {m} images x {steps} steps", 0, "image-step") as counter:
+        refined = inverter.refine(x, steps, progress=False, callback=refine_callback(counter, m, steps))
+    seconds = time.perf_counter() - start
+    return inverter.decode(refined), seconds
+
+
+def _edit_panel(images_u8: np.ndarray, labels: np.ndarray, x: torch.Tensor, editors: list[tuple[str, Inverter]],
+                progress: Progress) -> EditPanel | None:
+    """Two sneakers edited toward ankle boots through each inverter; ``None`` without two sneakers and a boot."""
+    sneaker, boot = FASHION_MNIST_CLASSES.index("Sneaker"), FASHION_MNIST_CLASSES.index("Ankle boot")
+    if not ((labels == sneaker).sum() >= 2 and (labels == boot).any()):
+        return None
+    progress.stage("editing two sneakers toward ankle boots")
+    starts = np.flatnonzero(labels == sneaker)[:2]
+    strengths = (0.0, 0.5, 1.0, 1.5, 2.0)
+    edits = []
+    for editor_name, editor in editors:  # the same latent arithmetic through each bundled encoder
+        direction = attribute_direction(editor, x[labels == boot], x[labels == sneaker])
+        edited = torch.stack([edit(editor, x[starts], direction, s) for s in strengths], dim=1)  # (2, S, ...)
+        edits.append((editor_name, from_model_range(edited.flatten(0, 1)).reshape(len(starts), len(strengths),
+                                                                                   *images_u8.shape[1:])))
+    blocks = tuple(
+        EditBlock(f"sneaker {'AB'[i]} (test image {int(index)})", images_u8[index],
+                  tuple(Row(f"edit, {editor_name}", "", tiles[i]) for editor_name, tiles in edits))
+        for i, index in enumerate(starts))
+    return EditPanel(
+        "Edit toward ankle boots: code + s * (mean ankle-boot code - mean sneaker code)",
+        "start: the real sneaker; s = 0: its reconstruction; the same latent arithmetic through each inverter",
+        strengths, blocks)

@@ -20,7 +20,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import numpy as np
@@ -37,6 +37,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from discinvert._version import __version__
 from discinvert.web.session import Busy, WebSession
 from discinvert.web.uploads import PreparedImage, UploadError, png_bytes, read_upload
+
+if TYPE_CHECKING:
+    from importlib.resources.abc import Traversable  # Python 3.11+; only read by type checkers
 
 if sys.version_info < (3, 11):  # pragma: no cover - anyio installs the backport there
     from exceptiongroup import BaseExceptionGroup
@@ -237,6 +240,17 @@ def create_app(session: WebSession) -> FastAPI:
     static = resources.files("discinvert.web") / "static"
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
 
+    _add_error_handlers(app)
+    _add_page_routes(app, session, static)
+    _add_api_routes(app, session)
+    limit = session.limits.max_upload_bytes + _FORM_ROOM
+    app.add_middleware(_BodyLimit, limit=limit)  # type: ignore[arg-type]
+    return app
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    """Every refusal and failure answers JSON ``{"error": message}`` with its status (:func:`_error`)."""
+
     @app.exception_handler(UploadError)
     async def _upload_error(_request: Request, error: UploadError) -> JSONResponse:
         return _error(error.status, str(error))
@@ -264,6 +278,10 @@ def create_app(session: WebSession) -> FastAPI:
         logger.error("%s %s failed", request.method, request.url.path, exc_info=error)
         return _error(500, f"internal error ({type(error).__name__}); the server's log has the details.")
 
+
+def _add_page_routes(app: FastAPI, session: WebSession, static: Traversable) -> None:
+    """The page, the facts it shows, and the example pictures."""
+
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def index() -> HTMLResponse:
         return HTMLResponse((static / "index.html").read_text(encoding="utf-8"))
@@ -277,6 +295,10 @@ def create_app(session: WebSession) -> FastAPI:
     def example_png(index: int) -> Response:
         """Example picture ``index`` as a PNG."""
         return Response(png_bytes(session.example(index).pixels), media_type="image/png")
+
+
+def _add_api_routes(app: FastAPI, session: WebSession) -> None:
+    """The page's actions: reconstruct, refine (a stream), edit, interpolate, download a code."""
 
     @app.post("/api/reconstruct")
     async def reconstruct(request: Request) -> dict[str, Any]:
@@ -326,7 +348,3 @@ def create_app(session: WebSession) -> FastAPI:
         np.save(buffer, session.code(body.get("code")).reshape(session.inverter.latent_shape).numpy())
         return Response(buffer.getvalue(), media_type="application/octet-stream",
                         headers={"Content-Disposition": 'attachment; filename="code.npy"'})
-
-    limit = session.limits.max_upload_bytes + _FORM_ROOM
-    app.add_middleware(_BodyLimit, limit=limit)  # type: ignore[arg-type]
-    return app
