@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 
 from discinvert.conditioning import Conditioning
 from discinvert.features import FeatureTap
-from discinvert.gan import generate
+from discinvert.gan import DEFAULT_BATCH_SIZE, generate
 from discinvert.guard import frozen
 from discinvert.argument_checks import nonnegative_float, optional_bool, optional_callable, positive_float, positive_int
 
@@ -51,7 +51,7 @@ def optimize_latents(
     prior_weight: float = 0.0,
     conditions: torch.Tensor | None = None,
     conditioning: Conditioning | None = None,
-    batch_size: int = 256,
+    batch_size: int = DEFAULT_BATCH_SIZE,
     tol: float | None = None,
     progress: bool | None = None,
     discriminator: nn.Module | None = None,
