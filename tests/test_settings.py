@@ -163,3 +163,15 @@ def test_the_network_widths_are_defined_once() -> None:
     assert FitConfig().cn_hidden == DEFAULT_CN_HIDDEN == CNConfig(in_features=1, out_features=1).hidden == (1024, 1024)
     assert FitConfig().step_hidden == DEFAULT_STEP_HIDDEN == (512,)
     assert StepConfig(feature_dim=1, latent_dim=1, residual_shape=(1,)).hidden == DEFAULT_STEP_HIDDEN
+
+
+def test_the_inference_batch_size_is_defined_once(capsys) -> None:
+    """encode/decode/refine's batch size (not the fit's pairs per update, a setting of its own) is gan's one constant."""
+    import discinvert.inverter
+    from discinvert.gan import DEFAULT_BATCH_SIZE
+    from discinvert.optimize import optimize_latents
+
+    assert discinvert.inverter.DEFAULT_BATCH_SIZE is DEFAULT_BATCH_SIZE
+    assert inspect.signature(optimize_latents).parameters["batch_size"].default == DEFAULT_BATCH_SIZE
+    for command in ("encode", "reconstruct", "evaluate"):
+        assert f"images per forward pass (default {DEFAULT_BATCH_SIZE})" in _help_text([command, "--help"], capsys)
