@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from benchmarks.common import LayerFeatures
-from discinvert import CNConfig, ConnectionNetwork
+from discinvert import CNConfig, ConnectionNetwork, FitConfig
 from discinvert.guard import frozen  # internal surface (benchmarks/README.md)
 from discinvert.optimize import DEFAULT_REFINE_LR, optimize_latents
 from discinvert.fitting.pool import FreshBatches  # internal surface (benchmarks/README.md)
@@ -139,6 +139,9 @@ class NaiveEncoder(nn.Module):
         return torch.cat(chunks).to(x.device)
 
 
+_FIT = FitConfig()  # fit_inverter's defaults: the naive encoder's budget, widths and validation are the CN's
+
+
 def fit_naive_encoder(
     generator: nn.Module,
     discriminator: nn.Module,
@@ -146,13 +149,13 @@ def fit_naive_encoder(
     *,
     latent_shape: Sequence[int] | int,
     steps: int,
-    batch_size: int = 256,
+    batch_size: int = _FIT.batch_size,
     lr: float = 2e-4,
     seed: int = 0,
     progress: bool | None = None,
-    cn_hidden: Sequence[int] = (1024, 1024),
-    validation_size: int = 1024,
-    eval_every: int = 100,
+    cn_hidden: Sequence[int] = _FIT.cn_hidden,
+    validation_size: int = _FIT.validation_size,
+    eval_every: int = _FIT.eval_every,
 ) -> NaiveEncoder:
     """Train the naive encoder on fresh ``(G(z), z)`` pairs with the given budget.
 

@@ -16,10 +16,15 @@ from discinvert.fingerprint import fingerprint_discriminator, fingerprint_genera
 from discinvert.guard import buffer_snapshot, frozen
 from discinvert.layers import batch_dependence
 
-__all__ = ["BATCH_CHECK_SIZE", "GANFacts", "check_batch_independence", "check_module", "generate", "inspect_gan",
+__all__ = ["BATCH_CHECK_SIZE", "DEFAULT_BATCH_SIZE", "GANFacts", "check_batch_independence", "check_module", "generate", "inspect_gan",
            "model_device", "model_dtype", "probe", "resolve_device"]
 
 logger = logging.getLogger(__name__)
+
+DEFAULT_BATCH_SIZE = 256
+"""Images per forward pass through G and D when the caller names no batch size: in :meth:`Inverter.encode`,
+``decode`` and ``reconstruct``, and images optimised together in ``refine``
+(:func:`discinvert.optimize.optimize_latents`) and the command line's ``--batch-size``."""
 
 BATCH_CHECK_SIZE = 8
 """G's images in the batch-independence check of :func:`check_batch_independence` (halves of 4: a multiple

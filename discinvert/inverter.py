@@ -20,7 +20,7 @@ from discinvert.conditioning import Conditioning, check_conditioning, check_cond
 from discinvert.inverter_config import InverterConfig
 from discinvert.features import FeatureTap, reached_modules
 from discinvert.fingerprint import fingerprint_discriminator, fingerprint_generator
-from discinvert.gan import check_module, generate, model_device, model_dtype, probe, resolve_device
+from discinvert.gan import DEFAULT_BATCH_SIZE, check_module, generate, model_device, model_dtype, probe, resolve_device
 from discinvert.guard import frozen
 from discinvert.step_networks import StepNetwork, iterate
 from discinvert.layers import resolve_layers
@@ -35,9 +35,6 @@ from discinvert.value_range import RANGE_MARGIN, nominal_range, range_problem
 __all__ = ["DEFAULT_BATCH_SIZE", "RANGE_MARGIN", "FingerprintMismatchError", "ImageRangeWarning", "Inverter", "RangeCheck"]
 
 logger = logging.getLogger(__name__)
-
-DEFAULT_BATCH_SIZE = 256
-"""Images per forward pass in :meth:`Inverter.encode` and :meth:`Inverter.reconstruct`."""
 
 
 RangeCheck = Literal["warn", "raise", "ignore"]

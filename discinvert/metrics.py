@@ -32,6 +32,7 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from discinvert.inverter import Inverter, RangeCheck
 from discinvert.keyword_settings import keyword_settings, setting
 from discinvert.latents import LatentSampler, normal_sampler
+from discinvert.pixels import model_to_unit
 from discinvert.argument_checks import is_integer, positive_int
 
 __all__ = [
@@ -51,12 +52,6 @@ class Encoder(Protocol):
     """Anything with ``encode(images) -> codes``: an :class:`Inverter` or a baseline encoder."""
 
     def encode(self, images: torch.Tensor) -> torch.Tensor: ...
-
-
-def _to_unit_numpy(images: torch.Tensor | np.ndarray, value_range: tuple[float, float]) -> np.ndarray:
-    low, high = value_range
-    array = images.detach().float().cpu().numpy() if isinstance(images, torch.Tensor) else np.asarray(images, dtype=np.float32)
-    return np.clip((array - low) / (high - low), 0.0, 1.0)
 
 
 def image_quality(
@@ -88,8 +83,8 @@ def image_quality(
         )
     if len(value_range) != 2 or not value_range[0] < value_range[1]:
         raise ValueError(f"value_range: expected (low, high) with low < high, got {value_range!r}.")
-    a = _to_unit_numpy(originals, value_range)
-    b = _to_unit_numpy(reconstructions, value_range)
+    a = model_to_unit(originals, value_range)
+    b = model_to_unit(reconstructions, value_range)
     if a.shape != b.shape or a.ndim != 4:
         raise ValueError(
             f"images: expected originals and reconstructions of the same shape (N, C, H, W), got "

@@ -19,9 +19,13 @@ from torch import nn
 from discinvert.argument_checks import is_integer
 
 __all__ = [
-    "MAX_FEATURES", "MAX_HIDDEN_LAYERS", "MAX_LATENT_VALUES", "MAX_WIDTH", "CNConfig", "ConnectionNetwork",
+    "DEFAULT_CN_HIDDEN", "MAX_FEATURES", "MAX_HIDDEN_LAYERS", "MAX_LATENT_VALUES", "MAX_WIDTH", "CNConfig", "ConnectionNetwork",
     "check_depth", "check_widths", "feature_statistics", "mlp", "standardised_inputs",
 ]
+
+DEFAULT_CN_HIDDEN: tuple[int, ...] = (1024, 1024)
+"""The CN's hidden widths unless told otherwise (:class:`CNConfig`, ``fit_inverter(cn_hidden=...)``): the paper's
+two layers of 1024."""
 
 STD_FLOOR = 0.1
 """Relative deviations below ``STD_FLOOR`` are raised to it: a value (nearly) constant on generated
@@ -72,7 +76,7 @@ class CNConfig:
 
     in_features: int
     out_features: int
-    hidden: tuple[int, ...] = field(default=(1024, 1024))
+    hidden: tuple[int, ...] = field(default=DEFAULT_CN_HIDDEN)
     batch_norm: bool = True
     negative_slope: float = 0.2
 

@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 
 from discinvert.conditioning import Conditioning
 from discinvert.features import FeatureTap
-from discinvert.gan import generate
+from discinvert.gan import DEFAULT_BATCH_SIZE, generate
 from discinvert.guard import frozen
 from discinvert.keyword_settings import keyword_settings, setting
 from discinvert.argument_checks import nonnegative_float, optional_bool, optional_callable, positive_float, positive_int
@@ -124,7 +124,7 @@ def optimize_latents(
     tap: FeatureTap | None = None,
     conditions: torch.Tensor | None = None,
     conditioning: Conditioning | None = None,
-    batch_size: int = 256,
+    batch_size: int = DEFAULT_BATCH_SIZE,
     discriminator: nn.Module | None = None,
     **settings: Any,
 ) -> torch.Tensor:

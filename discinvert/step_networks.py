@@ -32,11 +32,14 @@ from discinvert.gan import generate, model_dtype
 from discinvert.network import MAX_FEATURES, MAX_LATENT_VALUES, check_depth, check_widths, mlp
 from discinvert.argument_checks import is_integer
 
-__all__ = ["MAX_ITERATIONS", "MAX_RESIDUAL_SIDE", "MAX_RESIDUAL_VALUES", "StepConfig", "StepNetwork", "iterate",
+__all__ = ["DEFAULT_STEP_HIDDEN", "MAX_ITERATIONS", "MAX_RESIDUAL_SIDE", "MAX_RESIDUAL_VALUES", "StepConfig", "StepNetwork", "iterate",
            "residual_shape"]
 
 MAX_RESIDUAL_SIDE = 32
 """The pixel residual of images larger than this (per spatial side) is average-pooled down to it."""
+
+DEFAULT_STEP_HIDDEN: tuple[int, ...] = (512,)
+"""A step network's hidden widths unless told otherwise (:class:`StepConfig`, ``fit_inverter(step_hidden=...)``)."""
 
 MAX_ITERATIONS = 64
 """Most step networks an inverter may have (each costs a G pass per ``encode``; a few are the useful range)."""
@@ -88,7 +91,7 @@ class StepConfig:
     feature_dim: int
     latent_dim: int
     residual_shape: tuple[int, ...]
-    hidden: tuple[int, ...] = field(default=(512,))
+    hidden: tuple[int, ...] = field(default=DEFAULT_STEP_HIDDEN)
     batch_norm: bool = True
     negative_slope: float = 0.2
 

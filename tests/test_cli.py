@@ -762,12 +762,12 @@ def test_fit_checks_out_is_writable_before_fitting(where: str, ws: dict[str, Pat
 
 def test_outputs_are_checked_before_reading_images(ws: dict[str, Path], read_only_dir: Path,
                                                    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    import discinvert.cli.images
+    import discinvert.zoo
 
     def must_not_run(*args, **kwargs):
         raise AssertionError("images were read before the output was checked")
 
-    monkeypatch.setattr(discinvert.cli.images, "read_images", must_not_run)
+    monkeypatch.setattr(discinvert.zoo, "read_image_source", must_not_run)
     common = ["--gan", str(ws["gan"]), "--inverter", str(ws["inv"]), "--images", str(ws["root"] / "u8.npy")]
     for argv in (["encode", *common, "--out", str(read_only_dir / "codes.npy")],
                  ["reconstruct", *common, "--out", str(read_only_dir / "grids")],

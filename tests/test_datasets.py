@@ -215,3 +215,53 @@ def test_from_model_range_clamps_and_rejects() -> None:
         from_model_range(torch.zeros(1, 1, 2, 2, dtype=torch.uint8))
     with pytest.raises(ValueError, match="shape"):
         from_model_range(torch.zeros(1, 3, 2, 2))
+
+
+def test_from_model_range_rounds_as_it_always_did_through_the_one_conversion() -> None:
+    """from_model_range now goes through discinvert.pixels.model_to_uint8: still round((x + 1) * 127.5) in float32,
+    to the bit, at every half-way point and around it."""
+    from discinvert.pixels import model_to_uint8
+
+    halves = ((torch.arange(256, dtype=torch.float64) + 0.5) / 127.5 - 1.0).float()
+    bits = halves.view(torch.int32)[:, None] + torch.arange(-200, 201, dtype=torch.int32)[None]
+    near = bits.view(torch.float32).reshape(-1)
+    near = near[torch.isfinite(near)]  # 0.0's neighbours below are NaN bit patterns
+    x = torch.cat([near, torch.rand(100_000) * 2.4 - 1.2]).reshape(-1, 1, 1, 1)
+    expected = torch.round((x[:, 0] + 1.0) * 127.5).clamp_(0.0, 255.0).to(torch.uint8).numpy()
+    np.testing.assert_array_equal(from_model_range(x), expected)
+    np.testing.assert_array_equal(model_to_uint8(x, (-1.0, 1.0))[:, 0], expected)
+    with np.errstate(all="raise"):  # huge values clip to 255 without a warning, as torch did
+        np.testing.assert_array_equal(from_model_range(torch.tensor([[[3e38, -3e38]]])), [[[255, 0]]])
+
+
+def test_read_idx_lives_with_image_reading_and_keeps_its_name_here() -> None:
+    import discinvert.pixels
+
+    assert read_idx is discinvert.pixels.read_idx
+
+
+def test_the_pixel_conversions_are_each_other_s_inverses() -> None:
+    from discinvert.pixels import model_to_uint8, model_to_unit, uint8_to_unit, unit_to_model, unit_to_uint8
+
+    u8 = np.arange(256, dtype=np.uint8).reshape(1, 1, 16, 16)
+    unit = uint8_to_unit(u8)
+    assert unit.dtype == np.float32 and unit.min() == 0.0 and unit.max() == 1.0
+    np.testing.assert_array_equal(unit_to_uint8(unit), u8)  # exact: float64 products
+    for value_range in ((-1.0, 1.0), (0.0, 1.0), (-0.5, 3.0)):
+        model = unit_to_model(unit, value_range)
+        assert model.dtype == np.float32 and model.shape == u8.shape
+        np.testing.assert_allclose(model_to_unit(torch.from_numpy(model), value_range), unit, atol=1e-6)
+        np.testing.assert_array_equal(model_to_uint8(model, value_range), u8)
+    assert model_to_unit(np.float32([[-5.0, 5.0]]), (-1.0, 1.0)).tolist() == [[0.0, 1.0]]  # clipped
+    assert unit_to_uint8(np.float32([-0.5, 0.5, 2.0])).tolist() == [0, 128, 255]  # half to even, clipped
+
+
+def test_the_image_module_is_core() -> None:
+    """discinvert.pixels reads and converts images for the command line, the page and the zoo, and imports none."""
+    import ast
+    import discinvert.pixels
+
+    tree = ast.parse(Path(discinvert.pixels.__file__).read_text())
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
+    imported |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    assert not {m for m in imported if m.startswith("discinvert")}, imported

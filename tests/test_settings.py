@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import re
 
 import pytest
 import torch
@@ -87,3 +88,90 @@ def test_the_command_line_fit_flags_come_from_the_settings(capsys) -> None:
                                   "channels_last": True, "schedule": "plateau", "patience": 3,
                                   "cn_standardize": False}
     FitConfig.build(**fit_settings(args))  # what the command line gives is a valid config
+
+
+def _help_text(argv: list[str], capsys) -> str:
+    from discinvert.cli import main
+
+    with pytest.raises(SystemExit):
+        main(argv)
+    return " ".join(capsys.readouterr().out.split())  # one line: argparse wraps the help to the terminal
+
+
+def test_every_default_the_fit_help_shows_is_the_field_s(capsys) -> None:
+    from discinvert.fitting.fit_config import command_line_help, shown_default
+
+    text = _help_text(["fit", "--help"], capsys)
+    fields = {item.name: item for item in dataclasses.fields(FitConfig)}
+    shown = 0
+    for name, option in command_line_settings():
+        assert not re.search(r"\(default:? [0-9]", option.help), option.help  # no number written by hand
+        rendered = " ".join(command_line_help(name).replace("%%", "%").split())  # as argparse prints it
+        assert rendered.replace(" ", "") in text.replace(" ", ""), rendered  # argparse also wraps after hyphens
+        if "{default}" in option.help:
+            default = option.default if option.default is not None else fields[name].default
+            assert shown_default(default, option) in rendered
+            shown += 1
+    assert shown >= 15  # steps, batch sizes, seed, validation size, reuse, autocast, the stages' settings
+    assert "(default 256)" in text and "(default 1e-3)" in text and "(default 3e-4)" in text  # as written before
+
+
+def test_changing_a_default_changes_the_help(monkeypatch, capsys) -> None:
+    from discinvert.fitting.fit_config import command_line_help
+
+    fields = {item.name: item for item in dataclasses.fields(FitConfig)}
+    for name, value, words in (("batch_size", 128, "(default 128)"), ("real_lr", 5e-4, "(default 5e-4)"),
+                               ("feature_weight", 0.25, "(default 0.25)"), ("autocast_dtype", None, "(default: off)")):
+        monkeypatch.setattr(fields[name], "default", value)
+        assert words in command_line_help(name)
+        assert words in _help_text(["fit", "--help"], capsys).replace("- ", "-")
+
+
+def test_the_settings_docs_name_the_defaults_they_mark() -> None:
+    """A doc that marks one value ``(default)`` marks the field's default, and quotes no other Adam betas."""
+    from discinvert.fitting.fit_config import ADAM_BETAS
+
+    for item in dataclasses.fields(FitConfig):
+        doc = item.metadata["setting"].doc
+        for value in re.findall(r"``([^`]+)`` \(default\)", doc):
+            assert value == repr(item.default), (item.name, value)
+        for betas in re.findall(r"betas ([0-9.]+, [0-9.]+)", doc):
+            assert betas == f"{ADAM_BETAS[0]:g}, {ADAM_BETAS[1]:g}", item.name
+
+
+def test_one_seed_limit_for_the_library_and_every_seed_flag(capsys) -> None:
+    from discinvert.cli.commands import HANDLERS
+    from discinvert.cli.options import build_parser
+    from discinvert.fitting.fit_config import MAX_SEED, MAX_SEED_TEXT
+
+    assert MAX_SEED_TEXT == "2**62" and eval(MAX_SEED_TEXT) == MAX_SEED  # noqa: S307 (a constant)
+    parser = build_parser(HANDLERS)
+    for command in (["fit", "--gan", "g", "--out", "o"], ["demo"], ["evaluate", "--images", "x"]):
+        assert parser.parse_args([*command, "--seed", str(MAX_SEED - 1)]).seed == MAX_SEED - 1
+        with pytest.raises(SystemExit):
+            parser.parse_args([*command, "--seed", str(MAX_SEED)])
+        assert f"expected an integer in [0, {MAX_SEED_TEXT})" in capsys.readouterr().err
+    FitConfig(seed=MAX_SEED - 1)
+    with pytest.raises(ValueError, match=r"seed: expected an int in \[0, 2\*\*62\)"):
+        FitConfig(seed=MAX_SEED)
+
+
+def test_the_network_widths_are_defined_once() -> None:
+    from discinvert.network import DEFAULT_CN_HIDDEN, CNConfig
+    from discinvert.step_networks import DEFAULT_STEP_HIDDEN, StepConfig
+
+    assert FitConfig().cn_hidden == DEFAULT_CN_HIDDEN == CNConfig(in_features=1, out_features=1).hidden == (1024, 1024)
+    assert FitConfig().step_hidden == DEFAULT_STEP_HIDDEN == (512,)
+    assert StepConfig(feature_dim=1, latent_dim=1, residual_shape=(1,)).hidden == DEFAULT_STEP_HIDDEN
+
+
+def test_the_inference_batch_size_is_defined_once(capsys) -> None:
+    """encode/decode/refine's batch size (not the fit's pairs per update, a setting of its own) is gan's one constant."""
+    import discinvert.inverter
+    from discinvert.gan import DEFAULT_BATCH_SIZE
+    from discinvert.optimize import optimize_latents
+
+    assert discinvert.inverter.DEFAULT_BATCH_SIZE is DEFAULT_BATCH_SIZE
+    assert inspect.signature(optimize_latents).parameters["batch_size"].default == DEFAULT_BATCH_SIZE
+    for command in ("encode", "reconstruct", "evaluate"):
+        assert f"images per forward pass (default {DEFAULT_BATCH_SIZE})" in _help_text([command, "--help"], capsys)

@@ -675,6 +675,19 @@ def test_directions_from_folders_and_files_and_examples_from_any_source(tmp_path
         directions_from_folders(tmp_path / "labelled" / "shoes", inverter)
     examples = examples_from(str(tmp_path / "labelled" / "shoes"), inverter)
     assert examples.images.shape == (3, 1, 28, 28) and np.array_equal(examples.images, pictures[:3])
+    zoo_pictures = examples_from("zoo:dcgan-fashion-mnist", inverter, limit=5)  # zoo sources as the command line's
+    assert np.array_equal(zoo_pictures.images, zoo.load_test_images()[0][:5, None])
+
+
+def test_the_page_reads_images_through_the_core_not_the_command_line() -> None:
+    """web/ imports nothing from cli/ (image reading and pixel conversion live in discinvert.pixels)."""
+    import ast
+
+    for path in sorted((ROOT / "discinvert" / "web").glob("*.py")):
+        tree = ast.parse(path.read_text())
+        modules = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
+        modules |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+        assert not {m for m in modules if m.startswith("discinvert.cli")}, path.name
 
 
 # ----------------------------------------------------------------------------- the command

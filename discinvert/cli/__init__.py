@@ -14,7 +14,8 @@ before any long work starts.
 
 The package: :mod:`~discinvert.cli.options` (the parser), :mod:`~discinvert.cli.commands`
 (what each command does), :mod:`~discinvert.cli.sources` (GANs and inverters named on the
-command line), :mod:`~discinvert.cli.images` (image files in and out) and
+command line), :mod:`~discinvert.cli.images` (its ranges, range warnings and PNG grids; image files are
+read by :mod:`discinvert.pixels`) and
 :mod:`~discinvert.cli.demo`. Importing it imports no torch: that happens inside
 :func:`main`, where a Ctrl-C is answered with one line.
 """

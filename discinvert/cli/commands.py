@@ -119,7 +119,8 @@ class _Prepared:
 
 def _prepare(raw: Any, inverter: Any, args: argparse.Namespace) -> _Prepared:
     """``raw`` in G's range, checked against it (a warning, or an error with ``--strict-range``)."""
-    from discinvert.cli.images import prepare_images, range_warning
+    from discinvert.cli.images import range_warning
+    from discinvert.pixels import prepare_images
 
     value_range = tuple(args.range) if args.range is not None else tuple(inverter.value_range)
     shape = tuple(inverter.image_shape)
@@ -154,7 +155,7 @@ def _read_candidates(source: Path, written: Path, *, images: bool, inverters: bo
     A folder given as ``--gan`` is read as a GAN folder or a zoo-entry folder (its ``gan/``); its bundled
     inverter folders count only when the command loads one (``inverters``; not ``fit``).
     """
-    from discinvert.cli.images import IMAGE_SUFFIXES
+    from discinvert.pixels import IMAGE_SUFFIXES
 
     if source.is_file():
         return [source]
@@ -399,12 +400,14 @@ def _real_images(args: argparse.Namespace, gan: Any) -> Any:
     """``--images`` read and mapped into G's range (``--range``, else measured on 64 of G's images)."""
     import torch
 
-    from discinvert.cli.images import prepare_images, range_warning, read_images
+    from discinvert.cli.images import range_warning
     from discinvert.gan import generate, model_device
     from discinvert.guard import frozen
+    from discinvert.pixels import prepare_images
     from discinvert.value_range import nominal_range
+    from discinvert.zoo import read_image_source
 
-    raw = read_images(args.images)
+    raw = read_image_source(args.images)
     if gan.latent_shape is None:
         raise UsageError("--latent-shape is needed with --images (to render G's images and learn their shape)")
     device = model_device(gan.generator) or torch.device("cpu")
@@ -436,14 +439,14 @@ def _encode(args: argparse.Namespace) -> int:
 
     import numpy as np
 
-    from discinvert.cli.images import read_images
     from discinvert.files import atomic_write_bytes
+    from discinvert.zoo import read_image_source
 
     out = Path(args.out)
     suffix = _codes_suffix(out)
     _check_writable(out)
     _refuse_overwriting_inputs([("--out", out)], _inputs(args))
-    raw = read_images(args.images)
+    raw = read_image_source(args.images)
     gan = _load_gan(args)
     inverter = _load_inverter(args, gan)
     images = _prepare(raw, inverter, args)
@@ -473,17 +476,12 @@ def _encode(args: argparse.Namespace) -> int:
 
 
 def _reconstruct(args: argparse.Namespace) -> int:
-    from discinvert.cli.images import (
-        pair_grid,
-        pair_grid_shape,
-        read_images,
-        to_uint8,
-        write_png,
-    )
+    from discinvert.cli.images import pair_grid, pair_grid_shape, to_uint8, write_png
     from discinvert.metrics import image_quality
+    from discinvert.zoo import read_image_source
 
     _check_writable(Path(args.out), directory=True)
-    raw = read_images(args.images)
+    raw = read_image_source(args.images)
     grids = [("--out", Path(args.out) / f"reconstructions_{i:03d}.png")
              for i in range(math.ceil(len(raw) / args.per_grid))]
     _refuse_overwriting_inputs(grids, _inputs(args))
@@ -514,10 +512,11 @@ def _reconstruct(args: argparse.Namespace) -> int:
 
 
 def _evaluate_images(args: argparse.Namespace) -> Any:
-    from discinvert.cli.images import RawImages, read_images
+    from discinvert.pixels import RawImages
+    from discinvert.zoo import read_image_source
 
     if args.images is not None:
-        return read_images(args.images)
+        return read_image_source(args.images)
     from discinvert.zoo.datasets import load_fashion_mnist, resolve_fashion_mnist_root
 
     images, _ = load_fashion_mnist("test", root=args.data_root)

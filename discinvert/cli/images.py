@@ -1,29 +1,11 @@
-"""Reading image batches from files and writing comparison grids, for the command line.
+"""The command line's side of images: ``LO,HI`` ranges, range warnings in its words, and PNG grids.
 
-Sources: a folder of PNG/JPEG files (sorted by name, not recursive), a single PNG/JPEG
-file, an ``.npy`` array, an IDX image file (MNIST/Fashion-MNIST's
-``train-images-idx3-ubyte``, plain or ``.gz``), or ``zoo:NAME`` (a zoo entry's bundled
-real test images).
-Files are read and written with scikit-image (``skimage.io``, backed by imageio and
-Pillow); nothing is resized or converted between grayscale and colour.
-
-Value ranges are explicit:
-
-- integer pixels (8-bit ``uint8`` 0..255, 16-bit ``uint16`` 0..65535: image files, or
-  an integer ``.npy``) map linearly onto G's range ``value_range`` (``(-1, 1)`` for
-  a tanh generator), so 0 → low and the maximum → high;
-- black-and-white pixels (a 1-bit PNG, a ``bool`` ``.npy``) are 0 and 255: black → low,
-  white → high;
-- floating-point ``.npy`` arrays are taken as already in G's range, unless
-  ``input_range`` gives their range, which is then mapped linearly onto G's.
-  ``input_range`` is refused for integer and black-and-white pixels: their scale is known.
-  :func:`range_warning` says when a float array's values look like another range than G's.
-
-Layouts: ``.npy`` arrays are ``(N, C, H, W)``, ``(N, H, W, C)`` or, for one-channel
-images, ``(N, H, W)``; image files are ``(H, W)`` (grayscale) or ``(H, W, C)``
-(RGB, RGBA, ...). The channels and size must match the inverter's ``image_shape``.
-Every mismatch raises ``ValueError`` with a one-line message naming the source.
-Pictures are written atomically (:func:`discinvert.files.atomic_write`).
+Reading image sources and converting pixels is :mod:`discinvert.pixels`'s (and
+:func:`discinvert.zoo.read_image_source`'s for ``zoo:NAME``); this module adds what only the
+command line needs: :func:`parse_range` for ``--range``/``--input-range``, :func:`range_warning`
+naming the flags that fix images outside G's range, and pictures of ``original | reconstruction``
+pairs (:func:`to_uint8`, :func:`pair_grid`) written as PNG atomically
+(:func:`discinvert.files.atomic_write`).
 """
 
 from __future__ import annotations
@@ -32,59 +14,27 @@ import io
 import math
 import os
 import warnings
-from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from discinvert.files import atomic_write_bytes
+from discinvert.pixels import RawImages, model_to_uint8
 
 __all__ = [
-    "IMAGE_SUFFIXES",
     "MAX_GRID_PIXELS",
-    "RawImages",
     "pair_grid",
     "pair_grid_shape",
     "parse_range",
-    "prepare_images",
     "range_warning",
-    "read_images",
     "to_uint8",
     "write_png",
 ]
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
-"""File suffixes read from an image folder (case-insensitive)."""
-
 MAX_GRID_PIXELS = 89_478_485
 """Largest picture :func:`pair_grid` makes: Pillow's ``MAX_IMAGE_PIXELS``, above which image
 readers warn of a decompression bomb (and refuse pictures twice as large)."""
-
-_INTEGER_MAX = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
-_CHANNEL_WORDS = {1: "grayscale", 2: "grayscale+alpha", 3: "RGB", 4: "RGBA"}
-
-
-@dataclass
-class RawImages:
-    """Images as read, before any conversion.
-
-    Attributes:
-        arrays: one ``(N, ...)`` array (``.npy``, zoo) or a list of per-file arrays.
-        names: one name per image (file names, or ``source[i]``).
-        source: what was read, for messages.
-        layout: ``"batch"`` (``.npy``/zoo: ``(N, C, H, W)``, ``(N, H, W, C)``, ``(N, H, W)``)
-            or ``"files"`` (each ``(H, W)`` or ``(H, W, C)``).
-    """
-
-    arrays: np.ndarray | list[np.ndarray]
-    names: list[str]
-    source: str
-    layout: str
-
-    def __len__(self) -> int:
-        return len(self.names)
 
 
 def parse_range(text: str) -> tuple[float, float]:
@@ -101,193 +51,6 @@ def parse_range(text: str) -> tuple[float, float]:
     if not (math.isfinite(low) and math.isfinite(high) and low < high):
         raise ValueError(f"expected finite LOW < HIGH, got {text!r}")
     return low, high
-
-
-def _frames(path: Path) -> tuple[str, int]:
-    """The file's format and its number of frames, from its header (1 when Pillow cannot tell)."""
-    from PIL import Image
-
-    try:
-        with Image.open(path) as picture:
-            return str(picture.format), int(getattr(picture, "n_frames", 1))
-    except Exception:  # not for Pillow: scikit-image's reader says what is wrong
-        return path.suffix.lstrip(".").upper(), 1
-
-
-def _imread(path: Path) -> np.ndarray:
-    """One picture file as ``(H, W)`` or ``(H, W, C)`` pixels: uint8, uint16, or bool for a 1-bit PNG."""
-    from skimage.io import imread
-
-    kind, frames = _frames(path)
-    # imageio would stack an APNG's frames as (frames, H, W), to be taken for channels; a camera's
-    # MPO JPEG (a picture with its previews) is left to scikit-image's reader
-    if frames > 1 and kind != "MPO":
-        raise ValueError(f"{path}: animated {kind} with {frames} frames: expected a single picture.")
-    try:
-        array = np.asarray(imread(path))
-    except Exception as error:  # imageio/Pillow: unreadable, truncated or not an image
-        raise ValueError(f"{path}: not a readable image ({type(error).__name__}: {error}).") from None
-    if array.ndim not in (2, 3):
-        raise ValueError(f"{path}: expected a single 2-D image (animated or multi-page files are not supported), got shape {array.shape}.")
-    return array
-
-
-def _from_bool(array: np.ndarray) -> np.ndarray:
-    """Black-and-white pixels (a 1-bit PNG, a bool array) on the 8-bit scale they mean: 0 and 255."""
-    return array.astype(np.uint8) * np.uint8(255) if array.dtype == np.bool_ else array
-
-
-def read_images(source: str | os.PathLike[str]) -> RawImages:
-    """Read a folder of PNG/JPEG files, one such file, an ``.npy`` array, an IDX file, or ``zoo:NAME``.
-
-    Raises:
-        FileNotFoundError: no such path.
-        ValueError: an empty folder, an unreadable file, an animated PNG, an unsupported
-            suffix, an unknown zoo entry, or an ``.npy`` that holds no numeric (or bool) array.
-    """
-    text = str(source)
-    if text.startswith("zoo:"):
-        from discinvert import zoo
-
-        name = text[len("zoo:"):]
-        if name not in zoo.available():
-            raise ValueError(f"{text!r}: unknown zoo entry; available: {', '.join(zoo.available())}.")
-        images, _ = zoo.load_test_images(name)
-        return RawImages(images, [f"{text}[{i}]" for i in range(len(images))], f"{text} (bundled test images)", "batch")
-    path = Path(text)
-    if not path.exists():
-        raise FileNotFoundError(f"{text}: no such image folder or file.")
-    if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-        if not files:
-            raise ValueError(f"{text}: no image files ({', '.join(IMAGE_SUFFIXES)}) in this folder.")
-        return RawImages([_imread(p) for p in files], [p.name for p in files], text, "files")
-    suffix = path.suffix.lower()
-    if suffix == ".npy":
-        try:
-            array = np.load(path, allow_pickle=False)
-        except Exception as error:  # numpy: truncated, corrupt, pickled object arrays
-            raise ValueError(f"{text}: not a readable .npy array ({type(error).__name__}: {error}).") from None
-        if not isinstance(array, np.ndarray) or array.dtype.kind not in "buif":
-            raise ValueError(f"{text}: expected a numeric array, got dtype {getattr(array, 'dtype', type(array).__name__)}.")
-        return RawImages(array, [f"{path.name}[{i}]" for i in range(len(array) if array.ndim else 0)], text, "batch")
-    if suffix in IMAGE_SUFFIXES:
-        return RawImages([_imread(path)], [path.name], text, "files")
-    if _is_idx(path):
-        from discinvert.zoo.datasets import read_idx
-
-        array = read_idx(path)
-        if array.ndim != 3:
-            raise ValueError(f"{text}: expected an IDX file of images (N, H, W), got shape {array.shape}.")
-        return RawImages(array, [f"{path.name}[{i}]" for i in range(len(array))], text, "batch")
-    raise ValueError(f"{text}: expected a folder of images, an image file ({', '.join(IMAGE_SUFFIXES)}), an .npy "
-                     "array or an IDX file (…-idx3-ubyte[.gz]).")
-
-
-def _is_idx(path: Path) -> bool:
-    name = path.name.lower().removesuffix(".gz")
-    return name.endswith("-ubyte") or name.endswith(".idx") or ".idx3" in name
-
-
-def _describe_channels(c: int) -> str:
-    return f"{c} channel{'s' if c != 1 else ''} ({_CHANNEL_WORDS.get(c, 'other')})"
-
-
-def _as_chw(image: np.ndarray, expected: tuple[int, ...], name: str) -> np.ndarray:
-    """One file's ``(H, W)`` / ``(H, W, C)`` array as ``(C, H, W)``, checked against ``expected``."""
-    chw = image[None] if image.ndim == 2 else np.moveaxis(image, -1, 0)
-    c, h, w = chw.shape
-    if c != expected[0]:
-        raise ValueError(
-            f"{name}: {_describe_channels(c)}, but the inverter expects {_describe_channels(expected[0])} "
-            f"images of shape {expected}; convert the images first."
-        )
-    if (h, w) != tuple(expected[1:]):
-        raise ValueError(f"{name}: size {h}x{w}, but the inverter expects {expected[1]}x{expected[2]} images (shape {expected}).")
-    return chw
-
-
-def _batch_as_nchw(array: np.ndarray, expected: tuple[int, ...], source: str) -> np.ndarray:
-    shape = tuple(array.shape)
-    if array.ndim == 4 and shape[1:] == expected:
-        return array
-    if array.ndim == 4 and shape[1:] == (expected[1], expected[2], expected[0]):
-        return np.moveaxis(array, -1, 1)
-    if array.ndim == 3 and expected[0] == 1 and shape[1:] == tuple(expected[1:]):
-        return array[:, None]
-    layouts = f"(N, {', '.join(map(str, expected))}) or (N, {expected[1]}, {expected[2]}, {expected[0]})"
-    if expected[0] == 1:
-        layouts += f" or (N, {expected[1]}, {expected[2]})"
-    channels = ""
-    if array.ndim == 4 and {shape[1], shape[3]} != {expected[0]}:
-        got = shape[1] if shape[2:] == tuple(expected[1:]) else shape[3]
-        channels = f" ({_describe_channels(got)} where {_describe_channels(expected[0])} are expected)"
-    raise ValueError(f"{source}: expected images of shape {layouts} for this inverter, got {shape}{channels}.")
-
-
-def _scale(array: np.ndarray, value_range: tuple[float, float], input_range: tuple[float, float] | None, source: str) -> np.ndarray:
-    low, high = value_range
-    if array.dtype.kind in "uib":
-        kind = "bool (black-and-white)" if array.dtype == np.bool_ else str(array.dtype)
-        array = _from_bool(array)
-        maximum = _INTEGER_MAX.get(array.dtype)
-        if maximum is None:
-            raise ValueError(
-                f"{source}: integer images must be uint8 (0..255) or uint16 (0..65535), got {array.dtype}; "
-                "save float images in the generator's range instead."
-            )
-        if input_range is not None:
-            raise ValueError(_integer_input_range(source, kind, maximum, input_range))
-        unit = array.astype(np.float64) / maximum
-        return (low + unit * (high - low)).astype(np.float32)
-    values = array.astype(np.float32)
-    if not np.isfinite(values).all():
-        raise ValueError(f"{source}: expected finite values, got NaN or infinity.")
-    if input_range is None:
-        return values
-    in_low, in_high = input_range
-    return (low + (values.astype(np.float64) - in_low) / (in_high - in_low) * (high - low)).astype(np.float32)
-
-
-def _integer_input_range(source: str, kind: str, maximum: float, input_range: tuple[float, float]) -> str:
-    return (f"--input-range {input_range[0]:g},{input_range[1]:g}: {source} holds {kind} pixels, whose scale is "
-            f"known (0..{maximum:.0f}, mapped onto G's range --range LO,HI); --input-range gives the value range "
-            "of a float .npy array only. Leave it out, or save the images as a float .npy array.")
-
-
-def prepare_images(
-    raw: RawImages,
-    image_shape: Sequence[int],
-    value_range: tuple[float, float] = (-1.0, 1.0),
-    input_range: tuple[float, float] | None = None,
-) -> torch.Tensor:
-    """Images as the inverter wants them: float32 ``(N, *image_shape)`` in G's range.
-
-    Args:
-        raw: images from :func:`read_images`.
-        image_shape: the inverter's ``(C, H, W)``.
-        value_range: G's range: integer pixels map ``0 .. max`` onto it.
-        input_range: the range of a float array's values, mapped onto ``value_range``
-            (``None``: taken as already in G's range).
-
-    Raises:
-        ValueError: wrong channels, size or layout, unsupported dtypes, NaN/Inf values;
-            ``input_range`` given for integer or black-and-white pixels (image files,
-            an integer or bool ``.npy``, an IDX file), whose scale is known.
-    """
-    expected = tuple(int(d) for d in image_shape)
-    if len(expected) != 3:
-        raise ValueError(f"image files need (C, H, W) images, but this inverter's images have shape {expected}; "
-                         "for a generator of flat vectors give --image-shape C,H,W (e.g. 1,28,28 for 784 values).")
-    if raw.layout == "files":
-        images = [_scale(_as_chw(a, expected, n), value_range, input_range, n) for a, n in zip(raw.arrays, raw.names)]
-        batch = np.stack(images)
-    else:
-        array = np.asarray(raw.arrays)
-        batch = _scale(_batch_as_nchw(array, expected, raw.source), value_range, input_range, raw.source)
-    if len(batch) == 0:
-        raise ValueError(f"{raw.source}: no images.")
-    return torch.from_numpy(np.ascontiguousarray(batch))
 
 
 def _is_float(raw: RawImages) -> bool:
@@ -313,7 +76,7 @@ def range_warning(
       ``--input-range``: probably [0, 1] images (``--input-range 0,1``). A warning only.
 
     Args:
-        images: the images from :func:`prepare_images` (in G's range if all went well).
+        images: the images from :func:`discinvert.pixels.prepare_images` (in G's range if all went well).
         raw: what they were read from.
         value_range: the range integer pixels were mapped onto (``--range`` or the inverter's).
         recorded: the range G's images spanned (at fit time, or measured); ``None`` skips
@@ -364,10 +127,11 @@ def range_warning(
 
 
 def to_uint8(images: torch.Tensor | np.ndarray, value_range: tuple[float, float] = (-1.0, 1.0)) -> np.ndarray:
-    """``(N, C, H, W)`` images in G's range → uint8 ``(N, H, W)`` (one channel) or ``(N, H, W, C)``."""
-    low, high = value_range
-    array = images.detach().float().cpu().numpy() if isinstance(images, torch.Tensor) else np.asarray(images, dtype=np.float32)
-    pixels = np.clip(np.round((array - low) / (high - low) * 255.0), 0, 255).astype(np.uint8)
+    """``(N, C, H, W)`` images in G's range → uint8 ``(N, H, W)`` (one channel) or ``(N, H, W, C)``, for pictures.
+
+    The pixels are :func:`discinvert.pixels.model_to_uint8`'s.
+    """
+    pixels = model_to_uint8(images, value_range)
     return pixels[:, 0] if pixels.shape[1] == 1 else np.moveaxis(pixels, 1, -1)
 
 

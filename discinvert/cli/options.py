@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from discinvert._version import __version__
-from discinvert.fitting.fit_config import CommandLine, command_line_settings
+from discinvert.fitting.fit_config import MAX_SEED, MAX_SEED_TEXT, CommandLine, command_line_help, command_line_settings
 
 __all__ = ["DEMO_IMAGES", "Handler", "UsageError", "build_parser", "fit_settings"]
 
@@ -55,8 +55,6 @@ class UsageError(Exception):
 
 
 # ---------------------------------------------------------------------------- argument types
-_SEED_LIMIT = 2**62  # fit_inverter's seeds: room for seed + 1 and per-rank offsets in torch's int64 seeds
-
 
 def _shown(text: str) -> str:
     return repr(text if len(text) <= 40 else text[:37] + "...")
@@ -82,7 +80,7 @@ def _integer(minimum: int, limit: int | None = None, limit_text: str | None = No
 _positive = _integer(0)
 _count = _integer(1)
 _pairs = _integer(2)  # fit: a batch (and the held-out set) needs two or more latents
-_seed = _integer(0, _SEED_LIMIT, "2**62")
+_seed = _integer(0, MAX_SEED, MAX_SEED_TEXT)  # fit_inverter's seeds (and every other --seed)
 
 
 DEMO_IMAGES = 1000
@@ -229,7 +227,10 @@ def _image_parent() -> argparse.ArgumentParser:
     group.add_argument("--input-range", type=_value_range, default=None, metavar="LO,HI",
                        help="value range of a float .npy input (default: taken as already in G's range); refused "
                             "for integer pixels (image files, integer .npy), whose scale is known")
-    group.add_argument("--batch-size", type=_count, default=None, help="images per forward pass (default 256)")
+    from discinvert.gan import DEFAULT_BATCH_SIZE
+
+    group.add_argument("--batch-size", type=_count, default=None,
+                       help=f"images per forward pass (default {DEFAULT_BATCH_SIZE})")
     return parent
 
 
@@ -243,7 +244,7 @@ def _inverter_option(parser: argparse.ArgumentParser, *, optional_text: str = ""
 
 def _refine_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--refine-steps", type=_positive, default=0,
-                        help="hybrid inversion: optimise each code this many Adam steps after encoding (default 0)")
+                        help="hybrid inversion: optimise each code this many Adam steps after encoding (default %(default)s)")
     parser.add_argument("--iterations", type=_positive, default=None, metavar="K",
                         help="feed-forward corrections to run, 0 to the inverter's own (default: all it was fit with, "
                              "see `discinvert fit --iterations`)")
@@ -284,7 +285,7 @@ def _setting_type(option: CommandLine) -> dict[str, Any]:
 def _add_fit_settings(parser: argparse.ArgumentParser) -> None:
     """One flag per fit setting that has one, as :class:`~discinvert.fitting.fit_config.FitConfig` describes it."""
     for name, option in command_line_settings():
-        parser.add_argument(option.flag, dest=name, help=option.help, **_setting_type(option))
+        parser.add_argument(option.flag, dest=name, help=command_line_help(name), **_setting_type(option))
 
 
 def fit_settings(args: argparse.Namespace) -> dict[str, Any]:
@@ -327,7 +328,7 @@ def _add_fit(commands: Any, handler: Handler) -> None:
                      help="a .safetensors file (Inverter.save), or a directory (Inverter.save_pretrained: "
                           "model.safetensors, config.json, README.md model card)")
     fit.add_argument("--weights-dtype", choices=tuple(WEIGHT_DTYPES), default="float32",
-                     help="how the file stores the weights (default float32, which round-trips exactly; float16 "
+                     help="how the file stores the weights (default %(default)s, which round-trips exactly; float16 "
                           "halves it; int8 stores weight matrices as int8 with a scale per row, about a quarter)")
     fit.add_argument("--feature-layer", type=_feature_layers, help="D's layer to read (default: the GAN config's; see `discinvert layers`), or "
                      "several separated by commas (main.4,main.7): the CN reads them concatenated")
@@ -380,9 +381,10 @@ def _add_reconstruct(commands: Any, handler: Handler) -> None:
     reconstruct.add_argument("--out", required=True, type=Path, metavar="DIR", help="folder for the PNG grids")
     _inverter_option(reconstruct, optional_text=_DEFAULT_INVERTER)
     _refine_option(reconstruct)
-    reconstruct.add_argument("--per-grid", type=_count, default=64, help="pairs per PNG file (default 64)")
-    reconstruct.add_argument("--columns", type=_count, default=8, help="pairs per row (default 8)")
-    reconstruct.add_argument("--scale", type=_count, default=1, help="integer upscaling of the grids (default 1)")
+    reconstruct.add_argument("--per-grid", type=_count, default=64, help="pairs per PNG file (default %(default)s)")
+    reconstruct.add_argument("--columns", type=_count, default=8, help="pairs per row (default %(default)s)")
+    reconstruct.add_argument("--scale", type=_count, default=1,
+                             help="integer upscaling of the grids (default %(default)s)")
     reconstruct.set_defaults(handler=handler)
 
 
@@ -415,11 +417,12 @@ def _add_evaluate(commands: Any, handler: Handler) -> None:
                           help="folder of the Fashion-MNIST IDX files (default: $DISCINVERT_FASHION_MNIST or "
                                "/usr/share/datasets/fashion-mnist)")
     evaluate.add_argument("--n", type=_count, default=None, help="images per draw (default: 1000, or all if fewer)")
-    evaluate.add_argument("--repeats", type=_count, default=5, help="random draws (default 5)")
-    evaluate.add_argument("--seed", type=_seed, default=0, help="seed of the draws, in [0, 2**62) (default 0)")
+    evaluate.add_argument("--repeats", type=_count, default=5, help="random draws (default %(default)s)")
+    evaluate.add_argument("--seed", type=_seed, default=0,
+                          help=f"seed of the draws, in [0, {MAX_SEED_TEXT}) (default %(default)s)")
     evaluate.add_argument("--refine-steps", type=_positive, default=0,
                           help="0: the inverter alone (default); else hybrid refinement steps")
-    evaluate.add_argument("--sort-by", choices=("psnr", "ssim"), default="psnr", help="ranking (default psnr)")
+    evaluate.add_argument("--sort-by", choices=("psnr", "ssim"), default="psnr", help="ranking (default %(default)s)")
     evaluate.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     evaluate.set_defaults(handler=handler)
 
@@ -449,14 +452,16 @@ def _add_push(commands: Any, handler: Handler) -> None:
 def _add_demo(commands: Any, handler: Handler) -> None:
     demo = commands.add_parser("demo", help="invert real Fashion-MNIST test images with the bundled DCGAN",
                                description="Encode, refine and edit the bundled real test images; write a picture and metrics.")
-    demo.add_argument("--out", type=Path, default=Path("out/demo"), help="output folder (default: out/demo)")
+    demo.add_argument("--out", type=Path, default=Path("out/demo"), help="output folder (default: %(default)s)")
     demo.add_argument("--fit", action="store_true", help="fit a fresh inverter instead of loading the bundled one")
     demo.add_argument("--steps", type=_count, default=None, help="steps of the fresh fit (default: the library's)")
     demo.add_argument("--n-images", type=_up_to(DEMO_IMAGES, "the bundled test images"), default=DEMO_IMAGES,
                       help=f"bundled test images to encode, 1 to {DEMO_IMAGES} (default {DEMO_IMAGES})")
-    demo.add_argument("--refine-images", type=_positive, default=200, help="how many of them to refine (default 200)")
-    demo.add_argument("--refine-steps", type=_positive, default=50, help="refinement steps (default 50)")
-    demo.add_argument("--seed", type=_seed, default=0, help="seed of the fresh fit, in [0, 2**62) (default 0)")
+    demo.add_argument("--refine-images", type=_positive, default=200,
+                      help="how many of them to refine (default %(default)s)")
+    demo.add_argument("--refine-steps", type=_positive, default=50, help="refinement steps (default %(default)s)")
+    demo.add_argument("--seed", type=_seed, default=0,
+                      help=f"seed of the fresh fit, in [0, {MAX_SEED_TEXT}) (default %(default)s)")
     demo.set_defaults(handler=handler)
 
 
@@ -476,10 +481,10 @@ def _add_serve(commands: Any, handler: Handler) -> None:
     )
     _inverter_option(serve, optional_text=" (default with --gan zoo:NAME: the entry's best, its real-images inverter)")
     serve.add_argument("--host", default="127.0.0.1",
-                       help="address to listen on (default 127.0.0.1: this machine only; another address makes the "
+                       help="address to listen on (default %(default)s: this machine only; another address makes the "
                             "page reachable by anyone who can reach it, without authentication)")
     serve.add_argument("--port", type=_integer(0, 65536, "65536"), default=8000,
-                       help="port (default 8000; 0 picks a free one)")
+                       help="port (default %(default)s; 0 picks a free one)")
     serve.add_argument("--examples", metavar="SRC",
                        help="pictures to pick from: a folder of PNG/JPEG files, an .npy array, an IDX file or zoo:NAME "
                             "(default: a zoo GAN's test pictures)")
@@ -487,11 +492,11 @@ def _add_serve(commands: Any, handler: Handler) -> None:
                        help="a folder of sub-folders of pictures, one per label: one edit direction per label")
     serve.add_argument("--directions", metavar="FILE",
                        help="a .safetensors file of named directions, each of the inverter's latent shape")
-    serve.add_argument("--max-upload-mb", type=_float, default=5.0, help="largest upload in MB (default 5)")
+    serve.add_argument("--max-upload-mb", type=_float, default=5.0, help="largest upload in MB (default %(default)g)")
     serve.add_argument("--max-refine-steps", type=_integer(1), default=500,
-                       help="most refinement steps one request may ask for (default 500)")
+                       help="most refinement steps one request may ask for (default %(default)s)")
     serve.add_argument("--queue", type=_integer(0), default=16,
-                       help="requests that may wait for the models while one runs; more get HTTP 503 (default 16)")
+                       help="requests that may wait for the models while one runs; more get HTTP 503 (default %(default)s)")
     serve.set_defaults(handler=handler)
 
 

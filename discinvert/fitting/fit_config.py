@@ -19,12 +19,13 @@ from typing import Any, Literal
 
 import torch
 
-from discinvert.step_networks import MAX_ITERATIONS  # the bound a stored config is held to
-from discinvert.network import CNConfig
+from discinvert.step_networks import DEFAULT_STEP_HIDDEN, MAX_ITERATIONS  # MAX_ITERATIONS: a stored config's bound
+from discinvert.network import DEFAULT_CN_HIDDEN, CNConfig
 from discinvert.argument_checks import nonnegative_float, optional_bool, positive_float, positive_int
 
-__all__ = ["DEFAULT_LR", "DEFAULT_PATIENCE", "DEFAULT_REAL_STEPS", "DEFAULT_SCHEDULE", "DEFAULT_STEPS", "ITERATIVE_SETTINGS", "MAX_SEED", "REAL_STAGE_SETTINGS", "CommandLine", "FitConfig", "Setting", "command_line_settings",
-           "settings_doc"]
+__all__ = ["ADAM_BETAS", "DEFAULT_LR", "DEFAULT_PATIENCE", "DEFAULT_REAL_STEPS", "DEFAULT_SCHEDULE", "DEFAULT_STEPS",
+           "ITERATIVE_SETTINGS", "MAX_SEED", "MAX_SEED_TEXT", "REAL_STAGE_SETTINGS", "CommandLine", "FitConfig", "Setting",
+           "command_line_help", "command_line_settings", "settings_doc", "shown_default"]
 
 DEFAULT_STEPS = 2000
 """Default number of CN updates; chosen by the sweep of ``python -m benchmarks.speed.fit_defaults`` (see ``docs/defaults.md``)."""
@@ -48,7 +49,17 @@ ITERATIVE_SETTINGS = ("iteration_steps", "iteration_batch_size", "iteration_lr",
 """The settings that act only with ``fit_inverter(iterations=k)``, ``k > 0``."""
 
 MAX_SEED = 2**62
-"""Seeds lie in ``[0, MAX_SEED)``: room for the seed + 1 and seed + rank offsets of torch's int64 seeds."""
+"""Seeds lie in ``[0, MAX_SEED)``: room for the seed + 1 and seed + rank offsets of torch's int64 seeds
+(the command line's ``--seed`` flags take the same range)."""
+
+MAX_SEED_TEXT = f"2**{MAX_SEED.bit_length() - 1}"
+""":data:`MAX_SEED` as messages write it: ``"2**62"``."""
+
+ADAM_BETAS = (0.5, 0.999)
+"""Adam's ``(beta1, beta2)`` for every network a fit trains: the CN, and the networks of the real-image stage and
+the step networks (the paper authors' released code used beta1 = 0.5)."""
+
+_BETAS = f"betas {ADAM_BETAS[0]:g}, {ADAM_BETAS[1]:g}"  # as the settings' documentation writes them
 
 
 @dataclass(frozen=True)
@@ -57,7 +68,9 @@ class CommandLine:
 
     Attributes:
         flag: the option, e.g. ``"--steps"``.
-        help: its help text.
+        help: its help text. ``{default}`` in it stands for the default the flag leaves, written from the
+            field's default (or from ``default``) by :func:`shown_default`, so the help follows the field:
+            :func:`command_line_help` gives the text ``--help`` shows.
         kind: ``"int"`` (an integer ``>= minimum``), ``"float"`` (a positive number),
             ``"weight"`` (a number ``>= 0``),
             ``"seed"`` (an integer in ``[0, MAX_SEED)``), ``"switch"`` (``store_true``),
@@ -118,7 +131,7 @@ def _seed(value: Any, name: str) -> int | None:
         return None
     seed = positive_int(value, name, 0)
     if seed >= MAX_SEED:
-        raise ValueError(f"{name}: expected an int in [0, 2**62), got {seed}.")
+        raise ValueError(f"{name}: expected an int in [0, {MAX_SEED_TEXT}), got {seed}.")
     return seed
 
 
@@ -188,12 +201,12 @@ class FitConfig:
 
     steps: int = _setting(
         DEFAULT_STEPS, "CN updates, each on a fresh batch.", _int_at_least(1),
-        command_line=CommandLine("--steps", f"CN updates (default: the library's, {DEFAULT_STEPS})", "int"))
+        command_line=CommandLine("--steps", "CN updates (default: the library's, {default})", "int"))
     batch_size: int = _setting(
         256, "pairs per update (at least 2, for the CN's BatchNorm).", _int_at_least(2),
-        command_line=CommandLine("--batch-size", "pairs per update, at least 2 (default 256)", "int", minimum=2))
+        command_line=CommandLine("--batch-size", "pairs per update, at least 2 (default {default})", "int", minimum=2))
     lr: float = _setting(
-        DEFAULT_LR, "peak Adam learning rate (betas 0.5, 0.999); linear warm-up over the first 5% of steps "
+        DEFAULT_LR, f"peak Adam learning rate ({_BETAS}); linear warm-up over the first 5% of steps "
         "(at most 100), then the ``schedule``.", _float_positive,
         command_line=CommandLine("--lr", "peak Adam learning rate (default: the library's)", "float"))
     schedule: str = _setting(
@@ -220,14 +233,15 @@ class FitConfig:
         "bit-identical inverter on the CPU (another thread count changes the order of float sums, hence the "
         "weights). ``None`` draws one (recorded in ``inverter.config.fit['seed']``). The global RNG state is left "
         "as it was.", _seed,
-        command_line=CommandLine("--seed", "seed in [0, 2**62); the same seed gives the same inverter (default 0)",
+        command_line=CommandLine("--seed", f"seed in [0, {MAX_SEED_TEXT}); the same seed gives the same inverter "
+                                 "(default {default})",
                                  "seed", default=0))
     progress: bool | None = _setting(
         None, "``None`` shows a tqdm bar on a terminal only; ``True`` always; ``False`` never.", optional_bool,
         identity=False, record=False,
         command_line=CommandLine("--no-progress", "no progress bar", "off-switch"))
     cn_hidden: Sequence[int] = _setting(
-        (1024, 1024), "widths of the CN's hidden layers (paper: two of 1024).", _hidden, identity=False, record=False)
+        DEFAULT_CN_HIDDEN, "widths of the CN's hidden layers (paper: two of 1024).", _hidden, identity=False, record=False)
     cn_batch_norm: bool = _setting(
         True, "BatchNorm after each hidden layer of the CN (paper: yes).", _bool, identity=False, record=False)
     cn_standardize: bool = _setting(
@@ -241,7 +255,7 @@ class FitConfig:
     validation_size: int = _setting(
         1024, "held-out latents for validation, drawn once.", _int_at_least(2),
         command_line=CommandLine("--validation-size", "held-out latents that pick the best CN, at least 2 "
-                                 "(default 1024)", "int", minimum=2))
+                                 "(default {default})", "int", minimum=2))
     eval_every: int = _setting(
         100, "steps between validations (and after the last step).", _int_at_least(1), record=False)
     reuse: int = _setting(
@@ -249,7 +263,7 @@ class FitConfig:
         "step on a random batch from the pool and replaces its oldest batch every ``k`` steps, so each generated "
         "sample serves about ``k`` updates: generation costs ``k`` times less (see ``docs/speed.md`` for its "
         "effect on accuracy).", _int_at_least(1),
-        command_line=CommandLine("--reuse", "CN steps per generated batch (default 1: always fresh; see "
+        command_line=CommandLine("--reuse", "CN steps per generated batch (default {default}: always fresh; see "
                                  "docs/fit_speed.md)", "int"))
     checkpoint_path: str | os.PathLike[str] | None = _setting(
         None, "write a resumable checkpoint there every ``checkpoint_every`` steps (atomically: an interrupted fit "
@@ -277,7 +291,7 @@ class FitConfig:
         "``inverter.config.fit['levers']`` records what the fit used.", _autocast,
         command_line=CommandLine("--autocast", "run G and D (training pairs) and the CN's training forward under "
                                  "torch.autocast in this dtype; auto: bf16 where the device has it natively "
-                                 "(default: auto)", "choice",
+                                 "(default: {default})", "choice",
                                  choices={"auto": "auto", "off": None, "bf16": torch.bfloat16,
                                           "fp16": torch.float16}))
     channels_last: bool | str = _setting(
@@ -287,7 +301,7 @@ class FitConfig:
         "is refused before training starts. ``'auto'`` (default): on for the CPU (where it was measured), and off "
         "without an error for such models; off on other devices.", _bool_or_auto,
         command_line=CommandLine("--channels-last", "run G and D as channels-last copies for the training pairs "
-                                 "(default: auto, on the CPU when they allow it)", "switch"))
+                                 "(default: {default}, on the CPU when they allow it)", "switch"))
 
     allow_batch_dependent_features: bool = _setting(
         False, "fit even when the feature layer's output for one image depends on the other images in its "
@@ -303,62 +317,62 @@ class FitConfig:
         DEFAULT_REAL_STEPS, "updates of the real-image stage (only with ``images=``): the CN fine-tuned on the "
         "user's images through the frozen G (see :mod:`discinvert.fitting.real_image_stage`).", _int_at_least(1),
         identity=False, record=False,
-        command_line=CommandLine("--real-steps", f"updates of the real-image stage with --images (default "
-                                 f"{DEFAULT_REAL_STEPS})", "int"))
+        command_line=CommandLine("--real-steps", "updates of the real-image stage with --images (default "
+                                 "{default})", "int"))
     real_batch_size: int = _setting(
         64, "real images per update of the real-image stage (at least 2).", _int_at_least(2),
         identity=False, record=False,
-        command_line=CommandLine("--real-batch-size", "real images per update with --images (default 64)", "int",
+        command_line=CommandLine("--real-batch-size", "real images per update with --images (default {default})", "int",
                                  minimum=2))
     real_lr: float = _setting(
-        1e-3, "peak Adam learning rate of the real-image stage (betas 0.5, 0.999), decayed along a cosine to 1% "
+        1e-3, f"peak Adam learning rate of the real-image stage ({_BETAS}), decayed along a cosine to 1% "
         "of it at the stage's last update; 1e-3 measured best on held-out train images "
         "(``docs/real_schedule.md``).", _float_positive,
         identity=False, record=False,
         command_line=CommandLine("--real-lr", "peak learning rate of the real-image stage, cosine-decayed "
-                                 "(default 1e-3)", "float"))
+                                 "(default {default})", "float"))
     feature_weight: float = _setting(
         0.5, "weight of the real-image stage's discriminator-feature term (D's features of G(ẑ) against "
         "those of the image, at the feature layer, relative to their energy); 0 drops it.", _weight,
         identity=False, record=False,
-        command_line=CommandLine("--feature-weight", "weight of the D-feature term with --images (default 0.5)",
+        command_line=CommandLine("--feature-weight", "weight of the D-feature term with --images (default {default})",
                                  "weight"))
     prior_weight: float = _setting(
         0.1, "weight of the real-image stage's prior term (the self-generated z-regression on fresh pairs, "
         "keeping codes where G's latents live); 0 drops it.", _weight, identity=False, record=False,
-        command_line=CommandLine("--prior-weight", "weight of the prior term with --images (default 0.1)",
+        command_line=CommandLine("--prior-weight", "weight of the prior term with --images (default {default})",
                                  "weight"))
     real_held_out: int = _setting(
         512, "real images held out (at most a fifth of them, a seeded random slice) to choose the real-image "
         "stage's best weights by their pixel error.", _int_at_least(1), identity=False, record=False,
         command_line=CommandLine("--real-held-out", "images held out from --images to choose the best weights "
-                                 "(default 512, at most a fifth)", "int"))
+                                 "(default {default}, at most a fifth)", "int"))
 
     iterations: int = _setting(
         0, "step networks of iterative refinement trained after the CN (:mod:`discinvert.step_networks`): each "
         "reads D's features and the pixel residual of the current reconstruction and corrects the code, so "
         "``encode`` costs one more G pass and partial D pass per iteration. ``0`` (default): the CN alone, as "
         "in the paper. Trained on self-generated pairs, and on ``images`` when given (see "
-        "``docs/iterative.md`` for what each iteration buys and costs). At most 64.", _iterations,
+        f"``docs/iterative.md`` for what each iteration buys and costs). At most {MAX_ITERATIONS}.", _iterations,
         identity=False, record=False,
         command_line=CommandLine("--iterations", "step networks of iterative refinement to train after the CN "
-                                 "(default 0: the CN alone)", "int", minimum=0))
+                                 "(default {default}: the CN alone)", "int", minimum=0))
     iteration_steps: int = _setting(
         1000, "updates of each step network (only with ``iterations > 0``).", _int_at_least(1),
         identity=False, record=False,
         command_line=CommandLine("--iteration-steps", "updates of each step network with --iterations "
-                                 "(default 1000)", "int"))
+                                 "(default {default})", "int"))
     iteration_batch_size: int = _setting(
         64, "self-generated pairs per update of a step network, and as many real images with ``images`` "
         "(at least 2).", _int_at_least(2), identity=False, record=False,
         command_line=CommandLine("--iteration-batch-size", "pairs (and images) per update of a step network "
-                                 "(default 64)", "int", minimum=2))
+                                 "(default {default})", "int", minimum=2))
     iteration_lr: float = _setting(
-        3e-4, "Adam learning rate of the step networks (constant; betas 0.5, 0.999).", _float_positive,
+        3e-4, f"Adam learning rate of the step networks (constant; {_BETAS}).", _float_positive,
         identity=False, record=False,
-        command_line=CommandLine("--iteration-lr", "learning rate of the step networks (default 3e-4)", "float"))
+        command_line=CommandLine("--iteration-lr", "learning rate of the step networks (default {default})", "float"))
     step_hidden: Sequence[int] = _setting(
-        (512,), "widths of each step network's hidden layers. With ``images``, ``(64,)`` measured better in an "
+        DEFAULT_STEP_HIDDEN, "widths of each step network's hidden layers. With ``images``, ``(64,)`` measured better in an "
         "eighth of the weights (``docs/iterative_ablations_width_same.md``); without, 512 is better "
         "(``docs/iterative_ablations_width_paper_cn.md``).", _hidden, identity=False, record=False)
 
@@ -425,6 +439,31 @@ def settings_doc(indent: str = "    ") -> str:
         text = f"{item.name}: {setting.doc}"
         lines += textwrap.wrap(text, width=88 - len(indent), initial_indent=indent, subsequent_indent=indent + "    ")
     return "\n".join(lines)
+
+
+def shown_default(value: Any, option: CommandLine) -> str:
+    """A default as a flag's help writes it: a choice's word, ``1e-3`` for small floats, ``0.5``, ``256``, ``auto``."""
+    if option.kind == "choice" and option.choices:
+        return next(word for word, choice in option.choices.items() if choice == value)
+    if isinstance(value, float) and value != 0.0 and abs(value) < 1e-2:
+        mantissa, exponent = f"{value:e}".split("e")
+        return f"{float(mantissa):g}e{int(exponent)}"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def command_line_help(name: str) -> str:
+    """The help text ``discinvert fit --help`` shows for setting ``name``'s flag: its ``{default}`` is the
+    field's default (or the command line's own, :attr:`CommandLine.default`), as :func:`shown_default` writes it.
+
+    Raises:
+        ValueError: ``name`` is no setting with a flag.
+    """
+    for item in dataclasses.fields(FitConfig):
+        option = item.metadata["setting"].command_line
+        if item.name == name and option is not None:
+            default = option.default if option.default is not None else item.default
+            return option.help.format(default=shown_default(default, option))
+    raise ValueError(f"{name!r}: expected a fit setting with a command-line flag, got none of that name.")
 
 
 def command_line_settings() -> list[tuple[str, CommandLine]]:

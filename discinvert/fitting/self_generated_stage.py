@@ -26,12 +26,11 @@ from discinvert.fitting.acceleration import autocast_context
 from discinvert.fitting.checkpoint import Best, Checkpointing
 from discinvert.distributed import DistContext, broadcast_module, broadcast_scalar
 from discinvert.fitting.pool import BatchSource
+from discinvert.fitting.fit_config import ADAM_BETAS as BETAS  # one definition, beside the fit's other defaults
 
 __all__ = ["SCHEDULES", "Schedule", "TrainResult", "ValidationPoint", "lr_factor", "make_adam", "train_regressor"]
 
 logger = logging.getLogger(__name__)
-
-BETAS = (0.5, 0.999)  # the paper authors' released code used beta1 = 0.5
 
 
 def make_adam(model: nn.Module, lr: float) -> torch.optim.Adam:

@@ -28,6 +28,7 @@ import torch
 from discinvert.edit import apply_direction, interpolate
 from discinvert.inverter import Inverter
 from discinvert.metrics import image_quality
+from discinvert.pixels import model_to_unit, uint8_to_unit, unit_to_model
 from discinvert.web.uploads import PreparedImage, UploadError, png_data_url
 
 __all__ = ["Busy", "Examples", "Limits", "WebSession"]
@@ -130,6 +131,7 @@ class WebSession:
         self.directions = {name: self._check_direction(name, d) for name, d in (directions or {}).items()}
         self.image_shape: tuple[int, int, int] = shape  # type: ignore[assignment]
         low, high = inverter.value_range
+        self._range = (float(low), float(high))  # what the conversions to and from [0, 1] map onto
         self._low, self._span = float(low), float(high) - float(low)
         self._model = threading.Lock()
         self._places = threading.BoundedSemaphore(limits.queue + 1)
@@ -164,10 +166,10 @@ class WebSession:
         return direction.reshape(self.inverter.latent_shape)
 
     def _to_model(self, pixels: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(self._low + self._span * np.asarray(pixels, dtype=np.float32))[None]
+        return torch.from_numpy(unit_to_model(pixels, self._range))[None]
 
     def _to_unit(self, images: torch.Tensor) -> np.ndarray:
-        return ((images.detach().float().cpu().numpy() - self._low) / self._span).clip(0.0, 1.0)
+        return model_to_unit(images, self._range)
 
     def code(self, values: Any, name: str = "code") -> torch.Tensor:
         """A code sent by the page (a JSON list of numbers) as a ``(1, *latent_shape)`` float32 tensor.
@@ -200,7 +202,7 @@ class WebSession:
             count = 0 if self.examples is None else len(self.examples.images)
             raise UploadError(404, f"example {_shown(index)}: expected an index from 0 to {count - 1}." if count else
                               "no example pictures are served (start with --examples or a zoo GAN).")
-        return PreparedImage(self.examples.images[index].astype(np.float32) / 255.0)
+        return PreparedImage(uint8_to_unit(self.examples.images[index]))
 
     def _pictures(self, images: torch.Tensor, what: str) -> np.ndarray:
         """Decoded ``images`` in [0, 1]; 422 when G gave NaN or Inf (codes far outside its prior)."""

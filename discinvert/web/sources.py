@@ -18,28 +18,23 @@ import safetensors
 import safetensors.torch
 import torch
 
-from discinvert.cli.images import prepare_images, read_images
 from discinvert.edit import class_directions
 from discinvert.inverter import Inverter
+from discinvert.pixels import model_to_uint8, prepare_images
 from discinvert.web.session import Examples
+from discinvert.zoo import read_image_source
 
 __all__ = ["directions_from_file", "directions_from_folders", "examples_from", "zoo_examples"]
 
 
-def _to_uint8(images: torch.Tensor, value_range: tuple[float, float]) -> np.ndarray:
-    low, high = value_range
-    unit = (images.float().numpy() - low) / (high - low)
-    return np.clip(np.rint(unit * 255.0), 0, 255).astype(np.uint8)
-
-
 def examples_from(source: str, inverter: Inverter, limit: int = 1000) -> Examples:
-    """The first ``limit`` pictures of ``source`` (see :func:`discinvert.cli.images.read_images`), in G's shape.
+    """The first ``limit`` pictures of ``source`` (see :func:`discinvert.zoo.read_image_source`), in G's shape.
 
     Raises:
         FileNotFoundError, ValueError: as the command line's image reading does.
     """
-    images = prepare_images(read_images(source), inverter.image_shape, inverter.value_range)[:limit]
-    return Examples(_to_uint8(images, inverter.value_range))
+    images = prepare_images(read_image_source(source), inverter.image_shape, inverter.value_range)[:limit]
+    return Examples(model_to_uint8(images, inverter.value_range))
 
 
 def zoo_examples(entry: str, inverter: Inverter) -> tuple[Examples, torch.Tensor, np.ndarray, tuple[str, ...]]:
@@ -54,7 +49,7 @@ def zoo_examples(entry: str, inverter: Inverter) -> tuple[Examples, torch.Tensor
     pictures, labels = zoo.load_test_images(entry)
     names = zoo.label_names(entry)
     images = to_model_range(pictures).float()
-    examples = Examples(_to_uint8(images, (-1.0, 1.0)), tuple(names[int(c)] for c in labels))
+    examples = Examples(model_to_uint8(images, (-1.0, 1.0)), tuple(names[int(c)] for c in labels))
     return examples, images, labels, names
 
 
@@ -71,7 +66,7 @@ def directions_from_folders(folder: str | Path, inverter: Inverter) -> dict[str,
     labels = sorted(p for p in root.iterdir() if p.is_dir())
     if len(labels) < 2:
         raise ValueError(f"{root}: expected at least two sub-folders of images, one per label, got {len(labels)}.")
-    batches = [prepare_images(read_images(p), inverter.image_shape, inverter.value_range) for p in labels]
+    batches = [prepare_images(read_image_source(p), inverter.image_shape, inverter.value_range) for p in labels]
     images = torch.cat(batches)
     label_ids = np.concatenate([np.full(len(b), i) for i, b in enumerate(batches)])
     return class_directions(inverter, images, label_ids, [p.name for p in labels])

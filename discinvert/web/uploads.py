@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image, PngImagePlugin, UnidentifiedImageError
 
+from discinvert.pixels import uint8_to_unit, unit_to_uint8
+
 __all__ = ["ACCEPTED_MODES", "PreparedImage", "UploadError", "png_bytes", "png_data_url", "read_upload"]
 
 ACCEPTED_MODES: tuple[str, ...] = ("1", "L", "LA", "P", "PA", "RGB", "RGBA")
@@ -141,7 +143,7 @@ def read_upload(data: bytes, image_shape: tuple[int, int, int], *, max_bytes: in
     notes: list[str] = []
     picture, notes = _to_channels(picture, channels, notes)
     picture = _to_size(picture, width, height, notes)
-    pixels = np.asarray(picture, dtype=np.float32) / 255.0
+    pixels = uint8_to_unit(picture)
     pixels = pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1)
     return PreparedImage(np.ascontiguousarray(pixels), notes)
 
@@ -179,7 +181,7 @@ def _to_size(picture: Image.Image, width: int, height: int, notes: list[str]) ->
 
 def png_bytes(pixels: np.ndarray) -> bytes:
     """``(C, H, W)`` values in [0, 1] (C 1 or 3; clipped) as PNG bytes."""
-    array = np.clip(np.rint(np.asarray(pixels, dtype=np.float64) * 255.0), 0, 255).astype(np.uint8)
+    array = unit_to_uint8(pixels)
     picture = Image.fromarray(array[0] if array.shape[0] == 1 else array.transpose(1, 2, 0))
     buffer = io.BytesIO()
     picture.save(buffer, format="PNG")

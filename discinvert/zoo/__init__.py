@@ -26,6 +26,7 @@ scripts reproduce and build on.
 
 from __future__ import annotations
 
+import os
 from importlib import resources
 from pathlib import Path
 
@@ -36,9 +37,10 @@ from torch import nn
 
 from discinvert.zoo.architectures import GANConfig, load_gan
 from discinvert.inverter import Inverter
+from discinvert.pixels import RawImages, read_images
 
 __all__ = ["INVERTERS", "available", "default_inverter", "inverters", "label_names", "load", "load_gan_config",
-           "load_test_images", "path"]
+           "load_test_images", "path", "read_image_source"]
 
 INVERTERS = {"paper": "inverter", "real-images": "inverter-real-images"}
 """The inverters an entry may bundle, by name → their folder: the paper's CN, and one fitted
@@ -123,6 +125,25 @@ def load_test_images(name: str = "dcgan-fashion-mnist") -> tuple[np.ndarray, np.
     """
     tensors = safetensors.torch.load_file(str(path(name) / "test_images.safetensors"))
     return tensors["images"].numpy(), tensors["labels"].numpy()
+
+
+def read_image_source(source: str | os.PathLike[str]) -> RawImages:
+    """Images as the command line and the page name them: ``zoo:NAME`` is entry NAME's bundled test images
+    (named ``zoo:NAME[i]``); any other source is read by :func:`discinvert.pixels.read_images` (a folder of
+    PNG/JPEG files, one such file, an ``.npy`` array or an IDX file).
+
+    Raises:
+        FileNotFoundError, ValueError: as :func:`discinvert.pixels.read_images`; an unknown zoo entry (the
+            message lists the available ones).
+    """
+    text = str(source)
+    if not text.startswith("zoo:"):
+        return read_images(text)
+    name = text[len("zoo:"):]
+    if name not in available():
+        raise ValueError(f"{text!r}: unknown zoo entry; available: {', '.join(available())}.")
+    images, _ = load_test_images(name)
+    return RawImages(images, [f"{text}[{i}]" for i in range(len(images))], f"{text} (bundled test images)", "batch")
 
 
 def label_names(name: str = "dcgan-fashion-mnist") -> tuple[str, ...]:

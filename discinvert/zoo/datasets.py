@@ -16,20 +16,22 @@ Pixel conventions used throughout ``discinvert``:
   ``x / 127.5 - 1`` (:func:`to_model_range`) and its inverse
   (:func:`from_model_range`).
 
-Nothing here downloads anything and nothing is pickled.
+IDX files are read by :func:`discinvert.pixels.read_idx` (also importable from here), and
+:func:`from_model_range` rounds as :func:`discinvert.pixels.model_to_uint8` does. Nothing here
+downloads anything and nothing is pickled.
 """
 
 from __future__ import annotations
 
-import gzip
 import logging
 import os
-import zlib
 from pathlib import Path
 from typing import Final, Literal
 
 import numpy as np
 import torch
+
+from discinvert.pixels import model_to_uint8, read_idx
 
 __all__ = [
     "DEFAULT_FASHION_MNIST_ROOT",
@@ -72,92 +74,7 @@ FASHION_MNIST_IMAGE_SIZE: Final[int] = 28
 
 _APT_HINT: Final[str] = "install it with `apt-get install dataset-fashion-mnist`"
 
-# IDX type codes -> big-endian NumPy dtypes (http://yann.lecun.com/exdb/mnist/).
-_IDX_DTYPES: Final[dict[int, np.dtype]] = {
-    0x08: np.dtype(">u1"),
-    0x09: np.dtype(">i1"),
-    0x0B: np.dtype(">i2"),
-    0x0C: np.dtype(">i4"),
-    0x0D: np.dtype(">f4"),
-    0x0E: np.dtype(">f8"),
-}
-
-_GZIP_MAGIC: Final[bytes] = b"\x1f\x8b"
-
 _SPLIT_PREFIX: Final[dict[str, str]] = {"train": "train", "test": "t10k"}
-
-
-def _read_bytes(path: Path) -> bytes:
-    """Return the (decompressed) contents of ``path``; gzip is detected by magic bytes."""
-    raw = path.read_bytes()
-    if not raw.startswith(_GZIP_MAGIC):
-        return raw
-    try:
-        return gzip.decompress(raw)
-    except (OSError, EOFError, zlib.error) as exc:
-        raise ValueError(f"{path}: corrupt or truncated gzip stream ({exc})") from exc
-
-
-def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
-    """Read one IDX file (gzip-compressed or plain) into a NumPy array.
-
-    Args:
-        path: The IDX file. Compression is detected from the gzip magic bytes,
-            not from the file name.
-
-    Returns:
-        An array with the shape stored in the header and the dtype given by the
-        IDX type code, converted to native byte order (``uint8`` for image and
-        label files; ``int8``, ``int16``, ``int32``, ``float32``, ``float64``
-        are also understood). The array is writable and C-contiguous.
-
-    Raises:
-        FileNotFoundError: ``path`` does not exist.
-        ValueError: naming the file, if the gzip stream is corrupt, the magic
-            number is wrong (the first two bytes must be zero), the type code is
-            unknown, there are no dimensions, the header is truncated, or the
-            payload length differs from the product of the dimensions times the
-            item size.
-    """
-    path = Path(path)
-    data = _read_bytes(path)
-    if len(data) < 4:
-        raise ValueError(
-            f"{path}: truncated IDX file: expected at least a 4-byte magic number, "
-            f"received {len(data)} bytes"
-        )
-    if data[0] != 0 or data[1] != 0:
-        raise ValueError(
-            f"{path}: bad IDX magic number: expected the first two bytes to be 0x00 0x00, "
-            f"received 0x{data[0]:02x} 0x{data[1]:02x}"
-        )
-    type_code, ndim = data[2], data[3]
-    if type_code not in _IDX_DTYPES:
-        known = ", ".join(f"0x{code:02x}" for code in _IDX_DTYPES)
-        raise ValueError(
-            f"{path}: unknown IDX type code: expected one of {known}, received 0x{type_code:02x}"
-        )
-    if ndim == 0:
-        raise ValueError(f"{path}: IDX header declares 0 dimensions: expected at least 1")
-    header_len = 4 + 4 * ndim
-    if len(data) < header_len:
-        raise ValueError(
-            f"{path}: truncated IDX header: expected {header_len} bytes for {ndim} dimensions, "
-            f"received {len(data)} bytes"
-        )
-    shape = tuple(int(d) for d in np.frombuffer(data, dtype=">u4", count=ndim, offset=4))
-    dtype = _IDX_DTYPES[type_code]
-    expected_payload = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    payload = len(data) - header_len
-    if payload != expected_payload:
-        kind = "truncated" if payload < expected_payload else "oversized"
-        raise ValueError(
-            f"{path}: {kind} IDX payload for shape {shape} and dtype {dtype.name}: "
-            f"expected {expected_payload} bytes, received {payload} bytes"
-        )
-    array = np.frombuffer(data, dtype=dtype, offset=header_len).reshape(shape)
-    # astype copies: the result is writable, native-endian and owns its memory.
-    return array.astype(dtype.newbyteorder("="), copy=True)
 
 
 def resolve_fashion_mnist_root(root: str | os.PathLike[str] | None = None) -> Path:
@@ -324,5 +241,7 @@ def from_model_range(images: torch.Tensor | np.ndarray) -> np.ndarray:
     tensor = tensor.detach().to(device="cpu", dtype=torch.float32)
     if not bool(torch.isfinite(tensor).all()):
         raise ValueError("images: expected finite values, received NaN or infinity")
-    pixels = torch.round((tensor + 1.0) * 127.5).clamp_(0.0, 255.0)
-    return pixels.to(torch.uint8).numpy()
+    # discinvert.pixels.model_to_uint8 over [-1, 1]: (x + 1) / 2 * 255 is (x + 1) * 127.5 to the bit
+    # (halving is exact), rounded half to even like torch.round; huge values clip to 255 silently, as in torch
+    with np.errstate(over="ignore"):
+        return model_to_uint8(tensor, (-1.0, 1.0))
