@@ -48,7 +48,8 @@ ITERATIVE_SETTINGS = ("iteration_steps", "iteration_batch_size", "iteration_lr",
 """The settings that act only with ``fit_inverter(iterations=k)``, ``k > 0``."""
 
 MAX_SEED = 2**62
-"""Seeds lie in ``[0, MAX_SEED)``: room for the seed + 1 and seed + rank offsets of torch's int64 seeds."""
+"""Seeds lie in ``[0, MAX_SEED)``: room in torch's int64 seeds for the offsets of each random stream and rank
+(:data:`discinvert.fitting.run.STREAMS`)."""
 
 
 @dataclass(frozen=True)
@@ -193,7 +194,8 @@ class FitConfig:
         256, "pairs per update (at least 2, for the CN's BatchNorm).", _int_at_least(2),
         command_line=CommandLine("--batch-size", "pairs per update, at least 2 (default 256)", "int", minimum=2))
     lr: float = _setting(
-        DEFAULT_LR, "peak Adam learning rate (betas 0.5, 0.999); linear warm-up over the first 5% of steps "
+        DEFAULT_LR, "peak Adam learning rate (Adam's betas: :data:`~discinvert.fitting.optimisation.BETAS`); "
+        "linear warm-up over the first 5% of steps "
         "(at most 100), then the ``schedule``.", _float_positive,
         command_line=CommandLine("--lr", "peak Adam learning rate (default: the library's)", "float"))
     schedule: str = _setting(
@@ -311,7 +313,8 @@ class FitConfig:
         command_line=CommandLine("--real-batch-size", "real images per update with --images (default 64)", "int",
                                  minimum=2))
     real_lr: float = _setting(
-        1e-3, "peak Adam learning rate of the real-image stage (betas 0.5, 0.999), decayed along a cosine to 1% "
+        1e-3, "peak Adam learning rate of the real-image stage (betas: :data:`~discinvert.fitting.optimisation.BETAS`), "
+        "decayed along a cosine to 1% "
         "of it at the stage's last update; 1e-3 measured best on held-out train images "
         "(``docs/real_schedule.md``).", _float_positive,
         identity=False, record=False,
@@ -354,7 +357,8 @@ class FitConfig:
         command_line=CommandLine("--iteration-batch-size", "pairs (and images) per update of a step network "
                                  "(default 64)", "int", minimum=2))
     iteration_lr: float = _setting(
-        3e-4, "Adam learning rate of the step networks (constant; betas 0.5, 0.999).", _float_positive,
+        3e-4, "Adam learning rate of the step networks (constant; betas: "
+        ":data:`~discinvert.fitting.optimisation.BETAS`).", _float_positive,
         identity=False, record=False,
         command_line=CommandLine("--iteration-lr", "learning rate of the step networks (default 3e-4)", "float"))
     step_hidden: Sequence[int] = _setting(
