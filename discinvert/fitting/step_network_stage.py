@@ -1,19 +1,20 @@
 """Training the step networks of iterative refinement (:mod:`discinvert.step_networks`), one after another.
 
 ``fit_inverter(..., iterations=k)`` trains ``k`` step networks after the connection
-network (and after the real-image stage when ``images`` are given). Step ``t`` is trained
-with the CN and steps ``1..t-1`` frozen, on batches of two parts that go through the
-step in one forward pass (its BatchNorm statistics then describe both):
+network (and after the real-image stage when ``images`` are given). Step network ``t`` is trained
+with the CN and step networks ``1..t-1`` frozen, on batches of two parts that go through the
+network in one forward pass (its BatchNorm statistics then describe both):
 
 * **self-generated pairs** ``(z, G(z))`` with fresh ``z`` from the prior: the
   z-regression ``MSE(z_t, z)``, weight 1 without images, ``prior_weight`` with them;
 * with ``images``, **real images** ``x``: the pixel MSE of ``G(z_t)`` against ``x`` and
-  the discriminator-feature term of :mod:`discinvert.fitting.real_image_stage` (weight ``feature_weight``).
+  the discriminator-feature term (:func:`~discinvert.fitting.optimisation.feature_term`, weight ``feature_weight``).
 
 The weights of lowest validation error (held-out pixel MSE of the real images, or latent
 MSE on held-out self-generated pairs without images), checked every ``eval_every``
-updates and before the first, are kept; a step whose training never helps stays the
-identity it starts as. Under torchrun gradients are averaged and rank 0's weights kept.
+updates and before the first, are kept (:func:`~discinvert.fitting.loop.train_loop`); a step network
+whose training never helps stays the identity it starts as. Under torchrun gradients are averaged and
+rank 0's weights kept.
 """
 
 from __future__ import annotations
