@@ -33,6 +33,7 @@ from discinvert import CNConfig, ConnectionNetwork, FitConfig
 from discinvert.guard import frozen  # internal surface (benchmarks/README.md)
 from discinvert.optimize import DEFAULT_REFINE_LR, optimize_latents
 from discinvert.fitting.pool import FreshBatches  # internal surface (benchmarks/README.md)
+from discinvert.fitting.loop import Plan, Runtime  # internal surface (benchmarks/README.md)
 from discinvert.fitting.self_generated_stage import train_regressor  # internal surface (benchmarks/README.md)
 
 __all__ = ["NaiveEncoder", "fit_naive_encoder", "optimization_only"]
@@ -210,8 +211,8 @@ def fit_naive_encoder(
             return x, z.reshape(batch_size, -1).float()
 
         result = train_regressor(
-            encoder, FreshBatches(next_batch), x_val, z_val.reshape(validation_size, -1).float(), steps=steps, lr=lr,
-            batch_size=batch_size, eval_every=eval_every, progress=progress, desc="fit naive encoder",
+            encoder, FreshBatches(next_batch), (x_val, z_val.reshape(validation_size, -1).float()),
+            Plan(steps, lr, batch_size, eval_every), Runtime(device, progress=progress), desc="fit naive encoder",
         )
     encoder.load_state_dict(result.best_state)
     logger.info("naive encoder: best validation MSE %.5f at step %d", result.best_error, result.best_step)

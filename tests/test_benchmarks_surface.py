@@ -89,19 +89,25 @@ def test_the_documented_internal_surface_exists_and_works() -> None:
     from discinvert.step_networks import StepConfig, residual_shape
     from discinvert.fitting.step_network_stage import train_steps
     from discinvert.network import mlp
-    from discinvert.fitting.self_generated_stage import BETAS, lr_factor
+    from discinvert.fitting.optimisation import BETAS, LossWeights, lr_factor
     from discinvert.fitting.real_image_stage import train_on_images
     from discinvert.fitting.fit_config import FitConfig
+    from discinvert.fitting.image_sets import ImageBatches
+    from discinvert.fitting.loop import Plan, Runtime
+    from discinvert.fitting.run import FrozenGAN
 
-    imported = {"discinvert.network.mlp", "discinvert.fitting.self_generated_stage.BETAS", "discinvert.fitting.self_generated_stage.lr_factor",
+    imported = {"discinvert.network.mlp", "discinvert.fitting.optimisation.BETAS", "discinvert.fitting.optimisation.lr_factor",
+                "discinvert.fitting.loop.Plan", "discinvert.fitting.loop.Runtime", "discinvert.fitting.run.FrozenGAN",
+                "discinvert.fitting.image_sets.ImageBatches", "discinvert.fitting.optimisation.LossWeights",
                 "discinvert.guard.frozen", "discinvert.fitting.pool.POOL_BATCHES", "discinvert.fitting.pool.FreshBatches",
                 "discinvert.fitting.self_generated_stage.train_regressor", "discinvert.fitting.step_network_stage.train_steps",
                 "discinvert.step_networks.StepConfig", "discinvert.step_networks.residual_shape",
                 "discinvert.fitting.image_sets.split_images", "discinvert.fitting.real_image_stage.train_on_images",
                 "discinvert.fitting.fit_config.FitConfig"}
     assert imported == _documented_surface()
-    _exercise_step_training(frozen, split_images, StepConfig, residual_shape, train_steps)
-    _exercise_real_stage(frozen, split_images, train_on_images, FitConfig)
+    stage_inputs = (FrozenGAN, ImageBatches, Plan, Runtime, LossWeights)
+    _exercise_step_training(frozen, split_images, StepConfig, residual_shape, train_steps, stage_inputs)
+    _exercise_real_stage(frozen, split_images, train_on_images, FitConfig, stage_inputs)
 
     assert isinstance(POOL_BATCHES, int) and POOL_BATCHES >= 1  # fit_speed's "samples generated" column
 
@@ -128,15 +134,15 @@ def test_the_documented_internal_surface_exists_and_works() -> None:
     model = nn.Linear(3, 2)
     with frozen(generator, discriminator):
         assert not generator.training and not any(p.requires_grad for p in generator.parameters())
-        result = train_regressor(model, FreshBatches(next_batch), x_val, y_val, steps=6, lr=1e-2, batch_size=8,
-                                 eval_every=2, progress=False, desc="surface")
+        result = train_regressor(model, FreshBatches(next_batch), (x_val, y_val), Plan(6, 1e-2, 8, 2),
+                                 Runtime(torch.device("cpu"), progress=False), desc="surface")
     assert generator.training and all(p.requires_grad for p in generator.parameters())
     assert set(result.best_state) == set(model.state_dict())
     assert result.best_error >= 0 and 1 <= result.best_step <= 6
     assert [row[0] for row in result.history] == [2, 4, 6]
 
 
-def _exercise_real_stage(frozen, split_images, train_on_images, FitConfig) -> None:
+def _exercise_real_stage(frozen, split_images, train_on_images, FitConfig, stage_inputs) -> None:
     """As benchmarks/encoder/real_schedule.py calls them: one CN fine-tuned from the same start, decayed or not."""
     from discinvert import fit_inverter
     from tests.conftest import _build
@@ -151,6 +157,7 @@ def _exercise_real_stage(frozen, split_images, train_on_images, FitConfig) -> No
     split = split_images(images, inverter.image_shape, held_out=8, seed=4, image_range=inverter.config.image_range)
     start = {k: v.clone() for k, v in inverter.cn.state_dict().items()}
     tap, shape = inverter._gan.tap, inverter.latent_shape
+    FrozenGAN, ImageBatches, Plan, Runtime, LossWeights = stage_inputs
     finals = []
     for decay in (False, True):
         inverter.cn.load_state_dict(start)
@@ -162,17 +169,17 @@ def _exercise_real_stage(frozen, split_images, train_on_images, FitConfig) -> No
                 return tap(gan.generator(z)), z.reshape(4, -1)
 
         with frozen(gan.generator, gan.discriminator):
-            result = train_on_images(inverter.cn, gan.generator, tap, shape, split, prior_pairs, steps=4, batch_size=4,
-                                     lr=1e-2, feature_weight=0.5, prior_weight=0.1, eval_every=2,
-                                     rng=torch.Generator().manual_seed(2), device=torch.device("cpu"), progress=False,
-                                     decay=decay)
+            result = train_on_images(inverter.cn, FrozenGAN(gan.generator, tap, shape),
+                                     ImageBatches(split, torch.Generator().manual_seed(2)), prior_pairs,
+                                     Plan(4, 1e-2, 4, 2), Runtime(torch.device("cpu"), progress=False),
+                                     weights=LossWeights(0.5, 0.1), decay=decay)
         assert [row[0] for row in result.history] == [0, 2, 4] and result.best_pixel_mse <= result.start_pixel_mse
         assert not inverter.cn.training
         finals.append([h[2] for h in result.history])
     assert finals[0][0] == finals[1][0] and finals[0][1:] != finals[1][1:]  # one start and batches; the rates differ
 
 
-def _exercise_step_training(frozen, split_images, StepConfig, residual_shape, train_steps) -> None:
+def _exercise_step_training(frozen, split_images, StepConfig, residual_shape, train_steps, stage_inputs) -> None:
     """As benchmarks/encoder/iterative.py calls them: one step network on top of a fitted CN, with images."""
     from discinvert import fit_inverter
     from tests.conftest import _build
@@ -185,13 +192,14 @@ def _exercise_step_training(frozen, split_images, StepConfig, residual_shape, tr
     assert len(split.held_out) == 8
     config = StepConfig(feature_dim=inverter.config.feature_dim, latent_dim=inverter.config.latent_dim,
                         residual_shape=residual_shape(inverter.image_shape), hidden=(8,))
+    FrozenGAN, ImageBatches, Plan, Runtime, LossWeights = stage_inputs
     rng = torch.Generator().manual_seed(0)
     with frozen(gan.generator, gan.discriminator):
         steps, results = train_steps(
-            inverter.cn, config, gan.generator, inverter._gan.tap, inverter.latent_shape,
+            inverter.cn, config, FrozenGAN(gan.generator, inverter._gan.tap, inverter.latent_shape),
             lambda n: torch.randn(n, *inverter.latent_shape, generator=rng), torch.randn(8, *inverter.latent_shape),
-            split, iterations=1, steps=4, batch_size=4, lr=1e-3, feature_weight=0.5, prior_weight=0.1, eval_every=2,
-            rng=torch.Generator().manual_seed(1), device=torch.device("cpu"), progress=False)
+            ImageBatches(split, torch.Generator().manual_seed(1)), Plan(4, 1e-3, 4, 2),
+            Runtime(torch.device("cpu"), progress=False), iterations=1, weights=LossWeights(0.5, 0.1))
     assert len(steps) == 1 and not steps[0].training
     assert results[0].metric == "held-out pixel MSE" and [row[0] for row in results[0].history] == [0, 2, 4]
     assert results[0].best_error <= results[0].start_error

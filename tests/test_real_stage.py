@@ -15,7 +15,11 @@ from discinvert.features import FeatureTap
 from discinvert.guard import frozen
 from discinvert.fitting.image_sets import UnitRangeWarning, split_images
 from discinvert.network import CNConfig, ConnectionNetwork
+from discinvert.fitting.image_sets import ImageBatches
+from discinvert.fitting.loop import Plan, Runtime
+from discinvert.fitting.optimisation import LossWeights
 from discinvert.fitting.real_image_stage import train_on_images
+from discinvert.fitting.run import FrozenGAN
 from discinvert.fitting.fit_config import FitConfig
 from discinvert.zoo.datasets import to_model_range
 from tests.conftest import LATENT, BreaksAfter, TinyGAN, assert_untouched, snapshot
@@ -171,9 +175,10 @@ def test_zero_weights_drop_the_terms(make_gan, feature_weight, prior_weight) -> 
     cn = ConnectionNetwork(CNConfig(in_features=64 * 4 * 4, out_features=LATENT, hidden=(32,)))
     split = split_images(x, (1, 8, 8), held_out=8, seed=0, image_range=(-1.0, 1.0))
     with frozen(gan.generator, gan.discriminator):
-        train_on_images(cn, gan.generator, CountingTap(), (LATENT, 1, 1), split, prior_pairs, steps=5, batch_size=8,
-                        lr=1e-3, feature_weight=feature_weight, prior_weight=prior_weight, eval_every=100,
-                        rng=torch.Generator().manual_seed(0), device=torch.device("cpu"), progress=False)
+        train_on_images(cn, FrozenGAN(gan.generator, CountingTap(), (LATENT, 1, 1)),
+                        ImageBatches(split, torch.Generator().manual_seed(0)), prior_pairs, Plan(5, 1e-3, 8, 100),
+                        Runtime(torch.device("cpu"), progress=False),
+                        weights=LossWeights(feature_weight, prior_weight))
     validations = 2  # before the first update and after the last, one chunk of 8 held-out images each
     assert calls["tap"] == validations + 5 * (2 if feature_weight else 1)
     assert calls["pairs"] == (5 if prior_weight else 0)
@@ -280,7 +285,7 @@ def test_the_later_stages_train_under_the_fit_autocast_dtype_and_validate_in_ful
 
 def test_the_stage_decays_its_learning_rate_from_real_lr_along_a_cosine(make_gan, monkeypatch) -> None:
     import discinvert.fitting.real_image_stage
-    from discinvert.fitting.self_generated_stage import lr_factor
+    from discinvert.fitting.optimisation import lr_factor
 
     rates: list[float] = []
     real_make_adam = discinvert.fitting.real_image_stage.make_adam

@@ -40,7 +40,7 @@ from torch import nn
 
 from benchmarks.common import command_line, describe_device, finish_run
 from discinvert import zoo
-from discinvert.fitting.self_generated_stage import BETAS
+from discinvert.fitting.optimisation import BETAS
 from discinvert.guard import frozen
 from discinvert.metrics import image_quality
 from discinvert.optimize import optimize_latents

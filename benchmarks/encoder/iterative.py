@@ -33,6 +33,10 @@ from discinvert import Inverter, zoo
 from discinvert.guard import frozen
 from discinvert.fitting.image_sets import split_images
 from discinvert.step_networks import StepConfig, residual_shape
+from discinvert.fitting.image_sets import ImageBatches
+from discinvert.fitting.loop import Plan, Runtime
+from discinvert.fitting.optimisation import LossWeights
+from discinvert.fitting.run import FrozenGAN
 from discinvert.fitting.step_network_stage import train_steps
 from discinvert.metrics import image_quality
 from discinvert.zoo.datasets import load_fashion_mnist, to_model_range
@@ -97,12 +101,13 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> dict[str, Any]:
         validation = torch.randn(512, *latent_shape, generator=torch.Generator().manual_seed(args.seed + 1))
         with frozen(G, D):
             steps, results = train_steps(
-                base.cn, config, G, base._gan.tap, latent_shape,
-                lambda n: torch.randn(n, *latent_shape, generator=latent_rng), validation, split,
-                iterations=args.iterations, steps=args.steps, batch_size=args.batch, lr=variant["lr"],
-                feature_weight=args.feature_weight, prior_weight=args.prior_weight, eval_every=args.eval_every,
-                rng=torch.Generator().manual_seed(args.seed + 5), device=torch.device("cpu"), progress=False,
-                autocast_dtype=torch.bfloat16 if args.autocast == "bf16" else None)
+                base.cn, config, FrozenGAN(G, base._gan.tap, latent_shape),
+                lambda n: torch.randn(n, *latent_shape, generator=latent_rng), validation,
+                None if split is None else ImageBatches(split, torch.Generator().manual_seed(args.seed + 5)),
+                Plan(args.steps, variant["lr"], args.batch, args.eval_every),
+                Runtime(torch.device("cpu"), autocast_dtype=torch.bfloat16 if args.autocast == "bf16" else None,
+                        progress=False),
+                iterations=args.iterations, weights=LossWeights(args.feature_weight, args.prior_weight))
         inverter = Inverter(dataclasses.replace(base.config, iterations=len(steps), step=config), generator=G,
                             discriminator=D)
         inverter.cn.load_state_dict(base.cn.state_dict())

@@ -40,7 +40,7 @@ from torch import nn
 
 from benchmarks.common import command_line, describe_device, finish_run, median_seconds, settings_line, settings_of
 from discinvert import zoo
-from discinvert.fitting.self_generated_stage import BETAS
+from discinvert.fitting.optimisation import BETAS
 from discinvert.metrics import image_quality
 from discinvert.zoo.datasets import load_fashion_mnist, to_model_range
 

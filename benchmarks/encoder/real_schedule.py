@@ -30,7 +30,11 @@ from discinvert import zoo
 from discinvert.guard import frozen
 from discinvert.fitting.image_sets import split_images
 from discinvert.metrics import image_quality
+from discinvert.fitting.image_sets import ImageBatches
+from discinvert.fitting.loop import Plan, Runtime
+from discinvert.fitting.optimisation import LossWeights
 from discinvert.fitting.real_image_stage import train_on_images
+from discinvert.fitting.run import FrozenGAN
 from discinvert.fitting.fit_config import FitConfig
 from discinvert.zoo.datasets import load_fashion_mnist, to_model_range
 
@@ -82,10 +86,10 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> dict[str, Any]:
         began = time.perf_counter()
         with frozen(G, D):
             result = train_on_images(
-                paper.cn, G, tap, latent_shape, split, prior_pairs, steps=variant["steps"], batch_size=batch,
-                lr=variant["lr"], feature_weight=defaults.feature_weight, prior_weight=defaults.prior_weight,
-                eval_every=args.eval_every, rng=torch.Generator().manual_seed(args.seed + 2),
-                device=torch.device("cpu"), progress=False, autocast_dtype=torch.bfloat16, decay=variant["decay"])
+                paper.cn, FrozenGAN(G, tap, latent_shape), ImageBatches(split, torch.Generator().manual_seed(args.seed + 2)),
+                prior_pairs, Plan(variant["steps"], variant["lr"], batch, args.eval_every),
+                Runtime(torch.device("cpu"), autocast_dtype=torch.bfloat16, progress=False),
+                weights=LossWeights(defaults.feature_weight, defaults.prior_weight), decay=variant["decay"])
         seconds = time.perf_counter() - began
         paper.eval()
         with torch.no_grad():

@@ -51,7 +51,7 @@ from benchmarks.common import LayerFeatures, autocast, channels_last_copy, comma
 from discinvert import zoo
 from discinvert.metrics import image_quality
 from discinvert.network import mlp
-from discinvert.fitting.self_generated_stage import BETAS, lr_factor
+from discinvert.fitting.optimisation import BETAS, lr_factor
 from discinvert.zoo.architectures import load_gan
 from discinvert.zoo.datasets import load_fashion_mnist, to_model_range
 

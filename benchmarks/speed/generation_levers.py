@@ -40,7 +40,7 @@ from benchmarks.common import (
     write_marked_section,
 )
 from discinvert import CNConfig, ConnectionNetwork, zoo
-from discinvert.fitting.self_generated_stage import BETAS
+from discinvert.fitting.optimisation import BETAS
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -8,9 +8,9 @@ another GAN.
 
 Under torchrun, rank 0 writes the checkpoint file and every other rank its own RNG states and
 batch pool beside it (:func:`rank_path`); resuming is decided on rank 0 and followed, or
-refused, by every rank together. The regression loop (:func:`discinvert.fitting.self_generated_stage.train_regressor`)
-calls :meth:`Checkpointing.restore` once before its first step and :meth:`Checkpointing.save`
-whenever :meth:`Checkpointing.due` says so.
+refused, by every rank together. The training loop (:func:`discinvert.fitting.loop.train_loop`, for the
+self-generated stage) calls :meth:`Checkpointing.restore` once before its first step and
+:meth:`Checkpointing.save` whenever :meth:`Checkpointing.due` says so.
 """
 
 from __future__ import annotations

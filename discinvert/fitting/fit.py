@@ -31,28 +31,31 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from discinvert import behaviour
 from discinvert import distributed as dist_utils
-from discinvert.fitting.acceleration import AUTO, check_autocast_dtype, resolve_channels_last
 from discinvert.conditioning import Conditioning, check_conditioning
-from discinvert.inverter_config import InverterConfig
 from discinvert.features import FeatureTap
 from discinvert.files import check_writable
 from discinvert.fingerprint import fingerprint_discriminator
-from discinvert.gan import BATCH_CHECK_SIZE, GANFacts, check_batch_independence, check_module, inspect_gan, resolve_device
-from discinvert.guard import buffer_snapshot, frozen
-from discinvert.fitting.image_sets import ImageSource, ImageSplit, split_images
-from discinvert.inverter import Inverter
-from discinvert.step_networks import StepConfig, StepNetwork, residual_shape
+from discinvert.fitting.acceleration import AUTO, check_autocast_dtype, resolve_channels_last
+from discinvert.fitting.checkpoint import Checkpointing
+from discinvert.fitting.fit_config import (DEFAULT_LR, DEFAULT_STEPS, ITERATIVE_SETTINGS, REAL_STAGE_SETTINGS,
+                                           FitConfig, settings_doc)
+from discinvert.fitting.image_sets import ImageBatches, ImageSource, ImageSplit, split_images
+from discinvert.fitting.loop import Plan
+from discinvert.fitting.optimisation import LossWeights
+from discinvert.fitting.pairs import PairMaker
+from discinvert.fitting.pool import BatchSource
+from discinvert.fitting.real_image_stage import RealStageResult, train_on_images
+from discinvert.fitting.run import FitRun, FrozenGAN, Seeds
+from discinvert.fitting.self_generated_stage import OnValidation, TrainResult, train_regressor
 from discinvert.fitting.step_network_stage import train_steps
+from discinvert.gan import BATCH_CHECK_SIZE, check_batch_independence, check_module, inspect_gan, resolve_device
+from discinvert.guard import buffer_snapshot, frozen
+from discinvert.inverter import Inverter
+from discinvert.inverter_config import InverterConfig
 from discinvert.latents import LatentSampler, normal_sampler, parse_latent_shape
 from discinvert.layers import FeatureLayer, resolve_layers
 from discinvert.network import CNConfig, ConnectionNetwork, feature_statistics, standardised_inputs
-from discinvert.fitting.pairs import PairMaker, ValidationSet
-from discinvert.fitting.pool import BatchSource
-from discinvert.fitting.real_image_stage import RealStageResult, train_on_images
-from discinvert.fitting.fit_config import (DEFAULT_LR, DEFAULT_STEPS, ITERATIVE_SETTINGS, REAL_STAGE_SETTINGS, FitConfig,
-                                 settings_doc)
-from discinvert.fitting.checkpoint import Checkpointing
-from discinvert.fitting.self_generated_stage import OnValidation, TrainResult, train_regressor
+from discinvert.step_networks import StepConfig, StepNetwork, residual_shape
 
 __all__ = ["DEFAULT_LR", "DEFAULT_STEPS", "FitConfig", "UselessInverterWarning", "fit_inverter"]
 
@@ -123,17 +126,21 @@ def _seed_global_rngs(seed: int, device: torch.device) -> None:
             torch.cuda.manual_seed(seed)
 
 
-def _checkpointing(settings: FitConfig, facts: GANFacts, discriminator: nn.Module,
-                   layer_name: str | tuple[str, ...], latent_shape: tuple[int, ...],
-                   cn_config: CNConfig, conditional: bool, dist_ctx: dist_utils.DistContext,
-                   train_rng: torch.Generator, device: torch.device, levers: dict[str, Any]) -> Checkpointing | None:
+def _checkpointing(run: FitRun, cn_config: CNConfig, cn_batches: torch.Generator,
+                   probe_record: behaviour.Behaviour) -> Checkpointing | None:
+    """Where and how the self-generated stage checkpoints (``None``: no ``checkpoint_path``).
+
+    Checkpoints carry the fit's behavioural fingerprint; resuming compares a stored one with it.
+    """
+    settings, facts, dist_ctx, device = run.settings, run.facts, run.dist_ctx, run.device
     if settings.checkpoint_path is None:
         return None
+    layer_name = run.layer_name
     identity = {
         **settings.identity(), "feature_layer": layer_name if isinstance(layer_name, str) else list(layer_name),
-        "latent_shape": list(latent_shape), "cn": cn_config.to_dict(),
+        "latent_shape": list(run.latent_shape), "cn": cn_config.to_dict(),
         "generator_fingerprint": facts.generator_fingerprint, "discriminator_fingerprint": facts.discriminator_fingerprint,
-        "conditional": conditional, "world_size": dist_ctx.world_size, "levers": levers,
+        "conditional": run.conditioning is not None, "world_size": dist_ctx.world_size, "levers": run.levers,
     }
     # Checkpoints written before issue 18 lack the rule and the levers: they resume with the settings
     # that behave as that version did (schedule 'cosine', patience None, explicit levers).
@@ -142,58 +149,50 @@ def _checkpointing(settings: FitConfig, facts: GANFacts, discriminator: nn.Modul
     before_18.update({"levers": None} if AUTO not in (settings.autocast_dtype, settings.channels_last) else {})
     # Checkpoints written before the CN's standardised features trained on raw ones (cn_standardize=False).
     before_18.update({"cn_standardize": None} if not settings.cn_standardize else {})
-    return Checkpointing(
+    checkpointing = Checkpointing(
         path=Path(settings.checkpoint_path), every=settings.checkpoint_every, resume=settings.resume, identity=identity,
-        generators={"train": train_rng}, cuda_device=device if device.type == "cuda" else None,
+        generators={"train": cn_batches}, cuda_device=device if device.type == "cuda" else None,
         rank=dist_ctx.rank, world_size=dist_ctx.world_size,
         # checkpoints written before format version 2 recorded D's weights-only fingerprint
-        also_accept={"discriminator_fingerprint": fingerprint_discriminator(discriminator, facts.modules), **before_18},
+        also_accept={"discriminator_fingerprint": fingerprint_discriminator(run.discriminator, facts.modules),
+                     **before_18},
     )
+    checkpointing.behaviour = probe_record.to_dict()
+    checkpointing.check_behaviour = functools.partial(
+        behaviour.check_stored, measured=probe_record, source=str(checkpointing.path),
+        image_size=math.prod(facts.image_shape), feature_dim=facts.feature_dim, layer=layer_name)
+    return checkpointing
 
 
-def _record_behaviour(generator: nn.Module, tap: FeatureTap, latent_shape: tuple[int, ...], facts: GANFacts,
-                      held_out: ValidationSet, conditioning: Conditioning | None,
-                      users_buffers: Callable[[], None], latent_sampler: LatentSampler | None) -> behaviour.Behaviour:
+def _record_behaviour(run: FitRun, users_buffers: Callable[[], None]) -> behaviour.Behaviour:
     """The behavioural fingerprint, on probes in G's range, from the buffer values the user handed over
     (``users_buffers`` puts them back: the checks before may have moved a buffer that moves on every call);
     its own seeded RNGs are put back, so the fit's random streams do not move. With a custom
     ``latent_sampler`` only D is probed."""
     users_buffers()
-    return behaviour.record(generator, tap, latent_shape=latent_shape, image_shape=facts.image_shape,
-                            image_range=held_out.image_range, conditioning=conditioning,
-                            normal_prior=latent_sampler is None)
+    return behaviour.record(run.gan.generator, run.gan.tap, latent_shape=run.latent_shape,
+                            image_shape=run.facts.image_shape, image_range=run.held_out.image_range,
+                            conditioning=run.conditioning, normal_prior=not run.custom_prior)
 
 
-def _checkpoint_behaviour(checkpointing: Checkpointing | None, probe_record: behaviour.Behaviour, facts: GANFacts,
-                          layer_name: str | tuple[str, ...]) -> None:
-    """Checkpoints carry the fit's behavioural fingerprint; resuming compares a stored one with it."""
-    if checkpointing is None:
-        return
-    checkpointing.behaviour = probe_record.to_dict()
-    checkpointing.check_behaviour = functools.partial(
-        behaviour.check_stored, measured=probe_record, source=str(checkpointing.path),
-        image_size=math.prod(facts.image_shape), feature_dim=facts.feature_dim, layer=layer_name)
-
-
-def _inverter_config(settings: FitConfig, facts: GANFacts, layer_name: str | tuple[str, ...], latent_shape: tuple[int, ...],
-                     cn_config: CNConfig, conditional: bool, custom_prior: bool, image_range: tuple[float, float] | None,
-                     result: TrainResult, baseline: float, device: torch.device, world_size: int,
-                     real: dict[str, Any] | None, step_config: StepConfig | None,
-                     iterative: dict[str, Any] | None, levers: dict[str, Any], findings: dict[str, bool]) -> InverterConfig:
+def _inverter_config(run: FitRun, cn_config: CNConfig, result: TrainResult, stages: dict[str, Any],
+                     step_config: StepConfig | None, findings: dict[str, bool]) -> InverterConfig:
+    """The returned inverter's config; ``stages`` holds the records of the real-image and iterative stages
+    that ran (``"real_images"``, ``"iterative"``)."""
+    settings, facts = run.settings, run.facts
     return InverterConfig(
-        feature_layer=layer_name, latent_shape=latent_shape, image_shape=facts.image_shape,
+        feature_layer=run.layer_name, latent_shape=run.latent_shape, image_shape=facts.image_shape,
         feature_dim=facts.feature_dim, cn=cn_config, generator_fingerprint=facts.generator_fingerprint,
         discriminator_fingerprint=facts.discriminator_fingerprint, discriminator_modules=facts.modules,
-        conditional=conditional, latent_prior="custom" if custom_prior else "normal", image_range=image_range,
-        iterations=0 if step_config is None else settings.iterations, step=step_config,
+        conditional=run.conditioning is not None, latent_prior="custom" if run.custom_prior else "normal",
+        image_range=run.held_out.image_range, iterations=0 if step_config is None else settings.iterations,
+        step=step_config,
         fit={
             **settings.record(), "best_step": result.best_step, "best_validation_mse": result.best_error,
-            "final_validation_mse": result.last_error, "baseline_validation_mse": baseline,
-            "seconds": round(result.seconds, 3), "device": str(device), "history": result.history,
-            "world_size": world_size, "resumed_from_step": result.resumed_from,
-            "stopped": result.stopped, "lr_drops": result.lr_drops, "levers": levers, **findings,
-            **({} if real is None else {"real_images": real}),
-            **({} if iterative is None else {"iterative": iterative}),
+            "final_validation_mse": result.last_error, "baseline_validation_mse": run.held_out.baseline,
+            "seconds": round(result.seconds, 3), "device": str(run.device), "history": result.history,
+            "world_size": run.dist_ctx.world_size, "resumed_from_step": result.resumed_from,
+            "stopped": result.stopped, "lr_drops": result.lr_drops, "levers": run.levers, **findings, **stages,
         },
     )
 
@@ -216,17 +215,17 @@ def _warn_if_useless(result: TrainResult, baseline: float, settings: FitConfig) 
     return True
 
 
-def _split(images: ImageSource, image_shape: tuple[int, ...], settings: FitConfig, seed: int,
-           image_range: tuple[float, float] | None, dist_ctx: dist_utils.DistContext, device: torch.device) -> ImageSplit:
+def _split(run: FitRun, images: ImageSource) -> ImageSplit:
     """The user's images checked and split; under torchrun every rank must hold the same images."""
     # A Dataset's random transforms draw from the global RNG: read on a fork, so that the
     # fit's own stream (the CN's initialisation) does not depend on them.
     def split() -> ImageSplit:
         with torch.random.fork_rng(devices=[]):
-            return split_images(images, image_shape, held_out=settings.real_held_out, seed=seed + 4,
-                                image_range=image_range)
+            return split_images(images, run.facts.image_shape, held_out=run.settings.real_held_out,
+                                seed=run.seeds.of("image_split"), image_range=run.held_out.image_range)
 
-    if not dist_ctx.enabled:
+    device = run.device
+    if not run.dist_ctx.enabled:
         return split()
     made = dist_utils.together(split, device, "images")
     mine = (float(made.images.size), float(made.held_out.double().sum()))
@@ -240,22 +239,33 @@ def _split(images: ImageSource, image_shape: tuple[int, ...], settings: FitConfi
     return made
 
 
-def _self_generated_stage(cn: ConnectionNetwork, source: BatchSource, held_out: ValidationSet, settings: FitConfig,
-                          dist_ctx: dist_utils.DistContext, checkpointing: Checkpointing | None,
-                          autocast_dtype: torch.dtype | None, on_validation: OnValidation | None) -> TrainResult:
+def _new_cn(run: FitRun) -> ConnectionNetwork:
+    """The connection network to fit, initialised from the fit's seeded global RNG, on the fit's device."""
+    settings, feature_dim = run.settings, run.facts.feature_dim
+    cn_config = CNConfig(in_features=feature_dim, out_features=math.prod(run.latent_shape),
+                         hidden=settings.cn_hidden, batch_norm=settings.cn_batch_norm)
+    cn = ConnectionNetwork(cn_config).to(run.device)
+    logger.info("fitting CN %d -> %d on %s: %d steps of %d pairs, lr %.2g, seed %d", feature_dim,
+                cn_config.out_features, run.device, settings.steps, settings.batch_size, settings.lr, settings.seed)
+    return cn
+
+
+def _self_generated_stage(run: FitRun, cn: ConnectionNetwork, source: BatchSource,
+                          checkpointing: Checkpointing | None, on_validation: OnValidation | None) -> TrainResult:
     """Regress ``z`` on the features with ``cn`` (left holding its best weights, reading raw features).
 
     With ``settings.cn_standardize`` the CN trains on features standardised with the validation
     features' statistics (the same on every rank and on resume), folded into its first layer afterwards.
     """
+    settings, held_out = run.settings, run.held_out
     standardise = (standardised_inputs(cn, *feature_statistics(held_out.features)) if settings.cn_standardize
                    else contextlib.nullcontext())
     with standardise:
         result = train_regressor(
-            cn, source, held_out.features, held_out.targets, steps=settings.steps, lr=settings.lr,
-            batch_size=settings.batch_size, eval_every=settings.eval_every, progress=settings.progress,
-            desc="fit CN", dist_ctx=dist_ctx, checkpointing=checkpointing, autocast_dtype=autocast_dtype,
-            on_validation=on_validation, schedule=settings.schedule, patience=settings.patience,
+            cn, source, (held_out.features, held_out.targets),
+            Plan(settings.steps, settings.lr, settings.batch_size, settings.eval_every), run.runtime,
+            desc="fit CN", checkpointing=checkpointing, on_validation=on_validation, schedule=settings.schedule,
+            patience=settings.patience,
         )
     result.best_state = {k: v.detach().clone() for k, v in cn.state_dict().items()}  # the folded best weights
     logger.info("fit done in %.1f s: best validation MSE %.5f at step %d (predicting the mean: %.5f)%s%s",
@@ -265,28 +275,23 @@ def _self_generated_stage(cn: ConnectionNetwork, source: BatchSource, held_out: 
     return result
 
 
-def _real_stage(cn: ConnectionNetwork, generator: nn.Module, tap: FeatureTap, pairs: PairMaker,
-                latent_shape: tuple[int, ...], split: ImageSplit, held_out: ValidationSet, settings: FitConfig,
-                feature_dim: int, probe: tuple[torch.Tensor, torch.Tensor | None], seed: int,
-                dist_ctx: dist_utils.DistContext, device: torch.device,
-                autocast_dtype: torch.dtype | None) -> dict[str, Any]:
+def _real_stage(run: FitRun, cn: ConnectionNetwork, split: ImageSplit) -> dict[str, Any]:
     """Fine-tune ``cn`` (holding the self-generated fit's best weights) on real images; its record.
 
-    ``autocast_dtype`` is the one the self-generated stage used (its levers, probed there).
+    The updates run under the autocast dtype the self-generated stage settled (its levers, probed there).
     """
+    settings, held_out = run.settings, run.held_out
     logger.info("real-image stage: %d updates of %d images from %s (%d held out), lr %.2g, feature weight %g, "
                 "prior weight %g", settings.real_steps, settings.real_batch_size, split.images.source,
                 len(split.held_out), settings.real_lr, settings.feature_weight, settings.prior_weight)
-    rng = torch.Generator().manual_seed(seed + 2 + 1_000_003 * dist_ctx.rank)
-    pair_rng = torch.Generator(device=device).manual_seed(seed + 3 + 1_000_003 * dist_ctx.rank)
-    prior_pairs = pairs.training_batches(batch_size=settings.real_batch_size, rng=pair_rng, reuse=1,
-                                         autocast_dtype=autocast_dtype, channels_last=False, feature_dim=feature_dim,
-                                         probe=probe)
+    images = ImageBatches(split, run.rng("real_batches", on_device=False))
+    prior_pairs = run.pairs.training_batches(batch_size=settings.real_batch_size, rng=run.rng("real_prior_pairs"),
+                                             reuse=1, autocast_dtype=run.autocast_dtype, channels_last=False,
+                                             feature_dim=run.facts.feature_dim, probe=run.probe)
     stage: RealStageResult = train_on_images(
-        cn, generator, tap, latent_shape, split, prior_pairs, steps=settings.real_steps,
-        batch_size=settings.real_batch_size, lr=settings.real_lr, feature_weight=settings.feature_weight,
-        prior_weight=settings.prior_weight, eval_every=settings.eval_every, rng=rng, device=device,
-        progress=settings.progress, dist_ctx=dist_ctx, autocast_dtype=autocast_dtype)
+        cn, run.gan, images, prior_pairs,
+        Plan(settings.real_steps, settings.real_lr, settings.real_batch_size, settings.eval_every), run.runtime,
+        weights=LossWeights(settings.feature_weight, settings.prior_weight))
     with torch.no_grad():
         chunks = [cn(held_out.features[i : i + settings.batch_size]) for i in range(0, len(held_out.features),
                                                                                 settings.batch_size)]
@@ -296,34 +301,30 @@ def _real_stage(cn: ConnectionNetwork, generator: nn.Module, tap: FeatureTap, pa
     return {**stage.record(settings.real_stage_record()), "latent_validation_mse": latent_error}
 
 
-def _iterative_stage(cn: ConnectionNetwork, generator: nn.Module, tap: FeatureTap, pairs: PairMaker,
-                     latent_shape: tuple[int, ...], image_shape: tuple[int, ...], split: ImageSplit | None,
-                     held_out: ValidationSet, settings: FitConfig, feature_dim: int, seed: int,
-                     dist_ctx: dist_utils.DistContext, device: torch.device, autocast_dtype: torch.dtype | None,
+def _iterative_stage(run: FitRun, cn: ConnectionNetwork, split: ImageSplit | None,
                      ) -> tuple[StepConfig, list[StepNetwork], dict[str, Any]]:
     """Train ``settings.iterations`` step networks after ``cn``; their config, the networks and the record."""
-    step_config = StepConfig(feature_dim=feature_dim, latent_dim=math.prod(latent_shape),
-                             residual_shape=residual_shape(image_shape), hidden=settings.step_hidden)
+    settings, latent_shape = run.settings, run.latent_shape
+    step_config = StepConfig(feature_dim=run.facts.feature_dim, latent_dim=math.prod(latent_shape),
+                             residual_shape=residual_shape(run.facts.image_shape), hidden=settings.step_hidden)
     logger.info("iterative refinement: %d step networks of %d updates (%d pairs%s each), lr %.2g",
                 settings.iterations, settings.iteration_steps, settings.iteration_batch_size,
                 "" if split is None else " and as many images", settings.iteration_lr)
-    rng = torch.Generator().manual_seed(seed + 5 + 1_000_003 * dist_ctx.rank)
-    latent_rng = torch.Generator(device=device).manual_seed(seed + 6 + 1_000_003 * dist_ctx.rank)
+    image_rng = run.rng("step_batches", on_device=False)
+    latent_rng = run.rng("step_latents")
 
     def draw_latents(n: int) -> torch.Tensor:
-        return pairs.draw(n, latent_rng)[0]
+        return run.pairs.draw(n, latent_rng)[0]
 
-    validation = held_out.targets[:_STEP_VALIDATION].reshape(-1, *latent_shape).to(device)
-    steps, results = train_steps(
-        cn, step_config, generator, tap, latent_shape, draw_latents, validation, split,
-        iterations=settings.iterations, steps=settings.iteration_steps, batch_size=settings.iteration_batch_size,
-        lr=settings.iteration_lr, feature_weight=settings.feature_weight, prior_weight=settings.prior_weight,
-        eval_every=settings.eval_every, rng=rng, device=device, progress=settings.progress, dist_ctx=dist_ctx,
-        autocast_dtype=autocast_dtype)
+    validation = run.held_out.targets[:_STEP_VALIDATION].reshape(-1, *latent_shape).to(run.device)
+    step_networks, results = train_steps(
+        cn, step_config, run.gan, draw_latents, validation, None if split is None else ImageBatches(split, image_rng),
+        Plan(settings.iteration_steps, settings.iteration_lr, settings.iteration_batch_size, settings.eval_every),
+        run.runtime, iterations=settings.iterations, weights=LossWeights(settings.feature_weight, settings.prior_weight))
     record = {**settings.iterative_record(), "trained_on": "self-generated pairs" if split is None else
               "self-generated pairs and images", "steps": [r.record() for r in results],
               "seconds": round(sum(r.seconds for r in results), 3)}
-    return step_config, steps, record
+    return step_config, step_networks, record
 
 
 def _check_callback(on_validation: OnValidation | None) -> None:
@@ -331,15 +332,15 @@ def _check_callback(on_validation: OnValidation | None) -> None:
         raise ValueError(f"on_validation: expected a callable taking a ValidationPoint, or None, got {on_validation!r}.")
 
 
-def _training_batches(pairs: PairMaker, settings: FitConfig, autocast_dtype: torch.dtype | None,
-                      rng: torch.Generator, device: torch.device, feature_dim: int,
-                      probe: tuple[torch.Tensor, torch.Tensor | None]) -> tuple[BatchSource, torch.dtype | None, dict[str, Any]]:
-    """The self-generated stage's batches, the autocast dtype it trains with, and the levers it uses.
+def _training_batches(run: FitRun, rng: torch.Generator) -> BatchSource:
+    """The self-generated stage's batches; settles ``run.autocast_dtype`` and ``run.levers`` (the levers it uses,
+    which the later stages' updates use too).
 
     A lever set to ``'auto'`` is dropped, not refused, when G or D fail under it (the other lever
     kept where it works alone); a lever set explicitly stays strict.
     """
-    channels_last = resolve_channels_last(settings.channels_last, device)
+    settings, autocast_dtype = run.settings, run.autocast_dtype
+    channels_last = resolve_channels_last(settings.channels_last, run.device)
     auto_dtype, auto_layout = settings.autocast_dtype == AUTO, settings.channels_last == AUTO
     tries = [(autocast_dtype, channels_last), (autocast_dtype, channels_last and not auto_layout),
              (None if auto_dtype else autocast_dtype, channels_last),
@@ -347,16 +348,46 @@ def _training_batches(pairs: PairMaker, settings: FitConfig, autocast_dtype: tor
     tries = list(dict.fromkeys(tries))  # in order, without repeats
     for index, (dtype, layout) in enumerate(tries):
         try:
-            source = pairs.training_batches(batch_size=settings.batch_size, rng=rng, reuse=settings.reuse,
-                                            autocast_dtype=dtype, channels_last=layout, feature_dim=feature_dim,
-                                            probe=probe)
+            source = run.pairs.training_batches(batch_size=settings.batch_size, rng=rng, reuse=settings.reuse,
+                                                autocast_dtype=dtype, channels_last=layout,
+                                                feature_dim=run.facts.feature_dim, probe=run.probe)
         except ValueError as error:
             if index == len(tries) - 1:
                 raise
             logger.info("automatic levers: %s; trying without them", error)
             continue
-        return source, dtype, dict(pairs.levers)  # the later stages run under the same autocast dtype
+        run.autocast_dtype, run.levers = dtype, dict(run.pairs.levers)
+        return source
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _prepare(generator: nn.Module, discriminator: nn.Module, feature_layer: FeatureLayer, settings: FitConfig,
+             latent_shape: Sequence[int] | int | None, latent_sampler: LatentSampler | None,
+             conditioning: Conditioning | None) -> tuple[str | tuple[str, ...], FeatureTap, PairMaker, torch.device,
+                                                         torch.dtype | None, dist_utils.DistContext, FitConfig]:
+    """What a fit needs before G and D run: the feature layer and its tap, the pairs, the device, the
+    autocast dtype asked for, the torchrun context, and the settings with their seed (the same on every rank)."""
+    layer_name, layer = resolve_layers(discriminator, feature_layer)
+    sampler, shape = _prior(latent_shape, latent_sampler)
+    device = resolve_device(generator, discriminator, settings.device)
+    autocast_dtype = check_autocast_dtype(settings.autocast_dtype, device)
+    tap = FeatureTap(discriminator, layer_name, layer, conditioning=conditioning)
+    dist_ctx = dist_utils.context(device) if settings.ddp is not False else dist_utils.DistContext(False)
+    settings = _seeded(settings, dist_ctx, device)
+    pairs = PairMaker(generator, tap, sampler, shape, conditioning, device)
+    return layer_name, tap, pairs, device, autocast_dtype, dist_ctx, settings
+
+
+def _freeze(stack: contextlib.ExitStack, generator: nn.Module, discriminator: nn.Module, seeds: Seeds,
+            device: torch.device) -> Callable[[], None]:
+    """Freeze G and D and fork the global RNGs (both undone when ``stack`` closes), route logging around the
+    progress bars, and seed the global RNGs; what puts G's and D's buffers back to the user's values."""
+    stack.enter_context(frozen(generator, discriminator))
+    users_buffers = buffer_snapshot(generator, discriminator)  # the probes read the user's values
+    stack.enter_context(torch.random.fork_rng(devices=[device] if device.type == "cuda" else []))
+    stack.enter_context(logging_redirect_tqdm())
+    _seed_global_rngs(seeds.of("global"), device)
+    return users_buffers
 
 
 def _check_checkpoint_path(settings: FitConfig) -> None:
@@ -402,12 +433,13 @@ def _check_arguments(settings: FitConfig, given: set[str], images: bool, conditi
     check_module(discriminator, "discriminator")
 
 
-def _assemble(config: InverterConfig, generator: nn.Module, discriminator: nn.Module,
-              conditioning: Conditioning | None, cn: ConnectionNetwork, steps: Sequence[nn.Module]) -> Inverter:
+def _assemble(config: InverterConfig, run: FitRun, cn: ConnectionNetwork,
+              step_networks: Sequence[nn.Module]) -> Inverter:
     """The returned inverter: ``config`` with the fitted CN's and step networks' weights, in eval mode."""
-    inverter = Inverter(config, generator=generator, discriminator=discriminator, conditioning=conditioning)
+    inverter = Inverter(config, generator=run.gan.generator, discriminator=run.discriminator,
+                        conditioning=run.conditioning)
     inverter.cn.load_state_dict(cn.state_dict(), strict=True)
-    for mine, trained in zip(inverter.steps, steps, strict=True):
+    for mine, trained in zip(inverter.steps, step_networks, strict=True):
         mine.load_state_dict(trained.state_dict(), strict=True)
     return inverter.eval()
 
@@ -432,134 +464,79 @@ def fit_inverter(
         generator: G, mapping latents ``(N, *latent_shape)`` to images ``(N, *image_shape)``.
         discriminator: D, any ``nn.Module`` taking G's images.
         feature_layer: D's layer the connection network reads: a dotted name from ``D.named_modules()``
-            (``"main.9"``, ``"8"``) or the submodule; D's forward stops right after it. The paper's choice,
-            and the one to start from, is D's last hidden layer (:func:`discinvert.list_layers`); a list
-            reads several depths concatenated (``["main.4", "main.7"]``, ``docs/multi_depth.md``).
-        latent_shape: shape of one latent, e.g. ``(100,)`` or ``(100, 1, 1)``, with the
-            prior ``z ~ N(0, I)``.
-        latent_sampler: ``sampler(n, generator, device) -> (n, *latent_shape)`` for other
-            priors (uniform, truncated, a mapped W space); draw randomness from the
-            given ``torch.Generator``. One of ``latent_shape``/``latent_sampler`` is needed;
-            with both, the sampler's output must have ``latent_shape``.
+            (``"main.9"``) or the submodule; D's forward stops right after it. Start from D's last hidden
+            layer (:func:`discinvert.list_layers`); a list reads several depths concatenated.
+        latent_shape: shape of one latent, e.g. ``(100,)`` or ``(100, 1, 1)``, with the prior ``z ~ N(0, I)``.
+        latent_sampler: ``sampler(n, generator, device) -> (n, *latent_shape)`` for other priors (uniform,
+            truncated, a mapped W space), drawing from the given ``torch.Generator``. One of
+            ``latent_shape``/``latent_sampler`` is needed; with both, the sampler's output must have ``latent_shape``.
         conditioning: for a conditional GAN, how to draw conditions and call G and D.
-        images: real training images (never your test split) for the real-image stage:
-            a tensor or NumPy array ``(N, *image_shape)`` in G's value range, a map-style
-            ``Dataset`` of such images (or of tuples starting with one), or a
-            ``DataLoader`` of such batches. After the self-generated fit the CN is
-            fine-tuned on them through the frozen G (pixel, D-feature and prior terms,
-            :mod:`discinvert.fitting.real_image_stage`), which makes ``encode`` reconstruct real images
-            markedly better (``docs/real_stage.md``). ``None`` (default): the paper's
-            method alone. Not available with ``conditioning``. The stage's updates run under
-            the autocast dtype the self-generated stage used (``autocast_dtype``; its validation
-            in full precision), with G and D as given (``channels_last`` acts on the
-            self-generated stage only); checkpoints cover the self-generated
-            stage, and a resumed fit runs the real-image stage again from its start
-            (the same seed gives the same inverter).
-        config: a :class:`~discinvert.fitting.fit_config.FitConfig` holding the settings below;
-            keyword settings given as well replace its fields.
-        on_validation: ``callback(point)`` after each validation of the self-generated stage
-            with a :class:`~discinvert.fitting.self_generated_stage.ValidationPoint` (e.g. to log or score images as
+        images: real training images (never your test split) in G's range: a tensor or NumPy array
+            ``(N, *image_shape)``, a map-style ``Dataset`` of them (or of tuples starting with one), or a
+            ``DataLoader`` of such batches. The CN is then fine-tuned on them through the frozen G
+            (:mod:`discinvert.fitting.real_image_stage`; ``docs/byo_gan.md``, "Real images"). ``None``
+            (default): the paper's method alone. Not available with ``conditioning``.
+        config: a :class:`~discinvert.fitting.fit_config.FitConfig` holding the settings below; keyword
+            settings given as well replace its fields. An unknown setting is a ``ValueError`` naming close matches.
+        on_validation: ``callback(point)`` after each validation of the self-generated stage with a
+            :class:`~discinvert.fitting.self_generated_stage.ValidationPoint` (e.g. to log or score images as
             the fit goes); its time is left out of the recorded seconds. Runs on every rank.
         {settings}
 
-    The settings are the fields of :class:`~discinvert.fitting.fit_config.FitConfig` (one place
-    defines each: its default, check and documentation, whether a checkpoint's identity
-    includes it, whether ``inverter.config.fit`` records it, and its ``discinvert fit``
-    flag). An unknown setting is a ``ValueError`` naming close matches.
-
-    While the fit runs, G's and D's ``training`` flags and their parameters'
-    ``requires_grad`` are switched off on the models themselves (eval mode, no
-    gradients), and put back when it returns or fails. Those are attributes of the
-    shared objects: another thread that uses G or D at the same time (your own training
-    loop, say) sees them switched; discinvert's own entry points wait for each other.
-
-    Under ``torchrun`` (``WORLD_SIZE > 1``) the fit joins the default process group
-    (initialising it: NCCL on CUDA, Gloo on CPU), trains one CN with
-    DistributedDataParallel on ``batch_size`` pairs per process, draws different latents
-    on each rank (seed + rank), and returns the same inverter on every rank.
+    G and D run frozen (eval mode, no gradients) and come back as they were handed over (``docs/faq.md``:
+    other threads see the switched flags meanwhile). Under ``torchrun`` the ranks train one CN with
+    DistributedDataParallel, each on its own draws, and return the same inverter (``docs/byo_gan.md``).
 
     Returns:
-        An :class:`Inverter` with the CN of lowest validation error, in eval mode, on
-        the models' device. ``inverter.config.fit`` records how it was fit, with
-        ``history``: ``[step, train MSE, validation MSE, seconds]`` at each validation.
-        With ``images``, the CN of lowest held-out *pixel* error of the real-image stage
-        instead; ``config.fit["real_images"]`` records that stage, with the chosen CN's
-        latent validation MSE (``latent_validation_mse``: the top-level
-        ``best_validation_mse`` is the self-generated stage's).
+        An :class:`Inverter` with the CN of lowest validation error (with ``images``: of lowest held-out
+        pixel error), in eval mode, on the models' device. ``inverter.config.fit`` records how it was fit,
+        with ``history``: ``[step, train MSE, validation MSE, seconds]`` at each validation.
 
     Warns:
         UselessInverterWarning: the best validation MSE does not beat predicting the mean code.
 
     Raises:
         ValueError: bad arguments or settings (a ``conditioning`` that is no
-            :class:`~discinvert.Conditioning`, a ``checkpoint_path`` that is an existing folder:
-            both before any work); an unknown feature layer (with close matches); a layer D
-            never reaches, runs several times, or whose output for an image depends on the rest of
-            its batch (:func:`discinvert.gan.check_batch_independence`); a latent shape G rejects; a
-            sampler that draws no tensor of the asked rows, meta tensors, or labels outside the known
-            classes (:func:`discinvert.conditioning.label_count`); G and D on different devices.
+            :class:`~discinvert.Conditioning`, a ``checkpoint_path`` that is an existing folder: both
+            before any work); an unknown feature layer (with close matches); a layer D never reaches, runs
+            several times, or whose output for an image depends on the rest of its batch
+            (:func:`discinvert.gan.check_batch_independence`); a latent shape G rejects; a sampler that
+            draws no tensor of the asked rows, meta tensors, or labels outside the known classes; G and D
+            on different devices.
     """
     settings_ = FitConfig.build(config, **settings)
     _check_arguments(settings_, set(settings), images is not None, conditioning, on_validation, generator, discriminator)
-    layer_name, layer = resolve_layers(discriminator, feature_layer)
-    sampler, shape = _prior(latent_shape, latent_sampler)
-    device = resolve_device(generator, discriminator, settings_.device)
-    autocast_dtype = check_autocast_dtype(settings_.autocast_dtype, device)
-    tap = FeatureTap(discriminator, layer_name, layer, conditioning=conditioning)
-    dist_ctx = dist_utils.context(device) if settings_.ddp is not False else dist_utils.DistContext(False)
-    settings_ = _seeded(settings_, dist_ctx, device)
-    seed: int = settings_.seed  # type: ignore[assignment]
-    pairs = PairMaker(generator, tap, sampler, shape, conditioning, device)
-
+    layer_name, tap, pairs, device, autocast_dtype, dist_ctx, settings_ = _prepare(
+        generator, discriminator, feature_layer, settings_, latent_shape, latent_sampler, conditioning)
+    seeds = Seeds(settings_.seed, dist_ctx.rank)  # type: ignore[arg-type]
     with contextlib.ExitStack() as stack:
-        stack.enter_context(frozen(generator, discriminator))
-        users_buffers = buffer_snapshot(generator, discriminator)  # the probes read the user's values
-        stack.enter_context(torch.random.fork_rng(devices=[device] if device.type == "cuda" else []))
-        stack.enter_context(logging_redirect_tqdm())
-        _seed_global_rngs(seed, device)
-        train_rng = torch.Generator(device=device).manual_seed(seed + 1_000_003 * dist_ctx.rank)
-        val_rng = torch.Generator(device=device).manual_seed(seed + 1)
+        users_buffers = _freeze(stack, generator, discriminator, seeds, device)
+        val_rng = seeds.generator("validation", device)
         with torch.no_grad():
             probe = pairs.draw(2, val_rng)
-            found_shape = tuple(probe[0].shape[1:])
             facts = inspect_gan(generator, tap, probe[0], probe[1], conditioning)
             batch_dependent = check_batch_independence(generator, tap, *pairs.draw(BATCH_CHECK_SIZE, val_rng),
                                                        conditioning, allow=settings_.allow_batch_dependent_features)
-            val_rng.manual_seed(seed + 1)
+            val_rng.manual_seed(seeds.of("validation"))
             held_out = pairs.validation_set(settings_.validation_size, val_rng, settings_.batch_size)
-        probe_record = _record_behaviour(generator, tap, found_shape, facts, held_out, conditioning, users_buffers, latent_sampler)
-        split = None if images is None else _split(images, facts.image_shape, settings_, seed, held_out.image_range,
-                                                   dist_ctx, device)
-
-        cn_config = CNConfig(in_features=facts.feature_dim, out_features=math.prod(found_shape),
-                             hidden=settings_.cn_hidden, batch_norm=settings_.cn_batch_norm)
-        cn = ConnectionNetwork(cn_config).to(device)
-        logger.info("fitting CN %d -> %d on %s: %d steps of %d pairs, lr %.2g, seed %d", facts.feature_dim,
-                    cn_config.out_features, device, settings_.steps, settings_.batch_size, settings_.lr, seed)
-        source, autocast_dtype, levers = _training_batches(pairs, settings_, autocast_dtype, train_rng, device,
-                                                           facts.feature_dim, probe)
-        checkpointing = _checkpointing(settings_, facts, discriminator, layer_name, found_shape, cn_config,
-                                       conditioning is not None, dist_ctx, train_rng, device, levers)
-        _checkpoint_behaviour(checkpointing, probe_record, facts, layer_name)
-        result = _self_generated_stage(cn, source, held_out, settings_, dist_ctx, checkpointing, autocast_dtype,
-                                       on_validation)
-        real = None
-        if split is not None:
-            real = _real_stage(cn, generator, tap, pairs, found_shape, split, held_out, settings_, facts.feature_dim,
-                               probe, seed, dist_ctx, device, autocast_dtype)
-        else:
+        run = FitRun(settings_, seeds, FrozenGAN(generator, tap, tuple(probe[0].shape[1:])), discriminator,
+                     conditioning, layer_name, pairs, latent_sampler is not None, device, dist_ctx, facts, probe,
+                     held_out, autocast_dtype)
+        probe_record = _record_behaviour(run, users_buffers)
+        split = None if images is None else _split(run, images)
+        cn = _new_cn(run)
+        cn_batches = run.rng("cn_batches")
+        source = _training_batches(run, cn_batches)
+        checkpointing = _checkpointing(run, cn.config, cn_batches, probe_record)
+        result = _self_generated_stage(run, cn, source, checkpointing, on_validation)
+        stages = {} if split is None else {"real_images": _real_stage(run, cn, split)}
+        if split is None:
             cn.load_state_dict(result.best_state, strict=True)
         cn.eval()
-        step_config, steps, iterative = None, [], None
+        step_config, step_networks = None, []
         if settings_.iterations:
-            step_config, steps, iterative = _iterative_stage(
-                cn, generator, tap, pairs, found_shape, facts.image_shape, split, held_out, settings_,
-                facts.feature_dim, seed, dist_ctx, device, autocast_dtype)
-
-    inverter_config = _inverter_config(settings_, facts, layer_name, found_shape, cn_config, conditioning is not None,
-                                       latent_sampler is not None, held_out.image_range, result, held_out.baseline,
-                                       device, dist_ctx.world_size, real, step_config, iterative, levers,
-                                       {"useless": _warn_if_useless(result, held_out.baseline, settings_),
-                                        "batch_dependent_features": batch_dependent})
-    return _assemble(dataclasses.replace(inverter_config, probe=probe_record), generator, discriminator, conditioning,
-                     cn, steps)
+            step_config, step_networks, stages["iterative"] = _iterative_stage(run, cn, split)
+    findings = {"useless": _warn_if_useless(result, held_out.baseline, settings_),
+                "batch_dependent_features": batch_dependent}
+    inverter_config = _inverter_config(run, cn.config, result, stages, step_config, findings)
+    return _assemble(dataclasses.replace(inverter_config, probe=probe_record), run, cn, step_networks)

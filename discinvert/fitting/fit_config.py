@@ -49,8 +49,8 @@ ITERATIVE_SETTINGS = ("iteration_steps", "iteration_batch_size", "iteration_lr",
 """The settings that act only with ``fit_inverter(iterations=k)``, ``k > 0``."""
 
 MAX_SEED = 2**62
-"""Seeds lie in ``[0, MAX_SEED)``: room for the seed + 1 and seed + rank offsets of torch's int64 seeds
-(the command line's ``--seed`` flags take the same range)."""
+"""Seeds lie in ``[0, MAX_SEED)``: room in torch's int64 seeds for the offsets of each random stream and rank
+(:data:`discinvert.fitting.run.STREAMS`)."""
 
 MAX_SEED_TEXT = f"2**{MAX_SEED.bit_length() - 1}"
 """:data:`MAX_SEED` as messages write it: ``"2**62"``."""

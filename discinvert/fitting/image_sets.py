@@ -25,15 +25,19 @@ import warnings
 from torch.utils.data import DataLoader, Dataset, IterableDataset
 
 from discinvert.argument_checks import holds_data, numpy_tensor
+from discinvert.distributed import together
 from discinvert.value_range import nominal_range, range_problem
 
-__all__ = ["ImageSet", "ImageSource", "ImageSplit", "MIN_IMAGES", "UnitRangeWarning", "split_images"]
+__all__ = ["ImageBatches", "ImageSet", "ImageSource", "ImageSplit", "MIN_IMAGES", "RANGE_SAMPLE", "UnitRangeWarning", "split_images"]
 
 ImageSource = Union[torch.Tensor, np.ndarray, Dataset, DataLoader]
 """What ``fit_inverter(images=...)`` accepts."""
 
 MIN_IMAGES = 8
 """The fewest real images the stage trains on (one of every five is held out, at least one)."""
+
+RANGE_SAMPLE = 256
+"""The most training images (the first ones) whose values are checked against G's range, beside the held-out ones."""
 
 
 def _first_tensor(item: Any, where: str, value_range: tuple[float, float]) -> torch.Tensor:
@@ -147,6 +151,32 @@ class ImageSplit:
     held_out: torch.Tensor
 
 
+@dataclass(frozen=True)
+class ImageBatches:
+    """Training batches of the user's images: random draws from ``split``'s training images.
+
+    Attributes:
+        split: the images.
+        rng: draws the batches' indices (a CPU generator).
+    """
+
+    split: ImageSplit
+    rng: torch.Generator
+
+    def draw(self, batch_size: int, device: torch.device, distributed: bool) -> torch.Tensor:
+        """``batch_size`` training images ``(B, *image_shape)`` float32 on the CPU; under torchrun
+        (``distributed``, collectives on ``device``) a rank that cannot load its batch stops every rank.
+
+        Raises:
+            ValueError: a data set item of another shape, dtype or with NaN/Inf (on every rank).
+        """
+        indices = self.split.train_indices
+        picked = indices[torch.randint(0, len(indices), (batch_size,), generator=self.rng)]
+        if not distributed:
+            return self.split.images.get(picked)
+        return together(lambda: self.split.images.get(picked), device, "images")
+
+
 def split_images(images: ImageSource, image_shape: Sequence[int], *, held_out: int, seed: int,
                  image_range: tuple[float, float] | None) -> ImageSplit:
     """Check the user's images against G and hold out ``min(held_out, N // 5)`` of them (at least 1).
@@ -172,7 +202,7 @@ def split_images(images: ImageSource, image_shape: Sequence[int], *, held_out: i
     held = image_set.get(order[:n_held])
     train_indices = order[n_held:]
     if image_range is not None:
-        sample = torch.cat([held, image_set.get(train_indices[: max(1, min(256, len(train_indices)))])])
+        sample = torch.cat([held, image_set.get(train_indices[: max(1, min(RANGE_SAMPLE, len(train_indices)))])])
         found = (float(sample.min()), float(sample.max()))
         problem = range_problem(found, image_range)
         if problem is not None:
