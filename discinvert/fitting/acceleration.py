@@ -11,7 +11,7 @@ it, chosen once per fit:
   the layout oneDNN and cuDNN convolutions prefer. The user's models are never
   converted; the copies cost one extra set of their weights in memory.
 
-``docs/fit_speed.md`` measures what each lever pays on the reference DCGAN.
+``docs/speed.md`` says what each lever pays on the reference DCGAN.
 """
 
 from __future__ import annotations

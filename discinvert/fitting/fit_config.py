@@ -28,19 +28,19 @@ __all__ = ["ADAM_BETAS", "DEFAULT_LR", "DEFAULT_PATIENCE", "DEFAULT_REAL_STEPS",
            "command_line_help", "command_line_settings", "settings_doc", "shown_default"]
 
 DEFAULT_STEPS = 2000
-"""Default number of CN updates; chosen by the sweep of ``python -m benchmarks.speed.fit_defaults`` (see ``docs/defaults.md``)."""
+"""Default number of CN updates; chosen by the sweep of ``python -m benchmarks.speed.fit_defaults`` (see ``docs/results.md``)."""
 
 DEFAULT_LR = 2e-3
 """Default peak Adam learning rate; chosen by the same sweep."""
 
 DEFAULT_SCHEDULE = "cosine"
-"""Default learning-rate schedule; chosen by ``python -m benchmarks.speed.time_to_quality`` (``docs/fit_speed.md``)."""
+"""Default learning-rate schedule; chosen by ``python -m benchmarks.speed.time_to_quality`` (``docs/results.md``)."""
 
 DEFAULT_PATIENCE: int | None = 5
-"""Default convergence rule: validations without 0.1% improvement that end the fit (``docs/fit_speed.md``)."""
+"""Default convergence rule: validations without 0.1% improvement that end the fit (``docs/speed.md``)."""
 
 DEFAULT_REAL_STEPS = 1500
-"""Default number of real-image updates; from the encoder ablations (``docs/encoder_ablations.md``)."""
+"""Default number of real-image updates; from the encoder ablations (``docs/results.md``)."""
 
 REAL_STAGE_SETTINGS = ("real_steps", "real_batch_size", "real_lr", "feature_weight", "prior_weight", "real_held_out")
 """The settings that act only with ``fit_inverter(images=...)``."""
@@ -249,7 +249,7 @@ class FitConfig:
         "its standard deviation relative to the median one, from the validation pairs' features), then fold "
         "the statistics into its first layer, so the stored CN has the paper's shape and reads raw features; "
         "``False`` trains on raw features as the paper does. Steadier on critics without BatchNorm "
-        "(docs/fit_speed.md, \"Standardised features\").", _bool,
+        "(docs/results.md, \"How the defaults were chosen\").", _bool,
         command_line=CommandLine("--no-cn-standardize", "train the CN on D's raw features, as the paper does "
                                  "(default: standardised, folded into the CN afterwards)", "off-switch"))
     validation_size: int = _setting(
@@ -264,7 +264,7 @@ class FitConfig:
         "sample serves about ``k`` updates: generation costs ``k`` times less (see ``docs/speed.md`` for its "
         "effect on accuracy).", _int_at_least(1),
         command_line=CommandLine("--reuse", "CN steps per generated batch (default {default}: always fresh; see "
-                                 "docs/fit_speed.md)", "int"))
+                                 "docs/speed.md)", "int"))
     checkpoint_path: str | os.PathLike[str] | None = _setting(
         None, "write a resumable checkpoint there every ``checkpoint_every`` steps (atomically: an interrupted fit "
         "leaves the last one valid).", _path, identity=False, record=False)
@@ -286,7 +286,7 @@ class FitConfig:
         "precision if G or D fail under it. ``None`` fits in full precision. ``torch.bfloat16`` or ``torch.float16`` "
         "runs G and D (for the training pairs) and the CN's training forward pass under ``torch.autocast``, and so "
         "do the updates of the real-image stage and the step networks when a fit has them; the losses, the "
-        "networks' weights and Adam stay float32 (``docs/fit_speed.md``). The held-out validation pairs and "
+        "networks' weights and Adam stay float32 (``docs/speed.md``). The held-out validation pairs and "
         "every validation stay in full precision, so the reported error is the one ``encode`` gives. "
         "``inverter.config.fit['levers']`` records what the fit used.", _autocast,
         command_line=CommandLine("--autocast", "run G and D (training pairs) and the CN's training forward under "
@@ -327,7 +327,7 @@ class FitConfig:
     real_lr: float = _setting(
         1e-3, f"peak Adam learning rate of the real-image stage ({_BETAS}), decayed along a cosine to 1% "
         "of it at the stage's last update; 1e-3 measured best on held-out train images "
-        "(``docs/real_schedule.md``).", _float_positive,
+        "(``docs/results.md``).", _float_positive,
         identity=False, record=False,
         command_line=CommandLine("--real-lr", "peak learning rate of the real-image stage, cosine-decayed "
                                  "(default {default})", "float"))
@@ -353,7 +353,7 @@ class FitConfig:
         "reads D's features and the pixel residual of the current reconstruction and corrects the code, so "
         "``encode`` costs one more G pass and partial D pass per iteration. ``0`` (default): the CN alone, as "
         "in the paper. Trained on self-generated pairs, and on ``images`` when given (see "
-        f"``docs/iterative.md`` for what each iteration buys and costs). At most {MAX_ITERATIONS}.", _iterations,
+        f"``docs/results.md`` for what iterations buy and cost). At most {MAX_ITERATIONS}.", _iterations,
         identity=False, record=False,
         command_line=CommandLine("--iterations", "step networks of iterative refinement to train after the CN "
                                  "(default {default}: the CN alone)", "int", minimum=0))
@@ -373,8 +373,7 @@ class FitConfig:
         command_line=CommandLine("--iteration-lr", "learning rate of the step networks (default {default})", "float"))
     step_hidden: Sequence[int] = _setting(
         DEFAULT_STEP_HIDDEN, "widths of each step network's hidden layers. With ``images``, ``(64,)`` measured better in an "
-        "eighth of the weights (``docs/iterative_ablations_width_same.md``); without, 512 is better "
-        "(``docs/iterative_ablations_width_paper_cn.md``).", _hidden, identity=False, record=False)
+        "eighth of the weights; without, 512 is better (``docs/results.md``).", _hidden, identity=False, record=False)
 
     def iterative_record(self) -> dict[str, Any]:
         """The iterative stage's settings, as ``inverter.config.fit['iterative']`` records them."""

@@ -11,8 +11,8 @@ real images so that ``G(CN(D_f(x)))`` reproduces ``x``. Each update minimises
   ``MSE(CN(D_f(G(z))), z)`` on fresh pairs, which keeps codes where G's latents live.
 
 The learning rate starts at ``real_lr`` and decays along a cosine to 1% of it at the last
-update: 1e-3 decayed reached 20.28 dB on held-out train images in the default 1,500 updates,
-where the earlier constant 1e-4 reached 19.73 (``docs/real_schedule.md``).
+update; 1e-3 decayed measured best on held-out train images, better than the earlier constant 1e-4
+(``docs/results.md``, "How the defaults were chosen").
 
 G and D stay frozen (the gradient flows through them to the codes only). The weights of
 lowest pixel MSE on the held-out images (see :mod:`discinvert.fitting.image_sets`), checked every
@@ -101,7 +101,7 @@ def train_on_images(
             CN, G and D on the reconstructions) under ``torch.autocast`` (the losses, the CN's weights and
             Adam stay float32, and the held-out validation runs in full precision).
         weights: the weights of the D-feature and prior terms (0 drops a term).
-        decay: ``False`` holds ``plan.lr`` constant (the stage before the decay; ``docs/real_schedule.md``).
+        decay: ``False`` holds ``plan.lr`` constant (the stage before the decay).
 
     Raises:
         ValueError: the held-out error was never finite (divergence).

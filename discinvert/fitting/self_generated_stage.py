@@ -47,16 +47,14 @@ COSINE_STOP_FACTOR = 0.5
 """``schedule="cosine"``: the rule counts only validations made once the rate has decayed to this fraction
 of its peak (the second half of the cosine), so a plateau must last ``patience`` validations there to stop
 the fit. At the peak rate a noisy fit can stall for hundreds of updates and then improve as the rate
-decays (a 4-epoch WGAN-GP: best validation MSE 0.95 from update 700 to 1,200, 0.71 at 2,000,
-``docs/fit_speed.md``), so a stall there is not convergence."""
+decays (as a young WGAN-GP's fit did, ``docs/speed.md``), so a stall there is not convergence."""
 
 COSINE_SPAN = 0.05
 """``schedule="cosine"``: a plateau spans at least this fraction of ``steps`` (and at least ``patience``
-validations). The cosine's own decay sets the time scale of its progress: on a 20,000-update fit of the
-bundled DCGAN the best validation error improved by under 0.1% over 500 updates at update 11,500, and
-the same fit's best was 2.8% lower at the end of the decay (``docs/fit_speed.md``), so a window of
-fixed length stopped long fits far from done. Fits of up to ``patience * eval_every / COSINE_SPAN``
-updates (10,000 with the defaults) are unaffected."""
+validations). The cosine's own decay sets the time scale of its progress: on a long fit of the bundled
+DCGAN the best validation error stalled mid-decay and still fell markedly by the end of the decay
+(``docs/speed.md``), so a window of fixed length stopped long fits far from done. Fits of up to
+``patience * eval_every / COSINE_SPAN`` updates (10,000 with the defaults) are unaffected."""
 
 
 class Schedule:
