@@ -213,13 +213,19 @@ def _fitter(generator: Any, *, config: Any = None, **settings: Any) -> None:
 
 
 
-def test_fit_inverter_s_signature_and_docstring_can_be_generated_by_the_same_decorator() -> None:
-    """The lead's switch of fitting/fit.py's _with_settings to keyword_settings changes nothing that users see."""
-    from discinvert.fitting import fit
-    from discinvert.fitting.fit_config import FitConfig
+def test_fit_inverter_s_signature_and_docstring_are_generated_from_fit_config() -> None:
+    """fit_inverter's keywords are FitConfig's fields, in order, with their defaults and no annotations (as the
+    decorator fit.py used before keyword_settings wrote them), and its docstring documents each one."""
+    from discinvert import fit_inverter
+    from discinvert.fitting.fit_config import FitConfig, settings_doc
 
-    old = fit._with_settings(_fresh(_fitter))
-    new = keyword_settings(FitConfig, strict=False, annotated=False,
-                           describe=lambda item: item.metadata["setting"].doc)(_fresh(_fitter))
-    assert "{settings}" not in new.__doc__ and "seed: " in new.__doc__
-    assert inspect.signature(new) == inspect.signature(old) and new.__doc__ == old.__doc__
+    parameters = list(inspect.signature(fit_inverter).parameters.values())
+    assert [p.name for p in parameters[:9]] == ["generator", "discriminator", "feature_layer", "latent_shape",
+                                                "latent_sampler", "conditioning", "images", "config", "on_validation"]
+    settings = [p for p in parameters if p.name in FitConfig.__dataclass_fields__]
+    defaults = FitConfig()
+    expected = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=getattr(defaults, name))
+                for name in FitConfig.__dataclass_fields__]
+    assert settings == expected and parameters[-len(expected):] == expected
+    assert not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
+    assert "{settings}" not in fit_inverter.__doc__ and settings_doc(" " * 8).lstrip() in fit_inverter.__doc__

@@ -96,8 +96,8 @@ def test_the_function_checks_catch_what_they_are_for(structure) -> None:
         "def wider(a, b, /, c, *args, d, e, f, g, h, i, **kwargs):\n    def inner(x):\n        pass\n"  # 11
         "class C:\n    def method(self, a, b, c, d, e, f, g, h, i, j):\n        pass\n"  # 10 without self
         "    def unbound(this, a, b, c, d, e, f, g, h, i, j):\n        pass\n"  # 11
-        "@_with_settings\ndef entry(a, b, c, d, e, f, g, h, i, j, k):\n    pass\n"
-        "@fit._with_settings\ndef entry2(a, b, c, d, e, f, g, h, i, j, k):\n    pass\n"
+        "@keyword_settings(Options)\ndef entry(a, b, c, d, e, f, g, h, i, j, k):\n    pass\n"
+        "@keyword_settings.keyword_settings(Options, strict=False)\ndef entry2(a, b, c, d, e, f, g, h, i, j, k):\n    pass\n"
         "@other(x=1)\ndef entry3(a, b, c, d, e, f, g, h, i, j, k):\n    pass\n")
     found = structure.module_functions(structure.Module("m", source, False))
     by_name = {f.name: f for f in found}
@@ -108,7 +108,7 @@ def test_the_function_checks_catch_what_they_are_for(structure) -> None:
     assert structure.wide_functions(found) == ["m.C.unbound takes 11 parameters (max 10)",
                                                "m.entry3 takes 11 parameters (max 10)",
                                                "m.wider takes 11 parameters (max 10)"]
-    assert "_with_settings" in structure.GENERATED_SIGNATURES
+    assert "keyword_settings" in structure.GENERATED_SIGNATURES
     stale = structure.decorator_problems(structure.modules_from({"discinvert.__init__": source}))
     assert stale == [f"GENERATED_SIGNATURES names {n}, which no module of the package defines"
                      for n in sorted(structure.GENERATED_SIGNATURES)]

@@ -35,7 +35,7 @@ MAX_FUNCTION_LINES = 100
 MAX_PARAMETERS = 10
 # Decorators that generate a public signature from a settings object: the functions they decorate take the
 # settings as keywords the decorator writes into ``__signature__``, so their width is the settings', not theirs.
-GENERATED_SIGNATURES = frozenset({"_with_settings"})
+GENERATED_SIGNATURES = frozenset({"keyword_settings"})
 
 LAYERS = ("core", "fitting", "cli", "web", "zoo")
 # Which layers a layer's modules may import (an arrow to any other is a problem).

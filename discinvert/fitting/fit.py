@@ -16,14 +16,13 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
-import inspect
 import logging
 import math
 import os
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import torch
 from torch import nn
@@ -38,7 +37,7 @@ from discinvert.fingerprint import fingerprint_discriminator
 from discinvert.fitting.acceleration import AUTO, check_autocast_dtype, resolve_channels_last
 from discinvert.fitting.checkpoint import Checkpointing
 from discinvert.fitting.fit_config import (DEFAULT_LR, DEFAULT_STEPS, ITERATIVE_SETTINGS, REAL_STAGE_SETTINGS,
-                                           FitConfig, settings_doc)
+                                           FitConfig)
 from discinvert.fitting.image_sets import ImageBatches, ImageSource, ImageSplit, split_images
 from discinvert.fitting.loop import Plan
 from discinvert.fitting.optimisation import LossWeights
@@ -52,6 +51,7 @@ from discinvert.gan import BATCH_CHECK_SIZE, check_batch_independence, check_mod
 from discinvert.guard import buffer_snapshot, frozen
 from discinvert.inverter import Inverter
 from discinvert.inverter_config import InverterConfig
+from discinvert.keyword_settings import keyword_settings
 from discinvert.latents import LatentSampler, normal_sampler, parse_latent_shape
 from discinvert.layers import FeatureLayer, resolve_layers
 from discinvert.network import CNConfig, ConnectionNetwork, feature_statistics, standardised_inputs
@@ -62,8 +62,6 @@ __all__ = ["DEFAULT_LR", "DEFAULT_STEPS", "FitConfig", "UselessInverterWarning",
 logger = logging.getLogger(__name__)
 
 _STEP_VALIDATION = 512  # held-out latents that choose each step network's weights (without images)
-
-_F = TypeVar("_F", bound=Callable[..., Any])
 
 
 class UselessInverterWarning(UserWarning):
@@ -77,21 +75,6 @@ class UselessInverterWarning(UserWarning):
 
 def _new_seed() -> int:
     return int.from_bytes(os.urandom(8), "little") >> 12
-
-
-def _with_settings(function: _F) -> _F:
-    """Show :class:`FitConfig`'s fields as ``fit_inverter``'s keyword arguments: in its signature
-    (``help()``, IDEs, ``inspect``) and, with their documentation, in its docstring."""
-    signature = inspect.signature(function)
-    front = [p for p in signature.parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
-    defaults = FitConfig()
-    settings = [
-        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=getattr(defaults, name))
-        for name in FitConfig.__dataclass_fields__
-    ]
-    function.__signature__ = signature.replace(parameters=[*front, *settings])  # type: ignore[attr-defined]
-    function.__doc__ = (function.__doc__ or "").replace("{settings}", settings_doc(" " * 8).lstrip())
-    return function
 
 
 def _prior(latent_shape: Sequence[int] | int | None, latent_sampler: LatentSampler | None) -> tuple[LatentSampler, tuple[int, ...] | None]:
@@ -444,7 +427,7 @@ def _assemble(config: InverterConfig, run: FitRun, cn: ConnectionNetwork,
     return inverter.eval()
 
 
-@_with_settings
+@keyword_settings(FitConfig, strict=False, annotated=False)
 def fit_inverter(
     generator: nn.Module,
     discriminator: nn.Module,

@@ -21,6 +21,7 @@ import torch
 
 from discinvert.step_networks import DEFAULT_STEP_HIDDEN, MAX_ITERATIONS  # MAX_ITERATIONS: a stored config's bound
 from discinvert.network import DEFAULT_CN_HIDDEN, CNConfig
+from discinvert import keyword_settings
 from discinvert.argument_checks import nonnegative_float, optional_bool, positive_float, positive_int
 
 __all__ = ["ADAM_BETAS", "DEFAULT_LR", "DEFAULT_PATIENCE", "DEFAULT_REAL_STEPS", "DEFAULT_SCHEDULE", "DEFAULT_STEPS",
@@ -104,7 +105,7 @@ class Setting:
 
 def _setting(default: Any, doc: str, check: Callable[[Any, str], Any], *, identity: bool = True, record: bool = True,
              command_line: CommandLine | None = None) -> Any:
-    return field(default=default, metadata={"setting": Setting(doc, check, identity, record, command_line)})
+    return field(default=default, metadata={"setting": Setting(doc, check, identity, record, command_line), "doc": doc})
 
 
 # ----------------------------------------------------------------------------- checks (value, name) -> value
@@ -430,14 +431,7 @@ def _jsonable(value: Any) -> Any:
 
 def settings_doc(indent: str = "    ") -> str:
     """The ``Args:``-style documentation of every setting, for docstrings."""
-    import textwrap
-
-    lines = []
-    for item in dataclasses.fields(FitConfig):
-        setting: Setting = item.metadata["setting"]
-        text = f"{item.name}: {setting.doc}"
-        lines += textwrap.wrap(text, width=88 - len(indent), initial_indent=indent, subsequent_indent=indent + "    ")
-    return "\n".join(lines)
+    return keyword_settings.settings_doc(FitConfig, indent)
 
 
 def shown_default(value: Any, option: CommandLine) -> str:

@@ -35,8 +35,8 @@ fit's other defaults (the paper authors' released code used beta1 = 0.5)."""
 def make_adam(model: nn.Module, lr: float) -> torch.optim.Adam:
     """Adam with :data:`BETAS`, fused into one kernel per step where torch supports it.
 
-    The fused kernel cut the CN's optimiser step from about 13 ms to 2 ms on 2 CPU cores
-    (``docs/fit_speed.md``); older torch builds without it get the default implementation.
+    The fused kernel makes the CN's optimiser step several times faster on the CPU (``docs/speed.md``);
+    older torch builds without it get the default implementation.
     """
     try:
         return torch.optim.Adam(model.parameters(), lr=lr, betas=BETAS, fused=True)
