@@ -154,3 +154,21 @@ def test_a_checkpoint_from_before_format_2_still_resumes(make_gan, tmp_path) -> 
                                checkpoint_every=20, resume=True, **SETTINGS)
         assert resumed.config.fit["resumed_from_step"] == meta["step"]
         assert all(torch.equal(reference.state_dict()[k], resumed.state_dict()[k]) for k in reference.state_dict())
+
+
+def test_checkpoints_keep_the_format_name_written_before_the_fitting_package(tmp_path) -> None:
+    """A checkpoint names its format "discinvert.checkpoint", as files written before the modules moved into
+    discinvert/fitting/ do: such a file still reads (the name is a file format, not a module path)."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    from discinvert.fitting.checkpoint import read_checkpoint, write_checkpoint
+
+    written = write_checkpoint(tmp_path / "new.safetensors", {"x": torch.ones(2)}, {"step": 3})
+    with safe_open(str(written), framework="pt") as file:
+        assert file.metadata()["format"] == "discinvert.checkpoint"
+    old = tmp_path / "old.safetensors"  # laid out as discinvert wrote checkpoints before issue 33
+    save_file({"x": torch.ones(2)}, str(old), metadata={"format": "discinvert.checkpoint", "format_version": "1",
+                                                        "state": '{"step": 3}'})
+    tensors, meta = read_checkpoint(old)
+    assert torch.equal(tensors["x"], torch.ones(2)) and meta == {"step": 3}

@@ -121,7 +121,7 @@ def test_the_fitting_checks_catch_what_they_are_for(structure) -> None:
     clean = _package(structure, discinvert__settings=alias, discinvert__optimize=steps)
     assert structure.fitting_problems(clean) == [] and structure.alias_problems(clean) == []
 
-    broken = _package(structure, discinvert__training="", discinvert__pairs="", discinvert__settings="import torch\n",
+    broken = _package(structure, discinvert__real_stage="", discinvert__pairs="", discinvert__settings="import torch\n",
                       discinvert__datasets="from discinvert.fitting.fit import x\nfrom discinvert.gan import y\n"
                                            "import warnings\nwarnings.warn('moved', category=DeprecationWarning)\n",
                       discinvert__gan="", discinvert__edit=steps, discinvert__metrics="from torch import optim\n",
@@ -130,7 +130,7 @@ def test_the_fitting_checks_catch_what_they_are_for(structure) -> None:
     assert structure.fitting_problems(broken) == [
         "discinvert/fitting/pool.py is missing",
         "discinvert.pairs is fitting code outside discinvert/fitting/",
-        "discinvert.training is fitting code outside discinvert/fitting/",
+        "discinvert.real_stage is fitting code outside discinvert/fitting/",
         "discinvert.edit uses torch.optim or calls backward() outside discinvert/fitting/",
         "discinvert.metrics uses torch.optim or calls backward() outside discinvert/fitting/",
         "discinvert.web.session uses torch.optim or calls backward() outside discinvert/fitting/",
@@ -206,16 +206,18 @@ def test_the_command_line_lists_its_commands() -> None:
     assert listed == ["layers", "fit", "encode", "reconstruct", "evaluate", "push", "demo", "serve"]
 
 
-@pytest.mark.parametrize("name", ["architectures", "datasets"])
-def test_moved_modules_keep_their_old_names_with_a_deprecation_warning(name: str) -> None:
+@pytest.mark.parametrize(("name", "new_name"), [
+    ("architectures", "zoo.architectures"), ("datasets", "zoo.datasets"), ("settings", "fitting.fit_config"),
+    ("fit", "fitting.fit"), ("training", "fitting.self_generated_stage"), ("config", "inverter_config")])
+def test_moved_modules_keep_their_old_names_with_a_deprecation_warning(name: str, new_name: str) -> None:
     code = (f"import warnings; warnings.simplefilter('error')\n"
             f"try:\n    import discinvert.{name}\nexcept DeprecationWarning as w:\n    print('warned', w)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True).stdout
-    assert out.startswith(f"warned discinvert.{name} moved to discinvert.zoo.{name}")
+    assert out.startswith(f"warned discinvert.{name} moved to discinvert.{new_name}")
     import importlib
     import warnings
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
-        old, new = importlib.import_module(f"discinvert.{name}"), importlib.import_module(f"discinvert.zoo.{name}")
+        old, new = importlib.import_module(f"discinvert.{name}"), importlib.import_module(f"discinvert.{new_name}")
     assert old.__all__ == new.__all__ and all(getattr(old, n) is getattr(new, n) for n in new.__all__)

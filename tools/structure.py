@@ -51,6 +51,9 @@ MAY_IMPORT = {
 DOORS = frozenset({"discinvert", "discinvert.__main__"})
 DEPRECATED_ALIASES = {
     "discinvert.settings": "discinvert.fitting.fit_config",
+    "discinvert.fit": "discinvert.fitting.fit",
+    "discinvert.training": "discinvert.fitting.self_generated_stage",
+    "discinvert.config": "discinvert.inverter_config",
     "discinvert.architectures": "discinvert.zoo.architectures",
     "discinvert.datasets": "discinvert.zoo.datasets",
 }

@@ -40,7 +40,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-CHECKPOINT_FORMAT = "discinvert.fitting.checkpoint"
+CHECKPOINT_FORMAT = "discinvert.checkpoint"  # written into every checkpoint: a file format, not the module's name
 _VERSION = 1
 
 
