@@ -9,7 +9,7 @@ that is, D's features of the target against those of the current reconstruction,
 pixel residual (average-pooled to at most :data:`MAX_RESIDUAL_SIDE` per side), and the
 current code. Each iteration costs one G pass, one partial D pass and the step's MLP.
 The step networks are trained one after the other by
-:func:`discinvert.fitting.step_network_stage.train_steps` (earlier steps frozen), and
+:func:`discinvert.fitting.step_network_stage.train_step_networks` (earlier steps frozen), and
 ``Inverter.encode(images, iterations=k)`` runs the first ``k`` of them.
 
 A step's output layer starts at zero, so an untrained step changes nothing.

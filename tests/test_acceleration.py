@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from discinvert import fit_inverter
-from discinvert.fitting.optimisation import make_adam
+from discinvert.fitting.updates import make_adam
 from tests.conftest import TinyGAN, assert_untouched, snapshot
 
 FAST = dict(steps=300, batch_size=64, cn_hidden=(256, 256), progress=False, validation_size=256, seed=0)

@@ -87,26 +87,27 @@ def test_the_documented_internal_surface_exists_and_works() -> None:
 
     from discinvert.fitting.image_sets import split_images
     from discinvert.step_networks import StepConfig, residual_shape
-    from discinvert.fitting.step_network_stage import train_steps
+    from discinvert.fitting.step_network_stage import train_step_networks
     from discinvert.network import mlp
-    from discinvert.fitting.optimisation import BETAS, LossWeights, lr_factor
+    from discinvert.fitting.fit_config import ADAM_BETAS as BETAS
+    from discinvert.fitting.updates import LossWeights, lr_factor
     from discinvert.fitting.real_image_stage import train_on_images
     from discinvert.fitting.fit_config import FitConfig
     from discinvert.fitting.image_sets import ImageBatches
     from discinvert.fitting.loop import Plan, Runtime
     from discinvert.fitting.run import FrozenGAN
 
-    imported = {"discinvert.network.mlp", "discinvert.fitting.optimisation.BETAS", "discinvert.fitting.optimisation.lr_factor",
+    imported = {"discinvert.network.mlp", "discinvert.fitting.fit_config.ADAM_BETAS", "discinvert.fitting.updates.lr_factor",
                 "discinvert.fitting.loop.Plan", "discinvert.fitting.loop.Runtime", "discinvert.fitting.run.FrozenGAN",
-                "discinvert.fitting.image_sets.ImageBatches", "discinvert.fitting.optimisation.LossWeights",
+                "discinvert.fitting.image_sets.ImageBatches", "discinvert.fitting.updates.LossWeights",
                 "discinvert.guard.frozen", "discinvert.fitting.pool.POOL_BATCHES", "discinvert.fitting.pool.FreshBatches",
-                "discinvert.fitting.self_generated_stage.train_regressor", "discinvert.fitting.step_network_stage.train_steps",
+                "discinvert.fitting.self_generated_stage.train_regressor", "discinvert.fitting.step_network_stage.train_step_networks",
                 "discinvert.step_networks.StepConfig", "discinvert.step_networks.residual_shape",
                 "discinvert.fitting.image_sets.split_images", "discinvert.fitting.real_image_stage.train_on_images",
                 "discinvert.fitting.fit_config.FitConfig"}
     assert imported == _documented_surface()
     stage_inputs = (FrozenGAN, ImageBatches, Plan, Runtime, LossWeights)
-    _exercise_step_training(frozen, split_images, StepConfig, residual_shape, train_steps, stage_inputs)
+    _exercise_step_training(frozen, split_images, StepConfig, residual_shape, train_step_networks, stage_inputs)
     _exercise_real_stage(frozen, split_images, train_on_images, FitConfig, stage_inputs)
 
     assert isinstance(POOL_BATCHES, int) and POOL_BATCHES >= 1  # fit_speed's "samples generated" column
@@ -179,7 +180,7 @@ def _exercise_real_stage(frozen, split_images, train_on_images, FitConfig, stage
     assert finals[0][0] == finals[1][0] and finals[0][1:] != finals[1][1:]  # one start and batches; the rates differ
 
 
-def _exercise_step_training(frozen, split_images, StepConfig, residual_shape, train_steps, stage_inputs) -> None:
+def _exercise_step_training(frozen, split_images, StepConfig, residual_shape, train_step_networks, stage_inputs) -> None:
     """As benchmarks/encoder/iterative.py calls them: one step network on top of a fitted CN, with images."""
     from discinvert import fit_inverter
     from tests.conftest import _build
@@ -195,7 +196,7 @@ def _exercise_step_training(frozen, split_images, StepConfig, residual_shape, tr
     FrozenGAN, ImageBatches, Plan, Runtime, LossWeights = stage_inputs
     rng = torch.Generator().manual_seed(0)
     with frozen(gan.generator, gan.discriminator):
-        steps, results = train_steps(
+        steps, results = train_step_networks(
             inverter.cn, config, FrozenGAN(gan.generator, inverter._gan.tap, inverter.latent_shape),
             lambda n: torch.randn(n, *inverter.latent_shape, generator=rng), torch.randn(8, *inverter.latent_shape),
             ImageBatches(split, torch.Generator().manual_seed(1)), Plan(4, 1e-3, 4, 2),

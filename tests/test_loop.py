@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from discinvert.fitting.loop import Labels, Plan, Runtime, train_loop
-from discinvert.fitting.optimisation import Updater, make_adam
+from discinvert.fitting.updates import Updater, make_adam
 from discinvert.fitting.run import RANK_STRIDE, STREAMS, Seeds
 
 

@@ -17,7 +17,7 @@ from discinvert.fitting.image_sets import UnitRangeWarning, split_images
 from discinvert.network import CNConfig, ConnectionNetwork
 from discinvert.fitting.image_sets import ImageBatches
 from discinvert.fitting.loop import Plan, Runtime
-from discinvert.fitting.optimisation import LossWeights
+from discinvert.fitting.updates import LossWeights
 from discinvert.fitting.real_image_stage import train_on_images
 from discinvert.fitting.run import FrozenGAN
 from discinvert.fitting.fit_config import FitConfig
@@ -285,7 +285,7 @@ def test_the_later_stages_train_under_the_fit_autocast_dtype_and_validate_in_ful
 
 def test_the_stage_decays_its_learning_rate_from_real_lr_along_a_cosine(make_gan, monkeypatch) -> None:
     import discinvert.fitting.real_image_stage
-    from discinvert.fitting.optimisation import lr_factor
+    from discinvert.fitting.updates import lr_factor
 
     rates: list[float] = []
     real_make_adam = discinvert.fitting.real_image_stage.make_adam

@@ -175,3 +175,20 @@ def test_the_inference_batch_size_is_defined_once(capsys) -> None:
     assert inspect.signature(optimize_latents).parameters["batch_size"].default == DEFAULT_BATCH_SIZE
     for command in ("encode", "reconstruct", "evaluate"):
         assert f"images per forward pass (default {DEFAULT_BATCH_SIZE})" in _help_text([command, "--help"], capsys)
+
+
+def test_evaluate_s_flags_default_to_reconstruction_score_s_draws() -> None:
+    """``discinvert evaluate``'s --repeats and --seed defaults, and the --n its help names, are metrics.Draws'
+    (the command line cannot import metrics when it builds its parser, so this test ties the two)."""
+    import argparse
+
+    from discinvert.cli.options import build_parser
+    from discinvert.metrics import Draws
+
+    from collections import defaultdict
+
+    parser = build_parser(defaultdict(lambda: print))
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    defaults = {action.dest: action for action in commands.choices["evaluate"]._actions}
+    assert (defaults["repeats"].default, defaults["seed"].default) == (Draws().repeats, Draws().seed)
+    assert defaults["n"].default is None and f"default: {Draws().n}," in defaults["n"].help

@@ -58,7 +58,8 @@ DEPRECATED_ALIASES = {
     "discinvert.datasets": "discinvert.zoo.datasets",
 }
 # The fitting package's modules, and the names they had beside the core before they moved (issue 33).
-FITTING_MODULES = ("fit", "fit_config", "self_generated_stage", "real_image_stage", "step_network_stage", "pairs",
+FITTING_MODULES = ("fit", "fit_config", "run", "loop", "updates", "self_generated_stage", "real_image_stage",
+                   "step_network_stage", "pairs",
                    "pool", "checkpoint", "acceleration", "image_sets")
 FORMER_FITTING_NAMES = ("settings", "training", "real_stage", "iterative_stage")
 # Modules outside discinvert/fitting/ that run gradient steps (``.backward()``, ``torch.optim``), and why.

@@ -40,7 +40,7 @@ from torch import nn
 
 from benchmarks.common import command_line, describe_device, finish_run
 from discinvert import zoo
-from discinvert.fitting.optimisation import BETAS
+from discinvert.fitting.fit_config import ADAM_BETAS
 from discinvert.guard import frozen
 from discinvert.metrics import image_quality
 from discinvert.optimize import optimize_latents
@@ -152,7 +152,7 @@ def _batches(images: torch.Tensor, batch: int, rng: torch.Generator) -> Callable
 
 
 def _adam(module: nn.Module, lr: float) -> torch.optim.Adam:
-    return torch.optim.Adam([p for p in module.parameters() if p.requires_grad], lr=lr, betas=BETAS)
+    return torch.optim.Adam([p for p in module.parameters() if p.requires_grad], lr=lr, betas=ADAM_BETAS)
 
 
 def train_real(encode: Callable[[torch.Tensor], torch.Tensor], module: nn.Module, G: nn.Module, taps: Taps,

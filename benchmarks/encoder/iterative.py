@@ -2,7 +2,7 @@
 
 Starts from a bundled inverter (``--base``: by default ``real-images``, the CN after the real-image stage, see
 ``docs/lab/real_stage.md``) and trains the library's step networks on top of it with
-:func:`discinvert.fitting.step_network_stage.train_steps`, as ``fit_inverter(..., iterations=k)`` does after its
+:func:`discinvert.fitting.step_network_stage.train_step_networks`, as ``fit_inverter(..., iterations=k)`` does after its
 real-image stage, for each variant (learning rate, width, with or without images). Every row is scored
 on the held-out train slice (the last ``--holdout`` Fashion-MNIST *train* images, never trained on);
 the test split is not touched, so the choices made here are not tuned on it. Columns per ``k``:
@@ -35,9 +35,9 @@ from discinvert.fitting.image_sets import split_images
 from discinvert.step_networks import StepConfig, residual_shape
 from discinvert.fitting.image_sets import ImageBatches
 from discinvert.fitting.loop import Plan, Runtime
-from discinvert.fitting.optimisation import LossWeights
+from discinvert.fitting.updates import LossWeights
 from discinvert.fitting.run import FrozenGAN
-from discinvert.fitting.step_network_stage import train_steps
+from discinvert.fitting.step_network_stage import train_step_networks
 from discinvert.metrics import image_quality
 from discinvert.zoo.datasets import load_fashion_mnist, to_model_range
 
@@ -100,7 +100,7 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> dict[str, Any]:
         latent_rng = torch.Generator().manual_seed(args.seed + 6)
         validation = torch.randn(512, *latent_shape, generator=torch.Generator().manual_seed(args.seed + 1))
         with frozen(G, D):
-            steps, results = train_steps(
+            steps, results = train_step_networks(
                 base.cn, config, FrozenGAN(G, base._gan.tap, latent_shape),
                 lambda n: torch.randn(n, *latent_shape, generator=latent_rng), validation,
                 None if split is None else ImageBatches(split, torch.Generator().manual_seed(args.seed + 5)),
@@ -136,7 +136,7 @@ def write_page(result: dict[str, Any], path: Path) -> None:
         f"    {result['command']}",
         "",
         f"Device: {result['device']}. Scored on {result['holdout']}; the test split is not used, so nothing here "
-        "is tuned on it. Each variant trains the library's step networks (`discinvert.fitting.step_network_stage.train_steps`) "
+        "is tuned on it. Each variant trains the library's step networks (`discinvert.fitting.step_network_stage.train_step_networks`) "
         f"on top of the bundled {result['settings'].get('base', 'real-images')} CN "
         f"(`zoo.load('dcgan-fashion-mnist', inverter='{result['settings'].get('base', 'real-images')}')`); a "
         "variant is `lr=…` (Adam learning rate), `hidden=…` (hidden widths, `x`-separated) and `images=1|0` "

@@ -40,7 +40,7 @@ from torch import nn
 
 from benchmarks.common import command_line, describe_device, finish_run, median_seconds, settings_line, settings_of
 from discinvert import zoo
-from discinvert.fitting.optimisation import BETAS
+from discinvert.fitting.fit_config import ADAM_BETAS
 from discinvert.metrics import image_quality
 from discinvert.zoo.datasets import load_fashion_mnist, to_model_range
 
@@ -132,7 +132,7 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> dict[str, Any]:
 
     for k in args.heads:
         model = MultiHead(inverter.cn.layers, k, args.head_noise, torch.Generator().manual_seed(args.seed + 2))
-        optimizer = torch.optim.Adam(model.parameters(), lr=args.lr, betas=BETAS)
+        optimizer = torch.optim.Adam(model.parameters(), lr=args.lr, betas=ADAM_BETAS)
         schedule = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda u: 0.01 + 0.99 * 0.5 * (1 + torch.cos(torch.tensor(u / args.steps * torch.pi))).item())
         batches = torch.Generator().manual_seed(args.seed + 3)

@@ -32,7 +32,7 @@ from discinvert.fitting.image_sets import split_images
 from discinvert.metrics import image_quality
 from discinvert.fitting.image_sets import ImageBatches
 from discinvert.fitting.loop import Plan, Runtime
-from discinvert.fitting.optimisation import LossWeights
+from discinvert.fitting.updates import LossWeights
 from discinvert.fitting.real_image_stage import train_on_images
 from discinvert.fitting.run import FrozenGAN
 from discinvert.fitting.fit_config import FitConfig

@@ -51,7 +51,8 @@ from benchmarks.common import LayerFeatures, autocast, channels_last_copy, comma
 from discinvert import zoo
 from discinvert.metrics import image_quality
 from discinvert.network import mlp
-from discinvert.fitting.optimisation import BETAS, lr_factor
+from discinvert.fitting.fit_config import ADAM_BETAS
+from discinvert.fitting.updates import lr_factor
 from discinvert.zoo.architectures import load_gan
 from discinvert.zoo.datasets import load_fashion_mnist, to_model_range
 
@@ -198,7 +199,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.teacher:
         teacher = zoo.load("dcgan-fashion-mnist")[2].cn.float().eval()
     nets = {spec: Shaped(spec, feature_shape, out_features, stats) for spec in args.shapes}
-    optims = {spec: torch.optim.Adam(net.parameters(), lr=peak_lr(spec, args.lr), betas=BETAS, fused=True)
+    optims = {spec: torch.optim.Adam(net.parameters(), lr=peak_lr(spec, args.lr), betas=ADAM_BETAS, fused=True)
               for spec, net in nets.items()}
     warmup = max(1, min(100, args.steps // 20))
     best: dict[str, tuple[float, int, dict[str, torch.Tensor]]] = {s: (math.inf, 0, {}) for s in nets}

@@ -40,7 +40,7 @@ from benchmarks.common import (
     write_marked_section,
 )
 from discinvert import CNConfig, ConnectionNetwork, zoo
-from discinvert.fitting.optimisation import BETAS
+from discinvert.fitting.fit_config import ADAM_BETAS
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> None:
     def cn_step(fused: bool, dtype: torch.dtype | None = None) -> Callable[[], object]:
         torch.manual_seed(0)
         cn = ConnectionNetwork(CNConfig(in_features=feature_dim, out_features=y.shape[1], batch_norm=True)).to(device)
-        optimizer = torch.optim.Adam(cn.parameters(), lr=1e-3, betas=BETAS, fused=fused)
+        optimizer = torch.optim.Adam(cn.parameters(), lr=1e-3, betas=ADAM_BETAS, fused=fused)
 
         def run() -> object:
             with autocast(device, dtype):

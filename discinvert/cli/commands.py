@@ -527,7 +527,7 @@ def _evaluate_images(args: argparse.Namespace) -> Any:
 def _evaluate(args: argparse.Namespace) -> int:
     import torch
 
-    from discinvert.metrics import reconstruction_score
+    from discinvert.metrics import Draws, reconstruction_score
 
     specs: list[tuple[str, argparse.Namespace]] = []
     for spec in args.model or []:
@@ -564,7 +564,7 @@ def _evaluate(args: argparse.Namespace) -> int:
                   for flag, value in (("--gan", options.gan), ("--inverter", options.inverter))]
         _refuse_overwriting_inputs([("--json", Path(args.json))], [("--images", args.images), *models])
     raw = _evaluate_images(args)
-    n = args.n if args.n is not None else min(1000, len(raw))
+    n = args.n if args.n is not None else min(Draws().n, len(raw))
     if n > len(raw):
         raise ValueError(f"--n {n}: only {len(raw)} images in {raw.source}.")
     print(f"evaluating {len(specs)} model(s) on {raw.source}: {n} images x {args.repeats} draws, seed {args.seed}, "

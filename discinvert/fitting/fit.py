@@ -37,16 +37,16 @@ from discinvert.fingerprint import fingerprint_discriminator
 from discinvert.fitting.acceleration import AUTO, check_autocast_dtype, resolve_channels_last
 from discinvert.fitting.checkpoint import Checkpointing
 from discinvert.fitting.fit_config import (DEFAULT_LR, DEFAULT_STEPS, ITERATIVE_SETTINGS, REAL_STAGE_SETTINGS,
-                                           FitConfig)
+                                           FitConfig, setting_doc)
 from discinvert.fitting.image_sets import ImageBatches, ImageSource, ImageSplit, split_images
 from discinvert.fitting.loop import Plan
-from discinvert.fitting.optimisation import LossWeights
+from discinvert.fitting.updates import LossWeights
 from discinvert.fitting.pairs import PairMaker
 from discinvert.fitting.pool import BatchSource
 from discinvert.fitting.real_image_stage import RealStageResult, train_on_images
 from discinvert.fitting.run import FitRun, FrozenGAN, Seeds
 from discinvert.fitting.self_generated_stage import OnValidation, TrainResult, train_regressor
-from discinvert.fitting.step_network_stage import train_steps
+from discinvert.fitting.step_network_stage import train_step_networks
 from discinvert.gan import BATCH_CHECK_SIZE, check_batch_independence, check_module, inspect_gan, resolve_device
 from discinvert.guard import buffer_snapshot, frozen
 from discinvert.inverter import Inverter
@@ -300,7 +300,7 @@ def _iterative_stage(run: FitRun, cn: ConnectionNetwork, split: ImageSplit | Non
         return run.pairs.draw(n, latent_rng)[0]
 
     validation = run.held_out.targets[:_STEP_VALIDATION].reshape(-1, *latent_shape).to(run.device)
-    step_networks, results = train_steps(
+    step_networks, results = train_step_networks(
         cn, step_config, run.gan, draw_latents, validation, None if split is None else ImageBatches(split, image_rng),
         Plan(settings.iteration_steps, settings.iteration_lr, settings.iteration_batch_size, settings.eval_every),
         run.runtime, iterations=settings.iterations, weights=LossWeights(settings.feature_weight, settings.prior_weight))
@@ -427,7 +427,7 @@ def _assemble(config: InverterConfig, run: FitRun, cn: ConnectionNetwork,
     return inverter.eval()
 
 
-@keyword_settings(FitConfig, strict=False, annotated=False)
+@keyword_settings(FitConfig, strict=False, annotated=False, describe=setting_doc)
 def fit_inverter(
     generator: nn.Module,
     discriminator: nn.Module,

@@ -26,7 +26,7 @@ from discinvert.argument_checks import nonnegative_float, optional_bool, positiv
 
 __all__ = ["ADAM_BETAS", "DEFAULT_LR", "DEFAULT_PATIENCE", "DEFAULT_REAL_STEPS", "DEFAULT_SCHEDULE", "DEFAULT_STEPS",
            "ITERATIVE_SETTINGS", "MAX_SEED", "MAX_SEED_TEXT", "REAL_STAGE_SETTINGS", "CommandLine", "FitConfig", "Setting",
-           "command_line_help", "command_line_settings", "settings_doc", "shown_default"]
+           "command_line_help", "command_line_settings", "setting_doc", "settings_doc", "shown_default"]
 
 DEFAULT_STEPS = 2000
 """Default number of CN updates; chosen by the sweep of ``python -m benchmarks.speed.fit_defaults`` (see ``docs/results.md``)."""
@@ -105,7 +105,7 @@ class Setting:
 
 def _setting(default: Any, doc: str, check: Callable[[Any, str], Any], *, identity: bool = True, record: bool = True,
              command_line: CommandLine | None = None) -> Any:
-    return field(default=default, metadata={"setting": Setting(doc, check, identity, record, command_line), "doc": doc})
+    return field(default=default, metadata={"setting": Setting(doc, check, identity, record, command_line)})
 
 
 # ----------------------------------------------------------------------------- checks (value, name) -> value
@@ -429,9 +429,15 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def setting_doc(item: dataclasses.Field[Any]) -> str:
+    """One setting's documentation (its :class:`Setting`'s), as :func:`discinvert.keyword_settings.keyword_settings`
+    writes it into ``fit_inverter``'s docstring."""
+    return item.metadata["setting"].doc
+
+
 def settings_doc(indent: str = "    ") -> str:
     """The ``Args:``-style documentation of every setting, for docstrings."""
-    return keyword_settings.settings_doc(FitConfig, indent)
+    return keyword_settings.settings_doc(FitConfig, indent, describe=setting_doc)
 
 
 def shown_default(value: Any, option: CommandLine) -> str:

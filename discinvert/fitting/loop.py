@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from discinvert.distributed import DistContext, broadcast_module, broadcast_scalar
 from discinvert.fitting.checkpoint import Best, Checkpointing
-from discinvert.fitting.optimisation import Updater
+from discinvert.fitting.updates import Updater
 from discinvert.fitting.pool import BatchSource
 
 __all__ = ["VALIDATION_CHUNK", "Checkpoints", "Clock", "Labels", "LoopResult", "Plan", "Runtime", "Validated",

@@ -36,7 +36,7 @@ from torch import nn
 from discinvert.fitting.acceleration import autocast_context
 from discinvert.fitting.image_sets import ImageBatches
 from discinvert.fitting.loop import VALIDATION_CHUNK, Labels, Plan, Runtime, Validated, train_loop
-from discinvert.fitting.optimisation import LossWeights, Updater, feature_term, lr_factor, make_adam
+from discinvert.fitting.updates import LossWeights, Updater, feature_term, lr_factor, make_adam
 from discinvert.fitting.run import FrozenGAN
 from discinvert.gan import generate, model_dtype
 
@@ -93,8 +93,8 @@ def train_on_images(
         images: the training images (drawn ``plan.batch_size`` per update) and the held-out images, in G's range.
         prior_pairs: ``() → (features (B, F), flat latents (B, D))``: a batch of fresh
             self-generated pairs, without grad.
-        plan: the schedule: Adam (:data:`~discinvert.fitting.optimisation.BETAS`) from ``plan.lr``,
-            cosine decay to 1% of it at the last update (:func:`~discinvert.fitting.optimisation.lr_factor`
+        plan: the schedule: Adam (:data:`~discinvert.fitting.fit_config.ADAM_BETAS`) from ``plan.lr``,
+            cosine decay to 1% of it at the last update (:func:`~discinvert.fitting.updates.lr_factor`
             without warm-up); held-out validations every ``plan.eval_every`` updates.
         runtime: where G, D and the CN run; under torchrun the gradients are averaged across ranks and
             rank 0's weights kept; ``autocast_dtype`` runs each update's forward passes (D on the batch, the

@@ -2,7 +2,7 @@
 and the naive-encoder baseline.
 
 Fresh ``(inputs, targets)`` batches every update, MSE, Adam with
-:data:`~discinvert.fitting.optimisation.BETAS`, a linear warm-up then the :class:`Schedule`, and the
+:data:`~discinvert.fitting.fit_config.ADAM_BETAS`, a linear warm-up then the :class:`Schedule`, and the
 weights of lowest validation error on a fixed held-out set kept (:func:`~discinvert.fitting.loop.train_loop`
 runs the updates and validations). Optionally the stage runs under DistributedDataParallel and writes
 resumable checkpoints (:class:`~discinvert.fitting.checkpoint.Checkpointing` says where and how, and does
@@ -24,7 +24,7 @@ from torch import nn
 from discinvert.fitting.acceleration import autocast_context
 from discinvert.fitting.checkpoint import Checkpointing
 from discinvert.fitting.loop import Checkpoints, Labels, Plan, Runtime, Validated, train_loop
-from discinvert.fitting.optimisation import Updater, lr_factor, make_adam
+from discinvert.fitting.updates import Updater, lr_factor, make_adam
 from discinvert.fitting.pool import BatchSource
 
 __all__ = ["SCHEDULES", "Schedule", "TrainResult", "ValidationPoint", "train_regressor"]
@@ -201,7 +201,7 @@ def train_regressor(
         ValueError: the validation error was never finite (divergence); a checkpoint of
             another fit.
     """
-    device = runtime.device
+    device = next(model.parameters()).device  # with its index (``runtime.device`` may be a bare "cuda")
     forward_model: nn.Module = model
     if runtime.distributed:
         forward_model = nn.parallel.DistributedDataParallel(

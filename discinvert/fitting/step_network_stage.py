@@ -8,7 +8,7 @@ network in one forward pass (its BatchNorm statistics then describe both):
 * **self-generated pairs** ``(z, G(z))`` with fresh ``z`` from the prior: the
   z-regression ``MSE(z_t, z)``, weight 1 without images, ``prior_weight`` with them;
 * with ``images``, **real images** ``x``: the pixel MSE of ``G(z_t)`` against ``x`` and
-  the discriminator-feature term (:func:`~discinvert.fitting.optimisation.feature_term`, weight ``feature_weight``).
+  the discriminator-feature term (:func:`~discinvert.fitting.updates.feature_term`, weight ``feature_weight``).
 
 The weights of lowest validation error (held-out pixel MSE of the real images, or latent
 MSE on held-out self-generated pairs without images), checked every ``eval_every``
@@ -32,13 +32,13 @@ from discinvert.distributed import broadcast_module
 from discinvert.fitting.acceleration import autocast_context
 from discinvert.fitting.image_sets import ImageBatches
 from discinvert.fitting.loop import VALIDATION_CHUNK, Labels, Plan, Runtime, train_loop
-from discinvert.fitting.optimisation import LossWeights, Updater, feature_term, make_adam
+from discinvert.fitting.updates import LossWeights, Updater, feature_term, make_adam
 from discinvert.fitting.run import FrozenGAN
 from discinvert.gan import generate, model_dtype
 from discinvert.guard import frozen
 from discinvert.step_networks import StepConfig, StepNetwork, iterate, step_inputs
 
-__all__ = ["StepResult", "train_steps"]
+__all__ = ["StepResult", "train_step_networks"]
 
 logger = logging.getLogger(__name__)
 
@@ -146,7 +146,7 @@ class _Stage:
         return self.images.draw(batch_size, self.device, self.runtime.distributed).to(self.device).float()
 
 
-def train_steps(
+def train_step_networks(
     cn: nn.Module,
     config: StepConfig,
     gan: FrozenGAN,
@@ -170,7 +170,7 @@ def train_steps(
         validation_latents: held-out latents ``(V, *gan.latent_shape)``: the validation set
             without images.
         images: the user's images (training batches and held-out images), or ``None``.
-        plan: each step network's schedule: Adam (:data:`~discinvert.fitting.optimisation.BETAS`, constant
+        plan: each step network's schedule: Adam (:data:`~discinvert.fitting.fit_config.ADAM_BETAS`, constant
             ``plan.lr``); ``plan.batch_size`` images of each part per update; validations every
             ``plan.eval_every`` updates.
         runtime: where G, D and the networks run; under torchrun the gradients are averaged across ranks

@@ -1,6 +1,6 @@
 """What every training stage of a fit shares to turn a loss into updates: Adam, its schedule, its loss terms.
 
-:func:`make_adam` builds Adam with :data:`BETAS`; :func:`lr_factor` is the warm-up-then-cosine
+:func:`make_adam` builds Adam with :data:`~discinvert.fitting.fit_config.ADAM_BETAS`; :func:`lr_factor` is the warm-up-then-cosine
 learning-rate factor; :class:`Updater` is one optimiser step per loss (zeroed gradients, backward,
 the gradients averaged across ranks where the stage averages them itself, Adam, the schedule);
 :func:`feature_term` is the discriminator-feature term of the real-image stage and the step networks,
@@ -23,26 +23,22 @@ from torch import nn
 from discinvert.distributed import average_gradients
 from discinvert.fitting.fit_config import ADAM_BETAS
 
-__all__ = ["BETAS", "LossWeights", "Updater", "feature_term", "lr_factor", "make_adam"]
+__all__ = ["LossWeights", "Updater", "feature_term", "lr_factor", "make_adam"]
 
 logger = logging.getLogger(__name__)
 
-BETAS = ADAM_BETAS
-"""Adam's betas in every stage of a fit: :data:`~discinvert.fitting.fit_config.ADAM_BETAS`, defined beside the
-fit's other defaults (the paper authors' released code used beta1 = 0.5)."""
-
 
 def make_adam(model: nn.Module, lr: float) -> torch.optim.Adam:
-    """Adam with :data:`BETAS`, fused into one kernel per step where torch supports it.
+    """Adam with :data:`~discinvert.fitting.fit_config.ADAM_BETAS`, fused into one kernel per step where torch supports it.
 
     The fused kernel makes the CN's optimiser step several times faster on the CPU (``docs/speed.md``);
     older torch builds without it get the default implementation.
     """
     try:
-        return torch.optim.Adam(model.parameters(), lr=lr, betas=BETAS, fused=True)
+        return torch.optim.Adam(model.parameters(), lr=lr, betas=ADAM_BETAS, fused=True)
     except (RuntimeError, ValueError, TypeError) as error:  # no fused kernel for this device or build
         logger.debug("fused Adam unavailable (%s); using the default implementation", error)
-        return torch.optim.Adam(model.parameters(), lr=lr, betas=BETAS)
+        return torch.optim.Adam(model.parameters(), lr=lr, betas=ADAM_BETAS)
 
 
 def lr_factor(step: int, steps: int, warmup: int) -> float:
