@@ -18,11 +18,10 @@ ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "docs" / "api.md"
 
 SECTIONS: list[tuple[str, list[str]]] = [
-    ("discinvert", ["fit_inverter", "Inverter", "list_layers", "LayerInfo", "Conditioning", "InverterConfig", "CNConfig",
+    ("discinvert", ["fit_inverter", "FitConfig", "Inverter", "list_layers", "LayerInfo", "Conditioning", "InverterConfig", "CNConfig",
                     "ConnectionNetwork", "FingerprintMismatchError", "LayerNotReachedError", "ImageRangeWarning",
                     "UselessInverterWarning",
                     "HubPushError"]),
-    ("discinvert.fitting.fit_config", ["FitConfig"]),
     ("discinvert.metrics", ["reconstruction_score", "latent_recovery", "nearest_neighbour_accuracy", "image_quality",
                             "draw_subsets", "summarize_draws"]),
     ("discinvert.edit", ["attribute_direction", "class_directions", "apply_direction", "edit", "interpolate",

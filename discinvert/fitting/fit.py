@@ -1,13 +1,13 @@
-"""Fitting the connection network on an unlimited stream of self-generated pairs.
+"""The front door of a fit: :func:`fit_inverter` runs the stages in order and returns an :class:`Inverter`.
 
-The pipeline, one module a stage: the feature layer is looked up and tapped
-(:mod:`~discinvert.layers`, :mod:`~discinvert.features`) and checked against G
-(:func:`discinvert.gan.inspect_gan`); :mod:`~discinvert.fitting.pairs` makes the pairs
-``(D_f(G(z)), z)``, fresh each step; :mod:`~discinvert.fitting.self_generated_stage` regresses ``z`` on the
-features with the CN (:mod:`~discinvert.network`), resumable through
-:mod:`~discinvert.fitting.checkpoint`; the CN of lowest held-out error becomes an
-:class:`~discinvert.inverter.Inverter`. G and D are frozen in eval mode throughout and
-come back exactly as they were handed over. The settings live in
+The feature layer is looked up and tapped (:mod:`~discinvert.layers`, :mod:`~discinvert.features`) and
+checked against G (:func:`discinvert.gan.inspect_gan`); one :class:`~discinvert.fitting.run.FitRun` then
+carries the fit: :mod:`~discinvert.fitting.pairs` makes the pairs ``(D_f(G(z)), z)``, fresh each step;
+:mod:`~discinvert.fitting.self_generated_stage` regresses ``z`` on the features with the CN
+(:mod:`~discinvert.network`), resumable through :mod:`~discinvert.fitting.checkpoint`; with ``images=``,
+:mod:`~discinvert.fitting.real_image_stage` fine-tunes the CN on real images; with ``iterations=``,
+:mod:`~discinvert.fitting.step_network_stage` trains the step networks. G and D are frozen in eval mode
+throughout and come back exactly as they were handed over. The settings live in
 :class:`~discinvert.fitting.fit_config.FitConfig`.
 """
 
@@ -22,7 +22,7 @@ import os
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
@@ -315,9 +315,9 @@ def _check_callback(on_validation: OnValidation | None) -> None:
         raise ValueError(f"on_validation: expected a callable taking a ValidationPoint, or None, got {on_validation!r}.")
 
 
-def _training_batches(run: FitRun, rng: torch.Generator) -> BatchSource:
-    """The self-generated stage's batches; settles ``run.autocast_dtype`` and ``run.levers`` (the levers it uses,
-    which the later stages' updates use too).
+def _training_batches(run: FitRun, rng: torch.Generator) -> tuple[BatchSource, FitRun]:
+    """The self-generated stage's batches, and ``run`` with the autocast dtype and levers they settled on (which
+    the later stages' updates use too).
 
     A lever set to ``'auto'`` is dropped, not refused, when G or D fail under it (the other lever
     kept where it works alone); a lever set explicitly stays strict.
@@ -339,15 +339,25 @@ def _training_batches(run: FitRun, rng: torch.Generator) -> BatchSource:
                 raise
             logger.info("automatic levers: %s; trying without them", error)
             continue
-        run.autocast_dtype, run.levers = dtype, dict(run.pairs.levers)
-        return source
+        return source, dataclasses.replace(run, autocast_dtype=dtype, levers=dict(run.pairs.levers))
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+class _Prepared(NamedTuple):
+    """What :func:`_prepare` finds before G and D run (unpacked in this order by ``fit_inverter``)."""
+
+    layer_name: str | tuple[str, ...]
+    tap: FeatureTap
+    pairs: PairMaker
+    device: torch.device
+    autocast_dtype: torch.dtype | None
+    dist_ctx: dist_utils.DistContext
+    settings: FitConfig
 
 
 def _prepare(generator: nn.Module, discriminator: nn.Module, feature_layer: FeatureLayer, settings: FitConfig,
              latent_shape: Sequence[int] | int | None, latent_sampler: LatentSampler | None,
-             conditioning: Conditioning | None) -> tuple[str | tuple[str, ...], FeatureTap, PairMaker, torch.device,
-                                                         torch.dtype | None, dist_utils.DistContext, FitConfig]:
+             conditioning: Conditioning | None) -> _Prepared:
     """What a fit needs before G and D run: the feature layer and its tap, the pairs, the device, the
     autocast dtype asked for, the torchrun context, and the settings with their seed (the same on every rank)."""
     layer_name, layer = resolve_layers(discriminator, feature_layer)
@@ -358,7 +368,7 @@ def _prepare(generator: nn.Module, discriminator: nn.Module, feature_layer: Feat
     dist_ctx = dist_utils.context(device) if settings.ddp is not False else dist_utils.DistContext(False)
     settings = _seeded(settings, dist_ctx, device)
     pairs = PairMaker(generator, tap, sampler, shape, conditioning, device)
-    return layer_name, tap, pairs, device, autocast_dtype, dist_ctx, settings
+    return _Prepared(layer_name, tap, pairs, device, autocast_dtype, dist_ctx, settings)
 
 
 def _freeze(stack: contextlib.ExitStack, generator: nn.Module, discriminator: nn.Module, seeds: Seeds,
@@ -473,7 +483,9 @@ def fit_inverter(
     Returns:
         An :class:`Inverter` with the CN of lowest validation error (with ``images``: of lowest held-out
         pixel error), in eval mode, on the models' device. ``inverter.config.fit`` records how it was fit,
-        with ``history``: ``[step, train MSE, validation MSE, seconds]`` at each validation.
+        with ``history``: ``[step, train MSE, validation MSE, seconds]`` at each validation; with ``images``,
+        ``["real_images"]`` records that stage, with the chosen CN's ``latent_validation_mse`` (the top-level
+        ``best_validation_mse`` is the self-generated stage's).
 
     Warns:
         UselessInverterWarning: the best validation MSE does not beat predicting the mean code.
@@ -502,14 +514,15 @@ def fit_inverter(
                                                        conditioning, allow=settings_.allow_batch_dependent_features)
             val_rng.manual_seed(seeds.of("validation"))
             held_out = pairs.validation_set(settings_.validation_size, val_rng, settings_.batch_size)
-        run = FitRun(settings_, seeds, FrozenGAN(generator, tap, tuple(probe[0].shape[1:])), discriminator,
-                     conditioning, layer_name, pairs, latent_sampler is not None, device, dist_ctx, facts, probe,
-                     held_out, autocast_dtype)
+        run = FitRun(settings=settings_, seeds=seeds, gan=FrozenGAN(generator, tap, tuple(probe[0].shape[1:])),
+                     discriminator=discriminator, conditioning=conditioning, layer_name=layer_name, pairs=pairs,
+                     custom_prior=latent_sampler is not None, device=device, dist_ctx=dist_ctx, facts=facts,
+                     probe=probe, held_out=held_out, autocast_dtype=autocast_dtype)
         probe_record = _record_behaviour(run, users_buffers)
         split = None if images is None else _split(run, images)
         cn = _new_cn(run)
         cn_batches = run.rng("cn_batches")
-        source = _training_batches(run, cn_batches)
+        source, run = _training_batches(run, cn_batches)
         checkpointing = _checkpointing(run, cn.config, cn_batches, probe_record)
         result = _self_generated_stage(run, cn, source, checkpointing, on_validation)
         stages = {} if split is None else {"real_images": _real_stage(run, cn, split)}

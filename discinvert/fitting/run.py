@@ -1,9 +1,9 @@
 """What one fit carries through its stages, built once per fit: :class:`FitRun`, with its :class:`Seeds`.
 
-A fit used to thread the same dozen values (settings, G's and D's facts, the device, the torchrun
-context, the tap, the pairs, the autocast dtype, a seed plus an offset) through every helper; it now
-hands them the one :class:`FitRun`. :class:`FrozenGAN` is the part of it the real-image stage and the
-step networks read, and :class:`Seeds` the one place that says which seed each random stream gets.
+:class:`FitRun` holds the settings, the facts found about G and D, the device and torchrun context, the
+tap, the pairs and the autocast dtype; every helper of a fit takes it instead of those values one by one.
+:class:`FrozenGAN` is the part of it the real-image stage and the step networks read, and :class:`Seeds`
+the one place that says which seed each random stream gets (:data:`STREAMS`).
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ class FrozenGAN:
     latent_shape: tuple[int, ...]
 
 
-@dataclass
+@dataclass(frozen=True)
 class FitRun:
     """One fit: what it was asked, where it runs and what it found out about G and D before training.
 
@@ -87,8 +87,9 @@ class FitRun:
         probe: the two probe latents (and conditions) the levers are tried on.
         held_out: the held-out validation pairs.
         autocast_dtype, levers: the autocast dtype the stages' updates run under, and the speed levers
-            as ``inverter.config.fit['levers']`` records them: as asked until the self-generated stage's
-            batches settle them (an ``'auto'`` lever G or D fail under is dropped), before any training.
+            as ``inverter.config.fit['levers']`` records them: as asked in the run built before training;
+            the fit replaces the run (``dataclasses.replace``) once the self-generated stage's batches have
+            settled them (an ``'auto'`` lever G or D fail under is dropped), before any training.
     """
 
     settings: FitConfig
