@@ -29,12 +29,16 @@ def test_train_eval_merge_one_gan_and_one_rival(tmp_path: Path) -> None:
     _fake_split(data, "t10k", 40, seed=1)
     readme = tmp_path / "README.md"
     readme.write_text("<!-- table1:start -->\nold\n<!-- table1:end -->\n")
+    results_page = tmp_path / "results.md"
+    shipped = (REPO_ROOT / "docs" / "results.md").read_bytes()  # the repository's page must not be touched
+    results_page.write_text("<!-- table1:start -->\nold\n<!-- table1:end -->\n")
     env = dict(os.environ)
     env.update({
         "PYTHON": sys.executable, "DEVICE": "cpu", "DATA": str(data), "RUNS": str(tmp_path / "runs"),
         "PACK": str(tmp_path / "pack"), "EPOCHS": "dcgan:3 vae:1", "MAX_SECONDS": "0", "TRAIN_EXTRA": "--limit 128",
         "EVAL_EXTRA": "--fit-steps 2 --k 2 --curve 1 2 --n 16 --repeats 2 --nn-train 64",
         "DOC": str(tmp_path / "benchmarks.md"), "JSON": str(tmp_path / "table1.json"), "README": str(readme),
+        "RESULTS": str(results_page),
         "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH", "")])),
         "OMP_NUM_THREADS": "1",
     })
@@ -66,6 +70,8 @@ def test_train_eval_merge_one_gan_and_one_rival(tmp_path: Path) -> None:
     assert "| DCGAN | CN (ours) |" in text and "| VAE | own encoder |" in text
     assert "1 epoch(s) of 3 requested (stopped by --max-seconds)" in text
     assert "old" not in readme.read_text() and "| DCGAN |" in readme.read_text()
+    assert "old" not in results_page.read_text() and "| DCGAN |" in results_page.read_text()
+    assert (REPO_ROOT / "docs" / "results.md").read_bytes() == shipped
 
     bad = subprocess.run(["bash", str(SCRIPT), "eval", "stylegan"], env=env, capture_output=True, text=True)
     assert bad.returncode == 2 and "unknown model 'stylegan'" in bad.stderr

@@ -19,7 +19,7 @@
 # MAX_SECONDS (540, per training run: it stops after the epoch at which another would pass it; with
 # `all`, set it so that training and scoring together fit the call: see benchmarks/paper/rivals/README.md),
 # TRAIN_EXTRA / EVAL_EXTRA (extra arguments, e.g. "--limit 256" / "--fit-steps 5 --n 50"),
-# DOC (docs/lab/benchmarks.md), JSON (docs/results/table1.json), README (README.md; docs/results.md too), PYTHON (python3).
+# DOC (docs/lab/benchmarks.md), JSON (docs/results/table1.json), README (README.md), RESULTS (docs/results.md), PYTHON (python3).
 set -uo pipefail
 cd "$(dirname "$0")/../.."  # the repository root: the scripts run as python -m benchmarks....
 PY=${PYTHON:-python3}
@@ -34,6 +34,7 @@ EVAL_EXTRA=${EVAL_EXTRA:-}
 DOC=${DOC:-docs/lab/benchmarks.md}
 JSON=${JSON:-docs/results/table1.json}
 README=${README:-README.md}
+RESULTS=${RESULTS:-docs/results.md}
 export PYTHONUNBUFFERED=1
 stage=${1:-}
 shift || true
@@ -124,7 +125,7 @@ case "$stage" in
       done
     fi
     if [ ${#jsons[@]} -eq 0 ]; then echo "merge: no table1-*.json in $PACK" >&2; exit 2; fi
-    "$PY" -m benchmarks.paper.table1 --merge "${jsons[@]}" --json "$JSON" --out "$DOC" --readme "$README" docs/results.md || status=1
+    "$PY" -m benchmarks.paper.table1 --merge "${jsons[@]}" --json "$JSON" --out "$DOC" --readme "$README" "$RESULTS" || status=1
     ;;
 esac
 ls -la "$PACK"
