@@ -23,7 +23,8 @@ def structure():
 
 RULES = ("no import cycle", "no private name imported across modules",
          "a layer imports only the layers below it (no core -> fitting, no web -> cli)",
-         "fitting code lives in discinvert/fitting/ only", "no function over 100 lines",
+         "fitting code lives in discinvert/fitting/ only", "the fit's stages import nothing from each other",
+         "no function over 100 lines",
          "no function over 10 parameters but generated signatures",
          "the command line in discinvert/cli/, the benchmarks' map in benchmarks/README.md", "no script edits sys.path",
          "every package ships in the wheel")
@@ -139,6 +140,15 @@ def test_the_fitting_checks_catch_what_they_are_for(structure) -> None:
         "discinvert.datasets is exempt as a deprecated alias of discinvert.zoo.datasets but imports "
         "['discinvert.fitting.fit', 'discinvert.gan']",
         "discinvert.settings is exempt as a deprecated alias but raises no DeprecationWarning on import"]
+
+
+def test_the_stage_check_catches_what_it_is_for(structure) -> None:
+    graph = {"discinvert.fitting.real_image_stage": {"discinvert.fitting.self_generated_stage", "discinvert.fitting.loop"},
+             "discinvert.fitting.self_generated_stage": {"discinvert.fitting.updates"},
+             "discinvert.fitting.step_network_stage": {"discinvert.fitting.updates", "discinvert.fitting.run"},
+             "discinvert.real_stage": {"discinvert.fitting.step_network_stage"}}
+    assert structure.stage_problems(graph) == [
+        "stage discinvert.fitting.real_image_stage imports stage discinvert.fitting.self_generated_stage"]
 
 
 def test_the_script_check_catches_what_it_is_for(structure) -> None:

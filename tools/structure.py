@@ -464,6 +464,13 @@ def shipping_problems(modules: dict[str, Module], pyproject: str) -> list[str]:
 # --- the verdict and the report ----------------------------------------------------------------------------------
 
 
+def stage_problems(graph: dict[str, set[str]]) -> list[str]:
+    """The fit's stages (``discinvert/fitting/*_stage.py``) borrow nothing from each other: what they share lives in
+    a named module (``loop``, ``updates``, ``run``, ...)."""
+    stages = {name for name in graph if layer_of(name) == "fitting" and name.endswith("_stage")}
+    return [f"stage {name} imports stage {target}" for name in sorted(stages) for target in sorted(graph[name] & stages)]
+
+
 def rules(root: Path = ROOT, modules: dict[str, Module] | None = None) -> dict[str, list[str]]:
     """Each rule of docs/architecture.md, and what breaks it in the checkout at ``root`` (empty: it holds)."""
     modules = read_package(root) if modules is None else modules
@@ -478,6 +485,7 @@ def rules(root: Path = ROOT, modules: dict[str, Module] | None = None) -> dict[s
         "no private name imported across modules": [f"private import: {p}" for p in private],
         "a layer imports only the layers below it (no core -> fitting, no web -> cli)": arrow_problems(graph),
         "fitting code lives in discinvert/fitting/ only": fitting_problems(modules) + alias_problems(modules),
+        "the fit's stages import nothing from each other": stage_problems(graph),
         f"no function over {MAX_FUNCTION_LINES} lines": long_functions(found),
         f"no function over {MAX_PARAMETERS} parameters but generated signatures":
             wide_functions(found) + decorator_problems(modules),
