@@ -4,6 +4,9 @@
     python tools/fit_digest.py --case images    # one case
     python tools/fit_digest.py --check tools/fit_digest.json   # exit 1 when a digest differs from the file
 
+``tools/fit_digest.json`` holds the digests of the commit before issue 33's restructuring, with where they
+were recorded (bit-identical digests need the same CPU kind, torch build and thread count).
+
 The cases, all on the bundled DCGAN with seed 7: ``plain`` (the paper's stage alone), ``images`` (plus
 the real-image stage on 256 Fashion-MNIST *train* images), ``iterations`` (plus two step networks),
 ``images+iterations`` (both), and ``refine`` (20 steps of :meth:`Inverter.refine` from the plain fit,
