@@ -237,17 +237,17 @@ class ModulatedConv2d(nn.Module):
         self.demodulate, self.up, self.padding = demodulate, up, kernel_size // 2
 
     def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-        n, c, h, wd = x.shape
+        # Modulating the activations instead of the weights is the same product (one shared conv instead of a
+        # grouped conv per sample) and several times faster on a CPU.
         styles = self.affine(w)  # (N, C_in)
-        weight = self.weight[None] * self.weight_gain * styles[:, None, :, None, None]  # (N, C_out, C_in, k, k)
-        if self.demodulate:
-            weight = weight * (weight.square().sum(dim=(2, 3, 4), keepdim=True) + 1e-8).rsqrt()
+        weight = self.weight * self.weight_gain
         if self.up:
             x = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
-            h, wd = 2 * h, 2 * wd
-        out = F.conv2d(x.reshape(1, n * c, h, wd), weight.reshape(-1, c, *weight.shape[3:]), padding=self.padding,
-                       groups=n)
-        return out.reshape(n, -1, h, wd)
+        x = F.conv2d(x * styles[:, :, None, None], weight, padding=self.padding)
+        if self.demodulate:  # 1 / ||w_ij * s_j||_2 over j and the kernel, per sample and output channel
+            energy = styles.square() @ weight.square().sum(dim=(2, 3)).t()  # (N, C_out)
+            x = x * (energy + 1e-8).rsqrt()[:, :, None, None]
+        return x
 
 
 class SynthesisLayer(nn.Module):
