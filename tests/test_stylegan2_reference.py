@@ -78,6 +78,10 @@ def test_shapes_of_mapping_synthesis_g_and_d() -> None:
         generator.synthesis(ws, noise_mode="fixed")
     with pytest.raises(ValueError, match=re.escape("z: expected shape (N, 8)")):
         generator.mapping(z[:, :4])
+    assert torch.equal(generator(z, None, noise_mode="const"), generator(z, noise_mode="const"))  # NVIDIA's G(z, c)
+    assert torch.equal(discriminator(images := generator(z, noise_mode="none"), None), discriminator(images))
+    with pytest.raises(ValueError, match="unconditional"):
+        generator.mapping(z, torch.zeros(5, dtype=torch.long))
     with pytest.raises(ValueError, match=re.escape("img: expected shape (N, 1, 32, 32)")):
         discriminator(torch.zeros(2, 1, 28, 28))
 

@@ -145,6 +145,11 @@ class StyleGAN2Config:
         return cls(**{k: tuple(v) if k == "channels" else v for k, v in data.items()})
 
 
+def _unconditional(c: object) -> None:
+    if c is not None:
+        raise ValueError(f"c: this GAN is unconditional, expected None, received {type(c).__name__}")
+
+
 def _act(x: torch.Tensor) -> torch.Tensor:
     return F.leaky_relu(x, _SLOPE) * _GAIN
 
@@ -199,16 +204,20 @@ class MappingNetwork(nn.Module):
         self.num_layers = config.mapping_layers
         self.register_buffer("w_avg", torch.zeros(config.w_dim))
 
-    def forward(self, z: torch.Tensor, *, truncation_psi: float = 1.0, truncation_cutoff: int | None = None,
-                update_w_avg: bool = False) -> torch.Tensor:
+    def forward(self, z: torch.Tensor, c: None = None, *, truncation_psi: float = 1.0,
+                truncation_cutoff: int | None = None, update_w_avg: bool = False) -> torch.Tensor:
         """Map ``z`` of shape ``(N, z_dim)`` to ``ws`` of shape ``(N, num_ws, w_dim)`` (one ``w`` repeated).
+
+        ``c``: the class label of a conditional GAN; this one is unconditional, so only ``None`` (accepted so that
+        code written for NVIDIA's ``G.mapping(z, c)`` runs unchanged).
 
         ``truncation_psi``: each of the first ``truncation_cutoff`` codes (all for ``None``) becomes
         ``w_avg + psi * (w - w_avg)``. ``update_w_avg``: move ``w_avg`` toward this batch's mean ``w`` (training).
 
         Raises:
-            ValueError: ``z`` is not ``(N, z_dim)``.
+            ValueError: ``z`` is not ``(N, z_dim)``, or ``c`` is not ``None``.
         """
+        _unconditional(c)
         if z.dim() != 2 or z.shape[1] != self.z_dim:
             raise ValueError(f"z: expected shape (N, {self.z_dim}), received {tuple(z.shape)}")
         x = z * (z.square().mean(dim=1, keepdim=True) + 1e-8).rsqrt()
@@ -369,10 +378,11 @@ class StyleGAN2Generator(nn.Module):
         """The running mean of ``w`` (``G.mapping.w_avg``), shape ``(w_dim,)``."""
         return self.mapping.w_avg
 
-    def forward(self, z: torch.Tensor, *, truncation_psi: float = 1.0, truncation_cutoff: int | None = None,
-                noise_mode: NoiseMode = "random") -> torch.Tensor:
-        """Images ``(N, image_channels, 32, 32)`` (nominally in ``[-1, 1]``, not clamped) for ``z`` ``(N, z_dim)``."""
-        ws = self.mapping(z, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff)
+    def forward(self, z: torch.Tensor, c: None = None, *, truncation_psi: float = 1.0,
+                truncation_cutoff: int | None = None, noise_mode: NoiseMode = "random") -> torch.Tensor:
+        """Images ``(N, image_channels, 32, 32)`` (nominally in ``[-1, 1]``, not clamped) for ``z`` ``(N, z_dim)``;
+        ``c`` as in :meth:`MappingNetwork.forward`."""
+        ws = self.mapping(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff)
         return self.synthesis(ws, noise_mode=noise_mode)
 
 
@@ -456,8 +466,9 @@ class StyleGAN2Discriminator(nn.Module):
         self.b4 = DiscriminatorEpilogue(widths[4], 4, config.mbstd_group)
         self.block_names = tuple(f"b{res}" for res in resolutions)
 
-    def forward(self, img: torch.Tensor) -> torch.Tensor:
-        """Raises ``ValueError`` for images of another shape."""
+    def forward(self, img: torch.Tensor, c: None = None) -> torch.Tensor:
+        """Raises ``ValueError`` for images of another shape, or a ``c`` (class label) other than ``None``."""
+        _unconditional(c)
         expected = (self.config.image_channels, self.config.resolution, self.config.resolution)
         if img.dim() != 4 or tuple(img.shape[1:]) != expected:
             raise ValueError(f"img: expected shape (N, {', '.join(map(str, expected))}), received {tuple(img.shape)}")
