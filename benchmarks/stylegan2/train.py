@@ -45,7 +45,6 @@ from benchmarks.common import command_line, finite_or_none
 from benchmarks.paper.train_gan import write_png_gray
 from benchmarks.stylegan2.architecture import (
     StyleGAN2Config,
-    StyleGAN2Discriminator,
     StyleGAN2Generator,
     build_stylegan2,
     ema_copy,
@@ -153,7 +152,8 @@ class Trainer:
         self.seconds = 0.0
 
     def step(self, data: torch.Tensor) -> dict[str, float]:
-        """One D step (with R1 every ``R1_INTERVAL``) and one G step, then the EMA update."""
+        """One D step (with R1 every ``R1_INTERVAL``) and one G step, then the EMA update; returns the logistic
+        losses (D's without the R1 term) and R1 (NaN where it was not computed)."""
         batch = int(self.settings["batch_size"])
         G, D = self.G, self.D
         # D: the logistic loss on fakes and reals, R1 on reals lazily.
@@ -165,8 +165,8 @@ class Trainer:
         regularise = self.iteration % R1_INTERVAL == 0
         real = real.detach().requires_grad_(regularise)
         logits_real = D(real)
-        loss_d = F.softplus(D(fake)).mean() + F.softplus(-logits_real).mean()
-        r1 = torch.zeros(())
+        logistic = F.softplus(D(fake)).mean() + F.softplus(-logits_real).mean()
+        loss_d, r1 = logistic, torch.zeros(())
         if regularise:
             (grad,) = torch.autograd.grad(logits_real.sum(), real, create_graph=True)
             r1 = grad.square().sum(dim=(1, 2, 3)).mean()
@@ -187,7 +187,7 @@ class Trainer:
         seen = self.iteration * batch
         half_life = min(EMA_IMAGES, seen * EMA_RAMPUP)
         update_ema(self.G_ema, G, 0.5 ** (batch / max(half_life, 1e-8)))
-        return {"d_loss": loss_d.item(), "g_loss": loss_g.item(), "r1": r1.item() if regularise else float("nan")}
+        return {"d_loss": logistic.item(), "g_loss": loss_g.item(), "r1": r1.item() if regularise else float("nan")}
 
     # ------------------------------------------------------------------- the training state
     def tensors(self) -> dict[str, torch.Tensor]:
