@@ -514,14 +514,18 @@ def suggest_feature_layers(
 
     A heuristic for a D you do not know, checked on the reference DCGAN and the test zoo's GANs
     (``tests/test_multi_depth.py``). D runs once on ``example_input`` (eval mode, no gradients,
-    D comes back unchanged) and the leaf modules are recorded in the order they run. The head is
-    every leaf from the first one whose output has as few values per sample as D's output; leaves
-    that run more than once, leaves whose output for an image depends on the other images in the
-    batch (``LayerInfo.batch_dependent``, checked on ``example_input`` rearranged: three more passes),
-    and dropout, identity, flatten and embedding modules, are skipped. The
-    rest are grouped by the shape of their output after the channel dimension (the spatial size of
-    ``(N, C, H, W)`` maps); each group offers its last leaf to run (a block's closing activation), and
-    the ``depths`` groups whose last leaves run latest are returned, in the order they run. With
+    D comes back unchanged) and its modules are recorded in the order they finish: a container after
+    its children, so a residual block that adds its skip in ``forward()`` counts with its own output
+    (the block, not its branch's last conv), while a container that hands on its last child's output
+    unchanged (a ``Sequential``) keeps that child's name; a module inside a block that counts is not
+    offered. The head is every module from the first one
+    whose output has as few values per sample as D's output; modules that run more than once, whose
+    output for an image depends on the other images in the batch (``LayerInfo.batch_dependent``,
+    checked on ``example_input`` rearranged: three more passes), and dropout, identity, flatten and
+    embedding modules, are skipped. The rest are grouped by the shape of their output after the
+    channel dimension (the spatial size of ``(N, C, H, W)`` maps); each group offers its last module
+    to finish (a block's closing activation, or the block), and the ``depths`` groups whose last
+    modules finish latest are returned, in the order they finish. With
     ``depths=1`` that is the paper's choice, D's last hidden layer (``["main.7"]`` on the reference
     DCGAN); ``depths=2`` gives the two-depth reading of ``docs/byo_gan.md`` ("Several depths";
     ``["main.4", "main.7"]``). Pass the list to :func:`discinvert.fit_inverter` as ``feature_layer``.
@@ -535,7 +539,7 @@ def suggest_feature_layers(
 
     Raises:
         ValueError: ``depths`` is not a positive int; ``example_input`` holds no batch of at least
-            2; D runs no leaf module before its head; ``model`` is not an ``nn.Module``.
+            2; D runs no module once before its head; ``model`` is not an ``nn.Module``.
     """
     _check_model(model)
     if isinstance(depths, bool) or not isinstance(depths, int) or depths < 1:
@@ -545,24 +549,30 @@ def suggest_feature_layers(
     if batch is None or batch < 2:
         raise ValueError(f"example_input: expected a batch of at least 2 images first, got "
                          f"{None if images is None else tuple(images.shape)}.")
-    order: list[tuple[str, tuple[int, ...]]] = []  # leaves with a batch-first output, in the order they ran
+    order: list[tuple[str, tuple[int, ...]]] = []  # modules with a batch-first output, in the order they ended
     calls: dict[str, int] = {}
     final: list[Any] = []
     handles = []
+    outputs: list[torch.Tensor] = []  # every output seen (kept alive, so that identity is meaningful)
 
-    def make_hook(name: str) -> Callable[..., None]:
+    def make_hook(name: str, container: bool) -> Callable[..., None]:
         def hook(_module: nn.Module, _inputs: Any, output: Any) -> None:
             calls[name] = calls.get(name, 0) + 1
             tensor = first_tensor(output)
-            if calls[name] == 1 and tensor is not None and tensor.dim() >= 1 and tensor.shape[0] == batch:
+            if tensor is None:
+                return
+            handed_on = container and any(tensor is seen for seen in outputs)  # a child's output, unchanged
+            outputs.append(tensor)
+            if calls[name] == 1 and not handed_on and tensor.dim() >= 1 and tensor.shape[0] == batch:
                 order.append((name, tuple(tensor.shape)))
 
         return hook
 
     try:
         for name, module in model.named_modules():
-            if name and not any(True for _ in module.children()) and ".parametrizations." not in f".{name}.":
-                handles.append(module.register_forward_hook(make_hook(name)))
+            if name and ".parametrizations." not in f".{name}.":
+                container = any(True for _ in module.children())
+                handles.append(module.register_forward_hook(make_hook(name, container)))
         with frozen(model), torch.no_grad():
             if call is not None:
                 final.append(call(model, example_input))
@@ -578,21 +588,28 @@ def suggest_feature_layers(
     output = first_tensor(final[0])
     head_size = 1 if output is None or output.dim() == 0 else max(1, output[0].numel())
     modules = dict(model.named_modules())
-    groups: dict[tuple[int, ...], str] = {}
+    eligible: list[tuple[str, tuple[int, ...]]] = []
     for name, shape in order:
         per_sample = 1
         for size in shape[1:]:
             per_sample *= size
         if per_sample <= head_size:
-            break  # the head: this leaf and every one after it
+            break  # the head: this module and every one after it
         if calls[name] != 1 or isinstance(modules[name], _PASS_THROUGH) or name in mixed:
             continue
+        eligible.append((name, shape))
+    names = {name for name, _ in eligible}
+    groups: dict[tuple[int, ...], str] = {}
+    for name, shape in eligible:
+        parts = name.split(".")
+        if any(".".join(parts[:end]) in names for end in range(1, len(parts))):
+            continue  # inside a block that counts with its own output: read the block, not its branch
         key = shape[2:]
         groups.pop(key, None)  # re-insert: dict order is then the order the groups' last leaves ran
         groups[key] = name
     if not groups:
         raise ValueError(
-            f"{type(model).__name__}: found no leaf module that runs once before D's head; choose the "
+            f"{type(model).__name__}: found no module that runs once before D's head; choose the "
             "feature layer by hand (see discinvert.list_layers(D, example_images))."
         )
     return list(groups.values())[-depths:]

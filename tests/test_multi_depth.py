@@ -166,15 +166,15 @@ def test_a_single_layer_config_is_written_as_before(make_gan) -> None:
 
 
 def test_suggested_layers_are_the_hand_chosen_ones_on_the_reference_and_test_gans(tiny_gan) -> None:
-    """The heuristic finds the layer chosen by hand for the reference DCGAN and the test zoo (tuple D:
-    the convolution inside the tuple-returning block, since the block itself is not a leaf)."""
+    """The heuristic finds the layer chosen by hand for the reference DCGAN and the test zoo (tuple D: the
+    tuple-returning block, whose output is its activation of the convolution)."""
     from discinvert import suggest_feature_layers, zoo
     from discinvert.zoo.architectures import GANConfig, build_gan
 
     _, x, y = tiny_gan.sample(4)
     example = x if y is None else (x, y)
     before = snapshot(tiny_gan.discriminator)
-    expected = {"tuple": "pair.conv"}.get(tiny_gan.name, tiny_gan.feature_layer)
+    expected = tiny_gan.feature_layer
     assert suggest_feature_layers(tiny_gan.discriminator, example) == [expected]
     assert_untouched(before, tiny_gan.discriminator)
     assert hook_counts(tiny_gan.discriminator) == {}

@@ -216,12 +216,10 @@ def test_the_suggested_layer_is_per_image_and_at_the_deepest_resolution_before_t
     assert not any(layers[name].batch_dependent for name in [suggested, *three])
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "suggest_feature_layers considers leaf modules only: on a residual D whose blocks add their skip to their "
-    "branch in forward() (as NVIDIA's and rosinality's do), it suggests the branch's last conv ('b8.conv1', "
-    "and 'b16.conv0', 'b8.conv0' for depths=3) instead of the block output the minibatch std reads ('b8'; "
-    "'b32', 'b16', 'b8'), which fit_inverter's own refusal names"))
 def test_the_suggested_layers_are_the_block_outputs_the_statistic_and_the_next_blocks_read() -> None:
+    """On a residual D whose blocks add their skip in forward() (as NVIDIA's and rosinality's do), the suggestion is
+    the block's output, which the minibatch std and the next block read, not its branch's last conv (which
+    suggest_feature_layers gave while it looked at leaf modules only: 'b8.conv1'; 'b16.conv0', 'b8.conv0', 'b8.conv1')."""
     generator, discriminator = _gan()
     images = _images(generator)
     assert suggest_feature_layers(discriminator, images) == ["b8"]
