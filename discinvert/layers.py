@@ -503,6 +503,33 @@ _PASS_THROUGH = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaD
 """Leaf types never suggested: they copy, reshape or drop values, or read labels rather than images."""
 
 
+def _last_per_resolution(order: list[tuple[str, tuple[int, ...]]], calls: dict[str, int],
+                         modules: dict[str, nn.Module], mixed: frozenset[str], head_size: int) -> dict[tuple[int, ...], str]:
+    """For :func:`suggest_feature_layers`: output shape after the channels → the last module to finish with it
+    before the head, in the order those modules finish; modules that ran more than once, pass-through modules,
+    batch-dependent ones (``mixed``) and modules inside a block that counts with its own output are left out."""
+    eligible: list[tuple[str, tuple[int, ...]]] = []
+    for name, shape in order:
+        per_sample = 1
+        for size in shape[1:]:
+            per_sample *= size
+        if per_sample <= head_size:
+            break  # the head: this module and every one after it
+        if calls[name] != 1 or isinstance(modules[name], _PASS_THROUGH) or name in mixed:
+            continue
+        eligible.append((name, shape))
+    names = {name for name, _ in eligible}
+    groups: dict[tuple[int, ...], str] = {}
+    for name, shape in eligible:
+        parts = name.split(".")
+        if any(".".join(parts[:end]) in names for end in range(1, len(parts))):
+            continue  # inside a block that counts with its own output: read the block, not its branch
+        key = shape[2:]
+        groups.pop(key, None)  # re-insert: dict order is then the order the groups' last modules finished
+        groups[key] = name
+    return groups
+
+
 def suggest_feature_layers(
     model: nn.Module,
     example_input: torch.Tensor | tuple[Any, ...],
@@ -587,26 +614,7 @@ def suggest_feature_layers(
     mixed = frozenset() if dependence is None else dependence.dependent
     output = first_tensor(final[0])
     head_size = 1 if output is None or output.dim() == 0 else max(1, output[0].numel())
-    modules = dict(model.named_modules())
-    eligible: list[tuple[str, tuple[int, ...]]] = []
-    for name, shape in order:
-        per_sample = 1
-        for size in shape[1:]:
-            per_sample *= size
-        if per_sample <= head_size:
-            break  # the head: this module and every one after it
-        if calls[name] != 1 or isinstance(modules[name], _PASS_THROUGH) or name in mixed:
-            continue
-        eligible.append((name, shape))
-    names = {name for name, _ in eligible}
-    groups: dict[tuple[int, ...], str] = {}
-    for name, shape in eligible:
-        parts = name.split(".")
-        if any(".".join(parts[:end]) in names for end in range(1, len(parts))):
-            continue  # inside a block that counts with its own output: read the block, not its branch
-        key = shape[2:]
-        groups.pop(key, None)  # re-insert: dict order is then the order the groups' last leaves ran
-        groups[key] = name
+    groups = _last_per_resolution(order, calls, dict(model.named_modules()), mixed, head_size)
     if not groups:
         raise ValueError(
             f"{type(model).__name__}: found no module that runs once before D's head; choose the "
