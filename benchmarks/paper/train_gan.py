@@ -134,13 +134,8 @@ def write_png_gray(path: Path, image: np.ndarray) -> None:
     )
 
 
-def sample_grid(generator: DCGANGenerator, z: torch.Tensor, *, pad: int = 2) -> np.ndarray:
-    """Eval-mode samples for ``z`` (GRID*GRID codes) tiled into one uint8 image."""
-    was_training = generator.training
-    generator.eval()
-    with torch.no_grad():
-        images = from_model_range(generator(z))  # (64, 28, 28) uint8
-    generator.train(was_training)
+def tile_grid(images: np.ndarray, *, pad: int = 2) -> np.ndarray:
+    """``GRID*GRID`` uint8 images ``(n, h, w)`` tiled row by row into one uint8 image with ``pad`` pixels between."""
     n, h, w = images.shape
     grid = np.zeros((GRID * (h + pad) + pad, GRID * (w + pad) + pad), dtype=np.uint8)
     for i in range(n):
@@ -148,6 +143,16 @@ def sample_grid(generator: DCGANGenerator, z: torch.Tensor, *, pad: int = 2) -> 
         top, left = pad + r * (h + pad), pad + c * (w + pad)
         grid[top : top + h, left : left + w] = images[i]
     return grid
+
+
+def sample_grid(generator: DCGANGenerator, z: torch.Tensor, *, pad: int = 2) -> np.ndarray:
+    """Eval-mode samples for ``z`` (GRID*GRID codes) tiled into one uint8 image."""
+    was_training = generator.training
+    generator.eval()
+    with torch.no_grad():
+        images = from_model_range(generator(z))  # (64, 28, 28) uint8
+    generator.train(was_training)
+    return tile_grid(images, pad=pad)
 
 
 def train(args: argparse.Namespace, command: str) -> None:

@@ -42,7 +42,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from benchmarks.common import command_line, finite_or_none
-from benchmarks.paper.train_gan import write_png_gray
+from benchmarks.paper.train_gan import GRID, tile_grid, write_png_gray
 from benchmarks.stylegan2.architecture import (
     StyleGAN2Config,
     StyleGAN2Generator,
@@ -61,7 +61,6 @@ R1_INTERVAL: Final[int] = 16
 MIXING: Final[float] = 0.9
 EMA_IMAGES: Final[float] = 10_000.0
 EMA_RAMPUP: Final[float] = 0.05
-GRID: Final[int] = 8
 PAD: Final[int] = 2  # 28 + 2 * 2 = 32
 STATE_TENSORS: Final[str] = "train_state.safetensors"
 STATE_JSON: Final[str] = "train_state.json"
@@ -128,13 +127,7 @@ def sample_grid(generator: StyleGAN2Generator, z: torch.Tensor, *, pad: int = 2)
     with torch.no_grad():
         images = from_model_range(generator(z, noise_mode="const"))
     generator.train(was_training)
-    n, h, w = images.shape
-    grid = np.zeros((GRID * (h + pad) + pad, GRID * (w + pad) + pad), dtype=np.uint8)
-    for i in range(n):
-        r, c = divmod(i, GRID)
-        top, left = pad + r * (h + pad), pad + c * (w + pad)
-        grid[top : top + h, left : left + w] = images[i]
-    return grid
+    return tile_grid(images, pad=pad)
 
 
 class Trainer:
