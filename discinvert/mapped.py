@@ -157,21 +157,21 @@ class MappedGenerator(nn.Module):
             10,000 mapped ``z`` (seed 0), computed here only when ``truncation_psi != 1``.
         mixing: in ``[0, 1]``; the probability that a W+ sample mixes two styles (crossover layer uniform in
             ``1 .. num_ws - 1``, per sample), so that an inverter learns per-layer codes.
-        convention: which code base ``mapping`` and ``synthesis`` follow (``"nvidia"``, ``"rosinality"``,
-            ``"lucidrains"``, ``"custom"``), recorded in the inverter's config.
 
     Attributes:
-        generator, space, z_dim, w_dim, num_ws, truncation_psi, mixing, convention: as given.
+        generator, space, z_dim, w_dim, num_ws, truncation_psi, mixing: as given.
+        convention: which code base ``mapping`` and ``synthesis`` follow, recorded in the inverter's config:
+            ``"custom"`` here, ``"nvidia"``, ``"rosinality"`` or ``"lucidrains"`` from those constructors.
 
     Raises:
         ValueError: ``generator`` is not a module, ``mapping`` or ``synthesis`` not callable, a size not a
-            positive int, ``space`` or ``convention`` unknown, ``truncation_psi <= 0``, ``mixing`` outside
+            positive int, ``space`` unknown, ``truncation_psi <= 0``, ``mixing`` outside
             ``[0, 1]``, ``w_avg`` not of shape ``(w_dim,)``.
     """
 
     def __init__(self, generator: nn.Module, *, mapping: MappingFn, synthesis: SynthesisFn, z_dim: int,
                  w_dim: int, num_ws: int, space: LatentSpace = "w+", truncation_psi: float = 1.0,
-                 w_avg: torch.Tensor | None = None, mixing: float = 0.9, convention: str = "custom") -> None:
+                 w_avg: torch.Tensor | None = None, mixing: float = 0.9) -> None:
         super().__init__()
         self.generator = check_module(generator, "generator")
         for name, fn, expected in (("mapping", mapping, "mapping(G, z) -> w"),
@@ -188,9 +188,7 @@ class MappedGenerator(nn.Module):
         if not isinstance(mixing, numbers.Real) or isinstance(mixing, bool) or not 0.0 <= mixing <= 1.0:
             raise ValueError(f"mixing: expected a probability in [0, 1], got {mixing!r}.")
         self.mixing = float(mixing)
-        if convention not in CONVENTIONS:
-            raise ValueError(f"convention: expected one of {CONVENTIONS}, got {convention!r}.")
-        self.convention = convention
+        self.convention = "custom"
         self._centre_buffer: str | None = None  # the name of G's own buffer that is the truncation centre
         self.register_buffer("_w_avg", None, persistent=False)
         if w_avg is not None:
@@ -246,9 +244,11 @@ class MappedGenerator(nn.Module):
             return model.synthesis(ws, noise_mode=noise_mode)
 
         w_avg = getattr(G.mapping, "w_avg", None)
-        return cls(G, mapping=mapping, synthesis=synthesis, z_dim=int(G.z_dim), w_dim=int(G.w_dim),
-                   num_ws=int(G.num_ws), space=space, truncation_psi=truncation_psi,
-                   w_avg=w_avg if isinstance(w_avg, torch.Tensor) else None, convention="nvidia")
+        mapped = cls(G, mapping=mapping, synthesis=synthesis, z_dim=int(G.z_dim), w_dim=int(G.w_dim),
+                     num_ws=int(G.num_ws), space=space, truncation_psi=truncation_psi,
+                     w_avg=w_avg if isinstance(w_avg, torch.Tensor) else None)
+        mapped.convention = "nvidia"
+        return mapped
 
     @classmethod
     def rosinality(cls, g_ema: nn.Module, *, space: LatentSpace = "w+", truncation_psi: float = 1.0) -> MappedGenerator:
@@ -273,8 +273,10 @@ class MappedGenerator(nn.Module):
             return images
 
         dim = int(g_ema.style_dim)
-        return cls(g_ema, mapping=mapping, synthesis=synthesis, z_dim=dim, w_dim=dim, num_ws=int(g_ema.n_latent),
-                   space=space, truncation_psi=truncation_psi, convention="rosinality")
+        mapped = cls(g_ema, mapping=mapping, synthesis=synthesis, z_dim=dim, w_dim=dim, num_ws=int(g_ema.n_latent),
+                     space=space, truncation_psi=truncation_psi)
+        mapped.convention = "rosinality"
+        return mapped
 
     @classmethod
     def lucidrains(cls, model: nn.Module, *, space: LatentSpace = "w+", truncation_psi: float = 1.0,
@@ -311,8 +313,10 @@ class MappedGenerator(nn.Module):
             return module.G(ws, noise(ws.device, ws.dtype).repeat(ws.shape[0], 1, 1, 1))
 
         dim = int(model.G.latent_dim)
-        return cls(model, mapping=mapping, synthesis=synthesis, z_dim=dim, w_dim=dim, num_ws=int(model.G.num_layers),
-                   space=space, truncation_psi=truncation_psi, convention="lucidrains")
+        mapped = cls(model, mapping=mapping, synthesis=synthesis, z_dim=dim, w_dim=dim,
+                     num_ws=int(model.G.num_layers), space=space, truncation_psi=truncation_psi)
+        mapped.convention = "lucidrains"
+        return mapped
 
     # ------------------------------------------------------------------ the space
     @property

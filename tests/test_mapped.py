@@ -202,7 +202,6 @@ def _custom(**overrides: object) -> MappedGenerator:
     ({"truncation_psi": 0.0}, r"truncation_psi: expected a positive finite float, got 0.0"),
     ({"truncation_psi": -0.5}, r"truncation_psi: expected a positive finite float, got -0.5"),
     ({"mixing": 1.5}, r"mixing: expected a probability in \[0, 1\], got 1.5"),
-    ({"convention": "nvlabs"}, r"convention: expected one of .*'custom'\), got 'nvlabs'"),
     ({"w_avg": torch.zeros(3)}, r"w_avg: expected a tensor of shape \(16,\) or None, got a torch.float32 tensor of shape \(3,\)"),
 ])
 def test_bad_arguments_name_expected_and_got(overrides: dict[str, object], message: str) -> None:
@@ -245,3 +244,62 @@ def test_g_comes_back_bit_identical(space: str) -> None:
     assert_untouched(before, generator)
     assert not hook_counts(generator)
     assert all(p.requires_grad for p in generator.parameters()) and generator.training
+
+
+# ----------------------------------------------------------------------------- the other code bases' conventions
+class _RosinalityLike(nn.Module):
+    """rosinality's calling convention: ``style(z) -> w``, ``g([ws], input_is_latent=True, randomize_noise=False)``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.style_dim, self.n_latent = 6, 4
+        self.style = nn.Sequential(nn.Linear(6, 6), nn.LeakyReLU(0.2))
+        self.to_image = nn.Linear(4 * 6, 3 * 4 * 4)
+
+    def forward(self, styles: list[torch.Tensor], input_is_latent: bool = False,
+                randomize_noise: bool = True) -> tuple[torch.Tensor, None]:
+        assert input_is_latent and not randomize_noise
+        latent = styles[0] if styles[0].dim() == 3 else styles[0].unsqueeze(1).repeat(1, self.n_latent, 1)
+        return torch.tanh(self.to_image(latent.flatten(1))).view(-1, 3, 4, 4), None
+
+
+class _LucidrainsLike(nn.Module):
+    """lucidrains' ``StyleGAN2``: ``S(z) -> w``, ``G(styles (N, L, d), noise (N, S, S, 1))``."""
+
+    class Generator(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.latent_dim, self.num_layers, self.image_size = 5, 3, 4
+            self.to_image = nn.Linear(3 * 5, 3 * 4 * 4)
+
+        def forward(self, styles: torch.Tensor, input_noise: torch.Tensor) -> torch.Tensor:
+            assert input_noise.shape == (styles.shape[0], 4, 4, 1)
+            return self.to_image(styles.flatten(1)).view(-1, 3, 4, 4) + input_noise.permute(0, 3, 1, 2)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.S = nn.Linear(5, 5)
+        self.G = self.Generator()
+
+
+def test_rosinality_and_lucidrains_constructors_read_their_conventions() -> None:
+    torch.manual_seed(0)
+    ros = _RosinalityLike()
+    mapped = MappedGenerator.rosinality(ros, space="w")
+    assert (mapped.latent_shape, mapped.convention) == ((6,), "rosinality")
+    w = _draw(mapped, 3)
+    with torch.no_grad():
+        z = _draw(MappedGenerator.rosinality(ros, space="z"), 3)
+        assert torch.equal(w, ros.style(z))
+        assert torch.equal(mapped(w), ros([w], input_is_latent=True, randomize_noise=False)[0])
+    luc = _LucidrainsLike()
+    mapped = MappedGenerator.lucidrains(luc, noise_seed=4)
+    assert (mapped.latent_shape, mapped.convention) == ((3, 5), "lucidrains")
+    codes = _draw(mapped, 2)
+    noise = torch.rand((1, 4, 4, 1), generator=torch.Generator().manual_seed(4)).repeat(2, 1, 1, 1)
+    with torch.no_grad():
+        assert torch.equal(mapped(codes), luc.G(codes, noise))
+        assert torch.equal(mapped(codes), MappedGenerator.lucidrains(luc, noise_seed=4)(codes))
+        assert not torch.equal(mapped(codes), MappedGenerator.lucidrains(luc, noise_seed=5)(codes))
+    assert mapped.space_record() == {"space": "w+", "z_dim": 5, "w_dim": 5, "num_ws": 3, "truncation_psi": 1.0,
+                                     "mixing": 0.9, "convention": "lucidrains"}
