@@ -232,7 +232,7 @@ def test_int8_file_is_about_a_quarter_and_loads_as_float32(make_gan, tmp_path) -
     small = inverter.save(tmp_path / "int8.safetensors", dtype=torch.int8)
     assert small.stat().st_size < 0.3 * full.stat().st_size
     with safetensors.safe_open(str(small), framework="pt") as handle:
-        assert handle.metadata()["format_version"] == str(FORMAT_VERSION) == "5"
+        assert handle.metadata()["format_version"] == str(FORMAT_VERSION) == "6"
         stored = {k: handle.get_tensor(k) for k in handle.keys()}
     weights = [k for k, v in inverter.state_dict().items() if v.ndim == 2]
     assert weights and all(stored[k].dtype == torch.int8 and stored[k + ".int8_scale"].shape == (stored[k].shape[0],)
