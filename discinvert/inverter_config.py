@@ -16,7 +16,7 @@ from discinvert.mapped import check_space_record, space_latent_shape
 from discinvert.step_networks import MAX_ITERATIONS, StepConfig, residual_shape
 from discinvert.network import MAX_FEATURES, MAX_LATENT_VALUES, CNConfig
 
-__all__ = ["FORMAT_VERSION", "MAX_IMAGE_VALUES", "MAX_SHAPE_DIMENSIONS", "InverterConfig", "migrate"]
+__all__ = ["FORMAT_VERSION", "LATENT_SPACE_FORMAT_VERSION", "MAX_IMAGE_VALUES", "MAX_SHAPE_DIMENSIONS", "InverterConfig", "migrate"]
 
 MAX_NAME_LENGTH = 1000
 """Longest layer name in a stored config (a dotted path in ``named_modules()``)."""
@@ -27,15 +27,12 @@ MAX_SHAPE_DIMENSIONS = 16
 MAX_IMAGE_VALUES = 2**28
 """Most values of one image in a stored config (268,435,456: an RGB image of 8192 x 8192 has 201,326,592)."""
 
-FORMAT_VERSION = 6
-"""Version of the on-disk format written by this library.
+FORMAT_VERSION = 5
+"""Version of the on-disk format this library writes for an inverter of a plain G.
 
-Version 6 (2026-12) adds ``latent_space``: for an inverter fit for a
-:class:`~discinvert.mapped.MappedGenerator`, the record of its latent space (Z, W or W+ of a
-mapping network, :meth:`~discinvert.mapped.MappedGenerator.space_record`), and then the
-tensors ``prior_mean`` and ``prior_scale_tril`` of its Gaussian prior beside the weights;
-``latent_prior`` may then be ``"mapped"`` (codes drawn by the space's own sampler). A
-version-5 config migrates with ``latent_space: null`` (a plain G, no prior tensors).
+Files of an inverter fit for a :class:`~discinvert.mapped.MappedGenerator` are written in
+:data:`LATENT_SPACE_FORMAT_VERSION` (6); a plain G's file is unchanged by version 6, so it is
+still written as version 5, which older discinvert reads.
 
 Version 5 (2026-12): the file's metadata carries a digest of its tensor bytes
 (``tensor_digest``, see :mod:`discinvert.serialization`), and the config adds ``probe``, the
@@ -54,11 +51,22 @@ Version 2 added ``image_range`` and made the discriminator fingerprint cover the
 layer's name and the module path up to it. Version 1 to 4 files still load (see
 :func:`migrate`); version 1 and 2 files have no step networks."""
 
+LATENT_SPACE_FORMAT_VERSION = 6
+"""Version of the format of an inverter fit for a :class:`~discinvert.mapped.MappedGenerator`, the newest this
+library reads.
+
+Version 6 (2026-12) adds ``latent_space`` to the config, the record of the generator's latent space (Z, W or
+W+ of a mapping network, :meth:`~discinvert.mapped.MappedGenerator.space_record`), and the tensors
+``prior_mean`` and ``prior_scale_tril`` of that space's Gaussian prior beside the weights; ``latent_prior``
+is then ``"mapped"`` (codes drawn by the space's own sampler) or ``"custom"``. Only such inverters are
+written as version 6; a version-5 config reads as one with ``latent_space: null`` (a plain G, no prior
+tensors)."""
+
 _FINGERPRINT_PREFIX = "sha256:"
 
 
 def migrate(data: dict[str, Any], *, source: str) -> dict[str, Any]:
-    """Bring a stored config to :data:`FORMAT_VERSION`.
+    """Bring a stored config to the newest version, :data:`LATENT_SPACE_FORMAT_VERSION` (a plain G's with ``latent_space: null``).
 
     Raises:
         ValueError: the version is missing, malformed, or newer than this library reads.
@@ -66,10 +74,10 @@ def migrate(data: dict[str, Any], *, source: str) -> dict[str, Any]:
     version = data.get("format_version")
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise ValueError(f"{source}: expected an integer 'format_version' >= 1, got {version!r}.")
-    if version > FORMAT_VERSION:
+    if version > LATENT_SPACE_FORMAT_VERSION:
         raise ValueError(
             f"{source}: written in discinvert format version {version}, but this discinvert "
-            f"reads versions up to {FORMAT_VERSION}. Upgrade discinvert "
+            f"reads versions up to {LATENT_SPACE_FORMAT_VERSION}. Upgrade discinvert "
             "(pip install -U discinvert) to load it."
         )
     if version == 1:
@@ -93,7 +101,10 @@ def migrate(data: dict[str, Any], *, source: str) -> dict[str, Any]:
         if "latent_space" in data:
             raise ValueError(f"{source}: format version 5 has no 'latent_space'; got one in the config (the file was "
                              "altered).")
-        data = {**data, "format_version": 6, "latent_space": None}  # version 6: a plain G's inverter
+        data = {**data, "format_version": 6, "latent_space": None}  # a plain G's inverter
+    elif data.get("latent_space") is None:
+        raise ValueError(f"{source}: format version 6 is written for a generator's latent space, expected a "
+                         f"'latent_space' record, got {data.get('latent_space', 'none')!r}; the file was altered.")
     return data
 
 
@@ -251,14 +262,17 @@ class InverterConfig:
         return math.prod(self.latent_shape)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-able form, with ``format_version`` and ``library_version``."""
+        """JSON-able form, with ``format_version`` (:data:`FORMAT_VERSION`, or :data:`LATENT_SPACE_FORMAT_VERSION`
+        with a ``latent_space``) and ``library_version``."""
         if self.fingerprint_scheme < 2:
             # A version-1 config loaded with on_mismatch="warn" and a mismatch: its D
             # fingerprint is still the version-1 kind, so it is written as version 1.
             legacy = {k: v for k, v in self._dict(FORMAT_VERSION).items()
                       if k not in ("image_range", "iterations", "step", "probe", "latent_space")}
             return {**legacy, "format_version": 1}
-        return self._dict(FORMAT_VERSION)
+        if self.latent_space is None:  # a plain G's inverter: exactly the version-5 config
+            return {k: v for k, v in self._dict(FORMAT_VERSION).items() if k != "latent_space"}
+        return self._dict(LATENT_SPACE_FORMAT_VERSION)
 
     def _dict(self, version: int) -> dict[str, Any]:
         from discinvert._version import __version__

@@ -86,6 +86,10 @@ class GaussianPrior:
                              f"got a smallest diagonal entry {diagonal.min().item()!r}.")
         standard = not bool(mean.count_nonzero()) and torch.equal(tril, torch.eye(d, dtype=tril.dtype, device=tril.device))
         object.__setattr__(self, "_standard", standard)
+        # One memory layout (a Cholesky factor comes column-major): the penalty is then the same bits for a
+        # prior as estimated and as loaded from a file.
+        object.__setattr__(self, "mean", mean.contiguous())
+        object.__setattr__(self, "scale_tril", tril.contiguous())
 
     @classmethod
     def standard(cls, dim: int) -> GaussianPrior:
