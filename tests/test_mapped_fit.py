@@ -43,10 +43,21 @@ def stylegan() -> dict[str, Any]:
                                     noise_mode="const")
         generator.train(was)
     (layer,) = suggest_feature_layers(discriminator, examples)
-    inverters = {space: fit_inverter(MappedGenerator.nvidia(generator, space=space), discriminator, layer, **QUICK)
-                 for space in SPACES}
-    return {"G": generator, "D": discriminator, "layer": layer, "before": before, "inverters": inverters,
+    return {"G": generator, "D": discriminator, "layer": layer, "before": before, "inverters": _Fits(generator, discriminator, layer),
             "images": examples.detach()}
+
+
+class _Fits(dict):  # type: ignore[type-arg]
+    """The inverter of each space, fit on first use (so each test pays for at most the fits it reads)."""
+
+    def __init__(self, generator: torch.nn.Module, discriminator: torch.nn.Module, layer: str) -> None:
+        super().__init__()
+        self.gan = (generator, discriminator, layer)
+
+    def __missing__(self, space: str) -> Inverter:
+        generator, discriminator, layer = self.gan
+        self[space] = fit_inverter(MappedGenerator.nvidia(generator, space=space), discriminator, layer, **QUICK)
+        return self[space]
 
 
 def _gan_untouched(stylegan: dict[str, Any]) -> None:

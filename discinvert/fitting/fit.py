@@ -144,6 +144,8 @@ def _checkpointing(run: FitRun, cn_config: CNConfig, cn_batches: torch.Generator
         "generator_fingerprint": facts.generator_fingerprint, "discriminator_fingerprint": facts.discriminator_fingerprint,
         "conditional": run.conditioning is not None, "world_size": dist_ctx.world_size, "levers": run.levers,
     }
+    if isinstance(run.gan.generator, MappedGenerator):  # a W and a Z fit of one G can share every other entry
+        identity["latent_space"] = run.gan.generator.space_record()
     # Checkpoints written before issue 18 lack the rule and the levers: they resume with the settings
     # that behave as that version did (schedule 'cosine', patience None, explicit levers).
     before_18 = {"schedule": None} if settings.schedule == "cosine" else {}
