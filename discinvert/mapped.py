@@ -149,6 +149,19 @@ class GaussianPrior:
 class MappedGenerator(nn.Module):
     """G = synthesis ∘ mapping, seen as a function of codes in Z, W or W+: ``forward(codes) -> images``.
 
+    >>> Gm = MappedGenerator.nvidia(G, space="w+")               # doctest: +SKIP
+    >>> inverter = fit_inverter(Gm, D, "b8")                      # doctest: +SKIP
+    >>> ws = inverter.encode(images)                              # (N, num_ws, w_dim)   # doctest: +SKIP
+
+    For another code base, say how to reach its two halves::
+
+        Gm = MappedGenerator(G, mapping=lambda g, z: g.mapping_net(z),
+                             synthesis=lambda g, ws: g.render(ws, noise=None),
+                             z_dim=512, w_dim=512, num_ws=14, space="w")
+
+    ``fit_inverter(Gm, ...)`` then takes ``latent_shape`` and ``latent_sampler`` from it, and the inverter
+    records the space, keeps its Gaussian prior and needs a ``MappedGenerator`` of that space to load.
+
     Args:
         generator: the user's G; registered as the submodule ``generator`` (its weights are this module's only
             persistent state, so this module's ``state_dict`` is G's with the prefix ``generator.``).

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -142,6 +143,12 @@ def test_loading_with_another_space_or_a_plain_g_names_both(stylegan: dict[str, 
     with pytest.raises(ValueError, match=r"truncation_psi=1.0; got one with .*truncation_psi=0.7"):
         Inverter.load(path, generator=MappedGenerator.nvidia(stylegan["G"], truncation_psi=0.7),
                       discriminator=stylegan["D"])
+    # a plain G's inverter (here: the Z inverter's config without its space) refuses a MappedGenerator
+    z_inverter: Inverter = stylegan["inverters"]["z"]
+    plain = dataclasses.replace(z_inverter.config, latent_space=None, latent_prior="normal")
+    with pytest.raises(ValueError, match=r"fit for a plain generator .*got a MappedGenerator in space 'z'; pass the "
+                                         "generator itself, unwrapped"):
+        Inverter(plain, generator=z_inverter.generator, discriminator=stylegan["D"])
     # and the other way: a W inverter's file read by a Z generator of the same shape is refused too
     w_path = stylegan["inverters"]["w"].save(tmp_path / "w.safetensors")
     with pytest.raises(ValueError, match=r"space='w', .*; got one with space='z'"):
