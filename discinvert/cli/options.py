@@ -91,7 +91,8 @@ DEMO_ENTRY = "dcgan-fashion-mnist"
 
 
 def _zoo_name(text: str) -> str:
-    """An argparse type: ``zoo:NAME`` (the entry itself is checked when the command runs), returned as ``NAME``."""
+    """An argparse type: ``zoo:NAME`` (the entry itself is checked when the command runs), returned as ``NAME``
+    (argparse passes a string default through it too)."""
     name = text[len("zoo:"):].strip("/") if text.startswith("zoo:") else ""
     if not name:
         raise argparse.ArgumentTypeError(f"expected zoo:NAME, a bundled entry such as zoo:{DEMO_ENTRY}, got {_shown(text)}")
@@ -468,7 +469,7 @@ def _add_demo(commands: Any, handler: Handler) -> None:
     demo = commands.add_parser("demo", help="invert real Fashion-MNIST test images with a bundled GAN (the DCGAN by default)",
                                description="Encode, refine and edit the bundled real test images; write a picture and metrics.")
     demo.add_argument("--out", type=Path, default=Path("out/demo"), help="output folder (default: %(default)s)")
-    demo.add_argument("--gan", type=_zoo_name, default=DEMO_ENTRY, metavar="zoo:NAME",
+    demo.add_argument("--gan", type=_zoo_name, default=f"zoo:{DEMO_ENTRY}", metavar="zoo:NAME",
                       help="the bundled GAN: zoo:dcgan-fashion-mnist (default) or zoo:stylegan2-fashion-mnist")
     demo.add_argument("--fit", action="store_true", help="fit a fresh inverter instead of loading the bundled one")
     demo.add_argument("--steps", type=_count, default=None, help="steps of the fresh fit (default: the library's)")

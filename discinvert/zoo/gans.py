@@ -15,7 +15,6 @@ Two architectures, told apart by the ``format`` of ``config.json``:
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ from typing import Any, Final
 import torch
 from torch import nn
 
+from discinvert.files import parse_json
 from discinvert.mapped import MappedGenerator
 from discinvert.zoo import architectures, stylegan2
 
@@ -73,10 +73,7 @@ def _document(directory: Path) -> dict[str, Any]:
     path = directory / architectures.CONFIG_FILE
     if not path.is_file():
         raise FileNotFoundError(f"GAN checkpoint file {path} not found")
-    try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path}: expected a JSON object, received unreadable JSON ({exc})") from None
+    document = parse_json(path.read_bytes(), source=str(path))  # deep nesting, huge files: a ValueError
     if not isinstance(document, dict):
         raise ValueError(f"{path}: expected a JSON object, received {type(document).__name__}")
     return document

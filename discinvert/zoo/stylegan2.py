@@ -56,6 +56,8 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from discinvert.files import parse_json
+
 __all__ = [
     "CONFIG_FILE",
     "D_FILE",
@@ -561,10 +563,7 @@ def read_document(directory: str | os.PathLike[str]) -> dict[str, Any]:
         if not path.is_file():
             raise FileNotFoundError(f"GAN checkpoint file {path} not found")
     path = directory / CONFIG_FILE
-    try:
-        document = json.loads(path.read_text())
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path}: expected a JSON object, received unreadable JSON ({exc})") from None
+    document = parse_json(path.read_bytes(), source=str(path))
     if not isinstance(document, dict) or document.get("format") not in FORMATS or document.get(
             "format_version") != _FORMAT_VERSION:
         found = (document.get("format"), document.get("format_version")) if isinstance(document, dict) else document
