@@ -81,6 +81,7 @@ def test_the_entry_loads_by_its_architecture_as_the_mapped_generator_its_inverte
     assert (G.space, G.latent_shape, G.convention) == ("w+", (TINY.num_ws, TINY.w_dim), "nvidia")
     assert not G.training and not D.training and all(p.dtype == torch.float32 for p in G.parameters())
     assert inverter.check_fingerprints() and inverter.latent_shape == (TINY.num_ws, TINY.w_dim)
+    assert inverter.config.latent_space == G.space_record()  # fitted in W+ through the entry's MappedGenerator
     assert inverter.feature_layer == zoo.load_entry_gan(NAME).feature_layer == "b8"  # suggest_feature_layers' pick
     images, labels = zoo.load_test_images(NAME)
     assert images.shape == (20, 32, 32) and images.dtype == np.uint8 and np.bincount(labels).tolist() == [2] * 10
@@ -124,7 +125,7 @@ def test_g_and_d_are_stored_in_float16_and_loaded_strictly(entry, built, tmp_pat
         load_zoo_gan(zoo.path("dcgan-fashion-mnist") / "gan", space="w")
     w_space = load_zoo_gan(entry / "gan", space="w")
     assert w_space.latent_shape == (TINY.w_dim,) and w_space.summary == "stylegan2, W codes (8)"
-    with pytest.raises(ValueError, match="latent"):  # an inverter fitted in W+ is not one of W's
+    with pytest.raises(ValueError, match=r"fit for a MappedGenerator with space='w\+'.*got one with space='w'"):
         Inverter.from_pretrained(entry / "inverter", generator=w_space.generator, discriminator=w_space.discriminator)
 
 

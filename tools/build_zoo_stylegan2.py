@@ -123,8 +123,8 @@ def fit_one(gan: ZooGAN, args: argparse.Namespace, images: torch.Tensor | None) 
         gan = load_zoo_gan(args.out / "gan", device=args.device)
     G = gan.generator
     start = time.perf_counter()
-    inverter = fit_inverter(G, gan.discriminator, gan.feature_layer, latent_shape=G.latent_shape,
-                            latent_sampler=G.sample, images=images, device=args.device, **settings)
+    inverter = fit_inverter(G, gan.discriminator, gan.feature_layer, images=images, device=args.device,
+                            **settings)  # codes, sampler and prior: the MappedGenerator's space
     return inverter, time.perf_counter() - start
 
 

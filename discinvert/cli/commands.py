@@ -62,13 +62,6 @@ def _example_codes(gan: Any, n: int, seed: int, device: Any) -> Any:
     return torch.randn((n, *gan.latent_shape), generator=rng).to(device)
 
 
-def _sampler(gan: Any) -> Any:
-    """A MappedGenerator's own sampler of codes in its space (``None``, N(0, I), for any other G)."""
-    from discinvert.mapped import MappedGenerator
-
-    return gan.generator.sample if isinstance(gan.generator, MappedGenerator) else None
-
-
 def _inverter_spec(args: argparse.Namespace, gan: Any) -> str:
     """``--inverter``, else the GAN's own (a zoo entry's default); ``zoo:NAME`` completed to ``zoo:NAME/KIND``."""
     from discinvert.cli.sources import inverter_name
@@ -374,7 +367,7 @@ def _fit(args: argparse.Namespace) -> int:
         warnings.simplefilter("ignore", UnitRangeWarning)  # _real_images said it, naming --input-range
         with fit_lines(Progress("fit"), enabled=settings.progress is not False and not args.verbose):
             inverter = fit_inverter(gan.generator, gan.discriminator, layer, latent_shape=gan.latent_shape,
-                                    latent_sampler=_sampler(gan), images=images, config=settings)
+                                    images=images, config=settings)
     fit = inverter.config.fit
     print(f"best held-out latent MSE {fit['best_validation_mse']:.5f} at step {fit['best_step']} "
           f"(predicting the mean: {fit['baseline_validation_mse']:.5f}), {fit['seconds']:.1f} s")

@@ -35,7 +35,6 @@ import torch
 
 from discinvert import zoo
 from discinvert.inverter import Inverter
-from discinvert.mapped import MappedGenerator
 from discinvert.zoo.datasets import FASHION_MNIST_CLASSES, from_model_range, to_model_range
 from discinvert.edit import attribute_direction, edit
 from discinvert.fitting.fit import DEFAULT_STEPS, fit_inverter
@@ -184,12 +183,10 @@ def run_demo(options: DemoOptions, progress: Progress | None = None) -> dict[str
 
 def _fit_fresh(G: torch.nn.Module, D: torch.nn.Module, options: DemoOptions, progress: Progress) -> Inverter:
     """A fresh inverter for the bundled GAN, fit for ``options.fit_steps`` steps from ``options.seed``."""
-    gan = zoo.load_entry_gan(options.gan)  # the feature layer and the codes' shape (G is ``G`` already)
+    gan = zoo.load_entry_gan(options.gan)  # the feature layer and the codes' shape; a MappedGenerator G brings its sampler
     progress.stage(f"fitting a fresh inverter: {options.fit_steps} steps")
     fit = {"feature_layer": gan.feature_layer, "latent_shape": gan.latent_shape,
            "steps": options.fit_steps, "seed": options.seed}
-    if isinstance(G, MappedGenerator):  # its own codes (W or W+ samples), not N(0, I)
-        fit["latent_sampler"] = G.sample
     if progress.on_terminal or not progress.counters:  # the fit's own bar, or nothing
         return fit_inverter(G, D, progress=options.progress, **fit)
     # a log: a line every few seconds, from the fit's validations
