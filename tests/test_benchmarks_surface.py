@@ -27,7 +27,8 @@ MAP = (BENCHMARKS / "README.md").read_text()
 
 # Modules whose ``__all__`` is public API; ``from discinvert import X`` may also name these modules.
 PUBLIC_MODULES = ("discinvert", "discinvert.metrics", "discinvert.optimize", "discinvert.zoo",
-                  "discinvert.zoo.architectures", "discinvert.zoo.datasets")
+                  "discinvert.zoo.architectures", "discinvert.zoo.datasets", "discinvert.zoo.gans",
+                  "discinvert.zoo.stylegan2")
 
 SCRIPTS = ("benchmarks.paper.table1", "benchmarks.paper.train_gan", "benchmarks.paper.describe_gans",
            "benchmarks.paper.rivals.train", "benchmarks.speed.speed",

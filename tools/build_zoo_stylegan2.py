@@ -147,7 +147,7 @@ def save_inverter(inverter: Inverter, gan: ZooGAN, folder: Path, figures: dict[s
         "encode PSNR (dB)": round(test["psnr_mean"], 3),
         "encode SSIM": round(test["ssim_mean"], 4),
         f"held-out train images (the last {len(figures['heldout_x'])}): encode PSNR (dB)": round(heldout["psnr_mean"], 3),
-        "fit seconds": round(figures["seconds"], 1),
+        f"fit seconds ({args.device}, {args.threads} CPU threads)": round(figures["seconds"], 1),
         "weights stored as": f"{args.inverter_dtype} (the CN); G and D {args.gan_dtype}",
         f"G stored in {args.gan_dtype} vs float32, {images['n_codes']} codes: max abs pixel difference / PSNR (dB)":
             f"{images['max_abs_pixel_difference']:.2e} / {images['psnr_db_stored_vs_fp32']:.2f}",

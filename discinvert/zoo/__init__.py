@@ -11,7 +11,8 @@ Each entry is a folder ``discinvert/zoo/<name>/`` holding ``gan/`` (written by
 StyleGAN2; its ``config.json`` names the architecture, :mod:`discinvert.zoo.gans`), ``inverter/`` (laid out exactly as a Hub repo:
 ``model.safetensors``, ``config.json``, ``README.md``, so publishing it is one
 ``upload_folder`` call) and ``test_images.safetensors``. The folders are made by
-``python -m tools.build_zoo``. An entry may also hold ``inverter-real-images/``: an
+``python -m tools.build_zoo`` (the DCGAN) and ``python -m tools.build_zoo_stylegan2`` (the StyleGAN2, whose
+G :func:`load` gives as the ``MappedGenerator`` of its W+ codes). An entry may also hold ``inverter-real-images/``: an
 inverter fitted with the real-image stage (``fit_inverter(images=...)`` on the data set's train
 split, a lighter CN; the bundled DCGAN's also carries two narrow step networks, so its
 ``encode`` runs them), made by ``python -m tools.build_zoo_real``; load it with

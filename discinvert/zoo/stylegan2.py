@@ -65,6 +65,7 @@ __all__ = [
     "FORMATS",
     "G_FILE",
     "LEGACY_FORMAT",
+    "MappingNetwork",
     "NoiseMode",
     "StyleGAN2Config",
     "StyleGAN2Discriminator",
