@@ -22,7 +22,8 @@
   settings on, never the test images'), the fit's seconds, and what storing G and D in ``--gan-dtype`` costs
   (``tools/check_zoo_storage.py``: the stored G's images against the float32 G's, and the encodes through each).
 
-Prints every figure, the file sizes and the entry's total. ``--device cuda`` fits on a GPU (two default fits
+Prints every figure, the file sizes and the entry's total. The entry is built in a scratch folder and moves into
+place (replacing the one there) only once complete. ``--device cuda`` fits on a GPU (two default fits
 through this G take the better part of an hour on 2 CPU cores). ``--train-limit``, ``--steps``, ``--real-steps``,
 ``--per-class`` and ``--check-n`` make small test builds.
 """
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -79,6 +81,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.out is None:
         args.out = ZOO / args.name
+    args.final = args.out  # the entry is built in a scratch folder (args.out) and moved here when complete
     return args
 
 
@@ -166,7 +169,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     command = command_line(__spec__, argv)
     print(command, flush=True)
     torch.set_num_threads(args.threads)
-    args.out.mkdir(parents=True, exist_ok=True)
+    # Built outside the zoo and moved into place at the end: a failed build leaves no half entry that
+    # zoo.available() would list.
+    args.out = Path(tempfile.mkdtemp(prefix=f"{args.name}-")) / args.name
+    args.out.mkdir()
     gan = store_gan(args, command)
     test_x = write_test_images(args.out, per_class=args.per_class, data_root=args.data_root, command=command)
     train = padded_train_images(data_root=args.data_root, limit=args.train_limit)
@@ -195,6 +201,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         results[kind] = save_inverter(inverter, gan, args.out / folder, figures, args, line)
     sizes = {p.relative_to(args.out).as_posix(): p.stat().st_size for p in sorted(args.out.rglob("*")) if p.is_file()}
     results["sizes"] = sizes
+    if args.final.exists():
+        shutil.rmtree(args.final)
+    args.final.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(str(args.out), str(args.final))
+    shutil.rmtree(args.out.parent, ignore_errors=True)
+    print(f"wrote {args.final}", flush=True)
     print(json.dumps(sizes, indent=1), f"\ntotal {sum(sizes.values()) / 1e6:.2f} MB", flush=True)
     return results
 
