@@ -27,7 +27,8 @@ MAP = (BENCHMARKS / "README.md").read_text()
 
 # Modules whose ``__all__`` is public API; ``from discinvert import X`` may also name these modules.
 PUBLIC_MODULES = ("discinvert", "discinvert.metrics", "discinvert.optimize", "discinvert.zoo",
-                  "discinvert.zoo.architectures", "discinvert.zoo.datasets")
+                  "discinvert.zoo.architectures", "discinvert.zoo.datasets", "discinvert.zoo.gans",
+                  "discinvert.zoo.stylegan2")
 
 SCRIPTS = ("benchmarks.paper.table1", "benchmarks.paper.train_gan", "benchmarks.paper.describe_gans",
            "benchmarks.paper.rivals.train", "benchmarks.speed.speed",
@@ -38,7 +39,8 @@ SCRIPTS = ("benchmarks.paper.table1", "benchmarks.paper.train_gan", "benchmarks.
            "benchmarks.encoder.multi_hypothesis", "benchmarks.speed.compress_cn", "benchmarks.stylegan2.train")
 
 # The tools that build the files the package ships (issue 33 moved them out of benchmarks/paper/).
-BUILD_TOOLS = ("tools.build_zoo", "tools.build_zoo_real", "tools.build_zoo_inverter", "tools.store_zoo_inverter")
+BUILD_TOOLS = ("tools.build_zoo", "tools.build_zoo_real", "tools.build_zoo_inverter", "tools.store_zoo_inverter",
+               "tools.build_zoo_stylegan2")
 TOOLS_MAP = (ROOT / "tools" / "README.md").read_text()
 
 

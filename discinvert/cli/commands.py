@@ -45,7 +45,21 @@ def _load_gan(args: argparse.Namespace, *, need_generator: bool = True) -> Any:
     _check_gan_options(args, need_generator=need_generator)
     device = parse_device(args.device)
     return load_gan_source(gan=args.gan, generator=args.generator, discriminator=args.discriminator,
-                           latent_shape=getattr(args, "latent_shape", None), device=device)
+                           latent_shape=getattr(args, "latent_shape", None), device=device,
+                           latent_space=getattr(args, "latent_space", None))
+
+
+def _example_codes(gan: Any, n: int, seed: int, device: Any) -> Any:
+    """``n`` codes for G's example images: a MappedGenerator's own samples (W/W+ codes as G makes them), else
+    ``z ~ N(0, I)`` of the latent shape."""
+    import torch
+
+    from discinvert.mapped import MappedGenerator
+
+    rng = torch.Generator().manual_seed(seed)
+    if isinstance(gan.generator, MappedGenerator):
+        return gan.generator.sample(n, rng, torch.device("cpu")).to(device)
+    return torch.randn((n, *gan.latent_shape), generator=rng).to(device)
 
 
 def _inverter_spec(args: argparse.Namespace, gan: Any) -> str:
@@ -216,9 +230,10 @@ def _refuse_overwriting_inputs(written: Sequence[tuple[str, Path]], read: Sequen
 def _demo(args: argparse.Namespace) -> int:
     from discinvert.cli.demo import DemoOptions, run_demo
 
-    options = DemoOptions(out=args.out, fit=args.fit, fit_steps=args.steps, n_images=args.n_images,
+    options = DemoOptions(out=args.out, gan=args.gan, fit=args.fit, fit_steps=args.steps, n_images=args.n_images,
                           refine_images=args.refine_images, refine_steps=args.refine_steps, seed=args.seed)
-    print(f"discinvert demo: bundled DCGAN on Fashion-MNIST, {'fitting a fresh' if args.fit else 'bundled'} inverter", flush=True)
+    what = "bundled DCGAN" if args.gan == "dcgan-fashion-mnist" else f"bundled GAN zoo:{args.gan}"
+    print(f"discinvert demo: {what} on Fashion-MNIST, {'fitting a fresh' if args.fit else 'bundled'} inverter", flush=True)
     metrics = run_demo(options)
     print(f"\n{'method':26s} {'images':>6s} {'PSNR (dB)':>14s} {'SSIM':>16s} {'seconds':>8s}")
     for name, m in metrics["methods"].items():
@@ -247,7 +262,7 @@ def _layers(args: argparse.Namespace) -> int:
         example = torch.randn((2, *args.image_shape), generator=rng).to(device)
         made = f"random images of shape {_format_shape(example.shape)}"
     elif gan.generator is not None and gan.latent_shape is not None:
-        z = torch.randn((2, *gan.latent_shape), generator=rng).to(device)
+        z = _example_codes(gan, 2, 0, device)
         try:
             with frozen(gan.generator), torch.no_grad():
                 example = gan.generator(z)
@@ -411,7 +426,7 @@ def _real_images(args: argparse.Namespace, gan: Any) -> Any:
     if gan.latent_shape is None:
         raise UsageError("--latent-shape is needed with --images (to render G's images and learn their shape)")
     device = model_device(gan.generator) or torch.device("cpu")
-    z = torch.randn((64, *gan.latent_shape), generator=torch.Generator().manual_seed(0)).to(device)
+    z = _example_codes(gan, 64, 0, device)
     with frozen(gan.generator), torch.no_grad():
         sample = generate(gan.generator, z)
     value_range = tuple(args.range) if args.range is not None else nominal_range(
@@ -640,6 +655,23 @@ def _push(args: argparse.Namespace) -> int:
     return 0
 
 
+def _zoo_session(entry: str, args: argparse.Namespace, progress: Any, limits: Any) -> Any:
+    """Another bundled zoo entry for the page's picker: its default inverter, test pictures and class directions."""
+    from discinvert import web
+    from discinvert.cli.sources import inverter_name, load_gan_source, load_inverter, parse_device
+    from discinvert.edit import class_directions
+    from discinvert.web import sources
+
+    progress.stage(f"loading zoo:{entry} for the page's picker of GANs ...")
+    gan = load_gan_source(gan=f"zoo:{entry}", device=parse_device(args.device))
+    spec = inverter_name(gan.default_inverter)
+    inverter = load_inverter(spec, gan.generator, gan.discriminator)
+    examples, images, labels, names = sources.zoo_examples(entry, inverter)
+    directions = class_directions(inverter, images, labels, names)
+    return web.WebSession(inverter, description=f"{gan.description}; inverter {spec}", examples=examples,
+                          directions=directions, limits=limits)
+
+
 def _serve(args: argparse.Namespace) -> int:
     import sys
 
@@ -676,12 +708,18 @@ def _serve(args: argparse.Namespace) -> int:
                         queue=args.queue)
     session = web.WebSession(inverter, description=f"{gan.description}; inverter {_inverter_spec(args, gan)}",
                              examples=examples, directions=directions, limits=limits)
+    others = {}
+    if zoo_entry is not None and args.latent_space is None:  # the picker offers every bundled GAN
+        from discinvert import zoo
+
+        others = {entry: _zoo_session(entry, args, progress, limits) for entry in zoo.available() if entry != zoo_entry}
     sock = server.bind(args.host, args.port)
     if not server.is_loopback(args.host):
         print(f"discinvert serve: warning: listening on {args.host}, not only on this machine: anyone who can reach "
               "this address can use the page and its API (there is no authentication).", file=sys.stderr, flush=True)
     print(f"discinvert serve: {server.url_of(sock)}  (Ctrl-C stops)", flush=True)
-    server.serve(web.create_app(session), sock)
+    app = web.create_app(session, name=zoo_entry or args.gan or "this GAN", others=others)
+    server.serve(app, sock)
     return 0
 
 

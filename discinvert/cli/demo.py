@@ -1,6 +1,7 @@
-"""``discinvert demo``: invert real Fashion-MNIST test images with the bundled DCGAN.
+"""``discinvert demo``: invert real Fashion-MNIST test images with a bundled GAN (the DCGAN by default).
 
-Loads the zoo's GAN and inverter (or fits a fresh inverter with ``fit=True``), encodes
+Loads the zoo entry's GAN and inverter (``--gan zoo:NAME``, default ``zoo:dcgan-fashion-mnist``; the StyleGAN2
+entry ``zoo:stylegan2-fashion-mnist`` works alike, its codes in W+) (or fits a fresh inverter with ``fit=True``), encodes
 the 1,000 bundled real test images, refines a subset, edits a few, and writes
 
 - ``reconstructions.png`` (:mod:`discinvert.cli.demo_picture`): one real test image per class
@@ -49,6 +50,7 @@ __all__ = ["DemoOptions", "run_demo"]
 logger = logging.getLogger(__name__)
 
 ZOO_ENTRY = "dcgan-fashion-mnist"
+"""The entry the demo runs on unless told otherwise."""
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,7 @@ class DemoOptions:
 
     Attributes:
         out: folder for ``reconstructions.png`` and ``metrics.json``.
+        gan: the zoo entry (:func:`discinvert.zoo.available`) whose GAN, inverters and test images are used.
         fit: fit a fresh inverter instead of loading the bundled one.
         fit_steps: steps of that fit.
         n_images: bundled test images to encode (at most 1,000).
@@ -68,6 +71,7 @@ class DemoOptions:
     """
 
     out: Path
+    gan: str = ZOO_ENTRY
     fit: bool = False
     fit_steps: int = DEFAULT_STEPS
     n_images: int = 1000
@@ -96,7 +100,7 @@ def run_demo(options: DemoOptions, progress: Progress | None = None) -> dict[str
     ``progress`` reports each stage (default: stderr, as ``discinvert demo`` does).
 
     Raises:
-        ValueError: ``n_images`` below 1 or above the 1,000 bundled images, ``fit_steps``
+        ValueError: an unknown zoo entry, ``n_images`` below 1 or above the 1,000 bundled images, ``fit_steps``
             below 1, ``refine_images`` or ``refine_steps`` below 0, or ``out`` an existing file.
         OSError: ``out`` cannot be created or written in (checked before any work), or
             writing the outputs failed.
@@ -105,16 +109,18 @@ def run_demo(options: DemoOptions, progress: Progress | None = None) -> dict[str
     positive_int(options.fit_steps, "fit_steps")
     positive_int(options.refine_images, "refine_images", 0)
     positive_int(options.refine_steps, "refine_steps", 0)
+    entry = options.gan
+    zoo.path(entry)  # an unknown entry: a ValueError listing the known ones, before any work
     check_writable(options.out, directory=True)
     if progress is None:
         progress = Progress("demo", counters=options.progress is not False, bar=True if options.progress else None)
-    images_u8, labels = zoo.load_test_images(ZOO_ENTRY)
+    images_u8, labels = zoo.load_test_images(entry)
     if options.n_images > len(images_u8):
         raise ValueError(f"n_images: expected at most {len(images_u8)} (the bundled test images), got {options.n_images}.")
     n = options.n_images
     images_u8, labels = images_u8[:n], labels[:n]
-    progress.stage(f"loading the bundled GAN {ZOO_ENTRY} and its paper inverter")
-    G, D, inverter = zoo.load(ZOO_ENTRY)
+    progress.stage(f"loading the bundled GAN {entry} and its paper inverter")
+    G, D, inverter = zoo.load(entry)
     if options.fit:
         inverter = _fit_fresh(G, D, options, progress)
     x = to_model_range(images_u8)
@@ -126,8 +132,8 @@ def run_demo(options: DemoOptions, progress: Progress | None = None) -> dict[str
     name = "fresh inverter" if options.fit else "paper CN"
     editors = [(name, inverter)]
     real_recon, real_name = None, ""
-    if not options.fit and "real-images" in zoo.inverters(ZOO_ENTRY):
-        real_inverter, real_name = _real_images_inverter(G, D)
+    if not options.fit and "real-images" in zoo.inverters(entry):
+        real_inverter, real_name = _real_images_inverter(entry, G, D)
         progress.stage(f"encoding {n} test images with the real-images inverter ({real_inverter.iterations} step "
                        "networks)")
         real_recon, real_seconds = _timed_reconstruction(real_inverter, x)
@@ -166,7 +172,7 @@ def run_demo(options: DemoOptions, progress: Progress | None = None) -> dict[str
     metrics = {
         "dataset": "Fashion-MNIST test split (bundled: the first 100 images of each class)",
         "n_images": n,
-        "gan": ZOO_ENTRY,
+        "gan": entry,
         "inverter": "fitted now" if options.fit else "bundled",
         "std_over": "images",
         "methods": methods,
@@ -177,9 +183,9 @@ def run_demo(options: DemoOptions, progress: Progress | None = None) -> dict[str
 
 def _fit_fresh(G: torch.nn.Module, D: torch.nn.Module, options: DemoOptions, progress: Progress) -> Inverter:
     """A fresh inverter for the bundled GAN, fit for ``options.fit_steps`` steps from ``options.seed``."""
-    config = zoo.load_gan_config(ZOO_ENTRY)
+    gan = zoo.load_entry_gan(options.gan)  # the feature layer and the codes' shape; a MappedGenerator G brings its sampler
     progress.stage(f"fitting a fresh inverter: {options.fit_steps} steps")
-    fit = {"feature_layer": config.feature_layer, "latent_shape": config.latent_shape,
+    fit = {"feature_layer": gan.feature_layer, "latent_shape": gan.latent_shape,
            "steps": options.fit_steps, "seed": options.seed}
     if progress.on_terminal or not progress.counters:  # the fit's own bar, or nothing
         return fit_inverter(G, D, progress=options.progress, **fit)
@@ -188,9 +194,9 @@ def _fit_fresh(G: torch.nn.Module, D: torch.nn.Module, options: DemoOptions, pro
         return fit_inverter(G, D, progress=False, on_validation=lambda point: counter.update_to(point.step), **fit)
 
 
-def _real_images_inverter(G: torch.nn.Module, D: torch.nn.Module) -> tuple[Inverter, str]:
+def _real_images_inverter(entry: str, G: torch.nn.Module, D: torch.nn.Module) -> tuple[Inverter, str]:
     """The entry's bundled real-image-stage inverter and its label in the picture (with its step networks)."""
-    inverter = Inverter.from_pretrained(zoo.path(ZOO_ENTRY) / zoo.INVERTERS["real-images"], generator=G,
+    inverter = Inverter.from_pretrained(zoo.path(entry) / zoo.INVERTERS["real-images"], generator=G,
                                         discriminator=D)
     k = inverter.iterations
     return inverter, "real-images" + (f" + {k} step{'s' if k > 1 else ''}" if k else "")

@@ -86,6 +86,18 @@ _seed = _integer(0, MAX_SEED, MAX_SEED_TEXT)  # fit_inverter's seeds (and every 
 DEMO_IMAGES = 1000
 """The bundled Fashion-MNIST test images ``discinvert demo --n-images`` chooses from."""
 
+DEMO_ENTRY = "dcgan-fashion-mnist"
+"""The zoo entry ``discinvert demo`` runs on without ``--gan``."""
+
+
+def _zoo_name(text: str) -> str:
+    """An argparse type: ``zoo:NAME`` (the entry itself is checked when the command runs), returned as ``NAME``
+    (argparse passes a string default through it too)."""
+    name = text[len("zoo:"):].strip("/") if text.startswith("zoo:") else ""
+    if not name:
+        raise argparse.ArgumentTypeError(f"expected zoo:NAME, a bundled entry such as zoo:{DEMO_ENTRY}, got {_shown(text)}")
+    return name
+
 
 def _up_to(maximum: int, what: str) -> Callable[[str], int]:
     """An argparse type: an integer from 1 to ``maximum`` (``what`` says why that bound), else a message saying so."""
@@ -208,6 +220,10 @@ def _gan_parent(*, with_shape: bool = True) -> argparse.ArgumentParser:
     if with_shape:
         group.add_argument("--latent-shape", type=_shape, metavar="SHAPE",
                            help="shape of one latent, e.g. 100,1,1 (default: the GAN config's; needed for factories)")
+    group.add_argument("--latent-space", choices=("z", "w", "w+"), default=None,
+                       help="a StyleGAN2 --gan directory: invert into Z, W or W+ (default: the space its config "
+                            "records, W+ for zoo:stylegan2-fashion-mnist); an inverter fitted in one space loads "
+                            "only in that space")
     group.add_argument("--device", help="where to load and run the models, e.g. cpu, cuda, cuda:1 (default: cpu "
                        "for directories, where the factory put them otherwise)")
     return parent
@@ -450,9 +466,11 @@ def _add_push(commands: Any, handler: Handler) -> None:
 
 
 def _add_demo(commands: Any, handler: Handler) -> None:
-    demo = commands.add_parser("demo", help="invert real Fashion-MNIST test images with the bundled DCGAN",
+    demo = commands.add_parser("demo", help="invert real Fashion-MNIST test images with a bundled GAN (the DCGAN by default)",
                                description="Encode, refine and edit the bundled real test images; write a picture and metrics.")
     demo.add_argument("--out", type=Path, default=Path("out/demo"), help="output folder (default: %(default)s)")
+    demo.add_argument("--gan", type=_zoo_name, default=f"zoo:{DEMO_ENTRY}", metavar="zoo:NAME",
+                      help="the bundled GAN: zoo:dcgan-fashion-mnist (default) or zoo:stylegan2-fashion-mnist")
     demo.add_argument("--fit", action="store_true", help="fit a fresh inverter instead of loading the bundled one")
     demo.add_argument("--steps", type=_count, default=None, help="steps of the fresh fit (default: the library's)")
     demo.add_argument("--n-images", type=_up_to(DEMO_IMAGES, "the bundled test images"), default=DEMO_IMAGES,
@@ -475,9 +493,11 @@ def _add_serve(commands: Any, handler: Handler) -> None:
                           "\"discinvert[web]\"."),
         epilog="examples:\n  discinvert serve --gan zoo:dcgan-fashion-mnist\n"
                "  discinvert serve --gan runs/dcgan --inverter inv.safetensors --examples photos/ --labelled labelled/\n"
-               "\nWith a zoo GAN the page offers its bundled test pictures and one direction per class;\n"
-               "elsewhere --examples, --labelled (sub-folders of pictures, one per label) and --directions\n"
-               "(a .safetensors file of named latent-shape tensors) give them.",
+               "\nWith a zoo GAN the page offers its bundled test pictures and one direction per class,\n"
+               "and a picker of GANs offering every bundled entry (zoo:dcgan-fashion-mnist,\n"
+               "zoo:stylegan2-fashion-mnist) with their own pictures and directions; elsewhere --examples,\n"
+               "--labelled (sub-folders of pictures, one per label) and --directions (a .safetensors file\n"
+               "of named latent-shape tensors) give them.",
     )
     _inverter_option(serve, optional_text=" (default with --gan zoo:NAME: the entry's best, its real-images inverter)")
     serve.add_argument("--host", default="127.0.0.1",

@@ -2,9 +2,12 @@
 
 A GAN comes from one of
 
-- a zoo-format directory written by :func:`discinvert.zoo.architectures.save_gan`
-  (``generator.safetensors``, ``discriminator.safetensors``, ``config.json``), or a
-  folder laid out like a zoo entry (``gan/`` and ``inverter/`` inside it);
+- a zoo-format directory written by :func:`discinvert.zoo.architectures.save_gan` or
+  :func:`discinvert.zoo.stylegan2.save_stylegan2` (``generator.safetensors``,
+  ``discriminator.safetensors``, ``config.json``, which names the architecture), or a
+  folder laid out like a zoo entry (``gan/`` and ``inverter/`` inside it). A StyleGAN2's G
+  comes wrapped in a :class:`~discinvert.mapped.MappedGenerator` (codes in its recorded space,
+  W+ unless it says otherwise, or ``--latent-space``), as :func:`discinvert.zoo.gans.load_zoo_gan` loads it;
 - ``zoo:NAME``, a bundled zoo entry (see :func:`discinvert.zoo.available`);
 - two factory strings ``package.module:callable`` (a callable taking no arguments
   and returning an ``nn.Module``), one for G and one for D; the current directory is
@@ -35,8 +38,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from discinvert.zoo.architectures import CONFIG_FILE, load_gan
 from discinvert.inverter import Inverter
+from discinvert.zoo.architectures import CONFIG_FILE
+from discinvert.zoo.gans import load_zoo_gan
 
 __all__ = [
     "ZOO_PREFIX",
@@ -226,26 +230,34 @@ def load_gan_source(
     discriminator: str | None = None,
     latent_shape: tuple[int, ...] | None = None,
     device: torch.device | None = None,
+    latent_space: str | None = None,
 ) -> LoadedGAN:
     """Load G and D from a GAN directory / zoo entry or from factory strings.
 
     With factories, ``generator`` may be ``None`` (then ``LoadedGAN.generator`` is too);
     ``discriminator`` is required. ``device`` moves factory models there and loads
     directory models there (default: the CPU for directories, where the factory put
-    them otherwise).
+    them otherwise). ``latent_space`` (``"z"``, ``"w"``, ``"w+"``): a StyleGAN2 directory's codes
+    in that space instead of its recorded one.
 
     Raises:
-        ValueError, FileNotFoundError: see :func:`resolve_gan_directory` and :func:`load_factory`.
+        ValueError, FileNotFoundError: see :func:`resolve_gan_directory` and :func:`load_factory`;
+            ``latent_space`` for a GAN that is no StyleGAN2 directory.
     """
     if gan is not None:
         directory, default_inverter = resolve_gan_directory(gan)
-        G, D, config, _ = load_gan(directory, device=device or "cpu")
+        loaded = load_zoo_gan(directory, device=device or "cpu", space=latent_space)
         description = gan if gan.startswith(ZOO_PREFIX) else f"{directory}"
+        if latent_space is not None:  # the entry's bundled inverters live in its recorded space
+            default_inverter = None
         return LoadedGAN(
-            generator=G, discriminator=D, description=f"{description} ({config.loss}, latent {config.latent_dim})",
-            feature_layer=config.feature_layer, latent_shape=latent_shape or config.latent_shape,
-            default_inverter=default_inverter,
+            generator=loaded.generator, discriminator=loaded.discriminator,
+            description=f"{description} ({loaded.summary})", feature_layer=loaded.feature_layer,
+            latent_shape=latent_shape or loaded.latent_shape, default_inverter=default_inverter,
         )
+    if latent_space is not None:
+        raise ValueError(f"--latent-space {latent_space}: expected only with --gan naming a StyleGAN2 directory; "
+                         "with factories, wrap G in discinvert.MappedGenerator yourself (docs/byo_gan.md).")
     if discriminator is None:
         raise ValueError("discriminator: expected --gan DIR or --discriminator package.module:factory.")
     D = load_factory(discriminator, "discriminator")

@@ -15,9 +15,10 @@ from __future__ import annotations
 import io
 import json
 import logging
+import re
 import sys
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack
 from importlib import resources
 from typing import TYPE_CHECKING, Any
@@ -26,7 +27,7 @@ import anyio
 import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
@@ -231,8 +232,53 @@ class _RefineResponse(StreamingResponse):
             raise _single(grouped) from None
 
 
-def create_app(session: WebSession) -> FastAPI:
-    """The page and the API for ``session`` (run it with uvicorn; :mod:`discinvert.web.server`)."""
+_GAN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+def create_app(session: WebSession, *, name: str | None = None,
+               others: Mapping[str, WebSession] | None = None) -> FastAPI:
+    """The page and the API for ``session`` (run it with uvicorn; :mod:`discinvert.web.server`).
+
+    Args:
+        session: the GAN served at ``/`` (the page) and ``/api/`` (its API).
+        name: its name in the page's picker of GANs (default ``"this GAN"``).
+        others: more GANs for the picker, by name: each one's page and API are served under ``/gan/NAME/``
+            (``/gan/NAME/api/info``, ...). ``GET /api/gans`` (under every prefix) lists them all, the first one
+            first. ``None``: the picker offers only ``session`` and the page hides it.
+
+    Raises:
+        ValueError: a name that is not letters, digits, ``.``, ``_`` and ``-`` (it is part of a URL), or a name
+            given twice.
+    """
+    others = dict(others or {})
+    first = name or "this GAN"
+    for other in others:
+        if not _GAN_NAME.match(other):
+            raise ValueError(f"others: expected names of letters, digits, '.', '_' and '-' (a part of a URL), "
+                             f"got {other!r}.")
+    if first in others:
+        raise ValueError(f"others: expected names other than the first GAN's {first!r}, got it again.")
+    listing = [{"name": first, "description": session.description, "url": "/"}]
+    listing += [{"name": other, "description": served.description, "url": f"/gan/{other}/"}
+                for other, served in others.items()]
+    app = _one_app(session, listing, 0)
+    for index, (other, served) in enumerate(others.items(), 1):
+        prefix = f"/gan/{other}"
+        # the page's URLs are relative to it: /gan/NAME must become /gan/NAME/
+        app.add_api_route(prefix, _redirect(prefix + "/"), methods=["GET"], include_in_schema=False)
+        app.mount(prefix, _one_app(served, listing, index))
+    return app
+
+
+def _redirect(target: str) -> Callable[[], RedirectResponse]:
+    def endpoint() -> RedirectResponse:
+        return RedirectResponse(target)
+
+    return endpoint
+
+
+def _one_app(session: WebSession, listing: list[dict[str, str]], current: int) -> FastAPI:
+    """One GAN's page and API; ``listing``: every GAN the picker offers, ``current``: this one's index."""
     # No /api/docs: FastAPI's Swagger page loads its scripts from a CDN and is blank offline.
     app = FastAPI(title="discinvert", version=__version__, docs_url=None, redoc_url=None,
                   openapi_url="/api/openapi.json",
@@ -243,6 +289,13 @@ def create_app(session: WebSession) -> FastAPI:
     _add_error_handlers(app)
     _add_page_routes(app, session, static)
     _add_api_routes(app, session)
+
+    @app.get("/api/gans")
+    def gans() -> dict[str, Any]:
+        """The GANs the page's picker offers: ``gans`` (``name``, ``description``, ``url`` of its page) and
+        ``current``, the index of this one."""
+        return {"gans": listing, "current": current}
+
     limit = session.limits.max_upload_bytes + _FORM_ROOM
     app.add_middleware(_BodyLimit, limit=limit)  # type: ignore[arg-type]
     return app

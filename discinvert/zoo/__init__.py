@@ -7,10 +7,12 @@ Everything ships inside the package, so it works offline on a fresh install::
     images, labels = zoo.load_test_images("dcgan-fashion-mnist")   # uint8 (1000, 28, 28)
 
 Each entry is a folder ``discinvert/zoo/<name>/`` holding ``gan/`` (written by
-:func:`discinvert.zoo.architectures.save_gan`), ``inverter/`` (laid out exactly as a Hub repo:
+:func:`discinvert.zoo.architectures.save_gan` for a DCGAN, :func:`discinvert.zoo.stylegan2.save_stylegan2` for a
+StyleGAN2; its ``config.json`` names the architecture, :mod:`discinvert.zoo.gans`), ``inverter/`` (laid out exactly as a Hub repo:
 ``model.safetensors``, ``config.json``, ``README.md``, so publishing it is one
 ``upload_folder`` call) and ``test_images.safetensors``. The folders are made by
-``python -m tools.build_zoo``. An entry may also hold ``inverter-real-images/``: an
+``python -m tools.build_zoo`` (the DCGAN) and ``python -m tools.build_zoo_stylegan2`` (the StyleGAN2, whose
+G :func:`load` gives as the ``MappedGenerator`` of its W+ codes). An entry may also hold ``inverter-real-images/``: an
 inverter fitted with the real-image stage (``fit_inverter(images=...)`` on the data set's train
 split, a lighter CN; the bundled DCGAN's also carries two narrow step networks, so its
 ``encode`` runs them), made by ``python -m tools.build_zoo_real``; load it with
@@ -29,18 +31,19 @@ from __future__ import annotations
 import os
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import safetensors.torch
 import torch
 from torch import nn
 
-from discinvert.zoo.architectures import GANConfig, load_gan
 from discinvert.inverter import Inverter
+from discinvert.zoo.gans import ZooGAN, load_zoo_gan
 from discinvert.pixels import RawImages, read_images
 
-__all__ = ["INVERTERS", "available", "default_inverter", "inverters", "label_names", "load", "load_gan_config",
-           "load_test_images", "path", "read_image_source"]
+__all__ = ["INVERTERS", "available", "default_inverter", "inverters", "label_names", "load", "load_entry_gan",
+           "load_gan_config", "load_test_images", "path", "read_image_source"]
 
 INVERTERS = {"paper": "inverter", "real-images": "inverter-real-images"}
 """The inverters an entry may bundle, by name → their folder: the paper's CN, and one fitted
@@ -66,9 +69,21 @@ def available() -> list[str]:
     return sorted(p.name for p in root.iterdir() if (p / "gan").is_dir())
 
 
-def load_gan_config(name: str) -> GANConfig:
-    """The entry's GAN config (latent shape, feature layer, ...) without loading weights."""
-    return load_gan(path(name) / "gan")[2]
+def load_gan_config(name: str) -> Any:
+    """The entry's GAN config: a :class:`~discinvert.zoo.architectures.GANConfig` (latent shape, feature layer, ...)
+    for a DCGAN entry, a :class:`~discinvert.zoo.stylegan2.StyleGAN2Config` for a StyleGAN2 entry (whose feature
+    layer and code shape :func:`load_entry_gan` gives)."""
+    return load_entry_gan(name).config
+
+
+def load_entry_gan(name: str, *, device: str | torch.device = "cpu") -> ZooGAN:
+    """The entry's GAN with what the zoo knows of it: G as its inverters see it, D, the architecture, the feature
+    layer and the shape of one code (:class:`~discinvert.zoo.gans.ZooGAN`).
+
+    Raises:
+        ValueError: an unknown entry.
+    """
+    return load_zoo_gan(path(name) / "gan", device=device)
 
 
 def inverters(name: str = "dcgan-fashion-mnist") -> list[str]:
@@ -103,8 +118,12 @@ def load(name: str = "dcgan-fashion-mnist", *, device: str | torch.device = "cpu
             :func:`default_inverter` instead (the real-images one where bundled).
 
     Returns:
-        ``(G, D, inverter)``: G and D in eval mode on ``device``; G maps latents
-        ``(N, 100, 1, 1)`` to images ``(N, 1, 28, 28)`` in [-1, 1].
+        ``(G, D, inverter)``: G and D in eval mode on ``device``; G maps the inverter's codes to images in
+        [-1, 1]. The DCGAN's G maps latents ``(N, 100, 1, 1)`` to images ``(N, 1, 28, 28)``. A StyleGAN2
+        entry's G is the :class:`~discinvert.mapped.MappedGenerator` its inverters were fitted against (codes
+        ``(N, 8, 128)`` in W+ for ``stylegan2-fashion-mnist``, images ``(N, 1, 32, 32)``): an inverter's
+        fingerprint is of the module it was fitted with, so the wrapper, not the bare G, is what loads it and
+        decodes its codes; the StyleGAN2 G (``G.mapping``, ``G.synthesis``) is ``G.generator``.
 
     Raises:
         ValueError: an unknown entry, or an inverter the entry does not bundle.
@@ -113,15 +132,18 @@ def load(name: str = "dcgan-fashion-mnist", *, device: str | torch.device = "cpu
     bundled = inverters(name)
     if inverter not in bundled:
         raise ValueError(f"inverter: expected one of {bundled} for zoo entry {name!r}, got {inverter!r}.")
-    G, D, _, _ = load_gan(folder / "gan", device=device)
+    gan = load_zoo_gan(folder / "gan", device=device)
+    G, D = gan.generator, gan.discriminator
     fitted = Inverter.from_pretrained(folder / INVERTERS[inverter], generator=G, discriminator=D)
     return G, D, fitted
 
 
 def load_test_images(name: str = "dcgan-fashion-mnist") -> tuple[np.ndarray, np.ndarray]:
-    """The entry's bundled real test images: uint8 ``(N, 28, 28)`` and int64 labels ``(N,)``.
+    """The entry's bundled real test images: uint8 ``(N, H, W)`` and int64 labels ``(N,)``.
 
-    They come from the data set's test split, which no bundled model saw in training.
+    They come from the data set's test split, which no bundled model saw in training: ``(1000, 28, 28)`` for
+    ``dcgan-fashion-mnist``; padded to ``(1000, 32, 32)`` with the background value 0 for
+    ``stylegan2-fashion-mnist`` (its images' size).
     """
     tensors = safetensors.torch.load_file(str(path(name) / "test_images.safetensors"))
     return tensors["images"].numpy(), tensors["labels"].numpy()

@@ -1,4 +1,5 @@
 // The discinvert page: every picture and number comes from the JSON API under /api/ (docs/web.md).
+// Its URLs are relative to the page: a GAN of the picker served under /gan/NAME/ has its API there.
 //
 // One rule keeps the page honest: every panel shows only what belongs to the current picture.
 // Choosing a picture (or having it refused) first clears every panel, stops a running refinement
@@ -104,7 +105,7 @@ async function invert(picture) {
   const generation = state.generation;
   $("reconstruction-caption").textContent = "encoding…";
   try {
-    const answer = await apiJSON("/api/reconstruct", { method: "POST", body: picture() });
+    const answer = await apiJSON("api/reconstruct", { method: "POST", body: picture() });
     if (generation !== state.generation) return;  // another picture was chosen meanwhile
     state.picture = picture;
     state.code = answer.code;
@@ -154,7 +155,7 @@ async function refine() {
   if (state.refinedCode) { state.refinedCode = null; updateEdit(); }
   let last = null;
   try {
-    const { response } = await api("/api/refine", { method: "POST", body: form, signal: controller.signal });
+    const { response } = await api("api/refine", { method: "POST", body: form, signal: controller.signal });
     const reader = response.body.getReader();
     const decoder = new TextDecoder();
     let buffered = "";
@@ -243,7 +244,7 @@ async function updateEdit() {
   }
   const seq = ++state.editSeq;
   try {
-    const answer = await postJSON("/api/edit", { code, amounts });
+    const answer = await postJSON("api/edit", { code, amounts });
     if (seq !== state.editSeq) return;  // a later edit, or another picture, is on its way
     $("edited").src = answer.image;
     $("edited").dataset.code = JSON.stringify(answer.code);
@@ -269,7 +270,7 @@ async function downloadCode() {
   const code = $("edited").dataset.code ? JSON.parse($("edited").dataset.code) : (state.refinedCode || state.code);
   if (!code) return;
   try {
-    const { response } = await api("/api/code.npy", {
+    const { response } = await api("api/code.npy", {
       method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ code }) });
     const url = URL.createObjectURL(await response.blob());
     save(url, "code.npy");
@@ -297,9 +298,9 @@ async function interpolatePath() {
   status.hidden = false;
   const other = state.other || exampleForm(Number($("other-index").value));
   try {
-    const target = await apiJSON("/api/reconstruct", { method: "POST", body: other() });
+    const target = await apiJSON("api/reconstruct", { method: "POST", body: other() });
     if (!current()) return;
-    const answer = await postJSON("/api/interpolate", {
+    const answer = await postJSON("api/interpolate", {
       code_a: code, code_b: target.code, frames: Number($("frames").value), method: $("method").value });
     if (!current()) return;  // the path of a picture no longer shown, or of an earlier click
     const strip = $("path");
@@ -341,7 +342,7 @@ function layoutExamples() {
   while (strip.children.length > shown) strip.lastChild.remove();
   for (let i = strip.children.length; i < shown; i++) {
     const img = document.createElement("img");
-    img.src = `/api/examples/${i}.png`;
+    img.src = `api/examples/${i}.png`;
     img.alt = labels ? `example ${i}: ${labels[i]}` : `example ${i}`;
     img.title = img.alt;
     img.addEventListener("click", () => { $("example-index").value = String(i); pickExample(i); });
@@ -370,9 +371,25 @@ function pickExample(index) {
   invert(exampleForm(index));
 }
 
+// The picker of GANs: each GAN has a page of its own (a new page starts with nothing of the last one's).
+function buildPicker(listing) {
+  const select = $("gan");
+  for (const [i, gan] of listing.gans.entries()) {
+    const option = document.createElement("option");
+    option.value = gan.url;
+    option.textContent = gan.name;
+    option.title = gan.description;
+    option.selected = i === listing.current;
+    select.append(option);
+  }
+  $("gan-pick").hidden = listing.gans.length < 2;
+  select.addEventListener("change", () => { window.location.assign(select.value); });
+}
+
 async function start() {
   try {
-    const info = await apiJSON("/api/info");
+    buildPicker(await apiJSON("api/gans"));
+    const info = await apiJSON("api/info");
     state.info = info;
     $("description").textContent = info.description;
     const layer = Array.isArray(info.feature_layer) ? info.feature_layer.join(", ") : info.feature_layer;
