@@ -580,7 +580,7 @@ def suggest_feature_layers(
     calls: dict[str, int] = {}
     final: list[Any] = []
     handles = []
-    outputs: list[torch.Tensor] = []  # every output seen (kept alive, so that identity is meaningful)
+    outputs: list[tuple[torch.Tensor, int]] = []  # every output seen, with its version (kept alive: identity counts)
 
     def make_hook(name: str, container: bool) -> Callable[..., None]:
         def hook(_module: nn.Module, _inputs: Any, output: Any) -> None:
@@ -588,8 +588,10 @@ def suggest_feature_layers(
             tensor = first_tensor(output)
             if tensor is None:
                 return
-            handed_on = container and any(tensor is seen for seen in outputs)  # a child's output, unchanged
-            outputs.append(tensor)
+            # a child's output, unchanged: the same tensor, not written in place since (NVIDIA's blocks end with
+            # ``y.add_(x)``, handing on their skip's output tensor with the branch added to it)
+            handed_on = container and any(tensor is seen and tensor._version == version for seen, version in outputs)
+            outputs.append((tensor, tensor._version))
             if calls[name] == 1 and not handed_on and tensor.dim() >= 1 and tensor.shape[0] == batch:
                 order.append((name, tuple(tensor.shape)))
 
