@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers and IDEs
     from discinvert.hub import HubPushError
     from discinvert.inverter import FingerprintMismatchError, ImageRangeWarning, Inverter
     from discinvert.layers import LayerInfo, list_layers, suggest_feature_layers
+    from discinvert.mapped import GaussianPrior, MappedGenerator
     from discinvert.network import CNConfig, ConnectionNetwork
     from discinvert.serialization import UnverifiedWeightsWarning
     from discinvert.fitting.self_generated_stage import ValidationPoint
@@ -39,12 +40,14 @@ _EXPORTS = {
     "ConnectionNetwork": "discinvert.network",
     "FingerprintMismatchError": "discinvert.inverter",
     "FitConfig": "discinvert.fitting.fit_config",
+    "GaussianPrior": "discinvert.mapped",
     "HubPushError": "discinvert.hub",
     "ImageRangeWarning": "discinvert.inverter",
     "Inverter": "discinvert.inverter",
     "InverterConfig": "discinvert.inverter_config",
     "LayerInfo": "discinvert.layers",
     "LayerNotReachedError": "discinvert.features",
+    "MappedGenerator": "discinvert.mapped",
     "UnverifiedWeightsWarning": "discinvert.serialization",
     "UselessInverterWarning": "discinvert.fitting.fit",
     "ValidationPoint": "discinvert.fitting.self_generated_stage",
@@ -59,12 +62,14 @@ __all__ = [
     "ConnectionNetwork",
     "FingerprintMismatchError",
     "FitConfig",
+    "GaussianPrior",
     "HubPushError",
     "ImageRangeWarning",
     "Inverter",
     "InverterConfig",
     "LayerInfo",
     "LayerNotReachedError",
+    "MappedGenerator",
     "UnverifiedWeightsWarning",
     "UselessInverterWarning",
     "ValidationPoint",
