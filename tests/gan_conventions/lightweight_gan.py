@@ -170,8 +170,9 @@ class Discriminator(nn.Module):
         self.to_logits = nn.Sequential(nn.Conv2d(last_chan, last_chan, 1), nn.LeakyReLU(0.1),
                                        nn.Conv2d(last_chan, 1, 4))
         self.to_shape_disc_out = nn.Sequential(
-            nn.Conv2d(init_channel, 16, 3, padding=1), Residual(PreNorm(16, LinearAttention(16))), _down(16, 8),
-            Residual(PreNorm(8, LinearAttention(8))), nn.AdaptiveAvgPool2d((4, 4)), nn.Conv2d(8, 1, 4))
+            nn.Conv2d(init_channel, 8, 3, padding=1), Residual(PreNorm(8, LinearAttention(8, dim_head=4))),
+            _down(8, 4), Residual(PreNorm(4, LinearAttention(4, dim_head=4))), nn.AdaptiveAvgPool2d((4, 4)),
+            nn.Conv2d(4, 1, 4))
         self.decoder1 = SimpleDecoder(chan_in=last_chan, chan_out=init_channel, num_upsamples=2)
 
     def forward(self, x: torch.Tensor,
@@ -208,16 +209,21 @@ def tiny(seed: int = 0) -> LightweightGAN:
     [0, 1], not clamped, a little beyond it)."""
     torch.manual_seed(seed)
     gan = LightweightGAN(latent_dim=16, image_size=32, fmap_inverse_coef=7)
+    G = gan.G
     with torch.no_grad():
-        for generator in (gan.G, gan.GE):
-            for name, param in generator.named_parameters():
-                if name.endswith(".weight") and param.shape == (1,):  # Noise
-                    param.fill_(0.1)
-            for _ in range(10):  # BatchNorm running statistics, as after training
-                generator.train()(torch.randn(64, 16))
-            generator.eval()
-            image = generator(torch.randn(256, 16))
-            generator.out_conv.weight.mul_(0.25 / float(image.std()))
-            generator.out_conv.bias.add_(0.5 - float(generator(torch.randn(256, 16)).mean()))
+        for name, param in G.named_parameters():
+            if name.endswith(".weight") and param.shape == (1,):  # Noise
+                param.fill_(0.1)
+        norms = [m for m in G.modules() if isinstance(m, nn.BatchNorm2d)]
+        for norm in norms:
+            norm.momentum = None  # one pass gives the running statistics a long training would
+        G.train()(torch.randn(128, 16))
+        for norm in norms:
+            norm.momentum = 0.1
+        image = G.eval()(torch.randn(128, 16))
+        G.out_conv.weight.mul_(0.25 / float(image.std()))
+        G.out_conv.bias.add_(0.5 - float(G(torch.randn(128, 16)).mean()))
+        gan.GE.load_state_dict(G.state_dict())
+    gan.GE.eval()
     gan.D.train()
     return gan

@@ -65,12 +65,12 @@ class Conv2dLayer(nn.Module):
 
 def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, *, demodulate: bool = True,
                      padding: int = 0) -> torch.Tensor:
-    n, c, h, w = x.shape
-    weights = weight[None] * styles[:, None, :, None, None]  # (N, O, I, k, k)
+    """Per-sample modulated (and demodulated) convolution, as NVIDIA's non-fused path computes it: scale the input
+    channels by the styles, convolve with the shared weight, scale the output channels by the demodulation."""
+    x = F.conv2d(x * styles[:, :, None, None], weight, padding=padding)
     if demodulate:
-        weights = weights * (weights.square().sum(dim=(2, 3, 4), keepdim=True) + 1e-8).rsqrt()
-    out = F.conv2d(x.reshape(1, n * c, h, w), weights.reshape(-1, *weight.shape[1:]), padding=padding, groups=n)
-    return out.reshape(n, -1, *out.shape[2:])
+        x = x * ((weight[None] * styles[:, None, :, None, None]).square().sum(dim=(2, 3, 4)) + 1e-8).rsqrt()[..., None, None]
+    return x
 
 
 class MappingNetwork(nn.Module):

@@ -78,16 +78,14 @@ class ModulatedConv2d(nn.Module):
         self.modulation = EqualLinear(style_dim, in_channel, bias_init=1)
 
     def forward(self, input: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
-        batch, in_channel, height, width = input.shape
-        weight = self.scale * self.weight * self.modulation(style).view(batch, 1, in_channel, 1, 1)
-        if self.demodulate:
-            weight = weight * torch.rsqrt(weight.pow(2).sum([2, 3, 4]) + 1e-8).view(batch, self.out_channel, 1, 1, 1)
+        styles = self.modulation(style)  # (N, in_channel); computed as rosinality's non-fused path does
         if self.upsample:
             input = F.interpolate(input, scale_factor=2, mode="nearest")
-            height, width = height * 2, width * 2
-        weight = weight.view(batch * self.out_channel, in_channel, self.kernel_size, self.kernel_size)
-        out = F.conv2d(input.reshape(1, batch * in_channel, height, width), weight, padding=self.padding, groups=batch)
-        return out.view(batch, self.out_channel, height, width)
+        out = F.conv2d(input * styles[:, :, None, None], self.weight[0] * self.scale, padding=self.padding)
+        if self.demodulate:
+            weight = self.scale * self.weight * styles[:, None, :, None, None]
+            out = out * torch.rsqrt(weight.pow(2).sum([2, 3, 4]) + 1e-8)[..., None, None]
+        return out
 
 
 class NoiseInjection(nn.Module):
