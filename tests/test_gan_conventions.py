@@ -215,7 +215,7 @@ def test_lucidrains_recipe_runs_as_written(_small_fits) -> None:
     ns = _run("lucidrains' stylegan2-pytorch", 1, {"GAN": GAN, "images": images})
     assert_untouched(before, GAN)
     assert ns["layers"] == ["final_conv"]
-    assert suggest_feature_layers(GAN.D, images[:16], depths=2) == ["blocks.1", "final_conv"]
+    assert suggest_feature_layers(GAN.D, images[:16], depths=2) == [f"blocks.{int(math.log2(16)) - 3}", "final_conv"]
     assert ns["styles"].shape == (8, GAN.GE.num_layers, GAN.GE.latent_dim)
     fixed = torch.rand((1, 16, 16, 1), generator=torch.Generator().manual_seed(0))  # noise_seed=0, as the package draws
     torch.testing.assert_close(ns["x_hat"], GAN.GE(ns["styles"], fixed.expand(8, -1, -1, -1)))
@@ -243,8 +243,31 @@ def test_lightweight_gan_recipe_runs_as_written(_small_fits) -> None:
     ns = _run("lucidrains' lightweight-gan", 1, {"GAN": GAN, "images": images})
     assert_untouched(before, GAN)
     assert ns["layers"] == ["to_logits.1"]
+    # the page at 256 px: ['residual_layers.3.0', 'to_logits.1'], the last residual layer (at 8x8) being 4.0
     assert suggest_feature_layers(GAN.D, images[:16], depths=2) == ["residual_layers.0.0", "to_logits.1"]
+    assert [info.output_shape[2:] for info in list_layers(GAN.D, images[:16])
+            if info.name in ("residual_layers.1.0", "to_logits.1")] == [(8, 8), (8, 8)]
     assert ns["z"].shape == (8, GAN.latent_dim) and ns["x_hat"].shape == (8, 3, 32, 32)
     assert ns["inv"].config.probe.generator.stochastic  # as the page says
     _saved_and_loaded(ns, "z", images)
     assert_untouched(before, GAN)
+
+
+def test_the_suggestion_on_nvidia_d_is_the_block_not_its_branch() -> None:
+    """NVIDIA's blocks end with ``y.add_(x)``: the block hands on its skip's output tensor with the branch added in
+    place. The suggestion is the block (``b8``, what ``b4`` reads), not the branch's last conv (``b8.conv1``, which
+    suggest_feature_layers gave while it took an output written in place for one handed on unchanged)."""
+    G, D = _nvidia()
+    images = _images(lambda g, n: G(torch.randn(n, G.z_dim, generator=g), None, noise_mode="const"), n=8)
+    assert suggest_feature_layers(D, (images, None)) == ["b8"]
+    assert suggest_feature_layers(D, (images, None), depths=2) == ["b16", "b8"]
+
+
+def test_the_suggestion_on_a_conditional_nvidia_d_skips_its_label_mapping() -> None:
+    """A conditional NVIDIA D maps ``c`` with an MLP (``mapping``) after its blocks; that MLP's output, which never
+    reads the image, is not suggested (it was, as ``mapping.fc1``, the last module before the head)."""
+    G, D = _nvidia(c_dim=3)
+    c = F.one_hot(torch.arange(8) % 3, 3).float()
+    images = _images(lambda g, n: G(torch.randn(n, G.z_dim, generator=g), c, noise_mode="const"), n=8)
+    assert suggest_feature_layers(D, (images, c)) == ["b8"]
+    assert {"mapping", "mapping.fc0", "mapping.fc1"} <= {info.name for info in list_layers(D, (images, c))}
