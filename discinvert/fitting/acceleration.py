@@ -125,7 +125,7 @@ def channels_last_copy(module: nn.Module, name: str) -> nn.Module:
         ) from error
     # 4-D tensors only: ``.to(memory_format=...)`` also takes 5-D ones and fails on them (rosinality's modulated
     # convolutions keep a (1, out, in, k, k) weight).
-    return duplicate._apply(lambda t: t.contiguous(memory_format=torch.channels_last) if t.dim() == 4 else t)
+    return duplicate._apply(lambda t: t.to(memory_format=torch.channels_last) if t.dim() == 4 else t)
 
 
 def probe_levers(
