@@ -46,6 +46,7 @@ from discinvert.conditioning import Conditioning
 from discinvert.features import FeatureTap
 from discinvert.gan import generate, model_device, model_dtype
 from discinvert.guard import buffer_snapshot, frozen
+from discinvert.latents import LatentSampler
 from discinvert.rng import kept
 
 __all__ = ["CHUNKS", "PROBES", "PROBE_SEED", "TOLERANCE", "Behaviour", "Probe", "check_stored", "compare", "differences", "record", "summarise"]
@@ -179,8 +180,12 @@ class Behaviour:
         return cls(probes["generator"], probes["discriminator"])
 
 
-def _probe_latents(latent_shape: tuple[int, ...], device: torch.device) -> torch.Tensor:
+def _probe_latents(latent_shape: tuple[int, ...], device: torch.device,
+                   latent_sampler: LatentSampler | None = None) -> torch.Tensor:
+    """The probe latents, drawn on the CPU (the same on every device): ``N(0, I)``, or ``latent_sampler``'s."""
     cpu = torch.Generator().manual_seed(PROBE_SEED)
+    if latent_sampler is not None:
+        return latent_sampler(PROBES, cpu, torch.device("cpu")).to(device)
     return torch.randn((PROBES, *latent_shape), generator=cpu, dtype=torch.float32).to(device)
 
 
@@ -271,12 +276,12 @@ def _probe(run: Callable[[], torch.Tensor], device: torch.device, what: str, dev
 
 def _runners(generator: nn.Module, tap: FeatureTap, *, latent_shape: tuple[int, ...],
              image_shape: tuple[int, ...], image_range: tuple[float, float] | None,
-             conditioning: Conditioning | None) -> tuple[torch.device, Callable[[], torch.Tensor],
-                                                         Callable[[], torch.Tensor], bool] | None:
+             conditioning: Conditioning | None, latent_sampler: LatentSampler | None = None,
+             ) -> tuple[torch.device, Callable[[], torch.Tensor], Callable[[], torch.Tensor], bool] | None:
     """The device and the two probe runs, and whether the probes are bound to the device type;
     ``None`` when the conditions cannot be drawn reproducibly."""
     device = model_device(tap.discriminator) or model_device(generator) or torch.device("cpu")
-    latents = _probe_latents(latent_shape, device)
+    latents = _probe_latents(latent_shape, device, latent_sampler)
     conditions, reproducible, device_bound = _probe_conditions(conditioning, device)
     if not reproducible:
         logger.info("the condition sampler draws other conditions from the same seed; no behavioural fingerprint "
@@ -295,7 +300,7 @@ def _runners(generator: nn.Module, tap: FeatureTap, *, latent_shape: tuple[int, 
 
 def record(generator: nn.Module, tap: FeatureTap, *, latent_shape: tuple[int, ...], image_shape: tuple[int, ...],
            image_range: tuple[float, float] | None, conditioning: Conditioning | None = None,
-           normal_prior: bool = True) -> Behaviour:
+           normal_prior: bool = True, latent_sampler: LatentSampler | None = None) -> Behaviour:
     """Run the probes on G and D (eval mode, no gradients; both come back untouched) and summarise them.
 
     Args:
@@ -308,6 +313,8 @@ def record(generator: nn.Module, tap: FeatureTap, *, latent_shape: tuple[int, ..
         normal_prior: G takes ``N(0, I)`` latents. ``False`` (a custom ``latent_sampler``, whose codes G
             may not take from ``N(0, I)``: a uniform or a mapped W space) probes D alone; the sampler is
             not stored, so the load could not draw the same latents.
+        latent_sampler: draws the probe latents instead of ``N(0, I)`` (from a seeded CPU generator): the
+            sampler of a :class:`~discinvert.mapped.MappedGenerator`'s space, which the load has too.
 
     The global RNGs (torch's, the CUDA one of the models' device, NumPy's and Python's) are left as they
     were; a caller's autocast is off while the probes run. Each run starts from the buffer values G and D
@@ -315,7 +322,8 @@ def record(generator: nn.Module, tap: FeatureTap, *, latent_shape: tuple[int, ..
     """
     with frozen(generator, tap.discriminator):
         runners = _runners(generator, tap, latent_shape=latent_shape, image_shape=image_shape,
-                           image_range=image_range, conditioning=conditioning)
+                           image_range=image_range, conditioning=conditioning,
+                           latent_sampler=latent_sampler if normal_prior else None)
         if runners is None:
             return Behaviour(None, None)
         device, run_generator, run_discriminator, bound = runners
@@ -367,7 +375,8 @@ def check_stored(stored: Any, measured: Behaviour, *, source: str, image_size: i
 
 def compare(stored: Behaviour, generator: nn.Module, tap: FeatureTap, *, latent_shape: tuple[int, ...],
             image_shape: tuple[int, ...], image_range: tuple[float, float] | None,
-            conditioning: Conditioning | None = None, normal_prior: bool = True) -> list[str]:
+            conditioning: Conditioning | None = None, normal_prior: bool = True,
+            latent_sampler: LatentSampler | None = None) -> list[str]:
     """Run the probes on the G and D given and compare them with ``stored`` (:func:`differences`).
 
     Returns:
@@ -376,5 +385,5 @@ def compare(stored: Behaviour, generator: nn.Module, tap: FeatureTap, *, latent_
     """
     measured = record(generator, tap, latent_shape=latent_shape, image_shape=image_shape,
                       image_range=image_range, conditioning=conditioning,
-                      normal_prior=normal_prior and stored.generator is not None)
+                      normal_prior=normal_prior and stored.generator is not None, latent_sampler=latent_sampler)
     return differences(stored, measured, layer=tap.layer_name)

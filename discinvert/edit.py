@@ -10,6 +10,10 @@ images' codes and decoding the path shows how G morphs one into the other.
 >>> edited = edit(inv, tshirts[:8], direction, strength=1.0)     # doctest: +SKIP
 >>> path = interpolate_images(inv, images[0], images[1], 9)      # doctest: +SKIP
 
+Codes in W or W+ of a :class:`~discinvert.MappedGenerator` edit the same way (directions are
+differences of mean codes, in any space); interpolation between images then defaults to the
+straight line, since those codes are not Gaussian around the origin.
+
 All functions work without grad on the inverter's GAN and leave G and D as they
 found them (through :meth:`Inverter.encode` / :meth:`Inverter.decode`).
 """
@@ -394,7 +398,8 @@ def interpolate(
 ) -> torch.Tensor:
     """Evenly spaced codes from ``z0`` to ``z1``, both endpoints included.
 
-    ``"linear"`` walks the straight line ``(1 - t) z0 + t z1``. ``"slerp"`` walks the
+    ``"linear"`` walks the straight line ``(1 - t) z0 + t z1``, the path for codes in W or W+
+    of a :class:`~discinvert.MappedGenerator` (not centred at zero). ``"slerp"`` walks the
     great circle between the codes' directions while their norm changes linearly; for
     Gaussian latents it keeps intermediate codes at the norm the prior puts its mass
     on (the straight line's midpoint is too short, ~``|z|/√2`` for independent codes)
@@ -480,7 +485,7 @@ def interpolate_images(
     image1: torch.Tensor | np.ndarray,
     steps: int,
     *,
-    method: InterpolationMethod = "slerp",
+    method: InterpolationMethod | None = None,
     batch_size: int | None = None,
     conditions: torch.Tensor | np.ndarray | None = None,
     path_conditions: torch.Tensor | np.ndarray | None = None,
@@ -495,7 +500,11 @@ def interpolate_images(
         image0, image1: one image each, ``image_shape`` (no batch dimension), floating
             point in G's value range; tensors or numpy arrays.
         steps: images on the path, at least 2, endpoints included.
-        method: ``"slerp"`` (default; see :func:`interpolate`) or ``"linear"``.
+        method: ``"slerp"`` or ``"linear"`` (see :func:`interpolate`). Default (``None``): ``"slerp"`` for
+            Gaussian codes (a plain G's ``z``, or Z of a :class:`~discinvert.MappedGenerator`), ``"linear"``
+            for codes in W or W+: those are not Gaussian around the origin (their mean is far from zero), so
+            the norm slerp keeps carries no meaning there and the straight line between two codes is the
+            usual path in W.
         batch_size: codes per forward pass through D and G.
         conditions: for a conditional GAN, ``(2, ...)``: the conditions of ``image0``
             and ``image1``, used to encode them.
@@ -517,6 +526,9 @@ def interpolate_images(
     x0 = _single_image("image0", image0, inverter.image_shape)
     x1 = _single_image("image1", image1, inverter.image_shape)
     steps = _check_steps(steps)
+    if method is None:
+        space = inverter.latent_space
+        method = "slerp" if space is None or space["space"] == "z" else "linear"
     method = _check_method(method)
     if inverter.conditioning is None and path_conditions is not None:
         raise ValueError("path_conditions: this inverter is unconditional; expected None.")

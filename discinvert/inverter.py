@@ -24,11 +24,13 @@ from discinvert.gan import DEFAULT_BATCH_SIZE, check_module, generate, model_dev
 from discinvert.guard import frozen
 from discinvert.step_networks import StepNetwork, iterate
 from discinvert.layers import resolve_layers
+from discinvert.latents import LatentSampler, normal_sampler
+from discinvert.mapped import GaussianPrior, MappedGenerator, check_generator_space, prior_dim
 from discinvert.network import ConnectionNetwork
 from discinvert.keyword_settings import keyword_settings
 from discinvert.optimize import OptimizeSettings, optimize_latents
 from discinvert.rng import kept
-from discinvert.serialization import read_inverter_file, write_inverter_file
+from discinvert.serialization import PRIOR_TENSORS, read_inverter_file, write_inverter_file
 from discinvert.argument_checks import holds_data, is_integer, numpy_tensor, optional_bool, optional_callable, positive_int
 from discinvert.value_range import RANGE_MARGIN, nominal_range, range_problem
 
@@ -85,6 +87,12 @@ class Inverter(nn.Module):
     registered: they never appear in :meth:`state_dict`, in saved files, or under
     ``.to()``/``.parameters()``. Every method leaves G and D as it found them.
 
+    Fit for a :class:`~discinvert.MappedGenerator` (codes in Z, W or W+ of a mapping network;
+    ``config.latent_space`` records which), it also holds that space's Gaussian prior, estimated
+    once at fit time, as the buffers ``prior_mean`` and ``prior_scale_tril`` (saved in its file):
+    :attr:`prior`, whose penalty is :meth:`refine`'s prior term, and G must then be a
+    ``MappedGenerator`` of the same space.
+
     Build one with :func:`discinvert.fit_inverter` or :meth:`Inverter.load`.
 
     Args:
@@ -95,7 +103,9 @@ class Inverter(nn.Module):
             when ``config.conditional``).
 
     Raises:
-        ValueError: the feature layer is not in D, or conditioning disagrees with the config.
+        ValueError: the feature layer is not in D, conditioning disagrees with the config, or G is not
+            the kind of generator the config's ``latent_space`` names (a plain G, or a ``MappedGenerator``
+            of that space and shape).
     """
 
     def __init__(
@@ -117,6 +127,7 @@ class Inverter(nn.Module):
             )
         if not config.conditional and conditioning is not None:
             raise ValueError("conditioning: this inverter was fit for an unconditional GAN; got a Conditioning.")
+        check_generator_space(generator, config.latent_space, "generator")
         resolve_device(generator, discriminator, None)  # G and D on different devices: a clear error
         layer_name, layer = resolve_layers(discriminator, config.feature_layer)
         self.config = config
@@ -124,12 +135,15 @@ class Inverter(nn.Module):
             self.cn = ConnectionNetwork(config.cn)
             self.steps = nn.ModuleList(
                 StepNetwork(config.step) for _ in range(config.iterations) if config.step is not None)
+        if config.latent_space is not None:  # the space's prior, filled in by the fit or the file
+            d = prior_dim(config.latent_space)
+            self.register_buffer(PRIOR_TENSORS[0], torch.zeros(d))
+            self.register_buffer(PRIOR_TENSORS[1], torch.eye(d))
         tap = FeatureTap(discriminator, layer_name, layer, conditioning=conditioning)
         self._gan = _GAN(generator, discriminator, tap, conditioning)
         device = model_device(discriminator) or model_device(generator)
         if device is not None:
-            self.cn.to(device)
-            self.steps.to(device)
+            self.to(device)
         self.eval()
 
     # ------------------------------------------------------------------ properties
@@ -162,6 +176,30 @@ class Inverter(nn.Module):
     def latent_shape(self) -> tuple[int, ...]:
         """Shape of one latent code."""
         return self.config.latent_shape
+
+    @property
+    def latent_space(self) -> dict[str, Any] | None:
+        """The record of G's latent space (a :class:`~discinvert.MappedGenerator`'s ``space_record()``), or ``None``."""
+        return self.config.latent_space
+
+    @property
+    def prior(self) -> GaussianPrior | None:
+        """The Gaussian prior of G's latent space estimated at fit time (``None`` for a plain G, whose prior
+        term is ``||z||²``); its ``penalty`` is :meth:`refine`'s prior term."""
+        if self.config.latent_space is None:
+            return None
+        return GaussianPrior(getattr(self, PRIOR_TENSORS[0]), getattr(self, PRIOR_TENSORS[1]))
+
+    @property
+    def latent_sampler(self) -> LatentSampler:
+        """Where fresh codes come from (``sampler(n, generator, device)``, as ``fit_inverter`` takes it): the
+        sampler of G's latent space for a :class:`~discinvert.MappedGenerator` (W+ samples style-mixed),
+        else ``N(0, I)`` of :attr:`latent_shape` (a fit's custom ``latent_sampler`` is not stored)."""
+        return self.generator.sample if isinstance(self.generator, MappedGenerator) else normal_sampler(self.latent_shape)
+
+    def _latent_sampler(self) -> LatentSampler | None:
+        """The sampler of G's latent space when G is a :class:`~discinvert.MappedGenerator`, else ``None``."""
+        return self.latent_sampler if isinstance(self.generator, MappedGenerator) else None
 
     @property
     def image_shape(self) -> tuple[int, ...]:
@@ -447,7 +485,9 @@ class Inverter(nn.Module):
         Adam on ``z`` against the pixel loss, optionally plus a discriminator-feature
         term (``feature_weight``: distance between ``D_f(G(z))`` and ``D_f(x)``, against
         the drift toward average-looking images that pixel-only losses show) and a
-        latent prior term (``prior_weight``: ``||z||²``). G and D come back unchanged.
+        latent prior term (``prior_weight``: ``||z||²``; for an inverter of a
+        :class:`~discinvert.MappedGenerator`, the penalty of its space's Gaussian prior
+        :attr:`prior`, which is ``||z||²`` in Z). G and D come back unchanged.
         The options it shares with :func:`~discinvert.optimize.optimize_latents` are the
         fields of :class:`~discinvert.optimize.OptimizeSettings`.
 
@@ -496,6 +536,7 @@ class Inverter(nn.Module):
             conditioning=self.conditioning,
             batch_size=size,
             discriminator=self.discriminator,
+            prior=self.prior,
             **settings,
         )
         return refined.to(codes.device)
@@ -586,7 +627,8 @@ class Inverter(nn.Module):
             problems += behaviour.compare(self.config.probe, self.generator, self._gan.tap,
                                           latent_shape=self.latent_shape, image_shape=self.image_shape,
                                           image_range=self.config.image_range, conditioning=self.conditioning,
-                                          normal_prior=self.config.latent_prior == "normal")
+                                          normal_prior=self.config.latent_prior in ("normal", "mapped"),
+                                          latent_sampler=self._latent_sampler())
         if not problems:
             return True
         message = (
@@ -600,10 +642,15 @@ class Inverter(nn.Module):
         return False
 
     def _sample(self, n: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """``n`` fixed latents from N(0, I) (seed 0) and their conditions, on the run device."""
+        """``n`` fixed latents (seed 0) and their conditions, on the run device: from N(0, I), or from the
+        sampler of G's latent space when G is a :class:`~discinvert.MappedGenerator`."""
         device = self._run_device()
         generator = torch.Generator(device=device).manual_seed(0)
-        latents = torch.randn((n, *self.latent_shape), generator=generator, device=device)
+        sampler = self._latent_sampler()
+        if sampler is not None:
+            latents = sampler(n, generator, device)
+        else:
+            latents = torch.randn((n, *self.latent_shape), generator=generator, device=device)
         if self.conditioning is None:
             return latents, None
         with kept(device):  # a sampler drawing from a global RNG must not move the user's
@@ -646,6 +693,7 @@ class Inverter(nn.Module):
         probe = behaviour.record(self.generator, self._gan.tap, latent_shape=self.latent_shape,
                                  image_shape=self.image_shape, image_range=self.config.image_range,
                                  conditioning=self.conditioning, normal_prior=self.config.latent_prior == "normal")
+        # (files before format version 5 have no latent space: the sampler is N(0, I))
         self.config = dataclasses.replace(self.config, probe=probe)
         logger.info("recorded the behavioural fingerprint of this G and D (the file predates format version 5)")
 
@@ -695,6 +743,10 @@ class Inverter(nn.Module):
         inverter._check_against_gan(source)
         matched = inverter.check_fingerprints(on_mismatch=on_mismatch, source=source)
         inverter.load_state_dict(state, strict=True)
+        try:
+            inverter.prior  # noqa: B018 - a damaged prior (not a Cholesky factor) is refused here
+        except ValueError as error:
+            raise ValueError(f"{source}: the latent space's prior: {error}") from None
         if config.fingerprint_scheme < 2 and matched:
             inverter._upgrade_legacy_config()
         if inverter.config.probe is None and matched:

@@ -12,10 +12,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from discinvert.behaviour import Behaviour
+from discinvert.mapped import check_space_record, space_latent_shape
 from discinvert.step_networks import MAX_ITERATIONS, StepConfig, residual_shape
 from discinvert.network import MAX_FEATURES, MAX_LATENT_VALUES, CNConfig
 
-__all__ = ["FORMAT_VERSION", "MAX_IMAGE_VALUES", "MAX_SHAPE_DIMENSIONS", "InverterConfig", "migrate"]
+__all__ = ["FORMAT_VERSION", "LATENT_SPACE_FORMAT_VERSION", "MAX_IMAGE_VALUES", "MAX_SHAPE_DIMENSIONS", "InverterConfig", "migrate"]
 
 MAX_NAME_LENGTH = 1000
 """Longest layer name in a stored config (a dotted path in ``named_modules()``)."""
@@ -27,7 +28,11 @@ MAX_IMAGE_VALUES = 2**28
 """Most values of one image in a stored config (268,435,456: an RGB image of 8192 x 8192 has 201,326,592)."""
 
 FORMAT_VERSION = 5
-"""Version of the on-disk format written by this library.
+"""Version of the on-disk format this library writes for an inverter of a plain G.
+
+Files of an inverter fit for a :class:`~discinvert.mapped.MappedGenerator` are written in
+:data:`LATENT_SPACE_FORMAT_VERSION` (6); a plain G's file is unchanged by version 6, so it is
+still written as version 5, which older discinvert reads.
 
 Version 5 (2026-12): the file's metadata carries a digest of its tensor bytes
 (``tensor_digest``, see :mod:`discinvert.serialization`), and the config adds ``probe``, the
@@ -46,11 +51,22 @@ Version 2 added ``image_range`` and made the discriminator fingerprint cover the
 layer's name and the module path up to it. Version 1 to 4 files still load (see
 :func:`migrate`); version 1 and 2 files have no step networks."""
 
+LATENT_SPACE_FORMAT_VERSION = 6
+"""Version of the format of an inverter fit for a :class:`~discinvert.mapped.MappedGenerator`, the newest this
+library reads.
+
+Version 6 (2026-12) adds ``latent_space`` to the config, the record of the generator's latent space (Z, W or
+W+ of a mapping network, :meth:`~discinvert.mapped.MappedGenerator.space_record`), and the tensors
+``prior_mean`` and ``prior_scale_tril`` of that space's Gaussian prior beside the weights; ``latent_prior``
+is then ``"mapped"`` (codes drawn by the space's own sampler) or ``"custom"``. Only such inverters are
+written as version 6; a version-5 config reads as one with ``latent_space: null`` (a plain G, no prior
+tensors)."""
+
 _FINGERPRINT_PREFIX = "sha256:"
 
 
 def migrate(data: dict[str, Any], *, source: str) -> dict[str, Any]:
-    """Bring a stored config to :data:`FORMAT_VERSION`.
+    """Bring a stored config to the newest version, :data:`LATENT_SPACE_FORMAT_VERSION` (a plain G's with ``latent_space: null``).
 
     Raises:
         ValueError: the version is missing, malformed, or newer than this library reads.
@@ -58,10 +74,10 @@ def migrate(data: dict[str, Any], *, source: str) -> dict[str, Any]:
     version = data.get("format_version")
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise ValueError(f"{source}: expected an integer 'format_version' >= 1, got {version!r}.")
-    if version > FORMAT_VERSION:
+    if version > LATENT_SPACE_FORMAT_VERSION:
         raise ValueError(
             f"{source}: written in discinvert format version {version}, but this discinvert "
-            f"reads versions up to {FORMAT_VERSION}. Upgrade discinvert "
+            f"reads versions up to {LATENT_SPACE_FORMAT_VERSION}. Upgrade discinvert "
             "(pip install -U discinvert) to load it."
         )
     if version == 1:
@@ -81,6 +97,14 @@ def migrate(data: dict[str, Any], *, source: str) -> dict[str, Any]:
             raise ValueError(f"{source}: format version 4 has no 'probe'; got one in the config (the file was altered).")
         # version 5 adds the tensor digest to the metadata and the behavioural fingerprint (none recorded here)
         data = {**data, "format_version": 5, "probe": None}
+    if data["format_version"] == 5:
+        if "latent_space" in data:
+            raise ValueError(f"{source}: format version 5 has no 'latent_space'; got one in the config (the file was "
+                             "altered).")
+        data = {**data, "format_version": 6, "latent_space": None}  # a plain G's inverter
+    elif data.get("latent_space") is None:
+        raise ValueError(f"{source}: format version 6 is written for a generator's latent space, expected a "
+                         f"'latent_space' record, got {data.get('latent_space', 'none')!r}; the file was altered.")
     return data
 
 
@@ -145,6 +169,30 @@ def _range(value: Any, source: str) -> tuple[float, float] | None:
     return float(value[0]), float(value[1])
 
 
+def _check_space(latent_space: dict[str, Any] | None, latent_shape: tuple[int, ...], latent_prior: str,
+                 source: str) -> None:
+    """A recorded latent space is valid and fits ``latent_shape``; ``latent_prior`` is ``"mapped"`` or
+    ``"custom"`` with one, ``"normal"`` or ``"custom"`` without."""
+    if latent_space is not None:
+        check_space_record(latent_space, f"{source}: latent_space")
+        expected = space_latent_shape(latent_space)
+        if latent_shape != expected:
+            raise ValueError(f"{source}: expected latent_shape {list(expected)} for latent space "
+                             f"{latent_space['space']!r}, got {list(latent_shape)}.")
+    allowed = ("normal", "custom") if latent_space is None else ("mapped", "custom")
+    if latent_prior not in allowed:
+        raise ValueError(f"{source}: expected latent_prior {' or '.join(map(repr, allowed))} "
+                         f"{'without' if latent_space is None else 'with'} a latent_space, got {latent_prior!r}.")
+
+
+def _latent_space(value: Any, latent_shape: tuple[int, ...], latent_prior: str, source: str) -> dict[str, Any] | None:
+    """A stored ``latent_space``: null or a space record that fits ``latent_shape`` and ``latent_prior``."""
+    if value is not None and not isinstance(value, dict):
+        raise ValueError(f"{source}: expected 'latent_space' to be null or an object, got {value!r:.200}.")
+    _check_space(value, latent_shape, latent_prior, source)
+    return None if value is None else check_space_record(value, source)
+
+
 @dataclass(frozen=True)
 class InverterConfig:
     """Everything an inverter needs besides its weights.
@@ -160,7 +208,8 @@ class InverterConfig:
         discriminator_fingerprint: SHA-256 of D's weights and buffers up to the feature layer.
         discriminator_modules: D's submodules that run up to the feature layer.
         conditional: fit with a :class:`~discinvert.Conditioning` (encode needs conditions).
-        latent_prior: ``"normal"`` for N(0, I), ``"custom"`` for a user's sampler.
+        latent_prior: ``"normal"`` for N(0, I), ``"custom"`` for a user's sampler, ``"mapped"`` for the
+            sampler of G's latent space (a :class:`~discinvert.mapped.MappedGenerator`'s ``sample``).
         fit: how it was fit (steps, batch size, lr, seed, best validation MSE, seconds);
             informative only.
         image_range: ``(min, max)`` of G's images seen at fit time (the held-out
@@ -171,6 +220,10 @@ class InverterConfig:
         probe: the behavioural fingerprint (G's images and D's features on fixed probe
             inputs, :mod:`discinvert.behaviour`); ``None`` for a file written before format
             version 5 (the loader then records it from the GAN it was loaded with).
+        latent_space: the :meth:`~discinvert.mapped.MappedGenerator.space_record` of the
+            :class:`~discinvert.mapped.MappedGenerator` it was fit for (``space``, ``z_dim``,
+            ``w_dim``, ``num_ws``, ``truncation_psi``, ``mixing``, ``convention``), ``None`` for a
+            plain G.
         fingerprint_scheme: ``2`` when ``discriminator_fingerprint`` covers the feature
             layer's name and module path (written since format version 2), ``1`` for a
             version-1 file (weights only); not stored, files are always written as 2.
@@ -191,12 +244,14 @@ class InverterConfig:
     iterations: int = 0
     step: StepConfig | None = None
     probe: Behaviour | None = None
+    latent_space: dict[str, Any] | None = None
     fingerprint_scheme: int = 2
 
     def __post_init__(self) -> None:
         if (self.step is None) != (self.iterations == 0):
             raise ValueError(f"InverterConfig: expected a step config exactly when iterations > 0, got iterations="
                              f"{self.iterations} and step={self.step!r}.")
+        _check_space(self.latent_space, tuple(self.latent_shape), self.latent_prior, "InverterConfig")
         if self.iterations and self.fingerprint_scheme < 2:
             raise ValueError("InverterConfig: a version-1 fingerprint scheme has no step networks; got iterations="
                              f"{self.iterations}.")
@@ -207,14 +262,17 @@ class InverterConfig:
         return math.prod(self.latent_shape)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-able form, with ``format_version`` and ``library_version``."""
+        """JSON-able form, with ``format_version`` (:data:`FORMAT_VERSION`, or :data:`LATENT_SPACE_FORMAT_VERSION`
+        with a ``latent_space``) and ``library_version``."""
         if self.fingerprint_scheme < 2:
             # A version-1 config loaded with on_mismatch="warn" and a mismatch: its D
             # fingerprint is still the version-1 kind, so it is written as version 1.
             legacy = {k: v for k, v in self._dict(FORMAT_VERSION).items()
-                      if k not in ("image_range", "iterations", "step", "probe")}
+                      if k not in ("image_range", "iterations", "step", "probe", "latent_space")}
             return {**legacy, "format_version": 1}
-        return self._dict(FORMAT_VERSION)
+        if self.latent_space is None:  # a plain G's inverter: exactly the version-5 config
+            return {k: v for k, v in self._dict(FORMAT_VERSION).items() if k != "latent_space"}
+        return self._dict(LATENT_SPACE_FORMAT_VERSION)
 
     def _dict(self, version: int) -> dict[str, Any]:
         from discinvert._version import __version__
@@ -237,6 +295,7 @@ class InverterConfig:
             "iterations": self.iterations,
             "step": None if self.step is None else self.step.to_dict(),
             "probe": None if self.probe is None else self.probe.to_dict(),
+            "latent_space": None if self.latent_space is None else dict(self.latent_space),
         }
 
     @classmethod
@@ -264,12 +323,10 @@ class InverterConfig:
             raise ValueError(f"{source}: expected a JSON object, got {type(data).__name__}.")
         scheme = 1 if data.get("format_version") == 1 else 2  # read before migrate() upgrades it
         data = dict(migrate(data, source=source))
-        required = {
-            "format_version", "library_version", "feature_layer", "latent_shape", "image_shape",
+        required = {"format_version", "library_version", "feature_layer", "latent_shape", "image_shape",
             "feature_dim", "cn", "generator_fingerprint", "discriminator_fingerprint",
             "discriminator_modules", "conditional", "latent_prior", "fit", "image_range", "iterations", "step",
-            "probe",
-        }
+            "probe", "latent_space"}
         missing = sorted(required - set(data))
         unknown = sorted(set(data) - required)
         if missing or unknown:
@@ -291,8 +348,9 @@ class InverterConfig:
             raise ValueError(f"{source}: expected 'discriminator_modules' to be a list of strings, got {modules!r}.")
         if not isinstance(data["conditional"], bool):
             raise ValueError(f"{source}: expected 'conditional' to be a bool, got {data['conditional']!r}.")
-        if data["latent_prior"] not in ("normal", "custom"):
-            raise ValueError(f"{source}: expected 'latent_prior' 'normal' or 'custom', got {data['latent_prior']!r}.")
+        if data["latent_prior"] not in ("normal", "custom", "mapped"):
+            raise ValueError(f"{source}: expected 'latent_prior' 'normal', 'custom' or 'mapped', got {data['latent_prior']!r}.")
+        latent_space = _latent_space(data["latent_space"], latent_shape, data["latent_prior"], source)
         if not isinstance(data["fit"], dict):
             raise ValueError(f"{source}: expected 'fit' to be an object, got {data['fit']!r}.")
         try:
@@ -323,6 +381,7 @@ class InverterConfig:
             iterations=iterations,
             step=step,
             probe=probe,
+            latent_space=latent_space,
             fingerprint_scheme=scheme,
         )
         if cn.in_features != feature_dim or cn.out_features != config.latent_dim:

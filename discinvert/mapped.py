@@ -33,7 +33,8 @@ from discinvert.argument_checks import positive_float, positive_int
 from discinvert.gan import check_module, model_device, model_dtype
 from discinvert.guard import frozen
 
-__all__ = ["GaussianPrior", "LatentSpace", "MappedGenerator", "SPACES"]
+__all__ = ["GaussianPrior", "LatentSpace", "MappedGenerator", "SPACES", "check_generator_space", "check_space_record", "prior_dim",
+           "space_latent_shape"]
 
 LatentSpace = Literal["z", "w", "w+"]
 SPACES: Final[tuple[str, ...]] = ("z", "w", "w+")
@@ -44,6 +45,9 @@ _NOISE_MODES: Final[tuple[str, ...]] = ("const", "none", "random")
 _RIDGE: Final[float] = 1e-3
 """Ridge added to an estimated covariance, relative to its mean variance: directions in which the mapping
 hardly varies would otherwise dominate the penalty (and make the Cholesky factor fail)."""
+_MAX_SIZE: Final[int] = 2**20
+"""Largest ``z_dim``, ``w_dim`` or ``num_ws`` a stored space record may name (the codes' own bound applies too)."""
+_RECORD_KEYS: Final[tuple[str, ...]] = ("space", "z_dim", "w_dim", "num_ws", "truncation_psi", "mixing", "convention")
 _CENTRE_SAMPLES: Final[int] = 10_000
 _CHUNK: Final[int] = 1_000
 
@@ -82,6 +86,10 @@ class GaussianPrior:
                              f"got a smallest diagonal entry {diagonal.min().item()!r}.")
         standard = not bool(mean.count_nonzero()) and torch.equal(tril, torch.eye(d, dtype=tril.dtype, device=tril.device))
         object.__setattr__(self, "_standard", standard)
+        # One memory layout (a Cholesky factor comes column-major): the penalty is then the same bits for a
+        # prior as estimated and as loaded from a file.
+        object.__setattr__(self, "mean", mean.contiguous())
+        object.__setattr__(self, "scale_tril", tril.contiguous())
 
     @classmethod
     def standard(cls, dim: int) -> GaussianPrior:
@@ -140,6 +148,19 @@ class GaussianPrior:
 
 class MappedGenerator(nn.Module):
     """G = synthesis ∘ mapping, seen as a function of codes in Z, W or W+: ``forward(codes) -> images``.
+
+    >>> Gm = MappedGenerator.nvidia(G, space="w+")               # doctest: +SKIP
+    >>> inverter = fit_inverter(Gm, D, "b8")                      # doctest: +SKIP
+    >>> ws = inverter.encode(images)                              # (N, num_ws, w_dim)   # doctest: +SKIP
+
+    For another code base, say how to reach its two halves::
+
+        Gm = MappedGenerator(G, mapping=lambda g, z: g.mapping_net(z),
+                             synthesis=lambda g, ws: g.render(ws, noise=None),
+                             z_dim=512, w_dim=512, num_ws=14, space="w")
+
+    ``fit_inverter(Gm, ...)`` then takes ``latent_shape`` and ``latent_sampler`` from it, and the inverter
+    records the space, keeps its Gaussian prior and needs a ``MappedGenerator`` of that space to load.
 
     Args:
         generator: the user's G; registered as the submodule ``generator`` (its weights are this module's only
@@ -322,9 +343,7 @@ class MappedGenerator(nn.Module):
     @property
     def latent_shape(self) -> tuple[int, ...]:
         """The shape of one code: ``(z_dim,)``, ``(w_dim,)`` or ``(num_ws, w_dim)``."""
-        if self.space == "z":
-            return (self.z_dim,)
-        return (self.w_dim,) if self.space == "w" else (self.num_ws, self.w_dim)
+        return space_latent_shape(self.space_record())
 
     @property
     def w_avg(self) -> torch.Tensor | None:
@@ -460,6 +479,77 @@ class MappedGenerator(nn.Module):
         rows = self._mapped_rows(_CENTRE_SAMPLES, 0, truncate=False)
         device = model_device(self.generator) or torch.device("cpu")
         return rows.mean(0).to(device, model_dtype(self.generator))
+
+
+def check_space_record(record: object, source: str) -> dict[str, object]:
+    """A stored :meth:`MappedGenerator.space_record`, checked strictly: exactly its keys, each of its type and range.
+
+    Raises:
+        ValueError: not an object, missing or unknown keys, a bad value; the message starts with ``source``.
+    """
+    if not isinstance(record, dict):
+        raise ValueError(f"{source}: expected an object with the keys {list(_RECORD_KEYS)}, got {_describe(record):.200}.")
+    missing, unknown = sorted(set(_RECORD_KEYS) - set(record)), sorted(set(record) - set(_RECORD_KEYS))
+    if missing or unknown:
+        raise ValueError(f"{source}: missing keys {missing}, unknown keys {unknown}.")
+    if record["space"] not in SPACES:
+        raise ValueError(f"{source}: expected 'space' one of {SPACES}, got {record['space']!r:.100}.")
+    if record["convention"] not in CONVENTIONS:
+        raise ValueError(f"{source}: expected 'convention' one of {CONVENTIONS}, got {record['convention']!r:.100}.")
+    for key in ("z_dim", "w_dim", "num_ws"):
+        value = record[key]
+        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= _MAX_SIZE:
+            raise ValueError(f"{source}: expected {key!r} to be an int from 1 to {_MAX_SIZE}, got {value!r:.100}.")
+    for key, low_open in (("truncation_psi", True), ("mixing", False)):
+        value = record[key]
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        ok = ok and (value > 0 if low_open else 0 <= value <= 1)
+        if not ok:
+            expected = "a finite number > 0" if low_open else "a number in [0, 1]"
+            raise ValueError(f"{source}: expected {key!r} to be {expected}, got {value!r:.100}.")
+    return {**record, "truncation_psi": float(record["truncation_psi"]), "mixing": float(record["mixing"])}
+
+
+def space_latent_shape(record: Mapping[str, object]) -> tuple[int, ...]:
+    """The shape of one code of a (checked) space record: ``(z_dim,)``, ``(w_dim,)`` or ``(num_ws, w_dim)``."""
+    z_dim, w_dim, num_ws = (int(record[k]) for k in ("z_dim", "w_dim", "num_ws"))  # type: ignore[call-overload]
+    return (z_dim,) if record["space"] == "z" else (w_dim,) if record["space"] == "w" else (num_ws, w_dim)
+
+
+def prior_dim(record: Mapping[str, object]) -> int:
+    """The length of one code vector the space's prior is on: ``z_dim`` in Z, ``w_dim`` in W and W+."""
+    return int(record["z_dim"] if record["space"] == "z" else record["w_dim"])  # type: ignore[call-overload]
+
+
+_MATCHING: Final[tuple[str, ...]] = ("space", "z_dim", "w_dim", "num_ws", "truncation_psi")
+"""What a G must share with a recorded space to run an inverter fit for it (``mixing`` and ``convention`` only
+say how the fit drew its codes and which code base it read)."""
+
+
+def check_generator_space(generator: nn.Module, record: Mapping[str, object] | None, source: str) -> None:
+    """``generator`` is the kind of G an inverter with the space ``record`` was fit for.
+
+    ``record`` ``None`` (a plain G's inverter) needs a G that is no :class:`MappedGenerator`; a record needs a
+    :class:`MappedGenerator` with the same ``space``, ``z_dim``, ``w_dim``, ``num_ws`` and ``truncation_psi``.
+
+    Raises:
+        ValueError: naming what the inverter was fit for and what came; the message starts with ``source``.
+    """
+    if record is None:
+        if isinstance(generator, MappedGenerator):
+            raise ValueError(f"{source}: fit for a plain generator (codes G(z) takes as they are), got a MappedGenerator "
+                             f"in space {generator.space!r}; pass the generator itself, unwrapped.")
+        return
+    fit_for = ", ".join(f"{k}={record[k]!r}" for k in _MATCHING)
+    if not isinstance(generator, MappedGenerator):
+        raise ValueError(f"{source}: fit for a MappedGenerator in latent space {record['space']!r} ({fit_for}), got a "
+                         f"plain {type(generator).__name__}; wrap it as at fit time, e.g. "
+                         f"MappedGenerator.{record['convention'] if record['convention'] != 'custom' else 'nvidia'}"
+                         f"(G, space={record['space']!r}).")
+    mine = generator.space_record()
+    if any(mine[k] != record[k] for k in _MATCHING):
+        got = ", ".join(f"{k}={mine[k]!r}" for k in _MATCHING)
+        raise ValueError(f"{source}: fit for a MappedGenerator with {fit_for}; got one with {got}.")
 
 
 def _require(module: nn.Module, names: tuple[str, ...], what: str) -> None:

@@ -31,7 +31,7 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from discinvert.inverter import Inverter, RangeCheck
 from discinvert.keyword_settings import keyword_settings, setting
-from discinvert.latents import LatentSampler, normal_sampler
+from discinvert.latents import LatentSampler
 from discinvert.pixels import model_to_unit
 from discinvert.argument_checks import is_integer, positive_int
 
@@ -285,7 +285,9 @@ def latent_recovery(
     Args:
         inverter: an unconditional inverter.
         n: number of fresh samples.
-        latent_sampler: the prior, default ``N(0, I)`` of the inverter's latent shape.
+        latent_sampler: the prior, default :attr:`Inverter.latent_sampler <discinvert.Inverter.latent_sampler>`:
+            ``N(0, I)`` of the inverter's latent shape, or the sampler of G's latent space for a
+            :class:`~discinvert.MappedGenerator` (W and W+ codes).
 
     Returns:
         ``{"mse", "cosine", "n"}``. Predicting zero scores an MSE of 1 under ``N(0, I)``.
@@ -297,7 +299,7 @@ def latent_recovery(
     if inverter.conditioning is not None:
         raise ValueError("latent_recovery: expected an unconditional inverter; got a conditional one.")
     device = next(inverter.cn.parameters()).device
-    sampler = latent_sampler or normal_sampler(inverter.latent_shape)
+    sampler = latent_sampler or inverter.latent_sampler
     z = sampler(n, torch.Generator(device=device).manual_seed(seed), device)
     codes = inverter.encode(inverter.decode(z, batch_size), batch_size)
     flat_z, flat_c = z.reshape(n, -1).float(), codes.reshape(n, -1).float()

@@ -10,7 +10,10 @@ Loss per image (means over that image's values)::
     ||G(z) - x||²  +  feature_weight · ||D_f(G(z)) - D_f(x)||²  +  prior_weight · ||z||²
 
 The feature term is the remedy the paper suggests for pixel-loss drift toward
-average-looking images; the prior term keeps codes near the Gaussian shell. The options
+average-looking images; the prior term keeps codes near the Gaussian shell. For codes in
+W or W+ of a :class:`~discinvert.mapped.MappedGenerator` the prior term is the penalty of
+that space's Gaussian prior (:class:`~discinvert.mapped.GaussianPrior`: the mean squared
+whitened distance from W's mean), which is ``||z||²`` for the standard normal. The options
 both entry points share are the fields of :class:`OptimizeSettings` (each default and
 its documentation once).
 """
@@ -32,6 +35,7 @@ from discinvert.conditioning import Conditioning
 from discinvert.features import FeatureTap
 from discinvert.gan import DEFAULT_BATCH_SIZE, generate
 from discinvert.guard import frozen
+from discinvert.mapped import GaussianPrior, MappedGenerator
 from discinvert.keyword_settings import keyword_settings, setting
 from discinvert.argument_checks import nonnegative_float, optional_bool, optional_callable, positive_float, positive_int
 
@@ -57,7 +61,9 @@ class OptimizeSettings:
     feature_weight: float = setting(
         0.0, "weight of the discriminator-feature term, the distance between ``D_f(G(z))`` and ``D_f(x)`` "
         "(0: off).")
-    prior_weight: float = setting(0.0, "weight of the latent prior term ``||z||²`` (0: off).")
+    prior_weight: float = setting(
+        0.0, "weight of the latent prior term ``||z||²`` (0: off); with a MappedGenerator, the penalty of its "
+        "space's Gaussian prior.")
     tol: float | None = setting(
         None, "per-image early stop: an image whose loss improved by less than this relative amount over the "
         f"last {_TOL_WINDOW} steps keeps its best code from then on, and a batch stops once all its images "
@@ -98,6 +104,7 @@ class _Objective:
     conditioning: Conditioning | None
     settings: OptimizeSettings
     steps: int
+    prior: GaussianPrior | None = None
 
     def per_image(self, z: torch.Tensor, target: torch.Tensor, cond: torch.Tensor | None,
                   target_features: torch.Tensor | None) -> torch.Tensor:
@@ -109,12 +116,14 @@ class _Objective:
             features = self.tap(fake, cond).float()  # type: ignore[misc]
             per_image = per_image + self.settings.feature_weight * (features - target_features).pow(2).mean(1)
         if self.settings.prior_weight > 0:
-            per_image = per_image + self.settings.prior_weight * z.pow(2).flatten(1).mean(1)
+            penalty = z.pow(2).flatten(1).mean(1) if self.prior is None else self.prior.penalty(z)
+            per_image = per_image + self.settings.prior_weight * penalty
         return per_image
 
 
 @keyword_settings(OptimizeSettings, order=("steps", "lr", "loss", "tap", "feature_weight", "prior_weight", "conditions",
-                                           "conditioning", "batch_size", "tol", "progress", "discriminator", "callback"))
+                                           "conditioning", "batch_size", "tol", "progress", "discriminator", "prior",
+                                           "callback"))
 def optimize_latents(
     generator: nn.Module,
     images: torch.Tensor,
@@ -126,6 +135,7 @@ def optimize_latents(
     conditioning: Conditioning | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
     discriminator: nn.Module | None = None,
+    prior: GaussianPrior | None = None,
     **settings: Any,
 ) -> torch.Tensor:
     """Optimise codes so that ``G(z)`` matches ``images``; return the best code seen per image.
@@ -140,6 +150,9 @@ def optimize_latents(
         conditioning: how to call a conditional G.
         batch_size: images optimised together (memory bound: activations of one batch).
         discriminator: D, frozen alongside G when the feature term is used.
+        prior: the Gaussian prior whose penalty is the prior term; ``None``: ``||z||²``, or for a
+            :class:`~discinvert.mapped.MappedGenerator` its space's prior (estimated here, when
+            ``prior_weight > 0``, by ``generator.prior()``).
         {settings}
 
     Returns:
@@ -158,7 +171,11 @@ def optimize_latents(
     if steps == 0 or init.shape[0] == 0:
         return init.detach().clone()
 
-    objective = _Objective(generator, tap, conditioning, options, steps)
+    if prior is not None and not isinstance(prior, GaussianPrior):
+        raise ValueError(f"prior: expected a GaussianPrior or None, got {type(prior).__name__}.")
+    if prior is None and options.prior_weight > 0 and isinstance(generator, MappedGenerator):
+        prior = generator.prior()
+    objective = _Objective(generator, tap, conditioning, options, steps, prior)
     out = torch.empty_like(init)
     n = init.shape[0]
     bar = tqdm(total=steps * math.ceil(n / batch_size), desc="refine", unit="step",

@@ -20,6 +20,11 @@ dimensions) as int8 with one float32 scale per output row, the tensor
 the other floating tensors (biases, BatchNorm) in float32: a quarter of the float32 file
 for an MLP. Every file loads back as float32. Int8 files need format version 4.
 
+An inverter fit for a :class:`~discinvert.mapped.MappedGenerator` (format version 6, a
+``latent_space`` in its config) also stores its space's Gaussian prior, the tensors
+``prior_mean`` ``(d,)`` and ``prior_scale_tril`` ``(d, d)`` (:data:`PRIOR_TENSORS`), always in
+float32 whatever ``dtype`` the weights take; a plain G's inverter has neither.
+
 The file is written atomically (:func:`discinvert.files.atomic_write`) and its config
 read with :func:`discinvert.files.parse_json`.
 """
@@ -42,11 +47,12 @@ import torch
 from discinvert._version import __version__
 from discinvert.inverter_config import InverterConfig
 from discinvert.files import atomic_write, parse_json
+from discinvert.mapped import prior_dim
 from discinvert.step_networks import StepNetwork
 from discinvert.network import ConnectionNetwork
 
 __all__ = [
-    "DIGEST_KEY", "FORMAT_NAME", "INT8_SCALE_SUFFIX", "UnverifiedWeightsWarning", "check_state_dict",
+    "DIGEST_KEY", "FORMAT_NAME", "INT8_SCALE_SUFFIX", "PRIOR_TENSORS", "UnverifiedWeightsWarning", "check_state_dict",
     "inverter_file_writer", "read_inverter_file", "tensor_digest", "write_inverter_file",
 ]
 
@@ -63,6 +69,8 @@ _DIGEST_FIRST_VERSION = 5
 DIGEST_KEY = "tensor_digest"
 """Metadata key of the digest of the stored tensors (format version 5 and later)."""
 _DIGEST_PREFIX = "sha256:"
+PRIOR_TENSORS = ("prior_mean", "prior_scale_tril")
+"""Names of the Gaussian prior's tensors in the file of an inverter with a ``latent_space`` (always float32)."""
 
 
 class UnverifiedWeightsWarning(UserWarning):
@@ -208,13 +216,17 @@ def inverter_file_writer(
     """
     if dtype not in _STORAGE_DTYPES:
         raise ValueError(f"dtype: expected one of {_STORAGE_DTYPES}, got {dtype}.")
+    prior = {name: state[name].detach().to("cpu", torch.float32).contiguous().clone()
+             for name in PRIOR_TENSORS if name in state}  # a Cholesky factor must not lose its small diagonal
+    weights = {name: tensor for name, tensor in state.items() if name not in prior}
     if dtype == torch.int8:
-        tensors = _quantise_int8({name: t.detach().to("cpu").contiguous().clone() for name, t in state.items()})
+        tensors = _quantise_int8({name: t.detach().to("cpu").contiguous().clone() for name, t in weights.items()})
     else:
         tensors = {
             name: tensor.detach().to("cpu", dtype=dtype if tensor.is_floating_point() else tensor.dtype).contiguous().clone()
-            for name, tensor in state.items()
+            for name, tensor in weights.items()
         }
+    tensors.update(prior)
     overflowed = sorted(n for n, t in tensors.items() if t.is_floating_point() and not bool(torch.isfinite(t).all()))
     if overflowed:
         raise ValueError(
@@ -270,10 +282,14 @@ def check_state_dict(state: dict[str, torch.Tensor], config: InverterConfig, *, 
             one = StepNetwork(config.step).state_dict()
             for index in range(config.iterations):
                 reference.update({f"steps.{index}.{k}": v for k, v in one.items()})
+        if config.latent_space is not None:
+            d = prior_dim(config.latent_space)
+            reference.update({PRIOR_TENSORS[0]: torch.empty(d), PRIOR_TENSORS[1]: torch.empty(d, d)})
     missing = sorted(set(reference) - set(state))
     unexpected = sorted(set(state) - set(reference))
     if missing or unexpected:
         what = "connection network" if config.iterations == 0 else f"connection network and {config.iterations} step network(s)"
+        what += "" if config.latent_space is None else " and the latent space's prior"
         raise ValueError(
             f"{source}: the weights do not match the config's {what}: "
             f"missing tensors {missing[:5]}, unexpected tensors {unexpected[:5]}."

@@ -21,7 +21,7 @@ SECTIONS: list[tuple[str, list[str]]] = [
     ("discinvert", ["fit_inverter", "FitConfig", "Inverter", "list_layers", "LayerInfo", "Conditioning", "InverterConfig", "CNConfig",
                     "ConnectionNetwork", "FingerprintMismatchError", "LayerNotReachedError", "ImageRangeWarning",
                     "UselessInverterWarning",
-                    "HubPushError"]),
+                    "HubPushError", "MappedGenerator", "GaussianPrior"]),
     ("discinvert.metrics", ["reconstruction_score", "latent_recovery", "nearest_neighbour_accuracy", "image_quality",
                             "draw_subsets", "summarize_draws"]),
     ("discinvert.edit", ["attribute_direction", "class_directions", "apply_direction", "edit", "interpolate",
@@ -35,6 +35,11 @@ SECTIONS: list[tuple[str, list[str]]] = [
 
 INVERTER_METHODS = ["encode", "decode", "reconstruct", "refine", "save", "load", "save_pretrained", "from_pretrained",
                     "push_to_hub", "check_fingerprints", "from_state"]
+METHODS: dict[str, list[str]] = {
+    "Inverter": INVERTER_METHODS,
+    "MappedGenerator": ["nvidia", "rosinality", "lucidrains", "forward", "sample", "prior", "space_record"],
+    "GaussianPrior": ["standard", "penalty", "tensors", "from_tensors"],
+}
 
 
 def _signature(obj: object) -> str:
@@ -59,10 +64,9 @@ def build() -> str:
             obj = getattr(module, name)
             kind = "class" if inspect.isclass(obj) else "def"
             lines += [f"### `{kind} {name}{_signature(obj)}`", "", "```text", _doc(obj), "```", ""]
-            if name == "Inverter":
-                for method in INVERTER_METHODS:
-                    member = getattr(obj, method)
-                    lines += [f"#### `Inverter.{method}{_signature(member)}`", "", "```text", _doc(member), "```", ""]
+            for method in METHODS.get(name, []):
+                member = getattr(obj, method)
+                lines += [f"#### `{name}.{method}{_signature(member)}`", "", "```text", _doc(member), "```", ""]
     return "\n".join(lines)
 
 

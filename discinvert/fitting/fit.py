@@ -54,7 +54,9 @@ from discinvert.inverter_config import InverterConfig
 from discinvert.keyword_settings import keyword_settings
 from discinvert.latents import LatentSampler, normal_sampler, parse_latent_shape
 from discinvert.layers import FeatureLayer, resolve_layers
+from discinvert.mapped import MappedGenerator
 from discinvert.network import CNConfig, ConnectionNetwork, feature_statistics, standardised_inputs
+from discinvert.serialization import PRIOR_TENSORS
 from discinvert.step_networks import StepConfig, StepNetwork, residual_shape
 
 __all__ = ["DEFAULT_LR", "DEFAULT_STEPS", "FitConfig", "UselessInverterWarning", "fit_inverter"]
@@ -77,8 +79,25 @@ def _new_seed() -> int:
     return int.from_bytes(os.urandom(8), "little") >> 12
 
 
-def _prior(latent_shape: Sequence[int] | int | None, latent_sampler: LatentSampler | None) -> tuple[LatentSampler, tuple[int, ...] | None]:
-    """The sampler to draw latents from, and the shape every draw must have (``None``: the sampler's)."""
+def _mapped_prior(generator: MappedGenerator, latent_shape: Sequence[int] | int | None,
+                  latent_sampler: LatentSampler | None) -> tuple[LatentSampler, tuple[int, ...]]:
+    """A :class:`MappedGenerator`'s sampler and code shape, unless given; a given shape must be the space's."""
+    if latent_shape is not None and parse_latent_shape(latent_shape) != generator.latent_shape:
+        raise ValueError(
+            f"latent_shape: expected the shape of one code of the generator's latent space {generator.space!r}, "
+            f"{generator.latent_shape}, or None (the default for a MappedGenerator), got {latent_shape!r}.")
+    if latent_sampler is not None and not callable(latent_sampler):
+        raise ValueError(f"latent_sampler: expected a callable (n, generator, device) -> Tensor, got {latent_sampler!r}.")
+    return (generator.sample if latent_sampler is None else latent_sampler), generator.latent_shape
+
+
+def _prior(generator: nn.Module, latent_shape: Sequence[int] | int | None,
+           latent_sampler: LatentSampler | None) -> tuple[LatentSampler, tuple[int, ...] | None]:
+    """The sampler to draw latents from, and the shape every draw must have (``None``: the sampler's).
+
+    A :class:`~discinvert.MappedGenerator` gives both by default: its ``sample`` and ``latent_shape``."""
+    if isinstance(generator, MappedGenerator):
+        return _mapped_prior(generator, latent_shape, latent_sampler)
     if latent_shape is None and latent_sampler is None:
         raise ValueError(
             "latent_shape: expected the shape of G's latent input, e.g. latent_shape=(100,) or "
@@ -125,6 +144,8 @@ def _checkpointing(run: FitRun, cn_config: CNConfig, cn_batches: torch.Generator
         "generator_fingerprint": facts.generator_fingerprint, "discriminator_fingerprint": facts.discriminator_fingerprint,
         "conditional": run.conditioning is not None, "world_size": dist_ctx.world_size, "levers": run.levers,
     }
+    if isinstance(run.gan.generator, MappedGenerator):  # a W and a Z fit of one G can share every other entry
+        identity["latent_space"] = run.gan.generator.space_record()
     # Checkpoints written before issue 18 lack the rule and the levers: they resume with the settings
     # that behave as that version did (schedule 'cosine', patience None, explicit levers).
     before_18 = {"schedule": None} if settings.schedule == "cosine" else {}
@@ -153,9 +174,11 @@ def _record_behaviour(run: FitRun, users_buffers: Callable[[], None]) -> behavio
     its own seeded RNGs are put back, so the fit's random streams do not move. With a custom
     ``latent_sampler`` only D is probed."""
     users_buffers()
-    return behaviour.record(run.gan.generator, run.gan.tap, latent_shape=run.latent_shape,
+    generator = run.gan.generator
+    return behaviour.record(generator, run.gan.tap, latent_shape=run.latent_shape,
                             image_shape=run.facts.image_shape, image_range=run.held_out.image_range,
-                            conditioning=run.conditioning, normal_prior=not run.custom_prior)
+                            conditioning=run.conditioning, normal_prior=not run.custom_prior,
+                            latent_sampler=generator.sample if isinstance(generator, MappedGenerator) else None)
 
 
 def _inverter_config(run: FitRun, cn_config: CNConfig, result: TrainResult, stages: dict[str, Any],
@@ -163,11 +186,14 @@ def _inverter_config(run: FitRun, cn_config: CNConfig, result: TrainResult, stag
     """The returned inverter's config; ``stages`` holds the records of the real-image and iterative stages
     that ran (``"real_images"``, ``"iterative"``)."""
     settings, facts = run.settings, run.facts
+    generator = run.gan.generator
+    space = generator.space_record() if isinstance(generator, MappedGenerator) else None
     return InverterConfig(
         feature_layer=run.layer_name, latent_shape=run.latent_shape, image_shape=facts.image_shape,
         feature_dim=facts.feature_dim, cn=cn_config, generator_fingerprint=facts.generator_fingerprint,
         discriminator_fingerprint=facts.discriminator_fingerprint, discriminator_modules=facts.modules,
-        conditional=run.conditioning is not None, latent_prior="custom" if run.custom_prior else "normal",
+        conditional=run.conditioning is not None,
+        latent_prior="custom" if run.custom_prior else "normal" if space is None else "mapped", latent_space=space,
         image_range=run.held_out.image_range, iterations=0 if step_config is None else settings.iterations,
         step=step_config,
         fit={
@@ -361,7 +387,7 @@ def _prepare(generator: nn.Module, discriminator: nn.Module, feature_layer: Feat
     """What a fit needs before G and D run: the feature layer and its tap, the pairs, the device, the
     autocast dtype asked for, the torchrun context, and the settings with their seed (the same on every rank)."""
     layer_name, layer = resolve_layers(discriminator, feature_layer)
-    sampler, shape = _prior(latent_shape, latent_sampler)
+    sampler, shape = _prior(generator, latent_shape, latent_sampler)
     device = resolve_device(generator, discriminator, settings.device)
     autocast_dtype = check_autocast_dtype(settings.autocast_dtype, device)
     tap = FeatureTap(discriminator, layer_name, layer, conditioning=conditioning)
@@ -428,12 +454,18 @@ def _check_arguments(settings: FitConfig, given: set[str], images: bool, conditi
 
 def _assemble(config: InverterConfig, run: FitRun, cn: ConnectionNetwork,
               step_networks: Sequence[nn.Module]) -> Inverter:
-    """The returned inverter: ``config`` with the fitted CN's and step networks' weights, in eval mode."""
+    """The returned inverter: ``config`` with the fitted CN's and step networks' weights, in eval mode; for a
+    :class:`~discinvert.MappedGenerator`, with its space's Gaussian prior (estimated here, once)."""
     inverter = Inverter(config, generator=run.gan.generator, discriminator=run.discriminator,
                         conditioning=run.conditioning)
     inverter.cn.load_state_dict(cn.state_dict(), strict=True)
     for mine, trained in zip(inverter.steps, step_networks, strict=True):
         mine.load_state_dict(trained.state_dict(), strict=True)
+    if isinstance(run.gan.generator, MappedGenerator):
+        prior = run.gan.generator.prior()
+        with torch.no_grad():
+            for name, tensor in zip(PRIOR_TENSORS, (prior.mean, prior.scale_tril), strict=True):
+                getattr(inverter, name).copy_(tensor)
     return inverter.eval()
 
 
@@ -454,7 +486,8 @@ def fit_inverter(
     """Fit an inverter (image → latent) for a pretrained GAN from its discriminator's features.
 
     Args:
-        generator: G, mapping latents ``(N, *latent_shape)`` to images ``(N, *image_shape)``.
+        generator: G, mapping latents ``(N, *latent_shape)`` to images ``(N, *image_shape)``; for codes in Z, W or W+,
+            a :class:`~discinvert.MappedGenerator`: its ``latent_shape``, ``sample`` and prior are then the defaults.
         discriminator: D, any ``nn.Module`` taking G's images.
         feature_layer: D's layer the connection network reads: a dotted name from ``D.named_modules()``
             (``"main.9"``) or the submodule; D's forward stops right after it. Start from D's last hidden
