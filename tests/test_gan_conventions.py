@@ -128,6 +128,8 @@ def test_nvidia_recipe_runs_as_written(_small_fits) -> None:
     assert ns["inv"].config.fit["real_images"] is not None
     assert ns["ws"].shape == (8, G.num_ws, G.w_dim)
     torch.testing.assert_close(ns["x_hat"], G.synthesis(ns["ws"], noise_mode="const"))
+    assert ns["ws_refined"].shape == ns["ws"].shape and not torch.equal(ns["ws_refined"], ns["ws"])
+    assert ns["inv"].config.latent_prior == "mapped" and ns["inv"].config.latent_space["space"] == "w+"
     _saved_and_loaded(ns, "ws", images)
     assert_untouched(before, G, D)
 
