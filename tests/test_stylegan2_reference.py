@@ -257,11 +257,19 @@ def test_the_block_output_before_the_statistic_fits_as_well() -> None:
     _codes_do_not_depend_on_the_batch(inverter, _images(generator))
 
 
-def _codes_do_not_depend_on_the_batch(inverter, images: torch.Tensor) -> None:
-    codes = inverter.encode(images, batch_size=8)
+def _codes_do_not_depend_on_the_batch(inverter, images: torch.Tensor, labels: torch.Tensor | None = None) -> None:
+    """An image's code is the same in a batch of 8, in pairs, alone, and beside 5 other images."""
+    codes = inverter.encode(images, batch_size=8, conditions=labels)
     assert codes.shape == (8, TINY.z_dim) and bool(torch.isfinite(codes).all())
-    in_pairs = inverter.encode(images, batch_size=2)
-    assert float((codes - in_pairs).abs().max()) <= 1e-5 * max(1.0, float(codes.abs().max()))
+    tolerance = 1e-5 * max(1.0, float(codes.abs().max()))
+    in_pairs = inverter.encode(images, batch_size=2, conditions=labels)
+    alone = torch.cat([inverter.encode(images[i : i + 1], conditions=None if labels is None else labels[i : i + 1])
+                       for i in range(len(images))])
+    others = torch.flip(images, dims=(-1,))[:5]  # other images (mirrored)
+    beside = inverter.encode(torch.cat([others, images[:3]]),
+                             conditions=None if labels is None else torch.cat([labels[:5], labels[:3]]))[5:]
+    for other in (in_pairs, alone, beside):
+        assert float((codes[: len(other)] - other).abs().max()) <= tolerance
 
 
 # --------------------------------------------------------------------------- issue 34, item 3: a class input, D(img, c)
@@ -335,10 +343,8 @@ def test_a_class_conditional_d_fits_and_encodes_through_conditioning(tmp_path) -
     inverter = fit_inverter(G, D, "b8", latent_shape=(TINY.z_dim,), conditioning=conditioning, steps=20,
                             batch_size=32, validation_size=32, progress=False)
     assert_untouched(before, G, D)
+    _codes_do_not_depend_on_the_batch(inverter, images, labels)
     codes = inverter.encode(images, conditions=labels, batch_size=8)
-    assert codes.shape == (8, TINY.z_dim) and bool(torch.isfinite(codes).all())
-    in_pairs = inverter.encode(images, conditions=labels, batch_size=2)
-    assert float((codes - in_pairs).abs().max()) <= 1e-5 * max(1.0, float(codes.abs().max()))
     assert not torch.allclose(inverter.encode(images, conditions=(labels + 1) % NUM_CLASSES), codes)
     with pytest.raises(ValueError, match=r"class labels in \[0, 3\)"):
         inverter.encode(images, conditions=torch.full((8,), NUM_CLASSES))
