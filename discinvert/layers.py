@@ -498,6 +498,46 @@ def _example_dependence(model: nn.Module, example_input: torch.Tensor | tuple[An
         return None
 
 
+def _image_blind(model: nn.Module, example_input: torch.Tensor | tuple[Any, ...],
+                 call: Callable[[nn.Module, Any], Any] | None) -> frozenset[str]:
+    """For :func:`suggest_feature_layers` on a D taking more than images (``D(img, c)``): the modules whose output
+    stays the same when each row gets another image and keeps its other arguments (a conditional D's label
+    embedding, which reads ``c`` only). Two more passes; empty for a lone tensor, images that are all alike, or a
+    model that fails on the rearranged images."""
+    if not isinstance(example_input, tuple) or not example_input or not isinstance(example_input[0], torch.Tensor):
+        return frozenset()
+    images = example_input[0]
+    other = images.roll(1, dims=0) if images.dim() >= 1 else images
+    if torch.equal(other, images):
+        return frozenset()
+    seen: list[dict[str, torch.Tensor]] = []
+
+    def hook_for(name: str) -> Callable[..., None]:
+        def hook(_module: nn.Module, _inputs: Any, output: Any) -> None:
+            tensor = first_tensor(output)
+            if tensor is not None and tensor.dim() >= 1 and name not in seen[-1]:
+                seen[-1][name] = _summary(tensor)
+
+        return hook
+
+    handles = [module.register_forward_hook(hook_for(name)) for name, module in model.named_modules() if name]
+    try:
+        with frozen(model), torch.no_grad():
+            for first in (images, other):
+                seen.append({})
+                arguments = (first, *example_input[1:])
+                call(model, arguments) if call is not None else model(*arguments)
+    except Exception as error:  # noqa: BLE001 - the user's model on rearranged images
+        logger.info("could not check which layers read the images: %s failed on them rearranged (%s: %s)",
+                    type(model).__name__, type(error).__name__, error)
+        return frozenset()
+    finally:
+        for handle in handles:
+            handle.remove()
+    return frozenset(name for name, value in seen[0].items()
+                     if name in seen[1] and value.shape == seen[1][name].shape and torch.equal(value, seen[1][name]))
+
+
 _PASS_THROUGH = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.Identity, nn.Flatten,
                  nn.Unflatten, nn.Embedding)
 """Leaf types never suggested: they copy, reshape or drop values, or read labels rather than images."""
@@ -548,8 +588,9 @@ def suggest_feature_layers(
     offered. The head is every module from the first one
     whose output has as few values per sample as D's output; modules that run more than once, whose
     output for an image depends on the other images in the batch (``LayerInfo.batch_dependent``,
-    checked on ``example_input`` rearranged: three more passes), and dropout, identity, flatten and
-    embedding modules, are skipped. The rest are grouped by the shape of their output after the
+    checked on ``example_input`` rearranged: three more passes), modules of a D taking more than images whose
+    output does not change with the image (a conditional D's label embedding; two more passes), and dropout,
+    identity, flatten and embedding modules, are skipped. The rest are grouped by the shape of their output after the
     channel dimension (the spatial size of ``(N, C, H, W)`` maps); each group offers its last module
     to finish (a block's closing activation, or the block), and the ``depths`` groups whose last
     modules finish latest are returned, in the order they finish. With
@@ -580,7 +621,7 @@ def suggest_feature_layers(
     calls: dict[str, int] = {}
     final: list[Any] = []
     handles = []
-    outputs: list[torch.Tensor] = []  # every output seen (kept alive, so that identity is meaningful)
+    outputs: list[tuple[torch.Tensor, int]] = []  # every output seen, with its version (kept alive: identity counts)
 
     def make_hook(name: str, container: bool) -> Callable[..., None]:
         def hook(_module: nn.Module, _inputs: Any, output: Any) -> None:
@@ -588,8 +629,10 @@ def suggest_feature_layers(
             tensor = first_tensor(output)
             if tensor is None:
                 return
-            handed_on = container and any(tensor is seen for seen in outputs)  # a child's output, unchanged
-            outputs.append(tensor)
+            # a child's output, unchanged: the same tensor, not written in place since (NVIDIA's blocks end with
+            # ``y.add_(x)``, handing on their skip's output tensor with the branch added to it)
+            handed_on = container and any(tensor is seen and tensor._version == version for seen, version in outputs)
+            outputs.append((tensor, tensor._version))
             if calls[name] == 1 and not handed_on and tensor.dim() >= 1 and tensor.shape[0] == batch:
                 order.append((name, tuple(tensor.shape)))
 
@@ -611,7 +654,7 @@ def suggest_feature_layers(
         for handle in handles:
             handle.remove()
     dependence = _example_dependence(model, example_input, call)
-    mixed = frozenset() if dependence is None else dependence.dependent
+    mixed = (frozenset() if dependence is None else dependence.dependent) | _image_blind(model, example_input, call)
     output = first_tensor(final[0])
     head_size = 1 if output is None or output.dim() == 0 else max(1, output[0].numel())
     groups = _last_per_resolution(order, calls, dict(model.named_modules()), mixed, head_size)

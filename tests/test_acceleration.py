@@ -183,3 +183,22 @@ def test_cn_trains_under_autocast_and_validates_in_full_precision(make_gan, monk
     seen.clear()
     _fit(gan, steps=20, eval_every=10, autocast_dtype=None)
     assert seen and not any(autocast for _, autocast in seen)
+
+
+def test_the_channels_last_copy_converts_4d_tensors_and_keeps_others() -> None:
+    """A G holding a 5-D weight (rosinality's modulated convolutions keep ``(1, out, in, k, k)``) is copied with
+    its 4-D tensors channels-last and the rest as they were; ``.to(memory_format=...)`` refused it."""
+    from discinvert.fitting.acceleration import channels_last_copy
+
+    model = nn.Module()
+    model.conv = nn.Conv2d(3, 4, 3)
+    model.modulated = nn.Parameter(torch.randn(1, 4, 3, 3, 3))
+    model.register_buffer("table", torch.randn(2, 3))
+    before = snapshot(model)
+    copy = channels_last_copy(model, "generator")
+    assert_untouched(before, model)
+    assert copy.conv.weight.is_contiguous(memory_format=torch.channels_last)
+    assert not copy.conv.weight.is_contiguous() and isinstance(copy.modulated, nn.Parameter)
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(copy.state_dict()[name], tensor), name
+    assert copy.modulated.stride() == model.modulated.stride() and copy.table.stride() == model.table.stride()

@@ -20,6 +20,7 @@ from safetensors.torch import load_file
 from benchmarks.stylegan2 import train as train_script
 from benchmarks.stylegan2.architecture import (
     StyleGAN2Config,
+    StyleGAN2Discriminator,
     build_stylegan2,
     ema_copy,
     load_stylegan2,
@@ -256,8 +257,101 @@ def test_the_block_output_before_the_statistic_fits_as_well() -> None:
     _codes_do_not_depend_on_the_batch(inverter, _images(generator))
 
 
-def _codes_do_not_depend_on_the_batch(inverter, images: torch.Tensor) -> None:
-    codes = inverter.encode(images, batch_size=8)
+def _codes_do_not_depend_on_the_batch(inverter, images: torch.Tensor, labels: torch.Tensor | None = None) -> None:
+    """An image's code is the same in a batch of 8, in pairs, alone, and beside 5 other images."""
+    codes = inverter.encode(images, batch_size=8, conditions=labels)
     assert codes.shape == (8, TINY.z_dim) and bool(torch.isfinite(codes).all())
-    in_pairs = inverter.encode(images, batch_size=2)
-    assert float((codes - in_pairs).abs().max()) <= 1e-5 * max(1.0, float(codes.abs().max()))
+    tolerance = 1e-5 * max(1.0, float(codes.abs().max()))
+    in_pairs = inverter.encode(images, batch_size=2, conditions=labels)
+    alone = torch.cat([inverter.encode(images[i : i + 1], conditions=None if labels is None else labels[i : i + 1])
+                       for i in range(len(images))])
+    others = torch.flip(images, dims=(-1,))[:5]  # other images (mirrored)
+    beside = inverter.encode(torch.cat([others, images[:3]]),
+                             conditions=None if labels is None else torch.cat([labels[:5], labels[:3]]))[5:]
+    for other in (in_pairs, alone, beside):
+        assert float((codes[: len(other)] - other).abs().max()) <= tolerance
+
+
+# --------------------------------------------------------------------------- issue 34, item 3: a class input, D(img, c)
+NUM_CLASSES = 3
+
+
+class _ClassConditionalD(StyleGAN2Discriminator):
+    """The reference D with a class input, ``D(img, c)`` (labels ``(N,)`` in ``[0, 3)``): a class embedding added to
+    the 16x16 features (so that the features read at ``b8`` depend on the label) and one projected onto the
+    4x4 features, added to the logit (a projection discriminator, as NVIDIA's conditional D projects its output
+    onto an embedding of ``c``)."""
+
+    def __init__(self, config: StyleGAN2Config) -> None:
+        super().__init__(config)
+        self.embed = torch.nn.Embedding(NUM_CLASSES, config.channels[2])
+        self.project = torch.nn.Embedding(NUM_CLASSES, config.channels[0])
+
+    def forward(self, img: torch.Tensor, c: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        x = self.b32(img) + self.embed(c)[:, :, None, None]
+        x = self.b8(self.b16(x))
+        return self.b4(x) + (self.project(c) * x.mean(dim=(2, 3))).sum(dim=1, keepdim=True)
+
+
+class _ClassConditionalG(torch.nn.Module):
+    """The reference G with a class input, ``G(z, c)``: a class embedding added to ``z`` (constant noise)."""
+
+    def __init__(self, generator: torch.nn.Module) -> None:
+        super().__init__()
+        self.generator = generator
+        self.embed = torch.nn.Embedding(NUM_CLASSES, TINY.z_dim)
+
+    def forward(self, z: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        return self.generator(z + self.embed(c), noise_mode="const")
+
+
+def _conditional_gan() -> tuple[torch.nn.Module, torch.nn.Module, torch.Tensor, torch.Tensor]:
+    generator, _ = _gan()
+    torch.manual_seed(3)
+    G, D = _ClassConditionalG(generator), _ClassConditionalD(TINY)
+    labels = torch.arange(8) % NUM_CLASSES
+    with torch.no_grad():
+        images = G.eval()(torch.randn(8, TINY.z_dim, generator=torch.Generator().manual_seed(1)), labels)
+    return G.train(), D.train(), images, labels
+
+
+def _labels(n: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
+    return torch.randint(0, NUM_CLASSES, (n,), generator=generator, device=device)
+
+
+def test_a_class_conditional_d_marks_the_same_layers_and_suggests_the_same_block() -> None:
+    G, D, images, labels = _conditional_gan()
+    before = snapshot(G, D)
+    layers = {info.name: info for info in list_layers(D, (images, labels))}
+    assert {name for name, info in layers.items() if info.batch_dependent} == set(AFTER_MBSTD)
+    assert suggest_feature_layers(D, (images, labels)) == ["b8"]
+    assert suggest_feature_layers(D, (images, labels), depths=3) == ["b32", "b16", "b8"]
+    assert_untouched(before, G, D)
+
+
+def test_a_class_conditional_d_fits_and_encodes_through_conditioning(tmp_path) -> None:
+    """Fit with a Conditioning (default calls G(z, y), D(x, y); the classes from the Embedding tables), encode with
+    the images' labels: the codes move with the label (D's features read it), not with the rest of the batch, and
+    the inverter saves and loads; G and D come back bit-identical."""
+    from discinvert import Conditioning, Inverter
+
+    G, D, images, labels = _conditional_gan()
+    conditioning = Conditioning(sampler=_labels)
+    before = snapshot(G, D)
+    with pytest.raises(ValueError, match=r"feature_layer 'b4.conv': .*'b4.mbstd' \(MinibatchStd\).* is 'b8'"):
+        fit_inverter(G, D, "b4.conv", latent_shape=(TINY.z_dim,), conditioning=conditioning, steps=20, progress=False)
+    inverter = fit_inverter(G, D, "b8", latent_shape=(TINY.z_dim,), conditioning=conditioning, steps=20,
+                            batch_size=32, validation_size=32, progress=False)
+    assert_untouched(before, G, D)
+    _codes_do_not_depend_on_the_batch(inverter, images, labels)
+    codes = inverter.encode(images, conditions=labels, batch_size=8)
+    assert not torch.allclose(inverter.encode(images, conditions=(labels + 1) % NUM_CLASSES), codes)
+    with pytest.raises(ValueError, match=r"class labels in \[0, 3\)"):
+        inverter.encode(images, conditions=torch.full((8,), NUM_CLASSES))
+    with pytest.raises(ValueError, match="conditions"):
+        inverter.encode(images)
+    assert inverter.reconstruct(images, conditions=labels).shape == images.shape
+    path = inverter.save(tmp_path / "conditional.safetensors")
+    loaded = Inverter.load(path, generator=G, discriminator=D, conditioning=conditioning)
+    assert torch.equal(loaded.encode(images, conditions=labels, batch_size=8), codes)
+    assert_untouched(before, G, D)

@@ -123,7 +123,9 @@ def channels_last_copy(module: nn.Module, name: str) -> nn.Module:
             f"channels_last: could not copy the {name} ({type(error).__name__}: {error}); "
             "fit with channels_last=False."
         ) from error
-    return duplicate.to(memory_format=torch.channels_last)
+    # 4-D tensors only: ``.to(memory_format=...)`` also takes 5-D ones and fails on them (rosinality's modulated
+    # convolutions keep a (1, out, in, k, k) weight).
+    return duplicate._apply(lambda t: t.to(memory_format=torch.channels_last) if t.dim() == 4 else t)
 
 
 def probe_levers(
