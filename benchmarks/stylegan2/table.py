@@ -27,6 +27,7 @@ when present, so the run can be done in pieces; the page is rewritten from all r
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import time
 from pathlib import Path
@@ -217,7 +218,6 @@ EDIT_FROM, EDIT_TO = 0, 2
 def write_picture(bench: Bench, path: Path) -> None:
     """Eight test T-shirts of the first draw: originals, encode, refine (+100), and the +sleeves edit of the codes."""
     from benchmarks.paper.train_gan import write_png_gray
-    from discinvert.edit import attribute_direction
     from discinvert.zoo.datasets import from_model_range, load_fashion_mnist, to_model_range
 
     candidates = [n for n in CN_ROWS if CN_ROWS[n]["space"] == "w+" and bench.done(n)]
@@ -230,7 +230,7 @@ def write_picture(bench: Bench, path: Path) -> None:
     x = pad(to_model_range(test_images[shirts]))
     train_images, train_labels = load_fashion_mnist("train", root=bench.args.data_root)
     with_, without = (pad(to_model_range(train_images[train_labels == k][:500])) for k in (EDIT_TO, EDIT_FROM))
-    direction = attribute_direction(inverter, with_, without)
+    direction = inverter.encode(with_).mean(0) - inverter.encode(without).mean(0)  # the attribute's direction
     codes = inverter.encode(x)
     refined = inverter.refine(x, 100, lr=(bench.done("opt-wplus") or {"lr": 0.03})["lr"], progress=False)
     rows = [x, generator(codes), generator(refined), generator(codes + direction)]
@@ -283,6 +283,8 @@ def page_lines(bench: Bench) -> list[str]:
              f"Feature layer (``suggest_feature_layers``): `{bench.layer}`. Test images padded to 32x32, scored on "
              "the central 28x28 (the original pixels); 1,000 images x 5 draws for the feed-forward rows, the first "
              f"{bench.args.opt_n} images of the first draw for optimisation and the hybrid. {describe_device('cpu')}.",
+             "", "Samples of the EMA G (fixed z, constant noise, no truncation), as `benchmarks.stylegan2.train` wrote them "
+             "at its last iteration:", "", "![samples of the reference StyleGAN2](images/stylegan2_samples.png)",
              "", "| row | space | real images | step networks | PSNR (dB) | SSIM | PSNR on opt images | encode s/1k "
              "| fit s |", "|---|---|---|---|---|---|---|---|---|"]
     for name in CN_ROWS:
@@ -303,6 +305,11 @@ def page_lines(bench: Bench) -> list[str]:
         lines += ["", "Latent recovery on 1,000 fresh samples of each space's prior: "
                   + "; ".join(f"{n}: MSE {_fmt(v.get('mse'), 4)}, cosine {_fmt(v.get('cosine'), 3)}"
                               for n, v in done["recovery"]["inverters"].items())]
+    if bench.args.picture is not None:
+        lines += ["", f"The picture (`{bench.args.picture.name}`): eight test T-shirts/tops of the first draw; rows: the "
+                  "originals (padded), the feed-forward W+ codes, those codes refined 100 steps, and the codes plus the "
+                  "T-shirt -> pullover direction (mean code of 500 train pullovers minus that of 500 train T-shirts):",
+                  "", f"![originals, encode, refine, edit](images/{bench.args.picture.name})"]
     lines += ["", "## Targets", ""] + target_lines(done)
     commands = sorted({r["command"] for r in done.values() if r})
     lines += ["", "Commands:", "", *[f"    {c}" for c in commands], ""]
@@ -332,6 +339,19 @@ def target_lines(done: dict[str, dict[str, Any] | None]) -> list[str]:
     return lines or ["- not measured yet."]
 
 
+def results_document(bench: Bench) -> dict[str, Any]:
+    """Every row present, with the GAN's identity (its files' SHA-256) and training record."""
+    digests = {name: hashlib.sha256((bench.args.gan / name).read_bytes()).hexdigest()
+               for name in ("generator.safetensors", "discriminator.safetensors")}
+    training = {k: bench.extra.get(k) for k in ("command", "iterations", "train_seconds", "seconds_per_iteration",
+                                                "images_seen", "torch_threads")}
+    rows = {name: row for name in ALL_ROWS if (row := bench.done(name)) is not None}
+    return {"gan": {"files_sha256": digests, "training": training, "feature_layer": bench.layer},
+            "protocol": {"n": len(bench.proto.subsets[0]), "repeats": len(bench.proto.subsets),
+                         "opt_n": len(bench.x_opt), "scored": "central 28x28 of the padded 32x32"},
+            "device": describe_device("cpu"), "rows": rows}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--gan", type=Path, required=True, help="folder written by benchmarks.stylegan2.train")
@@ -345,6 +365,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="smoke run: tiny fits, 32 images x 2 draws")
     parser.add_argument("--page", type=Path, default=None, help="write the lab page here (docs/lab/stylegan2.md)")
     parser.add_argument("--picture", type=Path, default=None, help="write the picture here (a PNG)")
+    parser.add_argument("--json", type=Path, default=None, help="write every row present here (docs/results/stylegan2.json)")
     args = parser.parse_args(argv)
     rows = [r for r in args.rows.split(",") if r]
     unknown = sorted(set(rows) - set(ALL_ROWS))
@@ -359,6 +380,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.picture is not None:
         args.picture.parent.mkdir(parents=True, exist_ok=True)
         write_picture(bench, args.picture)
+    if args.json is not None:
+        write_json(args.json, results_document(bench))
+        print(f"wrote {args.json}", flush=True)
     if args.page is not None:
         args.page.parent.mkdir(parents=True, exist_ok=True)
         args.page.write_text("\n".join(page_lines(bench)))
