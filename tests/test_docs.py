@@ -622,6 +622,26 @@ def test_results_page_quotes_the_committed_runs() -> None:
         assert f"| {name} | {before['psnr_mean']:.2f} | **{after['psnr_mean']:.2f}** | {after['fit_seconds']:.0f} |" in page
 
 
+def test_results_page_quotes_the_stylegan2_run() -> None:
+    """docs/results.md's StyleGAN2 section quotes docs/results/stylegan2.json (benchmarks/stylegan2/table.py), and
+    its readings of the targets hold."""
+    page = " ".join((ROOT / "docs" / "results.md").read_text().split())
+    rows = _result("stylegan2")["rows"]
+    cn, opt, hybrid = rows["cn-wplus-images"], rows["opt-wplus"], rows["hybrid"]
+    o200, h100 = opt["steps"]["200"], hybrid["steps"]["100"]
+    assert (f"| the CN, default fit with images (1,000 × 5 draws) | {cn['psnr_mean']:.2f} ± {cn['psnr_std']:.2f} | "
+            f"{cn['ssim_mean']:.4f} | {cn['seconds_per_1k']:.2f} |") in page
+    assert f"| {o200['psnr']:.2f} | {o200['ssim']:.4f} | {o200['seconds_per_1k']:.0f} |" in page
+    assert f"| {h100['psnr']:.2f} | {h100['ssim']:.4f} | {h100['seconds_per_1k']:.0f} |" in page
+    gap = o200["psnr"] - cn["opt_images_psnr"]
+    assert f"score {cn['opt_images_psnr']:.2f} dB, {gap:.2f} dB below 200 optimisation steps" in page and gap > 2
+    match = min(int(k) for k, p in opt["steps"].items() if p["psnr"] >= cn["opt_images_psnr"])
+    ratio = opt["steps"][str(match)]["seconds_per_1k"] / cn["seconds_per_1k"]
+    assert f"after {match} steps, {ratio:.0f}× the encode time" in page and ratio < 100
+    assert f"took {cn['fit_seconds']:,.0f} s on 2 CPU cores" in page and cn["fit_seconds"] > 900
+    assert o200["psnr"] - h100["psnr"] < 0.1 and h100["ssim"] > o200["ssim"]  # "within a tenth of a dB", "higher SSIM"
+
+
 def test_speed_page_quotes_the_committed_runs() -> None:
     """docs/speed.md's tables and figures quote speed_ratio.json, speed-*.json, fit_speed-cpu.json,
     time_to_quality_round2.json and zoo_int8.json."""

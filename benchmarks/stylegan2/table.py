@@ -52,7 +52,7 @@ CN_ROWS: Final[dict[str, dict[str, Any]]] = {
     "cn-wplus-images-steps": {"space": "w+", "images": True, "iterations": 2},
 }
 ALL_ROWS: Final[tuple[str, ...]] = (*CN_ROWS, "opt-w", "opt-wplus", "hybrid", "recovery")
-CHECKPOINTS: Final[tuple[int, ...]] = (10, 20, 50, 100, 150, 200)
+CHECKPOINTS: Final[tuple[int, ...]] = (10, 20, 25, 30, 35, 40, 45, 50, 100, 150, 200)
 """Steps at which optimisation-only is scored (one run of 200 steps; 100 and 200 are the issue's rows, the
 others find the step count at which it matches the feed-forward PSNR)."""
 
