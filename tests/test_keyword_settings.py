@@ -20,7 +20,8 @@ from discinvert.optimize import OptimizeSettings, optimize_latents
 from discinvert.zoo.datasets import to_model_range
 
 # str(inspect.signature(...)) of each, written down from the code before issue 33 (41ee85f): names, order, kinds,
-# defaults and annotations.
+# defaults and annotations. Issue 34 added one keyword since, optimize_latents' ``prior`` (the Gaussian of a
+# W/W+ code space, before ``callback``), written in below.
 BEFORE = {
     "refine": (
         "(self, images: 'torch.Tensor | np.ndarray', steps: 'int' = 50, *, lr: 'float' = 0.05, "
@@ -35,7 +36,7 @@ BEFORE = {
         "loss: \"Literal['mse', 'l1']\" = 'mse', tap: 'FeatureTap | None' = None, feature_weight: 'float' = 0.0, "
         "prior_weight: 'float' = 0.0, conditions: 'torch.Tensor | None' = None, "
         "conditioning: 'Conditioning | None' = None, batch_size: 'int' = 256, tol: 'float | None' = None, "
-        "progress: 'bool | None' = None, discriminator: 'nn.Module | None' = None, "
+        "progress: 'bool | None' = None, discriminator: 'nn.Module | None' = None, prior: 'GaussianPrior | None' = None, "
         "callback: 'Callable[[int, int, torch.Tensor], None] | None' = None) -> 'torch.Tensor'"
     ),
     "reconstruction_score": (
