@@ -6,23 +6,18 @@ import pytest
 import torch
 from torch import nn
 
-from benchmarks.stylegan2.architecture import StyleGAN2Config, build_stylegan2
+from benchmarks.stylegan2.architecture import StyleGAN2Config
 from discinvert import GaussianPrior, MappedGenerator
 from discinvert.latents import LatentSampler
 from tests.conftest import assert_untouched, hook_counts, snapshot
+from tests.stylegan2_models import tiny_stylegan2
 
 TINY = StyleGAN2Config(z_dim=16, w_dim=16, mapping_layers=2, channels=(16, 16, 8, 8))
 
 
 def _generator() -> nn.Module:
     """A tiny reference StyleGAN2 G as a user hands it over (train mode), its w_avg moved as by training."""
-    torch.manual_seed(0)
-    generator, _ = build_stylegan2(TINY)
-    with torch.no_grad():
-        for name, param in generator.named_parameters():
-            if name.endswith("noise_strength"):
-                param.fill_(0.3)
-        generator.mapping.w_avg.normal_()
+    generator, _ = tiny_stylegan2(TINY)
     return generator.train()
 
 

@@ -19,6 +19,7 @@ from discinvert.inverter_config import LATENT_SPACE_FORMAT_VERSION, InverterConf
 from discinvert.metrics import latent_recovery
 from discinvert.optimize import optimize_latents
 from tests.conftest import assert_untouched, hook_counts, snapshot
+from tests.stylegan2_models import tiny_stylegan2
 from tests.test_hub import lay_out_cache
 
 TINY = StyleGAN2Config(z_dim=16, w_dim=16, mapping_layers=2, channels=(16, 16, 8, 8))
@@ -30,13 +31,7 @@ SPACES = ("z", "w", "w+")
 def stylegan() -> dict[str, Any]:
     """A tiny reference StyleGAN2 as a user hands it over (train mode), its feature layer, and an inverter
     fit in each space (G and D snapshotted before any fit)."""
-    torch.manual_seed(0)
-    generator, discriminator = build_stylegan2(TINY)
-    with torch.no_grad():
-        for name, param in generator.named_parameters():
-            if name.endswith("noise_strength"):
-                param.fill_(0.3)
-        generator.mapping.w_avg.normal_()
+    generator, discriminator = tiny_stylegan2(TINY)
     before = snapshot(generator, discriminator)
     with torch.no_grad():
         was = generator.training

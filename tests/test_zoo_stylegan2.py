@@ -25,7 +25,8 @@ from discinvert.cli import main
 from discinvert.mapped import MappedGenerator
 from discinvert.zoo.datasets import resolve_fashion_mnist_root, to_model_range
 from discinvert.zoo.gans import gan_architecture, load_zoo_gan
-from discinvert.zoo.stylegan2 import StyleGAN2Config, StyleGAN2Generator, build_stylegan2, save_stylegan2
+from discinvert.zoo.stylegan2 import StyleGAN2Config, StyleGAN2Generator, save_stylegan2
+from tests.stylegan2_models import tiny_stylegan2
 
 NAME = "stylegan2-fashion-mnist"
 TINY = StyleGAN2Config(z_dim=8, w_dim=8, mapping_layers=2, channels=(16, 16, 8, 8))
@@ -41,12 +42,7 @@ pytestmark = needs_data
 def built(tmp_path_factory) -> dict:
     """A tiny trained-looking run (random weights, float32) and the entry the build tool makes of it."""
     root = tmp_path_factory.mktemp("sg2zoo")
-    torch.manual_seed(0)
-    generator, discriminator = build_stylegan2(TINY)
-    with torch.no_grad():
-        for name, param in generator.named_parameters():
-            if name.endswith("noise_strength"):
-                param.fill_(0.3)
+    generator, discriminator = tiny_stylegan2(TINY, move_w_avg=False)
     save_stylegan2(root / "run", generator.eval(), discriminator.eval(), TINY, extra={"iterations": 0})
     from tools import build_zoo_stylegan2
 
