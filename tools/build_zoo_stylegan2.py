@@ -12,8 +12,8 @@
   loads it (float32, ``MappedGenerator.nvidia``) *before* any inverter is fit, so the fingerprints match the
   bundled weights exactly.
 - ``test_images.safetensors``: the first ``--per-class`` (100) images of each class of the Fashion-MNIST **test**
-  split (no model saw them), padded from 28x28 to 32x32 with the background 0: uint8 ``(1000, 32, 32)``, labels
-  and their indices in the split.
+  split (no model saw them), stored at 28x28 (uint8 ``(1000, 28, 28)``, labels and their indices in the split)
+  with the metadata ``pad`` = 2: ``zoo.load_test_images`` pads them to 32x32 with the background 0.
 - ``inverter/``: the paper's CN (self-generated pairs only), fitted with the library's defaults but
   ``--cn-hidden``; ``inverter-real-images/``: the same with the real-image stage on the Fashion-MNIST **train**
   split (padded) but its last ``--holdout`` images (``--no-real-images``: none). Both in the Hub layout, weights
@@ -86,18 +86,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def write_test_images(out: Path, *, per_class: int, data_root: Path | None, command: str) -> torch.Tensor:
-    """The first ``per_class`` test images of each class, padded to 32x32, as ``test_images.safetensors``;
-    returns them in G's range ``(N, 1, 32, 32)``."""
+    """The first ``per_class`` test images of each class as ``test_images.safetensors``, stored at 28x28 with the
+    metadata ``pad`` (``zoo.load_test_images`` pads them by it with the background 0: a quarter less to ship);
+    returns them padded to 32x32 in G's range ``(N, 1, 32, 32)``."""
     images, labels = load_fashion_mnist("test", root=data_root)
     chosen = np.sort(np.concatenate([np.flatnonzero(labels == k)[:per_class]
                                      for k in range(len(FASHION_MNIST_CLASSES))]))
-    padded = np.pad(images[chosen], ((0, 0), (PAD, PAD), (PAD, PAD)))  # background 0 (-1 in G's range)
     safetensors.torch.save_file(
-        {"images": torch.from_numpy(padded), "labels": torch.from_numpy(labels[chosen].astype(np.int64)),
+        {"images": torch.from_numpy(np.ascontiguousarray(images[chosen])),
+         "labels": torch.from_numpy(labels[chosen].astype(np.int64)),
          "indices": torch.from_numpy(chosen.astype(np.int64))},
         str(out / "test_images.safetensors"),
-        metadata={"source": f"Fashion-MNIST test split (t10k), first images of each class, padded by {PAD} "
-                            "pixels of background to 32x32", "command": command})
+        metadata={"source": f"Fashion-MNIST test split (t10k), first images of each class, stored at 28x28; "
+                            f"padded by {PAD} pixels of background to 32x32 when loaded", "pad": str(PAD),
+                  "command": command})
+    padded = np.pad(images[chosen], ((0, 0), (PAD, PAD), (PAD, PAD)))  # background 0 (-1 in G's range)
     return to_model_range(padded)
 
 

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import safetensors
 import safetensors.torch
 import torch
 from torch import nn
@@ -144,9 +145,24 @@ def load_test_images(name: str = "dcgan-fashion-mnist") -> tuple[np.ndarray, np.
     They come from the data set's test split, which no bundled model saw in training: ``(1000, 28, 28)`` for
     ``dcgan-fashion-mnist``; padded to ``(1000, 32, 32)`` with the background value 0 for
     ``stylegan2-fashion-mnist`` (its images' size).
+
+    An entry whose images are padded stores them unpadded (28x28) and its file's metadata says by how many
+    pixels of background (``"pad"``); they are padded here, so callers always get G's image size.
+
+    Raises:
+        ValueError: the file's ``"pad"`` record is not a non-negative integer.
     """
-    tensors = safetensors.torch.load_file(str(path(name) / "test_images.safetensors"))
-    return tensors["images"].numpy(), tensors["labels"].numpy()
+    file = path(name) / "test_images.safetensors"
+    tensors = safetensors.torch.load_file(str(file))
+    with safetensors.safe_open(str(file), framework="pt") as handle:
+        metadata = handle.metadata() or {}
+    images, labels = tensors["images"].numpy(), tensors["labels"].numpy()
+    pad = metadata.get("pad", "0")
+    if not pad.isdigit():
+        raise ValueError(f"{file}: expected the metadata 'pad' to be a non-negative integer, got {pad!r}.")
+    if int(pad):
+        images = np.pad(images, ((0, 0), (int(pad), int(pad)), (int(pad), int(pad))))  # background 0
+    return images, labels
 
 
 def read_image_source(source: str | os.PathLike[str]) -> RawImages:
