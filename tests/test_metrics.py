@@ -217,7 +217,11 @@ def test_metric_scores_flat_images_with_image_shape(make_gan) -> None:
         ((0.0001, 0.0027), (-1.0, 1.0)),  # a barely trained G: a sliver is no evidence of [0, 1]
         ((-0.2, 0.6), (-1.0, 1.0)),
         ((3.0, 250.0), (0.0, 255.0)),
-        ((0.0, 1.5), (0.0, 1.5)),  # no convention fits: the recorded range itself
+        ((0.0, 1.5), (0.0, 1.0)),  # an unclamped [0, 1] G overshooting by half its span
+        ((-0.3, 1.3), (0.0, 1.0)),  # lucidrains' unclamped [0, 1] generators: nearer [0, 1]'s centre than [-1, 1]'s
+        ((-2.07, 1.89), (-1.0, 1.0)),  # the reference StyleGAN2 (unclamped): not the recorded span, or PSNR gains 6 dB
+        ((0.0, 5.0), (0.0, 5.0)),  # no convention fits, overshoot or not: the recorded range itself
+        ((-1.0, 2.6), (-1.0, 2.6)),  # overshoots [-1, 1] by more than OVERSHOOT of its span
         (None, (-1.0, 1.0)),
     ],
 )
@@ -227,6 +231,17 @@ def test_value_range_from_the_recorded_range(fitted, recorded, nominal) -> None:
     _, inverter = fitted
     inverter.config = dataclasses.replace(inverter.config, image_range=recorded)
     assert inverter.value_range == nominal
+
+
+def test_an_unclamped_g_s_own_images_pass_the_range_check_and_pixels_do_not() -> None:
+    from discinvert.value_range import range_problem
+
+    recorded = (-2.07, 1.89)  # the reference StyleGAN2's overshoot; nominal (-1, 1)
+    assert range_problem((-2.07, 1.89), recorded) is None  # G's own images
+    assert range_problem((-1.0, 1.0), recorded) is None  # real images in the nominal range
+    message = range_problem((0.0, 255.0), recorded)
+    assert message is not None and "expected values in the generator's range [-1, 1]" in message
+    assert "x / 127.5 - 1" in message
 
 
 def test_image_shape_takes_numpy_integers(make_gan) -> None:
