@@ -152,6 +152,34 @@ def test_the_storage_check_tool_reads_the_entry(entry, built) -> None:
     assert result["encode_paper"]["max_abs_code_difference"] < 0.05
 
 
+def test_rescore_rewrites_only_the_model_cards(built, tmp_path) -> None:
+    from discinvert.metrics import reconstruction_score
+    from tools import build_zoo_stylegan2
+
+    copy = tmp_path / NAME
+    shutil.copytree(built["entry"], copy)
+    card_file = copy / "inverter" / "README.md"
+    card = card_file.read_text()
+    fit_row = next(line for line in card.splitlines() if line.startswith("| fit seconds"))
+    card_file.write_text(re.sub(r"\| encode PSNR \(dB\) \| [0-9.]+ \|", "| encode PSNR (dB) | 99.0 |", card))
+    before = {p: p.read_bytes() for p in copy.rglob("*") if p.is_file() and p.name != "README.md"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        results = build_zoo_stylegan2.main(["--run", str(built["run"]), "--out", str(copy), "--rescore",
+                                            "--train-limit", "48", "--holdout", "8", "--check-n", "8",
+                                            "--threads", "1"])
+    assert {p: p.read_bytes() for p in copy.rglob("*") if p.is_file() and p.name != "README.md"} == before
+    gan = load_zoo_gan(copy / "gan")
+    inverter = Inverter.from_pretrained(copy / "inverter", generator=gan.generator, discriminator=gan.discriminator)
+    x = to_model_range(zoo.read_test_images(copy)[0])
+    expected = reconstruction_score(inverter, x, n=len(x), repeats=1)["psnr_mean"]
+    rewritten = card_file.read_text()
+    assert f"| encode PSNR (dB) | {round(expected, 3)} |" in rewritten and "99.0" not in rewritten
+    assert results["paper"]["test"]["psnr_mean"] == pytest.approx(expected)
+    assert fit_row in rewritten and "; scored by `python -m tools.build_zoo_stylegan2" in rewritten
+    assert "**GAN it belongs to**: " + card.split("**GAN it belongs to**: ", 1)[1].split("\n", 1)[0] in rewritten
+
+
 @pytest.mark.skipif(NAME not in zoo.available(), reason="the bundled entry is built by tools/build_zoo_stylegan2.py")
 def test_the_bundled_entry_fits_its_budget() -> None:
     total = sum(p.stat().st_size for p in zoo.path(NAME).rglob("*") if p.is_file())

@@ -22,6 +22,10 @@
   settings on, never the test images'), the fit's seconds, and what storing G and D in ``--gan-dtype`` costs
   (``tools/check_zoo_storage.py``: the stored G's images against the float32 G's, and the encodes through each).
 
+``--rescore`` fits nothing: it scores the built entry's stored inverters again (as the build scores them) and
+rewrites only their model cards, keeping the fit's seconds and command from each card (used once, after the
+scoring range of an unclamped G was fixed).
+
 Prints every figure, the file sizes and the entry's total. The entry is built in a scratch folder and moves into
 place (replacing the one there) only once complete. ``--device cuda`` fits on a GPU (two default fits
 through this G take the better part of an hour on 2 CPU cores). ``--train-limit``, ``--steps``, ``--real-steps``,
@@ -47,6 +51,7 @@ from benchmarks.common import command_line
 from benchmarks.stylegan2.train import PAD, padded_train_images
 from discinvert import Inverter, fit_inverter, suggest_feature_layers
 from discinvert.metrics import reconstruction_score
+from discinvert.zoo import read_test_images
 from discinvert.zoo.datasets import FASHION_MNIST_CLASSES, load_fashion_mnist, to_model_range
 from discinvert.zoo.gans import ZooGAN, load_zoo_gan
 from discinvert.zoo.stylegan2 import load_stylegan2, save_stylegan2
@@ -77,6 +82,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu", help="where to fit (the scores and checks run on the CPU)")
+    parser.add_argument("--rescore", action="store_true",
+                        help="fit nothing: score the built entry's inverters again and rewrite their model cards")
     parser.add_argument("--data-root", type=Path, default=None)
     args = parser.parse_args(argv)
     if args.out is None:
@@ -138,6 +145,32 @@ def _score(inverter: Inverter, x: torch.Tensor) -> dict[str, float]:
     return reconstruction_score(inverter, x, n=len(x), repeats=1)
 
 
+def card_metrics(scores: dict[str, Any], figures: dict[str, Any], args: argparse.Namespace,
+                 fit_line: tuple[str, float], command: str) -> dict[str, Any]:
+    """The model card's metrics: ``scores`` (``test``, ``heldout_train``, ``storage``) of the stored inverter."""
+    test, heldout, storage, images = scores["test"], scores["heldout_train"], scores["storage"], figures["images"]
+    return {
+        "data": f"the {len(figures['test_x'])} bundled Fashion-MNIST test images, padded to 32x32 (never trained on)",
+        "encode PSNR (dB)": round(test["psnr_mean"], 3),
+        "encode SSIM": round(test["ssim_mean"], 4),
+        f"held-out train images (the last {len(figures['heldout_x'])}): encode PSNR (dB)": round(heldout["psnr_mean"], 3),
+        fit_line[0]: round(fit_line[1], 1),
+        "weights stored as": f"{args.inverter_dtype} (the CN); G and D {args.gan_dtype}",
+        f"G stored in {args.gan_dtype} vs float32, {images['n_codes']} codes: max abs pixel difference / PSNR (dB)":
+            f"{images['max_abs_pixel_difference']:.2e} / {images['psnr_db_stored_vs_fp32']:.2f}",
+        f"encode through G and D in {args.gan_dtype} vs float32: encode PSNR (dB)":
+            f"{storage['encode_psnr_db_stored']:.3f} / {storage['encode_psnr_db_fp32']:.3f}",
+        "command": command,
+    }
+
+
+def score_stored(stored: Inverter, folder: Path, gan: ZooGAN, figures: dict[str, Any]) -> dict[str, Any]:
+    """The stored inverter (weights as written to ``folder``) on the test and held-out train images, in G's
+    nominal range (``stored.value_range``), and what G and D in float16 cost its encodes."""
+    return {"test": _score(stored, figures["test_x"]), "heldout_train": _score(stored, figures["heldout_x"]),
+            "storage": encode_check(folder, (gan.generator, gan.discriminator), figures["fp32"], figures["test_x"])}
+
+
 def save_inverter(inverter: Inverter, gan: ZooGAN, folder: Path, figures: dict[str, Any], args: argparse.Namespace,
                   gan_line: str) -> dict[str, Any]:
     """``inverter`` stored in ``--inverter-dtype``, scored as stored, then written with its model card."""
@@ -145,26 +178,53 @@ def save_inverter(inverter: Inverter, gan: ZooGAN, folder: Path, figures: dict[s
     with tempfile.TemporaryDirectory() as scratch:
         inverter.save_pretrained(scratch, dtype=dtype)
         stored = Inverter.from_pretrained(scratch, generator=gan.generator, discriminator=gan.discriminator)
-        test, heldout = _score(stored, figures["test_x"]), _score(stored, figures["heldout_x"])
-        storage = encode_check(Path(scratch), (gan.generator, gan.discriminator), figures["fp32"], figures["test_x"])
-    images = figures["images"]
-    metrics = {
-        "data": f"the {len(figures['test_x'])} bundled Fashion-MNIST test images, padded to 32x32 (never trained on)",
-        "encode PSNR (dB)": round(test["psnr_mean"], 3),
-        "encode SSIM": round(test["ssim_mean"], 4),
-        f"held-out train images (the last {len(figures['heldout_x'])}): encode PSNR (dB)": round(heldout["psnr_mean"], 3),
-        f"fit seconds ({args.device}, {args.threads} CPU threads)": round(figures["seconds"], 1),
-        "weights stored as": f"{args.inverter_dtype} (the CN); G and D {args.gan_dtype}",
-        f"G stored in {args.gan_dtype} vs float32, {images['n_codes']} codes: max abs pixel difference / PSNR (dB)":
-            f"{images['max_abs_pixel_difference']:.2e} / {images['psnr_db_stored_vs_fp32']:.2f}",
-        f"encode through G and D in {args.gan_dtype} vs float32: encode PSNR (dB)":
-            f"{storage['encode_psnr_db_stored']:.3f} / {storage['encode_psnr_db_fp32']:.3f}",
-        "command": f"`{figures['command']}`",
-    }
+        scores = score_stored(stored, Path(scratch), gan, figures)
+    fit_line = (f"fit seconds ({args.device}, {args.threads} CPU threads)", figures["seconds"])
+    metrics = card_metrics(scores, figures, args, fit_line, f"`{figures['command']}`")
     inverter.save_pretrained(folder, gan=gan_line, metrics=metrics, dtype=dtype)
-    result = {"test": test, "heldout_train": heldout, "storage": storage, "seconds": figures["seconds"]}
+    result = {**scores, "seconds": figures["seconds"]}
     print(json.dumps({folder.name: result}, indent=1), flush=True)
     return result
+
+
+def _card_row(card: str, prefix: str) -> tuple[str, str]:
+    """The (key, value) of the model card's metrics row whose key starts with ``prefix``."""
+    for line in card.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 2 and cells[0].startswith(prefix):
+            return cells[0], cells[1]
+    raise SystemExit(f"--rescore: the model card has no row starting {prefix!r}")
+
+
+def rescore(args: argparse.Namespace, command: str) -> dict[str, Any]:
+    """Score the built entry's stored inverters again and rewrite only their model cards (``README.md``): their
+    weights, the GAN and the test images stay as built; the fit's seconds and command are kept from the card."""
+    folder = args.final
+    gan = load_zoo_gan(folder / "gan")
+    test_u8, _ = read_test_images(folder)
+    train = padded_train_images(data_root=args.data_root, limit=args.train_limit)
+    figures: dict[str, Any] = {
+        "test_x": to_model_range(test_u8), "heldout_x": train[len(train) - args.holdout:],
+        "fp32": (float32_twin(args.run, {"space": args.space, "noise_mode": "const", "truncation_psi": 1.0}),
+                 load_stylegan2(args.run)[1])}
+    figures["images"] = image_check(figures["fp32"][0], gan.generator, n=args.check_n, seed=args.seed)
+    results: dict[str, Any] = {"command": command}
+    for kind, sub in (("paper", "inverter"), ("real-images", "inverter-real-images")):
+        if not (folder / sub / "model.safetensors").is_file():
+            continue
+        card = (folder / sub / "README.md").read_text()
+        gan_line = card.split("**GAN it belongs to**: ", 1)[1].split("\n", 1)[0].rstrip(".")
+        key, seconds = _card_row(card, "fit seconds")
+        built_by = _card_row(card, "command")[1]
+        stored = Inverter.from_pretrained(folder / sub, generator=gan.generator, discriminator=gan.discriminator)
+        scores = score_stored(stored, folder / sub, gan, figures)
+        metrics = card_metrics(scores, figures, args, (key, float(seconds)), f"{built_by}; scored by `{command}`")
+        with tempfile.TemporaryDirectory() as scratch:
+            stored.save_pretrained(scratch, gan=gan_line, metrics=metrics, dtype=DTYPES[args.inverter_dtype])
+            shutil.copyfile(Path(scratch) / "README.md", folder / sub / "README.md")
+        results[kind] = scores
+        print(json.dumps({sub: scores}, indent=1), flush=True)
+    return results
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -172,6 +232,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     command = command_line(__spec__, argv)
     print(command, flush=True)
     torch.set_num_threads(args.threads)
+    if args.rescore:
+        return rescore(args, command)
     # Built outside the zoo and moved into place at the end: a failed build leaves no half entry that
     # zoo.available() would list.
     args.out = Path(tempfile.mkdtemp(prefix=f"{args.name}-")) / args.name

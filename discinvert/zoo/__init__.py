@@ -44,7 +44,7 @@ from discinvert.zoo.gans import ZooGAN, load_zoo_gan
 from discinvert.pixels import RawImages, read_images
 
 __all__ = ["INVERTERS", "available", "default_inverter", "inverters", "label_names", "load", "load_entry_gan",
-           "load_gan_config", "load_test_images", "path", "read_image_source"]
+           "load_gan_config", "load_test_images", "path", "read_image_source", "read_test_images"]
 
 INVERTERS = {"paper": "inverter", "real-images": "inverter-real-images"}
 """The inverters an entry may bundle, by name → their folder: the paper's CN, and one fitted
@@ -144,15 +144,24 @@ def load_test_images(name: str = "dcgan-fashion-mnist") -> tuple[np.ndarray, np.
 
     They come from the data set's test split, which no bundled model saw in training: ``(1000, 28, 28)`` for
     ``dcgan-fashion-mnist``; padded to ``(1000, 32, 32)`` with the background value 0 for
-    ``stylegan2-fashion-mnist`` (its images' size).
+    ``stylegan2-fashion-mnist`` (its images' size). See :func:`read_test_images`.
+
+    Raises:
+        ValueError: an unknown entry; a bad ``"pad"`` record.
+    """
+    return read_test_images(path(name))
+
+
+def read_test_images(folder: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray]:
+    """An entry folder's ``test_images.safetensors``: uint8 images ``(N, H, W)`` and int64 labels ``(N,)``.
 
     An entry whose images are padded stores them unpadded (28x28) and its file's metadata says by how many
-    pixels of background (``"pad"``); they are padded here, so callers always get G's image size.
+    pixels of background (``"pad"``); they are padded here with 0, so callers always get G's image size.
 
     Raises:
         ValueError: the file's ``"pad"`` record is not a non-negative integer.
     """
-    file = path(name) / "test_images.safetensors"
+    file = Path(folder) / "test_images.safetensors"
     tensors = safetensors.torch.load_file(str(file))
     with safetensors.safe_open(str(file), framework="pt") as handle:
         metadata = handle.metadata() or {}
