@@ -16,6 +16,10 @@ last ``--holdout`` (1,000) images; those are the selection set: encode PSNR/SSIM
 (as the zoo's model cards) and on the central 28x28 (as ``benchmarks/stylegan2/table.py``), after storing the CN
 in float32 and in int8. Also recorded: the fit's seconds (each stage's), the torch threads, the CN's parameters.
 
+``--inverter DIR`` fits nothing and scores an inverter fitted elsewhere on the same split through the same G and D
+(the zoo build's ``inverter-real-images``: ``(256,)`` wide, int8); its fit seconds are the sum of its stages' as
+its config records them.
+
 A variant is stored in ``OUT/rows/NAME.json`` and skipped when present; ``--page`` rewrites the table from all
 rows (no fit). Runs print their command; the page quotes each row's.
 """
@@ -58,6 +62,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data-root", type=Path, default=None)
+    parser.add_argument("--inverter", type=Path, default=None,
+                        help="fit nothing: score this already fitted inverter (a Hub-style folder, e.g. the zoo "
+                             "entry's inverter-real-images) as variant --name; its fit seconds are its stages'")
     parser.add_argument("--page", type=Path, default=None, help="rewrite this Markdown table from the rows")
     return parser.parse_args(argv)
 
@@ -88,6 +95,8 @@ def run_variant(args: argparse.Namespace, command: str) -> dict[str, Any]:
     gan = stored_gan(args)
     train = padded_train_images(data_root=args.data_root, limit=args.train_limit)
     heldout, fit_images = train[len(train) - args.holdout:], train[: len(train) - args.holdout]
+    if args.inverter is not None:
+        return score_fitted(args, command, gan, heldout, len(fit_images))
     settings: dict[str, Any] = {"seed": args.seed, "progress": False}
     for key in ("cn_hidden", "reuse", "steps", "real_steps"):
         if getattr(args, key) is not None:
@@ -119,6 +128,30 @@ def run_variant(args: argparse.Namespace, command: str) -> dict[str, Any]:
     return row
 
 
+def score_fitted(args: argparse.Namespace, command: str, gan: Any, heldout: torch.Tensor,
+                 n_fit: int) -> dict[str, Any]:
+    """A row for an inverter fitted elsewhere on the same split (the zoo build holds out the same last images),
+    loaded through the same float16-stored G and D (its fingerprints must match)."""
+    inverter = Inverter.from_pretrained(args.inverter, generator=gan.generator, discriminator=gan.discriminator)
+    fit = inverter.config.fit
+    real = fit.get("real_images") or {}
+    row: dict[str, Any] = {
+        "name": args.name, "settings": {"cn_hidden": list(inverter.config.cn.hidden), "seed": fit["seed"]},
+        "cn_hidden": list(inverter.config.cn.hidden), "cn_parameters": sum(p.numel() for p in inverter.cn.parameters()),
+        "fit_seconds": round(fit["seconds"] + real.get("seconds", 0.0), 1),
+        "self_generated_seconds": round(fit["seconds"], 1), "real_stage_seconds": round(real.get("seconds", 0.0), 1),
+        "best_validation_mse": fit["best_validation_mse"], "best_step": fit["best_step"], "stopped": fit["stopped"],
+        "real_best_step": real.get("best_step"), "threads": args.threads, "device": describe_device("cpu"),
+        "heldout": len(heldout), "fit_images": n_fit, "command": command, "scored_from": str(args.inverter),
+    }
+    stored = score(inverter, gan.generator, heldout)  # the folder's weights are the stored (int8) ones
+    row["heldout_float32"], row["heldout_int8"] = None, stored
+    row["int8_bytes"] = (args.inverter / "model.safetensors").stat().st_size
+    print(json.dumps(row, indent=1), flush=True)
+    write_json(args.out / "rows" / f"{args.name}.json", row)
+    return row
+
+
 def write_page(out: Path, page: Path, command: str) -> None:
     rows = [json.loads(p.read_text()) for p in sorted((out / "rows").glob("*.json"))]
     rows.sort(key=lambda r: (-r["cn_parameters"], r["settings"].get("reuse", 1)))
@@ -139,11 +172,16 @@ def write_page(out: Path, page: Path, command: str) -> None:
     for r in rows:
         settings = ", ".join(f"{k}={v}" for k, v in r["settings"].items() if k != "seed") or "defaults"
         f32, i8 = r["heldout_float32"], r["heldout_int8"]
+        main = f32 or i8  # a row scored from a stored folder has only the stored (int8) weights
+        f32_text = f"{f32['psnr']:.2f}" if f32 else "–"
         lines.append(
-            f"| {r['name']} | {settings} | {r['cn_parameters']:,} | {f32['psnr']:.2f} / {i8['psnr']:.2f} | "
-            f"{f32['psnr_28']:.2f} / {f32['ssim_28']:.4f} | {r['fit_seconds']:,.0f} ({r['self_generated_seconds']:,.0f}"
+            f"| {r['name']} | {settings} | {r['cn_parameters']:,} | {f32_text} / {i8['psnr']:.2f} | "
+            f"{main['psnr_28']:.2f} / {main['ssim_28']:.4f} | {r['fit_seconds']:,.0f} ({r['self_generated_seconds']:,.0f}"
             f" + {r['real_stage_seconds']:,.0f}) | {r['threads']} | {r['int8_bytes'] / 1e6:.2f} MB |")
-    lines += ["", "Commands:", ""] + [f"- {r['name']}: `{r['command']}` ({r['device']})" for r in rows] + [""]
+    lines += ["", "Commands:", ""] + [
+        f"- {r['name']}: `{r['command']}` ({r['device']})"
+        + (f"; scored from `{r['scored_from']}`, fitted by the command in its model card" if r.get("scored_from")
+           else "") for r in rows] + [""]
     page.parent.mkdir(parents=True, exist_ok=True)
     page.write_text("\n".join(lines))
     print(f"wrote {page}", flush=True)
