@@ -30,7 +30,7 @@ from tests.stylegan2_models import tiny_stylegan2
 
 NAME = "stylegan2-fashion-mnist"
 TINY = StyleGAN2Config(z_dim=8, w_dim=8, mapping_layers=2, channels=(16, 16, 8, 8))
-ENTRY_BUDGET = 6_300_000  # bytes: issue 34 asks for "about 5 MB" (the build tool prints the entry's files and total)
+ENTRY_BUDGET = 6_000_000  # bytes: issue 34 asks for "about 5 MB"; built: 5.94 MB (G, D float16; two int8 CNs of width 256)
 
 needs_data = pytest.mark.skipif(
     not any(resolve_fashion_mnist_root().glob("t10k-images*")) or not any(resolve_fashion_mnist_root().glob("train-images*")),
