@@ -642,6 +642,30 @@ def test_results_page_quotes_the_stylegan2_run() -> None:
     assert o200["psnr"] - h100["psnr"] < 0.1 and h100["ssim"] > o200["ssim"]  # "within a tenth of a dB", "higher SSIM"
 
 
+def test_results_page_quotes_the_stylegan2_entry() -> None:
+    """docs/results.md's paragraph on the bundled StyleGAN2 entry quotes the demo's metrics, the entry's files and
+    the W+ width comparison (benchmarks/stylegan2/wplus_defaults.py); the model cards agree with the demo."""
+    page = " ".join((ROOT / "docs" / "results.md").read_text().split())
+    entry = ROOT / "discinvert" / "zoo" / "stylegan2-fashion-mnist"
+    demo = _result("demo_stylegan2")["methods"]
+    for label, key, sub in (("`inverter/` (the paper's CN)", "encode", "inverter"),
+                            ("`inverter-real-images/`", "encode_real_images", "inverter-real-images")):
+        m, size = demo[key], (entry / sub / "model.safetensors").stat().st_size / 1e6
+        assert f"| {label} | {m['psnr_mean']:.2f} / {m['ssim_mean']:.4f} | {size:.2f} |" in page
+        assert f"| encode PSNR (dB) | {round(m['psnr_mean'], 3)} |" in (entry / sub / "README.md").read_text()
+    refine = demo["refine"]
+    assert f"50 steps reaches {refine['psnr_mean']:.2f} dB (SSIM {refine['ssim_mean']:.4f}) on the first 200" in page
+    rows = _result("stylegan2_defaults")["rows"]
+    default, zoo_row = rows["default"], rows["zoo-real-images-w256"]
+    cost = default["heldout_int8"]["psnr"] - zoo_row["heldout_int8"]["psnr"]
+    assert 0.25 < cost < 0.42 and "costs a third of a dB against the default two layers of 1,024" in page
+    card = (entry / "inverter-real-images" / "README.md").read_text()
+    assert f"encode PSNR (dB) | {round(zoo_row['heldout_int8']['psnr'], 3)} |" in card  # the same held-out figure
+    assert f"saves {(default['int8_bytes'] - zoo_row['int8_bytes']) / 1e6:.1f} MB per inverter" in page
+    total = sum(p.stat().st_size for p in entry.rglob("*") if p.is_file()) / 1e6
+    assert f"the entry is {total:.2f} MB in all, over issue 34's \"about 5 MB\"" in page and total > 5.0
+
+
 def test_speed_page_quotes_the_committed_runs() -> None:
     """docs/speed.md's tables and figures quote speed_ratio.json, speed-*.json, fit_speed-cpu.json,
     time_to_quality_round2.json and zoo_int8.json."""

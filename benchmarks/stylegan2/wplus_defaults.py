@@ -66,6 +66,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="fit nothing: score this already fitted inverter (a Hub-style folder, e.g. the zoo "
                              "entry's inverter-real-images) as variant --name; its fit seconds are its stages'")
     parser.add_argument("--page", type=Path, default=None, help="rewrite this Markdown table from the rows")
+    parser.add_argument("--json", type=Path, default=None, help="with --page: every row, as JSON")
     return parser.parse_args(argv)
 
 
@@ -178,6 +179,13 @@ def write_page(out: Path, page: Path, command: str) -> None:
             f"| {r['name']} | {settings} | {r['cn_parameters']:,} | {f32_text} / {i8['psnr']:.2f} | "
             f"{main['psnr_28']:.2f} / {main['ssim_28']:.4f} | {r['fit_seconds']:,.0f} ({r['self_generated_seconds']:,.0f}"
             f" + {r['real_stage_seconds']:,.0f}) | {r['threads']} | {r['int8_bytes'] / 1e6:.2f} MB |")
+    base = next((r for r in rows if r["name"] == "default"), None)
+    if base is not None:
+        lines += ["", "Against the library's defaults, held-out PSNR (32x32, int8): " + "; ".join(
+            f"{r['name']} {r['heldout_int8']['psnr'] - base['heldout_int8']['psnr']:+.2f} dB"
+            for r in rows if r is not base) + "."]
+    lines += ["", "Fit seconds are one torch thread with the machine's other core busy (other fits, tests): read them "
+              "within a row (its two stages), not across rows."]
     lines += ["", "Commands:", ""] + [
         f"- {r['name']}: `{r['command']}` ({r['device']})"
         + (f"; scored from `{r['scored_from']}`, fitted by the command in its model card" if r.get("scored_from")
@@ -198,6 +206,10 @@ def main(argv: list[str] | None = None) -> None:
             run_variant(args, command)
     if args.page is not None:
         write_page(args.out, args.page, command)
+        if args.json is not None:
+            rows = {p.stem: json.loads(p.read_text()) for p in sorted((args.out / "rows").glob("*.json"))}
+            write_json(args.json, {"command": command, "rows": rows})
+            print(f"wrote {args.json}", flush=True)
 
 
 if __name__ == "__main__":
