@@ -78,7 +78,7 @@ class FitRun:
         settings: the fit's settings, with its seed.
         seeds: the seed of each random stream.
         gan: G, the tap on D's feature layer and the shape of one code (as G's probe took it).
-        discriminator, conditioning: D and the conditioning as the user gave them.
+        discriminator, conditioning: D and the conditioning as the user gave them (for G alone, D's stand-in).
         layer_name: the feature layer(s).
         pairs: makes the self-generated pairs.
         custom_prior: whether the latents come from the user's ``latent_sampler``.
@@ -90,6 +90,9 @@ class FitRun:
             as ``inverter.config.fit['levers']`` records them: as asked in the run built before training;
             the fit replaces the run (``dataclasses.replace``) once the self-generated stage's batches have
             settled them (an ``'auto'`` lever G or D fail under is dropped), before any training.
+        pixel_route: fit for G alone (no D): ``discriminator`` is the stand-in whose tap gives G's images
+            flattened (:class:`~discinvert.fitting.pixel_route.PixelInput`), and the stages train the pixel
+            network with the CN (:mod:`discinvert.fitting.pixel_route`).
     """
 
     settings: FitConfig
@@ -107,6 +110,7 @@ class FitRun:
     held_out: ValidationSet
     autocast_dtype: torch.dtype | None
     levers: dict[str, Any] = field(default_factory=dict)
+    pixel_route: bool = False
 
     @property
     def runtime(self) -> Runtime:
