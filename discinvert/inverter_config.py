@@ -212,6 +212,20 @@ def _check_source(feature_source: Any, pixel_encoder: PixelEncoderConfig | None,
                          f"{list(image_shape)} and feature_dim={feature_dim}.")
 
 
+def _stored_source(data: dict[str, Any], modules: tuple[str, ...], image_shape: tuple[int, ...], feature_dim: int,
+                   source: str) -> PixelEncoderConfig | None:
+    """A stored config's pixel network (``None`` for D's route), checked against its other entries."""
+    pixels = data["feature_source"] == "pixels"
+    try:
+        encoder = None if data["pixel_encoder"] is None else PixelEncoderConfig.from_dict(data["pixel_encoder"])
+    except ValueError as error:
+        raise ValueError(f"{source}: {error}") from None
+    # D's route: its layer and fingerprint are checked by their own readers, so "" stands in for them here
+    _check_source(data["feature_source"], encoder, data["feature_layer"] if pixels else "",
+                  data["discriminator_fingerprint"] if pixels else "", modules, image_shape, feature_dim, source)
+    return encoder
+
+
 def _range(value: Any, source: str) -> tuple[float, float] | None:
     if value is None:
         return None
@@ -434,36 +448,20 @@ class InverterConfig:
                              f"{iterations} and step={data['step']!r}.")
         probe = None if data["probe"] is None else Behaviour.from_dict(
             data["probe"], source=source, image_size=math.prod(image_shape), feature_dim=feature_dim)
-        pixels = data["feature_source"] == "pixels"
-        try:
-            encoder = None if data["pixel_encoder"] is None else PixelEncoderConfig.from_dict(data["pixel_encoder"])
-        except ValueError as error:
-            raise ValueError(f"{source}: {error}") from None
-        _check_source(data["feature_source"], encoder, data["feature_layer"] if pixels else "",
-                      data["discriminator_fingerprint"] if pixels else "",
-                      tuple(modules), image_shape, feature_dim, source)
+        encoder = _stored_source(data, tuple(modules), image_shape, feature_dim, source)
+        pixels = encoder is not None
         config = cls(
             feature_layer=None if pixels else _feature_layer(data["feature_layer"], source),
-            latent_shape=latent_shape,
-            image_shape=image_shape,
-            feature_dim=feature_dim,
-            cn=cn,
+            latent_shape=latent_shape, image_shape=image_shape, feature_dim=feature_dim, cn=cn,
             generator_fingerprint=_fingerprint(data["generator_fingerprint"], "generator_fingerprint", source),
             discriminator_fingerprint=None if pixels else _fingerprint(
                 data["discriminator_fingerprint"], "discriminator_fingerprint", source
             ),
             discriminator_modules=tuple(modules),
-            conditional=data["conditional"],
-            latent_prior=data["latent_prior"],
-            fit=dict(data["fit"]),
+            conditional=data["conditional"], latent_prior=data["latent_prior"], fit=dict(data["fit"]),
             image_range=_range(data["image_range"], source),
-            iterations=iterations,
-            step=step,
-            probe=probe,
-            latent_space=latent_space,
-            feature_source=data["feature_source"],
-            pixel_encoder=encoder,
-            fingerprint_scheme=scheme,
+            iterations=iterations, step=step, probe=probe, latent_space=latent_space,
+            feature_source=data["feature_source"], pixel_encoder=encoder, fingerprint_scheme=scheme,
         )
         if cn.in_features != feature_dim or cn.out_features != config.latent_dim:
             raise ValueError(

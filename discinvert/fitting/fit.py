@@ -488,6 +488,20 @@ def _check_arguments(settings: FitConfig, given: set[str], images: bool, conditi
                       "with D it is ignored.", UserWarning, stacklevel=3)
 
 
+def _route(generator: nn.Module, discriminator: nn.Module | None, feature_layer: FeatureLayer | None,
+           settings: FitConfig, given: set[str], config: FitConfig | None, images: bool,
+           conditioning: Conditioning | None, on_validation: OnValidation | None,
+           ) -> tuple[FitConfig, nn.Module, FeatureLayer]:
+    """Every check that needs no model run (:func:`_check_arguments`, and the route's), then the route's settings,
+    D and feature layer: the user's, or for G alone the pixels' stand-ins (:mod:`discinvert.fitting.pixel_route`)
+    and its settings."""
+    _check_arguments(settings, given, images, conditioning, on_validation, generator, discriminator)
+    check_route(discriminator, feature_layer, settings, given, config, conditioning is not None)
+    if discriminator is None:
+        return route_settings(settings), PixelInput(), PIXEL_LAYER
+    return settings, discriminator, feature_layer  # type: ignore[return-value]
+
+
 def _assemble(config: InverterConfig, run: FitRun, cn: ConnectionNetwork | PixelRegressor,
               step_networks: Sequence[nn.Module]) -> Inverter:
     """The returned inverter: ``config`` with the fitted CN's and step networks' weights (for G alone, the pixel
@@ -523,21 +537,16 @@ def fit_inverter(
     on_validation: OnValidation | None = None,
     **settings: Any,
 ) -> Inverter:
-    """Fit an inverter (image → latent) for a pretrained GAN from its discriminator's features, or for G alone.
+    """Fit an inverter (image → latent) for a pretrained GAN from its discriminator's features (or G's alone).
 
     Args:
         generator: G, mapping latents ``(N, *latent_shape)`` to images ``(N, *image_shape)``; for codes in Z, W or W+,
             a :class:`~discinvert.MappedGenerator`: its ``latent_shape``, ``sample`` and prior are then the defaults.
-        discriminator: D, any ``nn.Module`` taking G's images. ``None`` (with no ``feature_layer``) fits for the
-            generator alone: the CN then reads the features of a pixel network of its own
-            (:mod:`discinvert.pixel_encoder`, laid out from G's ``(C, H, W)`` images, width ``pixel_width``),
-            trained with it from scratch on the same self-generated pairs (:mod:`discinvert.fitting.pixel_route`:
-            the real-image stage's D-feature term is off, ``feature_weight`` 0, and ``cn_standardize`` is off;
-            no ``conditioning``).
+        discriminator: D, any ``nn.Module`` taking G's images; ``None`` fits for G alone: the CN reads a pixel network
+            of its own, trained with it (:mod:`discinvert.fitting.pixel_route`; no D-feature term, no conditioning).
         feature_layer: D's layer the connection network reads: a dotted name from ``D.named_modules()``
             (``"main.9"``) or the submodule; D's forward stops right after it. Start from D's last hidden
-            layer (:func:`discinvert.list_layers`); a list reads several depths concatenated. ``None`` exactly
-            when ``discriminator`` is ``None``.
+            layer (:func:`discinvert.list_layers`); a list reads several depths concatenated; ``None`` without D.
         latent_shape: shape of one latent, e.g. ``(100,)`` or ``(100, 1, 1)``, with the prior ``z ~ N(0, I)``.
         latent_sampler: ``sampler(n, generator, device) -> (n, *latent_shape)`` for other priors (uniform,
             truncated, a mapped W space), drawing from the given ``torch.Generator``. One of
@@ -570,22 +579,16 @@ def fit_inverter(
         UselessInverterWarning: the best validation MSE does not beat predicting the mean code.
 
     Raises:
-        ValueError: bad arguments or settings (a ``conditioning`` that is no
-            :class:`~discinvert.Conditioning`, a ``checkpoint_path`` that is an existing folder, a D without a
-            feature layer or a feature layer without D, and without D a conditioning, ``feature_weight > 0`` or
-            ``cn_standardize=True`` given: all before any work); without D, images of G that are not
-            ``(C, H, W)``; an unknown feature layer (with close matches); a layer D never reaches, runs
-            several times, or whose output for an image depends on the rest of its batch
-            (:func:`discinvert.gan.check_batch_independence`); a latent shape G rejects; a sampler that
-            draws no tensor of the asked rows, meta tensors, or labels outside the known classes; G and D
-            on different devices.
+        ValueError: bad arguments or settings (a ``conditioning`` that is no :class:`~discinvert.Conditioning`, a
+            ``checkpoint_path`` that is an existing folder, D without a feature layer or the reverse, all before any
+            work; G alone: :mod:`~discinvert.fitting.pixel_route`); an unknown feature layer (with close matches); a
+            layer D never reaches, runs several times, or whose output for an image depends on the rest of its batch
+            (:func:`discinvert.gan.check_batch_independence`); a latent shape G rejects; a sampler that draws no
+            tensor of the asked rows, meta tensors, or labels outside the known classes; G and D on different devices.
     """
     settings_ = FitConfig.build(config, **settings)
-    check_route(discriminator, feature_layer, settings_, set(settings), config, conditioning is not None)
-    _check_arguments(settings_, set(settings), images is not None, conditioning, on_validation, generator, discriminator)
-    pixel_route = discriminator is None
-    if pixel_route:  # G alone: the pixels stand where D's features stand (fitting/pixel_route.py)
-        settings_, discriminator, feature_layer = route_settings(settings_), PixelInput(), PIXEL_LAYER
+    settings_, discriminator, feature_layer = _route(generator, discriminator, feature_layer, settings_, set(settings),
+                                                     config, images is not None, conditioning, on_validation)
     layer_name, tap, pairs, device, autocast_dtype, dist_ctx, settings_ = _prepare(
         generator, discriminator, feature_layer, settings_, latent_shape, latent_sampler, conditioning)
     seeds = Seeds(settings_.seed, dist_ctx.rank)  # type: ignore[arg-type]
@@ -602,7 +605,7 @@ def fit_inverter(
         run = FitRun(settings=settings_, seeds=seeds, gan=FrozenGAN(generator, tap, tuple(probe[0].shape[1:])),
                      discriminator=discriminator, conditioning=conditioning, layer_name=layer_name, pairs=pairs,
                      custom_prior=latent_sampler is not None, device=device, dist_ctx=dist_ctx, facts=facts,
-                     probe=probe, held_out=held_out, autocast_dtype=autocast_dtype, pixel_route=pixel_route)
+                     probe=probe, held_out=held_out, autocast_dtype=autocast_dtype)
         probe_record = _record_behaviour(run, users_buffers)
         split = None if images is None else _split(run, images)
         cn = _new_cn(run)

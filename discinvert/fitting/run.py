@@ -20,6 +20,7 @@ from discinvert.features import FeatureTap
 from discinvert.fitting.fit_config import FitConfig
 from discinvert.fitting.loop import Runtime
 from discinvert.fitting.pairs import PairMaker, ValidationSet
+from discinvert.fitting.pixel_route import PixelInput
 from discinvert.gan import GANFacts
 
 __all__ = ["RANK_STRIDE", "STREAMS", "FitRun", "FrozenGAN", "Seeds"]
@@ -90,9 +91,10 @@ class FitRun:
             as ``inverter.config.fit['levers']`` records them: as asked in the run built before training;
             the fit replaces the run (``dataclasses.replace``) once the self-generated stage's batches have
             settled them (an ``'auto'`` lever G or D fail under is dropped), before any training.
-        pixel_route: fit for G alone (no D): ``discriminator`` is the stand-in whose tap gives G's images
-            flattened (:class:`~discinvert.fitting.pixel_route.PixelInput`), and the stages train the pixel
-            network with the CN (:mod:`discinvert.fitting.pixel_route`).
+
+    For G alone (no D, :attr:`pixel_route`) ``discriminator`` is the stand-in whose tap gives G's images flattened
+    (:class:`~discinvert.fitting.pixel_route.PixelInput`), and the stages train the pixel network with the CN
+    (:mod:`discinvert.fitting.pixel_route`).
     """
 
     settings: FitConfig
@@ -110,7 +112,11 @@ class FitRun:
     held_out: ValidationSet
     autocast_dtype: torch.dtype | None
     levers: dict[str, Any] = field(default_factory=dict)
-    pixel_route: bool = False
+
+    @property
+    def pixel_route(self) -> bool:
+        """Fit for G alone: ``discriminator`` is the pixels' stand-in."""
+        return isinstance(self.discriminator, PixelInput)
 
     @property
     def runtime(self) -> Runtime:
