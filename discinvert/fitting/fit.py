@@ -492,11 +492,11 @@ def _route(generator: nn.Module, discriminator: nn.Module | None, feature_layer:
            settings: FitConfig, given: set[str], config: FitConfig | None, images: bool,
            conditioning: Conditioning | None, on_validation: OnValidation | None,
            ) -> tuple[FitConfig, nn.Module, FeatureLayer]:
-    """Every check that needs no model run (:func:`_check_arguments`, and the route's), then the route's settings,
+    """Every check that needs no model run (the route's, then :func:`_check_arguments`), then the route's settings,
     D and feature layer: the user's, or for G alone the pixels' stand-ins (:mod:`discinvert.fitting.pixel_route`)
     and its settings."""
-    _check_arguments(settings, given, images, conditioning, on_validation, generator, discriminator)
     check_route(discriminator, feature_layer, settings, given, config, conditioning is not None)
+    _check_arguments(settings, given, images, conditioning, on_validation, generator, discriminator)
     if discriminator is None:
         return route_settings(settings), PixelInput(), PIXEL_LAYER
     return settings, discriminator, feature_layer  # type: ignore[return-value]
