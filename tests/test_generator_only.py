@@ -286,3 +286,26 @@ def test_a_conditional_gan_and_a_flat_g_are_refused_without_d(make_gan) -> None:
     with pytest.raises(ValueError, match=r"image_shape: the pixel feature network reads images.*got \(16,\)"):
         fit_inverter(flat.generator, latent_shape=flat.latent_shape, **QUICK)
     assert_untouched(before, flat.generator)
+
+
+def test_a_mapped_generator_without_d_keeps_its_space_and_prior(tmp_path) -> None:
+    import warnings
+
+    from benchmarks.stylegan2.architecture import StyleGAN2Config
+    from discinvert import MappedGenerator, UselessInverterWarning
+    from tests.stylegan2_models import tiny_stylegan2
+
+    generator, _ = tiny_stylegan2(StyleGAN2Config(z_dim=16, w_dim=16, mapping_layers=2, channels=(16, 16, 8, 8)))
+    before = snapshot(generator)
+    mapped = MappedGenerator.nvidia(generator, space="w+")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UselessInverterWarning)  # 20 updates: too few to be useful, enough to run
+        inverter = fit_inverter(mapped, **{**QUICK, "steps": 20, "validation_size": 32, "batch_size": 16})
+    config = inverter.config
+    assert config.latent_space["space"] == "w+" and config.latent_prior == "mapped"
+    assert config.pixel_encoder.image_shape == (1, 32, 32) and config.to_dict()["format_version"] == 7
+    x = mapped(mapped.sample(4, torch.Generator().manual_seed(0), torch.device("cpu")))
+    loaded = Inverter.load(inverter.save(tmp_path / "w.safetensors"), generator=mapped)
+    assert torch.equal(loaded.encode(x), inverter.encode(x)) and loaded.encode(x).shape == (4, *mapped.latent_shape)
+    assert torch.equal(loaded.prior.mean, inverter.prior.mean)
+    assert_untouched(before, generator)

@@ -219,7 +219,7 @@ def _inverter_config(run: FitRun, cn_config: CNConfig, result: TrainResult, stag
     )
 
 
-def _warn_if_useless(result: TrainResult, baseline: float, settings: FitConfig) -> bool:
+def _warn_if_useless(result: TrainResult, baseline: float, run: FitRun) -> bool:
     """Warn when the best validation MSE does not beat predicting the held-out latents' mean; whether it did not.
 
     The mean's MSE is measured on the same held-out latents (about 1.0 per value for a standard normal prior).
@@ -228,11 +228,13 @@ def _warn_if_useless(result: TrainResult, baseline: float, settings: FitConfig) 
     """
     if result.best_error < baseline:
         return False
+    settings = run.settings
+    remedy = ("a wider pixel network (pixel_width)" if run.pixel_route else "another feature_layer whose features vary "
+              "with the image (see discinvert.suggest_feature_layers)")
     warnings.warn(
         f"fit: expected a validation MSE below {baseline:.4g}, what predicting the mean code scores, got "
         f"{result.best_error:.4g} at best: this inverter ignores its input and gives every image about the same "
-        f"code. Try a smaller lr (this fit: {settings.lr:g}), another feature_layer whose features vary with the "
-        "image (see discinvert.suggest_feature_layers), or more steps. inverter.config.fit records "
+        f"code. Try a smaller lr (this fit: {settings.lr:g}), {remedy}, or more steps. inverter.config.fit records "
         '"useless": true.', UselessInverterWarning, stacklevel=3)
     return True
 
@@ -620,7 +622,7 @@ def fit_inverter(
         step_config, step_networks = None, []
         if settings_.iterations:
             step_config, step_networks, stages["iterative"] = _iterative_stage(run, cn, split)
-    findings = {"useless": _warn_if_useless(result, held_out.baseline, settings_),
+    findings = {"useless": _warn_if_useless(result, held_out.baseline, run),
                 "batch_dependent_features": batch_dependent}
     inverter_config = _inverter_config(run, cn.config, result, stages, step_config, findings)
     return _assemble(dataclasses.replace(inverter_config, probe=probe_record), run, cn, step_networks)
