@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 import safetensors
+import safetensors.torch
 import torch
 
 from discinvert import FingerprintMismatchError, Inverter, fit_inverter
@@ -309,3 +310,22 @@ def test_a_mapped_generator_without_d_keeps_its_space_and_prior(tmp_path) -> Non
     assert torch.equal(loaded.encode(x), inverter.encode(x)) and loaded.encode(x).shape == (4, *mapped.latent_shape)
     assert torch.equal(loaded.prior.mean, inverter.prior.mean)
     assert_untouched(before, generator)
+
+
+def test_torchrun_two_processes_fit_one_generator_only_inverter(tmp_path, make_gan) -> None:
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "out"
+    out.mkdir()
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+               str(root / "tests" / "ddp_generator_only_run.py"), str(out)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "rank 0: world size 2" in result.stdout and "rank 1: world size 2" in result.stdout
+    ranks = [safetensors.torch.load_file(str(out / f"inverter.rank{r}.safetensors")) for r in (0, 1)]
+    assert any(k.startswith("pixels.") for k in ranks[0]) and any(k.startswith("steps.0.") for k in ranks[0])
+    assert all(torch.equal(ranks[0][k], ranks[1][k]) for k in ranks[0]), "the ranks' inverters differ"
+    loaded = Inverter.load(out / "inverter.safetensors", generator=make_gan("dcgan").generator)
+    assert loaded.config.fit["real_images"]["feature_weight"] == 0.0 and loaded.iterations == 1
