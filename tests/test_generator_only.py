@@ -329,3 +329,34 @@ def test_torchrun_two_processes_fit_one_generator_only_inverter(tmp_path, make_g
     assert all(torch.equal(ranks[0][k], ranks[1][k]) for k in ranks[0]), "the ranks' inverters differ"
     loaded = Inverter.load(out / "inverter.safetensors", generator=make_gan("dcgan").generator)
     assert loaded.config.fit["real_images"]["feature_weight"] == 0.0 and loaded.iterations == 1
+
+
+@pytest.mark.parametrize(("edit", "match"), [
+    (lambda c: c.update(feature_source="discriminator"), "format version 7 is written for a generator-only inverter"),
+    (lambda c: c.update(feature_source="eyes"), "format version 7 is written for a generator-only inverter"),
+    (lambda c: c.update(discriminator_fingerprint="sha256:" + "0" * 64), "expected 'feature_layer' and "
+     "'discriminator_fingerprint' null"),
+    (lambda c: c.update(feature_layer="4"), "has no discriminator"),
+    (lambda c: c.update(pixel_encoder=None), "expected the 'pixel_encoder' config"),
+    (lambda c: c["pixel_encoder"].update(base_width=16), "gives 256 features, but the config says .*feature_dim=128"),
+    (lambda c: c["pixel_encoder"].update(max_width=10**9), "max_width: expected at most 4096"),
+    (lambda c: c["pixel_encoder"].update(depth=3), "pixel encoder config: expected keys"),
+    (lambda c: (c.update(format_version=5), c.pop("latent_space")),
+     r"format version 5 has no \['feature_source', 'pixel_encoder'\]"),
+])
+def test_a_tampered_generator_only_config_is_refused(fitted, edit, match) -> None:
+    data = json.loads(json.dumps(fitted["inverter"].config.to_dict()))
+    assert InverterConfig.from_dict(json.loads(json.dumps(data))) == fitted["inverter"].config
+    edit(data)
+    with pytest.raises(ValueError, match=match):
+        InverterConfig.from_dict(data, source="g.safetensors")
+
+
+def test_a_generator_only_file_without_its_pixel_network_is_refused(fitted, tmp_path) -> None:
+    from discinvert.serialization import write_inverter_file
+
+    inverter = fitted["inverter"]
+    state = {k: v for k, v in inverter.state_dict().items() if not k.startswith("pixels.layers.0")}
+    path = write_inverter_file(tmp_path / "g.safetensors", state, inverter.config)
+    with pytest.raises(ValueError, match=r"pixel network, connection network.*missing tensors \['pixels.layers.0.bias'"):
+        Inverter.load(path, generator=fitted["gan"].generator)
