@@ -13,7 +13,6 @@ import sys
 from pathlib import Path
 
 import safetensors.torch
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from discinvert import fit_inverter  # noqa: E402
