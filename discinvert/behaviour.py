@@ -148,7 +148,8 @@ class Behaviour:
 
     Attributes:
         generator: G's probe; ``None`` when G gave non-finite images on the probes.
-        discriminator: D's probe; ``None`` when D gave non-finite features on the probes.
+        discriminator: D's probe; ``None`` when D gave non-finite features on the probes, and for an
+            inverter fit for G alone (no D).
     """
 
     generator: Probe | None
@@ -274,23 +275,27 @@ def _probe(run: Callable[[], torch.Tensor], device: torch.device, what: str, dev
     return Probe(tuple(summary), stochastic, device.type)
 
 
-def _runners(generator: nn.Module, tap: FeatureTap, *, latent_shape: tuple[int, ...],
+def _runners(generator: nn.Module, tap: FeatureTap | None, *, latent_shape: tuple[int, ...],
              image_shape: tuple[int, ...], image_range: tuple[float, float] | None,
              conditioning: Conditioning | None, latent_sampler: LatentSampler | None = None,
-             ) -> tuple[torch.device, Callable[[], torch.Tensor], Callable[[], torch.Tensor], bool] | None:
-    """The device and the two probe runs, and whether the probes are bound to the device type;
-    ``None`` when the conditions cannot be drawn reproducibly."""
-    device = model_device(tap.discriminator) or model_device(generator) or torch.device("cpu")
+             ) -> tuple[torch.device, Callable[[], torch.Tensor], Callable[[], torch.Tensor] | None, bool] | None:
+    """The device and the two probe runs (D's ``None`` without a tap), and whether the probes are bound to the
+    device type; ``None`` when the conditions cannot be drawn reproducibly."""
+    discriminator = None if tap is None else tap.discriminator
+    device = (None if discriminator is None else model_device(discriminator)) or model_device(generator) or torch.device("cpu")
     latents = _probe_latents(latent_shape, device, latent_sampler)
     conditions, reproducible, device_bound = _probe_conditions(conditioning, device)
     if not reproducible:
         logger.info("the condition sampler draws other conditions from the same seed; no behavioural fingerprint "
                     "for this conditional GAN (its tensor fingerprints still hold)")
         return None
-    images = probe_images(image_shape, image_range, device, model_dtype(tap.discriminator))
 
     def run_generator() -> torch.Tensor:
         return generate(generator, latents, conditions, conditioning)
+
+    if tap is None:
+        return device, run_generator, None, device_bound
+    images = probe_images(image_shape, image_range, device, model_dtype(tap.discriminator))
 
     def run_discriminator() -> torch.Tensor:
         return tap(images, conditions)
@@ -298,14 +303,15 @@ def _runners(generator: nn.Module, tap: FeatureTap, *, latent_shape: tuple[int, 
     return device, run_generator, run_discriminator, device_bound
 
 
-def record(generator: nn.Module, tap: FeatureTap, *, latent_shape: tuple[int, ...], image_shape: tuple[int, ...],
+def record(generator: nn.Module, tap: FeatureTap | None, *, latent_shape: tuple[int, ...], image_shape: tuple[int, ...],
            image_range: tuple[float, float] | None, conditioning: Conditioning | None = None,
            normal_prior: bool = True, latent_sampler: LatentSampler | None = None) -> Behaviour:
     """Run the probes on G and D (eval mode, no gradients; both come back untouched) and summarise them.
 
     Args:
         generator: G.
-        tap: the hook on D's feature layer(s).
+        tap: the hook on D's feature layer(s); ``None`` (an inverter fit for G alone) probes G alone and
+            records no D probe.
         latent_shape: one latent's shape; the probe latents are ``N(0, I)`` of that shape.
         image_shape: one image's shape; D's probe images have it.
         image_range: G's ``(min, max)``, the range of D's probe images (``None``: ``(-1, 1)``).
@@ -320,7 +326,8 @@ def record(generator: nn.Module, tap: FeatureTap, *, latent_shape: tuple[int, ..
     were; a caller's autocast is off while the probes run. Each run starts from the buffer values G and D
     hold when this is called (the caller hands over the user's values).
     """
-    with frozen(generator, tap.discriminator):
+    discriminator = None if tap is None else tap.discriminator
+    with frozen(generator, discriminator):
         runners = _runners(generator, tap, latent_shape=latent_shape, image_shape=image_shape,
                            image_range=image_range, conditioning=conditioning,
                            latent_sampler=latent_sampler if normal_prior else None)
@@ -328,12 +335,14 @@ def record(generator: nn.Module, tap: FeatureTap, *, latent_shape: tuple[int, ..
             return Behaviour(None, None)
         device, run_generator, run_discriminator, bound = runners
         # Every run starts from the buffer values found here (a D whose buffers move on each call in eval mode).
-        reset = buffer_snapshot(generator, tap.discriminator)
+        reset = buffer_snapshot(generator, discriminator)
         generator_probe = _probe(run_generator, device, "G", bound, reset) if normal_prior else None
+        if run_discriminator is None:
+            return Behaviour(generator_probe, None)
         return Behaviour(generator_probe, _probe(run_discriminator, device, "D", bound, reset))
 
 
-def differences(stored: Behaviour, measured: Behaviour, *, layer: str | tuple[str, ...]) -> list[str]:
+def differences(stored: Behaviour, measured: Behaviour, *, layer: str | tuple[str, ...] | None) -> list[str]:
     """Compare two behaviours: one sentence per model whose summary moved past :data:`TOLERANCE`.
 
     A model that was stochastic when ``stored`` was recorded is compared only when
@@ -373,7 +382,7 @@ def check_stored(stored: Any, measured: Behaviour, *, source: str, image_size: i
     return differences(before, measured, layer=layer)
 
 
-def compare(stored: Behaviour, generator: nn.Module, tap: FeatureTap, *, latent_shape: tuple[int, ...],
+def compare(stored: Behaviour, generator: nn.Module, tap: FeatureTap | None, *, latent_shape: tuple[int, ...],
             image_shape: tuple[int, ...], image_range: tuple[float, float] | None,
             conditioning: Conditioning | None = None, normal_prior: bool = True,
             latent_sampler: LatentSampler | None = None) -> list[str]:
@@ -386,4 +395,4 @@ def compare(stored: Behaviour, generator: nn.Module, tap: FeatureTap, *, latent_
     measured = record(generator, tap, latent_shape=latent_shape, image_shape=image_shape,
                       image_range=image_range, conditioning=conditioning,
                       normal_prior=normal_prior and stored.generator is not None, latent_sampler=latent_sampler)
-    return differences(stored, measured, layer=tap.layer_name)
+    return differences(stored, measured, layer=None if tap is None else tap.layer_name)

@@ -69,7 +69,7 @@ class PretrainedInverter(Protocol):
         config: InverterConfig,
         *,
         generator: nn.Module,
-        discriminator: nn.Module,
+        discriminator: nn.Module | None = None,
         conditioning: Conditioning | None = None,
         on_mismatch: Literal["raise", "warn"] = "raise",
         source: str = "inverter",
@@ -83,8 +83,35 @@ def _layers(feature_layer: str | tuple[str, ...]) -> str:
         return f"layer `{feature_layer}`"
     return "layers " + ", ".join(f"`{name}`" for name in feature_layer) + " (concatenated)"
 
+
+def _card_reads(config: InverterConfig, gan: str) -> list[str]:
+    """The model card's lines on what the inverter reads and the fingerprints it checks."""
+    if config.pixel_encoder is not None:  # G alone
+        return [
+            "An inverse mapping (image → latent code) for a pretrained GAN's generator alone (generator only, no",
+            f"discriminator): its own pixel network ({config.feature_dim} features) and a connection network",
+            f"{list(config.cn.hidden)} to latents of shape {tuple(config.latent_shape)}, for images of shape "
+            f"{tuple(config.image_shape)}.",
+            "",
+            f"**GAN it belongs to**: {gan}.",
+            f"Generator fingerprint `{config.generator_fingerprint}`. Loading it for another generator raises an error.",
+        ]
+    return [
+        "An inverse mapping (image → latent code) for a pretrained GAN, from the features of its",
+        f"discriminator's {_layers(config.feature_layer)} ({config.feature_dim} values) through a connection",  # type: ignore[arg-type]
+        f"network {list(config.cn.hidden)} to latents of shape {tuple(config.latent_shape)}, for images of",
+        f"shape {tuple(config.image_shape)}.",
+        "",
+        f"**GAN it belongs to**: {gan}.",
+        f"Generator fingerprint `{config.generator_fingerprint}`; discriminator (up to the feature layer)",
+        f"fingerprint `{config.discriminator_fingerprint}`. Loading it for another GAN raises an error.",
+    ]
+
+
 def _model_card(config: InverterConfig, *, gan: str | None, metrics: dict[str, Any] | None, repo_id: str | None) -> str:
     name = repo_id or "path/to/this/directory"
+    gan_words = gan or "see the fingerprints in config.json"
+    call = "generator=G" if config.pixel_encoder is not None else "generator=G, discriminator=D"
     lines = [
         "---",
         "library_name: discinvert",
@@ -97,20 +124,13 @@ def _model_card(config: InverterConfig, *, gan: str | None, metrics: dict[str, A
         "",
         "# discinvert inverter",
         "",
-        "An inverse mapping (image → latent code) for a pretrained GAN, from the features of its",
-        f"discriminator's {_layers(config.feature_layer)} ({config.feature_dim} values) through a connection",
-        f"network {list(config.cn.hidden)} to latents of shape {tuple(config.latent_shape)}, for images of",
-        f"shape {tuple(config.image_shape)}.",
-        "",
-        f"**GAN it belongs to**: {gan or 'see the fingerprints in config.json'}.",
-        f"Generator fingerprint `{config.generator_fingerprint}`; discriminator (up to the feature layer)",
-        f"fingerprint `{config.discriminator_fingerprint}`. Loading it for another GAN raises an error.",
+        *_card_reads(config, gan_words),
         "",
         "## Use",
         "",
         "```python",
         "from discinvert import Inverter",
-        f'inverter = Inverter.from_pretrained("{name}", generator=G, discriminator=D)',
+        f'inverter = Inverter.from_pretrained("{name}", {call})',
         "codes = inverter.encode(images)          # images as G produces them",
         "reconstructions = inverter.reconstruct(images)",
         "```",
@@ -385,7 +405,7 @@ def from_pretrained(
     repo_id_or_directory: str | os.PathLike[str],
     *,
     generator: nn.Module,
-    discriminator: nn.Module,
+    discriminator: nn.Module | None = None,
     conditioning: Conditioning | None = None,
     revision: str | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
@@ -398,11 +418,13 @@ def from_pretrained(
     Downloads through ``huggingface_hub`` (its cache, ``HF_HUB_OFFLINE`` and
     ``HF_ENDPOINT`` apply). Weights come only from ``model.safetensors``: pickle-only
     repos are refused. ``config.json`` is validated, tensors are checked against it,
-    and the GAN fingerprints must match (``on_mismatch="warn"`` to downgrade).
+    and the GAN fingerprints must match (``on_mismatch="warn"`` to downgrade). ``discriminator`` is
+    omitted (``None``) exactly for an inverter fit for G alone.
 
     Raises:
         ValueError: missing repo, revision or files; offline with nothing cached; a
-            pickle-only repo; a tampered or newer config; weights that disagree.
+            pickle-only repo; a tampered or newer config; weights that disagree; a D given for an
+            inverter fit for G alone, or none for one reading D's features.
         FingerprintMismatchError: fit for another GAN (``on_mismatch="raise"``).
     """
     state, config, source = read_pretrained(repo_id_or_directory, revision=revision, cache_dir=cache_dir,

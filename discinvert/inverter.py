@@ -27,6 +27,7 @@ from discinvert.layers import resolve_layers
 from discinvert.latents import LatentSampler, normal_sampler
 from discinvert.mapped import GaussianPrior, MappedGenerator, check_generator_space, prior_dim
 from discinvert.network import ConnectionNetwork
+from discinvert.pixel_encoder import PixelEncoder
 from discinvert.keyword_settings import keyword_settings
 from discinvert.optimize import OptimizeSettings, optimize_latents
 from discinvert.rng import kept
@@ -64,13 +65,37 @@ class ImageRangeWarning(UserWarning):
 
 
 class _GAN:
-    """Plain holder so G and D are referenced, never registered as the inverter's submodules."""
+    """Plain holder so G and D are referenced, never registered as the inverter's submodules.
 
-    def __init__(self, generator: nn.Module, discriminator: nn.Module, tap: FeatureTap, conditioning: Conditioning | None):
+    ``tap`` reads the CN's features: D's feature layer, or, for an inverter fit for G alone (``discriminator``
+    ``None``), the last layer of the inverter's own pixel network."""
+
+    def __init__(self, generator: nn.Module, discriminator: nn.Module | None, tap: FeatureTap,
+                 conditioning: Conditioning | None):
         self.generator = generator
         self.discriminator = discriminator
         self.tap = tap
         self.conditioning = conditioning
+
+
+def _check_route(config: InverterConfig, discriminator: nn.Module | None) -> None:
+    """A D exactly when the config reads D's features (``ValueError`` naming the route and what came); no
+    conditioning for G alone."""
+    if config.feature_source == "pixels":
+        if discriminator is not None:
+            raise ValueError(
+                "discriminator: this inverter was fit for the generator alone (feature_source 'pixels': it reads its "
+                f"own pixel network); expected no discriminator, got {type(discriminator).__name__}. Leave "
+                "discriminator out (None).")
+        if config.conditional:
+            raise ValueError("InverterConfig: an inverter fit for the generator alone is unconditional; got "
+                             "conditional=True.")
+        return
+    if discriminator is None:
+        raise ValueError(
+            f"discriminator: this inverter reads the discriminator's features at {config.feature_layer!r} "
+            "(feature_source 'discriminator'); expected the discriminator it was fit with, got None.")
+    check_module(discriminator, "discriminator")
 
 
 def _check_batch_size(batch_size: int | None) -> int:
@@ -93,19 +118,26 @@ class Inverter(nn.Module):
     :attr:`prior`, whose penalty is :meth:`refine`'s prior term, and G must then be a
     ``MappedGenerator`` of the same space.
 
+    Fit for G alone (``config.feature_source == "pixels"``, ``fit_inverter(G, None, ...)``), it reads no D: it
+    holds its own pixel feature network (submodule ``pixels``, :mod:`discinvert.pixel_encoder`, saved with the
+    CN's weights) in front of the CN, takes no discriminator, records no D fingerprint, and :meth:`refine` has
+    no D-feature term.
+
     Build one with :func:`discinvert.fit_inverter` or :meth:`Inverter.load`.
 
     Args:
         config: what the inverter was fit for.
         generator: G, mapping latents ``(N, *latent_shape)`` to images ``(N, *image_shape)``.
-        discriminator: D; ``config.feature_layer`` must name one of its submodules.
+        discriminator: D; ``config.feature_layer`` must name one of its submodules. ``None`` (the default)
+            exactly for an inverter fit for G alone.
         conditioning: for a conditional GAN, how to call G and D (required exactly
             when ``config.conditional``).
 
     Raises:
-        ValueError: the feature layer is not in D, conditioning disagrees with the config, or G is not
+        ValueError: the feature layer is not in D, conditioning disagrees with the config, G is not
             the kind of generator the config's ``latent_space`` names (a plain G, or a ``MappedGenerator``
-            of that space and shape).
+            of that space and shape), or a D given for an inverter fit for G alone, or none for one
+            reading D's features.
     """
 
     def __init__(
@@ -113,12 +145,12 @@ class Inverter(nn.Module):
         config: InverterConfig,
         *,
         generator: nn.Module,
-        discriminator: nn.Module,
+        discriminator: nn.Module | None = None,
         conditioning: Conditioning | None = None,
     ) -> None:
         super().__init__()
         check_module(generator, "generator")
-        check_module(discriminator, "discriminator")
+        _check_route(config, discriminator)
         check_conditioning(conditioning)
         if config.conditional and conditioning is None:
             raise ValueError(
@@ -128,10 +160,13 @@ class Inverter(nn.Module):
         if not config.conditional and conditioning is not None:
             raise ValueError("conditioning: this inverter was fit for an unconditional GAN; got a Conditioning.")
         check_generator_space(generator, config.latent_space, "generator")
-        resolve_device(generator, discriminator, None)  # G and D on different devices: a clear error
-        layer_name, layer = resolve_layers(discriminator, config.feature_layer)
+        if discriminator is not None:
+            resolve_device(generator, discriminator, None)  # G and D on different devices: a clear error
+            layer_name, layer = resolve_layers(discriminator, config.feature_layer)
         self.config = config
         with torch.random.fork_rng(devices=[]):  # building the networks must not move the user's RNG
+            if config.pixel_encoder is not None:
+                self.pixels = PixelEncoder(config.pixel_encoder)
             self.cn = ConnectionNetwork(config.cn)
             self.steps = nn.ModuleList(
                 StepNetwork(config.step) for _ in range(config.iterations) if config.step is not None)
@@ -139,9 +174,12 @@ class Inverter(nn.Module):
             d = prior_dim(config.latent_space)
             self.register_buffer(PRIOR_TENSORS[0], torch.zeros(d))
             self.register_buffer(PRIOR_TENSORS[1], torch.eye(d))
-        tap = FeatureTap(discriminator, layer_name, layer, conditioning=conditioning)
+        if discriminator is None:  # G alone: the features of its own pixel network
+            tap = FeatureTap(self.pixels, self.pixels.last_layer, self.pixels.get_submodule(self.pixels.last_layer))
+        else:
+            tap = FeatureTap(discriminator, layer_name, layer, conditioning=conditioning)
         self._gan = _GAN(generator, discriminator, tap, conditioning)
-        device = model_device(discriminator) or model_device(generator)
+        device = (None if discriminator is None else model_device(discriminator)) or model_device(generator)
         if device is not None:
             self.to(device)
         self.eval()
@@ -153,9 +191,14 @@ class Inverter(nn.Module):
         return self._gan.generator
 
     @property
-    def discriminator(self) -> nn.Module:
-        """The GAN's discriminator D (referenced, not owned)."""
+    def discriminator(self) -> nn.Module | None:
+        """The GAN's discriminator D (referenced, not owned); ``None`` for an inverter fit for G alone."""
         return self._gan.discriminator
+
+    @property
+    def feature_source(self) -> str:
+        """What the CN reads: ``"discriminator"`` (D's features) or ``"pixels"`` (its own pixel network, G alone)."""
+        return self.config.feature_source
 
     @property
     def conditioning(self) -> Conditioning | None:
@@ -163,8 +206,8 @@ class Inverter(nn.Module):
         return self._gan.conditioning
 
     @property
-    def feature_layer(self) -> str | tuple[str, ...]:
-        """Dotted name of D's feature layer (a tuple of names when the CN reads several)."""
+    def feature_layer(self) -> str | tuple[str, ...] | None:
+        """Dotted name of D's feature layer (a tuple of names when the CN reads several); ``None`` for G alone."""
         return self.config.feature_layer
 
     @property
@@ -294,7 +337,7 @@ class Inverter(nn.Module):
                                 reference=reference if isinstance(reference, torch.Tensor) else None)
 
     def _run_device(self) -> torch.device:
-        device = model_device(self.discriminator) or model_device(self.generator)
+        device = (None if self.discriminator is None else model_device(self.discriminator)) or model_device(self.generator)
         if device is None:
             device = next(self.cn.parameters()).device
         if next(self.cn.parameters()).device != device:
@@ -364,7 +407,7 @@ class Inverter(nn.Module):
         if x.shape[0] == 0:
             return torch.empty((0, *self.latent_shape), device=out_device)
         device = self._run_device()
-        d_dtype = model_dtype(self.discriminator)
+        d_dtype = model_dtype(self._gan.tap.discriminator)  # D's, or the pixel network's
         cn_dtype = next(self.cn.parameters()).dtype
         chunks = []
         with frozen(self, self.generator, self.discriminator), torch.no_grad():
@@ -396,6 +439,10 @@ class Inverter(nn.Module):
         bad_codes = int((~torch.isfinite(codes).all(1)).sum())
         bad_features = int((~torch.isfinite(features).all(1)).sum())
         where = f"images {start}..{start + n - 1}"
+        if bad_features and self.discriminator is None:
+            return (f"encode: expected finite codes, got NaN/Inf codes for {bad_codes} of {n} finite input images "
+                    f"({where}) because the pixel network's features are NaN/Inf for {bad_features} of them: its "
+                    "weights overflow (e.g. saved in float16, or a damaged file). Refit or reload the inverter.")
         if bad_features:
             single = (
                 " This batch holds a single image (one image given, batch_size=1, or a last batch of one "
@@ -487,7 +534,9 @@ class Inverter(nn.Module):
         the drift toward average-looking images that pixel-only losses show) and a
         latent prior term (``prior_weight``: ``||z||²``; for an inverter of a
         :class:`~discinvert.MappedGenerator`, the penalty of its space's Gaussian prior
-        :attr:`prior`, which is ``||z||²`` in Z). G and D come back unchanged.
+        :attr:`prior`, which is ``||z||²`` in Z). G and D come back unchanged. An inverter
+        fit for G alone has no D-feature term: its loss is the pixel and prior terms, and a
+        ``feature_weight`` above 0 is a ``ValueError``.
         The options it shares with :func:`~discinvert.optimize.optimize_latents` are the
         fields of :class:`~discinvert.optimize.OptimizeSettings`.
 
@@ -519,6 +568,11 @@ class Inverter(nn.Module):
         options = OptimizeSettings(**settings)
         optional_bool(options.progress, "progress")
         optional_callable(options.callback, "callback", "callback(start, step, codes)")
+        if self.discriminator is None and options.feature_weight > 0:
+            raise ValueError(
+                f"feature_weight: expected 0 for an inverter fit for the generator alone (it has no discriminator "
+                f"whose features the term compares), got {options.feature_weight!r}; refine with the pixel and prior "
+                "terms.")
         x = self._check_images(images)
         c = self._check_conditions(conditions, x.shape[0])
         size = _check_batch_size(batch_size)
@@ -531,7 +585,7 @@ class Inverter(nn.Module):
             x.to(device=device, dtype=model_dtype(self.generator)),
             codes.to(device),
             steps=steps,
-            tap=self._gan.tap,
+            tap=None if self.discriminator is None else self._gan.tap,
             conditions=None if c is None else c.to(device),
             conditioning=self.conditioning,
             batch_size=size,
@@ -590,7 +644,8 @@ class Inverter(nn.Module):
         for files of format version 5 and later, the behavioural fingerprint (G's images
         and D's features on fixed probe inputs within a 1% tolerance,
         :mod:`discinvert.behaviour`), which also sees a changed activation, a weight used
-        outside its module or a changed non-persistent buffer.
+        outside its module or a changed non-persistent buffer. An inverter fit for G alone
+        compares G's alone (its pixel network is part of it, checked by its file's digest).
 
         Returns:
             ``True`` when both match.
@@ -603,28 +658,11 @@ class Inverter(nn.Module):
         problems = []
         if fingerprint_generator(self.generator) != self.config.generator_fingerprint:
             problems.append("the generator's weights differ from those it was fit with")
-        recorded = self.config.discriminator_modules
-        layer = self.feature_layer if self.config.fingerprint_scheme >= 2 else None
-        try:
-            d_print = fingerprint_discriminator(self.discriminator, recorded, layer)
-        except ValueError as error:
-            problems.append(str(error))
-        else:
-            if d_print != self.config.discriminator_fingerprint:
-                problems.append(
-                    "the discriminator's weights up to the feature layer, or the feature layer's name and "
-                    "the modules leading to it, differ from those it was fit with"
-                )
-            else:
-                reached = self._reached_modules()
-                if list(reached) != list(recorded):
-                    problems.append(
-                        f"the modules D runs up to feature layer {self.feature_layer!r} ({len(reached)}) are "
-                        f"not those recorded at fit time ({len(recorded)}): the config names another layer, "
-                        "or D's forward pass changed"
-                    )
+        if self.discriminator is not None:
+            problems += self._discriminator_problems(self.discriminator)
         if self.config.probe is not None:
-            problems += behaviour.compare(self.config.probe, self.generator, self._gan.tap,
+            tap = None if self.discriminator is None else self._gan.tap
+            problems += behaviour.compare(self.config.probe, self.generator, tap,
                                           latent_shape=self.latent_shape, image_shape=self.image_shape,
                                           image_range=self.config.image_range, conditioning=self.conditioning,
                                           normal_prior=self.config.latent_prior in ("normal", "mapped"),
@@ -640,6 +678,24 @@ class Inverter(nn.Module):
         warnings.warn(message, stacklevel=3)
         logger.warning(message)
         return False
+
+    def _discriminator_problems(self, discriminator: nn.Module) -> list[str]:
+        """How D differs from the one recorded at fit time (its tensor fingerprint, the modules it runs)."""
+        recorded = self.config.discriminator_modules
+        layer = self.feature_layer if self.config.fingerprint_scheme >= 2 else None
+        try:
+            d_print = fingerprint_discriminator(discriminator, recorded, layer)
+        except ValueError as error:
+            return [str(error)]
+        if d_print != self.config.discriminator_fingerprint:
+            return ["the discriminator's weights up to the feature layer, or the feature layer's name and "
+                    "the modules leading to it, differ from those it was fit with"]
+        reached = self._reached_modules()
+        if list(reached) != list(recorded):
+            return [f"the modules D runs up to feature layer {self.feature_layer!r} ({len(reached)}) are "
+                    f"not those recorded at fit time ({len(recorded)}): the config names another layer, "
+                    "or D's forward pass changed"]
+        return []
 
     def _sample(self, n: int) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``n`` fixed latents (seed 0) and their conditions, on the run device: from N(0, I), or from the
@@ -690,7 +746,7 @@ class Inverter(nn.Module):
     def _record_probe(self) -> None:
         """A file written before format version 5 has no behavioural fingerprint: its tensor
         fingerprints matched, so record the probes from this G and D (a re-save carries them)."""
-        probe = behaviour.record(self.generator, self._gan.tap, latent_shape=self.latent_shape,
+        probe = behaviour.record(self.generator, None if self.discriminator is None else self._gan.tap, latent_shape=self.latent_shape,
                                  image_shape=self.image_shape, image_range=self.config.image_range,
                                  conditioning=self.conditioning, normal_prior=self.config.latent_prior == "normal")
         # (files before format version 5 have no latent space: the sampler is N(0, I))
@@ -704,7 +760,11 @@ class Inverter(nn.Module):
         device = latents.device
         # kept: a G that draws noise from a global RNG (torch's, NumPy's, Python's) must not move the user's on load.
         with kept(device), frozen(self.generator, self.discriminator), torch.no_grad():
-            image_shape, feature_dim = probe(self.generator, self._gan.tap, latents, conditions, conditioning)
+            if self.discriminator is None:  # G alone: the pixel network reads images of the config's shape
+                images = generate(self.generator, latents, conditions, conditioning)
+                image_shape, feature_dim = tuple(images.shape[1:]), self.config.feature_dim
+            else:
+                image_shape, feature_dim = probe(self.generator, self._gan.tap, latents, conditions, conditioning)
         if image_shape != self.image_shape or feature_dim != self.config.feature_dim:
             raise ValueError(
                 f"{source}: fit for images of shape {self.image_shape} and {self.config.feature_dim} "
@@ -719,14 +779,15 @@ class Inverter(nn.Module):
         config: InverterConfig,
         *,
         generator: nn.Module,
-        discriminator: nn.Module,
+        discriminator: nn.Module | None = None,
         conditioning: Conditioning | None = None,
         on_mismatch: Literal["raise", "warn"] = "raise",
         source: str = "inverter",
     ) -> "Inverter":
         """Build a validated inverter from checked weights and config (used by the loaders).
 
-        Nothing is returned unless every check passed: the layer exists in D, the GAN
+        Nothing is returned unless every check passed: a D exactly when the config reads D's
+        features (``None`` for an inverter fit for G alone), the layer exists in D, the GAN
         gives the configured image and feature sizes, the fingerprints match (or
         ``on_mismatch="warn"``), and the weights load strictly.
         """
@@ -759,7 +820,7 @@ class Inverter(nn.Module):
         path: str | os.PathLike[str],
         *,
         generator: nn.Module,
-        discriminator: nn.Module,
+        discriminator: nn.Module | None = None,
         conditioning: Conditioning | None = None,
         on_mismatch: Literal["raise", "warn"] = "raise",
     ) -> "Inverter":
@@ -767,7 +828,8 @@ class Inverter(nn.Module):
 
         Args:
             path: the ``.safetensors`` file.
-            generator, discriminator: the GAN it was fit for.
+            generator, discriminator: the GAN it was fit for; ``discriminator`` omitted (``None``) exactly
+                for an inverter fit for G alone (``inverter.feature_source == "pixels"``).
             conditioning: the same :class:`~discinvert.Conditioning` as at fit time, for
                 a conditional GAN.
             on_mismatch: ``"raise"`` (default) refuses an inverter whose fingerprints show
@@ -776,7 +838,8 @@ class Inverter(nn.Module):
         Raises:
             FileNotFoundError: no file at ``path``.
             ValueError: a truncated, corrupt or foreign file; a newer format version; a
-                config and weights that disagree; a GAN that does not fit the config.
+                config and weights that disagree; a GAN that does not fit the config; a D given
+                for an inverter fit for G alone, or none for one reading D's features.
             FingerprintMismatchError: fit for another GAN (``on_mismatch="raise"``).
         """
         state, config = read_inverter_file(path)
@@ -797,8 +860,9 @@ class Inverter(nn.Module):
     push_to_hub = hub.push_to_hub
 
     def extra_repr(self) -> str:
+        source = "feature_source='pixels', " if self.discriminator is None else ""
         return (
-            f"feature_layer={self.feature_layer!r}, feature_dim={self.config.feature_dim}, "
+            f"{source}feature_layer={self.feature_layer!r}, feature_dim={self.config.feature_dim}, "
             f"latent_shape={self.latent_shape}, image_shape={self.image_shape}, "
             f"latent_dim={math.prod(self.latent_shape)}, iterations={self.iterations}"
         )

@@ -15,8 +15,10 @@ from discinvert.behaviour import Behaviour
 from discinvert.mapped import check_space_record, space_latent_shape
 from discinvert.step_networks import MAX_ITERATIONS, StepConfig, residual_shape
 from discinvert.network import MAX_FEATURES, MAX_LATENT_VALUES, CNConfig
+from discinvert.pixel_encoder import PixelEncoderConfig
 
-__all__ = ["FORMAT_VERSION", "LATENT_SPACE_FORMAT_VERSION", "MAX_IMAGE_VALUES", "MAX_SHAPE_DIMENSIONS", "InverterConfig", "migrate"]
+__all__ = ["FEATURE_SOURCES", "FORMAT_VERSION", "GENERATOR_ONLY_FORMAT_VERSION", "LATENT_SPACE_FORMAT_VERSION",
+           "MAX_IMAGE_VALUES", "MAX_SHAPE_DIMENSIONS", "NEWEST_FORMAT_VERSION", "InverterConfig", "migrate"]
 
 MAX_NAME_LENGTH = 1000
 """Longest layer name in a stored config (a dotted path in ``named_modules()``)."""
@@ -52,8 +54,7 @@ layer's name and the module path up to it. Version 1 to 4 files still load (see
 :func:`migrate`); version 1 and 2 files have no step networks."""
 
 LATENT_SPACE_FORMAT_VERSION = 6
-"""Version of the format of an inverter fit for a :class:`~discinvert.mapped.MappedGenerator`, the newest this
-library reads.
+"""Version of the format of an inverter fit for a :class:`~discinvert.mapped.MappedGenerator` from D's features.
 
 Version 6 (2026-12) adds ``latent_space`` to the config, the record of the generator's latent space (Z, W or
 W+ of a mapping network, :meth:`~discinvert.mapped.MappedGenerator.space_record`), and the tensors
@@ -62,11 +63,29 @@ is then ``"mapped"`` (codes drawn by the space's own sampler) or ``"custom"``. O
 written as version 6; a version-5 config reads as one with ``latent_space: null`` (a plain G, no prior
 tensors)."""
 
+GENERATOR_ONLY_FORMAT_VERSION = 7
+"""Version of the format of an inverter fit for G alone (no discriminator), the newest this library reads.
+
+Version 7 (2026-12) adds ``feature_source`` to the config (``"discriminator"``: the CN reads D's features at
+``feature_layer``; ``"pixels"``: it reads the features of its own pixel network, :mod:`discinvert.pixel_encoder`)
+and ``pixel_encoder``, that network's config (``null`` for D's route); a generator-only inverter has
+``feature_layer``, ``discriminator_fingerprint`` ``null`` and ``discriminator_modules`` empty, and stores the pixel
+network's weights as ``pixels.*`` beside the CN's. Only such inverters are written as version 7; a D-route
+inverter's file is unchanged (version 5, or 6 with a ``latent_space``), and a version-5 or -6 config reads as
+one with ``feature_source: "discriminator"``."""
+
+NEWEST_FORMAT_VERSION = GENERATOR_ONLY_FORMAT_VERSION
+"""The newest format version this library reads; newer files are refused with a request to upgrade."""
+
+FEATURE_SOURCES = ("discriminator", "pixels")
+"""What an inverter's CN reads: D's features at a layer, or its own pixel network's."""
+
 _FINGERPRINT_PREFIX = "sha256:"
 
 
 def migrate(data: dict[str, Any], *, source: str) -> dict[str, Any]:
-    """Bring a stored config to the newest version, :data:`LATENT_SPACE_FORMAT_VERSION` (a plain G's with ``latent_space: null``).
+    """Bring a stored config to the newest version, :data:`NEWEST_FORMAT_VERSION` (a plain G's with ``latent_space:
+    null``, a D-route inverter's with ``feature_source: "discriminator"`` and ``pixel_encoder: null``).
 
     Raises:
         ValueError: the version is missing, malformed, or newer than this library reads.
@@ -74,10 +93,10 @@ def migrate(data: dict[str, Any], *, source: str) -> dict[str, Any]:
     version = data.get("format_version")
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise ValueError(f"{source}: expected an integer 'format_version' >= 1, got {version!r}.")
-    if version > LATENT_SPACE_FORMAT_VERSION:
+    if version > NEWEST_FORMAT_VERSION:
         raise ValueError(
             f"{source}: written in discinvert format version {version}, but this discinvert "
-            f"reads versions up to {LATENT_SPACE_FORMAT_VERSION}. Upgrade discinvert "
+            f"reads versions up to {NEWEST_FORMAT_VERSION}. Upgrade discinvert "
             "(pip install -U discinvert) to load it."
         )
     if version == 1:
@@ -102,9 +121,18 @@ def migrate(data: dict[str, Any], *, source: str) -> dict[str, Any]:
             raise ValueError(f"{source}: format version 5 has no 'latent_space'; got one in the config (the file was "
                              "altered).")
         data = {**data, "format_version": 6, "latent_space": None}  # a plain G's inverter
-    elif data.get("latent_space") is None:
+    elif version == 6 and data.get("latent_space") is None:
         raise ValueError(f"{source}: format version 6 is written for a generator's latent space, expected a "
                          f"'latent_space' record, got {data.get('latent_space', 'none')!r}; the file was altered.")
+    if data["format_version"] == 6:
+        stray = sorted({"feature_source", "pixel_encoder"} & set(data))
+        if stray:
+            raise ValueError(f"{source}: format version {version} has no {stray}; got them in the config (the file "
+                             "was altered).")
+        data = {**data, "format_version": 7, "feature_source": "discriminator", "pixel_encoder": None}
+    elif data.get("feature_source") != "pixels":
+        raise ValueError(f"{source}: format version 7 is written for a generator-only inverter, expected "
+                         f"'feature_source' 'pixels', got {data.get('feature_source', 'none')!r}; the file was altered.")
     return data
 
 
@@ -156,6 +184,48 @@ def _fingerprint(value: Any, key: str, source: str) -> str:
     return text
 
 
+def _check_source(feature_source: Any, pixel_encoder: PixelEncoderConfig | None, feature_layer: Any,
+                  discriminator_fingerprint: Any, modules: tuple[str, ...], image_shape: tuple[int, ...],
+                  feature_dim: int, source: str) -> None:
+    """What the CN reads agrees with the rest: a pixel network (of the config's image shape, giving
+    ``feature_dim`` features) and no D entries exactly when ``feature_source`` is ``"pixels"``."""
+    if feature_source not in FEATURE_SOURCES:
+        raise ValueError(f"{source}: expected 'feature_source' one of {list(FEATURE_SOURCES)}, got {feature_source!r:.200}.")
+    if feature_source == "discriminator":
+        if pixel_encoder is not None:
+            raise ValueError(f"{source}: an inverter reading D's features has no pixel network; expected "
+                             "'pixel_encoder' null, got one.")
+        if feature_layer is None or discriminator_fingerprint is None:
+            raise ValueError(f"{source}: an inverter reading D's features records D's feature layer and "
+                             f"fingerprint; got feature_layer={feature_layer!r}, "
+                             f"discriminator_fingerprint={discriminator_fingerprint!r}.")
+        return
+    if pixel_encoder is None:
+        raise ValueError(f"{source}: expected the 'pixel_encoder' config of an inverter fit for G alone, got null.")
+    if feature_layer is not None or discriminator_fingerprint is not None or modules:
+        raise ValueError(f"{source}: an inverter fit for G alone has no discriminator; expected 'feature_layer' and "
+                         "'discriminator_fingerprint' null and 'discriminator_modules' empty, got "
+                         f"{feature_layer!r:.100}, {discriminator_fingerprint!r:.100} and {list(modules)!r:.100}.")
+    if pixel_encoder.image_shape != image_shape or pixel_encoder.out_features != feature_dim:
+        raise ValueError(f"{source}: the pixel network reads images of shape {list(pixel_encoder.image_shape)} and "
+                         f"gives {pixel_encoder.out_features} features, but the config says image_shape="
+                         f"{list(image_shape)} and feature_dim={feature_dim}.")
+
+
+def _stored_source(data: dict[str, Any], modules: tuple[str, ...], image_shape: tuple[int, ...], feature_dim: int,
+                   source: str) -> PixelEncoderConfig | None:
+    """A stored config's pixel network (``None`` for D's route), checked against its other entries."""
+    pixels = data["feature_source"] == "pixels"
+    try:
+        encoder = None if data["pixel_encoder"] is None else PixelEncoderConfig.from_dict(data["pixel_encoder"])
+    except ValueError as error:
+        raise ValueError(f"{source}: {error}") from None
+    # D's route: its layer and fingerprint are checked by their own readers, so "" stands in for them here
+    _check_source(data["feature_source"], encoder, data["feature_layer"] if pixels else "",
+                  data["discriminator_fingerprint"] if pixels else "", modules, image_shape, feature_dim, source)
+    return encoder
+
+
 def _range(value: Any, source: str) -> tuple[float, float] | None:
     if value is None:
         return None
@@ -199,14 +269,16 @@ class InverterConfig:
 
     Attributes:
         feature_layer: dotted name of D's layer whose output the CN reads, or a tuple of
-            names whose outputs it reads concatenated (several depths of D).
+            names whose outputs it reads concatenated (several depths of D); ``None`` for an
+            inverter fit for G alone (``feature_source="pixels"``).
         latent_shape: shape of one latent code, e.g. ``(100, 1, 1)``.
         image_shape: shape of one image as G produces it, e.g. ``(1, 28, 28)``.
-        feature_dim: flattened size of the feature layer's output.
+        feature_dim: flattened size of the feature layer's output (of the pixel network's, for G alone).
         cn: the connection network's architecture.
         generator_fingerprint: SHA-256 of G's weights and buffers.
-        discriminator_fingerprint: SHA-256 of D's weights and buffers up to the feature layer.
-        discriminator_modules: D's submodules that run up to the feature layer.
+        discriminator_fingerprint: SHA-256 of D's weights and buffers up to the feature layer; ``None``
+            for G alone.
+        discriminator_modules: D's submodules that run up to the feature layer (empty for G alone).
         conditional: fit with a :class:`~discinvert.Conditioning` (encode needs conditions).
         latent_prior: ``"normal"`` for N(0, I), ``"custom"`` for a user's sampler, ``"mapped"`` for the
             sampler of G's latent space (a :class:`~discinvert.mapped.MappedGenerator`'s ``sample``).
@@ -224,18 +296,23 @@ class InverterConfig:
             :class:`~discinvert.mapped.MappedGenerator` it was fit for (``space``, ``z_dim``,
             ``w_dim``, ``num_ws``, ``truncation_psi``, ``mixing``, ``convention``), ``None`` for a
             plain G.
+        feature_source: what the CN reads (:data:`FEATURE_SOURCES`): ``"discriminator"``, D's features at
+            ``feature_layer``; ``"pixels"``, the features of the inverter's own pixel network, fit with G alone
+            (format version :data:`GENERATOR_ONLY_FORMAT_VERSION`).
+        pixel_encoder: the pixel network's architecture (:class:`~discinvert.pixel_encoder.PixelEncoderConfig`)
+            exactly when ``feature_source`` is ``"pixels"``.
         fingerprint_scheme: ``2`` when ``discriminator_fingerprint`` covers the feature
             layer's name and module path (written since format version 2), ``1`` for a
             version-1 file (weights only); not stored, files are always written as 2.
     """
 
-    feature_layer: str | tuple[str, ...]
+    feature_layer: str | tuple[str, ...] | None
     latent_shape: tuple[int, ...]
     image_shape: tuple[int, ...]
     feature_dim: int
     cn: CNConfig
     generator_fingerprint: str
-    discriminator_fingerprint: str
+    discriminator_fingerprint: str | None
     discriminator_modules: tuple[str, ...]
     conditional: bool = False
     latent_prior: str = "normal"
@@ -245,9 +322,13 @@ class InverterConfig:
     step: StepConfig | None = None
     probe: Behaviour | None = None
     latent_space: dict[str, Any] | None = None
+    feature_source: str = "discriminator"
+    pixel_encoder: PixelEncoderConfig | None = None
     fingerprint_scheme: int = 2
 
     def __post_init__(self) -> None:
+        _check_source(self.feature_source, self.pixel_encoder, self.feature_layer, self.discriminator_fingerprint,
+                      tuple(self.discriminator_modules), tuple(self.image_shape), self.feature_dim, "InverterConfig")
         if (self.step is None) != (self.iterations == 0):
             raise ValueError(f"InverterConfig: expected a step config exactly when iterations > 0, got iterations="
                              f"{self.iterations} and step={self.step!r}.")
@@ -262,14 +343,17 @@ class InverterConfig:
         return math.prod(self.latent_shape)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-able form, with ``format_version`` (:data:`FORMAT_VERSION`, or :data:`LATENT_SPACE_FORMAT_VERSION`
-        with a ``latent_space``) and ``library_version``."""
+        """JSON-able form, with ``format_version`` (:data:`FORMAT_VERSION`, :data:`LATENT_SPACE_FORMAT_VERSION`
+        with a ``latent_space``, :data:`GENERATOR_ONLY_FORMAT_VERSION` for G alone) and ``library_version``."""
         if self.fingerprint_scheme < 2:
             # A version-1 config loaded with on_mismatch="warn" and a mismatch: its D
             # fingerprint is still the version-1 kind, so it is written as version 1.
             legacy = {k: v for k, v in self._dict(FORMAT_VERSION).items()
                       if k not in ("image_range", "iterations", "step", "probe", "latent_space")}
             return {**legacy, "format_version": 1}
+        if self.feature_source == "pixels":  # G alone: version 7, the only kind written so
+            return {**self._dict(GENERATOR_ONLY_FORMAT_VERSION), "feature_source": self.feature_source,
+                    "pixel_encoder": None if self.pixel_encoder is None else self.pixel_encoder.to_dict()}
         if self.latent_space is None:  # a plain G's inverter: exactly the version-5 config
             return {k: v for k, v in self._dict(FORMAT_VERSION).items() if k != "latent_space"}
         return self._dict(LATENT_SPACE_FORMAT_VERSION)
@@ -280,7 +364,8 @@ class InverterConfig:
         return {
             "format_version": version,
             "library_version": __version__,
-            "feature_layer": self.feature_layer if isinstance(self.feature_layer, str) else list(self.feature_layer),
+            "feature_layer": (self.feature_layer if self.feature_layer is None or isinstance(self.feature_layer, str)
+                              else list(self.feature_layer)),
             "latent_shape": list(self.latent_shape),
             "image_shape": list(self.image_shape),
             "feature_dim": self.feature_dim,
@@ -326,7 +411,7 @@ class InverterConfig:
         required = {"format_version", "library_version", "feature_layer", "latent_shape", "image_shape",
             "feature_dim", "cn", "generator_fingerprint", "discriminator_fingerprint",
             "discriminator_modules", "conditional", "latent_prior", "fit", "image_range", "iterations", "step",
-            "probe", "latent_space"}
+            "probe", "latent_space", "feature_source", "pixel_encoder"}
         missing = sorted(required - set(data))
         unknown = sorted(set(data) - required)
         if missing or unknown:
@@ -363,26 +448,20 @@ class InverterConfig:
                              f"{iterations} and step={data['step']!r}.")
         probe = None if data["probe"] is None else Behaviour.from_dict(
             data["probe"], source=source, image_size=math.prod(image_shape), feature_dim=feature_dim)
+        encoder = _stored_source(data, tuple(modules), image_shape, feature_dim, source)
+        pixels = encoder is not None
         config = cls(
-            feature_layer=_feature_layer(data["feature_layer"], source),
-            latent_shape=latent_shape,
-            image_shape=image_shape,
-            feature_dim=feature_dim,
-            cn=cn,
+            feature_layer=None if pixels else _feature_layer(data["feature_layer"], source),
+            latent_shape=latent_shape, image_shape=image_shape, feature_dim=feature_dim, cn=cn,
             generator_fingerprint=_fingerprint(data["generator_fingerprint"], "generator_fingerprint", source),
-            discriminator_fingerprint=_fingerprint(
+            discriminator_fingerprint=None if pixels else _fingerprint(
                 data["discriminator_fingerprint"], "discriminator_fingerprint", source
             ),
             discriminator_modules=tuple(modules),
-            conditional=data["conditional"],
-            latent_prior=data["latent_prior"],
-            fit=dict(data["fit"]),
+            conditional=data["conditional"], latent_prior=data["latent_prior"], fit=dict(data["fit"]),
             image_range=_range(data["image_range"], source),
-            iterations=iterations,
-            step=step,
-            probe=probe,
-            latent_space=latent_space,
-            fingerprint_scheme=scheme,
+            iterations=iterations, step=step, probe=probe, latent_space=latent_space,
+            feature_source=data["feature_source"], pixel_encoder=encoder, fingerprint_scheme=scheme,
         )
         if cn.in_features != feature_dim or cn.out_features != config.latent_dim:
             raise ValueError(

@@ -23,7 +23,9 @@ for an MLP. Every file loads back as float32. Int8 files need format version 4.
 An inverter fit for a :class:`~discinvert.mapped.MappedGenerator` (format version 6, a
 ``latent_space`` in its config) also stores its space's Gaussian prior, the tensors
 ``prior_mean`` ``(d,)`` and ``prior_scale_tril`` ``(d, d)`` (:data:`PRIOR_TENSORS`), always in
-float32 whatever ``dtype`` the weights take; a plain G's inverter has neither.
+float32 whatever ``dtype`` the weights take; a plain G's inverter has neither. An inverter fit for G alone
+(format version 7) also stores its pixel network's weights, ``pixels.*`` (:mod:`discinvert.pixel_encoder`),
+stored like the CN's.
 
 The file is written atomically (:func:`discinvert.files.atomic_write`) and its config
 read with :func:`discinvert.files.parse_json`.
@@ -50,6 +52,7 @@ from discinvert.files import atomic_write, parse_json
 from discinvert.mapped import prior_dim
 from discinvert.step_networks import StepNetwork
 from discinvert.network import ConnectionNetwork
+from discinvert.pixel_encoder import PixelEncoder
 
 __all__ = [
     "DIGEST_KEY", "FORMAT_NAME", "INT8_SCALE_SUFFIX", "PRIOR_TENSORS", "UnverifiedWeightsWarning", "check_state_dict",
@@ -278,6 +281,8 @@ def check_state_dict(state: dict[str, torch.Tensor], config: InverterConfig, *, 
     """
     with torch.device("meta"):
         reference = {f"cn.{k}": v for k, v in ConnectionNetwork(config.cn).state_dict().items()}
+        if config.pixel_encoder is not None:
+            reference.update({f"pixels.{k}": v for k, v in PixelEncoder(config.pixel_encoder).state_dict().items()})
         if config.step is not None:
             one = StepNetwork(config.step).state_dict()
             for index in range(config.iterations):
@@ -290,6 +295,7 @@ def check_state_dict(state: dict[str, torch.Tensor], config: InverterConfig, *, 
     if missing or unexpected:
         what = "connection network" if config.iterations == 0 else f"connection network and {config.iterations} step network(s)"
         what += "" if config.latent_space is None else " and the latent space's prior"
+        what = what if config.pixel_encoder is None else f"pixel network, {what}"
         raise ValueError(
             f"{source}: the weights do not match the config's {what}: "
             f"missing tensors {missing[:5]}, unexpected tensors {unexpected[:5]}."

@@ -41,7 +41,7 @@ import torch
 
 from discinvert import FingerprintMismatchError, Inverter, fit_inverter
 from discinvert.cli import main
-from discinvert.inverter_config import FORMAT_VERSION, LATENT_SPACE_FORMAT_VERSION
+from discinvert.inverter_config import FORMAT_VERSION, NEWEST_FORMAT_VERSION
 from tests.conftest import TinyGAN, _build, assert_untouched, snapshot
 
 QUICK = dict(steps=20, batch_size=16, cn_hidden=(32,), progress=False, validation_size=32, seed=0)
@@ -950,7 +950,7 @@ def _tampered(repo_folder: Path, change: Callable[[dict[str, Any]], Any]) -> dic
         (lambda c: c.update(conditional="no"), "expected 'conditional' to be a bool"),
         (lambda c: c.update(surprise=1), r"unknown keys \['surprise'\]"),
         (lambda c: c.pop("cn"), r"missing keys \['cn'\]"),
-        (lambda c: c.update(format_version=LATENT_SPACE_FORMAT_VERSION + 1), r"Upgrade discinvert \(pip install -U discinvert\)"),
+        (lambda c: c.update(format_version=NEWEST_FORMAT_VERSION + 1), r"Upgrade discinvert \(pip install -U discinvert\)"),
         (lambda c: c.update(format_version="1"), "expected an integer 'format_version'"),
         (lambda c: c["fit"].update(seed=12345), r"config.json and the config stored with .* disagree \(in fit\)"),
     ],

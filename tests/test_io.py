@@ -20,7 +20,7 @@ import safetensors.torch
 import torch
 
 from discinvert import FingerprintMismatchError, Inverter, fit_inverter
-from discinvert.inverter_config import FORMAT_VERSION, LATENT_SPACE_FORMAT_VERSION
+from discinvert.inverter_config import FORMAT_VERSION, NEWEST_FORMAT_VERSION
 from tests.conftest import LATENT, TinyGAN, _build
 
 QUICK = dict(steps=30, batch_size=32, cn_hidden=(64, 32), progress=False, validation_size=64, seed=0)
@@ -124,8 +124,8 @@ def test_newer_format_version_says_upgrade(fitted, tmp_path) -> None:
     gan, inverter = fitted
     path = inverter.save(tmp_path / "inv.safetensors")
     config = _config(path)
-    config["format_version"] = LATENT_SPACE_FORMAT_VERSION + 1  # the newest this library reads, plus one
-    meta = {"format": "discinvert.inverter", "format_version": str(LATENT_SPACE_FORMAT_VERSION + 1), "library_version": "9.0", "config": json.dumps(config)}
+    config["format_version"] = NEWEST_FORMAT_VERSION + 1  # the newest this library reads, plus one
+    meta = {"format": "discinvert.inverter", "format_version": str(NEWEST_FORMAT_VERSION + 1), "library_version": "9.0", "config": json.dumps(config)}
     _rewrite(path, metadata=meta)
     with pytest.raises(ValueError, match="[Uu]pgrade discinvert"):
         Inverter.load(path, generator=gan.generator, discriminator=gan.discriminator)

@@ -42,6 +42,7 @@ from discinvert.fitting.image_sets import ImageBatches, ImageSource, ImageSplit,
 from discinvert.fitting.loop import Plan
 from discinvert.fitting.updates import LossWeights
 from discinvert.fitting.pairs import PairMaker
+from discinvert.fitting.pixel_route import PIXEL_LAYER, PixelInput, PixelRegressor, check_route, route_settings
 from discinvert.fitting.pool import BatchSource
 from discinvert.fitting.real_image_stage import RealStageResult, train_on_images
 from discinvert.fitting.run import FitRun, FrozenGAN, Seeds
@@ -56,6 +57,7 @@ from discinvert.latents import LatentSampler, normal_sampler, parse_latent_shape
 from discinvert.layers import FeatureLayer, resolve_layers
 from discinvert.mapped import MappedGenerator
 from discinvert.network import CNConfig, ConnectionNetwork, feature_statistics, standardised_inputs
+from discinvert.pixel_encoder import WIDTH_CAP_FACTOR, PixelEncoder, PixelEncoderConfig
 from discinvert.serialization import PRIOR_TENSORS
 from discinvert.step_networks import StepConfig, StepNetwork, residual_shape
 
@@ -128,6 +130,12 @@ def _seed_global_rngs(seed: int, device: torch.device) -> None:
             torch.cuda.manual_seed(seed)
 
 
+def _pixel_config(run: FitRun) -> PixelEncoderConfig:
+    """The pixel network of a generator-only fit, laid out for G's images."""
+    width = run.settings.pixel_width
+    return PixelEncoderConfig(run.facts.image_shape, base_width=width, max_width=width * WIDTH_CAP_FACTOR)  # type: ignore[arg-type]
+
+
 def _checkpointing(run: FitRun, cn_config: CNConfig, cn_batches: torch.Generator,
                    probe_record: behaviour.Behaviour) -> Checkpointing | None:
     """Where and how the self-generated stage checkpoints (``None``: no ``checkpoint_path``).
@@ -146,6 +154,8 @@ def _checkpointing(run: FitRun, cn_config: CNConfig, cn_batches: torch.Generator
     }
     if isinstance(run.gan.generator, MappedGenerator):  # a W and a Z fit of one G can share every other entry
         identity["latent_space"] = run.gan.generator.space_record()
+    if run.pixel_route:  # G alone: what the regressor reads is part of it
+        identity.update(feature_source="pixels", pixel_encoder=_pixel_config(run).to_dict())
     # Checkpoints written before issue 18 lack the rule and the levers: they resume with the settings
     # that behave as that version did (schedule 'cosine', patience None, explicit levers).
     before_18 = {"schedule": None} if settings.schedule == "cosine" else {}
@@ -172,10 +182,10 @@ def _record_behaviour(run: FitRun, users_buffers: Callable[[], None]) -> behavio
     """The behavioural fingerprint, on probes in G's range, from the buffer values the user handed over
     (``users_buffers`` puts them back: the checks before may have moved a buffer that moves on every call);
     its own seeded RNGs are put back, so the fit's random streams do not move. With a custom
-    ``latent_sampler`` only D is probed."""
+    ``latent_sampler`` only D is probed; without D (the generator-only route) only G."""
     users_buffers()
     generator = run.gan.generator
-    return behaviour.record(generator, run.gan.tap, latent_shape=run.latent_shape,
+    return behaviour.record(generator, None if run.pixel_route else run.gan.tap, latent_shape=run.latent_shape,
                             image_shape=run.facts.image_shape, image_range=run.held_out.image_range,
                             conditioning=run.conditioning, normal_prior=not run.custom_prior,
                             latent_sampler=generator.sample if isinstance(generator, MappedGenerator) else None)
@@ -188,11 +198,14 @@ def _inverter_config(run: FitRun, cn_config: CNConfig, result: TrainResult, stag
     settings, facts = run.settings, run.facts
     generator = run.gan.generator
     space = generator.space_record() if isinstance(generator, MappedGenerator) else None
+    pixels = _pixel_config(run) if run.pixel_route else None
     return InverterConfig(
-        feature_layer=run.layer_name, latent_shape=run.latent_shape, image_shape=facts.image_shape,
-        feature_dim=facts.feature_dim, cn=cn_config, generator_fingerprint=facts.generator_fingerprint,
-        discriminator_fingerprint=facts.discriminator_fingerprint, discriminator_modules=facts.modules,
-        conditional=run.conditioning is not None,
+        feature_layer=None if pixels else run.layer_name, latent_shape=run.latent_shape,
+        image_shape=facts.image_shape, feature_dim=cn_config.in_features, cn=cn_config,
+        generator_fingerprint=facts.generator_fingerprint,
+        discriminator_fingerprint=None if pixels else facts.discriminator_fingerprint,
+        discriminator_modules=() if pixels else facts.modules, conditional=run.conditioning is not None,
+        feature_source="discriminator" if pixels is None else "pixels", pixel_encoder=pixels,
         latent_prior="custom" if run.custom_prior else "normal" if space is None else "mapped", latent_space=space,
         image_range=run.held_out.image_range, iterations=0 if step_config is None else settings.iterations,
         step=step_config,
@@ -206,7 +219,7 @@ def _inverter_config(run: FitRun, cn_config: CNConfig, result: TrainResult, stag
     )
 
 
-def _warn_if_useless(result: TrainResult, baseline: float, settings: FitConfig) -> bool:
+def _warn_if_useless(result: TrainResult, baseline: float, run: FitRun) -> bool:
     """Warn when the best validation MSE does not beat predicting the held-out latents' mean; whether it did not.
 
     The mean's MSE is measured on the same held-out latents (about 1.0 per value for a standard normal prior).
@@ -215,11 +228,13 @@ def _warn_if_useless(result: TrainResult, baseline: float, settings: FitConfig) 
     """
     if result.best_error < baseline:
         return False
+    settings = run.settings
+    remedy = ("a wider pixel network (pixel_width)" if run.pixel_route else "another feature_layer whose features vary "
+              "with the image (see discinvert.suggest_feature_layers)")
     warnings.warn(
         f"fit: expected a validation MSE below {baseline:.4g}, what predicting the mean code scores, got "
         f"{result.best_error:.4g} at best: this inverter ignores its input and gives every image about the same "
-        f"code. Try a smaller lr (this fit: {settings.lr:g}), another feature_layer whose features vary with the "
-        "image (see discinvert.suggest_feature_layers), or more steps. inverter.config.fit records "
+        f"code. Try a smaller lr (this fit: {settings.lr:g}), {remedy}, or more steps. inverter.config.fit records "
         '"useless": true.', UselessInverterWarning, stacklevel=3)
     return True
 
@@ -248,18 +263,24 @@ def _split(run: FitRun, images: ImageSource) -> ImageSplit:
     return made
 
 
-def _new_cn(run: FitRun) -> ConnectionNetwork:
-    """The connection network to fit, initialised from the fit's seeded global RNG, on the fit's device."""
+def _new_cn(run: FitRun) -> ConnectionNetwork | PixelRegressor:
+    """The connection network to fit, initialised from the fit's seeded global RNG, on the fit's device; for G
+    alone, the pixel network and the CN behind it as one :class:`PixelRegressor` (the pixel network drawn first)."""
     settings, feature_dim = run.settings, run.facts.feature_dim
-    cn_config = CNConfig(in_features=feature_dim, out_features=math.prod(run.latent_shape),
-                         hidden=settings.cn_hidden, batch_norm=settings.cn_batch_norm)
-    cn = ConnectionNetwork(cn_config).to(run.device)
-    logger.info("fitting CN %d -> %d on %s: %d steps of %d pairs, lr %.2g, seed %d", feature_dim,
+    pixels = PixelEncoder(_pixel_config(run)) if run.pixel_route else None
+    cn_config = CNConfig(in_features=feature_dim if pixels is None else pixels.config.out_features,
+                         out_features=math.prod(run.latent_shape), hidden=settings.cn_hidden,
+                         batch_norm=settings.cn_batch_norm)
+    cn = ConnectionNetwork(cn_config)
+    if pixels is not None:
+        logger.info("fitting the pixel network %s (%d features) with the CN, for the generator alone",
+                    [list(block) for block in pixels.config.layout], cn_config.in_features)
+    logger.info("fitting CN %d -> %d on %s: %d steps of %d pairs, lr %.2g, seed %d", cn_config.in_features,
                 cn_config.out_features, run.device, settings.steps, settings.batch_size, settings.lr, settings.seed)
-    return cn
+    return (cn if pixels is None else PixelRegressor(pixels, cn)).to(run.device)
 
 
-def _self_generated_stage(run: FitRun, cn: ConnectionNetwork, source: BatchSource,
+def _self_generated_stage(run: FitRun, cn: ConnectionNetwork | PixelRegressor, source: BatchSource,
                           checkpointing: Checkpointing | None, on_validation: OnValidation | None) -> TrainResult:
     """Regress ``z`` on the features with ``cn`` (left holding its best weights, reading raw features).
 
@@ -267,8 +288,8 @@ def _self_generated_stage(run: FitRun, cn: ConnectionNetwork, source: BatchSourc
     features' statistics (the same on every rank and on resume), folded into its first layer afterwards.
     """
     settings, held_out = run.settings, run.held_out
-    standardise = (standardised_inputs(cn, *feature_statistics(held_out.features)) if settings.cn_standardize
-                   else contextlib.nullcontext())
+    standardise = (standardised_inputs(cn, *feature_statistics(held_out.features))  # type: ignore[arg-type]
+                   if settings.cn_standardize else contextlib.nullcontext())  # (never for G alone: route_settings)
     with standardise:
         result = train_regressor(
             cn, source, (held_out.features, held_out.targets),
@@ -284,7 +305,7 @@ def _self_generated_stage(run: FitRun, cn: ConnectionNetwork, source: BatchSourc
     return result
 
 
-def _real_stage(run: FitRun, cn: ConnectionNetwork, split: ImageSplit) -> dict[str, Any]:
+def _real_stage(run: FitRun, cn: ConnectionNetwork | PixelRegressor, split: ImageSplit) -> dict[str, Any]:
     """Fine-tune ``cn`` (holding the self-generated fit's best weights) on real images; its record.
 
     The updates run under the autocast dtype the self-generated stage settled (its levers, probed there).
@@ -310,11 +331,24 @@ def _real_stage(run: FitRun, cn: ConnectionNetwork, split: ImageSplit) -> dict[s
     return {**stage.record(settings.real_stage_record()), "latent_validation_mse": latent_error}
 
 
-def _iterative_stage(run: FitRun, cn: ConnectionNetwork, split: ImageSplit | None,
+def _iterative_stage(run: FitRun, cn: ConnectionNetwork | PixelRegressor, split: ImageSplit | None,
                      ) -> tuple[StepConfig, list[StepNetwork], dict[str, Any]]:
-    """Train ``settings.iterations`` step networks after ``cn``; their config, the networks and the record."""
+    """Train ``settings.iterations`` step networks after ``cn``; their config, the networks and the record.
+
+    For G alone the step networks read the trained pixel network's features (frozen) where D's would be."""
+    if isinstance(cn, PixelRegressor):
+        pixels = cn.pixels
+        tap = FeatureTap(pixels, pixels.last_layer, pixels.get_submodule(pixels.last_layer))
+        with frozen(pixels):
+            return _train_steps(run, cn.cn, FrozenGAN(run.gan.generator, tap, run.latent_shape), split)
+    return _train_steps(run, cn, run.gan, split)
+
+
+def _train_steps(run: FitRun, cn: ConnectionNetwork, gan: FrozenGAN, split: ImageSplit | None,
+                 ) -> tuple[StepConfig, list[StepNetwork], dict[str, Any]]:
+    """The step networks after ``cn``, reading the features ``gan.tap`` gives; their config, them and the record."""
     settings, latent_shape = run.settings, run.latent_shape
-    step_config = StepConfig(feature_dim=run.facts.feature_dim, latent_dim=math.prod(latent_shape),
+    step_config = StepConfig(feature_dim=cn.config.in_features, latent_dim=math.prod(latent_shape),
                              residual_shape=residual_shape(run.facts.image_shape), hidden=settings.step_hidden)
     logger.info("iterative refinement: %d step networks of %d updates (%d pairs%s each), lr %.2g",
                 settings.iterations, settings.iteration_steps, settings.iteration_batch_size,
@@ -327,7 +361,7 @@ def _iterative_stage(run: FitRun, cn: ConnectionNetwork, split: ImageSplit | Non
 
     validation = run.held_out.targets[:_STEP_VALIDATION].reshape(-1, *latent_shape).to(run.device)
     step_networks, results = train_step_networks(
-        cn, step_config, run.gan, draw_latents, validation, None if split is None else ImageBatches(split, image_rng),
+        cn, step_config, gan, draw_latents, validation, None if split is None else ImageBatches(split, image_rng),
         Plan(settings.iteration_steps, settings.iteration_lr, settings.iteration_batch_size, settings.eval_every),
         run.runtime, iterations=settings.iterations, weights=LossWeights(settings.feature_weight, settings.prior_weight))
     record = {**settings.iterative_record(), "trained_on": "self-generated pairs" if split is None else
@@ -442,22 +476,44 @@ def _check_stages(settings: FitConfig, given: set[str], images: bool, conditiona
 
 
 def _check_arguments(settings: FitConfig, given: set[str], images: bool, conditioning: Conditioning | None,
-                     on_validation: OnValidation | None, generator: nn.Module, discriminator: nn.Module) -> None:
+                     on_validation: OnValidation | None, generator: nn.Module, discriminator: nn.Module | None) -> None:
     """Every check that needs no model run, before any work."""
     _check_stages(settings, given, images, conditioning is not None)
     _check_callback(on_validation)
     check_conditioning(conditioning)
     _check_checkpoint_path(settings)
     check_module(generator, "generator")
-    check_module(discriminator, "discriminator")
+    if discriminator is not None:
+        check_module(discriminator, "discriminator")
+    if discriminator is not None and "pixel_width" in given:
+        warnings.warn("pixel_width: this setting acts only without a discriminator (fit_inverter(G, None, ...)); "
+                      "with D it is ignored.", UserWarning, stacklevel=3)
 
 
-def _assemble(config: InverterConfig, run: FitRun, cn: ConnectionNetwork,
+def _route(generator: nn.Module, discriminator: nn.Module | None, feature_layer: FeatureLayer | None,
+           settings: FitConfig, given: set[str], config: FitConfig | None, images: bool,
+           conditioning: Conditioning | None, on_validation: OnValidation | None,
+           ) -> tuple[FitConfig, nn.Module, FeatureLayer]:
+    """Every check that needs no model run (the route's, then :func:`_check_arguments`), then the route's settings,
+    D and feature layer: the user's, or for G alone the pixels' stand-ins (:mod:`discinvert.fitting.pixel_route`)
+    and its settings."""
+    check_route(discriminator, feature_layer, settings, given, config, conditioning is not None)
+    _check_arguments(settings, given, images, conditioning, on_validation, generator, discriminator)
+    if discriminator is None:
+        return route_settings(settings), PixelInput(), PIXEL_LAYER
+    return settings, discriminator, feature_layer  # type: ignore[return-value]
+
+
+def _assemble(config: InverterConfig, run: FitRun, cn: ConnectionNetwork | PixelRegressor,
               step_networks: Sequence[nn.Module]) -> Inverter:
-    """The returned inverter: ``config`` with the fitted CN's and step networks' weights, in eval mode; for a
-    :class:`~discinvert.MappedGenerator`, with its space's Gaussian prior (estimated here, once)."""
-    inverter = Inverter(config, generator=run.gan.generator, discriminator=run.discriminator,
-                        conditioning=run.conditioning)
+    """The returned inverter: ``config`` with the fitted CN's and step networks' weights (for G alone, the pixel
+    network's too), in eval mode; for a :class:`~discinvert.MappedGenerator`, with its space's Gaussian prior
+    (estimated here, once)."""
+    inverter = Inverter(config, generator=run.gan.generator,
+                        discriminator=None if run.pixel_route else run.discriminator, conditioning=run.conditioning)
+    if isinstance(cn, PixelRegressor):
+        inverter.pixels.load_state_dict(cn.pixels.state_dict(), strict=True)
+        cn = cn.cn
     inverter.cn.load_state_dict(cn.state_dict(), strict=True)
     for mine, trained in zip(inverter.steps, step_networks, strict=True):
         mine.load_state_dict(trained.state_dict(), strict=True)
@@ -472,8 +528,8 @@ def _assemble(config: InverterConfig, run: FitRun, cn: ConnectionNetwork,
 @keyword_settings(FitConfig, strict=False, annotated=False, describe=setting_doc)
 def fit_inverter(
     generator: nn.Module,
-    discriminator: nn.Module,
-    feature_layer: FeatureLayer,
+    discriminator: nn.Module | None = None,
+    feature_layer: FeatureLayer | None = None,
     *,
     latent_shape: Sequence[int] | int | None = None,
     latent_sampler: LatentSampler | None = None,
@@ -483,15 +539,16 @@ def fit_inverter(
     on_validation: OnValidation | None = None,
     **settings: Any,
 ) -> Inverter:
-    """Fit an inverter (image → latent) for a pretrained GAN from its discriminator's features.
+    """Fit an inverter (image → latent) for a pretrained GAN from its discriminator's features (or G's alone).
 
     Args:
         generator: G, mapping latents ``(N, *latent_shape)`` to images ``(N, *image_shape)``; for codes in Z, W or W+,
             a :class:`~discinvert.MappedGenerator`: its ``latent_shape``, ``sample`` and prior are then the defaults.
-        discriminator: D, any ``nn.Module`` taking G's images.
+        discriminator: D, any ``nn.Module`` taking G's images; ``None`` fits for G alone: the CN reads a pixel network
+            of its own, trained with it (:mod:`discinvert.fitting.pixel_route`; no D-feature term, no conditioning).
         feature_layer: D's layer the connection network reads: a dotted name from ``D.named_modules()``
             (``"main.9"``) or the submodule; D's forward stops right after it. Start from D's last hidden
-            layer (:func:`discinvert.list_layers`); a list reads several depths concatenated.
+            layer (:func:`discinvert.list_layers`); a list reads several depths concatenated; ``None`` without D.
         latent_shape: shape of one latent, e.g. ``(100,)`` or ``(100, 1, 1)``, with the prior ``z ~ N(0, I)``.
         latent_sampler: ``sampler(n, generator, device) -> (n, *latent_shape)`` for other priors (uniform,
             truncated, a mapped W space), drawing from the given ``torch.Generator``. One of
@@ -524,16 +581,16 @@ def fit_inverter(
         UselessInverterWarning: the best validation MSE does not beat predicting the mean code.
 
     Raises:
-        ValueError: bad arguments or settings (a ``conditioning`` that is no
-            :class:`~discinvert.Conditioning`, a ``checkpoint_path`` that is an existing folder: both
-            before any work); an unknown feature layer (with close matches); a layer D never reaches, runs
-            several times, or whose output for an image depends on the rest of its batch
-            (:func:`discinvert.gan.check_batch_independence`); a latent shape G rejects; a sampler that
-            draws no tensor of the asked rows, meta tensors, or labels outside the known classes; G and D
-            on different devices.
+        ValueError: bad arguments or settings (a ``conditioning`` that is no :class:`~discinvert.Conditioning`, a
+            ``checkpoint_path`` that is an existing folder, D without a feature layer or the reverse, all before any
+            work; G alone: :mod:`~discinvert.fitting.pixel_route`); an unknown feature layer (with close matches); a
+            layer D never reaches, runs several times, or whose output for an image depends on the rest of its batch
+            (:func:`discinvert.gan.check_batch_independence`); a latent shape G rejects; a sampler that draws no
+            tensor of the asked rows, meta tensors, or labels outside the known classes; G and D on different devices.
     """
     settings_ = FitConfig.build(config, **settings)
-    _check_arguments(settings_, set(settings), images is not None, conditioning, on_validation, generator, discriminator)
+    settings_, discriminator, feature_layer = _route(generator, discriminator, feature_layer, settings_, set(settings),
+                                                     config, images is not None, conditioning, on_validation)
     layer_name, tap, pairs, device, autocast_dtype, dist_ctx, settings_ = _prepare(
         generator, discriminator, feature_layer, settings_, latent_shape, latent_sampler, conditioning)
     seeds = Seeds(settings_.seed, dist_ctx.rank)  # type: ignore[arg-type]
@@ -565,7 +622,7 @@ def fit_inverter(
         step_config, step_networks = None, []
         if settings_.iterations:
             step_config, step_networks, stages["iterative"] = _iterative_stage(run, cn, split)
-    findings = {"useless": _warn_if_useless(result, held_out.baseline, settings_),
+    findings = {"useless": _warn_if_useless(result, held_out.baseline, run),
                 "batch_dependent_features": batch_dependent}
     inverter_config = _inverter_config(run, cn.config, result, stages, step_config, findings)
     return _assemble(dataclasses.replace(inverter_config, probe=probe_record), run, cn, step_networks)

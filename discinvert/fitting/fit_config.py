@@ -21,6 +21,7 @@ import torch
 
 from discinvert.step_networks import DEFAULT_STEP_HIDDEN, MAX_ITERATIONS  # MAX_ITERATIONS: a stored config's bound
 from discinvert.network import DEFAULT_CN_HIDDEN, CNConfig
+from discinvert.pixel_encoder import DEFAULT_PIXEL_WIDTH, MAX_CONV_WIDTH, WIDTH_CAP_FACTOR
 from discinvert import keyword_settings
 from discinvert.argument_checks import nonnegative_float, optional_bool, positive_float, positive_int
 
@@ -115,6 +116,15 @@ def _int_at_least(minimum: int) -> Callable[[Any, str], int]:
 
 def _float_positive(value: Any, name: str) -> float:
     return positive_float(value, name)
+
+
+def _pixel_width(value: Any, name: str) -> int:
+    most = MAX_CONV_WIDTH // WIDTH_CAP_FACTOR
+    width = positive_int(value, name)
+    if width > most:
+        raise ValueError(f"{name}: expected at most {most} (the pixel network's widest block is {WIDTH_CAP_FACTOR} "
+                         f"times it, at most {MAX_CONV_WIDTH}), got {width}.")
+    return width
 
 
 def _weight(value: Any, name: str) -> float:
@@ -253,6 +263,11 @@ class FitConfig:
         "(docs/results.md, \"How the defaults were chosen\").", _bool,
         command_line=CommandLine("--no-cn-standardize", "train the CN on D's raw features, as the paper does "
                                  "(default: standardised, folded into the CN afterwards)", "off-switch"))
+    pixel_width: int = _setting(
+        DEFAULT_PIXEL_WIDTH, "without a discriminator (``fit_inverter(G, None, ...)``): channels of the first block "
+        f"of the pixel network the CN reads (each later block doubles them, up to {WIDTH_CAP_FACTOR} times this; "
+        "see :mod:`discinvert.pixel_encoder`); provisional default. Ignored with D.", _pixel_width, identity=False,
+        record=False)
     validation_size: int = _setting(
         1024, "held-out latents for validation, drawn once.", _int_at_least(2),
         command_line=CommandLine("--validation-size", "held-out latents that pick the best CN, at least 2 "

@@ -20,6 +20,7 @@ from discinvert.features import FeatureTap
 from discinvert.fitting.fit_config import FitConfig
 from discinvert.fitting.loop import Runtime
 from discinvert.fitting.pairs import PairMaker, ValidationSet
+from discinvert.fitting.pixel_route import PixelInput
 from discinvert.gan import GANFacts
 
 __all__ = ["RANK_STRIDE", "STREAMS", "FitRun", "FrozenGAN", "Seeds"]
@@ -78,7 +79,7 @@ class FitRun:
         settings: the fit's settings, with its seed.
         seeds: the seed of each random stream.
         gan: G, the tap on D's feature layer and the shape of one code (as G's probe took it).
-        discriminator, conditioning: D and the conditioning as the user gave them.
+        discriminator, conditioning: D and the conditioning as the user gave them (for G alone, D's stand-in).
         layer_name: the feature layer(s).
         pairs: makes the self-generated pairs.
         custom_prior: whether the latents come from the user's ``latent_sampler``.
@@ -90,6 +91,10 @@ class FitRun:
             as ``inverter.config.fit['levers']`` records them: as asked in the run built before training;
             the fit replaces the run (``dataclasses.replace``) once the self-generated stage's batches have
             settled them (an ``'auto'`` lever G or D fail under is dropped), before any training.
+
+    For G alone (no D, :attr:`pixel_route`) ``discriminator`` is the stand-in whose tap gives G's images flattened
+    (:class:`~discinvert.fitting.pixel_route.PixelInput`), and the stages train the pixel network with the CN
+    (:mod:`discinvert.fitting.pixel_route`).
     """
 
     settings: FitConfig
@@ -107,6 +112,11 @@ class FitRun:
     held_out: ValidationSet
     autocast_dtype: torch.dtype | None
     levers: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def pixel_route(self) -> bool:
+        """Fit for G alone: ``discriminator`` is the pixels' stand-in."""
+        return isinstance(self.discriminator, PixelInput)
 
     @property
     def runtime(self) -> Runtime:
