@@ -640,6 +640,15 @@ def test_results_page_quotes_the_stylegan2_run() -> None:
     assert f"after {match} steps, {ratio:.0f}× the encode time" in page and ratio < 100
     assert f"took {cn['fit_seconds']:,.0f} s on 2 CPU cores" in page and cn["fit_seconds"] > 900
     assert o200["psnr"] - h100["psnr"] < 0.1 and h100["ssim"] > o200["ssim"]  # "within a tenth of a dB", "higher SSIM"
+    for label, name in (("the CN in Z, default fit without images (1,000 × 5 draws)", "cn-z"),
+                        ("the CN in W, the same", "cn-w"), ("the CN in W+, the same", "cn-wplus")):
+        r = rows[name]
+        assert f"| {label} | {r['psnr_mean']:.2f} ± {r['psnr_std']:.2f} | {r['ssim_mean']:.4f} | {r['seconds_per_1k']:.2f} |" in page
+    w200 = rows["opt-w"]["steps"]["200"]
+    assert f"| {w200['psnr']:.2f} | {w200['ssim']:.4f} | {w200['seconds_per_1k']:.0f} |" in page
+    assert f"(200 steps: {w200['psnr']:.2f} dB in W)" in page and w200["psnr"] < o200["psnr"]  # "W+ leaves W behind"
+    assert rows["cn-z"]["psnr_mean"] < min(rows["cn-w"]["psnr_mean"], rows["cn-wplus"]["psnr_mean"]) - 3  # "poor"
+    assert abs(rows["cn-w"]["psnr_mean"] - rows["cn-wplus"]["psnr_mean"]) < 0.5  # "alike without images"
 
 
 def test_results_page_quotes_the_stylegan2_entry() -> None:
