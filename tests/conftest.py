@@ -341,3 +341,23 @@ def assert_untouched(before: list[dict[str, Any]], *modules: nn.Module) -> None:
         assert shot_before["requires_grad"] == shot_after["requires_grad"]
         assert all(g is None for g in shot_after["grads"].values()), "a .grad was written"
         assert hook_counts(module) == {}, f"hooks left: {hook_counts(module)}"
+
+
+def interrupting_sampler(fail_at: int | None = None) -> Callable[[int, torch.Generator, torch.device], torch.Tensor]:
+    """A standard-normal ``(n, LATENT, 1, 1)`` latent sampler that raises ``KeyboardInterrupt`` (a Ctrl-C) on its
+    ``fail_at``-th call (never when ``None``): interrupts a fit at a known point."""
+    calls = {"n": 0}
+
+    def sample(n: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
+        calls["n"] += 1
+        if fail_at is not None and calls["n"] == fail_at:
+            raise KeyboardInterrupt
+        return torch.randn((n, LATENT, 1, 1), generator=generator, device=device)
+
+    return sample
+
+
+def untimed_record(fit: dict) -> dict:
+    """``inverter.config.fit`` without what depends on the clock or on resuming: to compare two fits' records."""
+    return {k: v for k, v in fit.items() if k not in ("seconds", "history", "resumed_from_step")} | {
+        "history": [row[:3] for row in fit["history"]]}

@@ -7,50 +7,33 @@ import torch
 
 from discinvert import fit_inverter
 from discinvert.fitting.checkpoint import read_checkpoint
-from tests.conftest import LATENT, assert_untouched, snapshot
+from tests.conftest import LATENT, assert_untouched, interrupting_sampler, snapshot, untimed_record
 
 SETTINGS = dict(steps=60, batch_size=32, cn_hidden=(64, 64), progress=False, validation_size=64, seed=3, eval_every=10)
-
-
-def _sampler(fail_at: int | None = None):
-    calls = {"n": 0}
-
-    def sample(n: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
-        calls["n"] += 1
-        if fail_at is not None and calls["n"] == fail_at:
-            raise KeyboardInterrupt
-        return torch.randn((n, LATENT, 1, 1), generator=generator, device=device)
-
-    return sample
-
-
-def _untimed(fit: dict) -> dict:
-    return {k: v for k, v in fit.items() if k not in ("seconds", "history", "resumed_from_step")} | {
-        "history": [row[:3] for row in fit["history"]]}
 
 
 @pytest.mark.parametrize("reuse", [1, 3])
 def test_resume_after_ctrl_c_equals_an_uninterrupted_fit(make_gan, tmp_path, reuse) -> None:
     gan = make_gan("spectral_dropout")
     G, D = gan.generator, gan.discriminator
-    reference = fit_inverter(G, D, gan.feature_layer, latent_sampler=_sampler(), reuse=reuse, **SETTINGS)
+    reference = fit_inverter(G, D, gan.feature_layer, latent_sampler=interrupting_sampler(), reuse=reuse, **SETTINGS)
 
     path = tmp_path / "fit.ckpt.safetensors"
     before = snapshot(G, D)
     with pytest.raises(KeyboardInterrupt):
-        fit_inverter(G, D, gan.feature_layer, latent_sampler=_sampler(fail_at=48 if reuse == 1 else 25), reuse=reuse,
+        fit_inverter(G, D, gan.feature_layer, latent_sampler=interrupting_sampler(fail_at=48 if reuse == 1 else 25), reuse=reuse,
                      checkpoint_path=path, checkpoint_every=20, **SETTINGS)
     assert_untouched(before, G, D)
     _, meta = read_checkpoint(path)  # the last checkpoint is complete and readable
     assert meta["step"] in (20, 40)
     assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temporary file left
 
-    resumed = fit_inverter(G, D, gan.feature_layer, latent_sampler=_sampler(), reuse=reuse,
+    resumed = fit_inverter(G, D, gan.feature_layer, latent_sampler=interrupting_sampler(), reuse=reuse,
                            checkpoint_path=path, checkpoint_every=20, resume=True, **SETTINGS)
     assert resumed.config.fit["resumed_from_step"] == meta["step"]
     a, b = reference.state_dict(), resumed.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a), "resumed fit differs from the uninterrupted one"
-    assert _untimed(reference.config.fit) == _untimed(resumed.config.fit)
+    assert untimed_record(reference.config.fit) == untimed_record(resumed.config.fit)
 
 
 def test_checkpoint_of_another_fit_is_refused(make_gan, tmp_path) -> None:
@@ -119,9 +102,9 @@ def interrupted_fit(gan, path, settings):
     from safetensors.torch import save_file
 
     G, D = gan.generator, gan.discriminator
-    reference = fit_inverter(G, D, gan.feature_layer, latent_sampler=_sampler(), **settings)
+    reference = fit_inverter(G, D, gan.feature_layer, latent_sampler=interrupting_sampler(), **settings)
     with pytest.raises(KeyboardInterrupt):
-        fit_inverter(G, D, gan.feature_layer, latent_sampler=_sampler(fail_at=48), checkpoint_path=path,
+        fit_inverter(G, D, gan.feature_layer, latent_sampler=interrupting_sampler(fail_at=48), checkpoint_path=path,
                      checkpoint_every=20, **settings)
     tensors, meta = read_checkpoint(path)
     with safetensors.safe_open(str(path), framework="pt") as handle:
@@ -147,10 +130,10 @@ def test_a_checkpoint_from_before_format_2_still_resumes(make_gan, tmp_path) -> 
         rewrite(meta)
         if not resumes:
             with pytest.raises(ValueError, match="differs in discriminator_fingerprint"):
-                fit_inverter(G, D, gan.feature_layer, latent_sampler=_sampler(), checkpoint_path=path,
+                fit_inverter(G, D, gan.feature_layer, latent_sampler=interrupting_sampler(), checkpoint_path=path,
                              checkpoint_every=20, resume=True, **SETTINGS)
             continue
-        resumed = fit_inverter(G, D, gan.feature_layer, latent_sampler=_sampler(), checkpoint_path=path,
+        resumed = fit_inverter(G, D, gan.feature_layer, latent_sampler=interrupting_sampler(), checkpoint_path=path,
                                checkpoint_every=20, resume=True, **SETTINGS)
         assert resumed.config.fit["resumed_from_step"] == meta["step"]
         assert all(torch.equal(reference.state_dict()[k], resumed.state_dict()[k]) for k in reference.state_dict())

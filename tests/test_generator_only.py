@@ -15,7 +15,7 @@ from discinvert import FingerprintMismatchError, Inverter, fit_inverter
 from discinvert.fitting.checkpoint import read_checkpoint
 from discinvert.inverter_config import FORMAT_VERSION, GENERATOR_ONLY_FORMAT_VERSION, InverterConfig
 from discinvert.pixel_encoder import PixelEncoder, PixelEncoderConfig
-from tests.conftest import LATENT, assert_untouched, hook_counts, snapshot
+from tests.conftest import LATENT, assert_untouched, hook_counts, interrupting_sampler, snapshot, untimed_record
 
 QUICK: dict[str, Any] = dict(steps=60, batch_size=32, validation_size=64, cn_hidden=(64, 64), pixel_width=8, seed=5,
                              eval_every=20, progress=False)
@@ -123,46 +123,29 @@ def test_a_flat_latent_fit_and_the_same_seed_gives_the_same_weights(make_gan) ->
     assert_untouched(before, gan.generator)
 
 
-def _sampler(fail_at: int | None = None):
-    calls = {"n": 0}
-
-    def sample(n: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
-        calls["n"] += 1
-        if fail_at is not None and calls["n"] == fail_at:
-            raise KeyboardInterrupt
-        return torch.randn((n, LATENT, 1, 1), generator=generator, device=device)
-
-    return sample
-
-
-def _untimed(fit: dict) -> dict:
-    return {k: v for k, v in fit.items() if k not in ("seconds", "history", "resumed_from_step")} | {
-        "history": [row[:3] for row in fit["history"]]}
-
-
 @pytest.mark.parametrize("reuse", [1, 3])
 def test_resume_after_ctrl_c_equals_an_uninterrupted_fit(make_gan, tmp_path, reuse) -> None:
     gan = make_gan("dcgan")
     G = gan.generator
     settings = {**QUICK, "steps": 50, "eval_every": 10, "reuse": reuse}
-    reference = fit_inverter(G, latent_sampler=_sampler(), **settings)
+    reference = fit_inverter(G, latent_sampler=interrupting_sampler(), **settings)
     path = tmp_path / "fit.ckpt.safetensors"
     before = snapshot(G)
     with pytest.raises(KeyboardInterrupt):
-        fit_inverter(G, latent_sampler=_sampler(fail_at=40 if reuse == 1 else 22), checkpoint_path=path,
+        fit_inverter(G, latent_sampler=interrupting_sampler(fail_at=40 if reuse == 1 else 22), checkpoint_path=path,
                      checkpoint_every=20, **settings)
     assert_untouched(before, G)
     _, meta = read_checkpoint(path)
     assert meta["step"] in (20, 40)
-    resumed = fit_inverter(G, latent_sampler=_sampler(), checkpoint_path=path, checkpoint_every=20, resume=True,
+    resumed = fit_inverter(G, latent_sampler=interrupting_sampler(), checkpoint_path=path, checkpoint_every=20, resume=True,
                            **settings)
     assert resumed.config.fit["resumed_from_step"] == meta["step"]
     a, b = reference.state_dict(), resumed.state_dict()
     assert any(k.startswith("pixels.") for k in a)
     assert all(torch.equal(a[k], b[k]) for k in a), "resumed fit differs from the uninterrupted one"
-    assert _untimed(reference.config.fit) == _untimed(resumed.config.fit)
+    assert untimed_record(reference.config.fit) == untimed_record(resumed.config.fit)
     with pytest.raises(ValueError, match="another fit"):  # another pixel network is another fit
-        fit_inverter(G, latent_sampler=_sampler(), checkpoint_path=path, checkpoint_every=20, resume=True,
+        fit_inverter(G, latent_sampler=interrupting_sampler(), checkpoint_path=path, checkpoint_every=20, resume=True,
                      **{**settings, "pixel_width": 4})
     assert_untouched(before, G)
 
