@@ -98,6 +98,11 @@ def _check_route(config: InverterConfig, discriminator: nn.Module | None) -> Non
     check_module(discriminator, "discriminator")
 
 
+def _models_device(generator: nn.Module, discriminator: nn.Module | None) -> torch.device | None:
+    """Where the GAN lives: D's device (G alone: G's), ``None`` for models without parameters or buffers."""
+    return (None if discriminator is None else model_device(discriminator)) or model_device(generator)
+
+
 def _check_batch_size(batch_size: int | None) -> int:
     return DEFAULT_BATCH_SIZE if batch_size is None else positive_int(batch_size, "batch_size")
 
@@ -179,7 +184,7 @@ class Inverter(nn.Module):
         else:
             tap = FeatureTap(discriminator, layer_name, layer, conditioning=conditioning)
         self._gan = _GAN(generator, discriminator, tap, conditioning)
-        device = (None if discriminator is None else model_device(discriminator)) or model_device(generator)
+        device = _models_device(generator, discriminator)
         if device is not None:
             self.to(device)
         self.eval()
@@ -337,7 +342,7 @@ class Inverter(nn.Module):
                                 reference=reference if isinstance(reference, torch.Tensor) else None)
 
     def _run_device(self) -> torch.device:
-        device = (None if self.discriminator is None else model_device(self.discriminator)) or model_device(self.generator)
+        device = _models_device(self.generator, self.discriminator)
         if device is None:
             device = next(self.cn.parameters()).device
         if next(self.cn.parameters()).device != device:
