@@ -319,3 +319,17 @@ def test_the_page_s_picker_switches_gan(entry, monkeypatch, tmp_path) -> None:
     finally:
         browser.quit()
         running.stop()
+
+
+def test_a_bad_pad_record_of_the_test_images_is_refused(tmp_path) -> None:
+    from safetensors.torch import save_file
+
+    images = torch.zeros((2, 28, 28), dtype=torch.uint8)
+    save_file({"images": images, "labels": torch.zeros(2, dtype=torch.int64)}, str(tmp_path / "test_images.safetensors"),
+              metadata={"pad": "-2"})
+    with pytest.raises(ValueError, match=r"expected the metadata 'pad' to be a non-negative integer, got '-2'"):
+        zoo.read_test_images(tmp_path)
+    save_file({"images": images, "labels": torch.zeros(2, dtype=torch.int64)}, str(tmp_path / "test_images.safetensors"),
+              metadata={"pad": "2"})
+    padded, labels = zoo.read_test_images(tmp_path)
+    assert padded.shape == (2, 32, 32) and padded.dtype == np.uint8 and labels.shape == (2,)
