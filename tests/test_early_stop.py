@@ -11,7 +11,8 @@ from discinvert import fit_inverter
 from discinvert.fitting.checkpoint import read_checkpoint
 from discinvert.fitting.self_generated_stage import COSINE_SPAN, COSINE_STOP_FACTOR, PLATEAU_DROP, PLATEAU_DROPS, Schedule, ValidationPoint
 from tests.conftest import assert_untouched, snapshot
-from tests.test_checkpoint import _sampler, interrupted_fit
+from tests.conftest import interrupting_sampler
+from tests.test_checkpoint import interrupted_fit
 
 SETTINGS = dict(batch_size=32, cn_hidden=(64, 64), progress=False, validation_size=64, seed=3, eval_every=5)
 
@@ -114,7 +115,7 @@ def test_resume_keeps_the_drops_and_the_stop(make_gan, tmp_path) -> None:
     gan = make_gan("spectral_dropout")
     G, D = gan.generator, gan.discriminator
     kwargs = dict(steps=3000, schedule="plateau", patience=1, **SETTINGS)
-    reference = fit_inverter(G, D, gan.feature_layer, latent_sampler=_sampler(), **kwargs)
+    reference = fit_inverter(G, D, gan.feature_layer, latent_sampler=interrupting_sampler(), **kwargs)
     fit = reference.config.fit
     assert fit["lr_drops"] and fit["stopped"]
     # interrupt after the first drop, with a checkpoint written between the drop and the interruption
@@ -124,11 +125,11 @@ def test_resume_keeps_the_drops_and_the_stop(make_gan, tmp_path) -> None:
     assert fail_at < fit["stopped"], "the reference fit stopped too soon after its first drop to interrupt there"
     path = tmp_path / "fit.ckpt.safetensors"
     with pytest.raises(KeyboardInterrupt):
-        fit_inverter(G, D, gan.feature_layer, latent_sampler=_sampler(fail_at=fail_at), checkpoint_path=path,
+        fit_inverter(G, D, gan.feature_layer, latent_sampler=interrupting_sampler(fail_at=fail_at), checkpoint_path=path,
                      checkpoint_every=every, **kwargs)
     _, meta = read_checkpoint(path)
     assert first_drop <= meta["step"] < fit["stopped"]
-    resumed = fit_inverter(G, D, gan.feature_layer, latent_sampler=_sampler(), checkpoint_path=path,
+    resumed = fit_inverter(G, D, gan.feature_layer, latent_sampler=interrupting_sampler(), checkpoint_path=path,
                            checkpoint_every=every, resume=True, **kwargs)
     assert resumed.config.fit["resumed_from_step"] == meta["step"]
     assert resumed.config.fit["lr_drops"] == fit["lr_drops"]
@@ -207,9 +208,9 @@ def test_a_checkpoint_from_before_the_rule_resumes_with_the_settings_of_that_ver
     rewrite(meta)
     new_defaults = {**old, "patience": 5, "autocast_dtype": "auto", "channels_last": "auto", "cn_standardize": True}
     with pytest.raises(ValueError, match=r"differs in autocast_dtype, channels_last, cn_standardize, levers, patience"):
-        fit_inverter(G, D, gan.feature_layer, latent_sampler=_sampler(), checkpoint_path=path, checkpoint_every=20,
+        fit_inverter(G, D, gan.feature_layer, latent_sampler=interrupting_sampler(), checkpoint_path=path, checkpoint_every=20,
                      resume=True, **new_defaults)
-    resumed = fit_inverter(G, D, gan.feature_layer, latent_sampler=_sampler(), checkpoint_path=path,
+    resumed = fit_inverter(G, D, gan.feature_layer, latent_sampler=interrupting_sampler(), checkpoint_path=path,
                            checkpoint_every=20, resume=True, **old)
     assert resumed.config.fit["resumed_from_step"] == meta["step"]
     a, b = reference.state_dict(), resumed.state_dict()
