@@ -37,7 +37,8 @@ SCRIPTS = ("benchmarks.paper.table1", "benchmarks.paper.train_gan", "benchmarks.
            "benchmarks.encoder.iterative", "benchmarks.speed.time_to_quality", "benchmarks.speed.cn_shapes",
            "benchmarks.encoder.real_schedule", "benchmarks.encoder.speed_ratio",
            "benchmarks.encoder.multi_hypothesis", "benchmarks.speed.compress_cn", "benchmarks.stylegan2.train",
-           "benchmarks.stylegan2.table", "benchmarks.stylegan2.wplus_defaults")
+           "benchmarks.stylegan2.table", "benchmarks.stylegan2.wplus_defaults",
+           "benchmarks.generator_only.routes")
 
 # The tools that build the files the package ships (issue 33 moved them out of benchmarks/paper/).
 BUILD_TOOLS = ("tools.build_zoo", "tools.build_zoo_real", "tools.build_zoo_inverter", "tools.store_zoo_inverter",

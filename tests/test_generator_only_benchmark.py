@@ -1,0 +1,88 @@
+"""``benchmarks/generator_only/routes.py`` runs end to end on the bundled DCGAN: one row per route (D's, the
+generator-only route with step networks, the naive encoder), then the page, its JSON and its picture, whose
+figures are the rows'. Tiny fits on fake Fashion-MNIST-format files (the real data set is not needed here)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from benchmarks.generator_only import routes
+
+pytestmark = pytest.mark.filterwarnings("ignore::discinvert.UselessInverterWarning")  # 6-step fits
+
+
+def _write_idx(path: Path, array: np.ndarray) -> None:
+    header = bytes([0, 0, 0x08, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
+    path.write_bytes(gzip.compress(header + array.tobytes()))
+
+
+def _fake_data(root: Path) -> None:
+    rng = np.random.default_rng(0)
+    for prefix, n in (("train", 300), ("t10k", 40)):
+        _write_idx(root / f"{prefix}-images-idx3-ubyte.gz", rng.integers(0, 256, (n, 28, 28), dtype=np.uint8))
+        _write_idx(root / f"{prefix}-labels-idx1-ubyte.gz", rng.integers(0, 10, (n,), dtype=np.uint8))
+
+
+TINY = ["--holdout", "50", "--n", "16", "--repeats", "2", "--setting", "steps=6", "--setting", "validation_size=64",
+        "--setting", "eval_every=3"]
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tmp = tmp_path_factory.mktemp("gonly")
+    data = tmp / "data"
+    data.mkdir()
+    _fake_data(data)
+    threads = str(torch.get_num_threads())
+    common = ["--out", str(tmp / "out"), "--data-root", str(data), "--threads", threads, *TINY]
+    routes.main([*common, "--name", "d-images", "--route", "d", "--images", "--setting", "real_steps=4"])
+    routes.main([*common, "--name", "g-images-steps", "--route", "g", "--images", "--iterations", "1",
+                 "--setting", "real_steps=4", "--setting", "iteration_steps=4"])
+    routes.main([*common, "--name", "naive", "--route", "naive"])
+    routes.main(["--out", str(tmp / "out"), "--data-root", str(data), "--n", "16", "--repeats", "2",
+                 "--page", str(tmp / "page.md"), "--json", str(tmp / "rows.json"),
+                 "--picture", str(tmp / "images" / "picture.png"), "--picture-rows", "naive,d-images,g-images-steps"])
+    return tmp
+
+
+def test_every_route_gives_a_row_with_its_figures(bench: Path) -> None:
+    rows = json.loads((bench / "rows.json").read_text())["rows"]
+    assert set(rows) == {"d-images", "g-images-steps", "naive"}
+    assert [rows[n]["route"] for n in ("d-images", "g-images-steps", "naive")] == ["d", "g", "naive"]
+    for row in rows.values():
+        assert 0 < row["heldout_psnr"] < 60 and 0 < row["psnr_mean"] < 60
+        assert -1 <= row["recovery_cosine"] <= 1 and row["recovery_mse"] > 0
+        assert row["fit_seconds"] > 0 and row["seconds_per_1k"] > 0
+        assert row["protocol"] == "16 test images x 2 draws (seed 0)"
+    assert rows["d-images"]["fit_images"] == 250 and rows["naive"]["fit_images"] == 0
+    assert set(rows["g-images-steps"]["heldout_by_k"]) == {"0", "1"}  # held-out PSNR at k = 0 and k = 1
+    assert rows["g-images-steps"]["heldout_psnr"] == rows["g-images-steps"]["heldout_by_k"]["1"]["psnr"]
+    assert "step_network_seconds" in rows["g-images-steps"] and "real_stage_seconds" in rows["d-images"]
+
+
+def test_the_page_quotes_the_rows_and_the_picture_has_a_strip_per_row(bench: Path) -> None:
+    rows = json.loads((bench / "rows.json").read_text())["rows"]
+    page = (bench / "page.md").read_text()
+    for name, row in rows.items():
+        line = next(line for line in page.splitlines() if line.startswith(f"| {name} |"))
+        assert f"{row['heldout_psnr']:.2f} / {row['heldout_ssim']:.4f}" in line
+        assert f"{row['psnr_mean']:.2f} ± {row['psnr_std']:.2f}" in line
+        assert f"`{row['command']}`" in page
+    assert "G only, images, 1 step networks" in page
+    assert "each row's reconstructions: naive, d-images, g-images-steps." in page
+    png = (bench / "images" / "picture.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = struct.unpack(">II", png[16:24])
+    assert (width, height) == (8 * 28, (1 + len(rows)) * 28)  # originals, then one strip a row
+
+
+def test_a_stored_row_is_not_fitted_again(bench: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    routes.main(["--out", str(bench / "out"), "--name", "naive", "--route", "naive"])
+    assert "naive: done already" in capsys.readouterr().out
