@@ -6,10 +6,10 @@ real images so that ``G(CN(D_f(x)))`` reproduces ``x``. Each update minimises
 * a **pixel term**, the MSE between ``G(ẑ)`` and ``x``;
 * a **discriminator-feature term** (weight ``feature_weight``): the MSE between
   ``D_f(G(ẑ))`` and ``D_f(x)`` at the feature layer, divided by the mean square of
-  ``D_f(x)``: the GAN's own discriminator as the perceptual network, no download;
-  Without D (the generator-only route) with ``perceptual``, the same term on the features of a frozen
-  network of the route's (:func:`~discinvert.fitting.pixel_route.perceptual_network`, ``gan.perceptual``),
-  which then differ from what the CN reads (the pixels);
+  ``D_f(x)``: the GAN's own discriminator as the perceptual network, no download. Without D (the
+  generator-only route) it is dropped, or with ``perceptual`` it compares the features of a frozen network
+  of that route's instead (``gan.perceptual``, :func:`~discinvert.fitting.pixel_route.perceptual_network`),
+  not the pixels the CN reads;
 * a **prior term** (weight ``prior_weight``): the self-generated z-regression
   ``MSE(CN(D_f(G(z))), z)`` on fresh pairs, which keeps codes where G's latents live.
 
