@@ -58,7 +58,7 @@ def test_every_random_stream_keeps_its_seed() -> None:
     """The seeds fit_inverter drew before the streams had names (seed + offset, + 1_000_003 * rank per rank)."""
     assert RANK_STRIDE == 1_000_003
     expected = {"global": 7, "cn_batches": 7, "validation": 8, "real_batches": 9, "real_prior_pairs": 10,
-                "image_split": 11, "step_batches": 12, "step_latents": 13}
+                "image_split": 11, "step_batches": 12, "step_latents": 13, "perceptual": 14}
     assert {name: Seeds(7).of(name) for name in STREAMS} == expected
     per_rank = {"cn_batches", "real_batches", "real_prior_pairs", "step_batches", "step_latents"}
     assert {name: Seeds(7, rank=2).of(name) - expected[name] for name in STREAMS} == {

@@ -42,7 +42,8 @@ from discinvert.fitting.image_sets import ImageBatches, ImageSource, ImageSplit,
 from discinvert.fitting.loop import Plan
 from discinvert.fitting.updates import LossWeights
 from discinvert.fitting.pairs import PairMaker
-from discinvert.fitting.pixel_route import PIXEL_LAYER, PixelInput, PixelRegressor, check_route, route_settings
+from discinvert.fitting.pixel_route import (PIXEL_LAYER, PixelInput, PixelRegressor, check_route, perceptual_network,
+                                            route_settings)
 from discinvert.fitting.pool import BatchSource
 from discinvert.fitting.real_image_stage import RealStageResult, train_on_images
 from discinvert.fitting.run import FitRun, FrozenGAN, Seeds
@@ -311,9 +312,11 @@ def _real_stage(run: FitRun, cn: ConnectionNetwork | PixelRegressor, split: Imag
     The updates run under the autocast dtype the self-generated stage settled (its levers, probed there).
     """
     settings, held_out = run.settings, run.held_out
-    logger.info("real-image stage: %d updates of %d images from %s (%d held out), lr %.2g, feature weight %g, "
+    logger.info("real-image stage: %d updates of %d images from %s (%d held out), lr %.2g, feature weight %g%s, "
                 "prior weight %g", settings.real_steps, settings.real_batch_size, split.images.source,
-                len(split.held_out), settings.real_lr, settings.feature_weight, settings.prior_weight)
+                len(split.held_out), settings.real_lr, settings.feature_weight,
+                "" if settings.perceptual is None else f" (perceptual network: {settings.perceptual})",
+                settings.prior_weight)
     images = ImageBatches(split, run.rng("real_batches", on_device=False))
     prior_pairs = run.pairs.training_batches(batch_size=settings.real_batch_size, rng=run.rng("real_prior_pairs"),
                                              reuse=1, autocast_dtype=run.autocast_dtype, channels_last=False,
@@ -328,7 +331,20 @@ def _real_stage(run: FitRun, cn: ConnectionNetwork | PixelRegressor, split: Imag
         latent_error = float(torch.nn.functional.mse_loss(torch.cat(chunks).float(), held_out.targets))
     logger.info("real-image stage done in %.1f s: held-out pixel MSE %.5f -> %.5f (step %d); latent validation MSE "
                 "%.5f", stage.seconds, stage.start_pixel_mse, stage.best_pixel_mse, stage.best_step, latent_error)
-    return {**stage.record(settings.real_stage_record()), "latent_validation_mse": latent_error}
+    recorded = settings.real_stage_record()
+    if run.pixel_route:  # the D route's record stays as it was: perceptual is always None there
+        recorded["perceptual"] = settings.perceptual
+    return {**stage.record(recorded), "latent_validation_mse": latent_error}
+
+
+def _with_perceptual(run: FitRun, cn: ConnectionNetwork | PixelRegressor, split: ImageSplit | None) -> FitRun:
+    """``run`` whose ``gan`` carries the frozen perceptual network of a generator-only fit with ``perceptual`` and
+    images (made from ``cn`` as the self-generated stage left it); otherwise ``run`` itself."""
+    kind = run.settings.perceptual
+    if kind is None or split is None or not isinstance(cn, PixelRegressor):
+        return run
+    network = perceptual_network(kind, cn, run.seeds.of("perceptual"))
+    return dataclasses.replace(run, gan=dataclasses.replace(run.gan, perceptual=network))
 
 
 def _iterative_stage(run: FitRun, cn: ConnectionNetwork | PixelRegressor, split: ImageSplit | None,
@@ -340,7 +356,7 @@ def _iterative_stage(run: FitRun, cn: ConnectionNetwork | PixelRegressor, split:
         pixels = cn.pixels
         tap = FeatureTap(pixels, pixels.last_layer, pixels.get_submodule(pixels.last_layer))
         with frozen(pixels):
-            return _train_steps(run, cn.cn, FrozenGAN(run.gan.generator, tap, run.latent_shape), split)
+            return _train_steps(run, cn.cn, dataclasses.replace(run.gan, tap=tap), split)
     return _train_steps(run, cn, run.gan, split)
 
 
@@ -455,7 +471,7 @@ def _check_checkpoint_path(settings: FitConfig) -> None:
 
 def _check_stages(settings: FitConfig, given: set[str], images: bool, conditional: bool) -> None:
     """Warn about settings of a stage that will not run; refuse stages a conditional GAN cannot have."""
-    idle = sorted(given & set(REAL_STAGE_SETTINGS))
+    idle = sorted(given & {*REAL_STAGE_SETTINGS, "perceptual"})
     if not images and idle:
         warnings.warn(f"{', '.join(idle)}: these settings act only on the real-image stage, which runs with "
                       "images=...; without images they are ignored.", UserWarning, stacklevel=3)
@@ -610,11 +626,11 @@ def fit_inverter(
                      probe=probe, held_out=held_out, autocast_dtype=autocast_dtype)
         probe_record = _record_behaviour(run, users_buffers)
         split = None if images is None else _split(run, images)
-        cn = _new_cn(run)
-        cn_batches = run.rng("cn_batches")
+        cn, cn_batches = _new_cn(run), run.rng("cn_batches")
         source, run = _training_batches(run, cn_batches)
         checkpointing = _checkpointing(run, cn.config, cn_batches, probe_record)
         result = _self_generated_stage(run, cn, source, checkpointing, on_validation)
+        run = _with_perceptual(run, cn, split)
         stages = {} if split is None else {"real_images": _real_stage(run, cn, split)}
         if split is None:
             cn.load_state_dict(result.best_state, strict=True)

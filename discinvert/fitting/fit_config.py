@@ -26,7 +26,8 @@ from discinvert import keyword_settings
 from discinvert.argument_checks import nonnegative_float, optional_bool, positive_float, positive_int
 
 __all__ = ["ADAM_BETAS", "DEFAULT_LR", "DEFAULT_PATIENCE", "DEFAULT_REAL_STEPS", "DEFAULT_SCHEDULE", "DEFAULT_STEPS",
-           "ITERATIVE_SETTINGS", "MAX_SEED", "MAX_SEED_TEXT", "REAL_STAGE_SETTINGS", "CommandLine", "FitConfig", "Setting",
+           "ITERATIVE_SETTINGS", "MAX_SEED", "MAX_SEED_TEXT", "PERCEPTUAL_NETWORKS",
+           "REAL_STAGE_SETTINGS", "CommandLine", "FitConfig", "Setting",
            "command_line_help", "command_line_settings", "setting_doc", "settings_doc", "shown_default"]
 
 DEFAULT_STEPS = 2000
@@ -125,6 +126,17 @@ def _pixel_width(value: Any, name: str) -> int:
         raise ValueError(f"{name}: expected at most {most} (the pixel network's widest block is {WIDTH_CAP_FACTOR} "
                          f"times it, at most {MAX_CONV_WIDTH}), got {width}.")
     return width
+
+
+PERCEPTUAL_NETWORKS = ("encoder", "random")
+"""The values of ``FitConfig.perceptual`` beside ``None``: which frozen network the generator-only route's
+perceptual term reads (:mod:`discinvert.fitting.pixel_route`)."""
+
+
+def _perceptual(value: Any, name: str) -> str | None:
+    if value is not None and (not isinstance(value, str) or value not in PERCEPTUAL_NETWORKS):
+        raise ValueError(f"{name}: expected None, {' or '.join(repr(v) for v in PERCEPTUAL_NETWORKS)}, got {value!r}.")
+    return value
 
 
 def _weight(value: Any, name: str) -> float:
@@ -349,10 +361,19 @@ class FitConfig:
                                  "(default {default})", "float"))
     feature_weight: float = _setting(
         0.5, "weight of the real-image stage's discriminator-feature term (D's features of G(ẑ) against "
-        "those of the image, at the feature layer, relative to their energy); 0 drops it.", _weight,
+        "those of the image, at the feature layer, relative to their energy); 0 drops it. Without D: 0 (no D to "
+        "read), or with ``perceptual`` the weight of its perceptual term.", _weight,
         identity=False, record=False,
         command_line=CommandLine("--feature-weight", "weight of the D-feature term with --images (default {default})",
                                  "weight"))
+    perceptual: str | None = _setting(
+        None, "without a discriminator (``fit_inverter(G, None, ...)``) and with ``images``: the frozen network "
+        "whose features a perceptual term compares, weighted by ``feature_weight``, in the real-image stage and the "
+        "step networks' training on the images, where D's features serve with D. ``None`` (default): no such term "
+        "(the pixel and prior terms alone). ``'encoder'``: a frozen copy of the pixel network as the self-generated "
+        "stage left it. ``'random'``: a frozen pixel network of the same layout, randomly initialised from the fit's "
+        "seed. Used only while fitting, never saved; off by default until measured. Refused with D.",
+        _perceptual, identity=False, record=False)
     prior_weight: float = _setting(
         0.1, "weight of the real-image stage's prior term (the self-generated z-regression on fresh pairs, "
         "keeping codes where G's latents live); 0 drops it.", _weight, identity=False, record=False,

@@ -9,7 +9,11 @@ network the stages train is :class:`PixelRegressor`, the pixel feature network
 What differs from the D route, and why:
 
 * ``feature_weight`` is 0: the real-image stage's D-feature term has no D to read. An explicitly given
-  ``feature_weight > 0`` is a ``ValueError``; the default is replaced by 0, which the record shows.
+  ``feature_weight > 0`` is a ``ValueError``; the default is replaced by 0, which the record shows. Unless
+  ``perceptual`` names a network to read instead (:func:`perceptual_network`): then ``feature_weight`` weights
+  the same term, :func:`~discinvert.fitting.updates.feature_term`, on that frozen network's features, in the
+  real-image stage and in the step networks' training on the images, wherever the D route compares D's. The
+  network is a fit-time tool: it never trains and is never saved. ``perceptual`` is refused with D.
 * ``cn_standardize`` is off: it standardises fixed features with statistics measured once, but the pixel
   network's features move while it trains. An explicitly given ``True`` is a ``ValueError``; the record shows
   ``False``.
@@ -20,6 +24,7 @@ What differs from the D route, and why:
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import torch
@@ -29,7 +34,7 @@ from discinvert.fitting.fit_config import FitConfig
 from discinvert.network import ConnectionNetwork
 from discinvert.pixel_encoder import PixelEncoder
 
-__all__ = ["PIXEL_LAYER", "PixelInput", "PixelRegressor", "check_route", "route_settings"]
+__all__ = ["PIXEL_LAYER", "PixelInput", "PixelRegressor", "check_route", "perceptual_network", "route_settings"]
 
 PIXEL_LAYER = "pixels"
 """The name of :class:`PixelInput`'s tapped child: the "feature layer" of the pairs in this route."""
@@ -86,6 +91,10 @@ def check_route(discriminator: nn.Module | None, feature_layer: Any, settings: F
             f"discriminator: feature_layer {feature_layer!r:.100} names a layer of a discriminator, but none came "
             "(None). Pass D, or leave feature_layer out to fit for the generator alone.")
     if discriminator is not None:
+        if settings.perceptual is not None:
+            raise ValueError(
+                f"perceptual: expected None with a discriminator (D's features are the perceptual term there, "
+                f"weighted by feature_weight), got {settings.perceptual!r}. Leave it out, or pass discriminator=None.")
         return
     if conditional:
         raise ValueError("conditioning: expected None without a discriminator, got a Conditioning; the "
@@ -95,11 +104,11 @@ def check_route(discriminator: nn.Module | None, feature_layer: Any, settings: F
     def asked(name: str) -> bool:  # given as a keyword, or in a config with another value than the default
         return name in given or (config is not None and getattr(config, name) != getattr(defaults, name))
 
-    if asked("feature_weight") and settings.feature_weight > 0:
+    if asked("feature_weight") and settings.feature_weight > 0 and settings.perceptual is None:
         raise ValueError(
             f"feature_weight: expected 0 without a discriminator (the D-feature term compares D's features, and there "
             f"is no D), got {settings.feature_weight!r}. Leave it out: this route's real-image stage uses the pixel "
-            "and prior terms.")
+            "and prior terms; or set perceptual ('encoder' or 'random') for a perceptual term of that weight.")
     if asked("cn_standardize") and settings.cn_standardize:
         raise ValueError(
             "cn_standardize: expected False without a discriminator, got True: the pixel network's features move "
@@ -107,5 +116,38 @@ def check_route(discriminator: nn.Module | None, feature_layer: Any, settings: F
 
 
 def route_settings(settings: FitConfig) -> FitConfig:
-    """The settings of a generator-only fit: no D-feature term, no standardised features (recorded so)."""
-    return FitConfig.build(settings, feature_weight=0.0, cn_standardize=False)
+    """The settings of a generator-only fit: no D-feature term (``feature_weight`` 0, unless ``perceptual`` names
+    the network its term reads), no standardised features (recorded so)."""
+    weight = 0.0 if settings.perceptual is None else settings.feature_weight
+    return FitConfig.build(settings, feature_weight=weight, cn_standardize=False)
+
+
+def perceptual_network(kind: str, regressor: PixelRegressor, seed: int) -> PixelEncoder:
+    """The frozen network of the perceptual term (``FitConfig.perceptual``), on ``regressor``'s device.
+
+    Args:
+        kind: ``'encoder'``: a copy of ``regressor``'s pixel network as it stands now (after the self-generated
+            stage); ``'random'``: a pixel network of the same layout with PyTorch's default initialisation, drawn
+            from a generator seeded with ``seed`` (the global random state is left as it was).
+        regressor: the pixel network and CN being fit; never changed.
+        seed: the random network's seed.
+
+    Returns:
+        A :class:`~discinvert.pixel_encoder.PixelEncoder` in eval mode whose parameters need no gradient; images
+        ``(N, *image_shape)`` → features ``(N, out_features)``. Gradients still flow through it to its input.
+
+    Raises:
+        ValueError: ``kind`` is neither.
+    """
+    pixels = regressor.pixels
+    if kind == "encoder":
+        network = copy.deepcopy(pixels)
+    elif kind == "random":
+        with torch.random.fork_rng(devices=[]):
+            torch.default_generator.manual_seed(seed)
+            network = PixelEncoder(pixels.config)
+        parameter = next(pixels.parameters())
+        network = network.to(device=parameter.device, dtype=parameter.dtype)
+    else:
+        raise ValueError(f"perceptual: expected 'encoder' or 'random', got {kind!r}.")
+    return network.requires_grad_(False).eval()

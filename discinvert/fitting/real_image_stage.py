@@ -6,7 +6,10 @@ real images so that ``G(CN(D_f(x)))`` reproduces ``x``. Each update minimises
 * a **pixel term**, the MSE between ``G(ẑ)`` and ``x``;
 * a **discriminator-feature term** (weight ``feature_weight``): the MSE between
   ``D_f(G(ẑ))`` and ``D_f(x)`` at the feature layer, divided by the mean square of
-  ``D_f(x)``: the GAN's own discriminator as the perceptual network, no download;
+  ``D_f(x)``: the GAN's own discriminator as the perceptual network, no download. Without D (the
+  generator-only route) it is dropped, or with ``perceptual`` it compares the features of a frozen network
+  of that route's instead (``gan.perceptual``, :func:`~discinvert.fitting.pixel_route.perceptual_network`),
+  not the pixels the CN reads;
 * a **prior term** (weight ``prior_weight``): the self-generated z-regression
   ``MSE(CN(D_f(G(z))), z)`` on fresh pairs, which keeps codes where G's latents live.
 
@@ -100,7 +103,8 @@ def train_on_images(
             rank 0's weights kept; ``autocast_dtype`` runs each update's forward passes (D on the batch, the
             CN, G and D on the reconstructions) under ``torch.autocast`` (the losses, the CN's weights and
             Adam stay float32, and the held-out validation runs in full precision).
-        weights: the weights of the D-feature and prior terms (0 drops a term).
+        weights: the weights of the D-feature and prior terms (0 drops a term). With ``gan.perceptual`` the
+            feature term compares that network's features of ``G(ẑ)`` and ``x`` instead of the tap's.
         decay: ``False`` holds ``plan.lr`` constant (the stage before the decay).
 
     Raises:
@@ -116,6 +120,9 @@ def train_on_images(
     def features(x: torch.Tensor) -> torch.Tensor:
         return tap(x.to(device=device, dtype=d_dtype)).to(cn_dtype)
 
+    perceptual = gan.perceptual
+    compared = features if perceptual is None else lambda x: perceptual(x.to(device=device, dtype=cn_dtype))
+
     def validate() -> float:
         total = 0.0
         for start in range(0, len(held), VALIDATION_CHUNK):
@@ -130,6 +137,7 @@ def train_on_images(
         with autocast_context(device, runtime.autocast_dtype):
             with torch.no_grad():
                 target = features(x)
+                compared_target = target if perceptual is None or weights.feature == 0 else compared(x)
             if pair_features is not None:
                 # One forward pass over real and generated features: the CN's BatchNorm normalises
                 # them together, as its running statistics (used by encode) will describe both.
@@ -138,10 +146,10 @@ def train_on_images(
             else:
                 codes = cn(target)
             fake = generate(generator, codes.reshape(-1, *latent_shape).to(g_dtype))
-            fake_features = features(fake) if weights.feature > 0 else None
+            fake_features = compared(fake) if weights.feature > 0 else None
         loss = F.mse_loss(fake.float(), x)
         if fake_features is not None:
-            loss = loss + weights.feature * feature_term(fake_features, target)
+            loss = loss + weights.feature * feature_term(fake_features, compared_target)
         if pair_features is not None:
             loss = loss + weights.prior * F.mse_loss(pair_codes.float(), latents)
         return loss

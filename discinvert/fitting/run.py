@@ -37,6 +37,7 @@ STREAMS: dict[str, tuple[int, bool]] = {
     "image_split": (4, False),  # which of the user's images are held out
     "step_batches": (5, True),  # which of the user's images each step-network update reads
     "step_latents": (6, True),  # the step networks' self-generated latents
+    "perceptual": (7, False),  # the random perceptual network of the generator-only route (perceptual='random')
 }
 """Every random stream of a fit: its offset from the fit's seed, and whether each rank draws its own
 (its seed then moves by :data:`RANK_STRIDE` per rank). Changing one changes every fit's numbers."""
@@ -62,11 +63,18 @@ class Seeds:
 
 @dataclass(frozen=True)
 class FrozenGAN:
-    """The user's G and the feature tap on D (frozen by the caller), and the shape of one code as G takes it."""
+    """The user's G and the feature tap on D (frozen by the caller), and the shape of one code as G takes it.
+
+    Attributes:
+        perceptual: the frozen network whose features the feature term of the real-image stage and the step
+            networks compares, images ``(N, *image_shape)`` → ``(N, F')`` (the generator-only route's
+            ``perceptual``, :func:`~discinvert.fitting.pixel_route.perceptual_network`); ``None``: the tap's.
+    """
 
     generator: nn.Module
     tap: FeatureTap
     latent_shape: tuple[int, ...]
+    perceptual: nn.Module | None = None
 
 
 @dataclass(frozen=True)

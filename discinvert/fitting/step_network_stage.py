@@ -8,7 +8,9 @@ network in one forward pass (its BatchNorm statistics then describe both):
 * **self-generated pairs** ``(z, G(z))`` with fresh ``z`` from the prior: the
   z-regression ``MSE(z_t, z)``, weight 1 without images, ``prior_weight`` with them;
 * with ``images``, **real images** ``x``: the pixel MSE of ``G(z_t)`` against ``x`` and
-  the discriminator-feature term (:func:`~discinvert.fitting.updates.feature_term`, weight ``feature_weight``).
+  the discriminator-feature term (:func:`~discinvert.fitting.updates.feature_term`, weight ``feature_weight``);
+  with ``gan.perceptual`` (the generator-only route's ``perceptual``) on that frozen network's features, as in
+  the real-image stage.
 
 The weights of lowest validation error (held-out pixel MSE of the real images, or latent
 MSE on held-out self-generated pairs without images), checked every ``eval_every``
@@ -71,6 +73,7 @@ class _Stage:
     def __init__(self, cn: nn.Module, config: StepConfig, gan: FrozenGAN, validation_latents: torch.Tensor,
                  images: ImageBatches | None, runtime: Runtime, weights: LossWeights) -> None:
         self.cn, self.config, self.generator, self.tap = cn, config, gan.generator, gan.tap
+        self.perceptual = gan.perceptual
         self.latent_shape, self.images, self.runtime, self.weights = gan.latent_shape, images, runtime, weights
         self.device = runtime.device
         self.d_dtype = model_dtype(gan.tap.discriminator)
@@ -84,6 +87,12 @@ class _Stage:
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
         return self.tap(images.to(device=self.device, dtype=self.d_dtype))
+
+    def compared(self, images: torch.Tensor) -> torch.Tensor:
+        """The features the feature term compares: ``gan.perceptual``'s, or the tap's (D's) without it."""
+        if self.perceptual is None:
+            return self.features(images)
+        return self.perceptual(images.to(device=self.device, dtype=self.cn_dtype))
 
     def start(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``D_f(x)`` and the codes of the frozen CN and the step networks trained so far, without grad."""
@@ -128,15 +137,17 @@ class _Stage:
                 target, codes = self.start(x)
                 current = self.decode(codes)
                 inputs = step_inputs(self.config, target, x, self.features(current), current, codes)
+                compared_target = (target[n:] if self.perceptual is None or real is None or self.weights.feature == 0
+                                   else self.compared(real))
             new_codes = codes + network(inputs.to(next(network.parameters()).dtype)).float()
             fake = None if real is None else self.decode(new_codes[n:])
-            fake_features = None if fake is None or self.weights.feature == 0 else self.features(fake)
+            fake_features = None if fake is None or self.weights.feature == 0 else self.compared(fake)
         latent_loss = F.mse_loss(new_codes[:n], latents.reshape(n, -1).float())
         if real is None or fake is None:
             return latent_loss
         loss = F.mse_loss(fake.float(), real)
         if fake_features is not None:
-            loss = loss + self.weights.feature * feature_term(fake_features, target[n:])
+            loss = loss + self.weights.feature * feature_term(fake_features, compared_target)
         return loss + self.weights.prior * latent_loss if self.weights.prior > 0 else loss
 
     def real_batch(self, batch_size: int) -> torch.Tensor | None:
@@ -178,7 +189,8 @@ def train_step_networks(
             ``torch.autocast`` (the codes, the losses, the weights and Adam stay float32; validation runs
             in full precision).
         iterations: how many step networks.
-        weights: as in the real-image stage (used with images only).
+        weights: as in the real-image stage (used with images only); with ``gan.perceptual`` the feature term
+            compares that network's features instead of the tap's.
 
     Raises:
         ValueError: a step network's validation error was never finite (divergence).
