@@ -89,6 +89,29 @@ def test_a_gan_folder_saved_without_d_loads_with_d_none(tmp_path: Path) -> None:
         load_gan(tmp_path)
 
 
+def test_a_stylegan2_folder_without_d_loads_with_d_none(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from discinvert.mapped import MappedGenerator
+    from discinvert.zoo.gans import load_zoo_gan
+    from discinvert.zoo.stylegan2 import StyleGAN2Config, save_stylegan2
+    from tests.stylegan2_models import tiny_stylegan2
+
+    config = StyleGAN2Config(z_dim=8, w_dim=8, mapping_layers=2, channels=(16, 16, 8, 8))
+    with torch.random.fork_rng(devices=[]):
+        G, D = tiny_stylegan2(config)
+    save_stylegan2(tmp_path, G, D, config)
+    whole, alone = load_zoo_gan(tmp_path), load_zoo_gan(tmp_path, read_discriminator=False)
+    assert whole.discriminator is not None and alone.discriminator is None
+    save_stylegan2(tmp_path, G, None, config)  # over the whole GAN: the old D goes
+    assert not (tmp_path / DISCRIMINATOR_FILE).exists()
+    loaded = load_zoo_gan(tmp_path)
+    assert loaded.discriminator is None and isinstance(loaded.generator, MappedGenerator)
+    assert loaded.latent_shape == whole.latent_shape
+    assert all(torch.equal(a, b) for a, b in zip(loaded.generator.state_dict().values(),
+                                                 whole.generator.state_dict().values()))
+    err = _failure(["layers", "--gan", str(tmp_path)], capsys)
+    assert f"got none ({tmp_path} holds no discriminator.safetensors)" in err
+
+
 # ----------------------------------------------------------------------------- fit
 def test_fit_with_no_discriminator_writes_a_generator_only_inverter(ws: dict[str, Path]) -> None:
     G, D, _, _ = load_gan(ws["full"])
