@@ -25,28 +25,33 @@ def is_network_error(error: BaseException) -> bool:
     return any(cls.__module__.split(".")[0] in _NETWORK_MODULES for cls in type(error).__mro__)
 
 
-def _check_gan_options(args: argparse.Namespace, *, need_generator: bool = True) -> None:
-    """``--gan`` or the factories, not both, not neither."""
+def _check_gan_options(args: argparse.Namespace, *, need_generator: bool = True,
+                       need_discriminator: bool = False) -> None:
+    """``--gan`` or the factories, not both, not neither; ``--generator`` alone is G alone, unless the
+    command needs D (``layers``); ``--no-discriminator`` not with ``--discriminator``."""
     factories = args.generator is not None or args.discriminator is not None
     if args.gan is not None and factories:
         raise UsageError("give either --gan or --generator/--discriminator, not both")
     if args.gan is None and not factories:
-        raise UsageError("a GAN is needed: --gan DIR (or zoo:NAME), or --generator and --discriminator factories")
-    if factories and args.discriminator is None:
-        raise UsageError("--discriminator package.module:factory is needed with --generator")
+        raise UsageError("a GAN is needed: --gan DIR (or zoo:NAME), or --generator (and --discriminator) factories")
+    if factories and need_discriminator and args.discriminator is None:
+        raise UsageError(f"--discriminator package.module:factory is needed: `discinvert {args.command}` reads D")
     if factories and need_generator and args.generator is None:
         raise UsageError("--generator package.module:factory is needed with --discriminator")
+    if getattr(args, "no_discriminator", False) and args.discriminator is not None:
+        raise UsageError("give either --discriminator or --no-discriminator, not both")
 
 
 def _load_gan(args: argparse.Namespace, *, need_generator: bool = True) -> Any:
-    """G and D from ``--gan`` or the factories, after checking the options go together."""
+    """G and D from ``--gan`` or the factories, after checking the options go together (D ``None``: G alone)."""
     from discinvert.cli.sources import load_gan_source, parse_device
 
     _check_gan_options(args, need_generator=need_generator)
     device = parse_device(args.device)
     return load_gan_source(gan=args.gan, generator=args.generator, discriminator=args.discriminator,
                            latent_shape=getattr(args, "latent_shape", None), device=device,
-                           latent_space=getattr(args, "latent_space", None))
+                           latent_space=getattr(args, "latent_space", None),
+                           no_discriminator=getattr(args, "no_discriminator", False))
 
 
 def _example_codes(gan: Any, n: int, seed: int, device: Any) -> Any:
@@ -75,7 +80,8 @@ def _inverter_spec(args: argparse.Namespace, gan: Any) -> str:
 def _load_inverter(args: argparse.Namespace, gan: Any, token: str | None = None) -> Any:
     from discinvert.cli.sources import load_inverter
 
-    return load_inverter(_inverter_spec(args, gan), gan.generator, gan.discriminator, token=token)
+    return load_inverter(_inverter_spec(args, gan), gan.generator, gan.discriminator, token=token,
+                         without_discriminator=gan.without_discriminator)
 
 
 def _say_inverter(args: argparse.Namespace, gan: Any, inverter: Any) -> None:
@@ -95,7 +101,9 @@ def _say_inverter(args: argparse.Namespace, gan: Any, inverter: Any) -> None:
             others = [f"{ZOO_PREFIX}{entry}/{k}" for k in zoo.inverters(entry) if k != kind]
             how += f"; --inverter {' or '.join(others)} for the other" if others else ""
         how += ")"
-    print(f"discinvert {args.command}: inverter {spec}{how}: {describe_inverter(inverter)}", file=sys.stderr, flush=True)
+    unused = "; the GAN's discriminator is not used" if gan.discriminator is not None and inverter.discriminator is None else ""
+    print(f"discinvert {args.command}: inverter {spec}{how}: {describe_inverter(inverter)}{unused}", file=sys.stderr,
+          flush=True)
 
 
 def _codes_suffix(path: Path) -> str:
@@ -150,6 +158,11 @@ def _prepare(raw: Any, inverter: Any, args: argparse.Namespace) -> _Prepared:
 def _layer_text(feature_layer: str | tuple[str, ...]) -> str:
     """A feature layer as the CLI writes it: ``main.7``, or ``main.4,main.7`` for several."""
     return feature_layer if isinstance(feature_layer, str) else ",".join(feature_layer)
+
+
+def _reads(inverter: Any) -> str:
+    """What the inverter reads, as the CLI writes it: D's layer(s), or ``pixels`` for one fit for G alone."""
+    return "pixels" if inverter.feature_source == "pixels" else _layer_text(inverter.feature_layer)
 
 
 def _format_shape(shape: Sequence[int] | None) -> str:
@@ -250,11 +263,15 @@ def _layers(args: argparse.Namespace) -> int:
     from discinvert.guard import frozen
     from discinvert.layers import list_layers, suggest_feature_layers
 
-    _check_gan_options(args, need_generator=False)
+    _check_gan_options(args, need_generator=False, need_discriminator=True)
     if args.generator is not None and args.latent_shape is None and args.image_shape is None:
         raise UsageError("--latent-shape (e.g. 100,1,1) is needed to run the --generator factory")
     gan = _load_gan(args, need_generator=False)
     D = gan.discriminator
+    if D is None:
+        raise ValueError(f"discriminator: `discinvert layers` lists D's layers; expected a GAN with its discriminator, "
+                         f"got none ({gan.without_discriminator}). A GAN without D needs no feature layer: "
+                         "`discinvert fit` fits it for the generator alone.")
     device = model_device(D) or torch.device("cpu")
     rng = torch.Generator().manual_seed(0)
     example = None
@@ -332,6 +349,8 @@ def _fit(args: argparse.Namespace) -> int:
         raise UsageError("--latent-shape (e.g. 100,1,1) is needed with --generator")
     if args.discriminator is not None and args.feature_layer is None:
         raise UsageError("--feature-layer is needed with --discriminator (see `discinvert layers`)")
+    if (args.gan is None and args.discriminator is None) or args.no_discriminator:
+        _check_generator_only(args, "--no-discriminator" if args.no_discriminator else "--generator without --discriminator")
     if args.images is None:
         given = [flag for flag, value in (("--range", args.range), ("--input-range", args.input_range)) if value is not None]
         given += [option.flag for name, option in command_line_settings() if name in REAL_STAGE_SETTINGS
@@ -354,11 +373,16 @@ def _fit(args: argparse.Namespace) -> int:
                                inverters=False)
     settings = FitConfig.build(**fit_settings(args), device=args.device)
     gan = _load_gan(args)
-    text = args.feature_layer or gan.feature_layer
-    # several depths of D: --feature-layer main.4,main.7
-    layer: str | list[str] = [name.strip() for name in text.split(",")] if "," in text else text
-    _check_feature_layer(gan, layer, text, args)  # before the banner: a fit that never starts announces nothing
-    print(f"fitting an inverter for {gan.description}: layer {text}, latents {_format_shape(gan.latent_shape)}, "
+    if gan.discriminator is None:  # G alone: a GAN directory without D's file, or --no-discriminator
+        _check_generator_only(args, gan.without_discriminator)
+        layer, reads = None, "no discriminator, an inverter reading pixels"
+    else:
+        text = args.feature_layer or gan.feature_layer
+        # several depths of D: --feature-layer main.4,main.7
+        layer = [name.strip() for name in text.split(",")] if "," in text else text
+        _check_feature_layer(gan, layer, text, args)  # before the banner: a fit that never starts announces nothing
+        reads = f"layer {text}"
+    print(f"fitting an inverter for {gan.description}: {reads}, latents {_format_shape(gan.latent_shape)}, "
           f"{settings.steps} steps of {settings.batch_size}", flush=True)
     images = None if args.images is None else _real_images(args, gan)
     with warnings.catch_warnings():
@@ -398,6 +422,16 @@ def _gan_flags(args: argparse.Namespace) -> str:
     if getattr(args, "latent_shape", None) is not None:
         flags.append(f"--latent-shape {','.join(map(str, args.latent_shape))}")
     return " ".join(flags)
+
+
+def _check_generator_only(args: argparse.Namespace, why: str | None) -> None:
+    """A fit without D (``why`` says why there is none) takes no D options: ``--feature-layer``, a D-feature term."""
+    if args.feature_layer is not None:
+        raise UsageError(f"--feature-layer {args.feature_layer} names a layer of the discriminator, but there is no "
+                         f"discriminator ({why}); leave --feature-layer out to fit for the generator alone, or give D")
+    if args.feature_weight is not None and args.feature_weight > 0:
+        raise UsageError(f"--feature-weight {args.feature_weight:g}: the real-image stage's D-feature term compares "
+                         f"the discriminator's features, and there is no discriminator ({why}); leave it out")
 
 
 def _check_feature_layer(gan: Any, layer: str | list[str], text: str, args: argparse.Namespace) -> None:
@@ -476,7 +510,9 @@ def _encode(args: argparse.Namespace) -> int:
     else:
         from safetensors.torch import save
 
-        metadata = {"names": json.dumps(raw.names), "source": str(raw.source), "feature_layer": _layer_text(inverter.feature_layer),
+        reads = {"feature_layer": _layer_text(inverter.feature_layer)} if inverter.feature_source != "pixels" else \
+            {"feature_layer": "", "feature_source": "pixels"}  # G alone: no layer of D
+        metadata = {"names": json.dumps(raw.names), "source": str(raw.source), **reads,
                     "refine_steps": str(args.refine_steps), "value_range": json.dumps(list(images.value_range))}
         data = save({"codes": codes}, metadata=metadata)
     atomic_write_bytes(out, data)
@@ -547,12 +583,14 @@ def _evaluate(args: argparse.Namespace) -> int:
     specs: list[tuple[str, argparse.Namespace]] = []
     for spec in args.model or []:
         specs.append((spec.name, argparse.Namespace(command=args.command, gan=spec.gan, generator=None, discriminator=None,
-                                                    latent_shape=None, device=args.device, inverter=spec.inverter)))
+                                                    latent_shape=None, device=args.device, inverter=spec.inverter,
+                                                    no_discriminator=False)))
     if args.gan is not None or args.generator is not None or args.discriminator is not None:
         name = args.name or args.gan or args.generator or args.discriminator
         specs.append((name, args))
-    elif args.inverter is not None or args.name is not None:
-        raise UsageError("--inverter/--name describe a model given with --gan or --generator/--discriminator")
+    elif args.inverter is not None or args.name is not None or args.no_discriminator:
+        raise UsageError("--inverter/--name/--no-discriminator describe a model given with --gan or "
+                         "--generator/--discriminator")
     if not specs:
         raise UsageError("no model to evaluate: give --model [NAME=]GAN[:INVERTER] (repeatable), or --gan/--generator/"
                           "--discriminator with --inverter")
@@ -605,8 +643,10 @@ def _evaluate(args: argparse.Namespace) -> int:
                                              progress_callback=None if counter is None else counter.update_to)
         except ValueError as error:
             raise ValueError(f"model {name}: {error}") from None
+        reads = {"feature_layer": _layer_text(inverter.feature_layer)} if inverter.feature_source != "pixels" else \
+            {"feature_layer": None, "feature_source": "pixels"}  # G alone: no layer of D
         results.append({"name": name, "gan": gan.description, "inverter": _inverter_spec(options, gan),
-                        "feature_layer": _layer_text(inverter.feature_layer), "value_range": list(images.value_range), **score})
+                        **reads, "value_range": list(images.value_range), **score})
         del gan, inverter, images
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
@@ -640,7 +680,7 @@ def _push(args: argparse.Namespace) -> int:
     gan = _load_gan(args)
     inverter = _load_inverter(args, gan, token=args.token)
     _say_inverter(args, gan, inverter)
-    print(f"pushing the inverter ({_layer_text(inverter.feature_layer)} -> {_format_shape(inverter.latent_shape)}) to {args.repo_id}",
+    print(f"pushing the inverter ({_reads(inverter)} -> {_format_shape(inverter.latent_shape)}) to {args.repo_id}",
           flush=True)
     try:
         url = inverter.push_to_hub(args.repo_id, private=True if args.private else None, token=args.token,

@@ -32,6 +32,11 @@ GAN sources (every command but demo):
   --generator package.module:factory --discriminator package.module:factory
                     callables taking no arguments and returning an nn.Module (the
                     current directory is importable); give --latent-shape for them.
+  Generator only: a GAN directory without discriminator.safetensors, or --generator
+                    without --discriminator, is G alone: `fit` fits an inverter that
+                    reads pixels (no feature layer), and every command loads one;
+                    --no-discriminator leaves a directory's or zoo entry's D unread.
+                    An inverter fit for G alone never reads D, even when D is there.
 """
 
 _RANGE_HELP = """\
@@ -205,18 +210,25 @@ def _model_spec(text: str) -> _ModelSpec:
 # ---------------------------------------------------------------------------- shared helpers
 
 
-def _gan_parent(*, with_shape: bool = True) -> argparse.ArgumentParser:
+def _gan_parent(*, with_shape: bool = True, without_d: bool = True) -> argparse.ArgumentParser:
+    """The options naming the GAN; ``without_d``: the command works with G alone (``--no-discriminator``)."""
     parent = argparse.ArgumentParser(add_help=False)
     group = parent.add_argument_group("GAN (either --gan, or --generator/--discriminator factories)")
     group.add_argument("--gan", metavar="GAN",
                        help="a GAN directory written by discinvert.zoo.architectures.save_gan (or a zoo-entry folder "
                             "holding gan/ and inverter/), or zoo:NAME for a bundled entry; its config gives the "
-                            "default feature layer and latent shape")
+                            "default feature layer and latent shape"
+                            + ("; without discriminator.safetensors it is G alone" if without_d else ""))
     group.add_argument("--generator", metavar="FACTORY", type=_factory,
                        help="package.module:callable taking no arguments and returning G, e.g. "
-                            "mypkg.models:make_generator (the current directory is importable)")
+                            "mypkg.models:make_generator (the current directory is importable)"
+                            + ("; without --discriminator, G alone" if without_d else ""))
     group.add_argument("--discriminator", metavar="FACTORY", type=_factory,
                        help="package.module:callable returning D, e.g. mypkg.models:make_discriminator")
+    if without_d:
+        group.add_argument("--no-discriminator", action="store_true",
+                           help="use G alone: leave the D of --gan unread (an inverter fit for G alone never reads "
+                                "D; one that reads D's features then fails to load)")
     if with_shape:
         group.add_argument("--latent-shape", type=_shape, metavar="SHAPE",
                            help="shape of one latent, e.g. 100,1,1 (default: the GAN config's; needed for factories)")
@@ -317,7 +329,7 @@ def fit_settings(args: argparse.Namespace) -> dict[str, Any]:
 
 def _add_layers(commands: Any, handler: Handler) -> None:
     layers = commands.add_parser(
-        "layers", parents=[_gan_parent()], formatter_class=_RAW,
+        "layers", parents=[_gan_parent(without_d=False)], formatter_class=_RAW,
         help="list D's layers with types and output shapes (to choose a feature layer)",
         description=_wrap("List the discriminator's layers with their types, output shapes for an example batch "
                           "G(z) (or random images of --image-shape), feature sizes and parameter counts."),
@@ -338,7 +350,8 @@ def _add_fit(commands: Any, handler: Handler) -> None:
         epilog="examples:\n  discinvert fit --gan runs/dcgan --out inverter.safetensors\n"
                "  discinvert fit --gan zoo:dcgan-fashion-mnist --images train-images-idx3-ubyte.gz --out inv/\n"
                "  discinvert fit --generator mypkg.models:G --discriminator mypkg.models:D --latent-shape 128 \\\n"
-               "      --feature-layer blocks.3.act --out my-inverter/",
+               "      --feature-layer blocks.3.act --out my-inverter/\n"
+               "  discinvert fit --generator mypkg.models:G --latent-shape 128 --out g-only/   (G alone, no D)",
     )
     fit.add_argument("--out", required=True, metavar="OUT",
                      help="a .safetensors file (Inverter.save), or a directory (Inverter.save_pretrained: "
@@ -347,7 +360,8 @@ def _add_fit(commands: Any, handler: Handler) -> None:
                      help="how the file stores the weights (default %(default)s, which round-trips exactly; float16 "
                           "halves it; int8 stores weight matrices as int8 with a scale per row, about a quarter)")
     fit.add_argument("--feature-layer", type=_feature_layers, help="D's layer to read (default: the GAN config's; see `discinvert layers`), or "
-                     "several separated by commas (main.4,main.7): the CN reads them concatenated")
+                     "several separated by commas (main.4,main.7): the CN reads them concatenated; none without D "
+                     "(G alone: the inverter reads pixels)")
     real = fit.add_argument_group("real-image stage (after the self-generated fit; see docs/cli.md)")
     real.add_argument("--images", metavar="PATH",
                       help="real training images (never your test split): a folder of PNG/JPEG files, an .npy "

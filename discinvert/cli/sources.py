@@ -13,9 +13,15 @@ A GAN comes from one of
   and returning an ``nn.Module``), one for G and one for D; the current directory is
   importable, as for ``python -m``.
 
+Without D: a GAN directory that holds no ``discriminator.safetensors`` is G alone, and so is
+``--generator`` without ``--discriminator``; ``--no-discriminator`` (``no_discriminator=True``) leaves
+the D of a directory or zoo entry unread. :attr:`LoadedGAN.without_discriminator` says why there is no D.
+
 An inverter comes from a ``.safetensors`` file (:meth:`Inverter.load`), a directory
 written by :meth:`Inverter.save_pretrained`, a Hub repo id ``org/name``
-(:meth:`Inverter.from_pretrained`), or ``zoo:NAME[/KIND]``. Without ``--inverter``, a zoo
+(:meth:`Inverter.from_pretrained`), or ``zoo:NAME[/KIND]``. The file's own config says which route it
+takes: an inverter fit for G alone (``feature_source`` ``"pixels"``) loads without D, also when the GAN
+came with one (D is not read; :func:`load_inverter`); one that reads D's features needs D. Without ``--inverter``, a zoo
 GAN (and a folder laid out like a zoo entry) brings its own: the entry's
 :func:`discinvert.zoo.default_inverter`, its real-images inverter where it has one, the same
 one the page serves. :func:`inverter_name` and :func:`describe_inverter` give the line each
@@ -38,8 +44,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from discinvert.hub import read_pretrained
 from discinvert.inverter import Inverter
-from discinvert.zoo.architectures import CONFIG_FILE
+from discinvert.inverter_config import InverterConfig
+from discinvert.serialization import read_inverter_file
+from discinvert.zoo.architectures import CONFIG_FILE, DISCRIMINATOR_FILE
 from discinvert.zoo.gans import load_zoo_gan
 
 __all__ = [
@@ -67,19 +76,23 @@ class LoadedGAN:
     """A GAN as the command line loaded it.
 
     Attributes:
-        generator, discriminator: the models (eval mode for zoo-format directories).
-        description: one line naming where they came from.
-        feature_layer: the directory config's feature layer, ``None`` for factories.
+        generator, discriminator: the models (eval mode for zoo-format directories); ``discriminator`` is
+            ``None`` for G alone.
+        description: one line naming where they came from (``"...; generator only"`` without D).
+        feature_layer: the directory config's feature layer, ``None`` for factories and without D.
         latent_shape: the config's latent shape, or ``--latent-shape``; ``None`` if unknown.
         default_inverter: the inverter that belongs to this GAN (a zoo entry's), or ``None``.
+        without_discriminator: why there is no D, in the command line's words (``"--no-discriminator"``,
+            ``"DIR holds no discriminator.safetensors"``, ``"no --discriminator factory"``); ``None`` with D.
     """
 
     generator: nn.Module | None
-    discriminator: nn.Module
+    discriminator: nn.Module | None
     description: str
     feature_layer: str | None = None
     latent_shape: tuple[int, ...] | None = None
     default_inverter: str | None = None
+    without_discriminator: str | None = None
 
 
 def parse_device(text: str | None) -> torch.device | None:
@@ -231,44 +244,56 @@ def load_gan_source(
     latent_shape: tuple[int, ...] | None = None,
     device: torch.device | None = None,
     latent_space: str | None = None,
+    no_discriminator: bool = False,
 ) -> LoadedGAN:
     """Load G and D from a GAN directory / zoo entry or from factory strings.
 
-    With factories, ``generator`` may be ``None`` (then ``LoadedGAN.generator`` is too);
-    ``discriminator`` is required. ``device`` moves factory models there and loads
-    directory models there (default: the CPU for directories, where the factory put
-    them otherwise). ``latent_space`` (``"z"``, ``"w"``, ``"w+"``): a StyleGAN2 directory's codes
-    in that space instead of its recorded one.
+    With factories, either may be ``None`` (then so is that model of the :class:`LoadedGAN`), not both:
+    ``generator`` alone is G alone. A directory without ``discriminator.safetensors`` gives G alone too,
+    and ``no_discriminator`` leaves a directory's D unread (and refuses a ``discriminator`` factory).
+    ``device`` moves factory models there and loads directory models there (default: the CPU for
+    directories, where the factory put them otherwise). ``latent_space`` (``"z"``, ``"w"``, ``"w+"``): a
+    StyleGAN2 directory's codes in that space instead of its recorded one.
 
     Raises:
         ValueError, FileNotFoundError: see :func:`resolve_gan_directory` and :func:`load_factory`;
-            ``latent_space`` for a GAN that is no StyleGAN2 directory.
+            ``latent_space`` for a GAN that is no StyleGAN2 directory; neither factory; a ``discriminator``
+            factory with ``no_discriminator``.
     """
     if gan is not None:
         directory, default_inverter = resolve_gan_directory(gan)
-        loaded = load_zoo_gan(directory, device=device or "cpu", space=latent_space)
-        description = gan if gan.startswith(ZOO_PREFIX) else f"{directory}"
+        loaded = load_zoo_gan(directory, device=device or "cpu", space=latent_space,
+                              read_discriminator=not no_discriminator)
+        description = f"{gan if gan.startswith(ZOO_PREFIX) else directory} ({loaded.summary})"
         if latent_space is not None:  # the entry's bundled inverters live in its recorded space
             default_inverter = None
+        missing = None
+        if loaded.discriminator is None:
+            missing = "--no-discriminator" if no_discriminator else f"{directory} holds no {DISCRIMINATOR_FILE}"
+            description += "; generator only"
         return LoadedGAN(
-            generator=loaded.generator, discriminator=loaded.discriminator,
-            description=f"{description} ({loaded.summary})", feature_layer=loaded.feature_layer,
-            latent_shape=latent_shape or loaded.latent_shape, default_inverter=default_inverter,
+            generator=loaded.generator, discriminator=loaded.discriminator, description=description,
+            feature_layer=None if missing else loaded.feature_layer, latent_shape=latent_shape or loaded.latent_shape,
+            default_inverter=default_inverter, without_discriminator=missing,
         )
     if latent_space is not None:
         raise ValueError(f"--latent-space {latent_space}: expected only with --gan naming a StyleGAN2 directory; "
                          "with factories, wrap G in discinvert.MappedGenerator yourself (docs/byo_gan.md).")
-    if discriminator is None:
-        raise ValueError("discriminator: expected --gan DIR or --discriminator package.module:factory.")
-    D = load_factory(discriminator, "discriminator")
+    if discriminator is None and generator is None:
+        raise ValueError("GAN: expected --gan DIR, or --generator package.module:factory (and --discriminator "
+                         "package.module:factory with D).")
+    if discriminator is not None and no_discriminator:
+        raise ValueError(f"--no-discriminator: expected no --discriminator factory with it, got {discriminator}.")
+    D = load_factory(discriminator, "discriminator") if discriminator is not None else None
     G = load_factory(generator, "generator") if generator is not None else None
-    if device is not None:
-        D.to(device)
-        if G is not None:
-            G.to(device)
+    for model in (G, D):
+        if device is not None and model is not None:
+            model.to(device)
     parts = [f"generator {generator}"] if generator else []
-    parts.append(f"discriminator {discriminator}")
-    return LoadedGAN(generator=G, discriminator=D, description=", ".join(parts), latent_shape=latent_shape)
+    parts.append(f"discriminator {discriminator}" if discriminator else "generator only")
+    missing = None if D is not None else "--no-discriminator" if no_discriminator else "no --discriminator factory"
+    return LoadedGAN(generator=G, discriminator=D, description=", ".join(parts), latent_shape=latent_shape,
+                     without_discriminator=missing)
 
 
 def inverter_name(spec: str) -> str:
@@ -289,48 +314,73 @@ def inverter_name(spec: str) -> str:
 def describe_inverter(inverter: Inverter) -> str:
     """What kind of inverter it is, in a few words, from its config.
 
-    E.g. ``"fitted on real images, 2 step networks; reads D's main.7, codes (100, 1, 1)"`` or
-    ``"fitted on self-generated pairs (the paper's method); reads D's main.7, codes (100, 1, 1)"``.
+    E.g. ``"fitted on real images, 2 step networks; reads D's main.7, codes (100, 1, 1)"``,
+    ``"fitted on self-generated pairs (the paper's method); reads D's main.7, codes (100, 1, 1)"`` or, for G
+    alone, ``"...; generator only: reads its own pixel network, no D; codes (100, 1, 1)"``.
     """
     fit = inverter.config.fit if isinstance(inverter.config.fit, dict) else {}
     kind = "fitted on real images" if "real_images" in fit else "fitted on self-generated pairs (the paper's method)"
     if inverter.iterations:
         kind += f", {inverter.iterations} step network{'s' if inverter.iterations > 1 else ''}"
-    layer = inverter.feature_layer if isinstance(inverter.feature_layer, str) else ",".join(inverter.feature_layer)
     shape = ", ".join(str(d) for d in inverter.latent_shape)
+    if inverter.feature_source == "pixels":
+        return f"{kind}; generator only: reads its own pixel network, no D; codes ({shape})"
+    layer = inverter.feature_layer if isinstance(inverter.feature_layer, str) else ",".join(inverter.feature_layer)
     return f"{kind}; reads D's {layer}, codes ({shape})"
 
 
-def load_inverter(spec: str, generator: nn.Module, discriminator: nn.Module, *, token: str | None = None) -> Inverter:
+def _read_inverter(spec: str, *, token: str | None) -> tuple[dict[str, torch.Tensor], InverterConfig, str]:
+    """The weights, config and source name of the inverter ``spec`` names, read and checked, not yet built."""
+    if spec.startswith(ZOO_PREFIX):
+        from discinvert import zoo
+
+        entry, _, kind = spec.partition("/")
+        kinds = zoo.inverters(_zoo_entry(entry).name)
+        if kind and kind not in kinds:
+            raise ValueError(f"{spec}: expected {entry}/KIND with KIND one of {', '.join(kinds)}, got {kind!r}.")
+        return read_pretrained(_zoo_entry(entry) / zoo.INVERTERS[kind or zoo.default_inverter(_zoo_entry(entry).name)])
+    path = Path(spec)
+    if path.is_dir():
+        return read_pretrained(path)
+    if path.is_file():
+        return (*read_inverter_file(path), str(path))
+    if path.suffix == ".safetensors" or not _HUB_ID.match(spec):
+        raise FileNotFoundError(f"{spec}: no such inverter file or directory (nor a Hub repo id 'org/name').")
+    return read_pretrained(spec, token=token)
+
+
+def load_inverter(spec: str, generator: nn.Module, discriminator: nn.Module | None, *, token: str | None = None,
+                  without_discriminator: str | None = None) -> Inverter:
     """Load the inverter ``spec`` (file, directory, ``org/name``, ``zoo:NAME`` or ``zoo:NAME/KIND``) for G and D.
 
     ``zoo:NAME/real-images`` names the entry's real-image-stage inverter, ``zoo:NAME/paper`` the
     paper's CN (``zoo.INVERTERS``); ``zoo:NAME`` alone, the entry's
     :func:`discinvert.zoo.default_inverter`.
 
+    The inverter's stored config decides whether D is read: one fit for G alone (``feature_source``
+    ``"pixels"``) is loaded with no D even when ``discriminator`` is given (the GAN's D is simply not
+    used; :meth:`Inverter.load` itself refuses a D for it), one reading D's features needs
+    ``discriminator``. ``without_discriminator`` says why there is none, for that message
+    (:attr:`LoadedGAN.without_discriminator`).
+
     Raises:
         FileNotFoundError: a path that does not exist and is no Hub repo id.
         ValueError: unreadable files, an inverter fit for another GAN (fingerprints), a
-            missing Hub repo or offline without a cached copy.
+            missing Hub repo or offline without a cached copy, an inverter that reads D's features
+            without ``discriminator``.
     """
     try:
-        if spec.startswith(ZOO_PREFIX):
-            from discinvert import zoo
-
-            entry, _, kind = spec.partition("/")
-            kinds = zoo.inverters(_zoo_entry(entry).name)
-            if kind and kind not in kinds:
-                raise ValueError(f"{spec}: expected {entry}/KIND with KIND one of {', '.join(kinds)}, got {kind!r}.")
-            folder = _zoo_entry(entry) / zoo.INVERTERS[kind or zoo.default_inverter(_zoo_entry(entry).name)]
-            return Inverter.from_pretrained(folder, generator=generator, discriminator=discriminator)
-        path = Path(spec)
-        if path.is_dir():
-            return Inverter.from_pretrained(path, generator=generator, discriminator=discriminator)
-        if path.is_file():
-            return Inverter.load(path, generator=generator, discriminator=discriminator)
-        if path.suffix == ".safetensors" or not _HUB_ID.match(spec):
-            raise FileNotFoundError(f"{spec}: no such inverter file or directory (nor a Hub repo id 'org/name').")
-        return Inverter.from_pretrained(spec, generator=generator, discriminator=discriminator, token=token)
+        state, config, source = _read_inverter(spec, token=token)
+        if config.feature_source == "pixels":  # G alone: D, if given, is not read
+            discriminator = None
+        elif discriminator is None:
+            layer = config.feature_layer if isinstance(config.feature_layer, str) else ",".join(config.feature_layer or ())
+            raise ValueError(
+                f"inverter {spec} reads the discriminator's features (layer {layer}); expected the GAN with its "
+                f"discriminator, got none ({without_discriminator or 'no discriminator given'}). Give D (a --gan "
+                "directory holding discriminator.safetensors, or --discriminator FACTORY), or an inverter fit for "
+                "the generator alone.")
+        return Inverter.from_state(state, config, generator=generator, discriminator=discriminator, source=source)
     except ValueError as error:
         if spec in str(error) or Path(spec).name in str(error):
             raise

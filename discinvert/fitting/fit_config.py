@@ -279,7 +279,9 @@ class FitConfig:
         DEFAULT_PIXEL_WIDTH, "without a discriminator (``fit_inverter(G, None, ...)``): channels of the first block "
         f"of the pixel network the CN reads (each later block doubles them, up to {WIDTH_CAP_FACTOR} times this; "
         "see :mod:`discinvert.pixel_encoder`); provisional default. Ignored with D.", _pixel_width, identity=False,
-        record=False)
+        record=False,
+        command_line=CommandLine("--pixel-width", "without a discriminator (G alone): channels of the first block "
+                                 "of the pixel network the inverter reads (default {default})", "int"))
     validation_size: int = _setting(
         1024, "held-out latents for validation, drawn once.", _int_at_least(2),
         command_line=CommandLine("--validation-size", "held-out latents that pick the best CN, at least 2 "

@@ -222,7 +222,7 @@ class WebSession:
         return {
             "description": self.description, "image_shape": list(self.image_shape),
             "latent_shape": list(inv.latent_shape), "value_range": [self._low, self._low + self._span],
-            "iterations": inv.iterations, "feature_layer": inv.feature_layer,
+            "iterations": inv.iterations, "feature_layer": inv.feature_layer, "feature_source": inv.feature_source,
             "examples": 0 if self.examples is None else len(self.examples.images),
             "example_labels": None if self.examples is None or self.examples.labels is None else list(self.examples.labels),
             "directions": list(self.directions), "limits": asdict(self.limits),

@@ -29,7 +29,9 @@ the batch).
 
 Checkpoints are a directory holding ``generator.safetensors``,
 ``discriminator.safetensors`` and ``config.json`` (see :func:`save_gan` and
-:func:`load_gan`); nothing is pickled.
+:func:`load_gan`); nothing is pickled. A directory of G alone (many published GANs ship no D) has no
+``discriminator.safetensors``: ``save_gan(directory, G, None, config)`` writes one, and :func:`load_gan`
+gives ``None`` for its D.
 """
 
 from __future__ import annotations
@@ -351,7 +353,7 @@ def _state_tensors(module: nn.Module, *, half: bool) -> dict[str, torch.Tensor]:
 def save_gan(
     directory: str | os.PathLike[str],
     generator: nn.Module,
-    discriminator: nn.Module,
+    discriminator: nn.Module | None,
     config: GANConfig,
     *,
     extra: dict[str, Any] | None = None,
@@ -362,6 +364,9 @@ def save_gan(
     Args:
         directory: Created (with parents) if missing; existing files are overwritten.
         generator, discriminator: Modules whose ``state_dict`` is saved (any device).
+            ``discriminator=None`` saves G alone: no ``discriminator.safetensors`` is written, and one
+            left in ``directory`` by an earlier save is removed once the new files are in place (it
+            does not belong to this G).
         config: The :class:`GANConfig` they were built from.
         extra: JSON-serialisable metadata stored under ``"extra"`` in ``config.json``
             (e.g. training seconds, command line, epochs, losses).
@@ -397,13 +402,16 @@ def save_gan(
     directory.mkdir(parents=True, exist_ok=True)
     metadata = {"format": "pt", "discinvert_format": _FORMAT, "dtype": dtype}
     tensors = {name: _state_tensors(module, half=half)
-               for module, name in ((generator, GENERATOR_FILE), (discriminator, DISCRIMINATOR_FILE))}
+               for module, name in ((generator, GENERATOR_FILE), (discriminator, DISCRIMINATOR_FILE))
+               if module is not None}
     # The three files belong together: all are written before any replaces its old version.
     atomic_write_many([
         *((directory / name, lambda tmp, t=t: save_file(t, tmp, metadata=metadata)) for name, t in tensors.items()),
         (directory / CONFIG_FILE, lambda tmp: Path(tmp).write_text(text + "\n", encoding="utf-8")),
     ])
-    logger.info("saved GAN (%s) to %s", dtype, directory)
+    if discriminator is None:  # G alone: an older save's D is not this G's
+        (directory / DISCRIMINATOR_FILE).unlink(missing_ok=True)
+    logger.info("saved GAN (%s%s) to %s", dtype, "" if discriminator is not None else ", generator only", directory)
     return directory
 
 
@@ -484,29 +492,34 @@ def _check_header(reference: nn.Module, path: Path, config: GANConfig, config_pa
 
 
 def load_gan(
-    directory: str | os.PathLike[str], *, device: str | torch.device = "cpu"
-) -> tuple[DCGANGenerator, DCGANDiscriminator, GANConfig, dict[str, Any]]:
+    directory: str | os.PathLike[str], *, device: str | torch.device = "cpu", read_discriminator: bool = True,
+) -> tuple[DCGANGenerator, DCGANDiscriminator | None, GANConfig, dict[str, Any]]:
     """Load a GAN written by :func:`save_gan`.
 
     Args:
-        directory: Folder holding ``config.json`` and the two safetensors files.
+        directory: Folder holding ``config.json`` and the two safetensors files, or only
+            ``generator.safetensors`` beside ``config.json`` for G alone.
         device: Where to put the models.
+        read_discriminator: ``False`` leaves ``discriminator.safetensors`` unread (D is ``None``),
+            to use G alone from a full GAN.
 
     Returns:
-        ``(G, D, config, extra)`` with both models in eval mode and float32
-        (float16 checkpoints are up-cast), ``extra`` the saved metadata dict.
+        ``(G, D, config, extra)`` with the models in eval mode and float32
+        (float16 checkpoints are up-cast), ``extra`` the saved metadata dict. ``D`` is ``None``
+        for a directory without ``discriminator.safetensors`` (G alone) or ``read_discriminator=False``.
 
     Raises:
-        FileNotFoundError: a file is missing.
+        FileNotFoundError: ``config.json`` or ``generator.safetensors`` is missing.
         ValueError: naming the file, if ``config.json`` is malformed or of another
             format, a safetensors file is unreadable, or a state dict has missing or
             unexpected keys or wrong shapes (strict loading).
     """
     directory = Path(directory)
     config_path = directory / CONFIG_FILE
-    for path in (config_path, directory / GENERATOR_FILE, directory / DISCRIMINATOR_FILE):
+    for path in (config_path, directory / GENERATOR_FILE):
         if not path.is_file():
             raise FileNotFoundError(f"GAN checkpoint file {path} not found")
+    with_d = read_discriminator and (directory / DISCRIMINATOR_FILE).is_file()
     document = parse_json(config_path.read_bytes(), source=str(config_path))
     if not isinstance(document, dict) or document.get("format") != _FORMAT:
         found = document.get("format") if isinstance(document, dict) else type(document).__name__
@@ -529,11 +542,15 @@ def load_gan(
     # before the mismatch is reported.
     reference_g, reference_d = _shape_models(config, config_path)
     _check_header(reference_g, directory / GENERATOR_FILE, config, config_path)
-    _check_header(reference_d, directory / DISCRIMINATOR_FILE, config, config_path)
+    if with_d:
+        _check_header(reference_d, directory / DISCRIMINATOR_FILE, config, config_path)
     generator, discriminator = build_gan(config)
     _load_state(generator, directory / GENERATOR_FILE)
-    _load_state(discriminator, directory / DISCRIMINATOR_FILE)
     generator.to(device).eval()
+    if not with_d:
+        logger.info("loaded G alone (%s, %s) from %s", config.loss, document.get("dtype"), directory)
+        return generator, None, config, extra
+    _load_state(discriminator, directory / DISCRIMINATOR_FILE)
     discriminator.to(device).eval()
     logger.info("loaded GAN (%s, %s) from %s", config.loss, document.get("dtype"), directory)
     return generator, discriminator, config, extra

@@ -48,11 +48,12 @@ class ZooGAN:
     Attributes:
         generator: G as the inverter sees it, in eval mode: the DCGAN's G, or for a StyleGAN2 the
             :class:`~discinvert.mapped.MappedGenerator` over it (the StyleGAN2 G is ``generator.generator``).
-        discriminator: D, in eval mode.
+        discriminator: D, in eval mode; ``None`` for a folder of G alone (no ``discriminator.safetensors``) or
+            loaded with ``read_discriminator=False``.
         architecture: a key of :data:`ARCHITECTURES`.
         config: the architecture's config (:class:`~discinvert.zoo.architectures.GANConfig` or
             :class:`~discinvert.zoo.stylegan2.StyleGAN2Config`).
-        feature_layer: D's layer the zoo's inverters read.
+        feature_layer: D's layer the zoo's inverters read (as the folder records it, also without D).
         latent_shape: the shape of one code: ``(latent_dim, 1, 1)``, or the space's (``(num_ws, w_dim)`` in W+).
         extra: the folder's saved metadata (the training record).
         summary: a few words naming the GAN and its codes: ``"dcgan, latent 100"`` (the DCGAN's loss, its latent
@@ -60,7 +61,7 @@ class ZooGAN:
     """
 
     generator: nn.Module
-    discriminator: nn.Module
+    discriminator: nn.Module | None
     architecture: str
     config: Any
     feature_layer: str
@@ -96,13 +97,15 @@ def gan_architecture(directory: str | os.PathLike[str]) -> str:
 
 
 def load_zoo_gan(directory: str | os.PathLike[str], *, device: str | torch.device = "cpu",
-                 space: str | None = None) -> ZooGAN:
+                 space: str | None = None, read_discriminator: bool = True) -> ZooGAN:
     """Load a GAN folder of either architecture (strictly: names, shapes and kinds of every tensor).
 
     Args:
-        directory: the folder with ``config.json`` and the two safetensors files.
+        directory: the folder with ``config.json`` and the two safetensors files (or only
+            ``generator.safetensors`` for G alone: D is then ``None``).
         device: where to put G and D (float32, eval mode).
         space: StyleGAN2 only: ``"z"``, ``"w"`` or ``"w+"`` instead of the folder's recorded space.
+        read_discriminator: ``False`` leaves ``discriminator.safetensors`` unread (D is ``None``): G alone.
 
     Returns:
         The :class:`ZooGAN`.
@@ -118,15 +121,15 @@ def load_zoo_gan(directory: str | os.PathLike[str], *, device: str | torch.devic
         if space is not None:
             raise ValueError(f"space: expected None for the DCGAN in {directory} (its codes are its latents; spaces "
                              f"are a StyleGAN2's), received {space!r}")
-        G, D, config, extra = architectures.load_gan(directory, device=device)
+        G, D, config, extra = architectures.load_gan(directory, device=device, read_discriminator=read_discriminator)
         return ZooGAN(G, D, architecture, config, str(config.feature_layer), tuple(config.latent_shape), extra,
                       f"{config.loss}, latent {config.latent_dim}")
     record = dict(stylegan2.read_document(directory).get("inversion", STYLEGAN2_INVERSION))
     if space is not None:
         record["space"] = space
     record = stylegan2.check_inversion(record, source=f"{directory}: inversion")
-    G, D, config, extra = stylegan2.load_stylegan2(directory, device=device)
-    if record["feature_layer"] not in dict(D.named_modules()):
+    G, D, config, extra = stylegan2.load_stylegan2(directory, device=device, read_discriminator=read_discriminator)
+    if D is not None and record["feature_layer"] not in dict(D.named_modules()):
         raise ValueError(f"{directory}: inversion: feature_layer: expected a module of D such as 'b8', received "
                          f"{record['feature_layer']!r}")
     mapped = MappedGenerator.nvidia(G, space=record["space"], noise_mode=record["noise_mode"],

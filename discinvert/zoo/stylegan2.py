@@ -490,7 +490,7 @@ def _state(module: nn.Module, dtype: torch.dtype) -> dict[str, torch.Tensor]:
             for k, v in module.state_dict().items()}
 
 
-def save_stylegan2(directory: str | os.PathLike[str], generator: nn.Module, discriminator: nn.Module,
+def save_stylegan2(directory: str | os.PathLike[str], generator: nn.Module, discriminator: nn.Module | None,
                    config: StyleGAN2Config, *, extra: dict[str, Any] | None = None,
                    dtype: torch.dtype = torch.float32, inversion: dict[str, Any] | None = None) -> Path:
     """Write ``generator.safetensors``, ``discriminator.safetensors`` and ``config.json`` (nothing pickled).
@@ -498,7 +498,8 @@ def save_stylegan2(directory: str | os.PathLike[str], generator: nn.Module, disc
     Args:
         directory: the folder (made if missing).
         generator: the G to use (the EMA copy after training).
-        discriminator: its D.
+        discriminator: its D; ``None`` saves G alone (no ``discriminator.safetensors``; one left by an earlier
+            save is removed, as it does not belong to this G).
         config: their sizes.
         extra: a JSON object kept as is (the training record).
         dtype: ``torch.float32`` or ``torch.float16`` for every floating tensor; :func:`load_stylegan2`
@@ -515,7 +516,10 @@ def save_stylegan2(directory: str | os.PathLike[str], generator: nn.Module, disc
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     for module, name in ((generator, G_FILE), (discriminator, D_FILE)):
-        save_file(_state(module, dtype), str(directory / name), metadata={"format": "pt"})
+        if module is not None:
+            save_file(_state(module, dtype), str(directory / name), metadata={"format": "pt"})
+    if discriminator is None:
+        (directory / D_FILE).unlink(missing_ok=True)
     document: dict[str, Any] = {"format": FORMAT, "format_version": _FORMAT_VERSION, "config": config.to_dict(),
                                 "dtype": str(dtype).removeprefix("torch.")}
     if inversion is not None:
@@ -556,11 +560,12 @@ def read_document(directory: str | os.PathLike[str]) -> dict[str, Any]:
     """``config.json`` of a folder :func:`save_stylegan2` wrote, checked: format, version, keys.
 
     Raises:
-        FileNotFoundError: a file is missing.
+        FileNotFoundError: ``config.json`` or ``generator.safetensors`` is missing (a folder of G alone has no
+            ``discriminator.safetensors``).
         ValueError: another format or version, unknown keys, or a malformed ``inversion`` record.
     """
     directory = Path(directory)
-    for path in (directory / CONFIG_FILE, directory / G_FILE, directory / D_FILE):
+    for path in (directory / CONFIG_FILE, directory / G_FILE):
         if not path.is_file():
             raise FileNotFoundError(f"GAN checkpoint file {path} not found")
     path = directory / CONFIG_FILE
@@ -599,14 +604,16 @@ def _load_strict(module: nn.Module, path: Path) -> None:
 
 
 def load_stylegan2(directory: str | os.PathLike[str], *, device: str | torch.device = "cpu",
-                   ) -> tuple[StyleGAN2Generator, StyleGAN2Discriminator, StyleGAN2Config, dict[str, Any]]:
-    """Read what :func:`save_stylegan2` wrote: ``(G, D, config, extra)``, both models in eval mode, float32.
+                   read_discriminator: bool = True,
+                   ) -> tuple[StyleGAN2Generator, StyleGAN2Discriminator | None, StyleGAN2Config, dict[str, Any]]:
+    """Read what :func:`save_stylegan2` wrote: ``(G, D, config, extra)``, the models in eval mode, float32.
 
     Also reads folders of the format the reference training wrote before the architecture moved into the package
-    (``"benchmarks.stylegan2"``, the same layout).
+    (``"benchmarks.stylegan2"``, the same layout). ``D`` is ``None`` for a folder of G alone (no
+    ``discriminator.safetensors``) or with ``read_discriminator=False`` (the file, if there, is not read).
 
     Raises:
-        FileNotFoundError: a file is missing.
+        FileNotFoundError: ``config.json`` or ``generator.safetensors`` is missing.
         ValueError: another format or version, or tensors that do not match the config (strict loading).
     """
     directory = Path(directory)
@@ -618,5 +625,7 @@ def load_stylegan2(directory: str | os.PathLike[str], *, device: str | torch.dev
     with torch.random.fork_rng(devices=[]):  # the weights come from the files: building draws nothing from the caller's RNG
         generator, discriminator = build_stylegan2(config)
     _load_strict(generator, directory / G_FILE)
+    if not (read_discriminator and (directory / D_FILE).is_file()):  # G alone
+        return generator.to(device).eval(), None, config, document.get("extra", {})
     _load_strict(discriminator, directory / D_FILE)
     return generator.to(device).eval(), discriminator.to(device).eval(), config, document.get("extra", {})

@@ -393,8 +393,9 @@ async function start() {
     state.info = info;
     $("description").textContent = info.description;
     const layer = Array.isArray(info.feature_layer) ? info.feature_layer.join(", ") : info.feature_layer;
+    const reads = info.feature_source === "pixels" ? "generator only (no D)" : `D's layer ${layer}`;
     $("facts").textContent = `images ${info.image_shape.join("×")} · codes ${info.latent_shape.join("×")} · ` +
-      `D's layer ${layer} · ${info.iterations} step network(s) · discinvert ${info.version}`;
+      `${reads} · ${info.iterations} step network(s) · discinvert ${info.version}`;
     $("refine-steps").max = String(info.limits.max_refine_steps);
     $("frames").max = String(info.limits.max_frames);
     buildExamples(info.examples);
