@@ -638,6 +638,13 @@ def test_results_page_quotes_the_stylegan2_run() -> None:
     match = min(int(k) for k, p in opt["steps"].items() if p["psnr"] >= cn["opt_images_psnr"])
     ratio = opt["steps"][str(match)]["seconds_per_1k"] / cn["seconds_per_1k"]
     assert f"after {match} steps, {ratio:.0f}× the encode time" in page and ratio < 100
+    steps = rows["cn-wplus-images-steps"]
+    assert (f"| the CN and two step networks (`iterations=2`), with images (1,000 × 5 draws) | {steps['psnr_mean']:.2f} ± "
+            f"{steps['psnr_std']:.2f} | {steps['ssim_mean']:.4f} | {steps['seconds_per_1k']:.2f} |") in page
+    steps_gap = o200["psnr"] - steps["opt_images_psnr"]
+    assert (f"two step networks raise them to {steps['opt_images_psnr']:.2f} dB, still {steps_gap:.2f} dB below, at "
+            f"{steps['seconds_per_1k']:.1f} s per 1,000 images on one thread and a {steps['fit_seconds']:,.0f} s fit on "
+            "one thread") in page and steps["threads"] == 1 and steps_gap > 2
     assert f"took {cn['fit_seconds']:,.0f} s on 2 CPU cores" in page and cn["fit_seconds"] > 900
     assert o200["psnr"] - h100["psnr"] < 0.1 and h100["ssim"] > o200["ssim"]  # "within a tenth of a dB", "higher SSIM"
     for label, name in (("the CN in Z, default fit without images (1,000 × 5 draws)", "cn-z"),
