@@ -705,3 +705,30 @@ def test_speed_page_quotes_the_committed_runs() -> None:
     int8 = _result("zoo_int8")
     loss = int8["heldout_train"]["stored"]["psnr"] - int8["heldout_train"]["shipped"]["psnr"]
     assert f"{int8['bytes']['stored'] / 1e6:.2f} MB, {loss:+.3f} dB of held-out PSNR against its float16 file" in page
+
+
+def test_results_page_quotes_the_generator_only_run() -> None:
+    """docs/results.md's section on the generator-only route quotes docs/results/generator_only.json
+    (benchmarks/generator_only/routes.py), and its readings of issue 35's targets hold."""
+    page = " ".join((ROOT / "docs" / "results.md").read_text().split())
+    rows = _result("generator_only")["rows"]
+    for label, name in (("the paper's naive encoder (D's layout, trained from scratch), the same 2,000 updates", "naive"),
+                        ("D's route, without images (the paper's method)", "d"), ("G alone, without images", "g"),
+                        ("D's route, with images", "d-images"), ("G alone, with images", "g-images")):
+        r = rows[name]
+        assert (f"| {label} | {r['psnr_mean']:.2f} ± {r['psnr_std']:.2f} | {r['ssim_mean']:.4f} | "
+                f"{r['seconds_per_1k']:.2f} | {r['fit_seconds']:,.0f} |") in page, name
+        assert r["gan"] == "zoo:dcgan-fashion-mnist" and r["settings"] == {"seed": 0} and r["threads"] == 1
+    g, d, gi, di, naive = (rows[n] for n in ("g", "d", "g-images", "d-images", "naive"))
+    assert naive["settings"] == {"seed": 0} and naive["route"] == "naive"  # the default budget of 2,000 updates
+    assert f"G alone scores {gi['psnr_mean']:.2f} dB against D's {di['psnr_mean']:.2f} dB (target: within 1 dB)" in page
+    assert di["psnr_mean"] - gi["psnr_mean"] <= 1.0
+    assert f"images {g['psnr_mean']:.2f} dB against the naive encoder's {naive['psnr_mean']:.2f} dB" in page
+    assert g["psnr_mean"] >= naive["psnr_mean"]
+    assert f"still wins without images, by {d['psnr_mean'] - g['psnr_mean']:.2f} dB" in page and d["psnr_mean"] > g["psnr_mean"]
+    assert gi["seconds_per_1k"] < di["seconds_per_1k"]  # "G alone encodes faster"
+    guide = " ".join((ROOT / "docs" / "byo_gan.md").read_text().split())
+    assert f"(G alone was {gi['psnr_mean'] - di['psnr_mean']:.2f} dB better on Table 1)" in guide
+    assert f"without images D's route is better (by {d['psnr_mean'] - g['psnr_mean']:.2f} dB)" in guide
+    w64 = rows["g-w64"]
+    assert abs(w64["heldout_psnr"] - g["heldout_psnr"]) < 0.1 and g["seconds_per_1k"] < w64["seconds_per_1k"]  # "alike"
