@@ -27,8 +27,8 @@ __all__ = ["DEFAULT_PIXEL_WIDTH", "MAX_CONV_WIDTH", "MAX_PIXEL_VALUES", "TARGET_
            "PixelEncoderConfig"]
 
 DEFAULT_PIXEL_WIDTH = 32
-"""Channels of the first block unless told otherwise (``fit_inverter(pixel_width=...)``); provisional, to be
-chosen from measurements."""
+"""Channels of the first block unless told otherwise (``fit_inverter(pixel_width=...)``); chosen against a wider
+network on held-out train images (``docs/results.md``, "How the defaults were chosen")."""
 
 WIDTH_CAP_FACTOR = 8
 """A fit caps the channels at this many times ``base_width`` (three doublings)."""

@@ -278,7 +278,8 @@ class FitConfig:
     pixel_width: int = _setting(
         DEFAULT_PIXEL_WIDTH, "without a discriminator (``fit_inverter(G, None, ...)``): channels of the first block "
         f"of the pixel network the CN reads (each later block doubles them, up to {WIDTH_CAP_FACTOR} times this; "
-        "see :mod:`discinvert.pixel_encoder`); provisional default. Ignored with D.", _pixel_width, identity=False,
+        "see :mod:`discinvert.pixel_encoder`); the default was chosen on held-out train images "
+        "(``docs/results.md``). Ignored with D.", _pixel_width, identity=False,
         record=False,
         command_line=CommandLine("--pixel-width", "without a discriminator (G alone): channels of the first block "
                                  "of the pixel network the inverter reads (default {default})", "int"))
