@@ -86,3 +86,21 @@ def test_the_page_quotes_the_rows_and_the_picture_has_a_strip_per_row(bench: Pat
 def test_a_stored_row_is_not_fitted_again(bench: Path, capsys: pytest.CaptureFixture[str]) -> None:
     routes.main(["--out", str(bench / "out"), "--name", "naive", "--route", "naive"])
     assert "naive: done already" in capsys.readouterr().out
+
+
+def test_the_json_alone_rebuilds_the_page_and_the_picture(bench: Path, tmp_path: Path) -> None:
+    """A later session without ``runs/`` (the rows' folder) regenerates the same page and picture from the
+    committed JSON, which keeps each row's picture codes."""
+    record = tmp_path / "rows.json"
+    record.write_text((bench / "rows.json").read_text())
+    assert all(len(r["picture_codes"]) == 8 for r in json.loads(record.read_text())["rows"].values())
+    routes.main(["--out", str(tmp_path / "no-rows"), "--data-root", str(bench / "data"), "--n", "16",
+                 "--repeats", "2", "--page", str(tmp_path / "page.md"), "--json", str(record),
+                 "--picture", str(tmp_path / "images" / "picture.png"),
+                 "--picture-rows", "naive,d-images,g-images-steps"])
+    page = (tmp_path / "page.md").read_text()
+    first = (bench / "page.md").read_text()
+    table = [line for line in first.splitlines() if line.startswith("| ")]
+    assert table and all(line in page for line in table)
+    redrawn = (tmp_path / "images" / "picture.png").read_bytes()
+    assert struct.unpack(">II", redrawn[16:24]) == (8 * 28, 4 * 28)

@@ -207,8 +207,20 @@ def _describe(r: dict[str, Any]) -> str:
                      + ([f"{r['iterations']} step networks"] if r["iterations"] else []) + extra)
 
 
+def stored_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Every row: those in ``--json`` (the committed record, so that rows measured by an earlier session whose
+    ``runs/`` is gone still count) overlaid by those in ``OUT/rows`` (a row measured again replaces its record)."""
+    by_name: dict[str, dict[str, Any]] = {}
+    if args.json is not None and args.json.is_file():
+        by_name.update(json.loads(args.json.read_text())["rows"])
+    for path in sorted((args.out / "rows").glob("*.json")):
+        row = json.loads(path.read_text())
+        by_name[row["name"]] = row
+    return list(by_name.values())
+
+
 def write_page(args: argparse.Namespace, command: str) -> None:
-    rows = [json.loads(p.read_text()) for p in sorted((args.out / "rows").glob("*.json"))]
+    rows = stored_rows(args)
     rows.sort(key=lambda r: (r["gan"], r["images"], r["iterations"], ROUTES.index(r["route"]), r["name"]))
     lines = [
         "# Inverting a generator alone: the generator-only route against D's (issue 35)",
@@ -247,14 +259,20 @@ def write_page(args: argparse.Namespace, command: str) -> None:
     args.page.write_text("\n".join(lines))
     print(f"wrote {args.page}", flush=True)
     if args.json is not None:
-        write_json(args.json, {"command": command, "rows": {r["name"]: {k: v for k, v in r.items()
-                                                                         if k != "picture_codes"} for r in rows}})
+        write_json(args.json, {"command": command, "rows": {r["name"]: _compact(r) for r in rows}})
         print(f"wrote {args.json}", flush=True)
+
+
+def _compact(row: dict[str, Any]) -> dict[str, Any]:
+    """The row as the JSON keeps it: its picture's codes rounded to 4 decimals (enough to redraw the picture)."""
+    if "picture_codes" not in row:
+        return row
+    return {**row, "picture_codes": [[round(v, 4) for v in code] for code in row["picture_codes"]]}
 
 
 def picture_rows(args: argparse.Namespace, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The stored rows ``--picture-rows`` names, in its order."""
-    by_name = {r["name"]: r for r in rows}
+    by_name = {r["name"]: r for r in rows if "picture_codes" in r}  # rows recorded before the JSON kept codes: none
     chosen = [by_name[n] for n in args.picture_rows.split(",") if n in by_name]
     if len({r["gan"] for r in chosen}) > 1:
         raise SystemExit(f"--picture-rows: expected rows of one GAN, got {sorted({r['gan'] for r in chosen})}")
