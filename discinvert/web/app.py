@@ -282,7 +282,8 @@ def _one_app(session: WebSession, listing: list[dict[str, str]], current: int) -
     # No /api/docs: FastAPI's Swagger page loads its scripts from a CDN and is blank offline.
     app = FastAPI(title="discinvert", version=__version__, docs_url=None, redoc_url=None,
                   openapi_url="/api/openapi.json",
-                  description="Invert, refine and edit images through a GAN's own discriminator (docs/web.md).")
+                  description="Invert, refine and edit images with an inverter of a GAN: through its own "
+                              "discriminator, or its generator alone (docs/web.md).")
     static = resources.files("discinvert.web") / "static"
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
 
