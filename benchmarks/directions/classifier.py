@@ -18,6 +18,10 @@ Inputs are images ``(N, 1, 28, 28)`` in [-1, 1] (``discinvert.zoo.datasets.to_mo
 ``(N, 1, 32, 32)`` images (the reference StyleGAN2's: Fashion-MNIST padded with -1 by 2 pixels a side) are
 cropped back to their central 28x28 before classifying. :func:`load_classifier` reads the folder back (eval
 mode, strict) and :func:`predict_proba` gives class probabilities in batches without gradients.
+
+The defaults (widths 16, 32 and 128, batch 64, Adam at 2e-3 with a cosine decay, 6 epochs) were chosen on the
+held-out slice alone, on one torch thread of a shared 2-core CPU: 3 epochs gave 0.909 in 70 s, 8 epochs 0.918 in
+253 s with 0.919 already after its 6th; widths 32, 64 took about three times as long an epoch.
 """
 
 from __future__ import annotations
@@ -170,7 +174,8 @@ def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> fl
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, required=True, help="folder for classifier.safetensors and record.json")
-    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=6,
+                        help="passes over the training images (6: see the module's docstring)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--data-root", type=Path, default=None,
                         help="folder with the four Fashion-MNIST IDX files (default: Debian's dataset-fashion-mnist)")
