@@ -141,9 +141,9 @@ def test_edit_success_counts_only_images_not_already_in_the_target() -> None:
     stub = Stub()
     assert edit_success(stub, decode, codes_of(2.5, 2.5, 2.5, 3.5), UP, target_class=3, amount=1) == 1.0
     assert edit_success(stub, decode, codes_of(2.5, 2.5, 2.5, 3.5), UP, target_class=3, amount=-1) == 0.0
-    assert edit_success(stub, decode, codes_of(0.5, 1.5, 2.5, 3.5), UP, target_class=3, amount=1) == pytest.approx(1 / 3)
-    assert edit_success(stub, decode, codes_of(0.5, 1.5, 2.5, 3.5), UP, target_class=3, amount=1,
-                        batch_size=1) == pytest.approx(1 / 3)  # batches change nothing
+    mixed = codes_of(0.5, 1.5, 2.5, 3.5)  # classes 0, 1, 2, 3: of the three others, only 2 reaches 3
+    assert edit_success(stub, decode, mixed, UP, target_class=3, amount=1) == pytest.approx(1 / 3)
+    assert edit_success(stub, decode, mixed, UP, target_class=3, amount=1, batch_size=1) == pytest.approx(1 / 3)
     assert edit_success(stub, decode, codes_of(0.5, 4.5, 6.5), 2 * UP, target_class=6, amount=1) == 0.5
     with pytest.raises(ValueError, match="already predicted as class 3"):
         edit_success(stub, decode, codes_of(3.5, 3.2), UP, target_class=3, amount=1)

@@ -42,7 +42,7 @@ from benchmarks.common import command_line, describe_device, write_json
 from discinvert.zoo.datasets import FASHION_MNIST_CLASSES, load_fashion_mnist, to_model_range
 
 __all__ = ["CLASSIFIER_FILE", "RECORD_FILE", "FashionClassifier", "ClassifierConfig", "crop_to_28",
-           "load_classifier", "predict_proba", "main"]
+           "load_classifier", "predict_proba", "save_classifier", "main"]
 
 CLASSIFIER_FILE: Final[str] = "classifier.safetensors"
 RECORD_FILE: Final[str] = "record.json"
