@@ -30,7 +30,7 @@ import math
 import numbers
 import os
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -72,6 +72,9 @@ _RANK_BATCH: Final[int] = 8
 """Prior codes each candidate direction is scored on (the first of the seeded prior draw)."""
 _CANDIDATES_PER_DIRECTION: Final[int] = 4
 _CHUNK: Final[int] = 256
+"""Codes per forward pass when reading a layer's activations."""
+_IMAGE_CHUNK: Final[int] = 32
+"""Codes per forward pass when scoring candidates (whole images: 32 at a time keeps a 1024² G within memory)."""
 _LABEL_PRIOR_SAMPLES: Final[int] = 2000
 """Prior codes drawn for the scales and the typical set of label directions."""
 _L2: Final[float] = 1e-2
@@ -178,16 +181,20 @@ class DirectionSet:
             ``(N, *latent_shape)`` edited codes, in the codes' dtype and device.
 
         Raises:
-            ValueError: unknown ``name``; codes or amounts rejected by :func:`discinvert.edit.apply_direction`.
+            ValueError: unknown ``name``; ``amount`` not a finite number or ``(N,)`` finite floats; codes rejected
+                by :func:`discinvert.edit.apply_direction` (not ``(N, *latent_shape)`` floats).
 
         Warns:
             DirectionRangeWarning: as above; the message says how many codes and the typical range.
         """
         vector = self.vector(name)
-        if isinstance(amount, torch.Tensor) and amount.dim() == 1 and isinstance(codes, torch.Tensor) \
-                and amount.shape[0] != codes.shape[0]:
-            raise ValueError(f"amount: expected a number or ({codes.shape[0]},) amounts, one per code, got shape "
-                             f"{tuple(amount.shape)}.")
+        n = codes.shape[0] if isinstance(codes, torch.Tensor) and codes.dim() else None
+        finite_number = isinstance(amount, numbers.Real) and not isinstance(amount, bool) and math.isfinite(amount)
+        finite_tensor = isinstance(amount, torch.Tensor) and amount.is_floating_point() and amount.dim() <= 1 \
+            and (amount.dim() == 0 or amount.shape[0] == n) and bool(torch.isfinite(amount).all())
+        if not (finite_number or finite_tensor):
+            raise ValueError(f"amount: expected a finite number or a finite floating tensor of shape ({n},), one per "
+                             f"code, got {_describe(amount) if isinstance(amount, torch.Tensor) else repr(amount)}.")
         edited = apply_direction(codes, vector, amount)
         before, after = self.mahalanobis(codes.detach()), self.mahalanobis(edited.detach())
         low, high = self.typical
@@ -514,7 +521,7 @@ def _takers(generator: nn.Module, codes: torch.Tensor) -> list[_Taker]:
     flat = codes.reshape(codes.shape[0], -1)
     seen: set[int] = set()
 
-    def hook_for(name: str):  # noqa: ANN202
+    def hook_for(name: str) -> Callable[[nn.Module, tuple[Any, ...]], None]:
         def hook(module: nn.Module, inputs: tuple[Any, ...]) -> None:
             x = next((a for a in inputs if isinstance(a, torch.Tensor)), None)
             if x is None or id(module) in seen or x.shape[0] != flat.shape[0] or not x.is_floating_point():
@@ -698,7 +705,7 @@ def _image_change(generator: nn.Module, directions: torch.Tensor, scales: torch.
     plus = (base[None] + steps[:, None]).reshape(-1, *base.shape[1:])
     minus = (base[None] - steps[:, None]).reshape(-1, *base.shape[1:])
     change = []
-    per_chunk = max(1, _CHUNK // b) * b
+    per_chunk = max(1, _IMAGE_CHUNK // b) * b
     for start in range(0, plus.shape[0], per_chunk):
         diff = generate(generator, plus[start:start + per_chunk]) - generate(generator, minus[start:start + per_chunk])
         change.append(diff.detach().abs().reshape(-1, b, diff[0].numel()).to("cpu", torch.float64).mean(dim=(1, 2)))
@@ -783,12 +790,12 @@ def _logistic(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, float, to
         grad = -features.T @ (c * sign * p) + ridge * theta
         hess = features.T @ (features * (c * p * (1 - p))[:, None]) + torch.diag(ridge)
         step = torch.linalg.solve(hess + 1e-12 * torch.eye(len(theta), dtype=x.dtype), grad)
+        if float(grad @ step) < 1e-16:  # the Newton decrement: the loss is within 1e-16 of its minimum
+            break
         current, t = loss(theta), 1.0
         while loss(theta - t * step) > current and t > 1e-6:
             t /= 2
         theta = theta - t * step
-        if float(grad.abs().max()) < 1e-10:
-            break
     return basis.T @ theta[:-1], float(theta[-1]), centre
 
 

@@ -414,3 +414,14 @@ def test_the_generator_comes_back_bit_identical_after_an_error() -> None:
     with pytest.raises(ValueError, match="did not run"):
         find_directions(generator, latent_shape=(LATENT,), method="pca", layer="spare", samples=SAMPLES)
     assert_untouched(before, generator)
+
+
+def test_edit_refuses_bad_amounts() -> None:
+    gan = _build("mlp")
+    ds = find_directions(gan.generator, latent_shape=gan.latent_shape, k=1, samples=SAMPLES)
+    codes = torch.zeros(3, LATENT)
+    for bad in (math.inf, torch.ones(2), torch.tensor([1.0, math.nan, 0.0]), "1", True):
+        with pytest.raises(ValueError, match="amount"):
+            ds.edit(codes, "sefa-0", bad)
+    with pytest.raises(ValueError, match="codes"):
+        ds.edit(torch.zeros(3, LATENT + 1), "sefa-0", 1.0)
