@@ -425,3 +425,23 @@ def test_edit_refuses_bad_amounts() -> None:
             ds.edit(codes, "sefa-0", bad)
     with pytest.raises(ValueError, match="codes"):
         ds.edit(torch.zeros(3, LATENT + 1), "sefa-0", 1.0)
+
+
+def test_label_directions_in_w_plus_use_the_spaces_prior() -> None:
+    generator = _mapped("w+")
+    codes = generator.sample(80, torch.Generator().manual_seed(7), torch.device("cpu"))
+    u = torch.randn(TINY.w_dim, generator=torch.Generator().manual_seed(8))
+    u = u / u.norm()
+    labels = (codes.mean(1) @ u > (codes.mean(1) @ u).median()).long()
+    before = snapshot(generator)
+    ds = learn_directions_from_codes(codes, labels[:, None], names=["along"], generator=generator)
+    assert_untouched(before, generator)
+    assert ds.space == "w+" and ds.directions.shape == (1, *generator.latent_shape)
+    mean_rows = ds.directions[0].mean(0)
+    assert float(mean_rows @ u / mean_rows.norm()) > 0.7  # the label lives in the mean row's projection on u
+    assert torch.allclose(ds.prior.mean, generator.prior(n=2000, seed=0).mean)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DirectionRangeWarning)
+        ds.edit(codes[:8], "along", 0.1)
+    with pytest.raises(ValueError, match="codes: expected shape"):
+        learn_directions_from_codes(codes[:, 0], labels, names=["a", "b"], generator=generator)
