@@ -81,7 +81,7 @@ _L2: Final[float] = 1e-2
 """Ridge of the label classifiers, relative to the mean squared norm of the centred codes."""
 _NEWTON_STEPS: Final[int] = 100
 _UNIT_TOLERANCE: Final[float] = 1e-4
-_SAME: Final[float] = 1e-5
+_SAME: Final[float] = 1e-4
 """A module's input *is* the code when their cosine per code is within this of 1 (a pixel norm may rescale it)."""
 _CONV_TRANSPOSE = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
 _CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
