@@ -20,6 +20,8 @@ from discinvert._version import __version__
 
 if TYPE_CHECKING:  # what the lazy names are, for type checkers and IDEs
     from discinvert.conditioning import Conditioning
+    from discinvert.directions import (DirectionRangeWarning, DirectionSet, find_directions, learn_directions,
+                                       learn_directions_from_codes)
     from discinvert.fitting.fit_config import FitConfig
     from discinvert.inverter_config import InverterConfig
     from discinvert.features import LayerNotReachedError
@@ -38,6 +40,8 @@ _EXPORTS = {
     "CNConfig": "discinvert.network",
     "Conditioning": "discinvert.conditioning",
     "ConnectionNetwork": "discinvert.network",
+    "DirectionRangeWarning": "discinvert.directions",
+    "DirectionSet": "discinvert.directions",
     "FingerprintMismatchError": "discinvert.inverter",
     "FitConfig": "discinvert.fitting.fit_config",
     "GaussianPrior": "discinvert.mapped",
@@ -51,7 +55,10 @@ _EXPORTS = {
     "UnverifiedWeightsWarning": "discinvert.serialization",
     "UselessInverterWarning": "discinvert.fitting.fit",
     "ValidationPoint": "discinvert.fitting.self_generated_stage",
+    "find_directions": "discinvert.directions",
     "fit_inverter": "discinvert.fitting.fit",
+    "learn_directions": "discinvert.directions",
+    "learn_directions_from_codes": "discinvert.directions",
     "list_layers": "discinvert.layers",
     "suggest_feature_layers": "discinvert.layers",
 }
@@ -60,6 +67,8 @@ __all__ = [
     "CNConfig",
     "Conditioning",
     "ConnectionNetwork",
+    "DirectionRangeWarning",
+    "DirectionSet",
     "FingerprintMismatchError",
     "FitConfig",
     "GaussianPrior",
@@ -74,7 +83,10 @@ __all__ = [
     "UselessInverterWarning",
     "ValidationPoint",
     "__version__",
+    "find_directions",
     "fit_inverter",
+    "learn_directions",
+    "learn_directions_from_codes",
     "list_layers",
     "suggest_feature_layers",
 ]

@@ -21,7 +21,8 @@ SECTIONS: list[tuple[str, list[str]]] = [
     ("discinvert", ["fit_inverter", "FitConfig", "Inverter", "list_layers", "LayerInfo", "Conditioning", "InverterConfig", "CNConfig",
                     "ConnectionNetwork", "FingerprintMismatchError", "LayerNotReachedError", "ImageRangeWarning",
                     "UselessInverterWarning",
-                    "HubPushError", "MappedGenerator", "GaussianPrior"]),
+                    "HubPushError", "MappedGenerator", "GaussianPrior", "find_directions", "learn_directions",
+                    "learn_directions_from_codes", "DirectionSet", "DirectionRangeWarning"]),
     ("discinvert.metrics", ["reconstruction_score", "latent_recovery", "nearest_neighbour_accuracy", "image_quality",
                             "draw_subsets", "summarize_draws"]),
     ("discinvert.edit", ["attribute_direction", "class_directions", "apply_direction", "edit", "interpolate",
@@ -39,6 +40,7 @@ METHODS: dict[str, list[str]] = {
     "Inverter": INVERTER_METHODS,
     "MappedGenerator": ["nvidia", "rosinality", "lucidrains", "forward", "sample", "prior", "space_record"],
     "GaussianPrior": ["standard", "penalty", "tensors", "from_tensors"],
+    "DirectionSet": ["vector", "as_dict", "edit", "mahalanobis", "save", "load", "check_generator"],
 }
 
 
