@@ -977,18 +977,30 @@ def push_directions(
         return ""
     _check_set_name(name)
     from huggingface_hub import CommitOperationAdd, HfApi, hf_hub_download
-    from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError
+    from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError, RepositoryNotFoundError
 
     api = HfApi(token=token)
-    folder = tempfile.mkdtemp(prefix="discinvert-push-")
     try:
-        try:  # the repo's inverter and card, read before anything is sent
+        folder = tempfile.mkdtemp(prefix="discinvert-push-")
+    except OSError as error:
+        raise _staging_failed(error, repo_id) from error
+    try:
+        try:  # the repo's inverter and card, read (into a cache of this call's own) before anything is sent
             config_path = hf_hub_download(repo_id, CONFIG_NAME, token=token, cache_dir=os.path.join(folder, "cache"))
             try:
                 card_path: str | None = hf_hub_download(repo_id, MODEL_CARD_NAME, token=token,
                                                         cache_dir=os.path.join(folder, "cache"))
-            except EntryNotFoundError:
+            except EntryNotFoundError as error:
+                if isinstance(error, LocalEntryNotFoundError):
+                    raise
                 card_path = None
+        except LocalEntryNotFoundError as error:  # the Hub could not be asked (offline, no connection)
+            cause = error.__cause__ or error
+            fix = _what_to_fix(cause, repo_id, api.endpoint)
+            raise HubPushError(f"Hub repo {repo_id!r}: push failed, the repo's {CONFIG_NAME} could not be read "
+                               f"({_describe(cause)}); nothing was created or changed on the Hub. "
+                               f"{fix[0].upper()}{fix[1:]}, then push again.", repo_id=repo_id,
+                               outcome="not-created") from error
         except (RepositoryNotFoundError, EntryNotFoundError) as error:
             missing = "not found (or private without a token)" if isinstance(error, RepositoryNotFoundError) \
                 else f"holds no inverter ({CONFIG_NAME})"

@@ -216,3 +216,15 @@ def test_no_unpickling_anywhere(unpickled, fitted, gan, tmp_path) -> None:  # no
     path, source = directions_file(folder, "sefa")
     assert path == folder / "directions" / "sefa.safetensors" and "sefa.safetensors" in source
     assert hub.DIRECTIONS_FOLDER == "directions" and unpickled == []
+
+
+@pytest.mark.parametrize("where", ["connection-refused", "offline"])
+def test_push_directions_without_a_hub_sends_nothing_and_says_why(fitted, monkeypatch, where) -> None:
+    _, sefa, _ = fitted
+    from tests.test_hub import closed_port, point_client_at
+
+    point_client_at(monkeypatch, closed_port(), offline=where == "offline")
+    with pytest.raises(HubPushError, match="'org/inv': push failed, the repo's config.json could not be read") as info:
+        sefa.push_to_hub("org/inv", name="sefa", token="hf_writer")
+    assert info.value.outcome == "not-created"
+    assert ("Unset HF_HUB_OFFLINE" in str(info.value)) == (where == "offline")
