@@ -169,7 +169,7 @@ def _check_directions(directions: Any, config: InverterConfig) -> dict[str, Pret
 
 def _card_row(name: str, ds: PretrainedDirections) -> str:
     """One model-card table row for the set ``name``."""
-    names = list(ds.names)
+    names = [n.replace("|", "\\|").replace("`", "'") for n in ds.names]  # a table cell: no column breaks
     shown = ", ".join(f"`{n}`" for n in names[:12]) + (f", … ({len(names)} in all)" if len(names) > 12 else "")
     return f"| `{name}` | {ds.method} | {ds.space} | {shown} |"
 
