@@ -136,7 +136,7 @@ def _card_reads(config: InverterConfig, gan: str) -> list[str]:
 
 def _check_set_name(name: Any) -> str:
     """A direction set's name in a repo: the file ``directions/<name>.safetensors``."""
-    if not isinstance(name, str) or not _SET_NAME.match(name):
+    if not isinstance(name, str) or not _SET_NAME.fullmatch(name):
         raise ValueError(f"direction set name: expected 1 to 64 letters, digits, '_' or '-' (not starting with '_' "
                          f"or '-'), such as 'sefa' or 'labels', got {name!r:.80}.")
     return name
@@ -859,7 +859,7 @@ def _sets_in(folder: Path) -> list[str]:
     if not sets.is_dir():
         return []
     return sorted(p.name[: -len(".safetensors")] for p in sets.iterdir()
-                  if p.is_file() and p.name.endswith(".safetensors") and _SET_NAME.match(p.name[: -len(".safetensors")]))
+                  if p.is_file() and p.name.endswith(".safetensors") and _SET_NAME.fullmatch(p.name[: -len(".safetensors")]))
 
 
 def list_directions(
@@ -896,7 +896,7 @@ def list_directions(
         files = HfApi(token=token).list_repo_files(repo_id, revision=revision, token=token)
     prefix = f"{DIRECTIONS_FOLDER}/"
     return sorted(f[len(prefix): -len(".safetensors")] for f in files
-                  if f.startswith(prefix) and f.endswith(".safetensors") and _SET_NAME.match(f[len(prefix): -len(".safetensors")]))
+                  if f.startswith(prefix) and f.endswith(".safetensors") and _SET_NAME.fullmatch(f[len(prefix): -len(".safetensors")]))
 
 
 def directions_file(

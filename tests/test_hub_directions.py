@@ -79,7 +79,7 @@ def test_sets_of_another_generator_or_bad_names_are_refused_before_writing(fitte
     foreign = find_directions(other.generator, latent_shape=other.latent_shape, k=2, samples=SAMPLES)
     with pytest.raises(ValueError, match=r"directions\['mine'\]: made for the generator with fingerprint"):
         inverter.save_pretrained(tmp_path / "a", directions={"mine": foreign})
-    for bad in ("../up", "a/b", "", "-x", "x.safetensors"):
+    for bad in ("../up", "a/b", "", "-x", "x.safetensors", "x\n", "a" * 65):
         with pytest.raises(ValueError, match="direction set name: expected"):
             inverter.save_pretrained(tmp_path / "b", directions={bad: sefa})
     with pytest.raises(ValueError, match="directions: expected a non-empty dict"):
