@@ -166,6 +166,11 @@ def test_far_edits_warn_in_one_line(ran, tmp_path) -> None:
     assert warning.startswith("discinvert directions: warning: 1 of 1 codes edited along 'sefa-0' left the prior's "
                               "typical set")
     assert (tmp_path / "far" / f"{picture.stem}.sefa-0.+40.png").is_file()
+    code, _, err = run(["directions", "apply", "--gan", f"zoo:{ENTRY}", "--directions",
+                        str(ran["root"] / "labels.safetensors"), "--name", "Ankle boot", "--images", str(picture),
+                        "--amount", "-1", "--out", str(tmp_path / "spaced")])
+    assert code == 0, err
+    assert [p.name for p in (tmp_path / "spaced").iterdir() if "Ankle" in p.name] == [f"{picture.stem}.Ankle_boot.-1.png"]
 
 
 # ----------------------------------------------------------------------------- refusals

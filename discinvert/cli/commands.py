@@ -822,7 +822,8 @@ def _directions_apply(args: argparse.Namespace) -> int:
     stems = [re.sub(r"[^\w.-]", "_", Path(name).stem) if raw.layout == "files" else f"image{i:04d}"
              for i, name in enumerate(raw.names)]
     amounts = list(dict.fromkeys(args.amount))
-    singles = [out / f"{stem}.{args.name}.{amount:+g}.png" for stem in stems for amount in amounts]
+    label = re.sub(r"[^\w.-]", "_", args.name)  # a direction named "T-shirt/top" writes T-shirt_top files
+    singles = [out / f"{stem}.{label}.{amount:+g}.png" for stem in stems for amount in amounts]
     grids = [out / f"edits_{i:03d}.png" for i in range(math.ceil(len(raw) / args.per_grid))]
     _refuse_overwriting_inputs([("--out", p) for p in (*grids, *singles)], _inputs(args))
     gan = _load_gan(args)
@@ -843,7 +844,7 @@ def _directions_apply(args: argparse.Namespace) -> int:
                *(to_uint8(d.reshape(-1, *picture), images.value_range) for d in decoded)]
     for i, stem in enumerate(stems):
         for j, amount in enumerate(amounts):
-            write_png(out / f"{stem}.{args.name}.{amount:+g}.png", columns[2 + j][i])
+            write_png(out / f"{stem}.{label}.{amount:+g}.png", columns[2 + j][i])
     written = [write_png(out / f"edits_{g:03d}.png",
                          row_grid([c[start:start + args.per_grid] for c in columns], scale=args.scale))
                for g, start in enumerate(range(0, len(raw), args.per_grid))]
