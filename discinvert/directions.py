@@ -41,6 +41,7 @@ import safetensors.torch
 import torch
 from torch import nn
 
+from discinvert import hub
 from discinvert._version import __version__
 from discinvert.argument_checks import is_integer, positive_int
 from discinvert.edit import apply_direction
@@ -271,6 +272,38 @@ class DirectionSet:
         if generator is not None:
             loaded.check_generator(generator, source=source)
         return loaded
+
+    @classmethod
+    def from_pretrained(cls, repo_id_or_directory: str | os.PathLike[str], *, name: str, generator: nn.Module,
+                        revision: str | None = None, cache_dir: str | os.PathLike[str] | None = None,
+                        local_files_only: bool = False, token: str | bool | None = None) -> DirectionSet:
+        """Load the direction set ``name`` that lives beside an inverter: ``directions/<name>.safetensors`` of a Hub
+        repo (``"org/name"``, through ``huggingface_hub``'s cache; ``HF_HUB_OFFLINE`` applies) or of a
+        :meth:`Inverter.save_pretrained` directory. Strict, as :meth:`load` with ``generator``.
+
+        Args:
+            repo_id_or_directory: the inverter's repo id or directory.
+            name: the set's name (:func:`discinvert.hub.list_directions` lists them).
+            generator: the G to use it with: its fingerprint must be the one the set was made for.
+            revision, cache_dir, local_files_only, token: as in :meth:`Inverter.from_pretrained`.
+
+        Raises:
+            ValueError: no set ``name`` there (the message lists the sets the repo has); a missing repo or
+                revision; offline without the set cached; what :meth:`load` raises.
+            FingerprintMismatchError: (a ``ValueError``) ``generator`` is not the G the set was made for.
+        """
+        path, source = hub.directions_file(repo_id_or_directory, name, revision=revision, cache_dir=cache_dir,
+                                           local_files_only=local_files_only, token=token)
+        try:
+            loaded = cls.load(path)
+        except ValueError as error:
+            raise ValueError(f"{source}: {error}") from None
+        loaded.check_generator(generator, source=source)
+        return loaded
+
+    push_to_hub = hub.push_directions
+    """Upload the set beside its G's inverter on the Hub: :func:`discinvert.hub.push_directions`
+    (``ds.push_to_hub("org/name", name="sefa")``)."""
 
     def check_generator(self, generator: nn.Module, *, source: str = "directions") -> None:
         """Refuse a G other than the one the set was made for.

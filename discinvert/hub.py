@@ -1,4 +1,5 @@
-"""Inverters as Hugging Face Hub repos: ``config.json`` + ``model.safetensors`` + ``README.md``.
+"""Inverters as Hugging Face Hub repos: ``config.json`` + ``model.safetensors`` + ``README.md``, and beside them
+their GAN's direction sets, ``directions/<name>.safetensors`` (:class:`discinvert.DirectionSet` files).
 
 Nothing is ever unpickled: weights come only from safetensors, and a repo holding only
 ``pytorch_model.bin``/``.pt``/``.pth``/``.ckpt`` files is refused. ``config.json`` is
@@ -13,6 +14,13 @@ inverter's: it works on the inverter (or, for loading, the class) it is given, t
 
 A push is one commit, and a failed push leaves nothing half-made: a repo it created is deleted
 again, a repo that existed is never deleted, and :class:`HubPushError` says what is left on the Hub.
+
+Direction sets go up with the inverter (``push_to_hub(..., directions={"sefa": ds})``) or later, into a repo
+that holds the inverter already (:func:`push_directions`, bound as :meth:`DirectionSet.push_to_hub`); the model
+card lists them. :func:`list_directions` names a repo's sets and :func:`directions_file` fetches one
+(:meth:`DirectionSet.from_pretrained` loads it, checked against G). This module never imports
+:mod:`discinvert.directions` (which imports the inverter's module): it works on the sets it is given, typed by
+:class:`PretrainedDirections`.
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ import json
 import logging
 import numbers
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Mapping
@@ -41,8 +50,9 @@ if TYPE_CHECKING:
     from discinvert.conditioning import Conditioning
 
 __all__ = [
-    "CONFIG_NAME", "MODEL_CARD_NAME", "WEIGHTS_NAME", "HubPushError", "PretrainedInverter",
-    "from_pretrained", "push_to_hub", "read_pretrained", "save_pretrained",
+    "CONFIG_NAME", "DIRECTIONS_FOLDER", "MODEL_CARD_NAME", "WEIGHTS_NAME", "HubPushError", "PretrainedDirections",
+    "PretrainedInverter", "directions_file", "from_pretrained", "list_directions", "push_directions", "push_to_hub",
+    "read_pretrained", "save_pretrained",
 ]
 
 logger = logging.getLogger(__name__)
@@ -50,7 +60,13 @@ logger = logging.getLogger(__name__)
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
 MODEL_CARD_NAME = "README.md"
+DIRECTIONS_FOLDER = "directions"
+"""The repo folder of the direction sets: ``directions/<name>.safetensors``."""
 _PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
+_SET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+_CARD_BEGIN = "<!-- discinvert directions: begin -->"
+_CARD_END = "<!-- discinvert directions: end -->"
+_CARD_ROW = re.compile(r"^\| `([A-Za-z0-9][A-Za-z0-9_-]*)` \|")
 
 InverterT = TypeVar("InverterT", bound="PretrainedInverter")
 
@@ -75,6 +91,16 @@ class PretrainedInverter(Protocol):
         source: str = "inverter",
     ) -> InverterT: ...
 
+
+class PretrainedDirections(Protocol):
+    """What this module uses of a direction set (for typing only; :class:`discinvert.DirectionSet` is one)."""
+
+    names: tuple[str, ...]
+    method: str
+    space: str
+    generator_fingerprint: str
+
+    def save(self, path: str | os.PathLike[str]) -> Path: ...
 
 
 def _layers(feature_layer: str | tuple[str, ...]) -> str:
@@ -108,7 +134,90 @@ def _card_reads(config: InverterConfig, gan: str) -> list[str]:
     ]
 
 
-def _model_card(config: InverterConfig, *, gan: str | None, metrics: dict[str, Any] | None, repo_id: str | None) -> str:
+def _check_set_name(name: Any) -> str:
+    """A direction set's name in a repo: the file ``directions/<name>.safetensors``."""
+    if not isinstance(name, str) or not _SET_NAME.fullmatch(name):
+        raise ValueError(f"direction set name: expected 1 to 64 letters, digits, '_' or '-' (not starting with '_' "
+                         f"or '-'), such as 'sefa' or 'labels', got {name!r:.80}.")
+    return name
+
+
+def _set_path(name: str) -> str:
+    return f"{DIRECTIONS_FOLDER}/{name}.safetensors"
+
+
+def _check_directions(directions: Any, config: InverterConfig) -> dict[str, PretrainedDirections]:
+    """``{set name: set}`` to write beside an inverter: valid names, sets made for the inverter's G."""
+    if directions is None:
+        return {}
+    if not isinstance(directions, Mapping) or not directions:
+        raise ValueError(f"directions: expected a non-empty dict of set names to DirectionSets, such as "
+                         f"{{'sefa': ds}}, got {type(directions).__name__} {directions!r:.80}.")
+    checked = {}
+    for name, ds in directions.items():
+        _check_set_name(name)
+        fingerprint = getattr(ds, "generator_fingerprint", None)
+        if not isinstance(fingerprint, str) or not callable(getattr(ds, "save", None)):
+            raise ValueError(f"directions[{name!r}]: expected a discinvert.DirectionSet, got {type(ds).__name__}.")
+        if fingerprint != config.generator_fingerprint:
+            raise ValueError(f"directions[{name!r}]: made for the generator with fingerprint {fingerprint[:19]}..., "
+                             f"but the inverter belongs to {str(config.generator_fingerprint)[:19]}...; a repo holds "
+                             "only direction sets of its inverter's G.")
+        checked[name] = ds
+    return checked
+
+
+def _card_row(name: str, ds: PretrainedDirections) -> str:
+    """One model-card table row for the set ``name``."""
+    names = [n.replace("|", "\\|").replace("`", "'") for n in ds.names]  # a table cell: no column breaks
+    shown = ", ".join(f"`{n}`" for n in names[:12]) + (f", … ({len(names)} in all)" if len(names) > 12 else "")
+    return f"| `{name}` | {ds.method} | {ds.space} | {shown} |"
+
+
+def _card_section(rows: Mapping[str, str], repo_id: str | None) -> list[str]:
+    """The model card's section on the direction sets, between markers that :func:`push_directions` rewrites."""
+    name = repo_id or "path/to/this/directory"
+    first = sorted(rows)[0]
+    return [
+        _CARD_BEGIN,
+        "## Direction sets",
+        "",
+        f"Named edit directions of this GAN's latent space, in `{DIRECTIONS_FOLDER}/` (one `.safetensors` file per set,",
+        "refused for another generator):",
+        "",
+        "| set | method | space | directions |",
+        "|---|---|---|---|",
+        *(rows[key] for key in sorted(rows)),
+        "",
+        "```python",
+        "from discinvert import DirectionSet",
+        f'directions = DirectionSet.from_pretrained("{name}", name="{first}", generator=G)',
+        "edited = directions.edit(inverter.encode(images), directions.names[0], 2.0)",
+        "```",
+        _CARD_END,
+        "",
+    ]
+
+
+def _card_with_sets(card: str, rows: Mapping[str, str], repo_id: str | None) -> str:
+    """``card`` with its direction-set section replaced by one listing ``rows`` (added at the end if it has none);
+    rows already in the section for other sets are kept."""
+    begin, end = card.find(_CARD_BEGIN), card.find(_CARD_END)
+    kept: dict[str, str] = {}
+    if 0 <= begin < end:
+        for line in card[begin:end].splitlines():
+            match = _CARD_ROW.match(line)
+            if match:
+                kept[match.group(1)] = line
+        before, after = card[:begin], card[end + len(_CARD_END):].lstrip("\n")
+    else:
+        before, after = card.rstrip("\n") + "\n\n", ""
+    section = "\n".join(_card_section({**kept, **rows}, repo_id))
+    return before + section + after
+
+
+def _model_card(config: InverterConfig, *, gan: str | None, metrics: dict[str, Any] | None, repo_id: str | None,
+                directions: Mapping[str, PretrainedDirections] | None = None) -> str:
     name = repo_id or "path/to/this/directory"
     gan_words = gan or "see the fingerprints in config.json"
     call = "generator=G" if config.pixel_encoder is not None else "generator=G, discriminator=D"
@@ -170,6 +279,8 @@ def _model_card(config: InverterConfig, *, gan: str | None, metrics: dict[str, A
                             for s in iterative["steps"] if isinstance(s, dict)) + ".",
                 "",
             ]
+    if directions:
+        lines += _card_section({name: _card_row(name, ds) for name, ds in directions.items()}, repo_id)
     return "\n".join(lines)
 
 
@@ -181,8 +292,10 @@ def save_pretrained(
     metrics: dict[str, Any] | None = None,
     repo_id: str | None = None,
     dtype: torch.dtype | None = None,
+    directions: Mapping[str, PretrainedDirections] | None = None,
 ) -> Path:
-    """Write a Hub-style directory: ``model.safetensors``, ``config.json``, ``README.md`` (model card).
+    """Write a Hub-style directory: ``model.safetensors``, ``config.json``, ``README.md`` (model card), and with
+    ``directions`` one ``directions/<name>.safetensors`` per direction set.
 
     All or nothing: the three files are written to temporary files beside them, then moved
     into place together (:func:`discinvert.files.atomic_write_many`). After any failure (a
@@ -200,6 +313,9 @@ def save_pretrained(
         dtype: storage dtype of the weights (float32 default; float16 halves the size;
             int8 stores weight matrices as int8 with a float32 scale per output row,
             about a quarter, see :meth:`Inverter.save`).
+        directions: ``{set name: DirectionSet}`` of this inverter's G (names of letters, digits, ``_`` and ``-``),
+            written with the rest, all or nothing, and listed on the model card (method, space, names). Sets
+            already in the directory's ``directions/`` under other names stay, unlisted on the new card.
 
     Returns:
         The directory.
@@ -207,7 +323,8 @@ def save_pretrained(
     Raises:
         ValueError: ``dtype`` is not float32, float16, bfloat16 or int8, or the weights
             overflow it; ``metrics`` is not a dict of names to numbers or strings; ``gan`` or
-            ``repo_id`` is not a string. Nothing is written.
+            ``repo_id`` is not a string; a direction set name that is not a file name, or a set made for another
+            G (its fingerprint is not the inverter's). Nothing is written.
         OSError: a file could not be written (the message names it); the directory is as it was.
     """
     import torch
@@ -216,22 +333,27 @@ def save_pretrained(
     if not distributed.is_writer():  # under torchrun only rank 0 writes
         return target
     _check_card_arguments(gan=gan, metrics=metrics, repo_id=repo_id)
+    sets = _check_directions(directions, self.config)
     # Everything is prepared (and anything refused) before a file is touched.
     weights = inverter_file_writer(self.state_dict(), self.config, dtype=dtype or torch.float32)
     config_text = json.dumps(self.config.to_dict(), indent=2, sort_keys=True) + "\n"
-    card = _model_card(self.config, gan=gan, metrics=metrics, repo_id=repo_id)
+    card = _model_card(self.config, gan=gan, metrics=metrics, repo_id=repo_id, directions=sets)
     created = not target.exists()
+    folder_created = bool(sets) and not (target / DIRECTIONS_FOLDER).exists()
     target.mkdir(parents=True, exist_ok=True)
     try:
         atomic_write_many([
+            *((target / _set_path(name), lambda tmp, ds=ds: ds.save(tmp)) for name, ds in sets.items()),
             (target / WEIGHTS_NAME, weights),
             (target / CONFIG_NAME, lambda tmp: Path(tmp).write_text(config_text, encoding="utf-8")),
             (target / MODEL_CARD_NAME, lambda tmp: Path(tmp).write_text(card, encoding="utf-8")),
         ])
     except BaseException:
-        if created:
-            with contextlib.suppress(OSError):
-                target.rmdir()  # only when empty: the folder this call made, nothing else
+        with contextlib.suppress(OSError):  # only when empty: the folders this call made, nothing else
+            if folder_created:
+                (target / DIRECTIONS_FOLDER).rmdir()
+            if created:
+                target.rmdir()
         raise
     logger.info("saved inverter to %s", target)
     return target
@@ -627,11 +749,14 @@ def push_to_hub(
     gan: str | None = None,
     metrics: dict[str, Any] | None = None,
     dtype: torch.dtype | None = None,
+    directions: Mapping[str, PretrainedDirections] | None = None,
 ) -> str:
     """Upload :meth:`save_pretrained`'s files to the Hub repo ``repo_id`` (created if needed).
 
-    ``gan``, ``metrics`` and ``dtype`` (the weights' storage: float32 by default, float16,
-    bfloat16 or int8) are passed to :meth:`save_pretrained`.
+    ``gan``, ``metrics``, ``dtype`` (the weights' storage: float32 by default, float16,
+    bfloat16 or int8) and ``directions`` (``{set name: DirectionSet}`` of this inverter's G, uploaded as
+    ``directions/<name>.safetensors`` and listed on the model card) are passed to :meth:`save_pretrained`.
+    A set added later goes up with :func:`push_directions` (:meth:`DirectionSet.push_to_hub`).
 
     The files go up in one commit, which the Hub applies whole or not at all. When it
     fails or is interrupted (Ctrl-C), a repo this call created is deleted again and a
@@ -659,7 +784,7 @@ def push_to_hub(
         raise _staging_failed(error, repo_id) from error
     try:
         try:  # written before the Hub is asked anything: a local failure leaves no repo behind
-            save_pretrained(self, folder, gan=gan, metrics=metrics, repo_id=repo_id, dtype=dtype)
+            save_pretrained(self, folder, gan=gan, metrics=metrics, repo_id=repo_id, dtype=dtype, directions=directions)
         except OSError as error:
             raise _staging_failed(error, repo_id) from error
         try:
@@ -669,12 +794,242 @@ def push_to_hub(
         # One create_commit rather than upload_folder: with hf_xet installed, upload_folder streams a folder
         # through a pipeline that may split it into several commits, and a failure between two would leave a mix.
         operations = [CommitOperationAdd(path_in_repo=name, path_or_fileobj=os.path.join(folder, name))
-                      for name in sorted(os.listdir(folder))]
+                      for name in _staged_files(folder)]
         try:
             info = api.create_commit(repo_id=repo_id, repo_type="model", operations=operations,
                                      commit_message=commit_message or "Upload discinvert inverter")
         except BaseException as error:
             failure = _upload_failed(error, api, repo_id, created=created)
+            if failure is None:
+                raise
+            raise failure from error
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    return str(info)
+
+
+def _staged_files(folder: str) -> list[str]:
+    """The repo paths of a staged :func:`save_pretrained` folder: its files, and ``directions/``'s, sorted."""
+    names = [name for name in os.listdir(folder) if os.path.isfile(os.path.join(folder, name))]
+    sets = os.path.join(folder, DIRECTIONS_FOLDER)
+    if os.path.isdir(sets):
+        names += [f"{DIRECTIONS_FOLDER}/{name}" for name in os.listdir(sets)]
+    return sorted(names)
+
+
+# ----------------------------------------------------------------------------- direction sets beside the inverter
+def _repo_id(repo_id_or_directory: str | os.PathLike[str]) -> str:
+    repo_id = str(repo_id_or_directory)
+    if repo_id.count("/") != 1 or repo_id.startswith((".", "/")) or not all(repo_id.split("/")):
+        raise ValueError(f"{repo_id!r}: expected an existing local directory or a Hub repo id 'org/name'.")
+    return repo_id
+
+
+@contextlib.contextmanager
+def _looking_up(repo_id: str, *, revision: str | None, cache_dir: str | os.PathLike[str] | None,
+                local_files_only: bool) -> Any:
+    """The Hub client's errors about a repo, a revision or the cache, as ``ValueError`` s that say what to do."""
+    from huggingface_hub import constants
+    from huggingface_hub.errors import LocalEntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
+
+    where = f"{repo_id!r}" + (f" at revision {revision!r}" if revision else "")
+    try:
+        yield
+    except RepositoryNotFoundError:
+        raise ValueError(f"Hub repo {where}: not found at {constants.ENDPOINT} (or private or gated without a token). "
+                         "Check the name, or pass token=...") from None
+    except RevisionNotFoundError:
+        raise ValueError(f"Hub repo {repo_id!r}: no revision {revision!r}; expected a branch, tag or commit hash of "
+                         "that repo.") from None
+    except LocalEntryNotFoundError as error:
+        cache = f" ({cache_dir})" if cache_dir else f" ({constants.HF_HUB_CACHE})"
+        if local_files_only or constants.HF_HUB_OFFLINE:
+            switch = "local_files_only=True" if local_files_only else "HF_HUB_OFFLINE=1"
+            raise ValueError(f"Hub repo {where}: not in the local cache{cache} and downloading is off ({switch}). "
+                             "Connect and retry, or download the repo first with huggingface_hub.snapshot_download."
+                             ) from None
+        raise ValueError(f"Hub repo {where}: not in the local cache{cache}, and the Hub at {constants.ENDPOINT} could "
+                         f"not be reached ({error.__cause__ or error}). Check the connection and HF_ENDPOINT, then "
+                         "retry.") from None
+
+
+def _sets_in(folder: Path) -> list[str]:
+    """The set names of a folder's ``directions/*.safetensors`` files, sorted."""
+    sets = folder / DIRECTIONS_FOLDER
+    if not sets.is_dir():
+        return []
+    return sorted(p.name[: -len(".safetensors")] for p in sets.iterdir()
+                  if p.is_file() and p.name.endswith(".safetensors") and _SET_NAME.fullmatch(p.name[: -len(".safetensors")]))
+
+
+def list_directions(
+    repo_id_or_directory: str | os.PathLike[str],
+    *,
+    revision: str | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    local_files_only: bool = False,
+    token: str | bool | None = None,
+) -> list[str]:
+    """The names of the direction sets beside an inverter, sorted: its ``directions/<name>.safetensors`` files.
+
+    Args:
+        repo_id_or_directory: a Hub repo id ``"org/name"``, or a directory from :meth:`Inverter.save_pretrained`.
+        revision, cache_dir, token: as in :meth:`Inverter.from_pretrained`.
+        local_files_only: list what the Hub cache holds of the repo, asking the Hub nothing (so does
+            ``HF_HUB_OFFLINE=1``); then only sets downloaded before are listed.
+
+    Raises:
+        ValueError: not a directory nor a repo id; a missing repo or revision; offline with nothing of the repo in
+            the cache, or the Hub not reachable.
+    """
+    local = Path(repo_id_or_directory)
+    if local.is_dir():
+        return _sets_in(local)
+    repo_id = _repo_id(repo_id_or_directory)
+    from huggingface_hub import HfApi, constants, hf_hub_download
+
+    with _looking_up(repo_id, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only):
+        if local_files_only or constants.HF_HUB_OFFLINE:  # the cached snapshot of the revision: where its config is
+            config = hf_hub_download(repo_id, CONFIG_NAME, revision=revision, cache_dir=cache_dir,
+                                     local_files_only=True, token=token)
+            return _sets_in(Path(config).parent)
+        files = HfApi(token=token).list_repo_files(repo_id, revision=revision, token=token)
+    prefix = f"{DIRECTIONS_FOLDER}/"
+    return sorted(f[len(prefix): -len(".safetensors")] for f in files
+                  if f.startswith(prefix) and f.endswith(".safetensors") and _SET_NAME.fullmatch(f[len(prefix): -len(".safetensors")]))
+
+
+def directions_file(
+    repo_id_or_directory: str | os.PathLike[str],
+    name: str,
+    *,
+    revision: str | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    local_files_only: bool = False,
+    token: str | bool | None = None,
+) -> tuple[Path, str]:
+    """The local path of the direction set ``name`` beside an inverter (downloaded into the Hub cache), and how to
+    name it in messages. :meth:`DirectionSet.from_pretrained` reads and checks it.
+
+    Raises:
+        ValueError: a bad set name; the repo (or directory) has no set ``name`` (the message lists the sets it
+            has); a missing repo or revision; offline without the set in the cache.
+    """
+    _check_set_name(name)
+    local = Path(repo_id_or_directory)
+    if local.is_dir():
+        path = local / _set_path(name)
+        if not path.is_file():
+            raise ValueError(f"{local}: no direction set {name!r}; expected one of its sets {_sets_in(local)} "
+                             f"({DIRECTIONS_FOLDER}/<name>.safetensors).")
+        return path, str(path)
+    repo_id = _repo_id(repo_id_or_directory)
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError
+
+    where = f"Hub repo {repo_id!r}" + (f" at revision {revision!r}" if revision else "")
+    try:
+        with _looking_up(repo_id, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only):
+            path = hf_hub_download(repo_id, _set_path(name), revision=revision, cache_dir=cache_dir,
+                                   local_files_only=local_files_only, token=token)
+    except EntryNotFoundError as error:
+        if isinstance(error, LocalEntryNotFoundError):
+            raise
+        have = list_directions(repo_id, revision=revision, cache_dir=cache_dir, token=token)
+        raise ValueError(f"{where}: no direction set {name!r}; expected one of the sets it has {have}"
+                         + ("" if have else " (none: push one with DirectionSet.push_to_hub)") + ".") from None
+    except ValueError as error:
+        if "not in the local cache" not in str(error):
+            raise
+        try:  # what the cache does hold of the repo, if anything
+            cached = list_directions(repo_id, revision=revision, cache_dir=cache_dir, local_files_only=True)
+        except ValueError:
+            raise error from None
+        raise ValueError(f"{where}: direction set {name!r} is not in the local cache{f' ({cache_dir})' if cache_dir else ''} "
+                         f"and downloading is off or failed; the cache holds the sets {cached} of this repo.") from None
+    return Path(path), f"{where}, direction set {name!r}"
+
+
+def push_directions(
+    self: PretrainedDirections,
+    repo_id: str,
+    *,
+    name: str,
+    token: str | None = None,
+    commit_message: str | None = None,
+) -> str:
+    """Upload a direction set into the Hub repo of its G's inverter, as ``directions/<name>.safetensors``.
+
+    The repo must hold an inverter (``config.json``) for the same G: the set's generator fingerprint must be the
+    inverter's. The model card (``README.md``) gets the set added to (or replaced in) its list of direction sets.
+    The set's file and the card go up in one commit; a set of the same name is replaced. Bound as
+    :meth:`DirectionSet.push_to_hub`. Under torchrun only rank 0 uploads.
+
+    Returns:
+        The URL of the commit ("" on ranks other than 0 under torchrun).
+
+    Raises:
+        ValueError: a bad set name; a set made for another G than the repo's inverter.
+        discinvert.hub.HubPushError: (a ``ValueError``) no such repo, or one without an inverter; the connection
+            or the Hub failed (nothing is ever deleted: the repo existed; ``outcome`` says what is left).
+    """
+    if not distributed.is_writer():
+        return ""
+    _check_set_name(name)
+    from huggingface_hub import CommitOperationAdd, HfApi, hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError, RepositoryNotFoundError
+
+    api = HfApi(token=token)
+    try:
+        folder = tempfile.mkdtemp(prefix="discinvert-push-")
+    except OSError as error:
+        raise _staging_failed(error, repo_id) from error
+    try:
+        try:  # the repo's inverter and card, read (into a cache of this call's own) before anything is sent
+            config_path = hf_hub_download(repo_id, CONFIG_NAME, token=token, cache_dir=os.path.join(folder, "cache"))
+            try:
+                card_path: str | None = hf_hub_download(repo_id, MODEL_CARD_NAME, token=token,
+                                                        cache_dir=os.path.join(folder, "cache"))
+            except EntryNotFoundError as error:
+                if isinstance(error, LocalEntryNotFoundError):
+                    raise
+                card_path = None
+        except LocalEntryNotFoundError as error:  # the Hub could not be asked (offline, no connection)
+            cause = error.__cause__ or error
+            fix = _what_to_fix(cause, repo_id, api.endpoint)
+            raise HubPushError(f"Hub repo {repo_id!r}: push failed, the repo's {CONFIG_NAME} could not be read "
+                               f"({_describe(cause)}); nothing was created or changed on the Hub. "
+                               f"{fix[0].upper()}{fix[1:]}, then push again.", repo_id=repo_id,
+                               outcome="not-created") from error
+        except (RepositoryNotFoundError, EntryNotFoundError) as error:
+            missing = "not found (or private without a token)" if isinstance(error, RepositoryNotFoundError) \
+                else f"holds no inverter ({CONFIG_NAME})"
+            raise HubPushError(f"Hub repo {repo_id!r}: {missing}; a direction set goes beside its G's inverter. Push "
+                               "the inverter first (Inverter.push_to_hub(repo_id, directions={...}) takes the sets "
+                               "too); nothing was created or changed on the Hub.", repo_id=repo_id,
+                               outcome="not-created") from None
+        except Exception as error:
+            raise _create_failed(error, repo_id, api.endpoint) from error
+        source = f"Hub repo {repo_id!r}/{CONFIG_NAME}"
+        config = InverterConfig.from_dict(parse_json(Path(config_path).read_bytes(), source=source), source=source)
+        _check_directions({name: self}, config)
+        card = Path(card_path).read_text(encoding="utf-8") if card_path else \
+            _model_card(config, gan=None, metrics=None, repo_id=repo_id)
+        card = _card_with_sets(card, {name: _card_row(name, self)}, repo_id)
+        staged = Path(folder) / "staged"
+        try:
+            (staged / DIRECTIONS_FOLDER).mkdir(parents=True)
+            self.save(staged / _set_path(name))
+            (staged / MODEL_CARD_NAME).write_text(card, encoding="utf-8")
+        except OSError as error:
+            raise _staging_failed(error, repo_id) from error
+        operations = [CommitOperationAdd(path_in_repo=path, path_or_fileobj=str(staged / path))
+                      for path in (MODEL_CARD_NAME, _set_path(name))]
+        try:
+            info = api.create_commit(repo_id=repo_id, repo_type="model", operations=operations,
+                                     commit_message=commit_message or f"Upload discinvert direction set {name!r}")
+        except BaseException as error:
+            failure = _upload_failed(error, api, repo_id, created=False)
             if failure is None:
                 raise
             raise failure from error

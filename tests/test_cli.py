@@ -34,7 +34,7 @@ GEN = "tests.cli_factories:make_generator"
 DISC = "tests.cli_factories:make_discriminator"
 FACTORIES = ["--generator", GEN, "--discriminator", DISC]
 FAST_FIT = ["--steps", "2", "--batch-size", "16", "--validation-size", "32", "--no-progress"]
-COMMANDS = ["layers", "fit", "encode", "reconstruct", "evaluate", "push", "demo", "serve"]
+COMMANDS = ["layers", "fit", "encode", "reconstruct", "evaluate", "push", "directions", "demo", "serve"]
 
 
 @pytest.fixture(scope="module")

@@ -213,7 +213,7 @@ def test_the_command_line_lists_its_commands() -> None:
     import re
 
     listed = re.findall(r"^    (\w+) ", out, flags=re.MULTILINE)
-    assert listed == ["layers", "fit", "encode", "reconstruct", "evaluate", "push", "demo", "serve"]
+    assert listed == ["layers", "fit", "encode", "reconstruct", "evaluate", "push", "directions", "demo", "serve"]
 
 
 @pytest.mark.parametrize(("name", "new_name"), [

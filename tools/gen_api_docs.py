@@ -27,6 +27,7 @@ SECTIONS: list[tuple[str, list[str]]] = [
                             "draw_subsets", "summarize_draws"]),
     ("discinvert.edit", ["attribute_direction", "class_directions", "apply_direction", "edit", "interpolate",
                          "interpolate_images"]),
+    ("discinvert.hub", ["list_directions", "directions_file", "push_directions"]),
     ("discinvert.optimize", ["optimize_latents"]),
     ("discinvert.zoo", ["available", "load", "load_gan_config", "load_test_images", "label_names", "path"]),
     ("discinvert.zoo.datasets", ["load_fashion_mnist", "read_idx", "to_model_range", "from_model_range"]),
@@ -40,7 +41,8 @@ METHODS: dict[str, list[str]] = {
     "Inverter": INVERTER_METHODS,
     "MappedGenerator": ["nvidia", "rosinality", "lucidrains", "forward", "sample", "prior", "space_record"],
     "GaussianPrior": ["standard", "penalty", "tensors", "from_tensors"],
-    "DirectionSet": ["vector", "as_dict", "edit", "mahalanobis", "save", "load", "check_generator"],
+    "DirectionSet": ["vector", "as_dict", "edit", "mahalanobis", "save", "load", "from_pretrained", "push_to_hub",
+                     "check_generator"],
 }
 
 

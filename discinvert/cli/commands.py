@@ -674,6 +674,215 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _set_out(path: Path, args: argparse.Namespace) -> Path:
+    """``--out FILE.safetensors`` of ``directions find|learn``, writable and no input."""
+    if path.suffix.lower() != ".safetensors":
+        raise UsageError(f"--out {path}: expected a .safetensors file for the direction set")
+    if path.is_dir():
+        raise UsageError(f"--out {path}: expected a .safetensors file to write, got an existing directory")
+    _check_writable(path)
+    _refuse_overwriting_inputs([("--out", path)], [("--inverter", getattr(args, "inverter", None)), ("--gan", args.gan)])
+    return path
+
+
+def _read_set(spec: str, *, generator: Any = None, token: str | None = None, revision: str | None = None) -> Any:
+    """The direction set ``spec`` names: a file, or ``hub:ORG/NAME:SET`` (``DIR:SET`` for an inverter directory),
+    checked against ``generator`` when given."""
+    from discinvert.directions import DirectionSet
+    from discinvert.hub import directions_file, list_directions
+
+    if Path(spec).is_file() or not (spec.startswith("hub:") or ":" in spec):
+        return DirectionSet.load(spec, generator=generator)
+    where, _, name = spec.removeprefix("hub:").rpartition(":")
+    if not where or not name:
+        where, name = spec.removeprefix("hub:"), ""
+    if not name:
+        have = list_directions(where, token=token, revision=revision)
+        raise ValueError(f"{spec}: expected {spec}:SET naming one of its direction sets {have}.")
+    path, source = directions_file(where, name, token=token, revision=revision)
+    try:
+        loaded = DirectionSet.load(path)
+    except ValueError as error:
+        raise ValueError(f"{source}: {error}") from None
+    if generator is not None:
+        loaded.check_generator(generator, source=source)
+    return loaded
+
+
+def _set_summary(ds: Any) -> str:
+    shape = _format_shape(ds.latent_shape)
+    method = "label" if ds.method == "labels" else ds.method
+    return (f"{len(ds)} {method} direction{'s' if len(ds) != 1 else ''} in {ds.space}, codes {shape}, for the "
+            f"generator {ds.generator_fingerprint[:19]}...")
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, (list, tuple)):
+        return ",".join(map(str, value))
+    return str(value)
+
+
+def _print_set(ds: Any, title: str) -> None:
+    """A set's summary, settings and one row per direction: its spread and what ``info`` measured of it."""
+    print(f"{title}: {_set_summary(ds)}")
+    settings = ds.info.get("settings") if isinstance(ds.info.get("settings"), dict) else {}
+    if settings:
+        print("settings: " + ", ".join(f"{key} {_cell(value)}" for key, value in settings.items()))
+    per = ds.info.get("per_direction") if isinstance(ds.info.get("per_direction"), dict) else {}
+    keys = list(dict.fromkeys(key for name in ds.names for key in (per.get(name) or {})))
+    rows = [(name, _cell(float(scale)), *(_cell((per.get(name) or {}).get(key)) for key in keys))
+            for name, scale in zip(ds.names, ds.scales.tolist())]
+    header = ("name", "scale", *keys)
+    widths = [max(len(header[i]), *(len(row[i]) for row in rows)) for i in range(len(header))]
+    print("  " + "  ".join(h.ljust(w) if i == 0 else h.rjust(w) for i, (h, w) in enumerate(zip(header, widths))))
+    for row in rows:
+        print("  " + "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))))
+
+
+def _directions_find(args: argparse.Namespace) -> int:
+    from discinvert.directions import find_directions
+
+    out = _set_out(args.out, args)
+    gan = _load_gan(args)
+    if gan.latent_shape is None:
+        raise UsageError("--latent-shape (e.g. 100,1,1) is needed with --generator")
+    layer = None if not args.layer else args.layer[0] if len(args.layer) == 1 else args.layer
+    print(f"finding {args.k} {args.method} directions of {gan.description} from {args.samples} prior codes, seed "
+          f"{args.seed}", flush=True)
+    ds = find_directions(gan.generator, latent_shape=gan.latent_shape, method=args.method, k=args.k, layer=layer,
+                         samples=args.samples, seed=args.seed)
+    _print_set(ds, "found")
+    print(f"wrote {ds.save(out)}")
+    return 0
+
+
+def _labelled_images(folder: str, inverter: Any, args: argparse.Namespace) -> tuple[Any, Any, list[str]]:
+    """The pictures of ``folder``'s sub-folders (one per label, sorted by name) in G's range, and their label ids."""
+    import torch
+
+    from discinvert.zoo import read_image_source
+
+    root = Path(folder)
+    if not root.is_dir():
+        raise FileNotFoundError(f"--labelled {root}: no such folder of labelled sub-folders.")
+    labels = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if len(labels) < 2:
+        raise ValueError(f"--labelled {root}: expected at least two sub-folders of pictures, one per label, got "
+                         f"{len(labels)}.")
+    batches = [_prepare(read_image_source(p), inverter, args).x for p in labels]
+    ids = torch.cat([torch.full((len(b),), i, dtype=torch.long) for i, b in enumerate(batches)])
+    return torch.cat(batches), ids, [p.name for p in labels]
+
+
+def _directions_learn(args: argparse.Namespace) -> int:
+    from discinvert.directions import learn_directions_from_codes
+
+    out = _set_out(args.out, args)
+    gan = _load_gan(args)
+    inverter = _load_inverter(args, gan)
+    if inverter.conditioning is not None:
+        raise ValueError("--inverter: expected an unconditional inverter; a conditional GAN's codes depend on each "
+                         "image's condition (use discinvert.learn_directions_from_codes in Python).")
+    x, labels, names = _labelled_images(args.labelled, inverter, args)
+    conditional: dict[str, list[str]] = {}
+    for label, others in args.conditional or []:
+        conditional.setdefault(label, []).extend(o for o in others if o not in conditional.get(label, []))
+    _say_inverter(args, gan, inverter)
+    print(f"learning {len(names)} label directions from {len(x)} pictures of {args.labelled} "
+          f"({', '.join(f'{n} {int((labels == i).sum())}' for i, n in enumerate(names))})", flush=True)
+    codes = _invert(inverter, x, args)
+    ds = learn_directions_from_codes(codes, labels, names=names, generator=gan.generator,
+                                     conditional_on=conditional or None, holdout=args.holdout, seed=args.seed)
+    per = ds.info["per_direction"]
+    width = max(len(n) for n in names)
+    for name in names:
+        row = per[name]
+        accuracy = row["holdout_balanced_accuracy"]
+        measured = "not measured (--holdout 0)" if accuracy is None else (
+            f"{accuracy:.3f} on {row['holdout_positives']} + {row['holdout_negatives']} held-out codes")
+        fixed = f"; holds {', '.join(row['conditional_on'])} fixed" if "conditional_on" in row else ""
+        print(f"  {name:{width}s}  held-out balanced accuracy {measured}{fixed}")
+    print(f"wrote {ds.save(out)}")
+    return 0
+
+
+def _directions_apply(args: argparse.Namespace) -> int:
+    import re
+
+    from discinvert.cli.images import row_grid, row_grid_shape, to_uint8, write_png
+    from discinvert.zoo import read_image_source
+
+    out = Path(args.out)
+    _check_writable(out, directory=True)
+    raw = read_image_source(args.images)
+    stems = [re.sub(r"[^\w.-]", "_", Path(name).stem) if raw.layout == "files" else f"image{i:04d}"
+             for i, name in enumerate(raw.names)]
+    amounts = list(dict.fromkeys(args.amount))
+    label = re.sub(r"[^\w.-]", "_", args.name)  # a direction named "T-shirt/top" writes T-shirt_top files
+    singles = [out / f"{stem}.{label}.{amount:+g}.png" for stem in stems for amount in amounts]
+    grids = [out / f"edits_{i:03d}.png" for i in range(math.ceil(len(raw) / args.per_grid))]
+    _refuse_overwriting_inputs([("--out", p) for p in (*grids, *singles)], _inputs(args))
+    gan = _load_gan(args)
+    inverter = _load_inverter(args, gan, token=args.token)
+    ds = _read_set(args.directions, generator=gan.generator, token=args.token)
+    if tuple(ds.latent_shape) != tuple(inverter.latent_shape):
+        raise ValueError(f"--directions {args.directions}: codes of shape {_format_shape(ds.latent_shape)}; expected "
+                         f"the inverter's {_format_shape(inverter.latent_shape)}.")
+    ds.vector(args.name)  # an unknown name fails here, with close matches, before any picture is inverted
+    images = _prepare(raw, inverter, args)
+    picture = images.picture_shape
+    row_grid_shape(min(args.per_grid, len(images.x)), picture[1], picture[2], columns=2 + len(amounts), scale=args.scale)
+    _say_inverter(args, gan, inverter)
+    codes = _invert(inverter, images.x, args)
+    decoded = [inverter.decode(codes, args.batch_size)]
+    decoded += [inverter.decode(ds.edit(codes, args.name, amount), args.batch_size) for amount in amounts]
+    columns = [to_uint8(images.x.reshape(-1, *picture), images.value_range),
+               *(to_uint8(d.reshape(-1, *picture), images.value_range) for d in decoded)]
+    for i, stem in enumerate(stems):
+        for j, amount in enumerate(amounts):
+            write_png(out / f"{stem}.{label}.{amount:+g}.png", columns[2 + j][i])
+    written = [write_png(out / f"edits_{g:03d}.png",
+                         row_grid([c[start:start + args.per_grid] for c in columns], scale=args.scale))
+               for g, start in enumerate(range(0, len(raw), args.per_grid))]
+    scale = float(ds.scales[ds.names.index(args.name)])
+    print(f"edited {len(raw)} pictures of {raw.source} along {args.name!r} ({ds.method}, spread {scale:.4g}) by "
+          f"{', '.join(f'{a:+g}' for a in amounts)}")
+    print(f"wrote {len(singles)} pictures ({singles[0].name}, ...) and {len(written)} grid(s) of original | "
+          f"reconstruction | {' | '.join(f'{a:+g}' for a in amounts)}: {written[0]}" + (" ..." if len(written) > 1 else ""))
+    return 0
+
+
+def _directions_list(args: argparse.Namespace) -> int:
+    from discinvert.hub import list_directions
+
+    source = args.source
+    where = source.removeprefix("hub:")
+    if source.startswith("hub:") and where.count(":") == 0 or (Path(source).is_dir() and ":" not in source):
+        names = list_directions(where, token=args.token, revision=args.revision)
+        if not names:
+            print(f"{source}: no direction sets (directions/<name>.safetensors)")
+            return 0
+        print(f"{source}: {len(names)} direction set(s): {', '.join(names)}")
+        for name in names:
+            print()
+            _print_set(_read_set(f"{source}:{name}", token=args.token, revision=args.revision), f"{source}:{name}")
+        return 0
+    _print_set(_read_set(source, token=args.token, revision=args.revision), source)
+    return 0
+
+
+_DIRECTION_ACTIONS = {"find": _directions_find, "learn": _directions_learn, "apply": _directions_apply,
+                      "list": _directions_list}
+
+
+def _directions(args: argparse.Namespace) -> int:
+    return _DIRECTION_ACTIONS[args.directions_command](args)
+
+
 def _push(args: argparse.Namespace) -> int:
     import torch
 
@@ -766,5 +975,6 @@ def _serve(args: argparse.Namespace) -> int:
 HANDLERS: dict[str, Handler] = {
     "layers": _layers, "fit": _fit, "encode": _encode, "reconstruct": _reconstruct, "evaluate": _evaluate,
     "push": _push, "demo": _demo, "serve": _serve,
+    "directions": _directions,
 }
 """The function that runs each command."""

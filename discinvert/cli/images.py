@@ -28,6 +28,8 @@ __all__ = [
     "pair_grid_shape",
     "parse_range",
     "range_warning",
+    "row_grid",
+    "row_grid_shape",
     "to_uint8",
     "write_png",
 ]
@@ -184,6 +186,51 @@ def pair_grid(originals: np.ndarray, reconstructions: np.ndarray, *, columns: in
         y, x = pad + r * (h + pad), pad + c * (cell_w + pad)
         canvas[y : y + h, x : x + w] = originals[i]
         canvas[y : y + h, x + w + inner : x + cell_w] = reconstructions[i]
+    if scale > 1:
+        canvas = canvas.repeat(scale, axis=0).repeat(scale, axis=1)
+    return canvas
+
+
+def row_grid_shape(n: int, height: int, width: int, *, columns: int, scale: int = 1) -> tuple[int, int]:
+    """Height and width in pixels of :func:`row_grid`'s picture: ``n`` rows of ``columns`` tiles.
+
+    Raises:
+        ValueError: a picture of more than :data:`MAX_GRID_PIXELS` pixels (the message says what to lower).
+    """
+    pad = 4
+    picture_h = (pad + n * (height + pad)) * scale
+    picture_w = (pad + columns * (width + pad)) * scale
+    if picture_h * picture_w > MAX_GRID_PIXELS:
+        raise ValueError(
+            f"scale {scale}: expected a picture of at most {MAX_GRID_PIXELS} pixels, got {picture_h}x{picture_w} "
+            f"({n} rows of {columns}); lower the scale (--scale) or the pictures per grid (--per-grid).")
+    return picture_h, picture_w
+
+
+def row_grid(columns: list[np.ndarray], *, scale: int = 1, background: int = 40) -> np.ndarray:
+    """A uint8 picture with one row per image and one tile per column: ``original | reconstruction | edits``.
+
+    Args:
+        columns: uint8 ``(N, H, W)`` or ``(N, H, W, C)`` arrays from :func:`to_uint8`, all of one shape.
+        scale: integer upscaling (nearest neighbour) of the whole picture.
+        background: grey level between the tiles.
+
+    Raises:
+        ValueError: columns of different shapes; a picture over :data:`MAX_GRID_PIXELS` pixels.
+    """
+    if not columns or any(c.shape != columns[0].shape for c in columns):
+        raise ValueError(f"columns: expected arrays of one shape, got {[c.shape for c in columns]}.")
+    n, h, w = columns[0].shape[:3]
+    extra = columns[0].shape[3:]
+    row_grid_shape(n, h, w, columns=len(columns), scale=scale)
+    pad = 4
+    canvas = np.full((pad + n * (h + pad), pad + len(columns) * (w + pad), *extra), background, dtype=np.uint8)
+    if extra and extra[0] == 4:
+        canvas[..., 3] = 255
+    for i in range(n):
+        for j, column in enumerate(columns):
+            y, x = pad + i * (h + pad), pad + j * (w + pad)
+            canvas[y : y + h, x : x + w] = column[i]
     if scale > 1:
         canvas = canvas.repeat(scale, axis=0).repeat(scale, axis=1)
     return canvas

@@ -479,6 +479,133 @@ def _add_push(commands: Any, handler: Handler) -> None:
     push.set_defaults(handler=handler)
 
 
+def _amount(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a finite number such as 2 or -1.5, got {_shown(text)}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number such as 2 or -1.5, got {_shown(text)}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"expected a fraction in [0, 1) such as 0.25, got {_shown(text)}")
+    return value
+
+
+def _conditional(text: str) -> tuple[str, list[str]]:
+    """``--conditional A:B,C``: label A's direction holds labels B and C fixed."""
+    label, sep, others = text.partition(":")
+    held = [name.strip() for name in others.split(",")]
+    if not sep or not label.strip() or not all(held):
+        raise argparse.ArgumentTypeError(f"expected LABEL:OTHER[,OTHER...] such as shirt:t-shirt,pullover, got "
+                                         f"{_shown(text)}")
+    return label.strip(), held
+
+
+_DIRECTIONS_HELP = """Direction sets are .safetensors files (discinvert.DirectionSet): named unit directions of
+G's latent space with their spreads (an amount of 1 moves a code by one spread of the
+prior's codes along it), how they were found, the space, and G's fingerprint; a set is
+refused for another G. docs/cli.md, "Editing directions".
+
+examples:
+  discinvert directions find --gan zoo:dcgan-fashion-mnist --method sefa --k 10 --out sefa.safetensors
+  discinvert directions learn --gan zoo:dcgan-fashion-mnist --labelled labelled/ --out labels.safetensors
+  discinvert directions apply --gan zoo:dcgan-fashion-mnist --directions sefa.safetensors --name sefa-0 \\
+      --images photos/ --amount -2 --amount 2 --out edits/
+  discinvert directions list sefa.safetensors
+  discinvert directions list hub:org/dcgan-inverter
+"""
+
+
+def _add_directions(commands: Any, handler: Handler) -> None:
+    directions = commands.add_parser(
+        "directions", formatter_class=_RAW, help="find, learn, apply and list named edit directions of G's codes",
+        description=_wrap("Direction sets: find directions from G alone (SeFa, GANSpace PCA), learn one per label "
+                          "from labelled pictures, edit pictures along one, or list a set's directions."),
+        epilog=_DIRECTIONS_HELP,
+    )
+    actions = directions.add_subparsers(dest="directions_command", metavar="ACTION", required=True)
+    find = actions.add_parser(
+        "find", parents=[_gan_parent()], formatter_class=_RAW, help="directions from G alone (SeFa or PCA)",
+        description=_wrap("Find K directions from the generator alone, ranked by how much they change its images: "
+                          "sefa factorises the weight of the layer that first takes the code; pca takes principal "
+                          "components of W codes, or of an early layer's outputs carried back to Z. Deterministic "
+                          "for a seed."),
+        epilog="example:\n  discinvert directions find --gan zoo:dcgan-fashion-mnist --k 10 --out sefa.safetensors")
+    find.add_argument("--method", choices=("sefa", "pca"), default="sefa", help="(default %(default)s)")
+    find.add_argument("--k", type=_count, default=10, help="directions to keep (default %(default)s)")
+    find.add_argument("--layer", action="append", metavar="NAME",
+                      help="sefa: a module of G whose weight to factorise instead of the detected one (repeatable); "
+                           "pca in Z: the module whose outputs to analyse")
+    find.add_argument("--samples", type=_integer(8), default=2000,
+                      help="prior codes drawn for the spreads, the typical set and PCA (default %(default)s)")
+    find.add_argument("--seed", type=_seed, default=0, help="seed of every draw (default %(default)s)")
+    find.add_argument("--out", required=True, type=Path, metavar="FILE", help="the direction set, a .safetensors file")
+    learn = actions.add_parser(
+        "learn", parents=[_gan_parent(with_shape=False), _image_parent()], formatter_class=_RAW,
+        help="one direction per label, from labelled pictures",
+        description=_wrap("Invert labelled pictures and fit one linear classifier per label on their codes; its "
+                          "normal is the label's direction (as InterFaceGAN). Prints how separable each label is: "
+                          "the balanced accuracy on a held-out part of the codes. About 20 pictures per label "
+                          "suffice."),
+        epilog=_RANGE_HELP + "\nexample:\n  discinvert directions learn --gan zoo:dcgan-fashion-mnist --labelled "
+               "labelled/ --conditional shirt:t-shirt --out labels.safetensors")
+    _inverter_option(learn, optional_text=_DEFAULT_INVERTER)
+    _refine_option(learn)
+    learn.add_argument("--labelled", required=True, metavar="DIR",
+                       help="a folder of sub-folders of pictures, one per label (the sub-folder's name)")
+    learn.add_argument("--conditional", type=_conditional, action="append", metavar="LABEL:OTHER[,OTHER]",
+                       help="LABEL's direction holds OTHER labels fixed (their directions projected out; repeatable)")
+    learn.add_argument("--holdout", type=_fraction, default=0.25,
+                       help="fraction of each label's pictures held out to measure the accuracy (default %(default)s)")
+    learn.add_argument("--seed", type=_seed, default=0, help="seed of the held-out split (default %(default)s)")
+    learn.add_argument("--out", required=True, type=Path, metavar="FILE", help="the direction set, a .safetensors file")
+    apply = actions.add_parser(
+        "apply", parents=[_gan_parent(with_shape=False), _image_parent()], formatter_class=_RAW,
+        help="edit pictures along one direction and write them",
+        description=_wrap("Encode pictures, move their codes along one direction of a set by each --amount (in "
+                          "spreads of the prior's codes), and write the edited pictures (one PNG per picture and "
+                          "amount) and grids of original | reconstruction | each amount."),
+        epilog=_RANGE_HELP + "\nexample:\n  discinvert directions apply --gan zoo:dcgan-fashion-mnist --directions "
+               "sefa.safetensors --name sefa-0 \\\n      --images zoo:dcgan-fashion-mnist --amount -2 --amount 2 "
+               "--out edits/")
+    _inverter_option(apply, optional_text=_DEFAULT_INVERTER)
+    _refine_option(apply)
+    apply.add_argument("--directions", required=True, metavar="SET",
+                       help="the direction set: a .safetensors file, or hub:ORG/NAME:SET (a set beside an inverter "
+                            "on the Hub)")
+    apply.add_argument("--name", required=True, help="the direction to apply (`discinvert directions list` names them)")
+    apply.add_argument("--amount", type=_amount, action="append", required=True, metavar="A",
+                       help="how far to move, in spreads of the prior's codes along the direction (repeatable)")
+    apply.add_argument("--images", required=True, metavar="SRC",
+                       help="a folder of PNG/JPEG files, one image file, an .npy array, or zoo:NAME")
+    apply.add_argument("--out", required=True, type=Path, metavar="DIR", help="folder for the edited pictures")
+    apply.add_argument("--per-grid", type=_count, default=64, help="pictures per grid file (default %(default)s)")
+    apply.add_argument("--scale", type=_count, default=1, help="integer upscaling of the grids (default %(default)s)")
+    apply.add_argument("--token", help="Hub token for hub:ORG/NAME:SET (default: $HF_TOKEN or `hf auth login`)")
+    listing = actions.add_parser(
+        "list", formatter_class=_RAW, help="print a set's directions",
+        description=_wrap("Print a direction set's method, space, settings, and each direction's spread and what "
+                          "was measured of it (image change, eigenvalue or explained variance; for labels the "
+                          "held-out balanced accuracy)."),
+        epilog="examples:\n  discinvert directions list sefa.safetensors\n"
+               "  discinvert directions list hub:org/dcgan-inverter      (every set beside the inverter)")
+    listing.add_argument("source", metavar="SET",
+                         help="a .safetensors file, an inverter directory (Inverter.save_pretrained), or hub:ORG/NAME "
+                              "(its sets) or hub:ORG/NAME:SET (one)")
+    listing.add_argument("--token", help="Hub token (default: $HF_TOKEN or `hf auth login`)")
+    listing.add_argument("--revision", help="a Hub branch, tag or commit (default: main)")
+    for action in actions.choices.values():
+        action.set_defaults(handler=handler, _parser=action)
+
+
 def _add_demo(commands: Any, handler: Handler) -> None:
     demo = commands.add_parser("demo", help="invert real Fashion-MNIST test images with a bundled GAN (the DCGAN by default)",
                                description="Encode, refine and edit the bundled real test images; write a picture and metrics.")
@@ -547,7 +674,7 @@ def build_parser(handlers: Mapping[str, Handler]) -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, add in (("layers", _add_layers), ("fit", _add_fit), ("encode", _add_encode),
                       ("reconstruct", _add_reconstruct), ("evaluate", _add_evaluate), ("push", _add_push),
-                      ("demo", _add_demo), ("serve", _add_serve)):
+                      ("directions", _add_directions), ("demo", _add_demo), ("serve", _add_serve)):
         add(commands, handlers[name])
     for sub in commands.choices.values():
         sub.set_defaults(_parser=sub)
