@@ -329,6 +329,12 @@ def test_edit_moves_by_spreads_and_warns_only_outside_the_typical_set() -> None:
     with warnings.catch_warnings():  # a code already outside that the edit brings back does not warn
         warnings.simplefilter("error", DirectionRangeWarning)
         ds.edit(far, "sefa-0", -1.0)
+    near = 0.1 * codes  # inside the inner edge, as inverted real images are: not warned, either way
+    assert float(ds.mahalanobis(near).max()) < ds.typical[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DirectionRangeWarning)
+        ds.edit(near, "sefa-0", -1.0)
+        ds.edit(near, "sefa-0", 1.0)
     with pytest.raises(ValueError, match="Close matches: 'sefa-0'"):
         ds.vector("sefa0")
 
