@@ -194,6 +194,9 @@ def test_the_page_inverts_an_upload_refines_edits_and_interpolates(tmp_path) -> 
         assert browser.find_element(By.ID, "edited").get_attribute("src") != before_learned
         browser.find_element(By.ID, "edit-reset").click()
         wait.until(lambda b: "no edit" in b.find_element(By.ID, "edited-caption").text)
+        for _ in range(15):  # the edit the screenshot shows
+            slider.send_keys(Keys.ARROW_RIGHT)
+        wait.until(lambda b: "Ankle boot +1.5" in b.find_element(By.ID, "edited-caption").text)
 
         browser.find_element(By.ID, "interpolate-go").click()
         wait.until(lambda b: len(b.find_elements(By.CSS_SELECTOR, "#path img")) == 9)
