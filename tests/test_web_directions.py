@@ -180,6 +180,16 @@ def test_an_edit_that_leaves_the_typical_set_is_warned_about_exactly_when_the_li
             if library:
                 warned.add(amount)
                 assert "left the prior's typical set" in answer["warning"] and f"{high:.4g}" in answer["warning"]
+        # a code already nearer the mean than the typical set: an edit toward the mean moves it further out
+        near = 0.5 * found.vector("sefa-0")[None]
+        assert float(found.mahalanobis(near)[0]) < low
+        closer = client.post("/api/edit", json={"code": near.reshape(-1).tolist(), "amounts": {"sefa-0": -0.2}}).json()
+        assert closer["warning"].startswith("The code is outside the prior's typical set and this edit moved it "
+                                            "further out") and "closer to the prior's mean" in closer["warning"]
+        away = client.post("/api/edit", json={"code": near.reshape(-1).tolist(), "amounts": {"sefa-0": 0.2}}).json()
+        assert away["warning"] is None and not away["typical"]["inside"]
+    with pytest.warns(DirectionRangeWarning):  # the library's rule says the same
+        found.edit(near, "sefa-0", -0.2)
     assert warned >= {-10.0, 10.0} and not warned & {0.5, -1.0}  # 10 spreads in 8 dimensions is far outside
 
 

@@ -247,13 +247,15 @@ class WebSession:
 
         warning = None
         if outside_by(after) > 0 and outside_by(after) > outside_by(before):
-            already = (f" The code was already outside it ({before:.4g}); the edit moved it further out."
-                       if outside_by(before) > 0 else "")
-            where = ("far from the prior's mean, where G's pictures are often broken" if after > high else
-                     "closer to the prior's mean than its codes come")
-            warning = (f"This edit left the prior's typical set: the code's squared Mahalanobis norm is {after:.4g}, "
-                       f"{where} (typical: {low:.4g} to {high:.4g}, the central {TYPICAL_MASS:.1%} of the prior's "
-                       f"codes).{already} Use smaller amounts.")
+            where = ("far from the prior's mean, where G's pictures are often broken; use smaller amounts"
+                     if after > high else "closer to the prior's mean than the prior's codes come")
+            typical = f"typical: {low:.4g} to {high:.4g}, the central {TYPICAL_MASS:.1%} of the prior's codes"
+            if outside_by(before) > 0:
+                warning = (f"The code is outside the prior's typical set and this edit moved it further out: its "
+                           f"squared Mahalanobis norm went from {before:.4g} to {after:.4g}, {where} ({typical}).")
+            else:
+                warning = (f"This edit left the prior's typical set: the code's squared Mahalanobis norm is "
+                           f"{after:.4g}, {where} ({typical}).")
         return {"typical": {"norm": after, "before": before, "low": low, "high": high,
                             "inside": low <= after <= high}, "warning": warning}
 
