@@ -289,14 +289,14 @@ class WebSession:
         images = torch.cat([self._to_model(p.pixels) for p in [*with_label, *without]])
         labels = torch.zeros(len(images), 1, dtype=torch.long)
         labels[: len(with_label)] = 1
-        with self.turn():
+        with self.turn():  # G's fingerprint is read while no other request runs G (a BatchNorm G in train mode)
             started = time.perf_counter()
             learned_set = learn_directions(self.inverter, images, labels, names=[name], seed=0)
             seconds = time.perf_counter() - started
-        try:
-            group = self._add_group(learned_set, learned=True)
-        except ValueError as error:  # the same name learned by two requests at once
-            raise UploadError(422, f"name: {error}") from None
+            try:
+                group = self._add_group(learned_set, learned=True)
+            except ValueError as error:  # the same name learned by two requests at once
+                raise UploadError(422, f"name: {error}") from None
         return {"name": name, "group": group, **group["details"][name], "directions": list(self.directions),
                 "seconds": seconds}
 
