@@ -563,7 +563,10 @@ def test_a_full_queue_answers_503_and_a_dropped_refinement_gives_its_place_back(
         with httpx.Client(timeout=60) as http:
             with http.stream("POST", running.url + "api/refine", data={"example": "0", "steps": "100000",
                                                                       "every": "1"}) as stream:
-                first = next(stream.iter_lines())  # the refinement runs and holds the only place
+                # The line iterator is kept: dropped, its collection (whenever the cyclic GC runs) may close the
+                # stream, and the server would rightly end the refinement and free the place before the next request.
+                lines = stream.iter_lines()
+                first = next(lines)  # the refinement runs and holds the only place
                 assert json.loads(first)["step"] == 0
                 busy = http.post(running.url + "api/reconstruct", data={"example": "0"})
                 assert busy.status_code == 503 and busy.headers["retry-after"] == "1"
