@@ -26,6 +26,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from discinvert import fit_inverter, zoo
+from discinvert.directions import learn_directions
 from discinvert.edit import attribute_direction, class_directions
 from discinvert.metrics import image_quality
 from discinvert.optimize import optimize_latents
@@ -78,7 +79,7 @@ def zoo_session():
     G, D, inverter = zoo.load(inverter="real-images")
     before, hooks = snapshot(G, D), hook_counts(D)
     examples, images, labels, names = zoo_examples("dcgan-fashion-mnist", inverter)
-    directions = class_directions(inverter, images, labels, names)
+    directions = learn_directions(inverter, images, labels, names=names, seed=0)  # as discinvert serve does
     session = WebSession(inverter, description="zoo DCGAN", examples=examples, directions=directions,
                          limits=Limits(max_upload_bytes=200_000, max_refine_steps=40, max_frames=12))
     yield session, images, G, D
@@ -98,6 +99,11 @@ def test_info_describes_the_gan_the_examples_and_the_directions(client, zoo_sess
     assert info["iterations"] == zoo_session[0].inverter.iterations == 2
     assert info["examples"] == 1000 and len(info["example_labels"]) == 1000
     assert info["directions"] == list(zoo.label_names())
+    [group] = info["direction_groups"]
+    assert group["method"] == "labels" and group["space"] == "z" and group["amounts"] == "spreads"
+    accuracy = group["details"]["Trouser"]["holdout_balanced_accuracy"]
+    assert 0.5 < accuracy <= 1 and group["details"]["Trouser"]["positives"] == 100  # 100 test pictures per class
+    assert info["typical_set"]["mass"] == 0.999
     assert info["limits"]["max_upload_bytes"] == 200_000 and info["value_range"] == [-1.0, 1.0]
 
 
@@ -246,7 +252,7 @@ def test_example_pictures_are_served_as_png(client, zoo_session) -> None:
     assert np.array_equal(np.asarray(Image.open(io.BytesIO(response.content))), _unit(zoo_session[1][5:6])[0, 0])
 
 
-def test_edit_adds_the_class_directions_to_the_code(client, zoo_session) -> None:
+def test_edit_adds_the_label_directions_in_spreads_to_the_code(client, zoo_session) -> None:
     session, images, _, _ = zoo_session
     code = client.post("/api/reconstruct", data={"example": "0"}).json()["code"]
     plain = client.post("/api/edit", json={"code": code, "amounts": {}}).json()
@@ -256,14 +262,17 @@ def test_edit_adds_the_class_directions_to_the_code(client, zoo_session) -> None
     expected = z + 1.5 * session.directions["Trouser"] - 0.5 * session.directions["Bag"]
     assert torch.allclose(torch.tensor(edited["code"]).reshape(expected.shape), expected, atol=1e-6)
     assert not np.array_equal(_decode_data_url(edited["image"]), _decode_data_url(plain["image"]))
-    # the zoo's directions are edit.py's: the class's codes against all the others'
-    trouser = attribute_direction(session.inverter, images[zoo_session_labels(1)], images[~zoo_session_labels(1)])
-    assert torch.allclose(session.directions["Trouser"], trouser, atol=1e-5)
-
-
-def zoo_session_labels(label: int) -> torch.Tensor:
-    _, labels = zoo.load_test_images()
-    return torch.from_numpy(labels == label)
+    # the zoo's sliders are its label direction set's vectors: scale (one spread of the prior) times direction
+    [labels] = session.direction_sets
+    assert labels.method == "labels" and labels.names == tuple(zoo.label_names())
+    assert torch.equal(session.directions["Trouser"], labels.scales[1] * labels.directions[1])
+    assert edited["typical"]["norm"] == pytest.approx(float(labels.mahalanobis(expected)[0]), rel=1e-6)
+    # a one-vs-rest classifier of Trouser codes points the way of the class-mean difference
+    _, label_ids = zoo.load_test_images()
+    trouser = torch.from_numpy(label_ids == 1)
+    codes = session.inverter.encode(images)
+    mean_difference = (codes[trouser].mean(0) - codes[~trouser].mean(0)).flatten()
+    assert float(torch.nn.functional.cosine_similarity(labels.directions[1].flatten(), mean_difference, dim=0)) > 0.5
 
 
 @pytest.mark.parametrize("body, words", [
@@ -554,7 +563,10 @@ def test_a_full_queue_answers_503_and_a_dropped_refinement_gives_its_place_back(
         with httpx.Client(timeout=60) as http:
             with http.stream("POST", running.url + "api/refine", data={"example": "0", "steps": "100000",
                                                                       "every": "1"}) as stream:
-                first = next(stream.iter_lines())  # the refinement runs and holds the only place
+                # The line iterator is kept: dropped, its collection (whenever the cyclic GC runs) may close the
+                # stream, and the server would rightly end the refinement and free the place before the next request.
+                lines = stream.iter_lines()
+                first = next(lines)  # the refinement runs and holds the only place
                 assert json.loads(first)["step"] == 0
                 busy = http.post(running.url + "api/reconstruct", data={"example": "0"})
                 assert busy.status_code == 503 and busy.headers["retry-after"] == "1"
@@ -657,9 +669,11 @@ def test_directions_from_folders_and_files_and_examples_from_any_source(tmp_path
         for i in rows:
             Image.fromarray(pictures[i, 0]).save(tmp_path / "labelled" / label / f"{i}.png")
     directions = directions_from_folders(tmp_path / "labelled", inverter)
-    assert list(directions) == ["shirts", "shoes"]
+    assert directions.names == ("shirts", "shoes") and directions.method == "labels"
     x = torch.from_numpy(pictures / 255.0 * 2 - 1).float()
-    torch.testing.assert_close(directions["shoes"], attribute_direction(inverter, x[:3], x[3:]))
+    expected = learn_directions(inverter, torch.cat([x[3:], x[:3]]), torch.tensor([0, 0, 0, 1, 1, 1]),
+                                names=["shirts", "shoes"], seed=0)
+    torch.testing.assert_close(directions.directions, expected.directions, atol=1e-5, rtol=0)
     safetensors.torch.save_file({"smile": torch.ones(100), "age": torch.zeros(100, 1, 1)}, str(tmp_path / "d.safetensors"))
     loaded = directions_from_file(tmp_path / "d.safetensors", inverter)
     assert set(loaded) == {"smile", "age"} and loaded["smile"].shape == (100, 1, 1)
@@ -712,7 +726,7 @@ def test_discinvert_serve_prints_its_url_and_serves_the_zoo_s_best_inverter() ->
     assert "warning: listening on 0.0.0.0, not only on this machine" in stderr
     assert stderr.startswith("discinvert serve: loading zoo:dcgan-fashion-mnist and its inverter ...\n"
                              "discinvert serve: inverter zoo:dcgan-fashion-mnist/real-images (the GAN's default; ")
-    assert "discinvert serve: one edit direction per class, from 1000 test pictures ...\n" in stderr
+    assert "discinvert serve: one edit direction per class, learned from 1000 test pictures ...\n" in stderr
 
 
 def test_discinvert_serve_gives_one_line_errors() -> None:
@@ -771,6 +785,7 @@ def test_discinvert_serve_takes_any_gan_with_its_inverter_examples_and_labelled_
         assert match, line + (process.stderr.read() if process.poll() is not None else "")
         info = httpx.get(match.group(1) + "api/info", timeout=30).json()
         assert info["directions"] == ["left", "right"] and info["examples"] == 3 and info["image_shape"] == [1, 8, 8]
+        assert [g["method"] for g in info["direction_groups"]] == ["labels"]
         answer = httpx.post(match.group(1) + "api/reconstruct", data={"example": "1"}, timeout=30).json()
         assert len(answer["code"]) == cli_factories.LATENT
     finally:

@@ -3,7 +3,8 @@
 Loads the page from a real uvicorn server with every host name but this machine's unresolvable
 (no network: everything the page loads must come from this machine), uploads a picture, waits for
 its reconstruction, refines it live, moves an edit slider with the keyboard and checks that the
-edited picture changes, interpolates to an example and scrubs the path, and saves screenshots at
+edited picture changes and that the typical-set warning is shown exactly when the API gives one, learns
+a slider from uploaded labelled pictures and edits with it, interpolates to an example and scrubs the path, and saves screenshots at
 1280 and 420 pixels wide. A second test drives the paths where a page could keep stale state: a
 refused upload, a refused example index, a new picture during a refinement, Stop, and a new
 picture after an interpolation. Without chromium, chromium-driver or selenium the tests are
@@ -26,7 +27,7 @@ import pytest
 from PIL import Image
 
 from discinvert import zoo
-from discinvert.edit import class_directions
+from discinvert.directions import learn_directions
 from discinvert.web import Limits, WebSession, create_app, start
 from discinvert.web.sources import zoo_examples
 from tests.conftest import assert_untouched, hook_counts, snapshot
@@ -60,7 +61,7 @@ def _zoo_session(**limits: int) -> tuple[WebSession, np.ndarray, object, object]
     G, D, inverter = zoo.load(inverter="real-images")
     examples, images, labels, names = zoo_examples("dcgan-fashion-mnist", inverter)
     session = WebSession(inverter, description="zoo:dcgan-fashion-mnist; inverter zoo:dcgan-fashion-mnist/real-images",
-                         examples=examples, directions=class_directions(inverter, images, labels, names),
+                         examples=examples, directions=learn_directions(inverter, images, labels, names=names, seed=0),
                          limits=Limits(**limits))
     return session, examples.images, G, D
 
@@ -144,6 +145,59 @@ def test_the_page_inverts_an_upload_refines_edits_and_interpolates(tmp_path) -> 
         wait.until(lambda b: b.find_element(By.ID, "edited").get_attribute("src") != edited_before)
         assert float(slider.get_attribute("value")) > 0.5
         wait.until(lambda b: "Ankle boot +" in b.find_element(By.ID, "edited-caption").text)
+
+        # The typical-set warning: shown exactly when the API gives one for the page's code and amounts.
+        def warning_shown() -> str | None:
+            box = browser.find_element(By.ID, "edit-warning")
+            return box.text if box.is_displayed() else None
+
+        code = browser.execute_script("return state.refinedCode || state.code")
+        amount = float(slider.get_attribute("value"))
+        expected = session.edit(session.code(code), {"Ankle boot": amount})["warning"]
+        wait.until(lambda b: warning_shown() == expected)
+        browser.find_element(By.ID, "edit-reset").click()
+        wait.until(lambda b: "no edit" in b.find_element(By.ID, "edited-caption").text and warning_shown() is None)
+        # A step that brings the code nearer the prior's mean, where the inverter's codes already lie below the
+        # typical set (the library's rule: a code outside it that an edit moves further out is warned about).
+        bag = browser.find_element(By.CSS_SELECTOR, 'input.direction[data-name="Bag"]')
+        warns = {key: session.edit(session.code(code), {"Bag": step})["warning"]
+                 for key, step in ((Keys.ARROW_LEFT, -0.1), (Keys.ARROW_RIGHT, 0.1))}
+        key = next(k for k, w in warns.items() if w is not None)
+        bag.send_keys(key)
+        wait.until(lambda b: warning_shown() == warns[key])
+        assert "moved it further out" in warns[key] or "left the prior's typical set" in warns[key]
+
+        # Learn a slider from 10 uploaded pictures with a label and 10 without: it appears, usable, beside the others.
+        labels = np.array(session.examples.labels)
+        with_label = [i for i in np.flatnonzero(labels == "Trouser")[:10]]
+        without = [i for i in np.flatnonzero(labels != "Trouser")[:10]]
+        for side, rows in (("with", with_label), ("without", without)):
+            paths = []
+            for i in rows:
+                paths.append(tmp_path / f"{side}-{i}.png")
+                Image.fromarray(pictures[i, 0]).save(paths[-1])
+            browser.find_element(By.ID, f"learn-{side}").send_keys("\n".join(map(str, paths)))
+        browser.find_element(By.ID, "learn").click()  # open the <details>
+        browser.find_element(By.ID, "learn-name").send_keys("long legs")
+        browser.find_element(By.ID, "learn-go").click()
+        wait.until(lambda b: b.find_element(By.ID, "learn-status").text.startswith(
+            'learned "long legs" from 10 pictures with it and 10 without: held-out balanced accuracy'))
+        learned = browser.find_element(By.CSS_SELECTOR, 'input.direction[data-name="long legs"]')
+        assert learned.is_enabled() and learned.get_attribute("data-method") == "labels"
+        kept = browser.find_element(By.CSS_SELECTOR, 'input.direction[data-name="Bag"]')
+        assert abs(float(kept.get_attribute("value"))) == pytest.approx(0.1)  # a rebuild keeps the amounts set
+        headings = [h.text for h in browser.find_elements(By.CSS_SELECTOR, "#sliders .group")]
+        assert len(headings) == 2 and headings[1].startswith("labels:") and "learned on this page" in headings[1]
+        before_learned = browser.find_element(By.ID, "edited").get_attribute("src")
+        learned.send_keys(Keys.ARROW_RIGHT)
+        wait.until(lambda b: "long legs +0.1" in b.find_element(By.ID, "edited-caption").text)
+        assert browser.find_element(By.ID, "edited").get_attribute("src") != before_learned
+        browser.find_element(By.ID, "edit-reset").click()
+        wait.until(lambda b: "no edit" in b.find_element(By.ID, "edited-caption").text)
+        slider = browser.find_element(By.CSS_SELECTOR, 'input.direction[data-name="Ankle boot"]')  # rebuilt
+        for _ in range(15):  # the edit the screenshot shows
+            slider.send_keys(Keys.ARROW_RIGHT)
+        wait.until(lambda b: "Ankle boot +1.5" in b.find_element(By.ID, "edited-caption").text)
 
         browser.find_element(By.ID, "interpolate-go").click()
         wait.until(lambda b: len(b.find_elements(By.CSS_SELECTOR, "#path img")) == 9)

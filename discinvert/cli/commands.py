@@ -905,10 +905,10 @@ def _push(args: argparse.Namespace) -> int:
 
 
 def _zoo_session(entry: str, args: argparse.Namespace, progress: Any, limits: Any) -> Any:
-    """Another bundled zoo entry for the page's picker: its default inverter, test pictures and class directions."""
+    """Another bundled zoo entry for the page's picker: its default inverter, test pictures and label directions."""
     from discinvert import web
     from discinvert.cli.sources import inverter_name, load_gan_source, load_inverter, parse_device
-    from discinvert.edit import class_directions
+    from discinvert.directions import learn_directions
     from discinvert.web import sources
 
     progress.stage(f"loading zoo:{entry} for the page's picker of GANs ...")
@@ -916,9 +916,35 @@ def _zoo_session(entry: str, args: argparse.Namespace, progress: Any, limits: An
     spec = inverter_name(gan.default_inverter)
     inverter = load_inverter(spec, gan.generator, gan.discriminator)
     examples, images, labels, names = sources.zoo_examples(entry, inverter)
-    directions = class_directions(inverter, images, labels, names)
+    progress.stage(f"one edit direction per class of zoo:{entry}, learned from {len(images)} test pictures ...")
+    directions = learn_directions(inverter, images, labels, names=names, seed=0)
     return web.WebSession(inverter, description=f"{gan.description}; inverter {spec}", examples=examples,
                           directions=directions, limits=limits)
+
+
+def _serve_directions(args: argparse.Namespace, inverter: Any, zoo_pictures: Any, progress: Any) -> list[Any]:
+    """The page's groups of sliders: a zoo GAN's label directions, --labelled, --directions, or else SeFa's."""
+    from discinvert.web import sources
+
+    groups = []
+    if zoo_pictures is not None and args.labelled is None and args.directions is None:
+        from discinvert.directions import learn_directions
+
+        images, labels, names = zoo_pictures
+        progress.stage(f"one edit direction per class, learned from {len(images)} test pictures ...")
+        groups.append(learn_directions(inverter, images, labels, names=names, seed=0))
+    if args.labelled is not None:
+        progress.stage(f"one edit direction per label of {args.labelled} ...")
+        groups.append(sources.directions_from_folders(args.labelled, inverter))
+    if args.directions is not None:
+        groups.append(sources.directions_from_file(args.directions, inverter))
+    if not groups:  # a GAN without labels: directions from G alone
+        progress.stage(f"{sources.UNSUPERVISED_K} edit directions from G alone (SeFa) ...")
+        try:
+            groups.append(sources.unsupervised_directions(inverter))
+        except ValueError as error:
+            progress.stage(f"no edit directions from G alone ({error}); give --labelled or --directions for sliders")
+    return groups
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -937,22 +963,14 @@ def _serve(args: argparse.Namespace) -> int:
     inverter = _load_inverter(args, gan)
     _say_inverter(args, gan, inverter)
     zoo_entry = args.gan[len("zoo:"):].strip("/") if args.gan is not None and args.gan.startswith("zoo:") else None
-    examples = directions = None
+    examples = zoo_pictures = None
     if zoo_entry is not None:  # its test pictures, and one direction per class
         examples, images, labels, names = sources.zoo_examples(zoo_entry, inverter)
-        if args.labelled is None and args.directions is None:
-            from discinvert.edit import class_directions
-
-            progress.stage(f"one edit direction per class, from {len(images)} test pictures ...")
-            directions = class_directions(inverter, images, labels, names)
+        zoo_pictures = (images, labels, names)
     if args.examples is not None:
         progress.stage(f"reading the example pictures {args.examples} ...")
         examples = sources.examples_from(args.examples, inverter)
-    if args.labelled is not None:
-        progress.stage(f"one edit direction per label of {args.labelled} ...")
-        directions = sources.directions_from_folders(args.labelled, inverter)
-    if args.directions is not None:
-        directions = {**(directions or {}), **sources.directions_from_file(args.directions, inverter)}
+    directions = _serve_directions(args, inverter, zoo_pictures, progress)
     limits = web.Limits(max_upload_bytes=int(args.max_upload_mb * 2**20), max_refine_steps=args.max_refine_steps,
                         queue=args.queue)
     session = web.WebSession(inverter, description=f"{gan.description}; inverter {_inverter_spec(args, gan)}",

@@ -634,11 +634,13 @@ def _add_serve(commands: Any, handler: Handler) -> None:
                           "\"discinvert[web]\"."),
         epilog="examples:\n  discinvert serve --gan zoo:dcgan-fashion-mnist\n"
                "  discinvert serve --gan runs/dcgan --inverter inv.safetensors --examples photos/ --labelled labelled/\n"
-               "\nWith a zoo GAN the page offers its bundled test pictures and one direction per class,\n"
-               "and a picker of GANs offering every bundled entry (zoo:dcgan-fashion-mnist,\n"
-               "zoo:stylegan2-fashion-mnist) with their own pictures and directions; elsewhere --examples,\n"
-               "--labelled (sub-folders of pictures, one per label) and --directions (a .safetensors file\n"
-               "of named latent-shape tensors) give them.",
+               "\nWith a zoo GAN the page offers its bundled test pictures and one direction per class\n"
+               "(learned from them), and a picker of GANs offering every bundled entry\n"
+               "(zoo:dcgan-fashion-mnist, zoo:stylegan2-fashion-mnist) with their own pictures and\n"
+               "directions; elsewhere --examples, --labelled (sub-folders of pictures, one per label) and\n"
+               "--directions (a direction set file, or a .safetensors file of named latent-shape tensors)\n"
+               "give them, and without either the sliders are 8 directions found from G alone (SeFa).\n"
+               "The page can also learn a new slider from uploaded labelled pictures.",
     )
     _inverter_option(serve, optional_text=" (default with --gan zoo:NAME: the entry's best, its real-images inverter)")
     serve.add_argument("--host", default="127.0.0.1",
@@ -652,7 +654,8 @@ def _add_serve(commands: Any, handler: Handler) -> None:
     serve.add_argument("--labelled", metavar="DIR",
                        help="a folder of sub-folders of pictures, one per label: one edit direction per label")
     serve.add_argument("--directions", metavar="FILE",
-                       help="a .safetensors file of named directions, each of the inverter's latent shape")
+                       help="a direction set file (discinvert directions find|learn, or DirectionSet.save; refused "
+                            "for another G), or a .safetensors file of named tensors of the inverter's latent shape")
     serve.add_argument("--max-upload-mb", type=_float, default=5.0, help="largest upload in MB (default %(default)g)")
     serve.add_argument("--max-refine-steps", type=_integer(1), default=500,
                        help="most refinement steps one request may ask for (default %(default)s)")

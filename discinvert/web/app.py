@@ -32,6 +32,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.formparsers import MultiPartException
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -139,6 +140,42 @@ async def _image_from_form(request: Request, session: WebSession) -> tuple[Prepa
     if example is None:
         raise UploadError(400, "expected a field 'image' (a PNG or JPEG file) or 'example' (an index), got neither.")
     return session.example(_integer("example", example)), form
+
+
+async def _labelled_from_form(request: Request, session: WebSession) -> tuple[Any, list[PreparedImage], list[PreparedImage]]:
+    """The ``name`` of a label and the pictures of a form's ``with`` and ``without`` files, read and prepared."""
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    expected = ("a multipart/form-data body with a field 'name' (the label) and files 'with' (pictures with the "
+                "label) and 'without' (pictures without it)")
+    if kind != "multipart/form-data":
+        raise UploadError(400, f"expected {expected}, got Content-Type {kind or 'none'!r}.")
+    limits = session.limits
+    most = 2 * limits.max_labelled
+    try:
+        form = await request.form(max_files=most, max_fields=8)
+    except _TooLarge:
+        raise
+    except (MultiPartException, StarletteHTTPException) as error:  # Starlette turns the first into the second
+        message = str(getattr(error, "detail", None) or error)
+        if "Too many files" in message:
+            raise UploadError(413, f"expected at most {limits.max_labelled} pictures on each side ({most} files in "
+                                   "all), got more.") from None
+        raise UploadError(400, f"expected {expected}, got an unreadable body ({message}).") from None
+    except Exception as error:  # malformed multipart
+        raise UploadError(400, f"expected {expected}, got an unreadable body ({type(error).__name__}).") from None
+    sides: dict[str, list[PreparedImage]] = {}
+    for side in ("with", "without"):
+        pictures = []
+        for i, upload in enumerate(form.getlist(side)):
+            if not isinstance(upload, UploadFile):
+                raise UploadError(400, f"{side}[{i}]: expected a file (a PNG or JPEG upload), got a text field.")
+            try:
+                pictures.append(read_upload(await upload.read(), session.image_shape,
+                                            max_bytes=limits.max_upload_bytes, max_pixels=limits.max_pixels))
+            except UploadError as error:
+                raise UploadError(error.status, f"{side}[{i}] ({upload.filename or 'unnamed'}): {error}") from None
+        sides[side] = pictures
+    return form.get("name"), sides["with"], sides["without"]
 
 
 def _integer(name: str, value: Any, default: int | None = None) -> int:
@@ -352,7 +389,7 @@ def _add_page_routes(app: FastAPI, session: WebSession, static: Traversable) -> 
 
 
 def _add_api_routes(app: FastAPI, session: WebSession) -> None:
-    """The page's actions: reconstruct, refine (a stream), edit, interpolate, download a code."""
+    """The page's actions: reconstruct, refine (a stream), edit, learn a slider, interpolate, download a code."""
 
     @app.post("/api/reconstruct")
     async def reconstruct(request: Request) -> dict[str, Any]:
@@ -378,12 +415,24 @@ def _add_api_routes(app: FastAPI, session: WebSession) -> None:
 
     @app.post("/api/edit")
     async def edit(request: Request) -> dict[str, Any]:
-        """JSON ``{"code": [...], "amounts": {direction: amount}}``: the edited ``code`` and ``image``."""
+        """JSON ``{"code": [...], "amounts": {direction: amount}}``: the edited ``code`` and ``image``, ``typical``
+        (the edited code's squared Mahalanobis ``norm``, the code's ``before``, the typical set's ``low`` and
+        ``high``, ``inside``; null without a direction set) and ``warning`` (why the edit left the prior's
+        typical set, or null)."""
         body = await _json_body(request)
         amounts = body.get("amounts", {})
         if not isinstance(amounts, dict):
             raise UploadError(422, f"amounts: expected an object of direction names to numbers, got {type(amounts).__name__}.")
         return await run_in_threadpool(session.edit, session.code(body.get("code")), amounts)
+
+    @app.post("/api/directions")
+    async def learn(request: Request) -> dict[str, Any]:
+        """Multipart ``name`` (the label), ``with`` files (pictures with it) and ``without`` files (pictures
+        without it), each side ``min_labelled`` to ``max_labelled`` pictures: a new slider learned from their codes
+        (``learn_directions``): ``name``, ``holdout_balanced_accuracy`` and the counts, ``group`` (as in
+        ``/api/info``'s ``direction_groups``), ``directions`` (every slider's name now), ``seconds``."""
+        name, with_label, without = await _labelled_from_form(request, session)
+        return await run_in_threadpool(session.learn, name, with_label, without)
 
     @app.post("/api/interpolate")
     async def interpolate(request: Request) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""What the page can do with one inverter: reconstruct, refine live, edit along directions, interpolate.
+"""What the page can do with one inverter: reconstruct, refine live, edit along directions, learn one, interpolate.
 
 A :class:`WebSession` owns no model: it calls the public API of the :class:`~discinvert.Inverter`
 it is given (``encode`` with every step network the inverter was fit with, ``refine``, ``decode``,
@@ -9,6 +9,12 @@ and a request beyond that is refused at once (:class:`Busy`) rather than piling 
 
 Pictures cross the API as values in [0, 1] (``(C, H, W)``, C 1 or 3); the session maps them to
 and from G's value range (:attr:`Inverter.value_range`). Every answer says how long the models took.
+
+The edit sliders come in groups, each a :class:`~discinvert.directions.DirectionSet` (amounts in
+spreads of the prior along each direction, :meth:`DirectionSet.vector`) or, for files of bare named
+tensors, plain vectors (amounts in units of each vector). Every edit is checked against the prior's
+typical set of the session's first direction set, by the rule of :meth:`DirectionSet.edit`'s
+:class:`~discinvert.directions.DirectionRangeWarning`, and the answer carries its warning.
 """
 
 from __future__ import annotations
@@ -18,20 +24,25 @@ import math
 import queue
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
+from discinvert.directions import TYPICAL_MASS, DirectionSet, learn_directions
 from discinvert.edit import apply_direction, interpolate
 from discinvert.inverter import Inverter
 from discinvert.metrics import image_quality
 from discinvert.pixels import model_to_unit, uint8_to_unit, unit_to_model
 from discinvert.web.uploads import PreparedImage, UploadError, png_data_url
 
-__all__ = ["Busy", "Examples", "Limits", "WebSession"]
+__all__ = ["Busy", "DirectionSource", "Examples", "Limits", "WebSession"]
+
+DirectionSource = DirectionSet | Mapping[str, torch.Tensor]
+"""One group of sliders: a direction set, or bare named vectors of the latent shape."""
+_NAME_LENGTH = 40
 
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 
@@ -66,8 +77,12 @@ class Limits:
         max_pixels: the largest upload in pixels, width x height, read before decoding.
         max_refine_steps: the most refinement steps one request may ask for.
         max_frames: the most images one interpolation may return.
-        max_strength: the largest absolute amount of one direction in an edit.
+        max_strength: the largest absolute amount of one direction in an edit (in spreads for a direction set).
         queue: requests that may wait while the models serve another; more get HTTP 503.
+        min_labelled: the fewest pictures on each side (with the label, without it) to learn a slider from.
+        max_labelled: the most pictures on each side one request to learn a slider may send (all of them
+            together also within ``max_upload_bytes``, the whole request's limit).
+        max_learned: the most sliders the page may learn while the server runs (each is kept in memory).
     """
 
     max_upload_bytes: int = 5 * 2**20
@@ -76,6 +91,9 @@ class Limits:
     max_frames: int = 32
     max_strength: float = 10.0
     queue: int = 16
+    min_labelled: int = 10
+    max_labelled: int = 200
+    max_learned: int = 16
 
 
 class Busy(RuntimeError):
@@ -90,6 +108,16 @@ class Examples:
     labels: tuple[str, ...] | None = None
 
 
+def _details(directions: DirectionSet) -> dict[str, dict[str, Any]]:
+    """What the page shows of each direction of a set: for labels the held-out balanced accuracy and counts,
+    for SeFa/PCA the image change they were ranked by (``info["per_direction"]``, JSON as saved)."""
+    per = directions.info.get("per_direction", {})
+    per = per if isinstance(per, dict) else {}
+    return {name: {key: value for key, value in dict(per.get(name) or {}).items()
+                   if isinstance(value, (int, float, str, bool)) or value is None}
+            for name in directions.names}
+
+
 class _Cancelled(Exception):
     """The page stopped listening to a refinement: end it early (G and D are restored on the way out)."""
 
@@ -102,16 +130,22 @@ class WebSession:
             with C 1 or 3.
         description: one line naming the GAN and the inverter (shown on the page).
         examples: pictures to pick from (e.g. a zoo entry's test images), in G's image shape.
-        directions: named latent directions (``latent_shape`` each) for the edit sliders.
+        directions: the edit sliders: a :class:`~discinvert.directions.DirectionSet` made for the inverter's
+            G (one slider per direction, amounts in spreads: :meth:`DirectionSet.vector`), a mapping of
+            names to bare ``latent_shape`` vectors (amounts in units of each vector), or a sequence of
+            these (one group of sliders each, in order).
         limits: what one request may ask for.
 
     Raises:
         ValueError: a conditional GAN, images that are not ``(C, H, W)`` with C 1 or 3,
-            examples of another shape, directions of another shape or not finite.
+            examples of another shape, directions of another shape or not finite, a name in two groups,
+            a direction set of another latent shape, space or G
+            (:class:`~discinvert.inverter.FingerprintMismatchError`, a ``ValueError``).
     """
 
     def __init__(self, inverter: Inverter, *, description: str, examples: Examples | None = None,
-                 directions: dict[str, torch.Tensor] | None = None, limits: Limits = Limits()) -> None:
+                 directions: DirectionSource | Sequence[DirectionSource] | None = None,
+                 limits: Limits = Limits()) -> None:
         shape = tuple(inverter.image_shape)
         if len(shape) != 3 or shape[0] not in (1, 3):
             raise ValueError(f"serve shows pictures: expected G's images of shape (C, H, W) with C 1 or 3, got {shape}.")
@@ -128,7 +162,18 @@ class WebSession:
         self.description = description
         self.examples = examples
         self.limits = limits
-        self.directions = {name: self._check_direction(name, d) for name, d in (directions or {}).items()}
+        # Sliders are replaced, never changed in place, under _sliders (a learned one adds a group):
+        # a request reads one consistent snapshot of them.
+        self._sliders = threading.Lock()
+        self.directions: dict[str, torch.Tensor] = {}
+        """Each slider's vector (what amount 1 adds to a code), by name, in the groups' order."""
+        self.direction_sets: tuple[DirectionSet, ...] = ()
+        """The groups that are direction sets; the first one's prior and typical set check every edit."""
+        self._groups: tuple[dict[str, Any], ...] = ()
+        sources = [] if directions is None else \
+            [directions] if isinstance(directions, (DirectionSet, Mapping)) else list(directions)
+        for source in sources:
+            self._add_group(source, learned=False)
         self.image_shape: tuple[int, int, int] = shape  # type: ignore[assignment]
         low, high = inverter.value_range
         self._range = (float(low), float(high))  # what the conversions to and from [0, 1] map onto
@@ -153,6 +198,107 @@ class WebSession:
             yield
         finally:
             self._places.release()
+
+    # ------------------------------------------------------------------ sliders
+    def _add_group(self, source: DirectionSource, *, learned: bool) -> dict[str, Any]:
+        """Check one group of sliders and add it (replacing the snapshot); its description for :meth:`info`."""
+        if isinstance(source, DirectionSet):
+            if tuple(source.latent_shape) != tuple(self.inverter.latent_shape):
+                raise ValueError(f"directions: expected a direction set of the inverter's latent shape "
+                                 f"{tuple(self.inverter.latent_shape)}, got one of {tuple(source.latent_shape)}.")
+            source.check_generator(self.inverter.generator, source="directions")
+            vectors = source.as_dict()
+            group: dict[str, Any] = {
+                "method": source.method, "space": source.space, "names": list(source.names), "amounts": "spreads",
+                "learned_here": learned, "details": _details(source)}
+        elif isinstance(source, Mapping):
+            vectors = {str(name): self._check_direction(str(name), d) for name, d in source.items()}
+            group = {"method": "vectors", "space": None, "names": list(vectors), "amounts": "vector lengths",
+                     "learned_here": learned, "details": {name: {} for name in vectors}}
+        else:
+            raise ValueError(f"directions: expected a DirectionSet or a mapping of names to latent vectors, got "
+                             f"{type(source).__name__}.")
+        with self._sliders:
+            twice = sorted(set(vectors) & set(self.directions))
+            if twice:
+                raise ValueError(f"directions: expected each slider name once, got {_shown(twice, 80)} again "
+                                 "(in two direction groups).")
+            self.directions = {**self.directions, **vectors}
+            if isinstance(source, DirectionSet):
+                self.direction_sets = (*self.direction_sets, source)
+            self._groups = (*self._groups, group)
+        return group
+
+    def _typical(self, code: torch.Tensor, edited: torch.Tensor) -> dict[str, Any]:
+        """Where ``edited`` lies against the typical set of the first direction set, and the warning, if any.
+
+        The rule of :meth:`DirectionSet.edit` (its :class:`~discinvert.directions.DirectionRangeWarning`),
+        applied to the whole edit: a warning when the edited code is outside the typical set and further
+        out than the code was. Without a direction set (bare vectors only) nothing is checked.
+        """
+        if not self.direction_sets:
+            return {"typical": None, "warning": None}
+        reference = self.direction_sets[0]
+        before, after = float(reference.mahalanobis(code)[0]), float(reference.mahalanobis(edited)[0])
+        low, high = reference.typical
+
+        def outside_by(norm: float) -> float:
+            return max(low - norm, 0.0) + max(norm - high, 0.0)
+
+        warning = None
+        if outside_by(after) > 0 and outside_by(after) > outside_by(before):
+            where = ("far from the prior's mean, where G's pictures are often broken; use smaller amounts"
+                     if after > high else "closer to the prior's mean than the prior's codes come")
+            typical = f"typical: {low:.4g} to {high:.4g}, the central {TYPICAL_MASS:.1%} of the prior's codes"
+            if outside_by(before) > 0:
+                warning = (f"The code is outside the prior's typical set and this edit moved it further out: its "
+                           f"squared Mahalanobis norm went from {before:.4g} to {after:.4g}, {where} ({typical}).")
+            else:
+                warning = (f"This edit left the prior's typical set: the code's squared Mahalanobis norm is "
+                           f"{after:.4g}, {where} ({typical}).")
+        return {"typical": {"norm": after, "before": before, "low": low, "high": high,
+                            "inside": low <= after <= high}, "warning": warning}
+
+    def learn(self, name: Any, with_label: Sequence[PreparedImage], without: Sequence[PreparedImage]) -> dict[str, Any]:
+        """A new slider ``name`` learned from pictures with the label and pictures without it.
+
+        :func:`discinvert.directions.learn_directions` on the inverter's codes of the pictures (the normal of a
+        class-balanced logistic regression, its balanced accuracy measured on a held-out quarter of each side,
+        seed 0); the new direction set is added as a group of one slider, amounts in spreads.
+
+        Raises:
+            UploadError: 422 for a name that is not 1 to 40 printable characters or is already a slider, fewer
+                than :attr:`Limits.min_labelled` (or more than :attr:`Limits.max_labelled`) pictures on a side,
+                or :attr:`Limits.max_learned` sliders learned already.
+        """
+        if not isinstance(name, str) or not 1 <= len(name.strip()) <= _NAME_LENGTH or not name.strip().isprintable():
+            raise UploadError(422, f"name: expected the label's name, 1 to {_NAME_LENGTH} printable characters, got "
+                                   f"{_shown(name)}.")
+        name = name.strip()
+        if name in self.directions:
+            raise UploadError(422, f"name: expected a new slider's name, got {name!r}, which is a slider already.")
+        low, high = self.limits.min_labelled, self.limits.max_labelled
+        if not (low <= len(with_label) <= high and low <= len(without) <= high):
+            raise UploadError(422, f"expected {low} to {high} pictures with the label {name!r} ('with') and {low} to "
+                                   f"{high} without it ('without'), got {len(with_label)} and {len(without)}. "
+                                   f"About 20 on each side make a usable slider.")
+        learned = sum(1 for group in self._groups if group["learned_here"])
+        if learned >= self.limits.max_learned:
+            raise UploadError(422, f"expected at most {self.limits.max_learned} sliders learned on this page, got "
+                                   "that many already (restart the server to start over).")
+        images = torch.cat([self._to_model(p.pixels) for p in [*with_label, *without]])
+        labels = torch.zeros(len(images), 1, dtype=torch.long)
+        labels[: len(with_label)] = 1
+        with self.turn():  # G's fingerprint is read while no other request runs G (a BatchNorm G in train mode)
+            started = time.perf_counter()
+            learned_set = learn_directions(self.inverter, images, labels, names=[name], seed=0)
+            seconds = time.perf_counter() - started
+            try:
+                group = self._add_group(learned_set, learned=True)
+            except ValueError as error:  # the same name learned by two requests at once
+                raise UploadError(422, f"name: {error}") from None
+        return {"name": name, "group": group, **group["details"][name], "directions": list(self.directions),
+                "seconds": seconds}
 
     # ------------------------------------------------------------------ conversions
     def _check_direction(self, name: str, direction: torch.Tensor) -> torch.Tensor:
@@ -225,7 +371,11 @@ class WebSession:
             "iterations": inv.iterations, "feature_layer": inv.feature_layer, "feature_source": inv.feature_source,
             "examples": 0 if self.examples is None else len(self.examples.images),
             "example_labels": None if self.examples is None or self.examples.labels is None else list(self.examples.labels),
-            "directions": list(self.directions), "limits": asdict(self.limits),
+            "directions": list(self.directions), "direction_groups": [dict(g) for g in self._groups],
+            "typical_set": None if not self.direction_sets else {
+                "low": self.direction_sets[0].typical[0], "high": self.direction_sets[0].typical[1],
+                "mass": TYPICAL_MASS, "space": self.direction_sets[0].space},
+            "limits": asdict(self.limits),
         }
 
     def reconstruct(self, image: PreparedImage) -> dict[str, Any]:
@@ -304,11 +454,14 @@ class WebSession:
                 worker.join()
 
     def edit(self, code: torch.Tensor, amounts: dict[str, float]) -> dict[str, Any]:
-        """``G(code + Σ amount · direction)``: the page's sliders."""
-        unknown = sorted(set(amounts) - set(self.directions))
+        """``G(code + Σ amount · vector)``: the page's sliders (a direction set's vector is its scale times its
+        direction, so amounts are in spreads), with where the edit lies against the prior's typical set and a
+        warning when it left it (:meth:`_typical`)."""
+        directions = self.directions  # one snapshot: a slider learned meanwhile does not change this edit
+        unknown = sorted(set(amounts) - set(directions))
         if unknown:
             raise UploadError(422, f"amounts: unknown direction(s) {_shown(unknown, 80)}; expected some of "
-                                   f"{list(self.directions)}.")
+                                   f"{list(directions)}.")
         strength = self.limits.max_strength
         for name, amount in amounts.items():
             # Compared as Python numbers (no float() first): NaN fails both bounds, a 400-digit
@@ -321,16 +474,17 @@ class WebSession:
                                        f"{strength:g}, got {_shown(amount)}.")
         edited = code
         for name, amount in amounts.items():
-            edited = apply_direction(edited, self.directions[name], float(amount))
+            edited = apply_direction(edited, directions[name], float(amount))
         if not bool(torch.isfinite(edited).all()):
             raise UploadError(422, f"code + amounts: expected an edited code finite in float32, got NaN or Inf (the "
                                    f"code's largest entry is {float(code.abs().max()):.3g}).")
+        typical = self._typical(code, edited)
         with self.turn():
             started = time.perf_counter()
             images = self.inverter.decode(edited)
             seconds = time.perf_counter() - started
         return {"code": edited.reshape(-1).tolist(), "image": png_data_url(self._pictures(images, "code")[0]),
-                "seconds": seconds}
+                "seconds": seconds, **typical}
 
     def interpolate(self, code_a: torch.Tensor, code_b: torch.Tensor, frames: int, method: str) -> dict[str, Any]:
         """Decoded codes on the path from ``code_a`` to ``code_b`` (both included)."""

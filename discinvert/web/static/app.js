@@ -88,6 +88,7 @@ function clearPicture() {
   $("reconstruction-caption").textContent = "feed-forward reconstruction";
   $("refined-caption").textContent = "refined (on request)";
   $("edited-caption").textContent = "edited";
+  showEditWarning("");
   $("refine-status").textContent = "";
   $("notes").textContent = "";
   for (const id of [...PICTURE_BUTTONS, "refine-stop", "download-image"]) $(id).disabled = true;
@@ -197,33 +198,100 @@ async function refine() {
 }
 
 // ---------------------------------------------------------------------------------------------- edits
-function buildSliders(names) {
+const GROUP_TEXT = {
+  labels: "labels: learned from labelled pictures (a linear classifier's normal; hover a name for its held-out accuracy)",
+  sefa: "sefa: found from G alone (closed-form factorisation of the layer that takes the code), most visible first",
+  pca: "pca: found from G alone (principal components, GANSpace), most visible first",
+  vectors: "vectors: named vectors from a file",
+};
+
+function sliderTitle(name, group, details) {
+  const parts = [`${name} (${group.method}${group.space ? ", space " + group.space : ""})`];
+  const d = details || {};
+  if (typeof d.holdout_balanced_accuracy === "number") {
+    parts.push(`held-out balanced accuracy ${d.holdout_balanced_accuracy.toFixed(3)} ` +
+      `(${d.holdout_positives} with and ${d.holdout_negatives} without held out; ${d.positives} + ${d.negatives} pictures)`);
+  }
+  if (typeof d.image_change === "number") parts.push(`image change ${d.image_change.toFixed(3)} at amount 1`);
+  return parts.join(" · ");
+}
+
+// One slider per direction, in groups labelled by how they were made (info.direction_groups).
+function buildSliders(info) {
   const box = $("sliders");
+  const kept = {};  // a rebuild (a slider learned) keeps the amounts already set
+  for (const input of document.querySelectorAll("input.direction")) kept[input.dataset.name] = input.value;
   box.textContent = "";
-  if (!names.length) {
-    box.textContent = "No edit directions are served (start with a zoo GAN, --labelled or --directions).";
+  const groups = info.direction_groups || [];
+  if (!groups.length) {
+    box.textContent = "No edit directions are served (start with a zoo GAN, --labelled or --directions, " +
+      "or learn one below).";
     return;
   }
-  for (const name of names) {
-    const label = document.createElement("label");
-    const span = document.createElement("span");
-    span.className = "name";
-    span.textContent = name;
-    span.title = name;
-    const input = document.createElement("input");
-    input.type = "range";
-    input.min = "-3";
-    input.max = "3";
-    input.step = "0.1";
-    input.value = "0";
-    input.className = "direction";
-    input.disabled = !state.picture;  // a slider moves a picture's code: none yet
-    input.dataset.name = name;
-    const output = document.createElement("output");
-    output.textContent = "0.0";
-    input.addEventListener("input", () => { output.textContent = Number(input.value).toFixed(1); updateEdit(); });
-    label.append(span, input, output);
-    box.append(label);
+  const strength = info.limits.max_strength;
+  for (const group of groups) {
+    const heading = document.createElement("p");
+    heading.className = "group quiet";
+    const units = group.amounts === "spreads" ? "amounts in spreads of the prior" : "amounts in units of each vector";
+    heading.textContent = `${GROUP_TEXT[group.method] || group.method}${group.learned_here ? ", learned on this page" : ""} · ${units}`;
+    heading.dataset.method = group.method;
+    box.append(heading);
+    const range = group.amounts === "spreads" ? strength : Math.min(3, strength);
+    for (const name of group.names) {
+      const label = document.createElement("label");
+      const span = document.createElement("span");
+      span.className = "name";
+      span.textContent = name;
+      span.title = sliderTitle(name, group, group.details[name]);
+      const input = document.createElement("input");
+      input.type = "range";
+      input.min = String(-range);
+      input.max = String(range);
+      input.step = "0.1";
+      input.value = kept[name] || "0";
+      input.className = "direction";
+      input.disabled = !state.picture;  // a slider moves a picture's code: none yet
+      input.dataset.name = name;
+      input.dataset.method = group.method;
+      const output = document.createElement("output");
+      output.textContent = Number(input.value).toFixed(1);
+      input.addEventListener("input", () => { output.textContent = Number(input.value).toFixed(1); updateEdit(); });
+      label.append(span, input, output);
+      box.append(label);
+    }
+  }
+}
+
+function showEditWarning(message) {
+  const box = $("edit-warning");
+  box.textContent = message || "";
+  box.hidden = !message;
+}
+
+// Upload pictures with and without a label: the server learns a slider from their codes.
+async function learnSlider() {
+  const name = $("learn-name").value.trim();
+  const form = new FormData();
+  form.append("name", name);
+  for (const file of $("learn-with").files) form.append("with", file, file.name);
+  for (const file of $("learn-without").files) form.append("without", file, file.name);
+  const status = $("learn-status");
+  status.textContent = "learning…";
+  $("learn-go").disabled = true;
+  try {
+    const answer = await apiJSON("api/directions", { method: "POST", body: form });
+    const accuracy = answer.holdout_balanced_accuracy === null ? "not measured" :
+      answer.holdout_balanced_accuracy.toFixed(3);
+    status.textContent = `learned "${answer.name}" from ${answer.positives} pictures with it and ${answer.negatives} ` +
+      `without: held-out balanced accuracy ${accuracy} (${answer.holdout_positives} + ${answer.holdout_negatives} ` +
+      `held out; 0.5 is chance) · ${ms(answer.seconds)}`;
+    const info = await apiJSON("api/info");
+    state.info = info;
+    buildSliders(info);
+  } catch (error) {
+    status.textContent = `not learned: ${error.message}`;
+  } finally {
+    $("learn-go").disabled = false;
   }
 }
 
@@ -251,9 +319,10 @@ async function updateEdit() {
     state.editedImage = answer.image;
     const moved = Object.entries(amounts).map(([n, a]) => `${n} ${a > 0 ? "+" : ""}${a}`).join(", ") || "no edit";
     $("edited-caption").textContent = `${moved} · ${ms(answer.seconds)} (round trip ${ms(answer.roundTrip)})`;
+    showEditWarning(answer.warning);
     $("download-image").disabled = false;
   } catch (error) {
-    if (seq === state.editSeq) showError(error.message);
+    if (seq === state.editSeq) { showEditWarning(""); showError(error.message); }
   }
 }
 
@@ -399,7 +468,8 @@ async function start() {
     $("refine-steps").max = String(info.limits.max_refine_steps);
     $("frames").max = String(info.limits.max_frames);
     buildExamples(info.examples);
-    buildSliders(info.directions);
+    buildSliders(info);
+    $("learn-min").textContent = String(info.limits.min_labelled);
   } catch (error) {
     showError(`cannot reach the server: ${error.message}`);
   }
@@ -428,4 +498,5 @@ $("edit-reset").addEventListener("click", resetSliders);
 $("download-code").addEventListener("click", downloadCode);
 $("download-image").addEventListener("click", downloadImage);
 $("interpolate-go").addEventListener("click", interpolatePath);
+$("learn-go").addEventListener("click", learnSlider);
 start();
