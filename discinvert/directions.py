@@ -200,9 +200,9 @@ class DirectionSet:
             raise ValueError(f"amount: expected a finite number or a finite floating tensor of shape ({n},), one per "
                              f"code, got {_describe(amount) if isinstance(amount, torch.Tensor) else repr(amount)}.")
         edited = apply_direction(codes, vector, amount)
-        before, after = self.mahalanobis(codes.detach()), self.mahalanobis(edited.detach())
+        left = self.left_typical(codes, edited)
+        after = self.mahalanobis(edited.detach())
         low, high = self.typical
-        left = (after > high) & (after > before)
         if bool(left.any()):
             warnings.warn(
                 f"{int(left.sum())} of {len(left)} codes edited along {name!r} left the prior's typical set (squared "
@@ -210,6 +210,12 @@ class DirectionSet:
                 f"{low:.4g}..{high:.4g}); G's images there may be broken. Use a smaller amount.",
                 DirectionRangeWarning, stacklevel=2)
         return edited
+
+    def left_typical(self, codes: torch.Tensor, edited: torch.Tensor) -> torch.Tensor:
+        """``(N,)`` bool: which edits :meth:`edit` warns about, those whose edited code lies beyond the typical
+        set's outer edge and further out than the code was (``codes``, ``edited``: ``(N, *latent_shape)``)."""
+        before, after = self.mahalanobis(codes), self.mahalanobis(edited)
+        return (after > self.typical[1]) & (after > before)
 
     def mahalanobis(self, codes: torch.Tensor) -> torch.Tensor:
         """Squared Mahalanobis norms of ``(N, *latent_shape)`` codes under :attr:`prior` (summed over the rows of

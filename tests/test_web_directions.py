@@ -180,16 +180,22 @@ def test_an_edit_that_leaves_the_typical_set_is_warned_about_exactly_when_the_li
             if library:
                 warned.add(amount)
                 assert "left the prior's typical set" in answer["warning"] and f"{high:.4g}" in answer["warning"]
-        # a code already nearer the mean than the typical set: an edit toward the mean moves it further out
+        # a code nearer the mean than the typical set (as inverted real images are): never warned about
         near = 0.5 * found.vector("sefa-0")[None]
         assert float(found.mahalanobis(near)[0]) < low
-        closer = client.post("/api/edit", json={"code": near.reshape(-1).tolist(), "amounts": {"sefa-0": -0.2}}).json()
-        assert closer["warning"].startswith("The code is outside the prior's typical set and this edit moved it "
-                                            "further out") and "closer to the prior's mean" in closer["warning"]
-        away = client.post("/api/edit", json={"code": near.reshape(-1).tolist(), "amounts": {"sefa-0": 0.2}}).json()
-        assert away["warning"] is None and not away["typical"]["inside"]
+        for amount in (-0.2, 0.2):
+            answer = client.post("/api/edit", json={"code": near.reshape(-1).tolist(),
+                                                    "amounts": {"sefa-0": amount}}).json()
+            assert answer["warning"] is None and not answer["typical"]["inside"]
+        # a code already beyond the outer edge that an edit moves further out
+        far = code + 10.0 * found.vector("sefa-0")[None]
+        assert float(found.mahalanobis(far)[0]) > high
+        further = client.post("/api/edit", json={"code": far.reshape(-1).tolist(),
+                                                 "amounts": {"sefa-0": 1.0}}).json()
+        assert further["warning"].startswith("The code is outside the prior's typical set and this edit moved it "
+                                             "further out")
     with pytest.warns(DirectionRangeWarning):  # the library's rule says the same
-        found.edit(near, "sefa-0", -0.2)
+        found.edit(far, "sefa-0", 1.0)
     assert warned >= {-10.0, 10.0} and not warned & {0.5, -1.0}  # 10 spreads in 8 dimensions is far outside
 
 

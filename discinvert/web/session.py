@@ -232,25 +232,21 @@ class WebSession:
     def _typical(self, code: torch.Tensor, edited: torch.Tensor) -> dict[str, Any]:
         """Where ``edited`` lies against the typical set of the first direction set, and the warning, if any.
 
-        The rule of :meth:`DirectionSet.edit` (its :class:`~discinvert.directions.DirectionRangeWarning`),
-        applied to the whole edit: a warning when the edited code is outside the typical set and further
-        out than the code was. Without a direction set (bare vectors only) nothing is checked.
+        The rule of :meth:`DirectionSet.edit` (its :class:`~discinvert.directions.DirectionRangeWarning`,
+        :meth:`DirectionSet.left_typical`), applied to the whole edit: a warning when the edited code lies beyond
+        the typical set's outer edge and further out than the code was. Without a direction set (bare vectors
+        only) nothing is checked.
         """
         if not self.direction_sets:
             return {"typical": None, "warning": None}
         reference = self.direction_sets[0]
         before, after = float(reference.mahalanobis(code)[0]), float(reference.mahalanobis(edited)[0])
         low, high = reference.typical
-
-        def outside_by(norm: float) -> float:
-            return max(low - norm, 0.0) + max(norm - high, 0.0)
-
         warning = None
-        if outside_by(after) > 0 and outside_by(after) > outside_by(before):
-            where = ("far from the prior's mean, where G's pictures are often broken; use smaller amounts"
-                     if after > high else "closer to the prior's mean than the prior's codes come")
+        if bool(reference.left_typical(code, edited)[0]):
             typical = f"typical: {low:.4g} to {high:.4g}, the central {TYPICAL_MASS:.1%} of the prior's codes"
-            if outside_by(before) > 0:
+            where = "far from the prior's mean, where G's pictures are often broken; use smaller amounts"
+            if before > high:
                 warning = (f"The code is outside the prior's typical set and this edit moved it further out: its "
                            f"squared Mahalanobis norm went from {before:.4g} to {after:.4g}, {where} ({typical}).")
             else:
