@@ -118,6 +118,22 @@ class MemoDecode:
         return self.cache[key]
 
 
+class MemoClassifier(torch.nn.Module):
+    """The classifier's logits, remembered per batch of images: every target class's edit success re-classifies
+    the same decoded images; the classifier runs once for each distinct batch."""
+
+    def __init__(self, classifier: torch.nn.Module) -> None:
+        super().__init__()
+        self.classifier = classifier
+        self.cache: dict[str, torch.Tensor] = {}
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        key = hashlib.sha1(images.detach().contiguous().cpu().numpy().tobytes()).hexdigest() + str(tuple(images.shape))
+        if key not in self.cache:
+            self.cache[key] = self.classifier(images)
+        return self.cache[key]
+
+
 def _pad(images: torch.Tensor, side: int) -> torch.Tensor:
     margin = (side - images.shape[-1]) // 2
     return F.pad(images, (margin,) * 4, value=-1.0) if margin else images
@@ -152,7 +168,7 @@ def run_gan(args: argparse.Namespace, command: str) -> dict[str, Any]:
     inverter_name = default_inverter(name)
     G, _, inverter = load(name, inverter=inverter_name)
     gan = load_entry_gan(name)
-    classifier = load_classifier(args.classifier)
+    classifier = MemoClassifier(load_classifier(args.classifier)).eval()
     classifier_record = json.loads((args.classifier / "record.json").read_text())
     names = label_names(name)
     test_x, test_y = load_fashion_mnist("test", root=args.data_root)
