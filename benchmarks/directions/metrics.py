@@ -101,8 +101,9 @@ def _success(classifier: nn.Module, decode: Decode, codes: torch.Tensor, before:
     if not bool(eligible.any()):
         raise ValueError(f"edit_success: every one of the {len(codes)} images is already predicted as class "
                          f"{target_class}; expected some of another class to edit")
-    moved = codes[eligible] + amount * direction
-    after = _probabilities(classifier, decode, moved, batch_size).argmax(1)
+    # Every image is decoded, then the eligible ones are counted: the same edited batches for every target class,
+    # so a caller's cache of decodes (benchmarks/directions/edits.py) serves all of them.
+    after = _probabilities(classifier, decode, codes + amount * direction, batch_size).argmax(1)[eligible]
     return float((after == target_class).double().mean())
 
 
