@@ -732,3 +732,26 @@ def test_results_page_quotes_the_generator_only_run() -> None:
     assert f"without images D's route is better (by {d['psnr_mean'] - g['psnr_mean']:.2f} dB)" in guide
     w64 = rows["g-w64"]
     assert abs(w64["heldout_psnr"] - g["heldout_psnr"]) < 0.1 and g["seconds_per_1k"] < w64["seconds_per_1k"]  # "alike"
+
+
+def test_results_page_quotes_the_directions_run() -> None:
+    """docs/results.md's section on editing directions quotes docs/results/directions.json
+    (benchmarks/directions/edits.py), and its readings of issue 36's targets hold."""
+    import numpy as np
+
+    page = " ".join((ROOT / "docs" / "results.md").read_text().split())
+    d = _result("directions")["records"]["dcgan-fashion-mnist"]
+    head = str(d["labels"]["headline_amount"])
+    ratio = d["labels"]["ratio_smallest_to_largest"]
+    for p in ("20", "100", "1000"):
+        b = d["labels"]["budgets"][p]
+        accuracy = np.mean([v for v in b["heldout_balanced_accuracy"].values() if v is not None])
+        assert (f"| {int(p):,} images per class | {accuracy:.3f} | {b['success'][head]['mean']:.3f} | "
+                f"{ratio[p]:.2f} |") in page, p
+    assert f"reach {ratio['20']:.2f} of the success of directions from 1,000 (target: at least 0.80)" in page
+    assert ratio["20"] >= 0.8
+    kept = {n: d["unsupervised"]["sefa"]["directions"][n]["class_kept"]["1.0"] for n in ("sefa-5", "sefa-7", "sefa-8")}
+    assert f"{kept['sefa-5']:.3f}, {kept['sefa-7']:.3f} and {kept['sefa-8']:.3f}" in page
+    assert min(kept.values()) >= 0.9  # "at least 0.90" (docs/lab/index.md)
+    lab = (ROOT / "docs" / "lab" / "directions.md").read_text()
+    assert f"`{d['command']}`" in lab and "images/directions-dcgan-fashion-mnist-sefa.png" in lab

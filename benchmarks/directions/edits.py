@@ -333,7 +333,7 @@ def write_page(args: argparse.Namespace, command: str) -> None:
             lab = r["labels"]
             amounts = r["amounts"]
             lines += ["### Label directions", "",
-                      f"Headline amount (chosen on the train split's last 1,000 images: the smallest amount at which "
+                      f"Headline amount (chosen on the train split's last `--selection` images, default 1,000, see the command: the smallest amount at which "
                       f"the {lab['largest']}-image directions move at least half of them; their success there by "
                       "amount: " + ", ".join(f"{a:g}: {lab['selection_curve_largest'][str(a)]:.3f}" for a in amounts)
                       + f"): **{lab['headline_amount']:g}**.", "",
