@@ -682,6 +682,17 @@ def _create_failed(error: Exception, repo_id: str, endpoint: str) -> HubPushErro
     )
 
 
+def _commit(api: Any, repo_id: str, operations: list[Any], message: str, *, created: bool) -> Any:
+    """``api.create_commit`` of ``operations`` as one commit; a failure becomes :func:`_upload_failed`'s error."""
+    try:
+        return api.create_commit(repo_id=repo_id, repo_type="model", operations=operations, commit_message=message)
+    except BaseException as error:
+        failure = _upload_failed(error, api, repo_id, created=created)
+        if failure is None:
+            raise
+        raise failure from error
+
+
 def _upload_failed(error: BaseException, api: HfApi, repo_id: str, *, created: bool) -> HubPushError | None:
     """Undo what can be undone after the commit to ``repo_id`` failed; the error to raise, or None on Ctrl-C.
 
@@ -795,14 +806,7 @@ def push_to_hub(
         # through a pipeline that may split it into several commits, and a failure between two would leave a mix.
         operations = [CommitOperationAdd(path_in_repo=name, path_or_fileobj=os.path.join(folder, name))
                       for name in _staged_files(folder)]
-        try:
-            info = api.create_commit(repo_id=repo_id, repo_type="model", operations=operations,
-                                     commit_message=commit_message or "Upload discinvert inverter")
-        except BaseException as error:
-            failure = _upload_failed(error, api, repo_id, created=created)
-            if failure is None:
-                raise
-            raise failure from error
+        info = _commit(api, repo_id, operations, commit_message or "Upload discinvert inverter", created=created)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     return str(info)
@@ -1025,14 +1029,8 @@ def push_directions(
             raise _staging_failed(error, repo_id) from error
         operations = [CommitOperationAdd(path_in_repo=path, path_or_fileobj=str(staged / path))
                       for path in (MODEL_CARD_NAME, _set_path(name))]
-        try:
-            info = api.create_commit(repo_id=repo_id, repo_type="model", operations=operations,
-                                     commit_message=commit_message or f"Upload discinvert direction set {name!r}")
-        except BaseException as error:
-            failure = _upload_failed(error, api, repo_id, created=False)
-            if failure is None:
-                raise
-            raise failure from error
+        info = _commit(api, repo_id, operations, commit_message or f"Upload discinvert direction set {name!r}",
+                       created=False)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     return str(info)
