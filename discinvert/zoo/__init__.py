@@ -10,7 +10,13 @@ Each entry is a folder ``discinvert/zoo/<name>/`` holding ``gan/`` (written by
 :func:`discinvert.zoo.architectures.save_gan` for a DCGAN, :func:`discinvert.zoo.stylegan2.save_stylegan2` for a
 StyleGAN2; its ``config.json`` names the architecture, :mod:`discinvert.zoo.gans`), ``inverter/`` (laid out exactly as a Hub repo:
 ``model.safetensors``, ``config.json``, ``README.md``, so publishing it is one
-``upload_folder`` call) and ``test_images.safetensors``. The folders are made by
+``upload_folder`` call) and its test images: ``test_images.safetensors``, or ``test_images.json``, a pointer
+to the same images in the entry beside it with its own padding and the digest of that file::
+
+    {"same_as": "dcgan-fashion-mnist", "pad": 2, "sha256": "<sha256 of ../dcgan-fashion-mnist/test_images.safetensors>"}
+
+(the StyleGAN2 entry's: it ships the DCGAN entry's 1,000 images once; :mod:`discinvert.zoo.test_images` reads
+both strictly and documents the format). The folders are made by
 ``python -m tools.build_zoo`` (the DCGAN) and ``python -m tools.build_zoo_stylegan2`` (the StyleGAN2, whose
 G :func:`load` gives as the ``MappedGenerator`` of its W+ codes). An entry may also hold ``inverter-real-images/``: an
 inverter fitted with the real-image stage (``fit_inverter(images=...)`` on the data set's train
@@ -34,13 +40,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import safetensors
-import safetensors.torch
 import torch
 from torch import nn
 
 from discinvert.inverter import Inverter
 from discinvert.zoo.gans import ZooGAN, load_zoo_gan
+from discinvert.zoo.test_images import read_test_images
 from discinvert.pixels import RawImages, read_images
 
 __all__ = ["INVERTERS", "available", "default_inverter", "inverters", "label_names", "load", "load_entry_gan",
@@ -147,31 +152,9 @@ def load_test_images(name: str = "dcgan-fashion-mnist") -> tuple[np.ndarray, np.
     ``stylegan2-fashion-mnist`` (its images' size). See :func:`read_test_images`.
 
     Raises:
-        ValueError: an unknown entry; a bad ``"pad"`` record.
+        ValueError: an unknown entry; a bad ``"pad"`` record; a bad ``test_images.json`` pointer.
     """
     return read_test_images(path(name))
-
-
-def read_test_images(folder: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray]:
-    """An entry folder's ``test_images.safetensors``: uint8 images ``(N, H, W)`` and int64 labels ``(N,)``.
-
-    An entry whose images are padded stores them unpadded (28x28) and its file's metadata says by how many
-    pixels of background (``"pad"``); they are padded here with 0, so callers always get G's image size.
-
-    Raises:
-        ValueError: the file's ``"pad"`` record is not a non-negative integer.
-    """
-    file = Path(folder) / "test_images.safetensors"
-    tensors = safetensors.torch.load_file(str(file))
-    with safetensors.safe_open(str(file), framework="pt") as handle:
-        metadata = handle.metadata() or {}
-    images, labels = tensors["images"].numpy(), tensors["labels"].numpy()
-    pad = metadata.get("pad", "0")
-    if not pad.isdigit():
-        raise ValueError(f"{file}: expected the metadata 'pad' to be a non-negative integer, got {pad!r}.")
-    if int(pad):
-        images = np.pad(images, ((0, 0), (int(pad), int(pad)), (int(pad), int(pad))))  # background 0
-    return images, labels
 
 
 def read_image_source(source: str | os.PathLike[str]) -> RawImages:
