@@ -1117,3 +1117,11 @@ def test_an_output_into_the_installed_zoo_is_refused(capsys: pytest.CaptureFixtu
         err = capsys.readouterr().err
         assert "is also an input" in err and err.count("\n") == 1, err
     assert all(p.read_bytes() == data for p, data in before.items())
+    # the StyleGAN2 entry's test images are the DCGAN entry's file (its test_images.json points to it): an input too
+    shared = zoo.path("stylegan2-fashion-mnist")
+    assert (shared / "test_images.json").is_file() and not (shared / "test_images.safetensors").exists()
+    assert main(["encode", "--gan", "zoo:stylegan2-fashion-mnist", "--images", "zoo:stylegan2-fashion-mnist",
+                 "--out", str(targets[1])]) == 1
+    err = capsys.readouterr().err
+    assert "is also an input (--images zoo:stylegan2-fashion-mnist, file test_images.safetensors)" in err, err
+    assert all(p.read_bytes() == data for p, data in before.items())

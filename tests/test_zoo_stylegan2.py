@@ -30,7 +30,8 @@ from tests.stylegan2_models import tiny_stylegan2
 
 NAME = "stylegan2-fashion-mnist"
 TINY = StyleGAN2Config(z_dim=8, w_dim=8, mapping_layers=2, channels=(16, 16, 8, 8))
-ENTRY_BUDGET = 6_000_000  # bytes: issue 34 asks for "about 5 MB"; built: 5.94 MB (G, D float16; two int8 CNs of width 256)
+ENTRY_BUDGET = 5_200_000  # bytes: issue 34 asks for "about 5 MB"; built: 5.14 MB (G, D float16; two int8 CNs of width
+# 256; the test images shared with the DCGAN entry through test_images.json): python -m tools.zoo_sizes
 
 needs_data = pytest.mark.skipif(
     not any(resolve_fashion_mnist_root().glob("t10k-images*")) or not any(resolve_fashion_mnist_root().glob("train-images*")),
@@ -320,16 +321,3 @@ def test_the_page_s_picker_switches_gan(entry, monkeypatch, tmp_path) -> None:
         browser.quit()
         running.stop()
 
-
-def test_a_bad_pad_record_of_the_test_images_is_refused(tmp_path) -> None:
-    from safetensors.torch import save_file
-
-    images = torch.zeros((2, 28, 28), dtype=torch.uint8)
-    save_file({"images": images, "labels": torch.zeros(2, dtype=torch.int64)}, str(tmp_path / "test_images.safetensors"),
-              metadata={"pad": "-2"})
-    with pytest.raises(ValueError, match=r"expected the metadata 'pad' to be a non-negative integer, got '-2'"):
-        zoo.read_test_images(tmp_path)
-    save_file({"images": images, "labels": torch.zeros(2, dtype=torch.int64)}, str(tmp_path / "test_images.safetensors"),
-              metadata={"pad": "2"})
-    padded, labels = zoo.read_test_images(tmp_path)
-    assert padded.shape == (2, 32, 32) and padded.dtype == np.uint8 and labels.shape == (2,)

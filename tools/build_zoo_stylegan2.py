@@ -13,7 +13,10 @@
   bundled weights exactly.
 - ``test_images.safetensors``: the first ``--per-class`` (100) images of each class of the Fashion-MNIST **test**
   split (no model saw them), stored at 28x28 (uint8 ``(1000, 28, 28)``, labels and their indices in the split)
-  with the metadata ``pad`` = 2: ``zoo.load_test_images`` pads them to 32x32 with the background 0.
+  with the metadata ``pad`` = 2: ``zoo.load_test_images`` pads them to 32x32 with the background 0. Where the
+  entry ``dcgan-fashion-mnist`` beside the built one stores exactly the same (it does, with the default 100), only
+  ``test_images.json`` is written instead: a pointer to its file with ``pad`` 2 and the file's sha256
+  (``discinvert.zoo.test_images``), so the package ships the images once.
 - ``inverter/``: the paper's CN (self-generated pairs only), fitted with the library's defaults but
   ``--cn-hidden``; ``inverter-real-images/``: the same with the real-image stage on the Fashion-MNIST **train**
   split (padded) but its last ``--holdout`` images (``--no-real-images``: none). Both in the Hub layout, weights
@@ -43,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import safetensors
 import safetensors.torch
 import torch
 import torch.nn.functional as F
@@ -55,10 +59,12 @@ from discinvert.zoo import read_test_images
 from discinvert.zoo.datasets import FASHION_MNIST_CLASSES, load_fashion_mnist, to_model_range
 from discinvert.zoo.gans import ZooGAN, load_zoo_gan
 from discinvert.zoo.stylegan2 import load_stylegan2, save_stylegan2
+from discinvert.zoo.test_images import POINTER, STORED, pointer_record
 from tools.check_zoo_storage import encode_check, float32_twin, image_check
 
 ZOO = Path(__file__).resolve().parents[1] / "discinvert" / "zoo"
 NAME = "stylegan2-fashion-mnist"
+SHARE_TEST_IMAGES_FROM = "dcgan-fashion-mnist"  # the entry beside it whose test images it shares when they are the same
 DTYPES = {"int8": torch.int8, "float16": torch.float16, "float32": torch.float32}
 
 
@@ -92,22 +98,39 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def write_test_images(out: Path, *, per_class: int, data_root: Path | None, command: str) -> torch.Tensor:
-    """The first ``per_class`` test images of each class as ``test_images.safetensors``, stored at 28x28 with the
-    metadata ``pad`` (``zoo.load_test_images`` pads them by it with the background 0: a quarter less to ship);
-    returns them padded to 32x32 in G's range ``(N, 1, 32, 32)``."""
+def _same_as_stored(folder: Path, arrays: dict[str, np.ndarray]) -> bool:
+    """Whether ``folder``'s own ``test_images.safetensors`` holds exactly ``arrays`` (names, dtypes, shapes, values)."""
+    with safetensors.safe_open(str(folder / STORED), framework="np") as handle:
+        if sorted(handle.keys()) != sorted(arrays):
+            return False
+        return all(handle.get_tensor(k).dtype == a.dtype and np.array_equal(handle.get_tensor(k), a)
+                   for k, a in arrays.items())
+
+
+def write_test_images(out: Path, *, per_class: int, data_root: Path | None, command: str,
+                      share_from: Path | None = None) -> torch.Tensor:
+    """The first ``per_class`` test images of each class, stored at 28x28 to be padded by ``PAD`` with the
+    background 0 when loaded (a quarter less to ship); returns them padded to 32x32 in G's range ``(N, 1, 32, 32)``.
+
+    Where ``share_from`` (the folder of the zoo entry that will lie beside this one, e.g. the DCGAN's) stores
+    exactly these images, labels and indices, only the pointer ``test_images.json`` is written (the package ships
+    them once; ``discinvert.zoo.test_images``); otherwise, or without ``share_from``, ``test_images.safetensors``
+    with the metadata ``pad``."""
     images, labels = load_fashion_mnist("test", root=data_root)
     chosen = np.sort(np.concatenate([np.flatnonzero(labels == k)[:per_class]
                                      for k in range(len(FASHION_MNIST_CLASSES))]))
-    safetensors.torch.save_file(
-        {"images": torch.from_numpy(np.ascontiguousarray(images[chosen])),
-         "labels": torch.from_numpy(labels[chosen].astype(np.int64)),
-         "indices": torch.from_numpy(chosen.astype(np.int64))},
-        str(out / "test_images.safetensors"),
-        metadata={"source": f"Fashion-MNIST test split (t10k), first images of each class, stored at 28x28; "
-                            f"padded by {PAD} pixels of background to 32x32 when loaded", "pad": str(PAD),
-                  "command": command})
-    padded = np.pad(images[chosen], ((0, 0), (PAD, PAD), (PAD, PAD)))  # background 0 (-1 in G's range)
+    arrays = {"images": np.ascontiguousarray(images[chosen]), "labels": labels[chosen].astype(np.int64),
+              "indices": chosen.astype(np.int64)}
+    if share_from is not None and (share_from / STORED).is_file() and _same_as_stored(share_from, arrays):
+        (out / POINTER).write_text(json.dumps(pointer_record(share_from, pad=PAD)) + "\n")
+        print(f"test images: the same as {share_from / STORED}; wrote the pointer {POINTER}", flush=True)
+    else:
+        safetensors.torch.save_file(
+            {k: torch.from_numpy(a) for k, a in arrays.items()}, str(out / STORED),
+            metadata={"source": f"Fashion-MNIST test split (t10k), first images of each class, stored at 28x28; "
+                                f"padded by {PAD} pixels of background to 32x32 when loaded", "pad": str(PAD),
+                      "command": command})
+    padded = np.pad(arrays["images"], ((0, 0), (PAD, PAD), (PAD, PAD)))  # background 0 (-1 in G's range)
     return to_model_range(padded)
 
 
@@ -239,7 +262,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args.out = Path(tempfile.mkdtemp(prefix=f"{args.name}-")) / args.name
     args.out.mkdir()
     gan = store_gan(args, command)
-    test_x = write_test_images(args.out, per_class=args.per_class, data_root=args.data_root, command=command)
+    test_x = write_test_images(args.out, per_class=args.per_class, data_root=args.data_root, command=command,
+                               share_from=args.final.parent / SHARE_TEST_IMAGES_FROM)
     train = padded_train_images(data_root=args.data_root, limit=args.train_limit)
     if args.holdout < 1 or args.holdout >= len(train):
         raise SystemExit(f"--holdout {args.holdout}: expected 1 .. {len(train) - 1} (train images: {len(train)})")

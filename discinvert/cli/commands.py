@@ -205,6 +205,23 @@ def _zoo_folder(source: str) -> Path | None:
     return zoo.path(name) if name in zoo.available() else None
 
 
+def _zoo_entry_files(folder: Path) -> list[Path]:
+    """Every file of an installed zoo entry, and the test images of the entry beside it that its
+    ``test_images.json`` points to (read as its own).
+
+    Raises:
+        ValueError: a bad ``test_images.json`` (which file it protects is then unknown: refused, not skipped).
+    """
+    from discinvert.zoo.test_images import images_file
+
+    files = [p for p in folder.rglob("*") if p.is_file()]
+    try:
+        files.append(images_file(folder))
+    except FileNotFoundError:  # an entry without test images: none to protect
+        pass
+    return files
+
+
 def _refuse_overwriting_inputs(written: Sequence[tuple[str, Path]], read: Sequence[tuple[str, Any]], *,
                                inverters: bool = True) -> None:
     """An output that is a file this command reads (also through a symlink or another spelling) is refused.
@@ -228,7 +245,7 @@ def _refuse_overwriting_inputs(written: Sequence[tuple[str, Path]], read: Sequen
                 continue
             if str(source).startswith("zoo:"):  # the installed package's files: none may be written over
                 folder = _zoo_folder(str(source))
-                candidates = [] if folder is None else [p for p in folder.rglob("*") if p.is_file()]
+                candidates = [] if folder is None else _zoo_entry_files(folder)
             else:
                 candidates = _read_candidates(Path(source), path, images=source_flag == "--images", inverters=inverters)
             for candidate in candidates:
