@@ -7,6 +7,9 @@ The GAN is stored in float16 and re-loaded (as float32) *before* the inverter is
 the inverter's fingerprints match the bundled weights exactly. The test images are the
 first 100 of each class in the Fashion-MNIST **test** split (no model saw them); the
 model card's metrics are the CN's reconstruction score on exactly those 1,000 images.
+The StyleGAN2 entry shares them (its ``test_images.json`` holds this file's sha256): a rebuild that changes
+``dcgan-fashion-mnist/test_images.safetensors`` makes reading that entry's test images a loud ``ValueError``
+until its pointer is written again (``discinvert.zoo.test_images.pointer_record``) or it stores its own.
 """
 
 from __future__ import annotations
