@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import gzip
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -355,6 +359,13 @@ def interrupting_sampler(fail_at: int | None = None) -> Callable[[int, torch.Gen
         return torch.randn((n, LATENT, 1, 1), generator=generator, device=device)
 
     return sample
+
+
+def write_idx_gz(path: Path, array: np.ndarray) -> None:
+    """Write a uint8 array as a gzipped IDX file, the layout of Fashion-MNIST's files (fake data sets in tests)."""
+    array = np.ascontiguousarray(array, dtype=np.uint8)
+    header = bytes([0, 0, 0x08, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
+    path.write_bytes(gzip.compress(header + array.tobytes()))
 
 
 def untimed_record(fit: dict) -> dict:

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-import gzip
 import json
 import os
-import struct
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -29,6 +27,7 @@ from discinvert.zoo.architectures import (
     load_gan,
     save_gan,
 )
+from tests.conftest import write_idx_gz
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 LOSSES = ("dcgan", "lsgan", "wgan-gp")
@@ -298,19 +297,14 @@ def test_deeply_nested_or_absurd_config_json_names_the_file(tmp_path: Path, text
     assert str(info.value).startswith(str(tmp_path / CONFIG_FILE))
 
 
-def _write_idx(path: Path, array: np.ndarray) -> None:
-    header = bytes([0, 0, 0x08, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
-    path.write_bytes(gzip.compress(header + array.tobytes()))
-
-
 def test_train_gan_script_smoke(tmp_path: Path) -> None:
     """Run python -m benchmarks.paper.train_gan for all three losses on 128 fake images (train split only)."""
     root = tmp_path / "data"
     root.mkdir()
     rng = np.random.default_rng(0)
     # Only the train files exist: the script must never read the test split.
-    _write_idx(root / "train-images-idx3-ubyte.gz", rng.integers(0, 256, (160, 28, 28), dtype=np.uint8))
-    _write_idx(root / "train-labels-idx1-ubyte.gz", rng.integers(0, 10, (160,), dtype=np.uint8))
+    write_idx_gz(root / "train-images-idx3-ubyte.gz", rng.integers(0, 256, (160, 28, 28), dtype=np.uint8))
+    write_idx_gz(root / "train-labels-idx1-ubyte.gz", rng.integers(0, 10, (160,), dtype=np.uint8))
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH", "")]))
     env.pop("DISCINVERT_FASHION_MNIST", None)

@@ -28,6 +28,7 @@ from discinvert.zoo.architectures import GANConfig, build_gan, load_gan, save_ga
 from discinvert.zoo.datasets import to_model_range
 from discinvert.cli import main
 from tests import cli_factories
+from tests.conftest import write_idx_gz
 
 REPO = Path(__file__).resolve().parents[1]
 GEN = "tests.cli_factories:make_generator"
@@ -210,18 +211,10 @@ def test_fit_reads_several_layers_given_with_commas(ws: dict[str, Path], tmp_pat
     assert "'mian.7' is not a layer" in capsys.readouterr().err
 
 
-def _write_idx(path: Path, images: np.ndarray) -> None:
-    import gzip
-    import struct
-
-    header = struct.pack(">BBBB", 0, 0, 0x08, images.ndim) + struct.pack(f">{images.ndim}I", *images.shape)
-    path.write_bytes(gzip.compress(header + images.astype(np.uint8).tobytes()))
-
-
 def test_fit_with_real_images_from_npy_and_idx(ws: dict[str, Path], tmp_path: Path,
                                                capsys: pytest.CaptureFixture[str]) -> None:
     real = np.load(ws["root"] / "u8.npy")
-    _write_idx(tmp_path / "train-images-idx3-ubyte.gz", real)
+    write_idx_gz(tmp_path / "train-images-idx3-ubyte.gz", real)
     stage = ["--real-steps", "3", "--real-batch-size", "4", "--feature-weight", "0.25", "--prior-weight", "0"]
     outs = []
     for source in (ws["root"] / "u8.npy", tmp_path / "train-images-idx3-ubyte.gz"):

@@ -4,10 +4,8 @@ gives the value worked out by hand for a linear decoder and a classifier whose a
 
 from __future__ import annotations
 
-import gzip
 import json
 import math
-import struct
 from pathlib import Path
 
 import numpy as np
@@ -19,14 +17,10 @@ from torch import nn
 
 from benchmarks.directions import classifier as clf
 from benchmarks.directions.metrics import Match, best_matching, class_kept, edit_success, preservation
+from tests.conftest import write_idx_gz
 
 
 # --------------------------------------------------------------------------- the classifier
-def _write_idx(path: Path, array: np.ndarray) -> None:
-    header = bytes([0, 0, 0x08, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
-    path.write_bytes(gzip.compress(header + array.tobytes()))
-
-
 def _fake_data(root: Path) -> None:
     """Learnable fake Fashion-MNIST: class k is a bright band on rows 2k+4..2k+6 over noise."""
     rng = np.random.default_rng(0)
@@ -35,8 +29,8 @@ def _fake_data(root: Path) -> None:
         images = rng.integers(0, 60, (n, 28, 28), dtype=np.uint8)
         for i, label in enumerate(labels):
             images[i, 2 * label + 4: 2 * label + 7] = 230
-        _write_idx(root / f"{prefix}-images-idx3-ubyte.gz", images)
-        _write_idx(root / f"{prefix}-labels-idx1-ubyte.gz", labels)
+        write_idx_gz(root / f"{prefix}-images-idx3-ubyte.gz", images)
+        write_idx_gz(root / f"{prefix}-labels-idx1-ubyte.gz", labels)
 
 
 TINY = ["--epochs", "4", "--threads", "1", "--holdout", "60", "--batch-size", "16", "--channels", "4,8",

@@ -4,7 +4,6 @@ figures are the rows'. Tiny fits on fake Fashion-MNIST-format files (the real da
 
 from __future__ import annotations
 
-import gzip
 import json
 import struct
 from pathlib import Path
@@ -14,20 +13,16 @@ import pytest
 import torch
 
 from benchmarks.generator_only import routes
+from tests.conftest import write_idx_gz
 
 pytestmark = pytest.mark.filterwarnings("ignore::discinvert.UselessInverterWarning")  # 6-step fits
-
-
-def _write_idx(path: Path, array: np.ndarray) -> None:
-    header = bytes([0, 0, 0x08, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
-    path.write_bytes(gzip.compress(header + array.tobytes()))
 
 
 def _fake_data(root: Path) -> None:
     rng = np.random.default_rng(0)
     for prefix, n in (("train", 300), ("t10k", 40)):
-        _write_idx(root / f"{prefix}-images-idx3-ubyte.gz", rng.integers(0, 256, (n, 28, 28), dtype=np.uint8))
-        _write_idx(root / f"{prefix}-labels-idx1-ubyte.gz", rng.integers(0, 10, (n,), dtype=np.uint8))
+        write_idx_gz(root / f"{prefix}-images-idx3-ubyte.gz", rng.integers(0, 256, (n, 28, 28), dtype=np.uint8))
+        write_idx_gz(root / f"{prefix}-labels-idx1-ubyte.gz", rng.integers(0, 10, (n,), dtype=np.uint8))
 
 
 TINY = ["--holdout", "50", "--n", "16", "--repeats", "2", "--setting", "steps=6", "--setting", "validation_size=64",

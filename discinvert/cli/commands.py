@@ -925,7 +925,6 @@ def _zoo_session(entry: str, args: argparse.Namespace, progress: Any, limits: An
     """Another bundled zoo entry for the page's picker: its default inverter, test pictures and label directions."""
     from discinvert import web
     from discinvert.cli.sources import inverter_name, load_gan_source, load_inverter, parse_device
-    from discinvert.directions import learn_directions
     from discinvert.web import sources
 
     progress.stage(f"loading zoo:{entry} for the page's picker of GANs ...")
@@ -933,23 +932,38 @@ def _zoo_session(entry: str, args: argparse.Namespace, progress: Any, limits: An
     spec = inverter_name(gan.default_inverter)
     inverter = load_inverter(spec, gan.generator, gan.discriminator)
     examples, images, labels, names = sources.zoo_examples(entry, inverter)
-    progress.stage(f"one edit direction per class of zoo:{entry}, learned from {len(images)} test pictures ...")
-    directions = learn_directions(inverter, images, labels, names=names, seed=0)
+    directions = _zoo_label_directions(entry, inverter, (images, labels, names), progress)
     return web.WebSession(inverter, description=f"{gan.description}; inverter {spec}", examples=examples,
                           directions=directions, limits=limits)
 
 
-def _serve_directions(args: argparse.Namespace, inverter: Any, zoo_pictures: Any, progress: Any) -> list[Any]:
+def _zoo_label_directions(entry: str, inverter: Any, pictures: Any, progress: Any) -> Any:
+    """A zoo entry's label directions: the ones it ships (:func:`discinvert.zoo.load_directions`) when they fit the
+    inverter's G, else one per class learned from its test ``pictures`` (``(images, labels, names)``) at start-up."""
+    from discinvert import zoo
+    from discinvert.directions import learn_directions
+
+    try:
+        shipped = zoo.load_directions(entry, generator=inverter.generator)
+    except ValueError as error:  # e.g. the StyleGAN2 entry's W+ set for a G in W
+        progress.stage(f"zoo:{entry}'s shipped directions do not fit this G ({error})")
+        shipped = None
+    if shipped is not None:
+        progress.stage(f"one edit direction per class of zoo:{entry}, as the entry ships them")
+        return shipped
+    images, labels, names = pictures
+    progress.stage(f"one edit direction per class of zoo:{entry}, learned from {len(images)} test pictures ...")
+    return learn_directions(inverter, images, labels, names=names, seed=0)
+
+
+def _serve_directions(args: argparse.Namespace, inverter: Any, zoo_pictures: Any, progress: Any,
+                      zoo_entry: str | None = None) -> list[Any]:
     """The page's groups of sliders: a zoo GAN's label directions, --labelled, --directions, or else SeFa's."""
     from discinvert.web import sources
 
     groups = []
     if zoo_pictures is not None and args.labelled is None and args.directions is None:
-        from discinvert.directions import learn_directions
-
-        images, labels, names = zoo_pictures
-        progress.stage(f"one edit direction per class, learned from {len(images)} test pictures ...")
-        groups.append(learn_directions(inverter, images, labels, names=names, seed=0))
+        groups.append(_zoo_label_directions(zoo_entry, inverter, zoo_pictures, progress))
     if args.labelled is not None:
         progress.stage(f"one edit direction per label of {args.labelled} ...")
         groups.append(sources.directions_from_folders(args.labelled, inverter))
@@ -987,7 +1001,7 @@ def _serve(args: argparse.Namespace) -> int:
     if args.examples is not None:
         progress.stage(f"reading the example pictures {args.examples} ...")
         examples = sources.examples_from(args.examples, inverter)
-    directions = _serve_directions(args, inverter, zoo_pictures, progress)
+    directions = _serve_directions(args, inverter, zoo_pictures, progress, zoo_entry)
     limits = web.Limits(max_upload_bytes=int(args.max_upload_mb * 2**20), max_refine_steps=args.max_refine_steps,
                         queue=args.queue)
     session = web.WebSession(inverter, description=f"{gan.description}; inverter {_inverter_spec(args, gan)}",

@@ -23,6 +23,8 @@ inverter fitted with the real-image stage (``fit_inverter(images=...)`` on the d
 split, a lighter CN; the bundled DCGAN's also carries two narrow step networks, so its
 ``encode`` runs them), made by ``python -m tools.build_zoo_real``; load it with
 ``zoo.load(name, inverter="real-images")``.
+An entry may ship ``directions/labels.safetensors``: one edit direction per class, learned on train images by
+``python -m tools.build_zoo_directions``; :func:`load_directions` reads it (the page's sliders).
 
 The command line and the page (``discinvert encode/reconstruct/evaluate/push/serve --gan zoo:NAME``,
 and ``--inverter zoo:NAME``) use :func:`default_inverter`: the real-images inverter where the entry
@@ -43,13 +45,14 @@ import numpy as np
 import torch
 from torch import nn
 
+from discinvert.directions import DirectionSet
 from discinvert.inverter import Inverter
 from discinvert.zoo.gans import ZooGAN, load_zoo_gan
 from discinvert.zoo.test_images import read_test_images
 from discinvert.pixels import RawImages, read_images
 
 __all__ = ["INVERTERS", "available", "default_inverter", "inverters", "label_names", "load", "load_entry_gan",
-           "load_gan_config", "load_test_images", "path", "read_image_source", "read_test_images"]
+           "load_directions", "load_gan_config", "load_test_images", "path", "read_image_source", "read_test_images"]
 
 INVERTERS = {"paper": "inverter", "real-images": "inverter-real-images"}
 """The inverters an entry may bundle, by name → their folder: the paper's CN, and one fitted
@@ -155,6 +158,30 @@ def load_test_images(name: str = "dcgan-fashion-mnist") -> tuple[np.ndarray, np.
         ValueError: an unknown entry; a bad ``"pad"`` record; a bad ``test_images.json`` pointer.
     """
     return read_test_images(path(name))
+
+
+def load_directions(name: str = "dcgan-fashion-mnist", *, generator: nn.Module | None = None) -> DirectionSet | None:
+    """The entry's shipped label directions (``directions/labels.safetensors``: one per class), or ``None``.
+
+    Made by ``python -m tools.build_zoo_directions`` (:func:`discinvert.directions.learn_directions` through the
+    entry's default inverter on labelled **train** images; the set's ``info["command"]`` says which), so the page
+    need not learn its sliders at start-up. Loaded strictly (:meth:`DirectionSet.load`).
+
+    Args:
+        name: the zoo entry.
+        generator: the G to use them with (e.g. ``zoo.load(name)[0]``); given, it must be the entry's G in the set's
+            space (the StyleGAN2 entry's: W+).
+
+    Returns:
+        The set, or ``None`` when the entry ships none.
+
+    Raises:
+        ValueError: an unknown entry; a damaged file; ``generator`` is another G or in another space.
+    """
+    file = path(name) / "directions" / "labels.safetensors"
+    if not file.is_file():
+        return None
+    return DirectionSet.load(file, generator=generator)
 
 
 def read_image_source(source: str | os.PathLike[str]) -> RawImages:
