@@ -43,7 +43,7 @@ SCRIPTS = ("benchmarks.paper.table1", "benchmarks.paper.train_gan", "benchmarks.
 
 # The tools that build the files the package ships (issue 33 moved them out of benchmarks/paper/).
 BUILD_TOOLS = ("tools.build_zoo", "tools.build_zoo_real", "tools.build_zoo_inverter", "tools.store_zoo_inverter",
-               "tools.build_zoo_stylegan2")
+               "tools.build_zoo_stylegan2", "tools.build_zoo_directions")
 TOOLS_MAP = (ROOT / "tools" / "README.md").read_text()
 
 

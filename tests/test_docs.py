@@ -684,7 +684,8 @@ def test_results_page_quotes_the_stylegan2_entry() -> None:
     total, shared = sizes["total_bytes"] / 1e6, sizes["shared"]
     assert total == sum(p.stat().st_size for p in entry.rglob("*") if p.is_file()) / 1e6
     assert (f"the entry is {total:.2f} MB in all (`python -m tools.zoo_sizes stylegan2-fashion-mnist`), issue 34's "
-            f"\"about 5 MB\"") in page and total < 5.2
+            f"\"about 5 MB\"") in page and total < 5.3
+    assert f"with the {sizes['files']['directions/labels.safetensors'] / 1e6:.2f} MB of label" in page
     assert shared["file"] == "dcgan-fashion-mnist/test_images.safetensors"
     assert f"instead of a second {shared['bytes'] / 1e6:.2f} MB copy" in page
 

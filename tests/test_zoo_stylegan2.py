@@ -30,8 +30,9 @@ from tests.stylegan2_models import tiny_stylegan2
 
 NAME = "stylegan2-fashion-mnist"
 TINY = StyleGAN2Config(z_dim=8, w_dim=8, mapping_layers=2, channels=(16, 16, 8, 8))
-ENTRY_BUDGET = 5_200_000  # bytes: issue 34 asks for "about 5 MB"; built: 5.14 MB (G, D float16; two int8 CNs of width
-# 256; the test images shared with the DCGAN entry through test_images.json): python -m tools.zoo_sizes
+ENTRY_BUDGET = 5_300_000  # bytes: issue 34 asks for "about 5 MB"; built: 5.25 MB (G, D float16; two int8 CNs of width
+# 256; 0.11 MB of label directions; the test images shared with the DCGAN entry through test_images.json):
+# python -m tools.zoo_sizes
 
 needs_data = pytest.mark.skipif(
     not any(resolve_fashion_mnist_root().glob("t10k-images*")) or not any(resolve_fashion_mnist_root().glob("train-images*")),

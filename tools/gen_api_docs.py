@@ -29,7 +29,7 @@ SECTIONS: list[tuple[str, list[str]]] = [
                          "interpolate_images"]),
     ("discinvert.hub", ["list_directions", "directions_file", "push_directions"]),
     ("discinvert.optimize", ["optimize_latents"]),
-    ("discinvert.zoo", ["available", "load", "load_gan_config", "load_test_images", "label_names", "path"]),
+    ("discinvert.zoo", ["available", "load", "load_directions", "load_gan_config", "load_test_images", "label_names", "path"]),
     ("discinvert.zoo.datasets", ["load_fashion_mnist", "read_idx", "to_model_range", "from_model_range"]),
     ("discinvert.zoo.architectures", ["GANConfig", "build_gan", "save_gan", "load_gan"]),
     ("discinvert.web", ["WebSession", "Limits", "Examples", "create_app", "start"]),
