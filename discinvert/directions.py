@@ -43,7 +43,7 @@ from torch import nn
 
 from discinvert import hub
 from discinvert._version import __version__
-from discinvert.argument_checks import is_integer, positive_int
+from discinvert.argument_checks import is_integer, positive_float, positive_int
 from discinvert.edit import apply_direction
 from discinvert.files import atomic_write, parse_json
 from discinvert.fingerprint import fingerprint_generator
@@ -78,8 +78,11 @@ _IMAGE_CHUNK: Final[int] = 32
 """Codes per forward pass when scoring candidates (whole images: 32 at a time keeps a 1024² G within memory)."""
 _LABEL_PRIOR_SAMPLES: Final[int] = 2000
 """Prior codes drawn for the scales and the typical set of label directions."""
-_L2: Final[float] = 1e-2
-"""Ridge of the label classifiers, relative to the mean squared norm of the centred codes."""
+L2_DEFAULT: Final[float] = 1.0
+"""Default ridge of the label classifiers (``l2`` of :func:`learn_directions_from_codes`), relative to the mean squared
+norm of the centred codes: the best mean edit success over 20 / 100 / 1,000 labelled images per class and 2 / 3 / 4
+spreads on held-out train images of the zoo DCGAN, among 0.01 (the first default), 0.1, 1, 10, 100 and 10,000
+(``docs/lab/directions_ridge.md``, ``python -m benchmarks.directions.estimators``)."""
 _NEWTON_STEPS: Final[int] = 100
 _UNIT_TOLERANCE: Final[float] = 1e-4
 _SAME: Final[float] = 1e-4
@@ -805,12 +808,12 @@ def _balanced_weights(y: torch.Tensor) -> torch.Tensor:
     return torch.where(y, 0.5 / pos, 0.5 / (len(y) - pos)).double()
 
 
-def _logistic(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, float, torch.Tensor]:
+def _logistic(x: torch.Tensor, y: torch.Tensor, l2: float) -> tuple[torch.Tensor, float, torch.Tensor]:
     """L2-regularised, class-balanced logistic regression by Newton's method: ``(w (D,), bias, centre (D,))`` with
     ``P(y) = sigmoid((x - centre) @ w + bias)``.
 
     Solved in the span of the centred codes (where the ridge's optimum lies), so the Newton system is
-    ``min(N, D)`` wide. The ridge is :data:`_L2` over the mean squared norm of the centred codes.
+    ``min(N, D)`` wide. The ridge is ``l2`` over the mean squared norm of the centred codes.
     """
     centre = x.mean(0)
     centred = x - centre
@@ -818,7 +821,7 @@ def _logistic(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, float, to
     basis = vh[: int((s > s[0] * 1e-10).sum())] if float(s[0]) > 0 else vh[:1]
     features = torch.cat([centred @ basis.T, torch.ones(len(x), 1, dtype=x.dtype)], dim=1)
     c, sign = _balanced_weights(y), torch.where(y, 1.0, -1.0).double()
-    ridge = torch.full((features.shape[1],), _L2 / max(float(centred.pow(2).sum(1).mean()), 1e-300), dtype=x.dtype)
+    ridge = torch.full((features.shape[1],), l2 / max(float(centred.pow(2).sum(1).mean()), 1e-300), dtype=x.dtype)
     ridge[-1] = 0.0
 
     def loss(theta: torch.Tensor) -> float:
@@ -875,7 +878,7 @@ def _project_out(direction: torch.Tensor, others: list[torch.Tensor], name: str)
 
 def learn_directions_from_codes(codes: torch.Tensor, labels: torch.Tensor | np.ndarray, *, names: Sequence[str],
                                 generator: nn.Module, conditional_on: Mapping[str, Sequence[str]] | None = None,
-                                holdout: float = 0.25, seed: int = 0) -> DirectionSet:
+                                holdout: float = 0.25, seed: int = 0, l2: float = L2_DEFAULT) -> DirectionSet:
     """One direction per class or attribute: the normal of a linear classifier on the flattened codes.
 
     For each label, an L2-regularised logistic regression with class-balanced weights (Newton's method in torch)
@@ -896,6 +899,10 @@ def learn_directions_from_codes(codes: torch.Tensor, labels: torch.Tensor | np.n
         conditional_on: ``{name: [names to hold fixed]}``.
         holdout: fraction in ``[0, 1)`` of each side held out to measure the accuracy (0: none measured).
         seed: seeds the split and the prior draw.
+        l2: the ridge (> 0), relative to the mean squared norm of the centred codes, so one value suits Z, W and
+            W+. Larger pulls each normal toward the class-balanced difference of the class's mean code and the
+            others' (its limit); the default was chosen by edit success on held-out train images
+            (``docs/lab/directions.md``), where it matters most with few labelled images.
 
     Returns:
         A :class:`DirectionSet` with method ``"labels"``; ``info["per_direction"][name]`` holds
@@ -906,7 +913,7 @@ def learn_directions_from_codes(codes: torch.Tensor, labels: torch.Tensor | np.n
     Raises:
         ValueError: codes not ``(N, *latent_shape)`` floats, or of another shape than a MappedGenerator's; labels
             not one per code, of the wrong kind or range; names not one per class/attribute or not unique; a label
-            with fewer than 2 codes on either side; bad ``conditional_on``, ``holdout`` or ``seed``.
+            with fewer than 2 codes on either side; bad ``conditional_on``, ``holdout``, ``seed`` or ``l2``.
     """
     check_module(generator, "generator")
     if not isinstance(codes, torch.Tensor) or codes.dim() < 2 or not codes.is_floating_point() \
@@ -922,6 +929,7 @@ def learn_directions_from_codes(codes: torch.Tensor, labels: torch.Tensor | np.n
     if not isinstance(holdout, numbers.Real) or isinstance(holdout, bool) or not 0 <= holdout < 1:
         raise ValueError(f"holdout: expected a fraction in [0, 1), got {holdout!r}.")
     positive_int(seed, "seed", minimum=0)
+    l2 = positive_float(l2, "l2")
     counts = matrix.sum(0)
     thin = [(n, int(p), len(matrix) - int(p)) for n, p in zip(names, counts.tolist()) if min(p, len(matrix) - p) < 2]
     if thin:
@@ -934,9 +942,9 @@ def learn_directions_from_codes(codes: torch.Tensor, labels: torch.Tensor | np.n
         held = _split(y, float(holdout), rng)
         accuracy = None
         if bool(held.any()):
-            w, bias, centre = _logistic(x[~held], y[~held])
+            w, bias, centre = _logistic(x[~held], y[~held], l2)
             accuracy = _balanced_accuracy(x[held], y[held], w, bias, centre)
-        w, _, _ = _logistic(x, y)
+        w, _, _ = _logistic(x, y, l2)
         normals.append(w / torch.linalg.vector_norm(w))
         per[name] = {"holdout_balanced_accuracy": accuracy, "positives": int(y.sum()), "negatives": int((~y).sum()),
                      "holdout_positives": int((held & y).sum()), "holdout_negatives": int((held & ~y).sum())}
@@ -952,7 +960,7 @@ def learn_directions_from_codes(codes: torch.Tensor, labels: torch.Tensor | np.n
     prior_codes = _prior_codes(generator, shape, _LABEL_PRIOR_SAMPLES, seed, device)
     prior = _space_prior(generator, shape, _LABEL_PRIOR_SAMPLES, seed)
     info: dict[str, object] = {"settings": {"seed": seed, "holdout": float(holdout), "labels": kind, "codes": len(x),
-                                            "l2": _L2, "prior_samples": _LABEL_PRIOR_SAMPLES,
+                                            "l2": l2, "prior_samples": _LABEL_PRIOR_SAMPLES,
                                             "final_fit": "all codes (the held-out part measures the accuracy only)"},
                                "per_direction": per}
     return DirectionSet(directions=directions, names=names, scales=_scales(directions, prior_codes), method="labels",
@@ -963,13 +971,13 @@ def learn_directions_from_codes(codes: torch.Tensor, labels: torch.Tensor | np.n
 
 def learn_directions(inverter: Inverter, images: torch.Tensor | np.ndarray, labels: torch.Tensor | np.ndarray, *,
                      names: Sequence[str], conditional_on: Mapping[str, Sequence[str]] | None = None,
-                     holdout: float = 0.25, seed: int = 0) -> DirectionSet:
+                     holdout: float = 0.25, seed: int = 0, l2: float = L2_DEFAULT) -> DirectionSet:
     """:func:`learn_directions_from_codes` on ``inverter.encode(images)`` with the inverter's G.
 
     Args:
         inverter: a fitted, unconditional :class:`~discinvert.Inverter`.
         images: ``(N, *image_shape)`` images in G's value range (what :meth:`Inverter.encode` takes).
-        labels, names, conditional_on, holdout, seed: as in :func:`learn_directions_from_codes`.
+        labels, names, conditional_on, holdout, seed, l2: as in :func:`learn_directions_from_codes`.
 
     Raises:
         ValueError: ``inverter`` is not an unconditional Inverter; ``labels`` not one per image (checked before
@@ -980,13 +988,14 @@ def learn_directions(inverter: Inverter, images: torch.Tensor | np.ndarray, labe
     if inverter.conditioning is not None:
         raise ValueError("inverter: expected an unconditional inverter; a conditional GAN's codes depend on each "
                          "image's condition, so encode them yourself and call learn_directions_from_codes.")
+    positive_float(l2, "l2")  # before encoding
     n = images.shape[0] if isinstance(images, (torch.Tensor, np.ndarray)) and images.ndim >= 1 else None
     rows = labels.shape[0] if isinstance(labels, (torch.Tensor, np.ndarray)) and labels.ndim >= 1 else len(labels)
     if n is not None and rows != n:
         raise ValueError(f"labels: expected one row per image ({n}), got {rows}.")
     codes = inverter.encode(images)
     return learn_directions_from_codes(codes, labels, names=names, generator=inverter.generator,
-                                       conditional_on=conditional_on, holdout=holdout, seed=seed)
+                                       conditional_on=conditional_on, holdout=holdout, seed=seed, l2=l2)
 
 
 def _describe(value: object) -> str:

@@ -14,6 +14,7 @@ from torch import nn
 
 from discinvert import (DirectionRangeWarning, DirectionSet, FingerprintMismatchError, Inverter, MappedGenerator,
                         find_directions, fit_inverter, learn_directions, learn_directions_from_codes)
+from discinvert.directions import L2_DEFAULT
 from discinvert.edit import apply_direction, edit
 from tests.conftest import LATENT, _build, assert_untouched, hook_counts, snapshot
 from tests.test_mapped import TINY, _generator
@@ -277,6 +278,33 @@ def test_bad_conditions_are_refused() -> None:
     with pytest.raises(ValueError, match="span"):  # b is exactly -a here: nothing of a is left
         learn_directions_from_codes(codes.reshape(20, -1), labels, names=["a", "b"], generator=gan.generator,
                                     conditional_on={"a": ["b"]})
+
+
+def test_the_ridge_pulls_the_normal_toward_the_class_mean_difference() -> None:
+    """Anisotropic codes, where the weakly regularised normal and the mean difference disagree: the larger ``l2``,
+    the closer the direction to the (unit) difference of the two sides' mean codes, its limit."""
+    gan = _build("mlp")
+    rng = torch.Generator().manual_seed(6)
+    codes = torch.randn(60, LATENT, generator=rng) * torch.linspace(0.2, 3.0, LATENT)
+    y = (codes[:, 0] + codes[:, -1] > 0).long()
+    difference = codes[y == 1].mean(0) - codes[y == 0].mean(0)
+    difference = difference / difference.norm()
+    sets = [learn_directions_from_codes(codes, y[:, None], names=["a"], generator=gan.generator, l2=l2)
+            for l2 in (1e-3, 1.0, 1e4)]
+    cosines = [float(ds.directions[0].reshape(-1) @ difference) for ds in sets]
+    assert cosines[0] < cosines[1] < cosines[2] and cosines[2] > 0.999 and cosines[0] < 0.95, cosines
+    assert [ds.info["settings"]["l2"] for ds in sets] == [1e-3, 1.0, 1e4]
+    assert learn_directions_from_codes(codes, y[:, None], names=["a"], generator=gan.generator) \
+        .info["settings"]["l2"] == L2_DEFAULT
+
+
+@pytest.mark.parametrize("l2", [0, -1.0, float("nan"), float("inf"), True, "1"])
+def test_a_bad_ridge_is_refused(l2) -> None:
+    gan = _build("mlp")
+    codes, y, _ = _separable(10)
+    with pytest.raises(ValueError, match="l2: expected a positive finite float"):
+        learn_directions_from_codes(codes.reshape(20, -1), y.long(), names=["no", "yes"], generator=gan.generator,
+                                    l2=l2)
 
 
 @pytest.fixture(scope="module")

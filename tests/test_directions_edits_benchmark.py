@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from benchmarks.directions import classifier as clf
-from benchmarks.directions import edits
+from benchmarks.directions import edits, estimators
 from discinvert.zoo import load
 from tests.test_directions_benchmark_tools import _fake_data
 
@@ -102,3 +102,26 @@ def test_decoding_leaves_the_generator_as_it_was() -> None:
     assert not first.requires_grad and G.training
     assert all(torch.equal(before[k], v) for k, v in G.state_dict().items())
     assert all(p.requires_grad for p in G.parameters())
+
+
+def test_the_ridge_ablation_scores_each_estimator_on_the_selection_slice_and_writes_its_page(bench: Path) -> None:
+    out = bench / "estimators"
+    record = estimators.main(["--out", str(out), "--classifier", str(bench / "classifier"), "--data-root",
+                              str(bench / "data"), "--per-class", "3,6", "--amounts", "1,3", "--ridges", "0.01,1",
+                              "--pool", "200", "--selection", "60"])
+    assert set(record["rows"]) == {"logistic-0.01", "logistic-1", "mean-difference"}
+    assert record["selection_images"] == 60 and record["amounts"] == [1.0, 3.0]
+    for rows in record["rows"].values():
+        assert set(rows) == {"3", "6"}
+        assert all(0 <= v <= 1 for row in rows.values() for v in row["selection_success"].values())
+    assert all(row["mean_cosine_with_library"] == pytest.approx(1.0) for row in record["rows"]["logistic-0.01"].values())
+    page, copy = bench / "ridge.md", bench / "ridge.json"
+    estimators.main(["--out", str(out), "--page", str(page), "--json", str(copy)])
+    text = page.read_text()
+    line = next(line for line in text.splitlines() if line.startswith("| logistic-1 |"))
+    cells = [f"{record['rows']['logistic-1'][b]['selection_success'][a]:.3f}" for b in ("3", "6") for a in ("1.0", "3.0")]
+    assert line == "| logistic-1 | " + " | ".join(cells) + " |"
+    assert json.loads(copy.read_text())["records"]["dcgan-fashion-mnist"] == record
+    (out / "dcgan-fashion-mnist.json").unlink()  # a checkout without runs/: the page comes from the committed JSON
+    estimators.main(["--out", str(out), "--page", str(bench / "again.md"), "--json", str(copy)])
+    assert (bench / "again.md").read_text().split("\n", 3)[3] == text.split("\n", 3)[3]

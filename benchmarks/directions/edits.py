@@ -256,7 +256,8 @@ def run_gan(args: argparse.Namespace, command: str) -> dict[str, Any]:
                 success=curve,
                 preservation={key: float(np.mean([k[key] for k in keeps]))
                               for key in ("psnr", "ssim", "other_classes_change")})
-        record["labels"] = {"budgets": budgets, "selection_curve_largest": selection_curve,
+        record["labels"] = {"budgets": budgets, "l2": label_sets[largest].info["settings"]["l2"],
+                            "selection_curve_largest": selection_curve,
                             "headline_amount": headline, "largest": largest,
                             "ratio_smallest_to_largest": {
                                 str(p): budgets[str(p)]["success"][str(headline)]["mean"]
@@ -332,8 +333,10 @@ def write_page(args: argparse.Namespace, command: str) -> None:
         if "labels" in r:
             lab = r["labels"]
             amounts = r["amounts"]
+            ridge = (f"Learned with `learn_directions`' ridge `l2={lab['l2']:g}` "
+                     "([directions_ridge.md](directions_ridge.md)). " if "l2" in lab else "")
             lines += ["### Label directions", "",
-                      f"Headline amount (chosen on the train split's last `--selection` images, default 1,000, see the command: the smallest amount at which "
+                      ridge + f"Headline amount (chosen on the train split's last `--selection` images, default 1,000, see the command: the smallest amount at which "
                       f"the {lab['largest']}-image directions move at least half of them; their success there by "
                       "amount: " + ", ".join(f"{a:g}: {lab['selection_curve_largest'][str(a)]:.3f}" for a in amounts)
                       + f"): **{lab['headline_amount']:g}**.", "",
