@@ -53,7 +53,8 @@ from discinvert.zoo.gans import ZooGAN, load_zoo_gan
 
 ROUTES: Final[tuple[str, ...]] = ("d", "g", "naive")
 FRESH: Final[int] = 512
-PICTURE_ROWS: Final[tuple[str, ...]] = ("naive", "d", "g", "d-images", "g-images", "d-images-steps", "g-images-steps")
+PICTURE_ROWS: Final[tuple[str, ...]] = ("naive", "d", "g", "d-images", "g-images", "g-images-pe", "g-images-pr",
+                                        "d-images-steps", "g-images-steps")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -254,7 +255,8 @@ def write_page(args: argparse.Namespace, command: str) -> None:
         write_picture(args, rows)
         lines += [f"![originals and reconstructions]({Path('images') / args.picture.name})", "",
                   "The picture: the first 8 test images of the first draw (top), then each row's reconstructions: "
-                  + ", ".join(r["name"] for r in picture_rows(args, rows)) + ".", ""]
+                  + ", ".join(r["name"] for r in picture_rows(args, rows)) + "."
+                  + _undrawn(args, rows), ""]
     args.page.parent.mkdir(parents=True, exist_ok=True)
     args.page.write_text("\n".join(lines))
     print(f"wrote {args.page}", flush=True)
@@ -268,6 +270,14 @@ def _compact(row: dict[str, Any]) -> dict[str, Any]:
     if "picture_codes" not in row:
         return row
     return {**row, "picture_codes": [[round(v, 4) for v in code] for code in row["picture_codes"]]}
+
+
+def _undrawn(args: argparse.Namespace, rows: list[dict[str, Any]]) -> str:
+    """The sentence naming the ``--picture-rows`` rows that are stored without picture codes (measured before the
+    JSON kept them), so the picture cannot show them; empty when there are none."""
+    missing = [r["name"] for r in rows if r["name"] in args.picture_rows.split(",") and "picture_codes" not in r]
+    return (f" Not drawn: {', '.join(missing)} (measured before the records kept their picture codes; a re-run "
+            "draws them)." if missing else "")
 
 
 def picture_rows(args: argparse.Namespace, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
