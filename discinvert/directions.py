@@ -80,9 +80,8 @@ _LABEL_PRIOR_SAMPLES: Final[int] = 2000
 """Prior codes drawn for the scales and the typical set of label directions."""
 L2_DEFAULT: Final[float] = 1.0
 """Default ridge of the label classifiers (``l2`` of :func:`learn_directions_from_codes`), relative to the mean squared
-norm of the centred codes: the best mean edit success over 20 / 100 / 1,000 labelled images per class and 2 / 3 / 4
-spreads on held-out train images of the zoo DCGAN, among 0.01 (the first default), 0.1, 1, 10, 100 and 10,000
-(``docs/lab/directions_ridge.md``, ``python -m benchmarks.directions.estimators``)."""
+norm of the centred codes, chosen by edit success on held-out train images among ridges from 0.01 to 10,000
+(``docs/byo_gan.md``, section 11)."""
 _NEWTON_STEPS: Final[int] = 100
 _UNIT_TOLERANCE: Final[float] = 1e-4
 _SAME: Final[float] = 1e-4
@@ -902,7 +901,7 @@ def learn_directions_from_codes(codes: torch.Tensor, labels: torch.Tensor | np.n
         l2: the ridge (> 0), relative to the mean squared norm of the centred codes, so one value suits Z, W and
             W+. Larger pulls each normal toward the class-balanced difference of the class's mean code and the
             others' (its limit); the default was chosen by edit success on held-out train images
-            (``docs/lab/directions.md``), where it matters most with few labelled images.
+            (``docs/byo_gan.md``, section 11), where it matters most with few labelled images.
 
     Returns:
         A :class:`DirectionSet` with method ``"labels"``; ``info["per_direction"][name]`` holds
