@@ -16,6 +16,7 @@ labelled images per class (20, 100, 1,000), best at 1,000. The set's ``info`` re
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -78,7 +79,7 @@ def main(argv: list[str] | None = None) -> None:
     info = {**ds.info, "command": command, "inverter": inverter_name,
             "images": f"the first {args.per_class} of each class among the Fashion-MNIST train split's first "
                       f"{len(train_y) - HELD_OUT} images"}
-    ds = type(ds)(**{**{f: getattr(ds, f) for f in ds.__dataclass_fields__}, "info": info})
+    ds = dataclasses.replace(ds, info=info)
     out = args.out or zoo.path(args.name) / "directions" / "labels.safetensors"
     out.parent.mkdir(parents=True, exist_ok=True)
     ds.save(out)
