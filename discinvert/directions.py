@@ -54,7 +54,7 @@ from discinvert.latents import parse_latent_shape
 from discinvert.mapped import SPACES, GaussianPrior, MappedGenerator
 from discinvert.serialization import DIGEST_KEY, tensor_digest
 
-__all__ = ["DirectionRangeWarning", "DirectionSet", "METHODS", "find_directions", "learn_directions",
+__all__ = ["DirectionRangeWarning", "DirectionSet", "L2_DEFAULT", "METHODS", "find_directions", "learn_directions",
            "learn_directions_from_codes"]
 
 logger = logging.getLogger(__name__)

@@ -8,7 +8,8 @@ One direction per Fashion-MNIST class (:func:`discinvert.directions.learn_direct
 the entry's default inverter (:func:`discinvert.zoo.default_inverter`) from the first ``--per-class`` images of
 each class of the **train** split's first 59,000 images (the last 1,000, held out by the benchmarks, and the test
 split, which the entry bundles and the benchmarks report on, are never used). The page and ``discinvert serve``
-load this file instead of learning the sliders at start-up (minutes on a CPU for the StyleGAN2's W+ codes).
+load this file instead of learning the sliders at start-up (encoding pictures and ten regressions, slowest for the
+StyleGAN2's W+ codes).
 Why 1,000 per class: issue 36's benchmark (docs/lab/directions.md) measured edit success rising with the
 labelled images per class (20, 100, 1,000), best at 1,000. The set's ``info`` records this command.
 """

@@ -21,6 +21,7 @@ code (the limit of the logistic normal as the ridge grows), its scales from the 
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import time
 from pathlib import Path
@@ -37,6 +38,8 @@ from discinvert.zoo import default_inverter, label_names, load
 from discinvert.zoo.datasets import load_fashion_mnist, to_model_range
 
 
+LIBRARY_L2 = inspect.signature(learn_directions_from_codes).parameters["l2"].default
+"""``learn_directions_from_codes``' default ridge (for the help text)."""
 PRIOR_SAMPLES = 2000
 """Prior codes for the scales, as the library draws them for label directions."""
 OLD_DEFAULT = 0.01
@@ -61,7 +64,7 @@ def mean_difference(learned: DirectionSet, codes: torch.Tensor, labels: np.ndarr
     return DirectionSet(directions=directions, names=learned.names, scales=projections.std(dim=0).float(),
                         method="labels", space=learned.space, latent_shape=learned.latent_shape,
                         generator_fingerprint=learned.generator_fingerprint,
-                        info={**learned.info, "estimator": "mean-difference"}, prior=learned.prior,
+                        info={**learned.info, "settings": {**learned.info["settings"], "l2": None}, "estimator": "mean-difference"}, prior=learned.prior,
                         typical=learned.typical)
 
 
@@ -72,7 +75,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--classifier", type=Path, default=Path("runs/classifier"))
     parser.add_argument("--per-class", default="20,100,1000")
     parser.add_argument("--amounts", default="2,3,4")
-    parser.add_argument("--ridges", default="0.01,1,100,10000", help="logistic ridges (the library's: 0.01)")
+    parser.add_argument("--ridges", default="0.01,1,100,10000", help=f"logistic ridges (the library's default: {LIBRARY_L2:g})")
     parser.add_argument("--pool", type=int, default=LABELLED_POOL, help="labelled images come from the first N train images")
     parser.add_argument("--selection", type=int, default=SELECTION, help="the train split's last N images score")
     parser.add_argument("--threads", type=int, default=1)

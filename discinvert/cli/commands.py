@@ -946,7 +946,7 @@ def _zoo_label_directions(entry: str, inverter: Any, pictures: Any, progress: An
     try:
         shipped = zoo.load_directions(entry, generator=inverter.generator)
     except ValueError as error:  # e.g. the StyleGAN2 entry's W+ set for a G in W
-        progress.stage(f"zoo:{entry}'s shipped directions do not fit this G ({error})")
+        progress.stage(f"zoo:{entry}'s shipped directions could not be used ({error}); learning them instead")
         shipped = None
     if shipped is not None:
         progress.stage(f"one edit direction per class of zoo:{entry}, as the entry ships them")
@@ -956,14 +956,16 @@ def _zoo_label_directions(entry: str, inverter: Any, pictures: Any, progress: An
     return learn_directions(inverter, images, labels, names=names, seed=0)
 
 
-def _serve_directions(args: argparse.Namespace, inverter: Any, zoo_pictures: Any, progress: Any,
-                      zoo_entry: str | None = None) -> list[Any]:
-    """The page's groups of sliders: a zoo GAN's label directions, --labelled, --directions, or else SeFa's."""
+def _serve_directions(args: argparse.Namespace, inverter: Any, zoo_entry: tuple[str, Any] | None,
+                      progress: Any) -> list[Any]:
+    """The page's groups of sliders: a zoo GAN's label directions, --labelled, --directions, or else SeFa's.
+    ``zoo_entry``: ``(name, (images, labels, label names))`` when the GAN is a zoo entry, else ``None``."""
     from discinvert.web import sources
 
     groups = []
-    if zoo_pictures is not None and args.labelled is None and args.directions is None:
-        groups.append(_zoo_label_directions(zoo_entry, inverter, zoo_pictures, progress))
+    if zoo_entry is not None and args.labelled is None and args.directions is None:
+        entry, pictures = zoo_entry
+        groups.append(_zoo_label_directions(entry, inverter, pictures, progress))
     if args.labelled is not None:
         progress.stage(f"one edit direction per label of {args.labelled} ...")
         groups.append(sources.directions_from_folders(args.labelled, inverter))
@@ -1001,7 +1003,7 @@ def _serve(args: argparse.Namespace) -> int:
     if args.examples is not None:
         progress.stage(f"reading the example pictures {args.examples} ...")
         examples = sources.examples_from(args.examples, inverter)
-    directions = _serve_directions(args, inverter, zoo_pictures, progress, zoo_entry)
+    directions = _serve_directions(args, inverter, None if zoo_entry is None else (zoo_entry, zoo_pictures), progress)
     limits = web.Limits(max_upload_bytes=int(args.max_upload_mb * 2**20), max_refine_steps=args.max_refine_steps,
                         queue=args.queue)
     session = web.WebSession(inverter, description=f"{gan.description}; inverter {_inverter_spec(args, gan)}",
