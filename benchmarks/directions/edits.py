@@ -100,6 +100,11 @@ def _ints(text: str) -> list[int]:
     return [int(v) for v in text.split(",") if v.strip()]
 
 
+def _batch_key(batch: torch.Tensor) -> str:
+    """What the memos below remember a batch by: the digest of its values and its shape."""
+    return hashlib.sha1(batch.detach().contiguous().cpu().numpy().tobytes()).hexdigest() + str(tuple(batch.shape))
+
+
 class MemoDecode:
     """``G(codes)`` in eval, without grad, inside ``frozen`` (G untouched), remembered per batch: the metrics
     decode the same edited codes once per target class; G runs once for each distinct batch."""
@@ -110,7 +115,7 @@ class MemoDecode:
         self.calls = 0
 
     def __call__(self, codes: torch.Tensor) -> torch.Tensor:
-        key = hashlib.sha1(codes.detach().contiguous().cpu().numpy().tobytes()).hexdigest() + str(tuple(codes.shape))
+        key = _batch_key(codes)
         if key not in self.cache:
             self.calls += 1
             with frozen(self.generator), torch.no_grad():
@@ -128,7 +133,7 @@ class MemoClassifier(torch.nn.Module):
         self.cache: dict[str, torch.Tensor] = {}
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        key = hashlib.sha1(images.detach().contiguous().cpu().numpy().tobytes()).hexdigest() + str(tuple(images.shape))
+        key = _batch_key(images)
         if key not in self.cache:
             self.cache[key] = self.classifier(images)
         return self.cache[key]
