@@ -99,3 +99,28 @@ def test_the_json_alone_rebuilds_the_page_and_the_picture(bench: Path, tmp_path:
     assert table and all(line in page for line in table)
     redrawn = (tmp_path / "images" / "picture.png").read_bytes()
     assert struct.unpack(">II", redrawn[16:24]) == (8 * 28, 4 * 28)
+
+
+def test_the_page_compares_the_routes_per_gan_with_the_rows_figures(bench: Path) -> None:
+    """Each row keeps what its GAN is (the folder under ``runs/`` may be gone later); the page's per-GAN line
+    sets G only against D with images and G only against the naive encoder without, from the rows' own
+    figures, and names a GAN whose pair is missing."""
+    rows = json.loads((bench / "rows.json").read_text())["rows"]
+    assert rows["naive"]["gan_record"]["summary"].startswith("dcgan")
+
+    def row(name: str, gan: str, table: float, held: float) -> dict[str, object]:
+        return {"name": name, "gan": gan, "psnr_mean": table, "heldout_psnr": held,
+                "gan_record": {"summary": "lsgan, latent 100", "trained": 3, "unit": "epochs",
+                               "command": "python -m benchmarks.paper.train_gan --loss lsgan --epochs 3"}}
+
+    lines = routes._gan_lines([
+        row("d-images", "zoo:dcgan-fashion-mnist", 19.5, 19.4), row("g-images", "zoo:dcgan-fashion-mnist", 19.0, 19.1),
+        row("lsgan-g", "runs/lsgan-cpu", 16.0, 16.2), row("lsgan-naive", "runs/lsgan-cpu", 15.5, 15.9),
+        row("wgan-gp-g", "runs/wgan-gp-cpu", 14.0, 14.0)])
+    assert lines[0].startswith("- `runs/lsgan-cpu` (lsgan, latent 100; 3 epochs, trained by `python -m")
+    assert "without images, G only against the naive encoder: Table 1 16.00 vs 15.50 dB (+0.50), " \
+           "held-out 16.20 vs 15.90 (+0.30)." in lines[0]
+    assert lines[1] == "- `runs/wgan-gp-cpu` (lsgan, latent 100; 3 epochs, trained by `python -m benchmarks.paper." \
+                       "train_gan --loss lsgan --epochs 3`): no pair of rows to compare yet."
+    assert "with images, G only against D: Table 1 19.00 vs 19.50 dB (-0.50), held-out 19.10 vs 19.40 (-0.30)." \
+           in lines[2]

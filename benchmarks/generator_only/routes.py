@@ -171,7 +171,7 @@ def run_row(args: argparse.Namespace, command: str) -> dict[str, Any]:
     row: dict[str, Any] = {"name": args.name, "gan": args.gan, "route": args.route, "images": args.images,
                            "iterations": args.iterations, "settings": settings_from(args), "fit_seconds": round(seconds, 1),
                            **record, "threads": torch.get_num_threads(), "device": describe_device("cpu"),
-                           "fit_images": len(train) if args.images else 0,
+                           "fit_images": len(train) if args.images else 0, "gan_record": gan_record(gan),
                            "protocol": f"{args.n} test images x {args.repeats} draws (seed 0)", "command": command}
     ks = list(range(args.iterations + 1)) if args.iterations else [None]
     row["heldout_by_k"] = {}
@@ -199,6 +199,44 @@ def run_row(args: argparse.Namespace, command: str) -> dict[str, Any]:
     print(json.dumps({k: v for k, v in row.items() if k != "picture_codes"}, indent=1), flush=True)
     write_json(args.out / "rows" / f"{args.name}.json", row)
     return row
+
+
+def gan_record(gan: ZooGAN) -> dict[str, Any]:
+    """What the page says of the row's GAN, kept in the row (its folder under ``runs/`` may be gone later): its
+    summary, and from its training record the epochs or iterations trained and the command that trained it."""
+    extra = gan.extra or {}
+    return {"summary": gan.summary, "trained": extra.get("epochs", extra.get("iterations")),
+            "unit": "epochs" if "epochs" in extra else "iterations", "command": extra.get("command")}
+
+
+def _gan_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """A line per GAN: what it is (from the rows' ``gan_record``), then the issue's two comparisons where the
+    rows are there: G only against D with images (Table 1 PSNR and held-out PSNR), G only without images against
+    the naive encoder."""
+    lines = []
+    for gan in sorted({r["gan"] for r in rows}):
+        mine = {r["name"].removeprefix(_prefix(gan)): r for r in rows if r["gan"] == gan}
+        record = next((r["gan_record"] for r in mine.values() if "gan_record" in r), None)
+        text = f"- `{gan}`" + (f" ({record['summary']}; {record['trained']} {record['unit']}, trained by "
+                               f"`{record['command']}`)" if record and record["command"] else "") + ":"
+        found = []
+        for mine_name, other, label in (("g-images", "d-images", "with images, G only against D"),
+                                        ("g", "naive", "without images, G only against the naive encoder")):
+            if mine_name in mine and other in mine:
+                a, b = mine[mine_name], mine[other]
+                found.append(f"{label}: Table 1 {a['psnr_mean']:.2f} vs {b['psnr_mean']:.2f} dB "
+                             f"({a['psnr_mean'] - b['psnr_mean']:+.2f}), held-out {a['heldout_psnr']:.2f} vs "
+                             f"{b['heldout_psnr']:.2f} ({a['heldout_psnr'] - b['heldout_psnr']:+.2f})")
+        lines.append(text + (" " + "; ".join(found) + "." if found else " no pair of rows to compare yet."))
+    return lines
+
+
+def _prefix(gan: str) -> str:
+    """The row-name prefix of a GAN's rows: none for the bundled DCGAN, ``lsgan-`` for ``runs/lsgan-cpu``."""
+    if gan == "zoo:dcgan-fashion-mnist":
+        return ""
+    name = gan.removeprefix("zoo:").rstrip("/").split("/")[-1]
+    return name.removesuffix("-cpu").removesuffix("-fashion-mnist") + "-"
 
 
 def _describe(r: dict[str, Any]) -> str:
@@ -245,6 +283,8 @@ def write_page(args: argparse.Namespace, command: str) -> None:
             f"{r['psnr_mean']:.2f} ± {r['psnr_std']:.2f} | {r['ssim_mean']:.4f} | {r['seconds_per_1k']:.3f} | "
             f"{r['recovery_mse']:.3f} / {r['recovery_cosine']:.3f} | {r['fit_seconds']:.0f}"
             + (f" ({stages})" if stages and "+" in stages else "") + f" | {r['threads']} |")
+    lines += ["", "GANs and the issue's comparisons (targets on the reference DCGAN: G only with images within 1 dB of D; "
+              "without images at least the naive encoder):", ""] + _gan_lines(rows)
     steps = [r for r in rows if r["iterations"]]
     if steps:
         lines += ["", "Step networks, held-out PSNR at each k: " + "; ".join(

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -102,9 +103,11 @@ def run_variant(args: argparse.Namespace, command: str) -> dict[str, Any]:
     for key in ("cn_hidden", "reuse", "steps", "real_steps"):
         if getattr(args, key) is not None:
             settings[key] = tuple(args.cn_hidden) if key == "cn_hidden" else getattr(args, key)
+    load_before = os.getloadavg()
     start = time.perf_counter()
     inverter = fit_inverter(gan.generator, gan.discriminator, FEATURE_LAYER, images=fit_images, **settings)
     seconds = time.perf_counter() - start
+    load_after = os.getloadavg()
     args.out.joinpath("inverters").mkdir(parents=True, exist_ok=True)
     inverter.save(args.out / "inverters" / f"{args.name}.safetensors")
     fit = inverter.config.fit
@@ -117,6 +120,9 @@ def run_variant(args: argparse.Namespace, command: str) -> dict[str, Any]:
         "real_best_step": fit["real_images"]["best_step"], "threads": torch.get_num_threads(),
         "device": describe_device("cpu"), "heldout": len(heldout), "fit_images": len(fit_images),
         "command": command,
+        # the machine's run-queue length (1/5/15-minute averages) before and after the fit: about the row's threads
+        # when nothing else ran, more when other work shared the cores
+        "load_average": {"before": [round(v, 2) for v in load_before], "after": [round(v, 2) for v in load_after]},
     }
     row["heldout_float32"] = score(inverter, gan.generator, heldout)
     with tempfile.TemporaryDirectory() as scratch:
