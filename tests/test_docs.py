@@ -646,6 +646,16 @@ def test_results_page_quotes_the_stylegan2_run() -> None:
             f"{steps['seconds_per_1k']:.1f} s per 1,000 images on one thread and a {steps['fit_seconds']:,.0f} s fit on "
             "one thread") in page and steps["threads"] == 1 and steps_gap > 2
     assert f"took {cn['fit_seconds']:,.0f} s on 2 CPU cores" in page and cn["fit_seconds"] > 900
+    levers = _result("stylegan2_defaults")["rows"]
+    reuse, default = levers["reuse2-t2"], levers["default"]
+    assert (f"scores {reuse['heldout_int8']['psnr']:.2f} dB against the default's "
+            f"{default['heldout_int8']['psnr']:.2f} (32×32, int8), no measurable cost") in page
+    assert abs(reuse["heldout_int8"]["psnr"] - default["heldout_int8"]["psnr"]) < 0.05
+    assert (f"that fit took {reuse['fit_seconds']:,.0f} s ({reuse['self_generated_seconds']:,.0f} s self-generated, "
+            f"{reuse['real_stage_seconds']:,.0f} s the real-image stage") in page
+    assert reuse["settings"]["reuse"] == 2 and reuse["threads"] == 2 and reuse["fit_seconds"] > 900
+    assert max(reuse["load_average"]["after"]) < 2.5  # "with both cores to itself"
+    assert reuse["real_stage_seconds"] > 900  # the real-image stage alone misses the 15 minutes
     assert o200["psnr"] - h100["psnr"] < 0.1 and h100["ssim"] > o200["ssim"]  # "within a tenth of a dB", "higher SSIM"
     for label, name in (("the CN in Z, default fit without images (1,000 × 5 draws)", "cn-z"),
                         ("the CN in W, the same", "cn-w"), ("the CN in W+, the same", "cn-wplus")):

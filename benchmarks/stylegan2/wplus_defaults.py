@@ -173,8 +173,8 @@ def write_page(out: Path, page: Path, command: str) -> None:
         "encode then G, on the whole 32x32 image and on its central 28x28 (as `docs/lab/stylegan2.md`).",
         "",
         "| variant | settings | CN parameters | held-out PSNR 32x32 (fp32 / int8) | central 28x28 PSNR / SSIM | "
-        "fit s (self-generated + real-image) | threads | int8 file |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
+        "fit s (self-generated + real-image) | threads | load before / after | int8 file |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         settings = ", ".join(f"{k}={v}" for k, v in r["settings"].items() if k != "seed") or "defaults"
@@ -184,14 +184,18 @@ def write_page(out: Path, page: Path, command: str) -> None:
         lines.append(
             f"| {r['name']} | {settings} | {r['cn_parameters']:,} | {f32_text} / {i8['psnr']:.2f} | "
             f"{main['psnr_28']:.2f} / {main['ssim_28']:.4f} | {r['fit_seconds']:,.0f} ({r['self_generated_seconds']:,.0f}"
-            f" + {r['real_stage_seconds']:,.0f}) | {r['threads']} | {r['int8_bytes'] / 1e6:.2f} MB |")
+            f" + {r['real_stage_seconds']:,.0f}) | {r['threads']} | {_load(r)} | {r['int8_bytes'] / 1e6:.2f} MB |")
     base = next((r for r in rows if r["name"] == "default"), None)
     if base is not None:
         lines += ["", "Against the library's defaults, held-out PSNR (32x32, int8): " + "; ".join(
             f"{r['name']} {r['heldout_int8']['psnr'] - base['heldout_int8']['psnr']:+.2f} dB"
             for r in rows if r is not base) + "."]
-    lines += ["", "Fit seconds are one torch thread with the machine's other core busy (other fits, tests): read them "
-              "within a row (its two stages), not across rows."]
+    lines += ["", "Fit seconds are wall-clock on the row's torch threads on the 2-core machine. *Load*: the machine's "
+              "1-minute load average just before the fit and its 15-minute one just after (about the row's threads "
+              "when nothing else ran, more when other work shared the cores); rows without it were recorded before "
+              "it was kept and ran beside other fits or tests. Read seconds within a row (its two stages) unless "
+              "both rows ran in one session and their loads say they had the cores to themselves: sessions run on "
+              "different hosts, whose speeds differ severalfold."]
     lines += ["", "Commands:", ""] + [
         f"- {r['name']}: `{r['command']}` ({r['device']})"
         + (f"; scored from `{r['scored_from']}`, fitted by the command in its model card" if r.get("scored_from")
@@ -199,6 +203,12 @@ def write_page(out: Path, page: Path, command: str) -> None:
     page.parent.mkdir(parents=True, exist_ok=True)
     page.write_text("\n".join(lines))
     print(f"wrote {page}", flush=True)
+
+
+def _load(row: dict[str, Any]) -> str:
+    """The row's load averages as the page shows them (1-minute before, 15-minute after), or a dash."""
+    load = row.get("load_average")
+    return f"{load['before'][0]:.1f} / {load['after'][2]:.1f}" if load else "–"
 
 
 def main(argv: list[str] | None = None) -> None:
