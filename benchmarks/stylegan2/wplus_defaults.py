@@ -194,8 +194,8 @@ def write_page(out: Path, page: Path, command: str) -> None:
               "1-minute load average just before the fit and its 15-minute one just after (about the row's threads "
               "when nothing else ran, more when other work shared the cores); rows without it were recorded before "
               "it was kept and ran beside other fits or tests. Read seconds within a row (its two stages) unless "
-              "both rows ran in one session and their loads say they had the cores to themselves: sessions run on "
-              "different hosts, whose speeds differ severalfold."]
+              "both rows ran in one session and their loads say they had the cores to themselves (rows of different "
+              "sessions may have run on different hosts)."]
     lines += ["", "Commands:", ""] + [
         f"- {r['name']}: `{r['command']}` ({r['device']})"
         + (f"; scored from `{r['scored_from']}`, fitted by the command in its model card" if r.get("scored_from")
