@@ -748,6 +748,12 @@ def test_results_page_quotes_the_generator_only_run() -> None:
     guide = " ".join((ROOT / "docs" / "byo_gan.md").read_text().split())
     assert f"(G alone was {gi['psnr_mean'] - di['psnr_mean']:.2f} dB better on Table 1)" in guide
     assert f"without images D's route is better (by {d['psnr_mean'] - g['psnr_mean']:.2f} dB)" in guide
+    ld, lg = rows["lsgan-d-images"], rows["lsgan-g-images"]
+    assert ld["gan"] == lg["gan"] == "runs/lsgan-cpu" and ld["images"] and lg["images"] and lg["route"] == "g"
+    assert lg["gan_record"]["trained"] == 3 and lg["settings"] == ld["settings"] == {"seed": 0}
+    assert (f"G alone {lg['psnr_mean']:.2f} ± {lg['psnr_std']:.2f} dB against D's {ld['psnr_mean']:.2f} ± "
+            f"{ld['psnr_std']:.2f} dB on Table 1 ({lg['psnr_mean'] - ld['psnr_mean']:+.2f} dB; held-out train "
+            f"{lg['heldout_psnr']:.2f} against {ld['heldout_psnr']:.2f})") in page
     w64 = rows["g-w64"]
     assert abs(w64["heldout_psnr"] - g["heldout_psnr"]) < 0.1 and g["seconds_per_1k"] < w64["seconds_per_1k"]  # "alike"
 
