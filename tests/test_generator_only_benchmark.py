@@ -109,7 +109,9 @@ def test_the_page_compares_the_routes_per_gan_with_the_rows_figures(bench: Path)
     assert rows["naive"]["gan_record"]["summary"].startswith("dcgan")
 
     def row(name: str, gan: str, table: float, held: float) -> dict[str, object]:
-        return {"name": name, "gan": gan, "psnr_mean": table, "heldout_psnr": held,
+        route = name.removesuffix("-images").rsplit("-", 1)[-1]
+        return {"name": name, "gan": gan, "psnr_mean": table, "heldout_psnr": held, "route": route,
+                "images": name.endswith("-images"), "iterations": 0, "settings": {"seed": 0},
                 "gan_record": {"summary": "lsgan, latent 100", "trained": 3, "unit": "epochs",
                                "command": "python -m benchmarks.paper.train_gan --loss lsgan --epochs 3"}}
 

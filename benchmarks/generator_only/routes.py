@@ -211,32 +211,26 @@ def gan_record(gan: ZooGAN) -> dict[str, Any]:
 
 def _gan_lines(rows: list[dict[str, Any]]) -> list[str]:
     """A line per GAN: what it is (from the rows' ``gan_record``), then the issue's two comparisons where the
-    rows are there: G only against D with images (Table 1 PSNR and held-out PSNR), G only without images against
-    the naive encoder."""
+    rows are there, each pair matched by what the rows record (route, images, no step networks, no settings but
+    the seed), not by their names: G only against D with images (Table 1 PSNR and held-out PSNR), G only without
+    images against the naive encoder."""
     lines = []
     for gan in sorted({r["gan"] for r in rows}):
-        mine = {r["name"].removeprefix(_prefix(gan)): r for r in rows if r["gan"] == gan}
-        record = next((r["gan_record"] for r in mine.values() if "gan_record" in r), None)
+        plain = {(r["route"], r["images"]): r for r in rows
+                 if r["gan"] == gan and not r.get("iterations") and set(r.get("settings", {})) <= {"seed"}}
+        record = next((r["gan_record"] for r in rows if r["gan"] == gan and "gan_record" in r), None)
         text = f"- `{gan}`" + (f" ({record['summary']}; {record['trained']} {record['unit']}, trained by "
                                f"`{record['command']}`)" if record and record["command"] else "") + ":"
         found = []
-        for mine_name, other, label in (("g-images", "d-images", "with images, G only against D"),
-                                        ("g", "naive", "without images, G only against the naive encoder")):
-            if mine_name in mine and other in mine:
-                a, b = mine[mine_name], mine[other]
+        for mine, other, label in ((("g", True), ("d", True), "with images, G only against D"),
+                                   (("g", False), ("naive", False), "without images, G only against the naive encoder")):
+            if mine in plain and other in plain:
+                a, b = plain[mine], plain[other]
                 found.append(f"{label}: Table 1 {a['psnr_mean']:.2f} vs {b['psnr_mean']:.2f} dB "
                              f"({a['psnr_mean'] - b['psnr_mean']:+.2f}), held-out {a['heldout_psnr']:.2f} vs "
                              f"{b['heldout_psnr']:.2f} ({a['heldout_psnr'] - b['heldout_psnr']:+.2f})")
         lines.append(text + (" " + "; ".join(found) + "." if found else " no pair of rows to compare yet."))
     return lines
-
-
-def _prefix(gan: str) -> str:
-    """The row-name prefix of a GAN's rows: none for the bundled DCGAN, ``lsgan-`` for ``runs/lsgan-cpu``."""
-    if gan == "zoo:dcgan-fashion-mnist":
-        return ""
-    name = gan.removeprefix("zoo:").rstrip("/").split("/")[-1]
-    return name.removesuffix("-cpu").removesuffix("-fashion-mnist") + "-"
 
 
 def _describe(r: dict[str, Any]) -> str:
