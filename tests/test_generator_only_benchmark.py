@@ -126,3 +126,19 @@ def test_the_page_compares_the_routes_per_gan_with_the_rows_figures(bench: Path)
                        "train_gan --loss lsgan --epochs 3`): no pair of rows to compare yet."
     assert "with images, G only against D: Table 1 19.00 vs 19.50 dB (-0.50), held-out 19.10 vs 19.40 (-0.30)." \
            in lines[2]
+
+
+def test_fits_measured_with_two_seeds_get_their_own_line_and_seed_0_alone_is_paired() -> None:
+    """A fit measured again with another seed shows as such (the row names its seed), gets a line with each seed's
+    held-out PSNR and the means, and does not replace seed 0's row in the per-GAN comparison."""
+    def row(name: str, route: str, seed: int, held: float, table: float, **settings: object) -> dict[str, object]:
+        return {"name": name, "gan": "zoo:dcgan-fashion-mnist", "psnr_mean": table, "heldout_psnr": held,
+                "route": route, "images": True, "iterations": 0, "settings": {"seed": seed, **settings}}
+
+    rows = [row("d-images", "d", 0, 19.9, 19.9), row("g-images", "g", 0, 20.0, 20.1),
+            row("g-images-s1", "g", 1, 19.0, 19.3), row("g-images-pe", "g", 0, 20.2, 20.2, perceptual="encoder")]
+    assert routes._describe(rows[2]) == "G only, images, seed 1" and routes._describe(rows[1]) == "G only, images"
+    assert routes._seed_lines(rows) == [
+        "- `zoo:dcgan-fashion-mnist`, G only, images: held-out 20.00 (seed 0, g-images), 19.00 (seed 1, "
+        "g-images-s1); mean 19.50, Table 1 mean 19.70 dB."]
+    assert "Table 1 20.10 vs 19.90 dB (+0.20)" in routes._gan_lines(rows)[0]  # seed 0's g-images, not seed 1's

@@ -139,12 +139,13 @@ class MemoClassifier(torch.nn.Module):
         return self.cache[key]
 
 
-def _pad(images: torch.Tensor, side: int) -> torch.Tensor:
+def pad_to(images: torch.Tensor, side: int) -> torch.Tensor:
+    """Images ``(N, C, H, H)`` in [-1, 1] padded with the background (-1) to ``(N, C, side, side)``."""
     margin = (side - images.shape[-1]) // 2
     return F.pad(images, (margin,) * 4, value=-1.0) if margin else images
 
 
-def _labelled(per_class: int, labels: np.ndarray, seed: int, pool: int) -> np.ndarray:
+def labelled_indices(per_class: int, labels: np.ndarray, seed: int, pool: int) -> np.ndarray:
     """Indices of the first ``per_class`` images of each class in a seeded shuffle of the first ``pool``."""
     order = np.random.default_rng(seed).permutation(pool)
     chosen = [order[labels[order] == c][:per_class] for c in range(10)]
@@ -157,7 +158,7 @@ def _classes(classifier: torch.nn.Module, decode: MemoDecode, codes: torch.Tenso
     return set(predict_proba(classifier, decode(codes)).argmax(1).tolist())
 
 
-def _mean_success(classifier: torch.nn.Module, decode: MemoDecode, codes: torch.Tensor, ds: DirectionSet,
+def mean_success(classifier: torch.nn.Module, decode: MemoDecode, codes: torch.Tensor, ds: DirectionSet,
                   amount: float) -> tuple[float, list[float | None]]:
     """Mean edit success over the target classes (``None`` for a class every image is in already)."""
     present = _classes(classifier, decode, codes)
@@ -180,7 +181,7 @@ def run_gan(args: argparse.Namespace, command: str) -> dict[str, Any]:
     with frozen(G), torch.no_grad():
         side = int(G(gan.generator.sample(1, torch.Generator().manual_seed(0), torch.device("cpu"))
                      if hasattr(gan.generator, "sample") else torch.zeros(1, *gan.latent_shape)).shape[-1])
-    x_test = _pad(to_model_range(test_x[: args.n_test]).float(), side)
+    x_test = pad_to(to_model_range(test_x[: args.n_test]).float(), side)
     decode = MemoDecode(G)
     start = time.perf_counter()
     codes = inverter.encode(x_test, range_check="ignore")
@@ -229,13 +230,13 @@ def run_gan(args: argparse.Namespace, command: str) -> dict[str, Any]:
     # --------------------------------------------------------------- labels
     if not args.no_labels:
         train_x, train_y = load_fashion_mnist("train", root=args.data_root)
-        x_sel = _pad(to_model_range(train_x[-args.selection:]).float(), side)
+        x_sel = pad_to(to_model_range(train_x[-args.selection:]).float(), side)
         sel_codes = inverter.encode(x_sel, range_check="ignore")
         budgets = {}
         label_sets: dict[int, DirectionSet] = {}
         for per_class in _ints(args.per_class):
-            idx = _labelled(per_class, train_y, args.seed, args.pool)
-            images = _pad(to_model_range(train_x[idx]).float(), side)
+            idx = labelled_indices(per_class, train_y, args.seed, args.pool)
+            images = pad_to(to_model_range(train_x[idx]).float(), side)
             t0 = time.perf_counter()
             ds = learn_directions(inverter, images, torch.as_tensor(train_y[idx]), names=names, seed=args.seed)
             label_sets[per_class] = ds
@@ -246,14 +247,14 @@ def run_gan(args: argparse.Namespace, command: str) -> dict[str, Any]:
                 "heldout_balanced_accuracy": {n: per_direction[n].get("holdout_balanced_accuracy") for n in names},
             }
         largest = max(label_sets)
-        selection_curve = {str(a): _mean_success(classifier, decode, sel_codes, label_sets[largest], a)[0]
+        selection_curve = {str(a): mean_success(classifier, decode, sel_codes, label_sets[largest], a)[0]
                            for a in _floats(args.amounts)}
         reaching = [a for a in _floats(args.amounts) if selection_curve[str(a)] >= 0.5]
         headline = min(reaching) if reaching else max(_floats(args.amounts))
         for per_class, ds in label_sets.items():
             curve = {}
             for a in _floats(args.amounts):
-                mean, per = _mean_success(classifier, decode, codes, ds, a)
+                mean, per = mean_success(classifier, decode, codes, ds, a)
                 curve[str(a)] = {"mean": mean, "per_class": dict(zip(names, per, strict=True))}
             keeps = [preservation(classifier, decode, codes, ds.vector(n), amount=SMALL, target_class=c)
                      for c, n in enumerate(names)]

@@ -32,7 +32,8 @@ import torch
 
 from benchmarks.common import command_line, describe_device, write_json
 from benchmarks.directions.classifier import load_classifier
-from benchmarks.directions.edits import LABELLED_POOL, SELECTION, MemoClassifier, MemoDecode, _labelled, _mean_success, _pad
+from benchmarks.directions.edits import (LABELLED_POOL, SELECTION, MemoClassifier, MemoDecode, labelled_indices,
+                                        mean_success, pad_to)
 from discinvert import DirectionSet, MappedGenerator, learn_directions_from_codes
 from discinvert.zoo import default_inverter, label_names, load
 from discinvert.zoo.datasets import load_fashion_mnist, to_model_range
@@ -97,13 +98,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     side = inverter.image_shape[-1]
     names = label_names(args.gan)
     train_x, train_y = load_fashion_mnist("train", root=args.data_root)
-    sel_codes = inverter.encode(_pad(to_model_range(train_x[-args.selection:]).float(), side), range_check="ignore")
+    sel_codes = inverter.encode(pad_to(to_model_range(train_x[-args.selection:]).float(), side), range_check="ignore")
     amounts = [float(a) for a in args.amounts.split(",")]
     ridges = [float(r) for r in args.ridges.split(",")]
     rows: dict[str, Any] = {}
     for per_class in [int(p) for p in args.per_class.split(",")]:
-        idx = _labelled(per_class, train_y, args.seed, args.pool)
-        codes = inverter.encode(_pad(to_model_range(train_x[idx]).float(), side), range_check="ignore")
+        idx = labelled_indices(per_class, train_y, args.seed, args.pool)
+        codes = inverter.encode(pad_to(to_model_range(train_x[idx]).float(), side), range_check="ignore")
         labels = train_y[idx]
         sets = {f"logistic-{ridge:g}": learn_directions_from_codes(codes, torch.as_tensor(labels), names=names,
                                                                   generator=G, seed=args.seed, l2=ridge)
@@ -111,7 +112,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         sets["mean-difference"] = mean_difference(sets[f"logistic-{ridges[0]:g}"], codes, labels, G, args.seed)
         reference = sets.get(f"logistic-{OLD_DEFAULT:g}")
         for estimator, ds in sets.items():
-            success = {str(a): _mean_success(classifier, decode, sel_codes, ds, a)[0] for a in amounts}
+            success = {str(a): mean_success(classifier, decode, sel_codes, ds, a)[0] for a in amounts}
             cosine = (None if reference is None else
                       float(np.mean([float(ds.vector(n).flatten() @ reference.vector(n).flatten()
                                            / (ds.vector(n).norm() * reference.vector(n).norm())) for n in names])))

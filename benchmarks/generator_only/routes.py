@@ -212,12 +212,13 @@ def gan_record(gan: ZooGAN) -> dict[str, Any]:
 def _gan_lines(rows: list[dict[str, Any]]) -> list[str]:
     """A line per GAN: what it is (from the rows' ``gan_record``), then the issue's two comparisons where the
     rows are there, each pair matched by what the rows record (route, images, no step networks, no settings but
-    the seed), not by their names: G only against D with images (Table 1 PSNR and held-out PSNR), G only without
+    the seed), not by their names, seed 0's rows (other seeds are :func:`_seed_lines`'): G only against D with images (Table 1 PSNR and held-out PSNR), G only without
     images against the naive encoder."""
     lines = []
     for gan in sorted({r["gan"] for r in rows}):
         plain = {(r["route"], r["images"]): r for r in rows
-                 if r["gan"] == gan and not r.get("iterations") and set(r.get("settings", {})) <= {"seed"}}
+                 if r["gan"] == gan and not r.get("iterations") and set(r.get("settings", {})) <= {"seed"}
+                 and r.get("settings", {}).get("seed", 0) == 0}
         record = next((r["gan_record"] for r in rows if r["gan"] == gan and "gan_record" in r), None)
         text = f"- `{gan}`" + (f" ({record['summary']}; {record['trained']} {record['unit']}, trained by "
                                f"`{record['command']}`)" if record and record["command"] else "") + ":"
@@ -233,11 +234,31 @@ def _gan_lines(rows: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def _seed_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """A line per fit measured with more than one seed (rows alike but for the fit's ``seed``): the held-out PSNR
+    of each seed, then the means of it and of Table 1's PSNR; none when every fit has one seed."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in rows:
+        unseeded = {**r, "settings": {k: v for k, v in r["settings"].items() if k != "seed"}}
+        groups.setdefault((r["gan"], _describe(unseeded)), []).append(r)
+    lines = []
+    for (gan, description), group in sorted(groups.items()):
+        if len({r["settings"].get("seed", 0) for r in group}) < 2:
+            continue
+        group = sorted(group, key=lambda r: r["settings"].get("seed", 0))
+        each = ", ".join(f"{r['heldout_psnr']:.2f} (seed {r['settings'].get('seed', 0)}, {r['name']})" for r in group)
+        lines.append(f"- `{gan}`, {description}: held-out {each}; mean {np.mean([r['heldout_psnr'] for r in group]):.2f}"
+                     f", Table 1 mean {np.mean([r['psnr_mean'] for r in group]):.2f} dB.")
+    return lines
+
+
 def _describe(r: dict[str, Any]) -> str:
     route = {"d": "D", "g": "G only", "naive": "naive encoder"}[r["route"]]
     extra = [f"{k}={v}" for k, v in r["settings"].items() if k not in ("seed", "iterations")]
+    seed = r["settings"].get("seed", 0)
     return ", ".join([route, "images" if r["images"] else "no images"]
-                     + ([f"{r['iterations']} step networks"] if r["iterations"] else []) + extra)
+                     + ([f"{r['iterations']} step networks"] if r["iterations"] else []) + extra
+                     + ([f"seed {seed}"] if seed else []))
 
 
 def stored_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -259,8 +280,9 @@ def write_page(args: argparse.Namespace, command: str) -> None:
         "# Inverting a generator alone: the generator-only route against D's (issue 35)",
         "",
         f"Written by `{command}` from the rows of `benchmarks/generator_only/routes.py` (each row's command below). "
-        "Every fit: the library's defaults but the settings named, seed 0. *Held-out train*: the last 1,000 "
-        "Fashion-MNIST train images, never trained on, where any choice is made; *Table 1*: "
+        "Every fit: the library's defaults but the settings named, seed 0 unless the row names another. "
+        "*Held-out train*: the last 1,000 Fashion-MNIST train images, never trained on, where any choice is made; "
+        "*Table 1*: "
         f"{' / '.join(sorted({r['protocol'] for r in rows}))}, reported, never used to choose. *Recovery*: MSE / cosine between 512 fresh codes and the "
         "codes of their images. Seconds are wall-clock on the row's torch threads, on a 2-core machine shared with "
         "other work: compare them within a page, as upper bounds.",
@@ -279,6 +301,9 @@ def write_page(args: argparse.Namespace, command: str) -> None:
             + (f" ({stages})" if stages and "+" in stages else "") + f" | {r['threads']} |")
     lines += ["", "GANs and the issue's comparisons (targets on the reference DCGAN: G only with images within 1 dB of D; "
               "without images at least the naive encoder):", ""] + _gan_lines(rows)
+    seeds = _seed_lines(rows)
+    if seeds:
+        lines += ["", "Fits measured with more than one seed (the fit's seed; Table 1's draws keep seed 0):", ""] + seeds
     steps = [r for r in rows if r["iterations"]]
     if steps:
         lines += ["", "Step networks, held-out PSNR at each k: " + "; ".join(
