@@ -70,7 +70,7 @@ def test_the_page_quotes_the_rows_and_the_picture_has_a_strip_per_row(bench: Pat
         assert f"{row['heldout_psnr']:.2f} / {row['heldout_ssim']:.4f}" in line
         assert f"{row['psnr_mean']:.2f} ± {row['psnr_std']:.2f}" in line
         assert f"`{row['command']}`" in page
-    assert "G only, images, 1 step networks" in page
+    assert "G only, images, 1 step network," in page
     assert "each row's reconstructions: naive, d-images, g-images-steps." in page
     png = (bench / "images" / "picture.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"

@@ -257,7 +257,7 @@ def _describe(r: dict[str, Any]) -> str:
     extra = [f"{k}={v}" for k, v in r["settings"].items() if k not in ("seed", "iterations")]
     seed = r["settings"].get("seed", 0)
     return ", ".join([route, "images" if r["images"] else "no images"]
-                     + ([f"{r['iterations']} step networks"] if r["iterations"] else []) + extra
+                     + ([f"{r['iterations']} step network{'s' if r['iterations'] > 1 else ''}"] if r["iterations"] else []) + extra
                      + ([f"seed {seed}"] if seed else []))
 
 
