@@ -754,6 +754,16 @@ def test_results_page_quotes_the_generator_only_run() -> None:
     assert (f"G alone {lg['psnr_mean']:.2f} ± {lg['psnr_std']:.2f} dB against D's {ld['psnr_mean']:.2f} ± "
             f"{ld['psnr_std']:.2f} dB on Table 1 ({lg['psnr_mean'] - ld['psnr_mean']:+.2f} dB; held-out train "
             f"{lg['heldout_psnr']:.2f} against {ld['heldout_psnr']:.2f})") in page
+    wd, wg = rows["wgan-gp-d-images"], rows["wgan-gp-g-images"]
+    assert wd["gan"] == wg["gan"] == "runs/wgan-gp-cpu" and wd["images"] and wg["images"] and wg["route"] == "g"
+    assert wg["gan_record"]["trained"] == 4 and wg["settings"] == wd["settings"] == {"seed": 0}
+    assert (f"G alone {wg['psnr_mean']:.2f} ± {wg['psnr_std']:.2f} dB against D's {wd['psnr_mean']:.2f} ± "
+            f"{wd['psnr_std']:.2f} dB on Table 1 ({wg['psnr_mean'] - wd['psnr_mean']:+.2f} dB; held-out train "
+            f"{wg['heldout_psnr']:.2f} against {wd['heldout_psnr']:.2f})") in page
+    assert (f"(cosine {wg['recovery_cosine']:.3f} against {wd['recovery_cosine']:.3f} on 512 fresh samples): on this "
+            "critic, G alone is the better route with images") in page
+    assert wg["heldout_psnr"] > wd["heldout_psnr"] and wg["recovery_cosine"] > wd["recovery_cosine"]
+    assert f"G alone was ahead by {wg['psnr_mean'] - wd['psnr_mean']:.2f} dB with images" in guide
     w64 = rows["g-w64"]
     assert abs(w64["heldout_psnr"] - g["heldout_psnr"]) < 0.1 and g["seconds_per_1k"] < w64["seconds_per_1k"]  # "alike"
 
