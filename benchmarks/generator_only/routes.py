@@ -212,8 +212,8 @@ def gan_record(gan: ZooGAN) -> dict[str, Any]:
 def _gan_lines(rows: list[dict[str, Any]]) -> list[str]:
     """A line per GAN: what it is (from the rows' ``gan_record``), then the issue's two comparisons where the
     rows are there, each pair matched by what the rows record (route, images, no step networks, no settings but
-    the seed), not by their names, seed 0's rows (other seeds are :func:`_seed_lines`'): G only against D with images (Table 1 PSNR and held-out PSNR), G only without
-    images against the naive encoder."""
+    the seed), not by their names, and of seed 0 (other seeds have :func:`_seed_lines`): G only against D with
+    images (Table 1 PSNR and held-out PSNR), G only without images against the naive encoder."""
     lines = []
     for gan in sorted({r["gan"] for r in rows}):
         plain = {(r["route"], r["images"]): r for r in rows
@@ -256,8 +256,8 @@ def _describe(r: dict[str, Any]) -> str:
     route = {"d": "D", "g": "G only", "naive": "naive encoder"}[r["route"]]
     extra = [f"{k}={v}" for k, v in r["settings"].items() if k not in ("seed", "iterations")]
     seed = r["settings"].get("seed", 0)
-    return ", ".join([route, "images" if r["images"] else "no images"]
-                     + ([f"{r['iterations']} step network{'s' if r['iterations'] > 1 else ''}"] if r["iterations"] else []) + extra
+    steps = [f"{r['iterations']} step network{'s' if r['iterations'] > 1 else ''}"] if r["iterations"] else []
+    return ", ".join([route, "images" if r["images"] else "no images"] + steps + extra
                      + ([f"seed {seed}"] if seed else []))
 
 
