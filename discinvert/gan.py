@@ -17,7 +17,7 @@ from discinvert.guard import buffer_snapshot, frozen
 from discinvert.layers import batch_dependence
 
 __all__ = ["BATCH_CHECK_SIZE", "DEFAULT_BATCH_SIZE", "GANFacts", "check_batch_independence", "check_module", "generate", "inspect_gan",
-           "model_device", "model_dtype", "probe", "resolve_device"]
+           "model_device", "model_dtype", "probe", "probe_generator", "resolve_device"]
 
 logger = logging.getLogger(__name__)
 
@@ -151,21 +151,19 @@ def _check_takes_one_argument(generator: nn.Module) -> None:
         ) from None
 
 
-def probe(
+def probe_generator(
     generator: nn.Module,
-    tap: FeatureTap,
     latents: torch.Tensor,
     conditions: torch.Tensor | None = None,
     conditioning: Conditioning | None = None,
-) -> tuple[tuple[int, ...], int]:
-    """Run G and D_f on a small batch and return ``(image_shape, feature_dim)``.
+) -> torch.Tensor:
+    """Run G on a small batch of latents and return its images ``(N, *image_shape)``, checked.
 
     Call it under :func:`discinvert.guard.frozen` and ``torch.no_grad()``.
 
     Raises:
-        ValueError: G rejects latents of this shape (with a conditioning: these latents and
-            the sampler's conditions) or returns no image batch; D fails on G's images; the
-            feature layer is never reached.
+        ValueError: G rejects latents of this shape (with a conditioning: these latents and the
+            sampler's conditions), or returns no floating-point image batch of the latents' length.
     """
     batch = latents.shape[0]
     shape = tuple(latents.shape[1:])
@@ -194,6 +192,25 @@ def probe(
         )
     if not images.is_floating_point():
         raise ValueError(f"generator: expected floating-point images, got dtype {images.dtype}.")
+    return images
+
+
+def probe(
+    generator: nn.Module,
+    tap: FeatureTap,
+    latents: torch.Tensor,
+    conditions: torch.Tensor | None = None,
+    conditioning: Conditioning | None = None,
+) -> tuple[tuple[int, ...], int]:
+    """Run G and D_f on a small batch and return ``(image_shape, feature_dim)``.
+
+    Call it under :func:`discinvert.guard.frozen` and ``torch.no_grad()``.
+
+    Raises:
+        ValueError: what :func:`probe_generator` raises; D fails on G's images; the feature layer is
+            never reached.
+    """
+    images = probe_generator(generator, latents, conditions, conditioning)
     try:
         features = tap(images, conditions)
     except ValueError:  # ours (layer never reached, bad layer output): already clear

@@ -260,10 +260,16 @@ def _model_card(config: InverterConfig, *, gan: str | None, metrics: dict[str, A
         ]
         real = fit.get("real_images")
         if isinstance(real, dict):
+            if config.pixel_encoder is None:
+                feature_term = f"D-feature weight {real.get('feature_weight')}"
+            elif real.get("perceptual") is None:
+                feature_term = "no feature term (no discriminator)"
+            else:
+                feature_term = f"perceptual term ({real.get('perceptual')} network) weight {real.get('feature_weight')}"
             lines += [
                 f"Then the real-image stage: {real.get('real_steps')} updates of {real.get('real_batch_size')} real "
                 f"images ({real.get('source')}, {real.get('held_out')} held out), lr {real.get('real_lr')}, "
-                f"D-feature weight {real.get('feature_weight')}, prior weight {real.get('prior_weight')}; held-out "
+                f"{feature_term}, prior weight {real.get('prior_weight')}; held-out "
                 f"pixel MSE {real.get('start_held_out_pixel_mse')} → {real.get('best_held_out_pixel_mse')}; "
                 f"held-out latent MSE of this inverter {real.get('latent_validation_mse')}.",
                 "",

@@ -20,7 +20,8 @@ from discinvert.conditioning import Conditioning, check_conditioning, check_cond
 from discinvert.inverter_config import InverterConfig
 from discinvert.features import FeatureTap, reached_modules
 from discinvert.fingerprint import fingerprint_discriminator, fingerprint_generator
-from discinvert.gan import DEFAULT_BATCH_SIZE, check_module, generate, model_device, model_dtype, probe, resolve_device
+from discinvert.gan import (DEFAULT_BATCH_SIZE, check_module, generate, model_device, model_dtype, probe,
+                            probe_generator, resolve_device)
 from discinvert.guard import frozen
 from discinvert.step_networks import StepNetwork, iterate
 from discinvert.layers import resolve_layers
@@ -32,7 +33,7 @@ from discinvert.keyword_settings import keyword_settings
 from discinvert.optimize import OptimizeSettings, optimize_latents
 from discinvert.rng import kept
 from discinvert.serialization import PRIOR_TENSORS, read_inverter_file, write_inverter_file
-from discinvert.argument_checks import holds_data, is_integer, numpy_tensor, optional_bool, optional_callable, positive_int
+from discinvert.argument_checks import holds_data, is_integer, numpy_tensor, positive_int
 from discinvert.value_range import RANGE_MARGIN, nominal_range, range_problem
 
 __all__ = ["DEFAULT_BATCH_SIZE", "RANGE_MARGIN", "FingerprintMismatchError", "ImageRangeWarning", "Inverter", "RangeCheck"]
@@ -351,6 +352,8 @@ class Inverter(nn.Module):
         for step in self.steps:
             if next(step.parameters()).device != device:
                 step.to(device)
+        if self.config.pixel_encoder is not None and next(self.pixels.parameters()).device != device:
+            self.pixels.to(device)  # G alone: the pixel network is ours and follows G as the CN does
         return device
 
     def _check_iterations(self, iterations: int | None) -> int:
@@ -439,7 +442,7 @@ class Inverter(nn.Module):
         return torch.cat(chunks)
 
     def _non_finite_codes(self, features: torch.Tensor, codes: torch.Tensor, start: int) -> str:
-        """Why a batch's codes are NaN/Inf: D's features, or the CN itself."""
+        """Why a batch's codes are NaN/Inf: D's (or the pixel network's) features, or the CN itself."""
         n = codes.shape[0]
         bad_codes = int((~torch.isfinite(codes).all(1)).sum())
         bad_features = int((~torch.isfinite(features).all(1)).sum())
@@ -463,7 +466,8 @@ class Inverter(nn.Module):
             )
         return (
             f"encode: expected finite codes, got NaN/Inf codes for {bad_codes} of {n} images ({where}) "
-            "from finite D features: the connection network's weights overflow (e.g. saved in "
+            f"from finite {'pixel-network' if self.discriminator is None else 'D'} features: the connection "
+            "network's weights overflow (e.g. saved in "
             "float16, or a damaged file). Refit or reload the inverter."
         )
 
@@ -570,9 +574,7 @@ class Inverter(nn.Module):
                 ``callback`` not callable), all checked before any step.
         """
         positive_int(steps, "steps", 0)
-        options = OptimizeSettings(**settings)
-        optional_bool(options.progress, "progress")
-        optional_callable(options.callback, "callback", "callback(start, step, codes)")
+        options = OptimizeSettings(**settings).checked()  # every option checked before any work
         if self.discriminator is None and options.feature_weight > 0:
             raise ValueError(
                 f"feature_weight: expected 0 for an inverter fit for the generator alone (it has no discriminator "
@@ -603,6 +605,8 @@ class Inverter(nn.Module):
     def forward(self, images: torch.Tensor, conditions: torch.Tensor | None = None) -> torch.Tensor:
         """Differentiable codes ``CN(D_f(images))``, then every step network, for use inside larger models.
 
+        For an inverter fit for G alone, ``D_f`` is its own pixel network (part of this module, in its mode;
+        images of another shape than :attr:`image_shape` are a ``ValueError``).
         See :meth:`encode` for inference. G and D run in eval mode; gradients flow through
         them to the codes and the networks' weights, never into G's or D's weights when
         their ``requires_grad`` is off. A G or D that changes a buffer in place during its
@@ -766,10 +770,15 @@ class Inverter(nn.Module):
         # kept: a G that draws noise from a global RNG (torch's, NumPy's, Python's) must not move the user's on load.
         with kept(device), frozen(self.generator, self.discriminator), torch.no_grad():
             if self.discriminator is None:  # G alone: the pixel network reads images of the config's shape
-                images = generate(self.generator, latents, conditions, conditioning)
+                images = probe_generator(self.generator, latents, conditions, conditioning)
                 image_shape, feature_dim = tuple(images.shape[1:]), self.config.feature_dim
             else:
                 image_shape, feature_dim = probe(self.generator, self._gan.tap, latents, conditions, conditioning)
+        if self.discriminator is None and image_shape != self.image_shape:
+            raise ValueError(
+                f"{source}: fit for a generator of images of shape {self.image_shape} (its pixel network reads "
+                f"them), but this generator gives images of shape {image_shape}."
+            )
         if image_shape != self.image_shape or feature_dim != self.config.feature_dim:
             raise ValueError(
                 f"{source}: fit for images of shape {self.image_shape} and {self.config.feature_dim} "

@@ -162,5 +162,15 @@ class PixelEncoder(nn.Module):
         return f"layers.{len(self.layers) - 1}"
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """Map ``(N, *image_shape)`` images (or ``(N, prod(image_shape))`` flattened ones) to ``(N, out_features)``."""
-        return self.layers(images.reshape(-1, *self.config.image_shape)).flatten(1)
+        """Map ``(N, *image_shape)`` images (or ``(N, prod(image_shape))`` flattened ones) to ``(N, out_features)``.
+
+        Raises:
+            ValueError: images of another shape (e.g. channels last, or another channel count).
+        """
+        shape = self.config.image_shape
+        if images.dim() < 2 or tuple(images.shape[1:]) not in (shape, (math.prod(shape),)):
+            raise ValueError(
+                f"images: the pixel network expected a batch of shape (N, {', '.join(map(str, shape))}) "
+                f"(or (N, {math.prod(shape)}) flattened), got {tuple(images.shape)}."
+            )
+        return self.layers(images.reshape(-1, *shape)).flatten(1)

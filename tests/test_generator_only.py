@@ -13,6 +13,7 @@ import torch
 
 from discinvert import FingerprintMismatchError, Inverter, fit_inverter
 from discinvert.fitting.checkpoint import read_checkpoint
+from discinvert.hub import _model_card
 from discinvert.inverter_config import FORMAT_VERSION, GENERATOR_ONLY_FORMAT_VERSION, InverterConfig
 from discinvert.pixel_encoder import PixelEncoder, PixelEncoderConfig
 from tests.conftest import LATENT, assert_untouched, hook_counts, interrupting_sampler, snapshot, untimed_record
@@ -158,6 +159,8 @@ def test_the_real_image_stage_and_the_step_networks_run_without_d(make_gan) -> N
                     iterations=1, iteration_steps=10, iteration_batch_size=16, step_hidden=(32,))
     real = inverter.config.fit["real_images"]
     assert real["feature_weight"] == 0.0 and real["held_out"] == 96 // 5  # at most a fifth
+    card = _model_card(inverter.config, gan=None, metrics=None, repo_id=None)
+    assert "no feature term (no discriminator)" in card and "D-feature" not in card
     assert real["best_step"] > 0  # the stage improved on the self-generated fit's held-out pixel error
     alone = _fit(gan, steps=30)  # the same self-generated stage: the real-image stage trained the pixel network too
     assert all(a[:3] == b[:3] for a, b in zip(alone.config.fit["history"], inverter.config.fit["history"],
@@ -238,6 +241,9 @@ def test_refine_without_d_uses_the_pixel_and_prior_terms(fitted) -> None:
     assert bool(torch.isfinite(inverter.refine(x, 5, prior_weight=0.01)).all())
     with pytest.raises(ValueError, match=r"feature_weight: expected 0 for an inverter fit for the generator alone"):
         inverter.refine(x, 5, feature_weight=0.5)
+    for bad in ("a", None, -1.0):  # checked as on D's route, before the route's own check
+        with pytest.raises(ValueError, match=r"feature_weight"):
+            inverter.refine(x, 5, feature_weight=bad)
     assert hook_counts(inverter) == {}
     assert_untouched(fitted["before"], gan.generator)
 
@@ -250,6 +256,84 @@ def test_another_generator_is_a_fingerprint_mismatch(fitted, make_gan, tmp_path)
         other.main[0].weight.mul_(1.5)
     with pytest.raises(FingerprintMismatchError, match="generator's weights differ"):
         Inverter.load(path, generator=other)
+
+
+class _OtherLatentG(torch.nn.Module):
+    """A generator of 8x8 images from 16-dim flat latents: not the fixture's."""
+
+    def __init__(self, out: Any = None) -> None:
+        super().__init__()
+        self.net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 64), torch.nn.Tanh())
+        self.out = out
+
+    def forward(self, z: torch.Tensor) -> Any:
+        images = self.net(z).reshape(-1, 1, 8, 8)
+        return (images,) if self.out == "tuple" else images
+
+
+def test_loading_with_a_generator_that_does_not_fit_is_a_clear_error(fitted, tmp_path) -> None:
+    path = fitted["inverter"].save(tmp_path / "g.safetensors")
+    with pytest.raises(ValueError, match=r"latent_shape: the generator rejected latents of shape"):
+        Inverter.load(path, generator=_OtherLatentG())  # G takes (16,) latents, the file's are (LATENT, 1, 1)
+    square = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(LATENT, 4 * 16 * 16), torch.nn.Tanh(),
+                                 torch.nn.Unflatten(1, (4, 16, 16)))
+    with pytest.raises(ValueError, match=r"fit for a generator of images of shape \(1, 8, 8\).*pixel network.*"
+                                         r"gives images of shape \(4, 16, 16\)"):
+        Inverter.load(path, generator=square)
+    tupled = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(LATENT, 64), torch.nn.Unflatten(1, (1, 8, 8)))
+    tupled.register_forward_hook(lambda module, args, out: (out,))  # G returns a tuple
+    with pytest.raises(ValueError, match=r"generator: expected a batch of images with 2 first.*got tuple"):
+        Inverter.load(path, generator=tupled)
+
+
+def test_images_of_another_shape_are_refused_by_forward(fitted) -> None:
+    gan, inverter = fitted["gan"], fitted["inverter"]
+    _, x, _ = gan.sample(4)
+    assert inverter(x).shape == (4, *gan.latent_shape)
+    assert torch.equal(inverter(x.flatten(1)), inverter(x))  # flattened images are the same images
+    for bad in (x.permute(0, 2, 3, 1), x.repeat(1, 2, 1, 1), x[:, :, :4]):  # channels last, 2 channels, cut
+        with pytest.raises(ValueError, match=r"the pixel network expected a batch of shape \(N, 1, 8, 8\).*got"):
+            inverter(bad)
+    with pytest.raises(ValueError, match=r"images: expected .*shape"):
+        inverter.encode(x.repeat(1, 2, 1, 1))
+
+
+def test_the_pixel_network_follows_the_generator_to_its_device(fitted, tmp_path) -> None:
+    """Moving G moves the inverter's own networks at the next call, the pixel network with the CN (no GPU here:
+    the meta device stands in; ``test_cuda_path_without_d`` runs it on CUDA)."""
+    import copy
+
+    generator = copy.deepcopy(fitted["gan"].generator)
+    inverter = Inverter.load(fitted["inverter"].save(tmp_path / "g.safetensors"), generator=generator)
+    generator.to("meta")
+    assert inverter._run_device().type == "meta"
+    assert {next(module.parameters()).device.type for module in (inverter.cn, inverter.pixels)} == {"meta"}
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_path_without_d(fitted, tmp_path) -> None:
+    import copy
+
+    gan = fitted["gan"]
+    generator = copy.deepcopy(gan.generator)
+    inverter = Inverter.load(fitted["inverter"].save(tmp_path / "g.safetensors"), generator=generator)
+    _, x, _ = gan.sample(8)
+    on_cpu = inverter.encode(x)
+    generator.cuda()  # fit on the CPU, used on CUDA: the pixel network follows G
+    codes = inverter.encode(x.cuda())
+    assert codes.device.type == "cuda" and next(inverter.pixels.parameters()).device.type == "cuda"
+    torch.testing.assert_close(codes.cpu(), on_cpu, rtol=1e-4, atol=1e-4)
+    assert inverter.refine(x.cuda(), 2).device.type == "cuda"
+
+
+def test_pixel_width_with_d_warns_however_it_is_given(make_gan) -> None:
+    from discinvert.fitting.fit_config import FitConfig
+
+    gan = make_gan("dcgan")
+    for how in (dict(pixel_width=16), dict(config=FitConfig(pixel_width=16))):  # a keyword, or in a config
+        with pytest.warns(UserWarning, match=r"pixel_width: this setting acts only without a discriminator"):
+            fit_inverter(gan.generator, gan.discriminator, "4", latent_shape=gan.latent_shape, **D_QUICK, **how)
 
 
 @pytest.mark.parametrize(("settings", "match"), [
