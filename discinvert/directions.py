@@ -47,11 +47,12 @@ from discinvert.argument_checks import is_integer, positive_float, positive_int
 from discinvert.edit import apply_direction
 from discinvert.files import atomic_write, parse_json
 from discinvert.fingerprint import fingerprint_generator
-from discinvert.gan import check_module, generate, model_device
+from discinvert.gan import check_module, generate, model_device, probe_generator
 from discinvert.guard import frozen
 from discinvert.inverter import FingerprintMismatchError, Inverter
 from discinvert.latents import parse_latent_shape
 from discinvert.mapped import SPACES, GaussianPrior, MappedGenerator
+from discinvert.rng import kept
 from discinvert.serialization import DIGEST_KEY, tensor_digest
 
 __all__ = ["DirectionRangeWarning", "DirectionSet", "L2_DEFAULT", "METHODS", "find_directions", "learn_directions",
@@ -492,13 +493,15 @@ def find_directions(generator: nn.Module, *, latent_shape: tuple[int, ...], meth
         A :class:`DirectionSet` with method ``method``; ``info["settings"]`` records the layers, samples and seed.
 
     Raises:
-        ValueError: bad settings; an unknown ``layer`` (close matches listed); no layer that takes the code (name
-            it with ``layer=``); a named layer whose weight does not take the code; ``k`` above the candidates.
+        ValueError: bad settings; a latent shape G rejects; an unknown ``layer`` (close matches listed); no layer
+            that takes the code (name it with ``layer=``); a named layer whose weight does not take the code; ``k`` above the candidates.
     """
     shape, space = _check_settings(generator, latent_shape, method, k, samples, seed)
     device = model_device(generator) or torch.device("cpu")
     with torch.no_grad(), frozen(generator):
         codes = _prior_codes(generator, shape, samples, seed, device)
+        with kept(device):  # a latent shape G rejects is a clear error; a G drawing noise leaves the user's RNG
+            probe_generator(generator, codes[:2].to(device))
         if method == "sefa":
             candidates, scores, layers = _sefa(generator, shape, codes, layer)
             measure = "eigenvalue"
@@ -944,7 +947,13 @@ def learn_directions_from_codes(codes: torch.Tensor, labels: torch.Tensor | np.n
             w, bias, centre = _logistic(x[~held], y[~held], l2)
             accuracy = _balanced_accuracy(x[held], y[held], w, bias, centre)
         w, _, _ = _logistic(x, y, l2)
-        normals.append(w / torch.linalg.vector_norm(w))
+        norm = torch.linalg.vector_norm(w)
+        if not bool(torch.isfinite(norm)) or float(norm) == 0.0:
+            raise ValueError(
+                f"labels: the codes with {name!r} and those without it cannot be told apart (the fitted normal is "
+                f"{'zero' if bool(torch.isfinite(norm)) else 'not finite'}); expected images (codes) that differ in "
+                "this label, not the same ones on both sides.")
+        normals.append(w / norm)
         per[name] = {"holdout_balanced_accuracy": accuracy, "positives": int(y.sum()), "negatives": int((~y).sum()),
                      "holdout_positives": int((held & y).sum()), "holdout_negatives": int((held & ~y).sum())}
     final = []

@@ -314,7 +314,7 @@ def edit(
             or numpy array.
         direction: a ``latent_shape`` tensor, e.g. from :func:`attribute_direction`.
         strength: a number, or ``(N,)`` strengths, one per image.
-        batch_size: codes per forward pass through D and G.
+        batch_size: codes per forward pass through D and G (G alone: the pixel network and G).
         conditions: for a conditional GAN, ``(N, ...)`` conditions used to both
             encode and decode (an edit keeps each image's condition).
 
@@ -505,7 +505,7 @@ def interpolate_images(
             for codes in W or W+: those are not Gaussian around the origin (their mean is far from zero), so
             the norm slerp keeps carries no meaning there and the straight line between two codes is the
             usual path in W.
-        batch_size: codes per forward pass through D and G.
+        batch_size: codes per forward pass through D and G (G alone: the pixel network and G).
         conditions: for a conditional GAN, ``(2, ...)``: the conditions of ``image0``
             and ``image1``, used to encode them.
         path_conditions: for a conditional GAN, ``(steps, ...)`` conditions to decode

@@ -378,6 +378,7 @@ class Inverter(nn.Module):
     ) -> torch.Tensor:
         """Latent codes for images: one partial pass of D plus the connection network, then the corrections.
 
+        For an inverter fit for G alone, its own pixel network stands where D's partial pass stands (here and below).
         Each of the ``iterations`` feed-forward corrections (no gradient steps; see
         :mod:`discinvert.step_networks`) costs one more G pass, one more partial D pass and
         a step network's MLP.

@@ -73,6 +73,13 @@ def test_unknown_layer_is_refused_with_close_matches() -> None:
         find_directions(gan.generator, latent_shape=gan.latent_shape, layer="main.3", samples=SAMPLES)
 
 
+def test_a_latent_shape_g_rejects_is_a_clear_error() -> None:
+    gan = _build("dcgan")  # its G takes (8, 1, 1) codes and raises a RuntimeError (its convolution) on (16, 1, 1)
+    for method in ("sefa", "pca"):
+        with pytest.raises(ValueError, match=r"latent_shape: the generator rejected latents of shape \(16, 1, 1\)"):
+            find_directions(gan.generator, latent_shape=(16, 1, 1), method=method, samples=SAMPLES)
+
+
 class _Warped(nn.Module):
     """A G that transforms its code before any layer: no layer takes the code itself."""
 
@@ -265,6 +272,14 @@ def test_bad_labels_are_refused(labels, names, match) -> None:
     codes = torch.randn(20, LATENT, generator=torch.Generator().manual_seed(0))
     with pytest.raises(ValueError, match=match):
         learn_directions_from_codes(codes, labels, names=names, generator=gan.generator)
+
+
+def test_codes_that_do_not_tell_a_label_apart_are_refused() -> None:
+    gan = _build("mlp")
+    codes = torch.randn(12, LATENT, generator=torch.Generator().manual_seed(0))
+    with pytest.raises(ValueError, match=r"labels: the codes with 'a' and those without it cannot be told apart"):
+        learn_directions_from_codes(torch.cat([codes, codes]), torch.tensor([0] * 12 + [1] * 12), names=["a", "b"],
+                                    generator=gan.generator)
 
 
 def test_bad_conditions_are_refused() -> None:

@@ -248,6 +248,16 @@ def test_too_few_pictures_or_no_name_are_refused_with_a_clear_4xx(tiny, name, n_
         assert client.get("/api/info").json()["directions"] == []  # nothing was added
 
 
+def test_the_same_pictures_on_both_sides_are_refused_with_a_clear_4xx(tiny) -> None:
+    G, _, inverter, _ = tiny
+    with_label, _ = _labelled_pictures(G, 12)
+    session = WebSession(inverter, description="tiny")
+    with TestClient(create_app(session)) as client:
+        answer = client.post("/api/directions", **_form("same", with_label, with_label))
+        assert answer.status_code == 422 and "cannot be told apart" in answer.json()["error"], answer.text
+        assert client.get("/api/info").json()["directions"] == []  # nothing was added
+
+
 def test_learning_respects_the_upload_limits(tiny) -> None:
     G, _, inverter, _ = tiny
     with_label, without = _labelled_pictures(G, 12)

@@ -381,8 +381,9 @@ def _add_encode(commands: Any, handler: Handler) -> None:
     encode = commands.add_parser(
         "encode", parents=[_gan_parent(with_shape=False), _image_parent()], formatter_class=_RAW,
         help="encode images to latent codes (.npy or .safetensors)",
-        description=_wrap("Encode images to latent codes: one partial pass of D plus the connection network "
-                          "(optionally refined by optimisation)."),
+        description=_wrap("Encode images to latent codes: one partial pass of D (for an inverter fit for the "
+                          "generator alone, its own pixel network) plus the connection network (optionally refined by "
+                          "optimisation)."),
         epilog=_RANGE_HELP
                + "\nCodes: --out codes.npy holds one (N, *latent_shape) float32 array, rows in the images'\n"
                "order (folders: sorted by file name); --out codes.safetensors holds the tensor 'codes'\n"

@@ -287,7 +287,10 @@ class WebSession:
         labels[: len(with_label)] = 1
         with self.turn():  # G's fingerprint is read while no other request runs G (a BatchNorm G in train mode)
             started = time.perf_counter()
-            learned_set = learn_directions(self.inverter, images, labels, names=[name], seed=0)
+            try:
+                learned_set = learn_directions(self.inverter, images, labels, names=[name], seed=0)
+            except ValueError as error:  # pictures that do not tell the label apart: the uploads' fault, say so
+                raise UploadError(422, str(error)) from None
             seconds = time.perf_counter() - started
             try:
                 group = self._add_group(learned_set, learned=True)
