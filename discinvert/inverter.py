@@ -613,7 +613,17 @@ class Inverter(nn.Module):
         their ``requires_grad`` is off. A G or D that changes a buffer in place during its
         forward pass (a hand-written power iteration) has it put back afterwards, which can
         make a later ``backward()`` fail with an in-place modification error.
+
+        Raises:
+            ValueError: ``images`` (or ``conditions``) that are no floating-point tensor (:meth:`encode` takes
+                numpy arrays; this differentiable path takes tensors only).
         """
+        if not isinstance(images, torch.Tensor) or not images.is_floating_point():
+            got = f"a tensor of dtype {images.dtype}" if isinstance(images, torch.Tensor) else type(images).__name__
+            raise ValueError(f"images: expected a floating-point torch.Tensor of shape (N, "
+                             f"{', '.join(map(str, self.image_shape))}), got {got}; encode() takes numpy arrays.")
+        if conditions is not None and not isinstance(conditions, torch.Tensor):
+            raise ValueError(f"conditions: expected a torch.Tensor or None, got {type(conditions).__name__}.")
         with frozen(self.discriminator):  # D in eval mode: its BatchNorm statistics stay put
             features = self._gan.tap(images, conditions)
         codes = self.cn(features.to(next(self.cn.parameters()).dtype))

@@ -296,6 +296,11 @@ def test_images_of_another_shape_are_refused_by_forward(fitted) -> None:
             inverter(bad)
     with pytest.raises(ValueError, match=r"images: expected .*shape"):
         inverter.encode(x.repeat(1, 2, 1, 1))
+    for bad, got in ((x.numpy(), "ndarray"), ((x * 127).to(torch.uint8), "a tensor of dtype torch.uint8")):
+        with pytest.raises(ValueError, match=rf"images: expected a floating-point torch.Tensor.*got {got}"):
+            inverter(bad)
+    with pytest.raises(ValueError, match=r"conditions: expected a torch.Tensor or None, got list"):
+        inverter(x, [0, 1, 2, 3])
 
 
 def test_the_pixel_network_follows_the_generator_to_its_device(fitted, tmp_path) -> None:
