@@ -103,7 +103,7 @@ def test_the_json_alone_rebuilds_the_page_and_the_picture(bench: Path, tmp_path:
 
 def test_the_page_compares_the_routes_per_gan_with_the_rows_figures(bench: Path) -> None:
     """Each row keeps what its GAN is (the folder under ``runs/`` may be gone later); the page's per-GAN line
-    sets G only against D with images and G only against the naive encoder without, from the rows' own
+    sets G only against D with images and without, and G only against the naive encoder without, from the rows' own
     figures, and names a GAN whose pair is missing."""
     rows = json.loads((bench / "rows.json").read_text())["rows"]
     assert rows["naive"]["gan_record"]["summary"].startswith("dcgan")
@@ -118,9 +118,11 @@ def test_the_page_compares_the_routes_per_gan_with_the_rows_figures(bench: Path)
     lines = routes._gan_lines([
         row("d-images", "zoo:dcgan-fashion-mnist", 19.5, 19.4), row("g-images", "zoo:dcgan-fashion-mnist", 19.0, 19.1),
         row("lsgan-g", "runs/lsgan-cpu", 16.0, 16.2), row("lsgan-naive", "runs/lsgan-cpu", 15.5, 15.9),
+        row("lsgan-d", "runs/lsgan-cpu", 16.5, 16.4),
         row("wgan-gp-g", "runs/wgan-gp-cpu", 14.0, 14.0)])
     assert lines[0].startswith("- `runs/lsgan-cpu` (lsgan, latent 100; 3 epochs, trained by `python -m")
-    assert "without images, G only against the naive encoder: Table 1 16.00 vs 15.50 dB (+0.50), " \
+    assert ": without images, G only against D: Table 1 16.00 vs 16.50 dB (-0.50), held-out 16.20 vs 16.40 (-0.20); " \
+           "without images, G only against the naive encoder: Table 1 16.00 vs 15.50 dB (+0.50), " \
            "held-out 16.20 vs 15.90 (+0.30)." in lines[0]
     assert lines[1] == "- `runs/wgan-gp-cpu` (lsgan, latent 100; 3 epochs, trained by `python -m benchmarks.paper." \
                        "train_gan --loss lsgan --epochs 3`): no pair of rows to compare yet."

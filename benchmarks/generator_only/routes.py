@@ -213,7 +213,7 @@ def _gan_lines(rows: list[dict[str, Any]]) -> list[str]:
     """A line per GAN: what it is (from the rows' ``gan_record``), then the issue's two comparisons where the
     rows are there, each pair matched by what the rows record (route, images, no step networks, no settings but
     the seed), not by their names, and of seed 0 (other seeds have :func:`_seed_lines`): G only against D with
-    images (Table 1 PSNR and held-out PSNR), G only without images against the naive encoder."""
+    images and without (Table 1 PSNR and held-out PSNR), G only without images against the naive encoder."""
     lines = []
     for gan in sorted({r["gan"] for r in rows}):
         plain = {(r["route"], r["images"]): r for r in rows
@@ -224,6 +224,7 @@ def _gan_lines(rows: list[dict[str, Any]]) -> list[str]:
                                f"`{record['command']}`)" if record and record["command"] else "") + ":"
         found = []
         for mine, other, label in ((("g", True), ("d", True), "with images, G only against D"),
+                                   (("g", False), ("d", False), "without images, G only against D"),
                                    (("g", False), ("naive", False), "without images, G only against the naive encoder")):
             if mine in plain and other in plain:
                 a, b = plain[mine], plain[other]
