@@ -760,6 +760,31 @@ def test_results_page_quotes_the_generator_only_run() -> None:
             "critic, G alone is the better route with images") in page
     assert wg["heldout_psnr"] > wd["heldout_psnr"] and wg["recovery_cosine"] > wd["recovery_cosine"]
     assert f"G alone was ahead by {wg['psnr_mean'] - wd['psnr_mean']:.2f} dB with images" in guide
+    # the three GANs' table, every route with and without images; and its reading
+    cell = {name: f"{r['psnr_mean']:.2f} ± {r['psnr_std']:.2f}" for name, r in rows.items()}
+    for label, p in (("the bundled DCGAN", ""), ("LSGAN (3 epochs)", "lsgan-"), ("WGAN-GP (4 epochs)", "wgan-gp-")):
+        assert (f"| {label} | {cell[p + 'naive']} | {cell[p + 'd']} | {cell[p + 'g']} | {cell[p + 'd-images']} | "
+                f"{cell[p + 'g-images']} |") in page, label
+        assert all(rows[p + n]["settings"] == {"seed": 0} and rows[p + n]["threads"] == 1 and not rows[p + n]["iterations"]
+                   for n in ("naive", "d", "g", "d-images", "g-images"))
+    ahead = {gan: rows[f"{gan}-g"]["psnr_mean"] - rows[f"{gan}-d"]["psnr_mean"] for gan in ("lsgan", "wgan-gp")}
+    assert (f"Without images G alone wins on both GANs, by {ahead['lsgan']:.2f} dB on the LSGAN and by "
+            f"{ahead['wgan-gp']:.2f} dB on the WGAN-GP") in page and min(ahead.values()) > 0
+    assert f"without images G alone was ahead on an LSGAN (by {ahead['lsgan']:.2f} dB)" in guide
+    assert f"by {ahead['wgan-gp']:.2f} dB); with images D's route was ahead on the LSGAN" in guide
+    assert all(rows[f"{gan}-g"]["psnr_mean"] >= rows[f"{gan}-naive"]["psnr_mean"] for gan in ahead)
+    assert (f"G alone beats the naive encoder at the same budget on both ({rows['lsgan-g']['psnr_mean']:.2f} against "
+            f"{rows['lsgan-naive']['psnr_mean']:.2f} dB, {rows['wgan-gp-g']['psnr_mean']:.2f} against "
+            f"{rows['wgan-gp-naive']['psnr_mean']:.2f} dB), the issue's second target") in page
+    assert "even the naive encoder beats D's route without images" in page
+    assert all(rows[f"{gan}-naive"]["psnr_mean"] > rows[f"{gan}-d"]["psnr_mean"] for gan in ahead)
+    with_images = [rows[f"{p}g-images"]["psnr_mean"] - rows[f"{p}d-images"]["psnr_mean"] for p in ("", "lsgan-", "wgan-gp-")]
+    assert "With images the routes stay within 0.4 dB" in page and max(map(abs, with_images)) < 0.4
+    winners = {(p, images): rows[f"{p}g{images}"]["psnr_mean"] > rows[f"{p}d{images}"]["psnr_mean"]
+               for p in ("", "lsgan-", "wgan-gp-") for images in ("", "-images")}
+    assert [k for k, g_wins in winners.items() if not g_wins] == [("", ""), ("lsgan-", "-images")]
+    assert ("D's route on the DCGAN without images and on the LSGAN with them, G alone on the other four pairs"
+            in page)
     ds, gs = rows["d-images-steps"], rows["g-images-steps"]
     assert ds["iterations"] == gs["iterations"] == 1 and ds["gan"] == gs["gan"] == "zoo:dcgan-fashion-mnist"
     assert (f"G alone {gs['psnr_mean']:.2f} ± {gs['psnr_std']:.2f} dB against D's {ds['psnr_mean']:.2f} ± "
