@@ -494,7 +494,8 @@ def find_directions(generator: nn.Module, *, latent_shape: tuple[int, ...], meth
 
     Raises:
         ValueError: bad settings; a latent shape G rejects; an unknown ``layer`` (close matches listed); no layer
-            that takes the code (name it with ``layer=``); a named layer whose weight does not take the code; ``k`` above the candidates.
+            that takes the code (name it with ``layer=``); a named layer whose weight does not take the code;
+            ``k`` above the candidates.
     """
     shape, space = _check_settings(generator, latent_shape, method, k, samples, seed)
     device = model_device(generator) or torch.device("cpu")
