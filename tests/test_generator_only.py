@@ -258,23 +258,19 @@ def test_another_generator_is_a_fingerprint_mismatch(fitted, make_gan, tmp_path)
         Inverter.load(path, generator=other)
 
 
-class _OtherLatentG(torch.nn.Module):
-    """A generator of 8x8 images from 16-dim flat latents: not the fixture's."""
+def _reloaded_with_a_copy_of_g(fitted: dict[str, Any], tmp_path: Path) -> tuple[torch.nn.Module, Inverter]:
+    """The fixture's inverter loaded again with a deep copy of its G (to move without touching the fixture's)."""
+    import copy
 
-    def __init__(self, out: Any = None) -> None:
-        super().__init__()
-        self.net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 64), torch.nn.Tanh())
-        self.out = out
-
-    def forward(self, z: torch.Tensor) -> Any:
-        images = self.net(z).reshape(-1, 1, 8, 8)
-        return (images,) if self.out == "tuple" else images
+    generator = copy.deepcopy(fitted["gan"].generator)
+    return generator, Inverter.load(fitted["inverter"].save(tmp_path / "g.safetensors"), generator=generator)
 
 
 def test_loading_with_a_generator_that_does_not_fit_is_a_clear_error(fitted, tmp_path) -> None:
     path = fitted["inverter"].save(tmp_path / "g.safetensors")
+    other_latent = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 64), torch.nn.Unflatten(1, (1, 8, 8)))
     with pytest.raises(ValueError, match=r"latent_shape: the generator rejected latents of shape"):
-        Inverter.load(path, generator=_OtherLatentG())  # G takes (16,) latents, the file's are (LATENT, 1, 1)
+        Inverter.load(path, generator=other_latent)  # G takes 16-dim latents, the file's are (LATENT, 1, 1)
     square = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(LATENT, 4 * 16 * 16), torch.nn.Tanh(),
                                  torch.nn.Unflatten(1, (4, 16, 16)))
     with pytest.raises(ValueError, match=r"fit for a generator of images of shape \(1, 8, 8\).*pixel network.*"
@@ -306,10 +302,7 @@ def test_images_of_another_shape_are_refused_by_forward(fitted) -> None:
 def test_the_pixel_network_follows_the_generator_to_its_device(fitted, tmp_path) -> None:
     """Moving G moves the inverter's own networks at the next call, the pixel network with the CN (no GPU here:
     the meta device stands in; ``test_cuda_path_without_d`` runs it on CUDA)."""
-    import copy
-
-    generator = copy.deepcopy(fitted["gan"].generator)
-    inverter = Inverter.load(fitted["inverter"].save(tmp_path / "g.safetensors"), generator=generator)
+    generator, inverter = _reloaded_with_a_copy_of_g(fitted, tmp_path)
     generator.to("meta")
     assert inverter._run_device().type == "meta"
     assert {next(module.parameters()).device.type for module in (inverter.cn, inverter.pixels)} == {"meta"}
@@ -318,12 +311,8 @@ def test_the_pixel_network_follows_the_generator_to_its_device(fitted, tmp_path)
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cuda_path_without_d(fitted, tmp_path) -> None:
-    import copy
-
-    gan = fitted["gan"]
-    generator = copy.deepcopy(gan.generator)
-    inverter = Inverter.load(fitted["inverter"].save(tmp_path / "g.safetensors"), generator=generator)
-    _, x, _ = gan.sample(8)
+    generator, inverter = _reloaded_with_a_copy_of_g(fitted, tmp_path)
+    _, x, _ = fitted["gan"].sample(8)
     on_cpu = inverter.encode(x)
     generator.cuda()  # fit on the CPU, used on CUDA: the pixel network follows G
     codes = inverter.encode(x.cuda())

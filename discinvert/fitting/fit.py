@@ -501,9 +501,6 @@ def _check_arguments(settings: FitConfig, given: set[str], images: bool, conditi
     check_module(generator, "generator")
     if discriminator is not None:
         check_module(discriminator, "discriminator")
-    if discriminator is not None and ("pixel_width" in given or settings.pixel_width != FitConfig().pixel_width):
-        warnings.warn("pixel_width: this setting acts only without a discriminator (fit_inverter(G, None, ...)); "
-                      "with D it is ignored.", UserWarning, stacklevel=3)
 
 
 def _route(generator: nn.Module, discriminator: nn.Module | None, feature_layer: FeatureLayer | None,

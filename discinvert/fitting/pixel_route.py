@@ -25,6 +25,7 @@ What differs from the D route, and why:
 from __future__ import annotations
 
 import copy
+import warnings
 from typing import Any
 
 import torch
@@ -80,6 +81,9 @@ def check_route(discriminator: nn.Module | None, feature_layer: Any, settings: F
     Raises:
         ValueError: D without a feature layer, a feature layer without D; for G alone a conditioning, an
             explicit ``feature_weight > 0`` or ``cn_standardize=True``.
+
+    Warns:
+        UserWarning: ``pixel_width`` asked for with D (it acts only without D).
     """
     if discriminator is not None and feature_layer is None:
         raise ValueError(
@@ -90,20 +94,23 @@ def check_route(discriminator: nn.Module | None, feature_layer: Any, settings: F
         raise ValueError(
             f"discriminator: feature_layer {feature_layer!r:.100} names a layer of a discriminator, but none came "
             "(None). Pass D, or leave feature_layer out to fit for the generator alone.")
-    if discriminator is not None:
-        if settings.perceptual is not None:
-            raise ValueError(
-                f"perceptual: expected None with a discriminator (D's features are the perceptual term there, "
-                f"weighted by feature_weight), got {settings.perceptual!r}. Leave it out, or pass discriminator=None.")
-        return
-    if conditional:
-        raise ValueError("conditioning: expected None without a discriminator, got a Conditioning; the "
-                         "generator-only route does not support conditional GANs yet. Pass D and a feature layer.")
     defaults = FitConfig()
 
     def asked(name: str) -> bool:  # given as a keyword, or in a config with another value than the default
         return name in given or (config is not None and getattr(config, name) != getattr(defaults, name))
 
+    if discriminator is not None:
+        if settings.perceptual is not None:
+            raise ValueError(
+                f"perceptual: expected None with a discriminator (D's features are the perceptual term there, "
+                f"weighted by feature_weight), got {settings.perceptual!r}. Leave it out, or pass discriminator=None.")
+        if asked("pixel_width"):
+            warnings.warn("pixel_width: this setting acts only without a discriminator (fit_inverter(G, None, ...)); "
+                          "with D it is ignored.", UserWarning, stacklevel=3)
+        return
+    if conditional:
+        raise ValueError("conditioning: expected None without a discriminator, got a Conditioning; the "
+                         "generator-only route does not support conditional GANs yet. Pass D and a feature layer.")
     if asked("feature_weight") and settings.feature_weight > 0 and settings.perceptual is None:
         raise ValueError(
             f"feature_weight: expected 0 without a discriminator (the D-feature term compares D's features, and there "
