@@ -38,7 +38,7 @@ SCRIPTS = ("benchmarks.paper.table1", "benchmarks.paper.train_gan", "benchmarks.
            "benchmarks.encoder.real_schedule", "benchmarks.encoder.speed_ratio",
            "benchmarks.encoder.multi_hypothesis", "benchmarks.speed.compress_cn", "benchmarks.stylegan2.train",
            "benchmarks.stylegan2.table", "benchmarks.stylegan2.wplus_defaults",
-           "benchmarks.generator_only.routes", "benchmarks.directions.classifier",
+           "benchmarks.generator_only.routes", "benchmarks.generator_only.timing", "benchmarks.directions.classifier",
            "benchmarks.directions.edits", "benchmarks.directions.estimators")
 
 # The tools that build the files the package ships (issue 33 moved them out of benchmarks/paper/).

@@ -144,3 +144,37 @@ def test_fits_measured_with_two_seeds_get_their_own_line_and_seed_0_alone_is_pai
         "- `zoo:dcgan-fashion-mnist`, G only, images: held-out 20.00 (seed 0, g-images), 19.00 (seed 1, "
         "g-images-s1); mean 19.50, Table 1 mean 19.70 dB."]
     assert "Table 1 20.10 vs 19.90 dB (+0.20)" in routes._gan_lines(rows)[0]  # seed 0's g-images, not seed 1's
+
+
+def test_the_timing_script_times_each_route_and_writes_its_page(bench: Path, tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """``benchmarks/generator_only/timing.py``: a shortened fit per variant, its seconds per update in each stage,
+    the default budget projected from them, encode's seconds per 1,000 images; the page quotes the rows and the
+    ratios G alone / D; a stored row is not timed again."""
+    from benchmarks.generator_only import timing
+
+    common = ["--out", str(tmp_path / "out"), "--data-root", str(bench / "data"), "--threads", "1", "--holdout", "50",
+              "--steps", "6", "--real-steps", "4", "--encode-repeats", "2", "--setting", "validation_size=64",
+              "--setting", "eval_every=3", "--setting", "real_held_out=16"]
+    timing.main([*common, "--variants", "d,g,g-pe", "--page", str(tmp_path / "page.md"),
+                 "--json", str(tmp_path / "timing.json")])
+    rows = {r["variant"]: r for r in json.loads((tmp_path / "timing.json").read_text())["rows"]}
+    assert set(rows) == {"d", "g", "g-pe"} and rows["g-pe"]["settings"]["perceptual"] == "encoder"
+    for r in rows.values():
+        assert r["steps"] == 6 and r["real_steps"] == 4 and r["threads"] == 1
+        assert r["self_generated_seconds_per_update"] == pytest.approx(r["self_generated_seconds"] / 6, rel=0.01)
+        assert r["projected_default_seconds"] == pytest.approx(
+            2000 * r["self_generated_seconds_per_update"] + 1500 * r["real_stage_seconds_per_update"], abs=0.1)
+        assert r["encode_seconds_per_1k"] > 0 and r["parameters"] > 0
+    assert rows["g"]["parameters"] != rows["d"]["parameters"]  # the pixel network is counted
+    page = (tmp_path / "page.md").read_text()
+    d, g = rows["d"], rows["g"]
+    line = next(line for line in page.splitlines() if line.startswith("| zoo:dcgan-fashion-mnist | G only, validation"))
+    assert f"| {g['self_generated_seconds_per_update']:.4f} | {g['real_stage_seconds_per_update']:.4f} | " in line
+    assert f"default fit {g['projected_default_seconds'] / d['projected_default_seconds']:.2f}" in page
+    assert "G only, perceptual=encoder, validation_size=64, eval_every=3, real_held_out=16 against none: real-image stage" in page
+    capsys.readouterr()
+    timing.main([*common, "--variants", "g"])
+    assert "g: done already" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="expected some of d, g, g-pe, g-pr, got 'x'"):
+        timing.main([*common, "--variants", "x"])

@@ -54,7 +54,7 @@ from discinvert.zoo.gans import ZooGAN, load_zoo_gan
 ROUTES: Final[tuple[str, ...]] = ("d", "g", "naive")
 FRESH: Final[int] = 512
 PICTURE_ROWS: Final[tuple[str, ...]] = ("naive", "d", "g", "d-images", "g-images", "g-images-pe", "g-images-pr",
-                                        "d-images-steps", "g-images-steps")
+                                        "d-images-steps", "g-images-steps", "sg2-d-images", "sg2-g-images")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -285,8 +285,10 @@ def write_page(args: argparse.Namespace, command: str) -> None:
         "*Held-out train*: the last 1,000 Fashion-MNIST train images, never trained on, where any choice is made; "
         "*Table 1*: "
         f"{' / '.join(sorted({r['protocol'] for r in rows}))}, reported, never used to choose. *Recovery*: MSE / cosine between 512 fresh codes and the "
-        "codes of their images. Seconds are wall-clock on the row's torch threads, on a 2-core machine shared with "
-        "other work: compare them within a page, as upper bounds.",
+        "codes of their images. A GAN of 32x32 images (the reference StyleGAN2) gets every image padded with the "
+        "background (-1) and its reconstructions cropped back to the central 28x28. Seconds are wall-clock on the row's torch threads, on a 2-core machine shared with "
+        "other work: compare them within a page, as upper bounds; one fit at a time on both cores: "
+        "[generator_only_timing.md](generator_only_timing.md) (`benchmarks/generator_only/timing.py`).",
         "",
         "| row | GAN | route, settings | held-out PSNR / SSIM | Table 1 PSNR | Table 1 SSIM | encode s / 1k | "
         "recovery MSE / cosine | fit s (stages) | threads |",
@@ -312,11 +314,13 @@ def write_page(args: argparse.Namespace, command: str) -> None:
             for r in steps) + "."]
     lines += ["", "Commands:", ""] + [f"- {r['name']}: `{r['command']}` ({r['device']})" for r in rows] + [""]
     if args.picture is not None:
-        write_picture(args, rows)
-        lines += [f"![originals and reconstructions]({Path('images') / args.picture.name})", "",
-                  "The picture: the first 8 test images of the first draw (top), then each row's reconstructions: "
-                  + ", ".join(r["name"] for r in picture_rows(args, rows)) + "."
-                  + _undrawn(args, rows), ""]
+        for path, chosen in write_pictures(args, rows):
+            lines += [f"![originals and reconstructions, {chosen[0]['gan']}]({Path('images') / path.name})", "",
+                      f"The picture ({chosen[0]['gan']}): the first 8 test images of the first draw (top), then each "
+                      "row's reconstructions: " + ", ".join(r["name"] for r in chosen) + ".", ""]
+        undrawn = _undrawn(args, rows)
+        if undrawn:
+            lines += [undrawn.strip(), ""]
     args.page.parent.mkdir(parents=True, exist_ok=True)
     args.page.write_text("\n".join(lines))
     print(f"wrote {args.page}", flush=True)
@@ -340,35 +344,51 @@ def _undrawn(args: argparse.Namespace, rows: list[dict[str, Any]]) -> str:
             "draws them)." if missing else "")
 
 
-def picture_rows(args: argparse.Namespace, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The stored rows ``--picture-rows`` names, in its order."""
+def picture_rows(args: argparse.Namespace, rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """The stored rows ``--picture-rows`` names, in its order, grouped by GAN (a picture each, in the order of
+    each GAN's first row)."""
     by_name = {r["name"]: r for r in rows if "picture_codes" in r}  # rows recorded before the JSON kept codes: none
-    chosen = [by_name[n] for n in args.picture_rows.split(",") if n in by_name]
-    if len({r["gan"] for r in chosen}) > 1:
-        raise SystemExit(f"--picture-rows: expected rows of one GAN, got {sorted({r['gan'] for r in chosen})}")
-    return chosen
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for name in args.picture_rows.split(","):
+        if name in by_name:
+            groups.setdefault(by_name[name]["gan"], []).append(by_name[name])
+    return list(groups.values())
 
 
-def write_picture(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
+def picture_path(args: argparse.Namespace, index: int, gan: str) -> Path:
+    """Where the picture of the ``index``-th GAN goes: ``--picture`` for the first, ``STEM-GAN.png`` beside it for
+    the others (``GAN``: the zoo entry's or the folder's name)."""
+    if index == 0:
+        return args.picture
+    slug = Path(gan.removeprefix("zoo:")).name
+    return args.picture.with_name(f"{args.picture.stem}-{slug}{args.picture.suffix}")
+
+
+def write_pictures(args: argparse.Namespace, rows: list[dict[str, Any]]) -> list[tuple[Path, list[dict[str, Any]]]]:
+    """A picture per GAN of ``--picture-rows``: the first 8 test images of the first draw, then each row's
+    reconstructions (a GAN of 32x32 images cropped to the central 28x28); the paths written and their rows."""
     from benchmarks.paper.train_gan import write_png_gray
     from discinvert.zoo.datasets import from_model_range
 
-    chosen = picture_rows(args, rows)
-    if not chosen:
-        return
-    gan = load_gan(chosen[0]["gan"])
     protocol = Protocol(device="cpu", n=args.n, repeats=args.repeats, seed=0, data_root=args.data_root,
                         nn_train=0, batch=1000)
-    tiles = [protocol.x_first[:8]]
-    with torch.no_grad():
-        for r in chosen:
-            codes = torch.tensor(r["picture_codes"]).reshape(8, *gan.latent_shape)
-            tiles.append(gan.generator(codes))
-    strips = [from_model_range(torch.cat(list(t), dim=-1)) for t in tiles]
-    image = np.concatenate([s.reshape(s.shape[-2], s.shape[-1]) for s in strips], axis=0)
-    args.picture.parent.mkdir(parents=True, exist_ok=True)
-    write_png_gray(args.picture, image)
-    print(f"wrote {args.picture}", flush=True)
+    written = []
+    for index, chosen in enumerate(picture_rows(args, rows)):
+        gan = load_gan(chosen[0]["gan"])
+        _, crop = padder(image_side(gan))
+        tiles = [protocol.x_first[:8]]
+        with torch.no_grad():
+            for r in chosen:
+                codes = torch.tensor(r["picture_codes"]).reshape(8, *gan.latent_shape)
+                tiles.append(crop(gan.generator(codes)))
+        strips = [from_model_range(torch.cat(list(t), dim=-1)) for t in tiles]
+        image = np.concatenate([s.reshape(s.shape[-2], s.shape[-1]) for s in strips], axis=0)
+        path = picture_path(args, index, chosen[0]["gan"])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_png_gray(path, image)
+        print(f"wrote {path}", flush=True)
+        written.append((path, chosen))
+    return written
 
 
 def main(argv: list[str] | None = None) -> None:
