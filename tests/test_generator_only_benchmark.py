@@ -164,7 +164,11 @@ def test_the_timing_script_times_each_route_and_writes_its_page(bench: Path, tmp
         assert r["steps"] == 6 and r["real_steps"] == 4 and r["threads"] == 1
         assert r["self_generated_seconds_per_update"] == pytest.approx(r["self_generated_seconds"] / 6, rel=0.01)
         assert r["projected_default_seconds"] == pytest.approx(
-            2000 * r["self_generated_seconds_per_update"] + 1500 * r["real_stage_seconds_per_update"], abs=0.1)
+            r["setup_seconds"] + 2000 * r["self_generated_seconds_per_update"] + 1500 * r["real_stage_seconds_per_update"],
+            abs=0.2)
+        assert r["setup_seconds"] > 0
+        assert r["fit_wall_seconds"] == pytest.approx(r["setup_seconds"] + r["self_generated_seconds"]
+                                                      + r["real_stage_seconds"], abs=0.05)
         assert r["encode_seconds_per_1k"] > 0 and r["parameters"] > 0
     assert rows["g"]["parameters"] != rows["d"]["parameters"]  # the pixel network is counted
     page = (tmp_path / "page.md").read_text()
