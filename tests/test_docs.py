@@ -783,8 +783,52 @@ def test_results_page_quotes_the_generator_only_run() -> None:
     winners = {(p, images): rows[f"{p}g{images}"]["psnr_mean"] > rows[f"{p}d{images}"]["psnr_mean"]
                for p in ("", "lsgan-", "wgan-gp-") for images in ("", "-images")}
     assert [k for k, g_wins in winners.items() if not g_wins] == [("", ""), ("lsgan-", "-images")]
-    assert ("D's route on the DCGAN without images and on the LSGAN with them, G alone on the other four pairs"
-            in page)
+    assert ("D's route on the DCGAN without images and on the LSGAN with them, G alone on the other four pairs (and on "
+            "the StyleGAN2 below)" in page)
+    # the perceptual term without D (seed 0) against the plain route's two seeds, and its cost timed with the cores free
+    pe, pr, g0, g1 = (rows[n] for n in ("g-images-pe", "g-images-pr", "g-images", "g-images-s1"))
+    assert pe["settings"] == {"seed": 0, "perceptual": "encoder"} and pr["settings"] == {"seed": 0, "perceptual": "random"}
+    assert g1["settings"] == {"seed": 1} and g1["route"] == "g" and g1["images"] and not g1["iterations"]
+    assert (f'`"encoder"` gives {pe["heldout_psnr"]:.2f} dB / SSIM {pe["heldout_ssim"]:.4f} and `"random"` '
+            f'{pr["heldout_psnr"]:.2f} / {pr["heldout_ssim"]:.4f}, against {g0["heldout_psnr"]:.2f} / '
+            f'{g0["heldout_ssim"]:.4f} without.') in guide
+    spread, gain = abs(g1["heldout_psnr"] - g0["heldout_psnr"]), pe["heldout_psnr"] - g0["heldout_psnr"]
+    assert (f"Without the term a second seed gave {g1['heldout_psnr']:.2f} dB: two seeds of the plain route lie "
+            f"{spread:.2f} dB apart, less than the term's gain of {gain:.2f} dB") in guide and spread < gain
+    timed = {(r["gan"], r["variant"], r["threads"]): r for r in _result("generator_only_timing")["rows"]}
+    tg, tpe = timed[("zoo:dcgan-fashion-mnist", "g", 2)], timed[("zoo:dcgan-fashion-mnist", "g-pe", 2)]
+    cost = tpe["real_stage_seconds_per_update"] / tg["real_stage_seconds_per_update"]
+    assert f'`"encoder"` costs {cost:.2f} times the seconds per update of the real-image stage' in guide
+    d2, g2 = timed[("zoo:dcgan-fashion-mnist", "d", 2)], tg
+    d1, g1t = timed[("zoo:dcgan-fashion-mnist", "d", 1)], timed[("zoo:dcgan-fashion-mnist", "g", 1)]
+    fit = lambda r: r["projected_default_seconds"]  # noqa: E731
+    assert (f"G alone's fit takes {fit(g2) / fit(d2):.2f} of D's time on two torch threads ({fit(g1t) / fit(d1):.2f} on "
+            f"one) and its encode {g2['encode_seconds_per_1k'] / d2['encode_seconds_per_1k']:.2f}; two threads take "
+            f"{fit(d2) / fit(d1):.2f} of one thread's time for D's fit and {fit(g2) / fit(g1t):.2f} for G alone's") in page
+    assert all(r["steps"] == 200 and r["real_steps"] == 100 and r["settings"] in ({}, {"perceptual": "encoder"})
+               for r in timed.values())
+    # the reference StyleGAN2 (W+ codes): the pair with images
+    sd, sg = rows["sg2-d-images"], rows["sg2-g-images"]
+    assert sd["gan"] == sg["gan"] == "zoo:stylegan2-fashion-mnist" and sd["images"] and sg["images"]
+    assert (sd["route"], sg["route"]) == ("d", "g") and sd["settings"] == sg["settings"] == {"seed": 0}
+    assert sd["threads"] == sg["threads"] == 1 and not sd["iterations"] and not sg["iterations"]
+    assert (f"| the reference StyleGAN2 (W+ codes) | not measured | not measured | not measured | {cell['sg2-d-images']} | "
+            f"{cell['sg2-g-images']} |") in page
+    assert (f"G alone {sg['psnr_mean']:.2f} ± {sg['psnr_std']:.2f} dB against D's {sd['psnr_mean']:.2f} ± "
+            f"{sd['psnr_std']:.2f} dB on Table 1 ({sg['psnr_mean'] - sd['psnr_mean']:+.2f} dB; held-out train "
+            f"{sg['heldout_psnr']:.2f} against {sd['heldout_psnr']:.2f}), SSIM {sg['ssim_mean']:.4f} against "
+            f"{sd['ssim_mean']:.4f}") in page
+    assert f"(cosine {sg['recovery_cosine']:.3f} against {sd['recovery_cosine']:.3f})" in page
+    assert sg["recovery_cosine"] > sd["recovery_cosine"] and sg["heldout_psnr"] > sd["heldout_psnr"] + 1
+    speed = sd["seconds_per_1k"] / sg["seconds_per_1k"]
+    assert (f"G alone's fit took {sg['fit_seconds']:,.0f} s against D's {sd['fit_seconds']:,.0f} s (one thread each, "
+            f"side by side) and it encodes {speed:.0f} times faster ({sg['seconds_per_1k']:.2f} against "
+            f"{sd['seconds_per_1k']:.2f} s per 1,000 images)") in page
+    assert "G alone is the better route by a wide margin, even with D at hand" in page
+    assert (f"with images G alone scored {sg['psnr_mean'] - sd['psnr_mean']:.2f} dB above D's route on Table 1 and "
+            f"encodes {speed:.0f} times faster") in guide
+    assert (f"it scored {sg['psnr_mean']:.2f} dB against D's route's {sd['psnr_mean']:.2f} dB on Table 1 and encodes "
+            f"{speed:.0f} times faster") in guide
     ds, gs = rows["d-images-steps"], rows["g-images-steps"]
     assert ds["iterations"] == gs["iterations"] == 1 and ds["gan"] == gs["gan"] == "zoo:dcgan-fashion-mnist"
     assert (f"G alone {gs['psnr_mean']:.2f} ± {gs['psnr_std']:.2f} dB against D's {ds['psnr_mean']:.2f} ± "

@@ -182,3 +182,25 @@ def test_the_timing_script_times_each_route_and_writes_its_page(bench: Path, tmp
     assert "g: done already" in capsys.readouterr().out
     with pytest.raises(SystemExit, match="expected some of d, g, g-pe, g-pr, got 'x'"):
         timing.main([*common, "--variants", "x"])
+
+
+def test_the_timing_page_sets_two_threads_against_one(tmp_path: Path) -> None:
+    """Rows of the same fit on one and two threads give the page a line of their ratios, and the routes' ratios are
+    taken within one thread count."""
+    from benchmarks.generator_only import timing
+
+    def row(variant: str, threads: int, per_update: float, encode: float) -> dict[str, object]:
+        return {"gan": "zoo:dcgan-fashion-mnist", "variant": variant, "settings": {}, "threads": threads,
+                "device": "CPU", "setup_seconds": 2.0, "self_generated_seconds_per_update": per_update,
+                "real_stage_seconds_per_update": per_update, "projected_default_seconds": 3500 * per_update,
+                "encode_seconds_per_1k": encode, "parameters": 10, "command": "python -m x"}
+
+    (tmp_path / "rows").mkdir()
+    for i, r in enumerate([row("d", 1, 0.3, 0.4), row("g", 1, 0.2, 0.1), row("d", 2, 0.6, 0.2), row("g", 2, 0.3, 0.1)]):
+        (tmp_path / "rows" / f"{i}.json").write_text(json.dumps(r))
+    timing.main(["--out", str(tmp_path), "--page", str(tmp_path / "page.md")])
+    page = (tmp_path / "page.md").read_text()
+    assert "- `zoo:dcgan-fashion-mnist`, 1 thread: default fit 0.67 (self-generated stage 0.67" in page
+    assert "- `zoo:dcgan-fashion-mnist`, 2 threads: default fit 0.50" in page
+    assert "- `zoo:dcgan-fashion-mnist`, D: default fit 2.00, encode 0.50." in page
+    assert "- `zoo:dcgan-fashion-mnist`, G only: default fit 1.50, encode 1.00." in page

@@ -110,8 +110,9 @@ def time_variant(args: argparse.Namespace, variant: str, command: str) -> dict[s
 
 
 def row_path(args: argparse.Namespace, variant: str) -> Path:
+    """Where the row of ``variant`` on ``--gan`` with ``--threads`` is stored."""
     slug = args.gan.replace("zoo:", "").replace("/", "_")
-    return args.out / "rows" / f"{slug}--{variant}.json"
+    return args.out / "rows" / f"{slug}--{variant}--threads{args.threads}.json"
 
 
 def write_page(args: argparse.Namespace, command: str) -> None:
@@ -119,7 +120,7 @@ def write_page(args: argparse.Namespace, command: str) -> None:
     if not rows:
         raise SystemExit(f"--page: expected rows in {args.out / 'rows'}, found none")
     order = list(VARIANTS)
-    rows.sort(key=lambda r: (r["gan"], order.index(r["variant"])))
+    rows.sort(key=lambda r: (r["gan"], r["threads"], order.index(r["variant"])))
     lines = [
         "# Inverting a generator alone: timings with the cores free (issue 35)",
         "",
@@ -130,7 +131,9 @@ def write_page(args: argparse.Namespace, command: str) -> None:
         f"stages') plus the seconds per update times the default budget ({DEFAULT_STEPS:,} + {DEFAULT_REAL_STEPS:,} "
         "updates), a projection; *encode*: the median "
         "of the row's repeats, 1,000 images, after a warm-up. The fits are not scored: each route's quality is "
-        "[generator_only.md](generator_only.md)'s, whose full fits ran one thread each, two at a time.",
+        "[generator_only.md](generator_only.md)'s, whose full fits ran one thread each, two at a time. On this shared "
+        "machine the seconds of one fit vary by up to a few times between hours and sessions (compare g-images and "
+        "g-images-s1 there): read the ratios below, each between rows timed one after the other.",
         "",
         "| GAN | route | set-up s | self-generated s / update | real-image s / update | default fit s (projected) | "
         "encode s / 1k | CN + pixel network parameters | threads |",
@@ -140,22 +143,31 @@ def write_page(args: argparse.Namespace, command: str) -> None:
         lines.append(f"| {r['gan']} | {_describe(r)} | {r['setup_seconds']:.1f} | {r['self_generated_seconds_per_update']:.4f} | "
                      f"{r['real_stage_seconds_per_update']:.4f} | {r['projected_default_seconds']:.0f} | "
                      f"{r['encode_seconds_per_1k']:.3f} | {r['parameters']:,} | {r['threads']} |")
-    lines += ["", "Ratios, G alone against D's route on the same GAN (below 1: G alone is faster):", ""]
-    for gan in sorted({r["gan"] for r in rows}):
-        by = {r["variant"]: r for r in rows if r["gan"] == gan}
+    lines += ["", "Ratios, G alone against D's route on the same GAN and threads (below 1: G alone is faster):", ""]
+    for gan, threads in sorted({(r["gan"], r["threads"]) for r in rows}):
+        by = {r["variant"]: r for r in rows if r["gan"] == gan and r["threads"] == threads}
+        where = f"`{gan}`, {threads} thread{'s' if threads > 1 else ''}"
         if "d" in by and "g" in by:
             d, g = by["d"], by["g"]
-            lines.append(f"- `{gan}`: default fit {g['projected_default_seconds'] / d['projected_default_seconds']:.2f}"
+            lines.append(f"- {where}: default fit {g['projected_default_seconds'] / d['projected_default_seconds']:.2f}"
                          f" (self-generated stage {g['self_generated_seconds_per_update'] / d['self_generated_seconds_per_update']:.2f}, "
                          f"real-image stage {g['real_stage_seconds_per_update'] / d['real_stage_seconds_per_update']:.2f}); "
                          f"encode {g['encode_seconds_per_1k'] / d['encode_seconds_per_1k']:.2f}.")
         for variant in ("g-pe", "g-pr"):
             if variant in by and "g" in by:
                 p, g = by[variant], by["g"]
-                lines.append(f"- `{gan}`, {_describe(p)} against none: real-image stage "
+                lines.append(f"- {where}, {_describe(p)} against none: real-image stage "
                              f"{p['real_stage_seconds_per_update'] / g['real_stage_seconds_per_update']:.2f} "
                              f"the seconds per update.")
-    lines += ["", "Commands:", ""] + [f"- {r['gan']}, {r['variant']}: `{r['command']}` ({r['device']})" for r in rows]
+    pairs = [(one, two) for one in rows for two in rows if (one["gan"], one["variant"], one["settings"]) ==
+             (two["gan"], two["variant"], two["settings"]) and one["threads"] == 1 and two["threads"] == 2]
+    if pairs:
+        lines += ["", "Two threads against one, the same fit (below 1: two threads are faster):", ""]
+        lines += [f"- `{two['gan']}`, {_describe(two)}: default fit "
+                  f"{two['projected_default_seconds'] / one['projected_default_seconds']:.2f}, encode "
+                  f"{two['encode_seconds_per_1k'] / one['encode_seconds_per_1k']:.2f}." for one, two in pairs]
+    lines += ["", "Commands:", ""] + [f"- {r['gan']}, {r['variant']}, {r['threads']} thread{'s' if r['threads'] > 1 else ''}: `{r['command']}` "
+                                        f"({r['device']})" for r in rows]
     args.page.parent.mkdir(parents=True, exist_ok=True)
     args.page.write_text("\n".join(lines) + "\n")
     print(f"wrote {args.page}", flush=True)
