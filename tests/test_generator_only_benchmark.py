@@ -204,3 +204,18 @@ def test_the_timing_page_sets_two_threads_against_one(tmp_path: Path) -> None:
     assert "- `zoo:dcgan-fashion-mnist`, 2 threads: default fit 0.50" in page
     assert "- `zoo:dcgan-fashion-mnist`, D: default fit 2.00, encode 0.50." in page
     assert "- `zoo:dcgan-fashion-mnist`, G only: default fit 1.50, encode 1.00." in page
+
+
+def test_the_picture_rows_are_grouped_by_gan_with_a_file_each(tmp_path: Path) -> None:
+    """``--picture-rows`` naming rows of two GANs gives a picture per GAN: the first GAN's at ``--picture``, the
+    other's beside it named after its zoo entry or folder; rows without picture codes are left out."""
+    rows = [{"name": "a", "gan": "zoo:dcgan-fashion-mnist", "picture_codes": []},
+            {"name": "b", "gan": "zoo:stylegan2-fashion-mnist", "picture_codes": []},
+            {"name": "c", "gan": "zoo:dcgan-fashion-mnist", "picture_codes": []},
+            {"name": "d", "gan": "runs/lsgan-cpu"}]
+    args = routes.parse_args(["--picture", str(tmp_path / "images" / "pic.png"), "--picture-rows", "b,a,d,c"])
+    groups = routes.picture_rows(args, rows)
+    assert [[r["name"] for r in g] for g in groups] == [["b"], ["a", "c"]]
+    assert routes.picture_path(args, 0, "zoo:stylegan2-fashion-mnist") == tmp_path / "images" / "pic.png"
+    assert routes.picture_path(args, 1, "zoo:dcgan-fashion-mnist") == tmp_path / "images" / "pic-dcgan-fashion-mnist.png"
+    assert routes.picture_path(args, 1, "runs/lsgan-cpu").name == "pic-lsgan-cpu.png"
