@@ -66,6 +66,22 @@ def settings_of(args: Any, skip: tuple[str, ...] = ("out", "json", "data_root"))
     return {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k not in skip}
 
 
+def parse_settings(items: list[str], option: str = "--setting") -> dict[str, Any]:
+    """``["perceptual=\"encoder\"", "steps=300"]`` (repeatable ``KEY=JSON`` options) → ``{"perceptual": "encoder",
+    "steps": 300}``; a malformed item stops the run with a message naming the option, what it expects and what came."""
+    settings: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"{option}: expected KEY=JSON, got {item!r}")
+        try:
+            settings[key] = json.loads(value)
+        except json.JSONDecodeError as error:
+            raise SystemExit(f"{option}: the value of {key!r} must be JSON (strings in double quotes), "
+                             f"got {value!r}: {error}") from None
+    return settings
+
+
 def settings_line(settings: dict[str, Any]) -> str:
     """The ``Settings: `k=v`, ...`` line under a page's table."""
     return "Settings: " + ", ".join(f"`{k}={v}`" for k, v in settings.items())

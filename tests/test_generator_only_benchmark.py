@@ -206,6 +206,49 @@ def test_the_timing_page_sets_two_threads_against_one(tmp_path: Path) -> None:
     assert "- `zoo:dcgan-fashion-mnist`, G only: default fit 1.50, encode 1.00." in page
 
 
+def test_the_timing_json_alone_rebuilds_the_page_and_a_row_timed_again_replaces_its_record(tmp_path: Path) -> None:
+    """The committed ``--json`` counts as stored rows (an earlier session's ``runs/`` may be gone); a row of the same
+    (GAN, variant, threads) in ``OUT/rows`` replaces it, and rows of another GAN are added."""
+    from benchmarks.generator_only import timing
+
+    def row(gan: str, variant: str, encode: float) -> dict[str, object]:
+        return {"gan": gan, "variant": variant, "settings": {}, "threads": 2, "device": "CPU", "setup_seconds": 2.0,
+                "self_generated_seconds_per_update": 0.5, "real_stage_seconds_per_update": 0.5,
+                "projected_default_seconds": 1750.0, "encode_seconds_per_1k": encode, "parameters": 10,
+                "command": "python -m x"}
+
+    dcgan, sg2 = "zoo:dcgan-fashion-mnist", "zoo:stylegan2-fashion-mnist"
+    record = tmp_path / "timing.json"
+    record.write_text(json.dumps({"command": "python -m x", "rows": [row(dcgan, "d", 0.4), row(dcgan, "g", 0.1)]}))
+    out = tmp_path / "out"
+    timing.main(["--out", str(out), "--page", str(tmp_path / "page.md"), "--json", str(record)])
+    assert "- `zoo:dcgan-fashion-mnist`, 2 threads: default fit 1.00 (self-generated stage 1.00, real-image stage " \
+           "1.00); encode 0.25." in (tmp_path / "page.md").read_text()
+    (out / "rows").mkdir(parents=True)
+    (out / "rows" / "a.json").write_text(json.dumps(row(dcgan, "g", 0.2)))
+    (out / "rows" / "b.json").write_text(json.dumps(row(sg2, "d", 1.0)))
+    timing.main(["--out", str(out), "--page", str(tmp_path / "page.md"), "--json", str(record)])
+    rows = json.loads(record.read_text())["rows"]
+    assert sorted((r["gan"], r["variant"], r["encode_seconds_per_1k"]) for r in rows) == [
+        (dcgan, "d", 0.4), (dcgan, "g", 0.2), (sg2, "d", 1.0)]
+    assert "encode 0.50." in (tmp_path / "page.md").read_text()
+    with pytest.raises(SystemExit, match="expected rows in"):
+        timing.main(["--out", str(tmp_path / "empty"), "--page", str(tmp_path / "p.md")])
+
+
+def test_a_malformed_setting_stops_the_run_naming_what_it_expects() -> None:
+    """``--setting KEY=JSON``, shared by routes.py and timing.py: a value that is not JSON (a bare word) or an item
+    without ``=`` stops the run with the option, what it expects and what came."""
+    from benchmarks.common import parse_settings
+
+    assert parse_settings(['perceptual="encoder"', "steps=6", "lr=1e-3"]) == {
+        "perceptual": "encoder", "steps": 6, "lr": 0.001}
+    with pytest.raises(SystemExit, match=r"--setting: the value of 'perceptual' must be JSON .*got 'encoder'"):
+        parse_settings(["perceptual=encoder"])
+    with pytest.raises(SystemExit, match=r"--setting: expected KEY=JSON, got 'steps'"):
+        parse_settings(["steps"])
+
+
 def test_the_picture_rows_are_grouped_by_gan_with_a_file_each(tmp_path: Path) -> None:
     """``--picture-rows`` naming rows of two GANs gives a picture per GAN: the first GAN's at ``--picture``, the
     other's beside it named after its zoo entry or folder; rows without picture codes are left out."""

@@ -43,7 +43,7 @@ import torch
 import torch.nn.functional as F
 
 from benchmarks.baselines import fit_naive_encoder
-from benchmarks.common import command_line, describe_device, write_json
+from benchmarks.common import command_line, describe_device, parse_settings, write_json
 from benchmarks.paper.protocol import Protocol
 from discinvert import fit_inverter
 from discinvert.metrics import image_quality
@@ -104,10 +104,7 @@ def padder(side: int) -> tuple[Callable[[torch.Tensor], torch.Tensor], Callable[
 
 
 def settings_from(args: argparse.Namespace) -> dict[str, Any]:
-    settings: dict[str, Any] = {"seed": args.seed}
-    for item in args.setting:
-        key, _, value = item.partition("=")
-        settings[key] = json.loads(value)
+    settings: dict[str, Any] = {"seed": args.seed, **parse_settings(args.setting)}
     if args.iterations:
         settings["iterations"] = args.iterations
     return settings

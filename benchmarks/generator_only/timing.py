@@ -25,14 +25,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import time
 from pathlib import Path
 from typing import Any, Final
 
 import torch
 
-from benchmarks.common import command_line, describe_device, write_json
+from benchmarks.common import command_line, describe_device, median_seconds, parse_settings, write_json
 from benchmarks.generator_only.routes import image_side, load_gan, padder
 from discinvert import fit_inverter
 from discinvert.zoo.datasets import load_fashion_mnist, to_model_range
@@ -72,7 +71,7 @@ def time_variant(args: argparse.Namespace, variant: str, command: str) -> dict[s
     images, _ = load_fashion_mnist("train", root=args.data_root)
     x_all = pad(to_model_range(images).float())
     train, probe = x_all[: len(x_all) - args.holdout], x_all[len(x_all) - args.holdout:]
-    extra = {key: json.loads(value) for key, _, value in (item.partition("=") for item in args.setting)}
+    extra = parse_settings(args.setting)
     discriminator = None if variant.startswith("g") else gan.discriminator
     layer = None if discriminator is None else gan.feature_layer
     start = time.perf_counter()
@@ -85,12 +84,8 @@ def time_variant(args: argparse.Namespace, variant: str, command: str) -> dict[s
     real = fit["real_images"]
     real_run = int(real["history"][-1][0])
     with torch.no_grad():
-        inverter.encode(probe[:64], range_check="ignore")  # warm-up
-        seconds = []
-        for _ in range(args.encode_repeats):
-            t0 = time.perf_counter()
-            inverter.encode(probe, range_check="ignore")
-            seconds.append(time.perf_counter() - t0)
+        encode_seconds = median_seconds("cpu", lambda: inverter.encode(probe, range_check="ignore"),
+                                        args.encode_repeats, warmups=1)
     self_step = fit["seconds"] / steps_run
     real_step = real["seconds"] / real_run
     setup = wall - fit["seconds"] - real["seconds"]  # checks, probes, validation pairs, held-out images
@@ -101,7 +96,7 @@ def time_variant(args: argparse.Namespace, variant: str, command: str) -> dict[s
            "real_stage_seconds_per_update": real_step,
            "setup_seconds": round(setup, 2),
            "projected_default_seconds": round(setup + self_step * DEFAULT_STEPS + real_step * DEFAULT_REAL_STEPS, 1),
-           "encode_seconds_per_1k": statistics.median(seconds) * 1000 / len(probe), "encode_repeats": len(seconds),
+           "encode_seconds_per_1k": encode_seconds * 1000 / len(probe), "encode_repeats": args.encode_repeats,
            "parameters": sum(p.numel() for name, p in inverter.named_parameters()
                              if name.startswith(("cn.", "pixels."))),
            "command": command}
@@ -115,10 +110,25 @@ def row_path(args: argparse.Namespace, variant: str) -> Path:
     return args.out / "rows" / f"{slug}--{variant}--threads{args.threads}.json"
 
 
+def stored_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Every row: those in ``--json`` (the committed record, so that rows timed by an earlier session whose ``runs/``
+    is gone still count) overlaid by those in ``OUT/rows`` (a row timed again replaces its record)."""
+    def key(row: dict[str, Any]) -> tuple[str, str, int]:
+        return row["gan"], row["variant"], row["threads"]
+
+    by_key: dict[tuple[str, str, int], dict[str, Any]] = {}
+    if args.json is not None and args.json.is_file():
+        by_key.update((key(r), r) for r in json.loads(args.json.read_text())["rows"])
+    for path in sorted((args.out / "rows").glob("*.json")):
+        row = json.loads(path.read_text())
+        by_key[key(row)] = row
+    return list(by_key.values())
+
+
 def write_page(args: argparse.Namespace, command: str) -> None:
-    rows = [json.loads(p.read_text()) for p in sorted((args.out / "rows").glob("*.json"))]
+    rows = stored_rows(args)
     if not rows:
-        raise SystemExit(f"--page: expected rows in {args.out / 'rows'}, found none")
+        raise SystemExit(f"--page: expected rows in {args.out / 'rows'} or {args.json}, found none")
     order = list(VARIANTS)
     rows.sort(key=lambda r: (r["gan"], r["threads"], order.index(r["variant"])))
     lines = [
