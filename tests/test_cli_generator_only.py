@@ -151,6 +151,9 @@ def test_fit_on_a_folder_without_d_and_on_a_generator_factory(ws: dict[str, Path
      "discriminator.safetensors)"),
     (["--gan", "{gonly}", "--images", "{images}", "--feature-weight", "0.5"], "--feature-weight 0.5: the real-image "
      "stage's D-feature term compares the discriminator's features, and there is no discriminator"),
+    (["--gan", "{full}", "--no-discriminator", "--allow-batch-dependent-features"],
+     "--allow-batch-dependent-features lets the discriminator's feature layer depend on the rest of the batch, and "
+     "there is no discriminator (--no-discriminator)"),
     (["--generator", GEN, "--discriminator", DISC, "--no-discriminator", "--latent-shape", "8,1,1",
       "--feature-layer", "4"], "give either --discriminator or --no-discriminator, not both"),
 ])

@@ -333,6 +333,8 @@ def test_pixel_width_with_d_warns_however_it_is_given(make_gan) -> None:
 @pytest.mark.parametrize(("settings", "match"), [
     (dict(feature_weight=0.5), r"feature_weight: expected 0 without a discriminator.*got 0.5"),
     (dict(cn_standardize=True), "cn_standardize: expected False without a discriminator, got True"),
+    (dict(allow_batch_dependent_features=True),
+     "allow_batch_dependent_features: expected False without a discriminator, got True"),
 ])
 def test_settings_that_need_d_are_refused_without_it(make_gan, settings, match) -> None:
     gan = make_gan("dcgan")

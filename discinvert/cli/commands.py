@@ -442,13 +442,17 @@ def _gan_flags(args: argparse.Namespace) -> str:
 
 
 def _check_generator_only(args: argparse.Namespace, why: str | None) -> None:
-    """A fit without D (``why`` says why there is none) takes no D options: ``--feature-layer``, a D-feature term."""
+    """A fit without D (``why`` says why there is none) takes no D options: ``--feature-layer``, a D-feature term,
+    ``--allow-batch-dependent-features``."""
     if args.feature_layer is not None:
         raise UsageError(f"--feature-layer {args.feature_layer} names a layer of the discriminator, but there is no "
                          f"discriminator ({why}); leave --feature-layer out to fit for the generator alone, or give D")
     if args.feature_weight is not None and args.feature_weight > 0:
         raise UsageError(f"--feature-weight {args.feature_weight:g}: the real-image stage's D-feature term compares "
                          f"the discriminator's features, and there is no discriminator ({why}); leave it out")
+    if getattr(args, "allow_batch_dependent_features", False):
+        raise UsageError(f"--allow-batch-dependent-features lets the discriminator's feature layer depend on the rest "
+                         f"of the batch, and there is no discriminator ({why}); leave it out")
 
 
 def _check_feature_layer(gan: Any, layer: str | list[str], text: str, args: argparse.Namespace) -> None:

@@ -80,7 +80,8 @@ def check_route(discriminator: nn.Module | None, feature_layer: Any, settings: F
 
     Raises:
         ValueError: D without a feature layer, a feature layer without D; for G alone a conditioning, an
-            explicit ``feature_weight > 0`` or ``cn_standardize=True``.
+            explicit ``feature_weight > 0`` (without ``perceptual``), ``cn_standardize=True`` or
+            ``allow_batch_dependent_features=True``.
 
     Warns:
         UserWarning: ``pixel_width`` asked for with D (it acts only without D).
@@ -116,6 +117,11 @@ def check_route(discriminator: nn.Module | None, feature_layer: Any, settings: F
             f"feature_weight: expected 0 without a discriminator (the D-feature term compares D's features, and there "
             f"is no D), got {settings.feature_weight!r}. Leave it out: this route's real-image stage uses the pixel "
             "and prior terms; or set perceptual ('encoder' or 'random') for a perceptual term of that weight.")
+    if asked("allow_batch_dependent_features") and settings.allow_batch_dependent_features:
+        raise ValueError(
+            "allow_batch_dependent_features: expected False without a discriminator, got True: it lets D's feature "
+            "layer depend on the rest of the batch, and without D the pixel network reads each image alone. Leave it "
+            "out.")
     if asked("cn_standardize") and settings.cn_standardize:
         raise ValueError(
             "cn_standardize: expected False without a discriminator, got True: the pixel network's features move "
