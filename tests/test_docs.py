@@ -839,7 +839,8 @@ def test_results_page_quotes_the_generator_only_run() -> None:
     assert (f"encode then costs {gs['seconds_per_1k']:.2f} s (G alone) and {ds['seconds_per_1k']:.2f} s (D) per 1,000 "
             "images") in page
     assert (f"(G alone {gs['heldout_by_k']['0']['psnr']:.2f} → {gs['heldout_by_k']['1']['psnr']:.2f} dB on held-out "
-            f"train images, D's {ds['heldout_by_k']['0']['psnr']:.2f} → {ds['heldout_by_k']['1']['psnr']:.2f})") in guide
+            f"train images, D's {ds['heldout_by_k']['0']['psnr']:.2f} → {ds['heldout_by_k']['1']['psnr']:.2f}, from k = 0 "
+            "to 1 within each step-network fit)") in guide
     assert gs["heldout_by_k"]["1"]["psnr"] > gs["heldout_by_k"]["0"]["psnr"] and ds["heldout_by_k"]["1"]["psnr"] > \
         ds["heldout_by_k"]["0"]["psnr"]  # "helps both routes"
     w64 = rows["g-w64"]
