@@ -795,6 +795,11 @@ def test_results_page_quotes_the_generator_only_run() -> None:
     spread, gain = abs(g1["heldout_psnr"] - g0["heldout_psnr"]), pe["heldout_psnr"] - g0["heldout_psnr"]
     assert (f"Without the term a second seed gave {g1['heldout_psnr']:.2f} dB: two seeds of the plain route lie "
             f"{spread:.2f} dB apart, less than the term's gain of {gain:.2f} dB") in guide and spread < gain
+    pe1 = rows["g-images-pe-s1"]
+    assert pe1["settings"] == {"seed": 1, "perceptual": "encoder"} and pe1["images"] and not pe1["iterations"]
+    gain1 = pe1["heldout_psnr"] - g1["heldout_psnr"]
+    assert (f'`"encoder"`\'s own second seed gave {pe1["heldout_psnr"]:.2f} dB / SSIM {pe1["heldout_ssim"]:.4f}, '
+            f"{gain1:.2f} dB above the plain route's") in guide and spread < gain1
     timed = {(r["gan"], r["variant"], r["threads"]): r for r in _result("generator_only_timing")["rows"]}
     tg, tpe = timed[("zoo:dcgan-fashion-mnist", "g", 2)], timed[("zoo:dcgan-fashion-mnist", "g-pe", 2)]
     cost = tpe["real_stage_seconds_per_update"] / tg["real_stage_seconds_per_update"]

@@ -54,7 +54,8 @@ from discinvert.zoo.gans import ZooGAN, load_zoo_gan
 ROUTES: Final[tuple[str, ...]] = ("d", "g", "naive")
 FRESH: Final[int] = 512
 PICTURE_ROWS: Final[tuple[str, ...]] = ("naive", "d", "g", "d-images", "g-images", "g-images-pe", "g-images-pr",
-                                        "d-images-steps", "g-images-steps", "sg2-d-images", "sg2-g-images")
+                                        "d-images-steps", "g-images-steps", "sg2-naive", "sg2-d", "sg2-g", "sg2-d-images",
+                                        "sg2-g-images", "sg2-d-images-steps", "sg2-g-images-steps")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

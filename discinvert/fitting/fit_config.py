@@ -375,7 +375,8 @@ class FitConfig:
         "step networks' training on the images, where D's features serve with D. ``None`` (default): no such term "
         "(the pixel and prior terms alone). ``'encoder'``: a frozen copy of the pixel network as the self-generated "
         "stage left it. ``'random'``: a frozen pixel network of the same layout, randomly initialised from the fit's "
-        "seed. Used only while fitting, never saved; off by default until measured. Refused with D.",
+        "seed. Used only while fitting, never saved; off by default (its gain, measured in the user guide's "
+        "section on the generator alone, is small for its cost). Refused with D.",
         _perceptual, identity=False, record=False)
     prior_weight: float = _setting(
         0.1, "weight of the real-image stage's prior term (the self-generated z-regression on fresh pairs, "
