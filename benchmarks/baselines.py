@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from benchmarks.common import LayerFeatures
-from discinvert import CNConfig, ConnectionNetwork, FitConfig
+from discinvert import CNConfig, ConnectionNetwork, FitConfig, MappedGenerator
 from discinvert.guard import frozen  # internal surface (benchmarks/README.md)
 from discinvert.optimize import DEFAULT_REFINE_LR, optimize_latents
 from discinvert.fitting.pool import FreshBatches  # internal surface (benchmarks/README.md)
@@ -162,7 +162,9 @@ def fit_naive_encoder(
 
     Same budget and schedule as :func:`discinvert.fit_inverter` (``steps`` batches of
     ``batch_size`` fresh pairs), but every weight is trained, so ``lr`` defaults to the
-    DCGAN rate 2e-4. G and D come back untouched.
+    DCGAN rate 2e-4. G and D come back untouched. Codes are drawn as ``fit_inverter`` draws
+    them: from a :class:`~discinvert.MappedGenerator`'s own sampler (W or W+ codes through
+    its mapping network), else from N(0, I) of ``latent_shape``.
 
     Returns:
         The encoder with the lowest validation error, in eval mode, on G's device.
@@ -174,8 +176,14 @@ def fit_naive_encoder(
     layer_name = _layer_name(discriminator, feature_layer)
     device = _device(generator, discriminator)
 
-    def sampler(n: int, rng: torch.Generator, on: torch.device) -> torch.Tensor:  # the prior N(0, I)
-        return torch.randn((n, *shape), generator=rng, device=on)
+    if isinstance(generator, MappedGenerator):
+        if shape != tuple(generator.latent_shape):
+            raise ValueError(f"latent_shape: expected the generator's space's code shape {tuple(generator.latent_shape)}, "
+                             f"got {shape}.")
+        sampler = generator.sample  # codes where the mapping network puts them, as fit_inverter draws them
+    else:
+        def sampler(n: int, rng: torch.Generator, on: torch.device) -> torch.Tensor:  # the prior N(0, I)
+            return torch.randn((n, *shape), generator=rng, device=on)
     trunk = copy.deepcopy(discriminator)
     for hook_dict in ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks"):
         for sub in trunk.modules():

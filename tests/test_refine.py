@@ -152,3 +152,37 @@ def test_speed_ratio_checks_are_the_codes_optimize_latents_returns(make_gan) -> 
         torch.testing.assert_close(codes, expected, rtol=0, atol=1e-6)
     assert not torch.equal(seen[0], seen[6])
     assert_untouched(before, gan.generator)
+
+
+def test_the_naive_encoder_draws_a_mapped_generators_codes_from_its_sampler() -> None:
+    """For a MappedGenerator (W+ codes) the naive baseline trains on codes drawn by the generator's own sampler, as
+    fit_inverter does, not on N(0, I) in W+ (codes no mapping network puts out); a shape not the space's is refused."""
+    from benchmarks.stylegan2.architecture import StyleGAN2Config
+    from discinvert import MappedGenerator
+    from tests.stylegan2_models import tiny_stylegan2
+
+    generator, discriminator = tiny_stylegan2(StyleGAN2Config(z_dim=16, w_dim=16, mapping_layers=2,
+                                                              channels=(16, 16, 8, 8)))
+    before = snapshot(generator, discriminator)
+    mapped = MappedGenerator.nvidia(generator, space="w+")
+    drawn: list[torch.Tensor] = []
+    own = mapped.sample
+
+    def spy(n: int, rng: torch.Generator, device: torch.device) -> torch.Tensor:
+        codes = own(n, rng, device)
+        drawn.append(codes)
+        return codes
+
+    mapped.sample = spy  # type: ignore[method-assign]
+    layer = [name for name, _ in discriminator.named_children()][1]
+    encoder = fit_naive_encoder(mapped, discriminator, layer, latent_shape=mapped.latent_shape, steps=4, batch_size=8,
+                                cn_hidden=(16,), progress=False, validation_size=16, eval_every=2)
+    assert [len(c) for c in drawn[:2]] == [16, 8] and all(c.shape[1:] == mapped.latent_shape for c in drawn)
+    # W+ codes from the mapping network (with style mixing): each row of a code is its first w or its last,
+    # which N(0, I) never gives
+    assert all(bool(((c == c[:, :1]).all(-1) | (c == c[:, -1:]).all(-1)).all()) for c in drawn)
+    assert encoder.encode(mapped(drawn[0][:2])).shape == (2, *mapped.latent_shape)
+    with pytest.raises(ValueError, match=r"latent_shape: expected the generator's space's code shape"):
+        fit_naive_encoder(mapped, discriminator, layer, latent_shape=(16,), steps=2, batch_size=8, progress=False,
+                          validation_size=16)
+    assert_untouched(before, generator, discriminator)
